@@ -1,0 +1,83 @@
+// channel.hpp: the type-erased channel core.
+//
+// One ChannelCore serves every kind of channel: unbuffered (capacity 0: a
+// write completes only when a reader takes the value) and buffered FIFO,
+// shared by any number of readers and writers. The typed layer (csp/) hands
+// it a ValueOps table for the element type and raw pointers to values.
+//
+// Invariants (all under ChannelCore::lock):
+//   - readers queue non-empty  =>  buffer empty
+//   - writers queue non-empty  =>  buffer full (capacity 0: always "full")
+//   - poisoned                 =>  both queues empty, buffer empty
+//   - a Waiter is in a queue iff its `queued` flag is set
+// Rules:
+//   - collect under the lock, wake after unlocking: ready() is only called
+//     once the lock is released, on waiters whose selection word we won
+//     while holding it;
+//   - a waiter whose selection word cannot be won is stale (its wait ended
+//     elsewhere): it is dropped from the queue and skipped;
+//   - several channels are locked in address order (alternation).
+#pragma once
+
+#include "channels/waiter.hpp"
+#include "runtime/spin_lock.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace csp::channels {
+
+// ValueOps: how to move and destroy values of a channel's element type.
+struct ValueOps {
+    std::size_t size;
+    std::size_t align;
+    void (*move_construct)(void* dst, void* src) noexcept;  // dst is raw storage
+    void (*destroy)(void* p) noexcept;
+};
+
+// kMaxBuffer bounds buffer(n): larger is almost surely a mistake.
+inline constexpr std::size_t kMaxBuffer = std::size_t{1} << 28;
+
+// ChannelCore: the state of one channel, in the shared arena.
+struct ChannelCore {
+    runtime::SpinLock lock;
+    WaiterQueue readers;          // blocked readers (oldest first)
+    WaiterQueue writers;          // blocked writers (oldest first)
+    const ValueOps* ops;
+    std::size_t capacity;         // 0: unbuffered
+    std::size_t head = 0;         // oldest buffered value
+    std::size_t count = 0;        // buffered values
+    unsigned char* buffer = nullptr;
+    std::int64_t reader_ends = 0; // ends alive on each side
+    std::int64_t writer_ends = 0;
+    bool poisoned = false;
+    bool retired = false;
+    std::atomic<std::int64_t> refs{1};  // handles and ends
+    char name[64];
+};
+
+// create makes a channel (one reference, held by the caller).
+ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view name);
+void acquire(ChannelCore* c) noexcept;
+// release drops a reference; the last one destroys buffered values and frees.
+void release(ChannelCore* c) noexcept;
+
+// join_*: a new end of that side. leave_*: an end leaves; the last end of
+// either side retires the channel.
+void join_reader(ChannelCore* c) noexcept;
+void join_writer(ChannelCore* c) noexcept;
+void leave_reader(ChannelCore* c) noexcept;
+void leave_writer(ChannelCore* c) noexcept;
+
+// poison: every blocked and later operation fails with Poisoned; buffered
+// values are discarded.
+void poison(ChannelCore* c) noexcept;
+
+// read constructs the value taken into `dst` (raw storage) on Done.
+Outcome read(ChannelCore* c, void* dst) noexcept;
+// write moves from `src` on Done; on any other outcome *src is untouched.
+Outcome write(ChannelCore* c, void* src) noexcept;
+
+}  // namespace csp::channels

@@ -1,0 +1,68 @@
+// waiter.hpp: the waiter record and the outcome codes of a channel wait.
+//
+// A blocked read, write or alternation puts one Waiter on each channel it
+// waits on. All the waiters of one wait point at the same Parker, whose
+// selection word decides which of them completes: whoever completes a
+// communication first wins that word with a compare-and-swap, and the other
+// waiters of that wait become stale.
+#pragma once
+
+#include "runtime/runtime.hpp"
+
+#include <cstdint>
+
+namespace csp::channels {
+
+// The result of a channel operation, as the layer above sees it.
+enum class Outcome : std::uint32_t {
+    Done = 1,        // the value was transferred
+    Poisoned = 2,    // the channel is poisoned
+    Retired = 3,     // the channel is retired
+    Deadlocked = 4,  // the runtime found a deadlock and ended this wait
+};
+
+// An outcome and the position of the waiter (guard) it ended, packed into
+// the low 32 bits of a selection word.
+inline std::uint32_t encode(Outcome o, std::uint32_t index) noexcept {
+    return ((index + 1) << 2) | static_cast<std::uint32_t>(o);
+}
+inline Outcome outcome_part(std::uint32_t word) noexcept {
+    if (word == runtime::kDeadlocked) return Outcome::Deadlocked;
+    return static_cast<Outcome>(word & 3u);
+}
+inline std::uint32_t index_part(std::uint32_t word) noexcept { return (word >> 2) - 1; }
+
+// Waiter: one offer to communicate on one channel, in the shared arena (for
+// a plain operation: inside the process's Parker).
+struct Waiter {
+    Waiter* prev = nullptr;  // the channel's queue (under its lock)
+    Waiter* next = nullptr;  // also links the wake list after dequeueing
+    runtime::Parker* parker = nullptr;  // whose wait this is
+    std::uint64_t token = 0;            // which wait of that parker
+    std::uint32_t index = 0;            // the guard position within the wait
+    bool queued = false;                // in a channel queue now (under its lock)
+    void* slot = nullptr;  // reader: storage to construct into; writer: value to move from
+};
+
+// WaiterQueue: FIFO of waiters, intrusive, guarded by the channel lock.
+struct WaiterQueue {
+    Waiter* head = nullptr;
+    Waiter* tail = nullptr;
+
+    bool empty() const noexcept { return head == nullptr; }
+    void push(Waiter* w) noexcept {
+        w->next = nullptr;
+        w->prev = tail;
+        if (tail) tail->next = w; else head = w;
+        tail = w;
+        w->queued = true;
+    }
+    void remove(Waiter* w) noexcept {
+        if (w->prev) w->prev->next = w->next; else head = w->next;
+        if (w->next) w->next->prev = w->prev; else tail = w->prev;
+        w->prev = w->next = nullptr;
+        w->queued = false;
+    }
+};
+
+}  // namespace csp::channels

@@ -1,0 +1,10 @@
+// csp.hpp: the umbrella header of csp, CSP process networks for C++20.
+//
+//   csp::Channel<T>, csp::ChannelIn<T>, csp::ChannelOut<T>, csp::buffer(n)
+//   csp::process(f), csp::Process<R>, Parallel, Sequence, Spawn, proc * n
+//   csp::sleep, csp::io, retire/poison, and the exceptions in errors.hpp.
+#pragma once
+
+#include "csp/channel.hpp"
+#include "csp/errors.hpp"
+#include "csp/process.hpp"

@@ -1,0 +1,76 @@
+// errors.hpp: the exceptions of csp.
+#pragma once
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+namespace csp {
+
+// ChannelPoisonException is thrown by every operation on a poisoned channel.
+// A process that ends with it has ended normally.
+class ChannelPoisonException : public std::exception {
+public:
+    explicit ChannelPoisonException(std::string channel = {});
+    const char* what() const noexcept override { return message_.c_str(); }
+    // channel names the poisoned channel ("" when unknown).
+    const std::string& channel() const noexcept { return channel_; }
+
+private:
+    std::string channel_;
+    std::string message_;
+};
+
+// ChannelRetireException is thrown by operations on a retired channel (and
+// by a retired end used again). A process that ends with it has ended
+// normally; ends destroyed while it unwinds retire instead of poisoning.
+class ChannelRetireException : public std::exception {
+public:
+    explicit ChannelRetireException(std::string channel = {});
+    ChannelRetireException(const ChannelRetireException& other);
+    ChannelRetireException& operator=(const ChannelRetireException&) = default;
+    ~ChannelRetireException() override;
+    const char* what() const noexcept override { return message_.c_str(); }
+    const std::string& channel() const noexcept { return channel_; }
+
+private:
+    std::string channel_;
+    std::string message_;
+    const void* process_;  // the process it was thrown in
+};
+
+// ProcessError: a process of a Parallel or Sequence failed with an exception
+// other than poison or retire. Rethrown by the combinator after all its
+// processes have ended; holds the original (also as std::nested_exception).
+class ProcessError : public std::runtime_error, public std::nested_exception {
+public:
+    // Call inside a catch block handling the original exception.
+    ProcessError(std::string process, std::exception_ptr original, const std::string& what);
+    // process_name names the process that failed.
+    const std::string& process_name() const noexcept { return process_; }
+    // original is the exception the process ended with.
+    std::exception_ptr original() const noexcept { return original_; }
+    // rethrow_original throws the original exception.
+    [[noreturn]] void rethrow_original() const { std::rethrow_exception(original_); }
+
+private:
+    std::string process_;
+    std::exception_ptr original_;
+};
+
+// DeadlockError: every process was blocked and nothing could wake any of
+// them. Its message lists each blocked process and the channel it waited on.
+class DeadlockError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// ChannelEndError: misuse of a channel end or channel (a moved-from or empty
+// end, an invalid buffer size). A logic error in the program, not a
+// communication outcome.
+class ChannelEndError : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+}  // namespace csp

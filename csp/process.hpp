@@ -1,0 +1,420 @@
+// process.hpp: processes and the combinators that run them.
+#pragma once
+
+#include "csp/channel.hpp"
+#include "csp/errors.hpp"
+#include "runtime/runtime.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace csp {
+
+template <class R = void>
+class Process;
+
+namespace detail {
+
+// result_t: what a combinator returns for a process of result R.
+template <class R>
+using result_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+
+// poison_end: when a process fails with an ordinary exception, the ends it
+// was given poison their channels (the unwinding rule, for ends the body took
+// by reference and that are therefore not destroyed during the unwinding).
+template <class X>
+void poison_end(X&) noexcept {}
+template <class T>
+void poison_end(ChannelIn<T>& e) noexcept {
+    if (e) e.poison();
+}
+template <class T>
+void poison_end(ChannelOut<T>& e) noexcept {
+    if (e) e.poison();
+}
+template <class X>
+void poison_end(std::vector<X>& v) noexcept {
+    for (auto& x : v) poison_end(x);
+}
+
+// Call: one deferred call of a callable with its arguments.
+template <class R>
+struct Call {
+    virtual ~Call() = default;
+    virtual std::unique_ptr<Call> clone() const = 0;
+    // invoke consumes the callable and arguments: they are destroyed when
+    // the body ends.
+    virtual R invoke() = 0;
+};
+
+template <class R, class F, class... Args>
+struct BoundCall final : Call<R> {
+    template <class G, class... A>
+    explicit BoundCall(G&& g, A&&... a) : f(std::forward<G>(g)), args(std::forward<A>(a)...) {}
+
+    std::unique_ptr<Call<R>> clone() const override {
+        if constexpr (std::is_copy_constructible_v<F> &&
+                      (std::is_copy_constructible_v<Args> && ...)) {
+            return std::make_unique<BoundCall>(*this);
+        } else {
+            throw ChannelEndError("csp: this process holds a move-only argument and cannot be copied");
+        }
+    }
+
+    R invoke() override {
+        F body = std::move(f);
+        std::tuple<Args...> local = std::move(args);
+        try {
+            if constexpr (std::is_invocable_v<F&, Args&&...>) {
+                return std::apply(body, std::move(local));
+            } else {
+                return std::apply(body, local);
+            }
+        } catch (const ChannelRetireException&) {
+            throw;
+        } catch (...) {
+            std::apply([](auto&... a) { (poison_end(a), ...); }, local);
+            throw;
+        }
+    }
+
+    F f;
+    std::tuple<Args...> args;
+};
+
+// Discard: a Process<R> seen as a Process<void>.
+template <class R>
+struct Discard final : Call<void> {
+    explicit Discard(std::unique_ptr<Call<R>> c) : inner(std::move(c)) {}
+    std::unique_ptr<Call<void>> clone() const override {
+        return std::make_unique<Discard>(inner->clone());
+    }
+    void invoke() override { (void)inner->invoke(); }
+    std::unique_ptr<Call<R>> inner;
+};
+
+// Outcome of one process run by a combinator.
+template <class R>
+struct Slot {
+    std::optional<result_t<R>> result;
+    std::exception_ptr error;
+    bool deadlock = false;  // error is the DeadlockError that ended it
+    std::string name;
+};
+
+// spawned_join returns the Join of the processes the calling fiber process
+// spawned (made on first use, counted up by one), or nullptr in a thread,
+// whose spawned processes the runtime joins at exit.
+runtime::Join* spawned_join();
+// join_spawned waits for the processes the calling process spawned.
+void join_spawned() noexcept;
+
+// Body: what the runtime runs for one process of a combinator.
+template <class R>
+class Body final : public runtime::ProcessBody {
+public:
+    Body(std::unique_ptr<Call<R>> c, Slot<R>* s, runtime::Join* j) : call_(std::move(c)), slot_(s), join_(j) {}
+    void run() noexcept override {
+        run_call(*call_, slot_);
+        call_.reset();
+        join_spawned();
+        if (join_) join_->arrive();  // last: the combinator may return at once
+    }
+
+    static void run_call(Call<R>& call, Slot<R>* slot) noexcept {
+        try {
+            if constexpr (std::is_void_v<R>) {
+                call.invoke();
+                if (slot) slot->result.emplace();
+            } else {
+                R r = call.invoke();
+                if (slot) slot->result.emplace(std::move(r));
+            }
+        } catch (const ChannelPoisonException&) {
+        } catch (const ChannelRetireException&) {
+        } catch (const DeadlockError&) {
+            if (slot) {
+                slot->error = std::current_exception();
+                slot->deadlock = true;
+            }
+        } catch (...) {
+            if (slot) slot->error = std::current_exception();
+            else report_unjoined_failure(std::current_exception());
+        }
+    }
+
+private:
+    static void report_unjoined_failure(std::exception_ptr e) noexcept;
+    std::unique_ptr<Call<R>> call_;
+    Slot<R>* slot_;
+    runtime::Join* join_;
+};
+
+void log_spawned_failure(const char* name, std::exception_ptr e) noexcept;
+
+template <class R>
+void Body<R>::report_unjoined_failure(std::exception_ptr e) noexcept {
+    log_spawned_failure(runtime::current_name(), e);
+}
+
+// rethrow_failure throws a ProcessError naming `name` around `e`.
+[[noreturn]] void rethrow_failure(const std::string& name, std::exception_ptr e);
+
+template <class R>
+std::unique_ptr<Call<R>>& call_of(Process<R>& p) noexcept;
+template <class R>
+const std::string& name_of(const Process<R>& p) noexcept;
+
+}  // namespace detail
+
+// Process<R>: a deferred call of a process body returning R; nothing runs
+// until a combinator runs it. Process<> (Process<void>) accepts any process
+// and discards its result. Copies hold their own copies of the arguments.
+template <class R>
+class Process {
+public:
+    using result_type = R;
+
+    Process(std::string name, std::unique_ptr<detail::Call<R>> call)
+        : name_(std::move(name)), call_(std::move(call)) {}
+
+    template <class U>
+        requires(std::is_void_v<R> && !std::is_void_v<U>)
+    Process(Process<U> other)
+        : name_(detail::name_of(other)),
+          call_(std::make_unique<detail::Discard<U>>(std::move(detail::call_of(other)))) {}
+
+    Process(const Process& other)
+        : name_(other.name_), call_(other.call_ ? other.call_->clone() : nullptr) {}
+    Process(Process&&) noexcept = default;
+    Process& operator=(const Process& other) {
+        if (this != &other) {
+            name_ = other.name_;
+            call_ = other.call_ ? other.call_->clone() : nullptr;
+        }
+        return *this;
+    }
+    Process& operator=(Process&&) noexcept = default;
+
+    // name of the process (given, or derived from where it was defined).
+    const std::string& name() const noexcept { return name_; }
+    // named: the same process under another name.
+    Process named(std::string n) && {
+        name_ = std::move(n);
+        return std::move(*this);
+    }
+
+private:
+    template <class U>
+    friend std::unique_ptr<detail::Call<U>>& detail::call_of(Process<U>&) noexcept;
+    template <class U>
+    friend const std::string& detail::name_of(const Process<U>&) noexcept;
+
+    std::string name_;
+    std::unique_ptr<detail::Call<R>> call_;
+};
+
+template <class R>
+std::unique_ptr<detail::Call<R>>& detail::call_of(Process<R>& p) noexcept {
+    return p.call_;
+}
+template <class R>
+const std::string& detail::name_of(const Process<R>& p) noexcept {
+    return p.name_;
+}
+
+// ProcessFactory: a "decorated" callable: calling it with arguments returns
+// a Process; the arguments are copied or moved into it.
+template <class F>
+class ProcessFactory {
+public:
+    ProcessFactory(F f, std::string name) : f_(std::move(f)), name_(std::move(name)) {}
+
+    template <class... Args>
+    auto operator()(Args&&... args) const {
+        using R = typename decltype(invoke_result<std::decay_t<Args>...>())::type;
+        return Process<R>(name_, std::make_unique<detail::BoundCall<R, F, std::decay_t<Args>...>>(
+                                     f_, std::forward<Args>(args)...));
+    }
+
+    const std::string& name() const noexcept { return name_; }
+
+private:
+    template <class... A>
+    static auto invoke_result() {
+        if constexpr (std::is_invocable_v<const F&, A&&...>) {
+            return std::type_identity<std::invoke_result_t<const F&, A&&...>>{};
+        } else {
+            static_assert(std::is_invocable_v<const F&, A&...>,
+                          "csp::process: the body cannot be called with these arguments");
+            return std::type_identity<std::invoke_result_t<const F&, A&...>>{};
+        }
+    }
+
+private:
+    F f_;
+    std::string name_;
+};
+
+// process(f): a process factory; each process it makes runs as a fiber.
+template <class F>
+ProcessFactory<std::decay_t<F>> process(F&& f, std::source_location where = std::source_location::current()) {
+    return {std::forward<F>(f), detail::derived_name("process", where)};
+}
+
+// process(name, f): the same, with a given name.
+template <class F>
+ProcessFactory<std::decay_t<F>> process(std::string name, F&& f) {
+    return {std::forward<F>(f), std::move(name)};
+}
+
+namespace detail {
+
+template <class R>
+void start(Process<R>& p, Slot<R>* slot, runtime::Join* join) {
+    auto& call = call_of(p);
+    if (!call) throw ChannelEndError("csp: a moved-from Process cannot run");
+    slot->name = name_of(p);
+    auto body = std::make_unique<Body<R>>(std::move(call), slot, join);
+    body->name = slot->name;
+    runtime::start_process(std::move(body));
+}
+
+template <class R>
+void check_deadlock(Slot<R>& s) {
+    if (s.deadlock) std::rethrow_exception(s.error);
+}
+template <class R>
+void check(Slot<R>& s) {
+    if (s.error) rethrow_failure(s.name, s.error);
+}
+
+}  // namespace detail
+
+// Parallel(procs...): run all concurrently; return when all have ended, with
+// their results in argument order (std::monostate for void processes).
+template <class... Rs>
+std::tuple<detail::result_t<Rs>...> Parallel(Process<Rs>... procs) {
+    std::tuple<detail::Slot<Rs>...> slots;
+    runtime::Join join(static_cast<std::int64_t>(sizeof...(Rs)));
+    std::apply([&](auto&... s) { (detail::start(procs, &s, &join), ...); }, slots);
+    join.wait();
+    std::apply([](auto&... s) { (detail::check_deadlock(s), ...); }, slots);
+    std::apply([](auto&... s) { (detail::check(s), ...); }, slots);
+    return std::apply([](auto&... s) { return std::tuple<detail::result_t<Rs>...>(std::move(*s.result)...); },
+                      slots);
+}
+
+// Parallel(vector): the same for a runtime-sized set of one result type.
+template <class R>
+std::vector<detail::result_t<R>> Parallel(std::vector<Process<R>> procs) {
+    std::vector<detail::Slot<R>> slots(procs.size());
+    runtime::Join join(static_cast<std::int64_t>(procs.size()));
+    std::size_t started = 0;
+    try {
+        for (; started < procs.size(); ++started) detail::start(procs[started], &slots[started], &join);
+    } catch (...) {
+        // Account for those that never started, then let the started end.
+        for (std::size_t i = started; i < procs.size(); ++i) join.arrive();
+        join.wait();
+        throw;
+    }
+    join.wait();
+    for (auto& s : slots) detail::check_deadlock(s);
+    for (auto& s : slots) detail::check(s);
+    std::vector<detail::result_t<R>> results;
+    results.reserve(slots.size());
+    for (auto& s : slots) results.push_back(std::move(*s.result));
+    return results;
+}
+
+// Sequence(procs...): run one after another; results as for Parallel.
+template <class... Rs>
+std::tuple<detail::result_t<Rs>...> Sequence(Process<Rs>... procs) {
+    return std::tuple<detail::result_t<Rs>...>{std::get<0>(Parallel(std::move(procs)))...};
+}
+
+template <class R>
+std::vector<detail::result_t<R>> Sequence(std::vector<Process<R>> procs) {
+    std::vector<detail::result_t<R>> results;
+    results.reserve(procs.size());
+    for (auto& p : procs) results.push_back(std::move(std::get<0>(Parallel(std::move(p)))));
+    return results;
+}
+
+// Spawn(procs...): start them and return at once. A spawned process is
+// joined when the spawning process (or main's scope of the runtime) ends;
+// its failure is logged, since nobody waits for its result.
+template <class... Rs>
+void Spawn(Process<Rs>... procs) {
+    auto one = [](auto& p) {
+        using R = typename std::remove_reference_t<decltype(p)>::result_type;
+        auto& call = detail::call_of(p);
+        if (!call) throw ChannelEndError("csp: a moved-from Process cannot run");
+        auto body = std::make_unique<detail::Body<R>>(std::move(call), nullptr, detail::spawned_join());
+        body->name = p.name();
+        runtime::start_process(std::move(body));
+    };
+    (one(procs), ...);
+}
+
+template <class R>
+void Spawn(std::vector<Process<R>> procs) {
+    for (auto& p : procs) Spawn(std::move(p));
+}
+
+// proc * n, n * proc: n copies of a process, each with its own copies of the
+// arguments (and so its own channel ends).
+template <class R>
+std::vector<Process<R>> operator*(const Process<R>& p, std::size_t n) {
+    std::vector<Process<R>> v;
+    v.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) v.push_back(p);
+    return v;
+}
+template <class R>
+std::vector<Process<R>> operator*(std::size_t n, const Process<R>& p) {
+    return p * n;
+}
+
+// sleep: only the calling process waits.
+template <class Rep, class Period>
+void sleep(std::chrono::duration<Rep, Period> d) {
+    runtime::sleep_for(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+}
+
+// io(f, args...): run a blocking call on a helper thread; only the calling
+// process waits. Returns f's result; rethrows its exception.
+template <class F, class... Args>
+auto io(F&& f, Args&&... args) -> std::invoke_result_t<F, Args...> {
+    using R = std::invoke_result_t<F, Args...>;
+    std::exception_ptr error;
+    std::optional<detail::result_t<R>> result;
+    const std::function<void()> call = [&] {
+        try {
+            if constexpr (std::is_void_v<R>) {
+                std::invoke(std::forward<F>(f), std::forward<Args>(args)...);
+            } else {
+                result.emplace(std::invoke(std::forward<F>(f), std::forward<Args>(args)...));
+            }
+        } catch (...) {
+            error = std::current_exception();
+        }
+    };
+    runtime::run_io(call);
+    if (error) std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<R>) return std::move(*result);
+}
+
+}  // namespace csp

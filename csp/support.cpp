@@ -1,0 +1,75 @@
+// support.cpp: the non-template parts of the typed layer.
+#include "csp/channel.hpp"
+#include "csp/process.hpp"
+
+#include "runtime/log.hpp"
+
+#include <string_view>
+
+namespace csp::detail {
+
+std::string derived_name(const char* kind, const std::source_location& where) {
+    std::string_view file = where.file_name();
+    if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
+    return std::string(kind) + "@" + std::string(file) + ":" + std::to_string(where.line());
+}
+
+void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
+    switch (o) {
+        case channels::Outcome::Poisoned: throw ChannelPoisonException(c->name);
+        case channels::Outcome::Retired: throw ChannelRetireException(c->name);
+        case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
+        case channels::Outcome::Done: break;
+    }
+    throw std::logic_error("csp: unexpected channel outcome");
+}
+
+void throw_empty_end(const char* what) {
+    throw ChannelEndError(std::string("csp: this ") + what +
+                          " is empty (moved from or default-constructed); get an end from "
+                          "Channel::reader()/writer()");
+}
+
+void rethrow_failure(const std::string& name, std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        throw ProcessError(name, e, x.what());
+    } catch (...) {
+        throw ProcessError(name, e, "an exception not derived from std::exception");
+    }
+}
+
+void log_spawned_failure(const char* name, std::exception_ptr e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        runtime::logger().error("spawned process '{}' failed: {}", name, x.what());
+    } catch (...) {
+        runtime::logger().error("spawned process '{}' failed with a non-standard exception", name);
+    }
+}
+
+// A fiber process keeps the Join of the processes it spawned in slots[1].
+runtime::Join* spawned_join() {
+    if (!runtime::in_fiber()) return nullptr;  // the runtime joins them at exit
+    runtime::Parker* me = runtime::current();
+    auto* join = reinterpret_cast<runtime::Join*>(me->slots[1]);
+    if (!join) {
+        join = new runtime::Join(0);
+        me->slots[1] = reinterpret_cast<std::int64_t>(join);
+    }
+    join->add(1);
+    return join;
+}
+
+void join_spawned() noexcept {
+    runtime::Parker* me = runtime::current();
+    if (auto* join = reinterpret_cast<runtime::Join*>(me->slots[1])) {
+        join->wait();
+        delete join;
+        me->slots[1] = 0;
+    }
+}
+
+}  // namespace csp::detail

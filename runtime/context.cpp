@@ -1,0 +1,304 @@
+// context.cpp: fiber stacks, the context switch, and the sanitizer
+// annotations that follow it.
+//
+// Stacks. A stack with a guard page costs two kernel mappings, and the kernel
+// allows about 65 000 per process, while a network may hold a million
+// processes. So the first kGuardedBudget stacks get a guard page (an
+// overflow then faults on it and is reported by name); beyond that, stacks
+// are carved from slabs of kSlabStacks (one mapping per slab) and have none.
+// Freed stacks are pooled; past kPoolResident pooled stacks, a freed stack's
+// pages are given back to the kernel (MADV_DONTNEED) but its range is kept.
+#include "runtime/context.hpp"
+
+#include "runtime/log.hpp"
+#include "runtime/spin_lock.hpp"
+
+#include <boost/context/stack_context.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CSP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CSP_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define CSP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CSP_TSAN 1
+#endif
+#endif
+
+#ifdef CSP_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef CSP_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+namespace csp::runtime {
+namespace {
+
+constexpr std::size_t kGuardedBudget = 16384;
+constexpr std::size_t kSlabStacks = 64;
+constexpr std::size_t kPoolResident = 1024;
+
+std::size_t page_size() noexcept {
+    static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    return size;
+}
+
+struct Stack {
+    char* bottom;   // lowest usable address (just above the guard page, if any)
+    bool guarded;
+};
+
+class StackPool {
+public:
+    Stack take() {
+        {
+            Locked<SpinLock> hold(lock_);
+            if (!free_.empty()) {
+                Stack s = free_.back();
+                free_.pop_back();
+                return s;
+            }
+        }
+        return fresh();
+    }
+
+    void give(Stack s) noexcept {
+        Locked<SpinLock> hold(lock_);
+        if (free_.size() >= kPoolResident) madvise(s.bottom, stack_size(), MADV_DONTNEED);
+        free_.push_back(s);
+    }
+
+private:
+    Stack fresh() {
+        const std::size_t size = stack_size();
+        const std::size_t page = page_size();
+        if (guarded_.fetch_add(1, std::memory_order_relaxed) < kGuardedBudget) {
+            void* p = mmap(nullptr, size + page, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+            if (p != MAP_FAILED) {
+                if (mprotect(p, page, PROT_NONE) == 0) {
+                    return {static_cast<char*>(p) + page, true};
+                }
+                munmap(p, size + page);
+            }
+        }
+        Locked<SpinLock> hold(lock_);
+        if (slab_left_ == 0) {
+            void* p = mmap(nullptr, size * kSlabStacks, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+            if (p == MAP_FAILED) throw std::bad_alloc();
+            slab_ = static_cast<char*>(p);
+            slab_left_ = kSlabStacks;
+            if (!warned_) {
+                warned_ = true;
+                logger().info("{} guarded fiber stacks in use; further stacks have no guard page",
+                              kGuardedBudget);
+            }
+        }
+        --slab_left_;
+        return {slab_ + slab_left_ * size, false};
+    }
+
+    SpinLock lock_;
+    std::vector<Stack> free_;
+    std::atomic<std::size_t> guarded_{0};
+    char* slab_ = nullptr;
+    std::size_t slab_left_ = 0;
+    bool warned_ = false;
+};
+
+StackPool& pool() {
+    static StackPool* p = new StackPool;  // never destroyed: fibers may end during exit
+    return *p;
+}
+
+// The Boost.Context stack allocator over the pool.
+struct PooledStack {
+    Context* context;
+    boost::context::stack_context allocate() {
+        Stack s = pool().take();
+        boost::context::stack_context sc;
+        sc.size = stack_size();
+        sc.sp = s.bottom + sc.size;
+        context->stack_bottom = s.bottom;
+        context->stack_size = sc.size;
+        context->guard_page = s.guarded ? s.bottom - page_size() : nullptr;
+        return sc;
+    }
+    void deallocate(boost::context::stack_context& sc) noexcept {
+        char* bottom = static_cast<char*>(sc.sp) - sc.size;
+        // A guarded stack starts right after its own mapping's first page;
+        // the pool only needs to know whether to keep the guard in mind.
+        pool().give({bottom, false});
+    }
+};
+
+thread_local const Context* t_running = nullptr;
+thread_local const char* t_running_name = nullptr;
+#ifdef CSP_TSAN
+thread_local void* t_tsan_to_destroy = nullptr;
+#endif
+thread_local bool t_arrived = false;
+
+// The two halves of announcing a switch to the sanitizers.
+inline void before_switch(Context& from, Context& to, bool from_ends) noexcept {
+#ifdef CSP_ASAN
+    __sanitizer_start_switch_fiber(from_ends ? nullptr : &from.asan_fake_stack, to.stack_bottom,
+                                   to.stack_size);
+#endif
+#ifdef CSP_TSAN
+    __tsan_switch_to_fiber(to.tsan_fiber, 0);
+#endif
+    (void)from;
+    (void)to;
+    (void)from_ends;
+}
+
+inline void after_switch(Context& to) noexcept {
+#ifdef CSP_ASAN
+    __sanitizer_finish_switch_fiber(to.asan_fake_stack, nullptr, nullptr);
+#endif
+#ifdef CSP_TSAN
+    if (t_tsan_to_destroy) {
+        __tsan_destroy_fiber(t_tsan_to_destroy);
+        t_tsan_to_destroy = nullptr;
+    }
+#endif
+    t_running = &to;
+}
+
+}  // namespace
+
+std::size_t stack_size() noexcept {
+    static const std::size_t size = [] {
+        std::size_t kib = 128;
+        if (const char* env = std::getenv("CSP_STACK_SIZE")) {
+            long v = std::strtol(env, nullptr, 10);
+            if (v >= 16 && v <= 1 << 20) kib = static_cast<std::size_t>(v);
+        }
+        return kib * 1024;
+    }();
+    return size;
+}
+
+void init_thread_context(Context& c) noexcept {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void* addr = nullptr;
+        std::size_t size = 0;
+        pthread_attr_getstack(&attr, &addr, &size);
+        pthread_attr_destroy(&attr);
+        c.stack_bottom = addr;
+        c.stack_size = size;
+    }
+#ifdef CSP_TSAN
+    c.tsan_fiber = __tsan_get_current_fiber();
+#endif
+    t_running = &c;
+}
+
+void make_context(Context& c, Entry entry, void* arg) {
+#ifdef CSP_TSAN
+    c.tsan_fiber = __tsan_create_fiber(0);
+#endif
+    Context* self = &c;
+    c.fiber = boost::context::fiber(
+        std::allocator_arg, PooledStack{self},
+        [self, entry, arg](boost::context::fiber&&) -> boost::context::fiber {
+            t_arrived = false;  // the arrival lambda already finished our first switch
+            Context* next = entry(arg);
+            // This fiber is done: switch to `next` for good. Boost frees the
+            // stack on the destination (PooledStack::deallocate).
+            before_switch(*self, *next, true);
+#ifdef CSP_TSAN
+            t_tsan_to_destroy = self->tsan_fiber;
+#endif
+            t_arrived = false;
+            return std::move(next->fiber);
+        });
+}
+
+void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept {
+    before_switch(from, to, false);
+    std::move(to.fiber).resume_with(
+        [&from, &to, arrival, arg](boost::context::fiber&& suspended) -> boost::context::fiber {
+            after_switch(to);
+            t_arrived = true;
+            from.fiber = std::move(suspended);
+            if (arrival) arrival(arg);
+            return {};
+        });
+    // Back in `from`. If we came back through resume_with the lambda above
+    // already finished the switch; if through a finished fiber's last switch,
+    // finish it here.
+    if (!t_arrived) after_switch(from);
+    t_arrived = false;
+}
+
+void release_context(Context& c) noexcept {
+    (void)c;
+}
+
+void set_running_context(const Context* c, const char* name) noexcept {
+    t_running = c;
+    t_running_name = name;
+}
+
+namespace {
+
+void on_segv(int sig, siginfo_t* info, void*) {
+    const Context* c = t_running;
+    auto addr = static_cast<const char*>(info->si_addr);
+    if (c && c->guard_page && addr >= c->guard_page &&
+        addr < c->guard_page + page_size()) {
+        const char* msg = "csp: stack overflow in a fiber process";
+        (void)!write(STDERR_FILENO, msg, std::strlen(msg));
+        if (t_running_name) {
+            (void)!write(STDERR_FILENO, " '", 2);
+            (void)!write(STDERR_FILENO, t_running_name, std::strlen(t_running_name));
+            (void)!write(STDERR_FILENO, "'", 1);
+        }
+        log_fatal(" (raise CSP_STACK_SIZE, in KiB; default 128)");
+    }
+    // Not ours: let the default action happen on return.
+    signal(sig, SIG_DFL);
+}
+
+}  // namespace
+
+void install_overflow_handler() noexcept {
+#ifndef CSP_ASAN
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa {};
+        sa.sa_sigaction = on_segv;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, nullptr);
+    });
+    // Each worker thread needs an alternate stack: the faulting one is full.
+    constexpr std::size_t kAltSize = 64 * 1024;
+    stack_t ss{};
+    ss.ss_sp = std::malloc(kAltSize);
+    ss.ss_size = kAltSize;
+    if (ss.ss_sp) sigaltstack(&ss, nullptr);
+#endif
+}
+
+}  // namespace csp::runtime

@@ -1,0 +1,56 @@
+// context.hpp: the fiber context switch and fiber stacks, in one place.
+//
+// Fibers are Boost.Context `fiber`s on pooled stacks. Every switch goes
+// through switch_context (or the final switch of exit_context), which is also
+// where the switches are announced to AddressSanitizer and ThreadSanitizer so
+// that they follow the program from stack to stack.
+#pragma once
+
+#include <boost/context/fiber.hpp>
+
+#include <cstddef>
+
+namespace csp::runtime {
+
+// Context: one execution context, a fiber or a worker thread's own stack.
+struct Context {
+    boost::context::fiber fiber;      // the suspended context (empty while it runs)
+    const void* stack_bottom = nullptr;  // lowest address of the usable stack
+    std::size_t stack_size = 0;
+    void* asan_fake_stack = nullptr;  // AddressSanitizer's per-context state
+    void* tsan_fiber = nullptr;       // ThreadSanitizer's per-context state
+    const char* guard_page = nullptr; // the stack's guard page, if it has one
+};
+
+// Arrival: work that must happen on the destination, right after the switch,
+// once the source context is fully suspended (e.g. finish parking it).
+using Arrival = void (*)(void* arg) noexcept;
+
+// init_thread_context describes the calling thread's own stack as a context,
+// so that fibers can switch back to it.
+void init_thread_context(Context& c) noexcept;
+
+// make_context prepares `c` to run entry(arg) on a fresh pooled stack. entry
+// returns the context to switch to when the fiber is done.
+using Entry = Context* (*)(void* arg) noexcept;
+void make_context(Context& c, Entry entry, void* arg);
+
+// switch_context suspends the running context `from` and runs `to`. On
+// arrival, `arrival(arg)` runs on the destination before anything else.
+void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept;
+
+// release_context frees the sanitizer state of a finished context.
+void release_context(Context& c) noexcept;
+
+// stack_size is the usable size of a fiber stack (CSP_STACK_SIZE, in KiB;
+// default 128 KiB). Untouched stack pages cost no memory.
+std::size_t stack_size() noexcept;
+
+// install_overflow_handler turns a fault on a guard page into a clear
+// message naming the process, instead of silent corruption. Per thread.
+void install_overflow_handler() noexcept;
+
+// The context running on this thread (for the overflow report).
+void set_running_context(const Context* c, const char* name) noexcept;
+
+}  // namespace csp::runtime

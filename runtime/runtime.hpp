@@ -1,0 +1,166 @@
+// runtime.hpp: what the runtime offers the layers above it.
+//
+// The runtime runs processes (fibers on worker threads; plain threads such as
+// main take part as they are) and knows nothing about channels. Its verbs:
+//
+//   begin_wait(p)        start a new wait of process p: a fresh epoch of its
+//                        selection word, outcome "waiting".
+//   try_complete(p,t,o)  whoever ends a wait wins the selection word with a
+//                        compare-and-swap from (epoch t, waiting) to (t, o).
+//                        Only the winner may then call ready(p).
+//   park(p, kind, what)  suspend the calling process until ready(p); `what`
+//                        names what it waits on (for deadlock reports).
+//   ready(p)             make p runnable again, from any thread.
+//
+// A plain channel read is thus a wait with one waiter record; an alternation
+// is a wait with several records all pointing at the same selection word.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace csp::runtime {
+
+// Outcomes of a wait: the low 32 bits of a selection word. The layers above
+// use small numbers (guard positions, channel outcomes); the runtime keeps the
+// top of the range for its own wakers.
+inline constexpr std::uint32_t kWaiting = 0;
+inline constexpr std::uint32_t kWoken = 0xFFFFFFFDu;       // join or io finished
+inline constexpr std::uint32_t kTimedOut = 0xFFFFFFFEu;    // a deadline passed
+inline constexpr std::uint32_t kDeadlocked = 0xFFFFFFFFu;  // the deadlock breaker
+
+// What a parked process waits for. Channel and Join waits can take part in a
+// deadlock (only another process can end them); Timed waits (sleep, timeout,
+// io) end by themselves. The deadlock breaker ends Channel waits only: a Join
+// ends when the processes it waits for have unwound.
+enum class WaitKind : std::uint8_t { Running, Channel, Join, Timed };
+
+// Parker: the runtime's record of one process or thread, in the shared arena
+// so that partners in other OS processes can win its selection word.
+struct Parker {
+    // (epoch << 32) | outcome. The epoch grows with every wait so that a late
+    // waker of an earlier wait (a timer, say) cannot end a later one.
+    std::atomic<std::uint64_t> selection{0};
+    // Running / Parked / Notified; the futex word of a parked thread.
+    std::atomic<std::uint32_t> state{0};
+    // What the current wait is for, and the name of the object (a channel's
+    // name, in the arena): read by the deadlock report.
+    std::atomic<WaitKind> wait_kind{WaitKind::Running};
+    const char* wait_on = nullptr;
+    // True for plain threads (main, std::thread), false for fibers.
+    bool is_thread = false;
+    // References: the process itself, plus each pending timer that may still
+    // try to complete one of its waits. Freed when the last one goes.
+    std::atomic<std::int32_t> refs{1};
+    // The private record of the process (valid in the OS process that owns it).
+    void* owner = nullptr;
+    // Registry of live parkers, walked by the deadlock detector.
+    Parker* registry_prev = nullptr;
+    Parker* registry_next = nullptr;
+    // Storage reserved for the layer above: the channel layer keeps the waiter
+    // record of a plain read or write here, so a blocking operation allocates
+    // nothing.
+    alignas(16) unsigned char upper[96];
+    // Counters the layers above keep per process (e.g. how many
+    // ChannelRetireException objects are alive in it, for the unwinding rule).
+    std::int64_t slots[2] = {0, 0};
+};
+
+// current returns the parker of the calling process: its fiber's, or the
+// calling thread's (registered on first use).
+Parker* current() noexcept;
+
+// current_name returns the name of the calling process ("main", a thread id,
+// or the process's name).
+const char* current_name() noexcept;
+
+// begin_wait starts a new wait of `p` (the caller's own parker) and returns
+// the token that wakers compare against.
+std::uint64_t begin_wait(Parker* p) noexcept;
+
+inline std::uint64_t waiting_word(std::uint64_t token) noexcept { return token << 32; }
+
+// try_complete ends wait `token` of `p` with `outcome` if nobody else has;
+// true when this caller won (and must then call ready(p)).
+inline bool try_complete(Parker* p, std::uint64_t token, std::uint32_t outcome) noexcept {
+    std::uint64_t expected = waiting_word(token);
+    return p->selection.compare_exchange_strong(expected, waiting_word(token) | outcome,
+                                                std::memory_order_acq_rel,
+                                                std::memory_order_acquire);
+}
+
+// outcome_of reads the outcome of the caller's current wait.
+inline std::uint32_t outcome_of(const Parker* p) noexcept {
+    return static_cast<std::uint32_t>(p->selection.load(std::memory_order_acquire));
+}
+
+// park suspends the caller (whose parker is `p`) until ready(p), and returns
+// the outcome of its wait. Returns at once if ready(p) came first.
+std::uint32_t park(Parker* p, WaitKind kind, const char* what) noexcept;
+
+// park_until is park with a deadline: when it passes, the runtime tries to
+// complete the wait with kTimedOut. No thread per timer: fibers use their
+// worker's timer heap, threads a timed futex wait.
+std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const char* what,
+                         std::chrono::steady_clock::time_point deadline) noexcept;
+
+// ready makes `p` runnable; call it only after winning p's wait.
+void ready(Parker* p) noexcept;
+
+// wake = try_complete + ready; true when this caller ended the wait.
+inline bool wake(Parker* p, std::uint64_t token, std::uint32_t outcome) noexcept {
+    if (!try_complete(p, token, outcome)) return false;
+    ready(p);
+    return true;
+}
+
+// ProcessBody: what a new process runs. run() must not throw.
+class ProcessBody {
+public:
+    virtual ~ProcessBody() = default;
+    virtual void run() noexcept = 0;
+    std::string name;
+};
+
+// start_process runs `body` as a new fiber process; callable from fibers and
+// from plain threads. The body object is destroyed when run() returns.
+void start_process(std::unique_ptr<ProcessBody> body);
+
+// Join: the caller waits until `count` processes have arrived.
+class Join {
+public:
+    explicit Join(std::int64_t count = 0) noexcept : remaining_(count) {}
+    // add: `count` more processes will arrive (call before they can).
+    void add(std::int64_t count) noexcept { remaining_.fetch_add(count, std::memory_order_seq_cst); }
+    // arrive: one process is done (call as the last thing it does).
+    void arrive() noexcept;
+    // wait parks the caller until every process has arrived.
+    void wait() noexcept;
+
+private:
+    std::atomic<std::int64_t> remaining_;
+    std::atomic<Parker*> joiner_{nullptr};
+    std::uint64_t token_ = 0;
+};
+
+// sleep_for suspends only the calling process.
+void sleep_for(std::chrono::nanoseconds duration) noexcept;
+
+// run_io runs `call` on a helper thread; only the calling process waits.
+void run_io(const std::function<void()>& call) noexcept;
+
+// deadlock_report describes the most recent deadlock the runtime broke: each
+// blocked process and what it waited on.
+std::string deadlock_report();
+
+// worker_count is the number of fiber worker threads (CSP_THREADS).
+int worker_count() noexcept;
+
+// in_fiber tells whether the caller is a fiber process (not a plain thread).
+bool in_fiber() noexcept;
+
+}  // namespace csp::runtime

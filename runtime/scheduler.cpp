@@ -1,0 +1,675 @@
+// scheduler.cpp: worker threads, run queues, park/ready, timers, deadlock
+// detection.
+//
+// Fiber states and where they live:
+//   runnable  in exactly one place: a worker's `run_next` slot or its queue
+//   running   `Worker::current` of the worker running it
+//   parked    nowhere: only whoever wins its selection word may ready() it
+//
+// Parker::state moves Running -> Parked (the parker, after it has switched
+// away) -> Running (ready). ready() arriving before the parker has finished
+// switching away finds Running and leaves Notified; the parker then sees
+// Notified instead of parking, and goes on (or is requeued at once).
+//
+// Deadlock accounting: `active` counts what can still make progress: fibers
+// that are runnable or running, registered threads not parked in a Channel or
+// Join wait, and processes in Timed waits (sleep, timeouts, io). A Channel or
+// Join park decrements it, the ready() of such a park increments it first. The
+// decrement that reaches zero runs the detector: nothing can wake anybody.
+#include "runtime/runtime.hpp"
+
+#include "runtime/arena.hpp"
+#include "runtime/context.hpp"
+#include "runtime/futex.hpp"
+#include "runtime/log.hpp"
+#include "runtime/spin_lock.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace csp::runtime {
+namespace {
+
+enum : std::uint32_t { kRunning = 0, kParked = 1, kNotified = 2 };
+
+bool can_deadlock(WaitKind k) noexcept { return k == WaitKind::Channel || k == WaitKind::Join; }
+
+struct Worker;
+
+// Task: the private record of a fiber process.
+struct Task {
+    Parker* parker = nullptr;
+    Context context;
+    std::unique_ptr<ProcessBody> body;
+    Task* next = nullptr;  // run queue link
+    int home = 0;          // the worker it last ran on
+};
+
+// ThreadRecord: the private record of a plain thread that uses csp.
+struct ThreadRecord {
+    Parker* parker = nullptr;
+    std::string name;
+    ThreadRecord();
+    ~ThreadRecord();
+};
+
+struct Timer {
+    std::chrono::steady_clock::time_point deadline;
+    Parker* parker;
+    std::uint64_t token;
+    bool operator>(const Timer& o) const noexcept { return deadline > o.deadline; }
+};
+
+struct Worker {
+    int index = 0;
+    Context scheduler;       // the worker thread's own stack
+    Task* current = nullptr;
+    Task* run_next = nullptr;  // owner only: the process just woken here
+    // The queue: FIFO, shared with stealers and remote wakers.
+    SpinLock queue_lock;
+    Task* head = nullptr;
+    Task* tail = nullptr;
+    std::atomic<std::int64_t> queued{0};
+    // 1 while the worker sleeps on it (futex word).
+    std::atomic<std::uint32_t> sleeping{0};
+    // Timers of the processes that parked on this worker (owner only).
+    std::vector<Timer> timers;
+    std::thread thread;
+
+    void push(Task* t) noexcept {
+        t->next = nullptr;
+        Locked<SpinLock> hold(queue_lock);
+        if (tail) tail->next = t; else head = t;
+        tail = t;
+        queued.fetch_add(1, std::memory_order_seq_cst);
+    }
+    Task* pop() noexcept {
+        if (queued.load(std::memory_order_relaxed) == 0) return nullptr;
+        Locked<SpinLock> hold(queue_lock);
+        Task* t = head;
+        if (t) {
+            head = t->next;
+            if (!head) tail = nullptr;
+            queued.fetch_sub(1, std::memory_order_relaxed);
+        }
+        return t;
+    }
+    void loop() noexcept;
+    Task* find_work() noexcept;
+    bool fire_timers() noexcept;
+};
+
+struct Runtime {
+    std::vector<std::unique_ptr<Worker>> workers;
+    std::atomic<std::int64_t> active{0};
+    std::atomic<std::int64_t> live{0};      // fiber processes not yet ended
+    std::atomic<std::uint32_t> live_zero{1};  // futex word: 1 when live == 0
+    std::atomic<int> idle{0};
+    std::atomic<bool> stopping{false};
+    std::atomic<unsigned> next_worker{0};
+    std::mutex registry_mutex;
+    Parker* registry = nullptr;
+    std::string last_report;
+
+    // io helper pool
+    std::mutex io_mutex;
+    std::condition_variable io_cv;
+    struct IoJob { const std::function<void()>* call; Parker* parker; std::uint64_t token; };
+    std::deque<IoJob> io_jobs;
+    int io_threads = 0, io_idle = 0;
+    std::vector<std::thread> io_pool;
+    bool io_stop = false;
+
+    Runtime();
+    ~Runtime();
+    void wake_idle_worker() noexcept;
+    void detect_deadlock() noexcept;
+    void add_to_registry(Parker* p) noexcept;
+    void remove_from_registry(Parker* p) noexcept;
+    void io_loop() noexcept;
+};
+
+thread_local Worker* t_worker = nullptr;
+thread_local std::unique_ptr<ThreadRecord> t_thread;
+
+Runtime& rt();
+
+// Read the worker through a call the compiler cannot fold: after a context
+// switch the same fiber may be running on another thread, and a thread-local
+// address cached across the switch would be the old thread's.
+__attribute__((noinline)) Worker* this_worker() noexcept {
+    asm volatile("");
+    return t_worker;
+}
+
+int configured_threads() noexcept {
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* env = std::getenv("CSP_THREADS")) {
+        char* end = nullptr;
+        long v = std::strtol(env, &end, 10);
+        if (end != env && *end == '\0' && v >= 1 && v <= 1024) {
+            n = static_cast<int>(v);
+        } else {
+            logger().warn("CSP_THREADS='{}' is not a worker count (1..1024); using {}", env,
+                          n < 1 ? 1 : n);
+        }
+    }
+    return n < 1 ? 1 : n;
+}
+
+Parker* new_parker(void* owner, bool is_thread) {
+    Parker* p = arena_new<Parker>();
+    p->owner = owner;
+    p->is_thread = is_thread;
+    return p;
+}
+
+void release_parker(Parker* p) noexcept {
+    if (p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) arena_delete(p);
+}
+
+Runtime::Runtime() {
+    const int n = configured_threads();
+    workers.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        workers.push_back(std::make_unique<Worker>());
+        workers.back()->index = i;
+    }
+    for (auto& w : workers) {
+        Worker* wp = w.get();
+        wp->thread = std::thread([wp] { wp->loop(); });
+    }
+    logger().debug("runtime started with {} worker threads", n);
+}
+
+Runtime::~Runtime() {
+    // main's scope of the runtime ends: join the processes still running
+    // (spawned ones), then stop the workers.
+    if (t_worker) {
+        // exit() called from inside a process: nothing can be joined from here.
+        for (auto& w : workers) w->thread.detach();
+        return;
+    }
+    while (live.load(std::memory_order_acquire) != 0) futex_wait(live_zero, 0);
+    stopping.store(true);
+    for (auto& w : workers) {
+        w->sleeping.store(0);
+        futex_wake(w->sleeping, 1);
+    }
+    for (auto& w : workers) w->thread.join();
+    {
+        std::lock_guard<std::mutex> hold(io_mutex);
+        io_stop = true;
+    }
+    io_cv.notify_all();
+    for (auto& t : io_pool) t.join();
+}
+
+Runtime& rt() {
+    static Runtime runtime;
+    return runtime;
+}
+
+void Runtime::wake_idle_worker() noexcept {
+    if (idle.load(std::memory_order_seq_cst) == 0) return;
+    for (auto& w : workers) {
+        std::uint32_t one = 1;
+        if (w->sleeping.compare_exchange_strong(one, 0)) {
+            futex_wake(w->sleeping, 1);
+            return;
+        }
+    }
+}
+
+void Runtime::add_to_registry(Parker* p) noexcept {
+    std::lock_guard<std::mutex> hold(registry_mutex);
+    p->registry_prev = nullptr;
+    p->registry_next = registry;
+    if (registry) registry->registry_prev = p;
+    registry = p;
+}
+
+void Runtime::remove_from_registry(Parker* p) noexcept {
+    std::lock_guard<std::mutex> hold(registry_mutex);
+    if (p->registry_prev) p->registry_prev->registry_next = p->registry_next;
+    else registry = p->registry_next;
+    if (p->registry_next) p->registry_next->registry_prev = p->registry_prev;
+}
+
+const char* name_of(const Parker* p) noexcept {
+    if (p->is_thread) return static_cast<ThreadRecord*>(p->owner)->name.c_str();
+    auto* t = static_cast<Task*>(p->owner);
+    return t->body ? t->body->name.c_str() : "process";
+}
+
+void Runtime::detect_deadlock() noexcept {
+    std::vector<Parker*> blocked;
+    std::string report;
+    {
+        std::lock_guard<std::mutex> hold(registry_mutex);
+        // The counter reaching zero is only the trigger: a park's decrement
+        // may come after the ready() that ends that park, so the counter can
+        // touch zero for an instant. The states decide: a deadlock is every
+        // registered process parked in a Channel or Join wait.
+        if (active.load(std::memory_order_seq_cst) != 0) return;
+        std::ostringstream out;
+        out << "deadlock: every process is blocked and nothing can wake any of them:";
+        for (Parker* p = registry; p; p = p->registry_next) {
+            if (p->state.load(std::memory_order_acquire) != kParked) return;
+            const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
+            if (kind == WaitKind::Channel) {
+                out << "\n  process '" << name_of(p) << "' blocked on channel '"
+                    << (p->wait_on ? p->wait_on : "?") << "'";
+                blocked.push_back(p);
+            } else if (kind == WaitKind::Join) {
+                out << "\n  process '" << name_of(p) << "' waiting for the processes it runs";
+            } else {
+                return;  // a timer or io call can still wake it
+            }
+        }
+        if (blocked.empty()) return;  // nobody left at all: a normal end
+        report = out.str();
+        last_report = report;
+    }
+    logger().info("{}", report);
+    for (Parker* p : blocked) {
+        std::uint64_t word = p->selection.load();
+        if (static_cast<std::uint32_t>(word) == kWaiting) wake(p, word >> 32, kDeadlocked);
+    }
+}
+
+// ---- fibers -----------------------------------------------------------------
+
+// Runs on the destination of a park switch, once the parking fiber is fully
+// suspended: only now may another worker resume it.
+void finish_park(void* arg) noexcept {
+    auto* t = static_cast<Task*>(arg);
+    Parker* p = t->parker;
+    const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
+    std::uint32_t expected = kRunning;
+    if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
+        if (can_deadlock(kind) && rt().active.fetch_sub(1, std::memory_order_seq_cst) == 1) {
+            rt().detect_deadlock();
+        }
+    } else {
+        // ready() came while it was switching away: runnable at once.
+        p->state.store(kRunning, std::memory_order_relaxed);
+        this_worker()->push(t);
+    }
+}
+
+void run_task(Worker* w, Task* t) noexcept {
+    w->current = t;
+    t->home = w->index;
+    set_running_context(&t->context, t->body ? t->body->name.c_str() : nullptr);
+    switch_context(w->scheduler, t->context, nullptr, nullptr);
+}
+
+// Pick the next runnable task of this worker without stealing.
+Task* next_local(Worker* w) noexcept {
+    if (Task* t = w->run_next) {
+        w->run_next = nullptr;
+        return t;
+    }
+    return w->pop();
+}
+
+std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what) noexcept {
+    p->wait_on = what;
+    p->wait_kind.store(kind, std::memory_order_relaxed);
+    // Woken before we even left? Then there is nothing to switch for.
+    if (p->state.load(std::memory_order_acquire) == kNotified) {
+        p->state.store(kRunning, std::memory_order_relaxed);
+    } else {
+        Worker* w = this_worker();
+        Task* me = w->current;
+        if (!w->timers.empty()) w->fire_timers();
+        Task* next = next_local(w);
+        if (next) {
+            w->current = next;
+            next->home = w->index;
+            set_running_context(&next->context, next->body ? next->body->name.c_str() : nullptr);
+            switch_context(me->context, next->context, finish_park, me);
+        } else {
+            w->current = nullptr;
+            switch_context(me->context, w->scheduler, finish_park, me);
+        }
+    }
+    p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
+    return outcome_of(p);
+}
+
+Context* task_entry(void* arg) noexcept {
+    auto* t = static_cast<Task*>(arg);
+    t->body->run();
+    t->body.reset();
+    Runtime& r = rt();
+    r.remove_from_registry(t->parker);
+    release_parker(t->parker);
+    Worker* w = this_worker();
+    if (r.live.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        r.live_zero.store(1);
+        futex_wake(r.live_zero, 1 << 30);
+    }
+    if (r.active.fetch_sub(1, std::memory_order_seq_cst) == 1) r.detect_deadlock();
+    Task* next = next_local(w);
+    delete t;
+    if (next) {
+        w->current = next;
+        next->home = w->index;
+        set_running_context(&next->context, next->body ? next->body->name.c_str() : nullptr);
+        return &next->context;
+    }
+    w->current = nullptr;
+    return &w->scheduler;
+}
+
+bool Worker::fire_timers() noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    bool fired = false;
+    while (!timers.empty() && timers.front().deadline <= now) {
+        std::pop_heap(timers.begin(), timers.end(), std::greater<>{});
+        Timer tm = timers.back();
+        timers.pop_back();
+        fired |= wake(tm.parker, tm.token, kTimedOut);
+        release_parker(tm.parker);
+    }
+    return fired;
+}
+
+Task* Worker::find_work() noexcept {
+    if (!timers.empty()) fire_timers();
+    if (Task* t = next_local(this)) return t;
+    // Steal from the others, starting after ourselves.
+    Runtime& r = rt();
+    const std::size_t n = r.workers.size();
+    for (std::size_t i = 1; i < n; ++i) {
+        Worker* victim = r.workers[(static_cast<std::size_t>(index) + i) % n].get();
+        if (Task* t = victim->pop()) return t;
+    }
+    return nullptr;
+}
+
+void Worker::loop() noexcept {
+    t_worker = this;
+    init_thread_context(scheduler);
+    install_overflow_handler();
+    Runtime& r = rt();
+    for (;;) {
+        if (Task* t = find_work()) {
+            run_task(this, t);
+            continue;
+        }
+        if (r.stopping.load(std::memory_order_acquire)) break;
+        // Spin a little: a wake-up from the other core is often on its way,
+        // and sleeping costs a futex round trip.
+        Task* found = nullptr;
+        for (int i = 0; i < 200 && !found; ++i) {
+            for (int j = 0; j < 20; ++j) __builtin_ia32_pause();
+            found = find_work();
+        }
+        if (found) {
+            run_task(this, found);
+            continue;
+        }
+        sleeping.store(1, std::memory_order_seq_cst);
+        r.idle.fetch_add(1, std::memory_order_seq_cst);
+        found = find_work();
+        if (!found && !r.stopping.load()) {
+            std::int64_t timeout = -1;
+            if (!timers.empty()) {
+                auto d = timers.front().deadline - std::chrono::steady_clock::now();
+                timeout = std::max<std::int64_t>(
+                    0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+            }
+            if (timeout != 0) futex_wait(sleeping, 1, timeout);
+        }
+        r.idle.fetch_sub(1, std::memory_order_seq_cst);
+        sleeping.store(0, std::memory_order_relaxed);
+        if (found) run_task(this, found);
+    }
+}
+
+// ---- threads ----------------------------------------------------------------
+
+ThreadRecord::ThreadRecord() {
+    parker = new_parker(this, true);
+    std::ostringstream id;
+    id << std::this_thread::get_id();
+    static std::atomic<bool> main_taken{false};
+    bool expected = false;
+    // The first thread to use csp is almost always main.
+    name = main_taken.compare_exchange_strong(expected, true) ? "main" : "thread " + id.str();
+    Runtime& r = rt();
+    r.active.fetch_add(1, std::memory_order_seq_cst);
+    r.add_to_registry(parker);
+}
+
+ThreadRecord::~ThreadRecord() {
+    Runtime& r = rt();
+    r.remove_from_registry(parker);
+    release_parker(parker);
+    if (r.active.fetch_sub(1, std::memory_order_seq_cst) == 1) r.detect_deadlock();
+}
+
+ThreadRecord& this_thread_record() {
+    if (!t_thread) t_thread = std::make_unique<ThreadRecord>();
+    return *t_thread;
+}
+
+std::uint32_t park_thread(Parker* p, WaitKind kind, const char* what, std::int64_t timeout_ns,
+                          std::uint64_t token) noexcept {
+    p->wait_on = what;
+    p->wait_kind.store(kind, std::memory_order_relaxed);
+    std::uint32_t expected = kRunning;
+    if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
+        if (can_deadlock(kind) && rt().active.fetch_sub(1, std::memory_order_seq_cst) == 1) {
+            rt().detect_deadlock();
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(timeout_ns);
+        while (p->state.load(std::memory_order_acquire) == kParked) {
+            std::int64_t left = -1;
+            if (timeout_ns >= 0) {
+                left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           deadline - std::chrono::steady_clock::now()).count();
+                if (left <= 0) {
+                    // Our own timer: win the wait, then ready ourselves.
+                    if (wake(p, token, kTimedOut)) continue;
+                    timeout_ns = -1;  // somebody else won: their ready is coming
+                    left = -1;
+                }
+            }
+            futex_wait(p->state, kParked, left);
+        }
+    }
+    p->state.store(kRunning, std::memory_order_relaxed);
+    p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
+    return outcome_of(p);
+}
+
+}  // namespace
+
+// ---- the interface ------------------------------------------------------------
+
+Parker* current() noexcept {
+    if (Worker* w = this_worker(); w && w->current) return w->current->parker;
+    return this_thread_record().parker;
+}
+
+const char* current_name() noexcept {
+    if (Worker* w = this_worker(); w && w->current && w->current->body) {
+        return w->current->body->name.c_str();
+    }
+    return this_thread_record().name.c_str();
+}
+
+bool in_fiber() noexcept {
+    Worker* w = this_worker();
+    return w && w->current;
+}
+
+int worker_count() noexcept { return static_cast<int>(rt().workers.size()); }
+
+std::uint64_t begin_wait(Parker* p) noexcept {
+    const std::uint64_t token = (p->selection.load(std::memory_order_relaxed) >> 32) + 1;
+    p->selection.store(waiting_word(token), std::memory_order_release);
+    return token;
+}
+
+std::uint32_t park(Parker* p, WaitKind kind, const char* what) noexcept {
+    if (p->is_thread) return park_thread(p, kind, what, -1, 0);
+    return park_fiber(p, kind, what);
+}
+
+std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const char* what,
+                         std::chrono::steady_clock::time_point deadline) noexcept {
+    if (p->is_thread) {
+        auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        deadline - std::chrono::steady_clock::now()).count();
+        return park_thread(p, kind, what, std::max<std::int64_t>(0, left), token);
+    }
+    Worker* w = this_worker();
+    p->refs.fetch_add(1, std::memory_order_relaxed);  // the timer's reference
+    w->timers.push_back(Timer{deadline, p, token});
+    std::push_heap(w->timers.begin(), w->timers.end(), std::greater<>{});
+    return park_fiber(p, kind, what);
+}
+
+void ready(Parker* p) noexcept {
+    const std::uint32_t prev = p->state.exchange(kNotified, std::memory_order_acq_rel);
+    if (prev != kParked) return;  // not parked yet: it will see Notified
+    // Parked: its wait kind is settled (set before parking, reset only after
+    // it runs again, which needs us).
+    const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
+    Runtime& r = rt();
+    if (can_deadlock(kind)) r.active.fetch_add(1, std::memory_order_seq_cst);
+    if (p->is_thread) {
+        futex_wake(p->state, 1);
+        return;
+    }
+    auto* t = static_cast<Task*>(p->owner);
+    p->state.store(kRunning, std::memory_order_relaxed);
+    if (Worker* w = this_worker()) {
+        // Woken by a communication on this worker: run it next, here.
+        if (Task* displaced = w->run_next) {
+            w->push(displaced);
+            r.wake_idle_worker();
+        }
+        w->run_next = t;
+        return;
+    }
+    r.workers[static_cast<std::size_t>(t->home) % r.workers.size()]->push(t);
+    Worker* home = r.workers[static_cast<std::size_t>(t->home) % r.workers.size()].get();
+    std::uint32_t one = 1;
+    if (home->sleeping.compare_exchange_strong(one, 0)) futex_wake(home->sleeping, 1);
+    else r.wake_idle_worker();
+}
+
+void start_process(std::unique_ptr<ProcessBody> body) {
+    // A thread that starts processes is a possible waker of them: register
+    // it first, or the first process to block could look deadlocked.
+    if (!in_fiber()) this_thread_record();
+    Runtime& r = rt();
+    auto* t = new Task;
+    t->parker = new_parker(t, false);
+    t->body = std::move(body);
+    make_context(t->context, task_entry, t);
+    r.add_to_registry(t->parker);
+    if (r.live.fetch_add(1, std::memory_order_acq_rel) == 0) r.live_zero.store(0);
+    r.active.fetch_add(1, std::memory_order_seq_cst);
+    if (Worker* w = this_worker()) {
+        t->home = w->index;
+        w->push(t);
+        r.wake_idle_worker();
+        return;
+    }
+    const unsigned i = r.next_worker.fetch_add(1, std::memory_order_relaxed) %
+                       static_cast<unsigned>(r.workers.size());
+    t->home = static_cast<int>(i);
+    Worker* w = r.workers[i].get();
+    w->push(t);
+    std::uint32_t one = 1;
+    if (w->sleeping.compare_exchange_strong(one, 0)) futex_wake(w->sleeping, 1);
+}
+
+void Join::arrive() noexcept {
+    if (remaining_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
+    // Last one: wake the joiner if it has parked (or is about to).
+    if (Parker* p = joiner_.load(std::memory_order_seq_cst)) wake(p, token_, kWoken);
+}
+
+void Join::wait() noexcept {
+    if (remaining_.load(std::memory_order_seq_cst) == 0) return;
+    Parker* me = current();
+    token_ = begin_wait(me);
+    joiner_.store(me, std::memory_order_seq_cst);
+    if (remaining_.load(std::memory_order_seq_cst) == 0) {
+        // Everyone arrived before seeing us, or the last one is waking us now.
+        if (!try_complete(me, token_, kWoken)) park(me, WaitKind::Join, "join");
+        return;
+    }
+    park(me, WaitKind::Join, "join");
+}
+
+void sleep_for(std::chrono::nanoseconds duration) noexcept {
+    if (duration <= std::chrono::nanoseconds::zero()) return;
+    if (!in_fiber()) {
+        std::this_thread::sleep_for(duration);
+        return;
+    }
+    Parker* me = current();
+    const std::uint64_t token = begin_wait(me);
+    park_until(me, token, WaitKind::Timed, "sleep", std::chrono::steady_clock::now() + duration);
+}
+
+void Runtime::io_loop() noexcept {
+    std::unique_lock<std::mutex> hold(io_mutex);
+    for (;;) {
+        ++io_idle;
+        io_cv.wait(hold, [this] { return io_stop || !io_jobs.empty(); });
+        --io_idle;
+        if (io_jobs.empty()) return;
+        IoJob job = io_jobs.front();
+        io_jobs.pop_front();
+        hold.unlock();
+        (*job.call)();
+        wake(job.parker, job.token, kWoken);
+        hold.lock();
+    }
+}
+
+void run_io(const std::function<void()>& call) noexcept {
+    if (!in_fiber()) {
+        call();
+        return;
+    }
+    Runtime& r = rt();
+    Parker* me = current();
+    const std::uint64_t token = begin_wait(me);
+    {
+        std::lock_guard<std::mutex> hold(r.io_mutex);
+        r.io_jobs.push_back({&call, me, token});
+        if (r.io_idle == 0) {
+            ++r.io_threads;
+            r.io_pool.emplace_back([&r] { r.io_loop(); });
+        }
+    }
+    r.io_cv.notify_one();
+    park(me, WaitKind::Timed, "io");
+}
+
+std::string deadlock_report() {
+    Runtime& r = rt();
+    std::lock_guard<std::mutex> hold(r.registry_mutex);
+    return r.last_report;
+}
+
+}  // namespace csp::runtime
