@@ -13,10 +13,16 @@ namespace {
 
 namespace bip = boost::interprocess;
 
+// managed_external_buffer's default algorithm uses a null mutex: ours is
+// shared by every thread (and, after fork, every OS process), so take the
+// process-shared mutex family.
+using SharedHeap = bip::basic_managed_external_buffer<
+    char, bip::rbtree_best_fit<bip::mutex_family>, bip::iset_index>;
+
 struct Arena {
     void* base = nullptr;
     std::size_t size = 0;
-    bip::managed_external_buffer* heap = nullptr;
+    SharedHeap* heap = nullptr;
 
     Arena() {
         // Reserve a large range; MAP_NORESERVE keeps untouched pages free.
@@ -33,7 +39,7 @@ struct Arena {
         }
         // The managed buffer object itself is private bookkeeping, but all
         // of its state (free tree, mutex) lives at the start of the mapping.
-        heap = new bip::managed_external_buffer(bip::create_only, base, size);
+        heap = new SharedHeap(bip::create_only, base, size);
     }
 };
 

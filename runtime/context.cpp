@@ -149,38 +149,49 @@ struct PooledStack {
     }
 };
 
-thread_local const Context* t_running = nullptr;
-thread_local const char* t_running_name = nullptr;
-#ifdef CSP_TSAN
-thread_local void* t_tsan_to_destroy = nullptr;
-#endif
-thread_local bool t_arrived = false;
+// Per-thread switch state. A fiber may leave a switch on another thread than
+// it entered it, so a thread-local address computed before a switch is stale
+// after it: every access goes through this accessor, which the compiler
+// cannot fold across the switch.
+struct ThreadSwitchState {
+    const Context* running = nullptr;  // the context running on this thread
+    const char* running_name = nullptr;
+    void* tsan_to_destroy = nullptr;   // a finished fiber's TSan state
+    bool arrived = false;              // the arrival lambda finished this switch
+};
+thread_local ThreadSwitchState t_switch;
+
+__attribute__((noinline)) ThreadSwitchState& ts() noexcept {
+    asm volatile("");
+    return t_switch;
+}
 
 // The two halves of announcing a switch to the sanitizers.
-inline void before_switch(Context& from, Context& to, bool from_ends) noexcept {
+// `fake_stack_save` is where the source keeps its AddressSanitizer state;
+// nullptr when the source is a fiber that has ended.
+inline void before_switch(void** fake_stack_save, Context& to) noexcept {
 #ifdef CSP_ASAN
-    __sanitizer_start_switch_fiber(from_ends ? nullptr : &from.asan_fake_stack, to.stack_bottom,
-                                   to.stack_size);
+    __sanitizer_start_switch_fiber(fake_stack_save, to.stack_bottom, to.stack_size);
 #endif
 #ifdef CSP_TSAN
     __tsan_switch_to_fiber(to.tsan_fiber, 0);
 #endif
-    (void)from;
+    (void)fake_stack_save;
     (void)to;
-    (void)from_ends;
 }
 
 inline void after_switch(Context& to) noexcept {
 #ifdef CSP_ASAN
     __sanitizer_finish_switch_fiber(to.asan_fake_stack, nullptr, nullptr);
 #endif
+    ThreadSwitchState& state = ts();
 #ifdef CSP_TSAN
-    if (t_tsan_to_destroy) {
-        __tsan_destroy_fiber(t_tsan_to_destroy);
-        t_tsan_to_destroy = nullptr;
+    if (state.tsan_to_destroy) {
+        __tsan_destroy_fiber(state.tsan_to_destroy);
+        state.tsan_to_destroy = nullptr;
     }
 #endif
-    t_running = &to;
+    state.running = &to;
 }
 
 }  // namespace
@@ -210,7 +221,7 @@ void init_thread_context(Context& c) noexcept {
 #ifdef CSP_TSAN
     c.tsan_fiber = __tsan_get_current_fiber();
 #endif
-    t_running = &c;
+    ts().running = &c;
 }
 
 void make_context(Context& c, Entry entry, void* arg) {
@@ -221,25 +232,28 @@ void make_context(Context& c, Entry entry, void* arg) {
     c.fiber = boost::context::fiber(
         std::allocator_arg, PooledStack{self},
         [self, entry, arg](boost::context::fiber&&) -> boost::context::fiber {
-            t_arrived = false;  // the arrival lambda already finished our first switch
+            ts().arrived = false;  // the arrival lambda already finished our first switch
+            [[maybe_unused]] void* own_tsan_fiber = self->tsan_fiber;
+            // entry may free `self` (the process record): not used after this.
             Context* next = entry(arg);
             // This fiber is done: switch to `next` for good. Boost frees the
             // stack on the destination (PooledStack::deallocate).
-            before_switch(*self, *next, true);
+            before_switch(nullptr, *next);
+            ThreadSwitchState& state = ts();
 #ifdef CSP_TSAN
-            t_tsan_to_destroy = self->tsan_fiber;
+            state.tsan_to_destroy = own_tsan_fiber;
 #endif
-            t_arrived = false;
+            state.arrived = false;
             return std::move(next->fiber);
         });
 }
 
 void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept {
-    before_switch(from, to, false);
+    before_switch(&from.asan_fake_stack, to);
     std::move(to.fiber).resume_with(
         [&from, &to, arrival, arg](boost::context::fiber&& suspended) -> boost::context::fiber {
             after_switch(to);
-            t_arrived = true;
+            ts().arrived = true;
             from.fiber = std::move(suspended);
             if (arrival) arrival(arg);
             return {};
@@ -247,8 +261,9 @@ void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noex
     // Back in `from`. If we came back through resume_with the lambda above
     // already finished the switch; if through a finished fiber's last switch,
     // finish it here.
-    if (!t_arrived) after_switch(from);
-    t_arrived = false;
+    ThreadSwitchState& state = ts();
+    if (!state.arrived) after_switch(from);
+    ts().arrived = false;
 }
 
 void release_context(Context& c) noexcept {
@@ -256,22 +271,23 @@ void release_context(Context& c) noexcept {
 }
 
 void set_running_context(const Context* c, const char* name) noexcept {
-    t_running = c;
-    t_running_name = name;
+    ThreadSwitchState& state = ts();
+    state.running = c;
+    state.running_name = name;
 }
 
 namespace {
 
 void on_segv(int sig, siginfo_t* info, void*) {
-    const Context* c = t_running;
+    const Context* c = t_switch.running;
     auto addr = static_cast<const char*>(info->si_addr);
     if (c && c->guard_page && addr >= c->guard_page &&
         addr < c->guard_page + page_size()) {
         const char* msg = "csp: stack overflow in a fiber process";
         (void)!write(STDERR_FILENO, msg, std::strlen(msg));
-        if (t_running_name) {
+        if (const char* name = t_switch.running_name) {
             (void)!write(STDERR_FILENO, " '", 2);
-            (void)!write(STDERR_FILENO, t_running_name, std::strlen(t_running_name));
+            (void)!write(STDERR_FILENO, name, std::strlen(name));
             (void)!write(STDERR_FILENO, "'", 1);
         }
         log_fatal(" (raise CSP_STACK_SIZE, in KiB; default 128)");

@@ -13,9 +13,12 @@
 //
 // Deadlock accounting: `active` counts what can still make progress: fibers
 // that are runnable or running, registered threads not parked in a Channel or
-// Join wait, and processes in Timed waits (sleep, timeouts, io). A Channel or
-// Join park decrements it, the ready() of such a park increments it first. The
-// decrement that reaches zero runs the detector: nothing can wake anybody.
+// Join wait, and processes in Timed waits (sleep, timeouts, io). Each process
+// keeps its own count: a Channel or Join park decrements it once parked, and
+// the same process increments it again when it runs after that park. So
+// ready() never touches it (a woken thread may be gone the moment ready()
+// publishes Notified). The counter reaching zero only triggers the
+// detector, which then checks every registered process's state.
 #include "runtime/runtime.hpp"
 
 #include "runtime/arena.hpp"
@@ -50,7 +53,8 @@ struct Task {
     Context context;
     std::unique_ptr<ProcessBody> body;
     Task* next = nullptr;  // run queue link
-    int home = 0;          // the worker it last ran on
+    std::atomic<int> home{0};  // the worker it last ran on: a hint, read by remote wakers
+    bool parked_inactive = false;  // its last park took it out of `active`
 };
 
 // ThreadRecord: the private record of a plain thread that uses csp.
@@ -295,12 +299,14 @@ void finish_park(void* arg) noexcept {
     Parker* p = t->parker;
     const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
     std::uint32_t expected = kRunning;
+    if (can_deadlock(kind)) t->parked_inactive = true;  // before anyone may resume it
     if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
         if (can_deadlock(kind) && rt().active.fetch_sub(1, std::memory_order_seq_cst) == 1) {
             rt().detect_deadlock();
         }
     } else {
         // ready() came while it was switching away: runnable at once.
+        t->parked_inactive = false;
         p->state.store(kRunning, std::memory_order_relaxed);
         this_worker()->push(t);
     }
@@ -308,7 +314,7 @@ void finish_park(void* arg) noexcept {
 
 void run_task(Worker* w, Task* t) noexcept {
     w->current = t;
-    t->home = w->index;
+    t->home.store(w->index, std::memory_order_relaxed);
     set_running_context(&t->context, t->body ? t->body->name.c_str() : nullptr);
     switch_context(w->scheduler, t->context, nullptr, nullptr);
 }
@@ -335,12 +341,16 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what) noexcept {
         Task* next = next_local(w);
         if (next) {
             w->current = next;
-            next->home = w->index;
+            next->home.store(w->index, std::memory_order_relaxed);
             set_running_context(&next->context, next->body ? next->body->name.c_str() : nullptr);
             switch_context(me->context, next->context, finish_park, me);
         } else {
             w->current = nullptr;
             switch_context(me->context, w->scheduler, finish_park, me);
+        }
+        if (me->parked_inactive) {
+            me->parked_inactive = false;
+            rt().active.fetch_add(1, std::memory_order_seq_cst);
         }
     }
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
@@ -364,7 +374,7 @@ Context* task_entry(void* arg) noexcept {
     delete t;
     if (next) {
         w->current = next;
-        next->home = w->index;
+        next->home.store(w->index, std::memory_order_relaxed);
         set_running_context(&next->context, next->body ? next->body->name.c_str() : nullptr);
         return &next->context;
     }
@@ -489,6 +499,7 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const char* what, std::int64
             }
             futex_wait(p->state, kParked, left);
         }
+        if (can_deadlock(kind)) rt().active.fetch_add(1, std::memory_order_seq_cst);
     }
     p->state.store(kRunning, std::memory_order_relaxed);
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
@@ -546,11 +557,8 @@ std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const ch
 void ready(Parker* p) noexcept {
     const std::uint32_t prev = p->state.exchange(kNotified, std::memory_order_acq_rel);
     if (prev != kParked) return;  // not parked yet: it will see Notified
-    // Parked: its wait kind is settled (set before parking, reset only after
-    // it runs again, which needs us).
-    const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
+    // A woken thread may run on, end and free its parker from here on.
     Runtime& r = rt();
-    if (can_deadlock(kind)) r.active.fetch_add(1, std::memory_order_seq_cst);
     if (p->is_thread) {
         futex_wake(p->state, 1);
         return;
@@ -566,8 +574,9 @@ void ready(Parker* p) noexcept {
         w->run_next = t;
         return;
     }
-    r.workers[static_cast<std::size_t>(t->home) % r.workers.size()]->push(t);
-    Worker* home = r.workers[static_cast<std::size_t>(t->home) % r.workers.size()].get();
+    Worker* home = r.workers[static_cast<std::size_t>(t->home.load(std::memory_order_relaxed)) %
+                             r.workers.size()].get();
+    home->push(t);
     std::uint32_t one = 1;
     if (home->sleeping.compare_exchange_strong(one, 0)) futex_wake(home->sleeping, 1);
     else r.wake_idle_worker();
@@ -586,14 +595,14 @@ void start_process(std::unique_ptr<ProcessBody> body) {
     if (r.live.fetch_add(1, std::memory_order_acq_rel) == 0) r.live_zero.store(0);
     r.active.fetch_add(1, std::memory_order_seq_cst);
     if (Worker* w = this_worker()) {
-        t->home = w->index;
+        t->home.store(w->index, std::memory_order_relaxed);
         w->push(t);
         r.wake_idle_worker();
         return;
     }
     const unsigned i = r.next_worker.fetch_add(1, std::memory_order_relaxed) %
                        static_cast<unsigned>(r.workers.size());
-    t->home = static_cast<int>(i);
+    t->home.store(static_cast<int>(i), std::memory_order_relaxed);
     Worker* w = r.workers[i].get();
     w->push(t);
     std::uint32_t one = 1;
