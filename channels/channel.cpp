@@ -3,6 +3,7 @@
 #include "channels/channel.hpp"
 
 #include "runtime/arena.hpp"
+#include "runtime/trace.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -61,6 +62,7 @@ void discard_buffer(ChannelCore* c) noexcept {
 // (a blocked reader means an empty buffer, so nothing is left undrained).
 Waiter* retire_locked(ChannelCore* c) noexcept {
     c->retired = true;
+    if (runtime::tracing()) runtime::trace_event("retire", c->name);
     return end_all(c, Outcome::Retired);
 }
 
@@ -155,13 +157,15 @@ void poison(ChannelCore* c) noexcept {
         Locked<SpinLock> hold(c->lock);
         if (c->poisoned) return;
         c->poisoned = true;
+        if (runtime::tracing()) runtime::trace_event("poison", c->name);
         discard_buffer(c);
         wake = end_all(c, Outcome::Poisoned);
     }
     ready_all(wake);
 }
 
-Outcome read(ChannelCore* c, void* dst) noexcept {
+namespace {
+Outcome read_impl(ChannelCore* c, void* dst) noexcept {
     c->lock.lock();
     if (c->poisoned) {
         c->lock.unlock();
@@ -196,7 +200,7 @@ Outcome read(ChannelCore* c, void* dst) noexcept {
     return block(c, c->readers, dst);
 }
 
-Outcome write(ChannelCore* c, void* src) noexcept {
+Outcome write_impl(ChannelCore* c, void* src) noexcept {
     c->lock.lock();
     if (c->poisoned || c->retired) {
         const Outcome o = c->poisoned ? Outcome::Poisoned : Outcome::Retired;
@@ -216,6 +220,20 @@ Outcome write(ChannelCore* c, void* src) noexcept {
         return Outcome::Done;
     }
     return block(c, c->writers, src);
+}
+
+}  // namespace
+
+Outcome read(ChannelCore* c, void* dst) noexcept {
+    const Outcome o = read_impl(c, dst);
+    if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("read", c->name);
+    return o;
+}
+
+Outcome write(ChannelCore* c, void* src) noexcept {
+    const Outcome o = write_impl(c, src);
+    if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
+    return o;
 }
 
 }  // namespace csp::channels

@@ -159,7 +159,7 @@ struct ThreadSwitchState {
     void* tsan_to_destroy = nullptr;   // a finished fiber's TSan state
     bool arrived = false;              // the arrival lambda finished this switch
 };
-thread_local ThreadSwitchState t_switch;
+__attribute__((tls_model("initial-exec"))) thread_local ThreadSwitchState t_switch;
 
 __attribute__((noinline)) ThreadSwitchState& ts() noexcept {
     asm volatile("");

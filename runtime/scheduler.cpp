@@ -11,14 +11,14 @@
 // switching away finds Running and leaves Notified; the parker then sees
 // Notified instead of parking, and goes on (or is requeued at once).
 //
-// Deadlock accounting: `active` counts what can still make progress: fibers
-// that are runnable or running, registered threads not parked in a Channel or
-// Join wait, and processes in Timed waits (sleep, timeouts, io). Each process
-// keeps its own count: a Channel or Join park decrements it once parked, and
-// the same process increments it again when it runs after that park. So
-// ready() never touches it (a woken thread may be gone the moment ready()
-// publishes Notified). The counter reaching zero only triggers the
-// detector, which then checks every registered process's state.
+// Deadlock detection costs nothing on the communication path (as in Go, the
+// check runs when the system may have gone quiet): when a worker is about to
+// sleep and when a thread parks in a Channel or Join wait, if every worker is
+// idle and no registered thread is running, the detector walks the registry.
+// It is a deadlock when every registered process is parked in a Channel or
+// Join wait: runnable fibers are in state Running, a woken thread is
+// Notified, and sleeps, timeouts and io calls are Timed waits, any of which
+// means somebody can still make progress.
 #include "runtime/runtime.hpp"
 
 #include "runtime/arena.hpp"
@@ -26,6 +26,7 @@
 #include "runtime/futex.hpp"
 #include "runtime/log.hpp"
 #include "runtime/spin_lock.hpp"
+#include "runtime/trace.hpp"
 
 #include <fmt/format.h>
 
@@ -54,7 +55,6 @@ struct Task {
     std::unique_ptr<ProcessBody> body;
     Task* next = nullptr;  // run queue link
     std::atomic<int> home{0};  // the worker it last ran on: a hint, read by remote wakers
-    bool parked_inactive = false;  // its last park took it out of `active`
 };
 
 // ThreadRecord: the private record of a plain thread that uses csp.
@@ -113,7 +113,7 @@ struct Worker {
 
 struct Runtime {
     std::vector<std::unique_ptr<Worker>> workers;
-    std::atomic<std::int64_t> active{0};
+    std::atomic<std::int64_t> running_threads{0};  // registered, not in a Channel/Join park
     std::atomic<std::int64_t> live{0};      // fiber processes not yet ended
     std::atomic<std::uint32_t> live_zero{1};  // futex word: 1 when live == 0
     std::atomic<int> idle{0};
@@ -136,13 +136,22 @@ struct Runtime {
     ~Runtime();
     void wake_idle_worker() noexcept;
     void detect_deadlock() noexcept;
+    // maybe_deadlocked: the cheap filter before detect_deadlock.
+    void check_quiet() noexcept {
+        if (running_threads.load(std::memory_order_seq_cst) == 0 &&
+            idle.load(std::memory_order_seq_cst) == static_cast<int>(workers.size())) {
+            detect_deadlock();
+        }
+    }
     void add_to_registry(Parker* p) noexcept;
     void remove_from_registry(Parker* p) noexcept;
     void io_loop() noexcept;
 };
 
-thread_local Worker* t_worker = nullptr;
-thread_local std::unique_ptr<ThreadRecord> t_thread;
+// initial-exec: libcsp is linked at start-up, so its thread-locals sit in the
+// static TLS block and need no __tls_get_addr call on the hot path.
+__attribute__((tls_model("initial-exec"))) thread_local Worker* t_worker = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local std::unique_ptr<ThreadRecord> t_thread;
 
 Runtime& rt();
 
@@ -259,27 +268,23 @@ void Runtime::detect_deadlock() noexcept {
     std::string report;
     {
         std::lock_guard<std::mutex> hold(registry_mutex);
-        // The counter reaching zero is only the trigger: a park's decrement
-        // may come after the ready() that ends that park, so the counter can
-        // touch zero for an instant. The states decide: a deadlock is every
-        // registered process parked in a Channel or Join wait.
-        if (active.load(std::memory_order_seq_cst) != 0) return;
-        std::ostringstream out;
-        out << "deadlock: every process is blocked and nothing can wake any of them:";
         for (Parker* p = registry; p; p = p->registry_next) {
             if (p->state.load(std::memory_order_acquire) != kParked) return;
             const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
-            if (kind == WaitKind::Channel) {
-                out << "\n  process '" << name_of(p) << "' blocked on channel '"
-                    << (p->wait_on ? p->wait_on : "?") << "'";
-                blocked.push_back(p);
-            } else if (kind == WaitKind::Join) {
-                out << "\n  process '" << name_of(p) << "' waiting for the processes it runs";
-            } else {
-                return;  // a timer or io call can still wake it
-            }
+            if (kind == WaitKind::Channel) blocked.push_back(p);
+            else if (kind != WaitKind::Join) return;  // a timer or io call can still wake it
         }
         if (blocked.empty()) return;  // nobody left at all: a normal end
+        std::ostringstream out;
+        out << "deadlock: every process is blocked and nothing can wake any of them:";
+        for (Parker* p = registry; p; p = p->registry_next) {
+            if (p->wait_kind.load(std::memory_order_relaxed) == WaitKind::Channel) {
+                out << "\n  process '" << name_of(p) << "' blocked on channel '"
+                    << (p->wait_on ? p->wait_on : "?") << "'";
+            } else {
+                out << "\n  process '" << name_of(p) << "' waiting for the processes it runs";
+            }
+        }
         report = out.str();
         last_report = report;
     }
@@ -297,16 +302,9 @@ void Runtime::detect_deadlock() noexcept {
 void finish_park(void* arg) noexcept {
     auto* t = static_cast<Task*>(arg);
     Parker* p = t->parker;
-    const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
     std::uint32_t expected = kRunning;
-    if (can_deadlock(kind)) t->parked_inactive = true;  // before anyone may resume it
-    if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
-        if (can_deadlock(kind) && rt().active.fetch_sub(1, std::memory_order_seq_cst) == 1) {
-            rt().detect_deadlock();
-        }
-    } else {
+    if (!p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
         // ready() came while it was switching away: runnable at once.
-        t->parked_inactive = false;
         p->state.store(kRunning, std::memory_order_relaxed);
         this_worker()->push(t);
     }
@@ -348,10 +346,6 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what) noexcept {
             w->current = nullptr;
             switch_context(me->context, w->scheduler, finish_park, me);
         }
-        if (me->parked_inactive) {
-            me->parked_inactive = false;
-            rt().active.fetch_add(1, std::memory_order_seq_cst);
-        }
     }
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
     return outcome_of(p);
@@ -359,7 +353,9 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what) noexcept {
 
 Context* task_entry(void* arg) noexcept {
     auto* t = static_cast<Task*>(arg);
+    trace_process_start(t->parker, t->body->name.c_str());
     t->body->run();
+    trace_process_end(t->parker);
     t->body.reset();
     Runtime& r = rt();
     r.remove_from_registry(t->parker);
@@ -369,7 +365,6 @@ Context* task_entry(void* arg) noexcept {
         r.live_zero.store(1);
         futex_wake(r.live_zero, 1 << 30);
     }
-    if (r.active.fetch_sub(1, std::memory_order_seq_cst) == 1) r.detect_deadlock();
     Task* next = next_local(w);
     delete t;
     if (next) {
@@ -433,6 +428,10 @@ void Worker::loop() noexcept {
         sleeping.store(1, std::memory_order_seq_cst);
         r.idle.fetch_add(1, std::memory_order_seq_cst);
         found = find_work();
+        if (!found) {
+            r.check_quiet();
+            found = find_work();  // the detector may have woken processes here
+        }
         if (!found && !r.stopping.load()) {
             std::int64_t timeout = -1;
             if (!timers.empty()) {
@@ -459,15 +458,17 @@ ThreadRecord::ThreadRecord() {
     // The first thread to use csp is almost always main.
     name = main_taken.compare_exchange_strong(expected, true) ? "main" : "thread " + id.str();
     Runtime& r = rt();
-    r.active.fetch_add(1, std::memory_order_seq_cst);
+    r.running_threads.fetch_add(1, std::memory_order_seq_cst);
     r.add_to_registry(parker);
+    trace_process_start(parker, name.c_str());
 }
 
 ThreadRecord::~ThreadRecord() {
     Runtime& r = rt();
     r.remove_from_registry(parker);
     release_parker(parker);
-    if (r.active.fetch_sub(1, std::memory_order_seq_cst) == 1) r.detect_deadlock();
+    r.running_threads.fetch_sub(1, std::memory_order_seq_cst);
+    r.check_quiet();
 }
 
 ThreadRecord& this_thread_record() {
@@ -481,8 +482,9 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const char* what, std::int64
     p->wait_kind.store(kind, std::memory_order_relaxed);
     std::uint32_t expected = kRunning;
     if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
-        if (can_deadlock(kind) && rt().active.fetch_sub(1, std::memory_order_seq_cst) == 1) {
-            rt().detect_deadlock();
+        if (can_deadlock(kind)) {
+            rt().running_threads.fetch_sub(1, std::memory_order_seq_cst);
+            rt().check_quiet();
         }
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(timeout_ns);
         while (p->state.load(std::memory_order_acquire) == kParked) {
@@ -499,7 +501,7 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const char* what, std::int64
             }
             futex_wait(p->state, kParked, left);
         }
-        if (can_deadlock(kind)) rt().active.fetch_add(1, std::memory_order_seq_cst);
+        if (can_deadlock(kind)) rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
     }
     p->state.store(kRunning, std::memory_order_relaxed);
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
@@ -593,7 +595,6 @@ void start_process(std::unique_ptr<ProcessBody> body) {
     make_context(t->context, task_entry, t);
     r.add_to_registry(t->parker);
     if (r.live.fetch_add(1, std::memory_order_acq_rel) == 0) r.live_zero.store(0);
-    r.active.fetch_add(1, std::memory_order_seq_cst);
     if (Worker* w = this_worker()) {
         t->home.store(w->index, std::memory_order_relaxed);
         w->push(t);
