@@ -113,18 +113,29 @@ struct Slot {
     std::string name;
 };
 
-// spawned_join returns the Join of the processes the calling fiber process
-// spawned (made on first use, counted up by one), or nullptr in a thread,
-// whose spawned processes the runtime joins at exit.
-runtime::Join* spawned_join();
+// start_spawned starts processes that the calling process (or, in a thread,
+// the runtime at exit) joins when it ends.
+void start_spawned(std::vector<std::unique_ptr<runtime::ProcessBody>>& bodies);
 // join_spawned waits for the processes the calling process spawned.
 void join_spawned() noexcept;
 
+// BodyBase: what every process body shares: the Join it arrives at.
+class BodyBase : public runtime::ProcessBody {
+public:
+    // join_at: arrive at `j` when done (set before the process starts).
+    void join_at(runtime::Join* j) noexcept { join_ = j; }
+
+protected:
+    runtime::Join* join_ = nullptr;
+};
+
 // Body: what the runtime runs for one process of a combinator.
 template <class R>
-class Body final : public runtime::ProcessBody {
+class Body final : public BodyBase {
 public:
-    Body(std::unique_ptr<Call<R>> c, Slot<R>* s, runtime::Join* j) : call_(std::move(c)), slot_(s), join_(j) {}
+    Body(std::unique_ptr<Call<R>> c, Slot<R>* s, runtime::Join* j) : call_(std::move(c)), slot_(s) {
+        join_ = j;
+    }
     void run() noexcept override {
         run_call(*call_, slot_);
         call_.reset();
@@ -158,7 +169,6 @@ private:
     static void report_unjoined_failure(std::exception_ptr e) noexcept;
     std::unique_ptr<Call<R>> call_;
     Slot<R>* slot_;
-    runtime::Join* join_;
 };
 
 void log_spawned_failure(const char* name, std::exception_ptr e) noexcept;
@@ -281,14 +291,16 @@ ProcessFactory<std::decay_t<F>> process(std::string name, F&& f) {
 
 namespace detail {
 
+// body_for turns a process into what the runtime runs, reporting into `slot`
+// and arriving at `join` when done.
 template <class R>
-void start(Process<R>& p, Slot<R>* slot, runtime::Join* join) {
+std::unique_ptr<runtime::ProcessBody> body_for(Process<R>& p, Slot<R>* slot, runtime::Join* join) {
     auto& call = call_of(p);
     if (!call) throw ChannelEndError("csp: a moved-from Process cannot run");
-    slot->name = name_of(p);
     auto body = std::make_unique<Body<R>>(std::move(call), slot, join);
-    body->name = slot->name;
-    runtime::start_process(std::move(body));
+    body->name = name_of(p);
+    if (slot) slot->name = body->name;
+    return body;
 }
 
 template <class R>
@@ -308,7 +320,10 @@ template <class... Rs>
 std::tuple<detail::result_t<Rs>...> Parallel(Process<Rs>... procs) {
     std::tuple<detail::Slot<Rs>...> slots;
     runtime::Join join(static_cast<std::int64_t>(sizeof...(Rs)));
-    std::apply([&](auto&... s) { (detail::start(procs, &s, &join), ...); }, slots);
+    std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
+    bodies.reserve(sizeof...(Rs));
+    std::apply([&](auto&... s) { (bodies.push_back(detail::body_for(procs, &s, &join)), ...); }, slots);
+    runtime::start_processes(bodies);
     join.wait();
     std::apply([](auto&... s) { (detail::check_deadlock(s), ...); }, slots);
     std::apply([](auto&... s) { (detail::check(s), ...); }, slots);
@@ -321,15 +336,10 @@ template <class R>
 std::vector<detail::result_t<R>> Parallel(std::vector<Process<R>> procs) {
     std::vector<detail::Slot<R>> slots(procs.size());
     runtime::Join join(static_cast<std::int64_t>(procs.size()));
-    std::size_t started = 0;
-    try {
-        for (; started < procs.size(); ++started) detail::start(procs[started], &slots[started], &join);
-    } catch (...) {
-        // Account for those that never started, then let the started end.
-        for (std::size_t i = started; i < procs.size(); ++i) join.arrive();
-        join.wait();
-        throw;
-    }
+    std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
+    bodies.reserve(procs.size());
+    for (std::size_t i = 0; i < procs.size(); ++i) bodies.push_back(detail::body_for(procs[i], &slots[i], &join));
+    runtime::start_processes(bodies);
     join.wait();
     for (auto& s : slots) detail::check_deadlock(s);
     for (auto& s : slots) detail::check(s);
@@ -358,20 +368,16 @@ std::vector<detail::result_t<R>> Sequence(std::vector<Process<R>> procs) {
 // its failure is logged, since nobody waits for its result.
 template <class... Rs>
 void Spawn(Process<Rs>... procs) {
-    auto one = [](auto& p) {
-        using R = typename std::remove_reference_t<decltype(p)>::result_type;
-        auto& call = detail::call_of(p);
-        if (!call) throw ChannelEndError("csp: a moved-from Process cannot run");
-        auto body = std::make_unique<detail::Body<R>>(std::move(call), nullptr, detail::spawned_join());
-        body->name = p.name();
-        runtime::start_process(std::move(body));
-    };
-    (one(procs), ...);
+    std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
+    (bodies.push_back(detail::body_for(procs, static_cast<detail::Slot<Rs>*>(nullptr), nullptr)), ...);
+    detail::start_spawned(bodies);
 }
 
 template <class R>
 void Spawn(std::vector<Process<R>> procs) {
-    for (auto& p : procs) Spawn(std::move(p));
+    std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
+    for (auto& p : procs) bodies.push_back(detail::body_for(p, static_cast<detail::Slot<R>*>(nullptr), nullptr));
+    detail::start_spawned(bodies);
 }
 
 // proc * n, n * proc: n copies of a process, each with its own copies of the

@@ -51,16 +51,27 @@ void log_spawned_failure(const char* name, std::exception_ptr e) noexcept {
 }
 
 // A fiber process keeps the Join of the processes it spawned in slots[1].
-runtime::Join* spawned_join() {
-    if (!runtime::in_fiber()) return nullptr;  // the runtime joins them at exit
-    runtime::Parker* me = runtime::current();
-    auto* join = reinterpret_cast<runtime::Join*>(me->slots[1]);
-    if (!join) {
-        join = new runtime::Join(0);
-        me->slots[1] = reinterpret_cast<std::int64_t>(join);
+void start_spawned(std::vector<std::unique_ptr<runtime::ProcessBody>>& bodies) {
+    if (runtime::in_fiber()) {
+        runtime::Parker* me = runtime::current();
+        auto* join = reinterpret_cast<runtime::Join*>(me->slots[1]);
+        if (!join) {
+            join = new runtime::Join(0);
+            me->slots[1] = reinterpret_cast<std::int64_t>(join);
+        }
+        const auto n = static_cast<std::int64_t>(bodies.size());
+        join->add(n);
+        for (auto& b : bodies) static_cast<BodyBase*>(b.get())->join_at(join);
+        try {
+            runtime::start_processes(bodies);
+        } catch (...) {
+            join->add(-n);  // none of them started
+            throw;
+        }
+        return;
     }
-    join->add(1);
-    return join;
+    // In a thread, the runtime joins every process still running at exit.
+    runtime::start_processes(bodies);
 }
 
 void join_spawned() noexcept {

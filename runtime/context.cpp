@@ -6,8 +6,9 @@
 // processes. So the first kGuardedBudget stacks get a guard page (an
 // overflow then faults on it and is reported by name); beyond that, stacks
 // are carved from slabs of kSlabStacks (one mapping per slab) and have none.
-// Freed stacks are pooled; past kPoolResident pooled stacks, a freed stack's
-// pages are given back to the kernel (MADV_DONTNEED) but its range is kept.
+// Freed stacks are pooled and reused, pages and all: giving pages back
+// (madvise) cost more than the rest of a process's start and end together.
+// So resident stack memory stays at the high-water mark of live processes.
 #include "runtime/context.hpp"
 
 #include "runtime/log.hpp"
@@ -52,7 +53,6 @@ namespace {
 
 constexpr std::size_t kGuardedBudget = 16384;
 constexpr std::size_t kSlabStacks = 64;
-constexpr std::size_t kPoolResident = 1024;
 
 std::size_t page_size() noexcept {
     static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -80,7 +80,6 @@ public:
 
     void give(Stack s) noexcept {
         Locked<SpinLock> hold(lock_);
-        if (free_.size() >= kPoolResident) madvise(s.bottom, stack_size(), MADV_DONTNEED);
         free_.push_back(s);
     }
 
@@ -131,8 +130,10 @@ StackPool& pool() {
 // The Boost.Context stack allocator over the pool.
 struct PooledStack {
     Context* context;
+    bool guarded = false;  // remembered for deallocate (Boost keeps this object)
     boost::context::stack_context allocate() {
         Stack s = pool().take();
+        guarded = s.guarded;
         boost::context::stack_context sc;
         sc.size = stack_size();
         sc.sp = s.bottom + sc.size;
@@ -142,10 +143,7 @@ struct PooledStack {
         return sc;
     }
     void deallocate(boost::context::stack_context& sc) noexcept {
-        char* bottom = static_cast<char*>(sc.sp) - sc.size;
-        // A guarded stack starts right after its own mapping's first page;
-        // the pool only needs to know whether to keep the guard in mind.
-        pool().give({bottom, false});
+        pool().give({static_cast<char*>(sc.sp) - sc.size, guarded});
     }
 };
 

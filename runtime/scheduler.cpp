@@ -584,30 +584,67 @@ void ready(Parker* p) noexcept {
     else r.wake_idle_worker();
 }
 
-void start_process(std::unique_ptr<ProcessBody> body) {
-    // A thread that starts processes is a possible waker of them: register
-    // it first, or the first process to block could look deadlocked.
-    if (!in_fiber()) this_thread_record();
-    Runtime& r = rt();
+namespace {
+
+Task* make_task(std::unique_ptr<ProcessBody> body) {
     auto* t = new Task;
     t->parker = new_parker(t, false);
     t->body = std::move(body);
     make_context(t->context, task_entry, t);
-    r.add_to_registry(t->parker);
-    if (r.live.fetch_add(1, std::memory_order_acq_rel) == 0) r.live_zero.store(0);
+    return t;
+}
+
+void wake_worker(Worker* w) noexcept {
+    std::uint32_t one = 1;
+    if (w->sleeping.compare_exchange_strong(one, 0)) futex_wake(w->sleeping, 1);
+}
+
+}  // namespace
+
+void start_processes(std::vector<std::unique_ptr<ProcessBody>>& bodies) {
+    // A thread that starts processes is a possible waker of them: register
+    // it first, or the first process to block could look deadlocked.
+    if (!in_fiber()) this_thread_record();
+    Runtime& r = rt();
+    std::vector<Task*> tasks;
+    tasks.reserve(bodies.size());
+    try {
+        for (auto& b : bodies) tasks.push_back(make_task(std::move(b)));
+    } catch (...) {
+        for (Task* t : tasks) {  // never started: undo quietly
+            release_parker(t->parker);
+            delete t;
+        }
+        throw;
+    }
+    for (Task* t : tasks) r.add_to_registry(t->parker);
+    if (r.live.fetch_add(static_cast<std::int64_t>(tasks.size()), std::memory_order_acq_rel) == 0) {
+        r.live_zero.store(0);
+    }
     if (Worker* w = this_worker()) {
-        t->home.store(w->index, std::memory_order_relaxed);
-        w->push(t);
+        // From a process: queue them here; idle workers steal.
+        for (Task* t : tasks) {
+            t->home.store(w->index, std::memory_order_relaxed);
+            w->push(t);
+        }
         r.wake_idle_worker();
         return;
     }
-    const unsigned i = r.next_worker.fetch_add(1, std::memory_order_relaxed) %
-                       static_cast<unsigned>(r.workers.size());
-    t->home.store(static_cast<int>(i), std::memory_order_relaxed);
-    Worker* w = r.workers[i].get();
-    w->push(t);
-    std::uint32_t one = 1;
-    if (w->sleeping.compare_exchange_strong(one, 0)) futex_wake(w->sleeping, 1);
+    // From a thread: deal them out over the workers, then wake each once.
+    const std::size_t n = r.workers.size();
+    std::size_t i = r.next_worker.fetch_add(1, std::memory_order_relaxed);
+    for (Task* t : tasks) {
+        Worker* w = r.workers[i++ % n].get();
+        t->home.store(w->index, std::memory_order_relaxed);
+        w->push(t);
+    }
+    for (std::size_t k = 0; k < std::min(n, tasks.size()); ++k) wake_worker(r.workers[k].get());
+}
+
+void start_process(std::unique_ptr<ProcessBody> body) {
+    std::vector<std::unique_ptr<ProcessBody>> one;
+    one.push_back(std::move(body));
+    start_processes(one);
 }
 
 void Join::arrive() noexcept {
