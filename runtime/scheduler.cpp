@@ -19,6 +19,13 @@
 // Join wait: runnable fibers are in state Running, a woken thread is
 // Notified, and sleeps, timeouts and io calls are Timed waits, any of which
 // means somebody can still make progress.
+//
+// One more party can wake a process: a plain thread that holds a channel
+// end but has not used csp yet (an end made in main and moved into a
+// std::thread). So the detector also lists the OS threads: a thread started
+// after the runtime that is neither a worker, an io helper nor a registered
+// thread vetoes the report. (Threads older than the runtime, such as a
+// sanitizer's background thread, are taken as not using csp.)
 #include "runtime/runtime.hpp"
 
 #include "runtime/arena.hpp"
@@ -31,6 +38,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <dirent.h>
+#include <set>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -121,6 +132,8 @@ struct Runtime {
     std::atomic<unsigned> next_worker{0};
     std::mutex registry_mutex;
     Parker* registry = nullptr;
+    std::set<int> known_threads;    // tids: workers, io helpers, registered threads
+    std::set<int> older_threads;    // tids that existed before the runtime
     std::string last_report;
 
     // io helper pool
@@ -189,7 +202,29 @@ void release_parker(Parker* p) noexcept {
     if (p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) arena_delete(p);
 }
 
+std::set<int> os_threads() {
+    std::set<int> tids;
+    if (DIR* d = opendir("/proc/self/task")) {
+        while (dirent* e = readdir(d)) {
+            if (e->d_name[0] != '.') tids.insert(std::atoi(e->d_name));
+        }
+        closedir(d);
+    }
+    return tids;
+}
+
+int this_tid() noexcept { return static_cast<int>(syscall(SYS_gettid)); }
+
+void note_thread(bool known) {
+    Runtime& r = rt();
+    std::lock_guard<std::mutex> hold(r.registry_mutex);
+    if (known) r.known_threads.insert(this_tid());
+    else r.known_threads.erase(this_tid());
+}
+
 Runtime::Runtime() {
+    older_threads = os_threads();
+    older_threads.erase(this_tid());  // the thread starting us may well use csp
     const int n = configured_threads();
     workers.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
@@ -275,6 +310,12 @@ void Runtime::detect_deadlock() noexcept {
             else if (kind != WaitKind::Join) return;  // a timer or io call can still wake it
         }
         if (blocked.empty()) return;  // nobody left at all: a normal end
+        for (int tid : os_threads()) {
+            if (!known_threads.count(tid) && !older_threads.count(tid)) {
+                logger().debug("no deadlock report: thread {} may still use a channel", tid);
+                return;
+            }
+        }
         std::ostringstream out;
         out << "deadlock: every process is blocked and nothing can wake any of them:";
         for (Parker* p = registry; p; p = p->registry_next) {
@@ -405,6 +446,7 @@ Task* Worker::find_work() noexcept {
 
 void Worker::loop() noexcept {
     t_worker = this;
+    note_thread(true);
     init_thread_context(scheduler);
     install_overflow_handler();
     Runtime& r = rt();
@@ -450,6 +492,7 @@ void Worker::loop() noexcept {
 // ---- threads ----------------------------------------------------------------
 
 ThreadRecord::ThreadRecord() {
+    note_thread(true);
     parker = new_parker(this, true);
     std::ostringstream id;
     id << std::this_thread::get_id();
@@ -464,6 +507,7 @@ ThreadRecord::ThreadRecord() {
 }
 
 ThreadRecord::~ThreadRecord() {
+    note_thread(false);
     Runtime& r = rt();
     r.remove_from_registry(parker);
     release_parker(parker);
@@ -678,6 +722,7 @@ void sleep_for(std::chrono::nanoseconds duration) noexcept {
 }
 
 void Runtime::io_loop() noexcept {
+    note_thread(true);
     std::unique_lock<std::mutex> hold(io_mutex);
     for (;;) {
         ++io_idle;
