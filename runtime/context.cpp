@@ -153,7 +153,6 @@ struct PooledStack {
 // cannot fold across the switch.
 struct ThreadSwitchState {
     const Context* running = nullptr;  // the context running on this thread
-    const char* running_name = nullptr;
     void* tsan_to_destroy = nullptr;   // a finished fiber's TSan state
     bool arrived = false;              // the arrival lambda finished this switch
 };
@@ -178,7 +177,7 @@ inline void before_switch(void** fake_stack_save, Context& to) noexcept {
     (void)to;
 }
 
-inline void after_switch(Context& to) noexcept {
+inline ThreadSwitchState& after_switch(Context& to) noexcept {
 #ifdef CSP_ASAN
     __sanitizer_finish_switch_fiber(to.asan_fake_stack, nullptr, nullptr);
 #endif
@@ -190,6 +189,7 @@ inline void after_switch(Context& to) noexcept {
     }
 #endif
     state.running = &to;
+    return state;
 }
 
 }  // namespace
@@ -250,8 +250,7 @@ void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noex
     before_switch(&from.asan_fake_stack, to);
     std::move(to.fiber).resume_with(
         [&from, &to, arrival, arg](boost::context::fiber&& suspended) -> boost::context::fiber {
-            after_switch(to);
-            ts().arrived = true;
+            after_switch(to).arrived = true;
             from.fiber = std::move(suspended);
             if (arrival) arrival(arg);
             return {};
@@ -261,17 +260,11 @@ void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noex
     // finish it here.
     ThreadSwitchState& state = ts();
     if (!state.arrived) after_switch(from);
-    ts().arrived = false;
+    state.arrived = false;
 }
 
 void release_context(Context& c) noexcept {
     (void)c;
-}
-
-void set_running_context(const Context* c, const char* name) noexcept {
-    ThreadSwitchState& state = ts();
-    state.running = c;
-    state.running_name = name;
 }
 
 namespace {
@@ -283,7 +276,7 @@ void on_segv(int sig, siginfo_t* info, void*) {
         addr < c->guard_page + page_size()) {
         const char* msg = "csp: stack overflow in a fiber process";
         (void)!write(STDERR_FILENO, msg, std::strlen(msg));
-        if (const char* name = t_switch.running_name) {
+        if (const char* name = c->name) {
             (void)!write(STDERR_FILENO, " '", 2);
             (void)!write(STDERR_FILENO, name, std::strlen(name));
             (void)!write(STDERR_FILENO, "'", 1);

@@ -20,6 +20,7 @@ struct Context {
     void* asan_fake_stack = nullptr;  // AddressSanitizer's per-context state
     void* tsan_fiber = nullptr;       // ThreadSanitizer's per-context state
     const char* guard_page = nullptr; // the stack's guard page, if it has one
+    const char* name = nullptr;       // the process's name, for the overflow report
 };
 
 // Arrival: work that must happen on the destination, right after the switch,
@@ -49,8 +50,5 @@ std::size_t stack_size() noexcept;
 // install_overflow_handler turns a fault on a guard page into a clear
 // message naming the process, instead of silent corruption. Per thread.
 void install_overflow_handler() noexcept;
-
-// The context running on this thread (for the overflow report).
-void set_running_context(const Context* c, const char* name) noexcept;
 
 }  // namespace csp::runtime

@@ -168,6 +168,11 @@ __attribute__((tls_model("initial-exec"))) thread_local std::unique_ptr<ThreadRe
 
 Runtime& rt();
 
+// The runtime, for paths that can only run once it exists (a worker is
+// running, or a parker exists): no initialisation guard on the hot path.
+Runtime* g_runtime = nullptr;
+inline Runtime& started() noexcept { return *g_runtime; }
+
 // Read the worker through a call the compiler cannot fold: after a context
 // switch the same fiber may be running on another thread, and a thread-local
 // address cached across the switch would be the old thread's.
@@ -223,6 +228,7 @@ void note_thread(bool known) {
 }
 
 Runtime::Runtime() {
+    g_runtime = this;
     older_threads = os_threads();
     older_threads.erase(this_tid());  // the thread starting us may well use csp
     const int n = configured_threads();
@@ -354,7 +360,6 @@ void finish_park(void* arg) noexcept {
 void run_task(Worker* w, Task* t) noexcept {
     w->current = t;
     t->home.store(w->index, std::memory_order_relaxed);
-    set_running_context(&t->context, t->body ? t->body->name.c_str() : nullptr);
     switch_context(w->scheduler, t->context, nullptr, nullptr);
 }
 
@@ -381,7 +386,6 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what) noexcept {
         if (next) {
             w->current = next;
             next->home.store(w->index, std::memory_order_relaxed);
-            set_running_context(&next->context, next->body ? next->body->name.c_str() : nullptr);
             switch_context(me->context, next->context, finish_park, me);
         } else {
             w->current = nullptr;
@@ -411,7 +415,6 @@ Context* task_entry(void* arg) noexcept {
     if (next) {
         w->current = next;
         next->home.store(w->index, std::memory_order_relaxed);
-        set_running_context(&next->context, next->body ? next->body->name.c_str() : nullptr);
         return &next->context;
     }
     w->current = nullptr;
@@ -604,7 +607,7 @@ void ready(Parker* p) noexcept {
     const std::uint32_t prev = p->state.exchange(kNotified, std::memory_order_acq_rel);
     if (prev != kParked) return;  // not parked yet: it will see Notified
     // A woken thread may run on, end and free its parker from here on.
-    Runtime& r = rt();
+    Runtime& r = started();
     if (p->is_thread) {
         futex_wake(p->state, 1);
         return;
@@ -634,6 +637,7 @@ Task* make_task(std::unique_ptr<ProcessBody> body) {
     auto* t = new Task;
     t->parker = new_parker(t, false);
     t->body = std::move(body);
+    t->context.name = t->body->name.c_str();
     make_context(t->context, task_entry, t);
     return t;
 }
