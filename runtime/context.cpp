@@ -153,8 +153,10 @@ struct PooledStack {
 // cannot fold across the switch.
 struct ThreadSwitchState {
     const Context* running = nullptr;  // the context running on this thread
+    Context* leaving = nullptr;        // the context being suspended, to get its handle
+    Arrival arrival = nullptr;         // work for the destination, and its argument
+    void* arrival_arg = nullptr;
     void* tsan_to_destroy = nullptr;   // a finished fiber's TSan state
-    bool arrived = false;              // the arrival lambda finished this switch
 };
 __attribute__((tls_model("initial-exec"))) thread_local ThreadSwitchState t_switch;
 
@@ -163,9 +165,9 @@ __attribute__((noinline)) ThreadSwitchState& ts() noexcept {
     return t_switch;
 }
 
-// The two halves of announcing a switch to the sanitizers.
-// `fake_stack_save` is where the source keeps its AddressSanitizer state;
-// nullptr when the source is a fiber that has ended.
+// before_switch announces a switch to the sanitizers. `fake_stack_save` is
+// where the source keeps its AddressSanitizer state; nullptr when the source
+// is a fiber that has ended.
 inline void before_switch(void** fake_stack_save, Context& to) noexcept {
 #ifdef CSP_ASAN
     __sanitizer_start_switch_fiber(fake_stack_save, to.stack_bottom, to.stack_size);
@@ -177,9 +179,13 @@ inline void before_switch(void** fake_stack_save, Context& to) noexcept {
     (void)to;
 }
 
-inline ThreadSwitchState& after_switch(Context& to) noexcept {
+// arrive runs first on the destination `self` of every switch: it finishes
+// the sanitizers' view of the switch, keeps the suspended source's handle,
+// and runs the source's arrival work (which may make the source runnable:
+// only now is it fully suspended).
+void arrive(boost::context::fiber&& source, Context& self) noexcept {
 #ifdef CSP_ASAN
-    __sanitizer_finish_switch_fiber(to.asan_fake_stack, nullptr, nullptr);
+    __sanitizer_finish_switch_fiber(self.asan_fake_stack, nullptr, nullptr);
 #endif
     ThreadSwitchState& state = ts();
 #ifdef CSP_TSAN
@@ -188,8 +194,13 @@ inline ThreadSwitchState& after_switch(Context& to) noexcept {
         state.tsan_to_destroy = nullptr;
     }
 #endif
-    state.running = &to;
-    return state;
+    state.running = &self;
+    if (state.leaving) state.leaving->fiber = std::move(source);
+    const Arrival arrival = state.arrival;
+    void* arg = state.arrival_arg;
+    state.leaving = nullptr;
+    state.arrival = nullptr;
+    if (arrival) arrival(arg);
 }
 
 }  // namespace
@@ -229,38 +240,34 @@ void make_context(Context& c, Entry entry, void* arg) {
     Context* self = &c;
     c.fiber = boost::context::fiber(
         std::allocator_arg, PooledStack{self},
-        [self, entry, arg](boost::context::fiber&&) -> boost::context::fiber {
-            ts().arrived = false;  // the arrival lambda already finished our first switch
+        [self, entry, arg](boost::context::fiber&& source) -> boost::context::fiber {
+            arrive(std::move(source), *self);
             [[maybe_unused]] void* own_tsan_fiber = self->tsan_fiber;
             // entry may free `self` (the process record): not used after this.
             Context* next = entry(arg);
             // This fiber is done: switch to `next` for good. Boost frees the
-            // stack on the destination (PooledStack::deallocate).
+            // stack on the destination (PooledStack::deallocate), and there
+            // is no handle of ours to keep.
             before_switch(nullptr, *next);
             ThreadSwitchState& state = ts();
 #ifdef CSP_TSAN
             state.tsan_to_destroy = own_tsan_fiber;
 #endif
-            state.arrived = false;
+            state.leaving = nullptr;
+            state.arrival = nullptr;
             return std::move(next->fiber);
         });
 }
 
 void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept {
     before_switch(&from.asan_fake_stack, to);
-    std::move(to.fiber).resume_with(
-        [&from, &to, arrival, arg](boost::context::fiber&& suspended) -> boost::context::fiber {
-            after_switch(to).arrived = true;
-            from.fiber = std::move(suspended);
-            if (arrival) arrival(arg);
-            return {};
-        });
-    // Back in `from`. If we came back through resume_with the lambda above
-    // already finished the switch; if through a finished fiber's last switch,
-    // finish it here.
     ThreadSwitchState& state = ts();
-    if (!state.arrived) after_switch(from);
-    state.arrived = false;
+    state.leaving = &from;
+    state.arrival = arrival;
+    state.arrival_arg = arg;
+    boost::context::fiber source = std::move(to.fiber).resume();
+    // Back in `from`, perhaps on another thread.
+    arrive(std::move(source), from);
 }
 
 void release_context(Context& c) noexcept {
