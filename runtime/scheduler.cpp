@@ -229,8 +229,6 @@ void note_thread(bool known) {
 
 Runtime::Runtime() {
     g_runtime = this;
-    older_threads = os_threads();
-    older_threads.erase(this_tid());  // the thread starting us may well use csp
     const int n = configured_threads();
     workers.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
@@ -241,6 +239,11 @@ Runtime::Runtime() {
         Worker* wp = w.get();
         wp->thread = std::thread([wp] { wp->loop(); });
     }
+    // Taken after starting the workers: ThreadSanitizer starts its
+    // background thread with the program's first pthread_create.
+    older_threads = os_threads();
+    older_threads.erase(this_tid());  // the thread starting us may well use csp
+
     logger().debug("runtime started with {} worker threads", n);
 }
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Run one sample and check what it prints: check_sample.py NAME PROGRAM.
+
+Each sample promises an output (see the sample's comments); this fails the
+test, with the reason and the full output, when the program breaks it.
+
+check_sample.py --readme README.md samples/hello.cpp checks instead that the
+README's first C++ example is that sample, word for word."""
+import re
+import subprocess
+import sys
+import time
+
+
+def hello(lines, seconds):
+    return lines == ["hello", "world"]
+
+
+def pipeline(lines, seconds):
+    return lines == ["sum of i*i + 1 for i in 1..1000 = 333834500"]
+
+
+def pycsp_parallel(lines, seconds):
+    # P1 and P2 finish in either order; Terminating comes after both. The two
+    # one-second sleeps overlap, so the run takes about one second, not two.
+    in_order = sorted(lines[:2]) == ["P1 exiting", "P2 exiting"] and lines[2:] == ["Terminating"]
+    if not 0.95 <= seconds < 1.9:
+        print(f"took {seconds:.2f} s; expected about 1 s (the sleeps must overlap)")
+        return False
+    return in_order
+
+
+CHECKS = {"hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel}
+
+
+def readme_shows(readme, sample):
+    blocks = re.findall(r"```cpp\n(.*?)```", open(readme).read(), re.S)
+    if blocks and blocks[0] == open(sample).read():
+        return 0
+    print(f"the first cpp block of {readme} is not {sample}: copy the sample into it")
+    return 1
+
+
+def main():
+    if sys.argv[1] == "--readme":
+        return readme_shows(sys.argv[2], sys.argv[3])
+    name, program = sys.argv[1], sys.argv[2]
+    start = time.monotonic()
+    run = subprocess.run([program], capture_output=True, text=True, timeout=60)
+    seconds = time.monotonic() - start
+    lines = run.stdout.splitlines()
+    ok = run.returncode == 0 and CHECKS[name](lines, seconds)
+    if not ok:
+        print(f"{name}: unexpected result (exit code {run.returncode}, {seconds:.2f} s)")
+        print("--- stdout ---\n" + run.stdout + "--- stderr ---\n" + run.stderr, end="")
+        return 1
+    print(run.stdout, end="")
+    sys.stderr.write(run.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
