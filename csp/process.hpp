@@ -119,28 +119,36 @@ void start_spawned(std::vector<std::unique_ptr<runtime::ProcessBody>>& bodies);
 // join_spawned waits for the processes the calling process spawned.
 void join_spawned() noexcept;
 
+// JoinRef: a shared Join. Each process holds a reference until it has
+// arrived: the last arrival's wake-up still reads the Join after the joiner
+// may have seen the count reach zero and returned.
+using JoinRef = std::shared_ptr<runtime::Join>;
+
 // BodyBase: what every process body shares: the Join it arrives at.
 class BodyBase : public runtime::ProcessBody {
 public:
     // join_at: arrive at `j` when done (set before the process starts).
-    void join_at(runtime::Join* j) noexcept { join_ = j; }
+    void join_at(JoinRef j) noexcept { join_ = std::move(j); }
 
 protected:
-    runtime::Join* join_ = nullptr;
+    JoinRef join_;
 };
 
 // Body: what the runtime runs for one process of a combinator.
 template <class R>
 class Body final : public BodyBase {
 public:
-    Body(std::unique_ptr<Call<R>> c, Slot<R>* s, runtime::Join* j) : call_(std::move(c)), slot_(s) {
-        join_ = j;
+    Body(std::unique_ptr<Call<R>> c, Slot<R>* s, JoinRef j) : call_(std::move(c)), slot_(s) {
+        join_ = std::move(j);
     }
     void run() noexcept override {
         run_call(*call_, slot_);
         call_.reset();
         join_spawned();
-        if (join_) join_->arrive();  // last: the combinator may return at once
+        if (join_) {
+            join_->arrive();  // the combinator may return at once: our reference keeps the Join
+            join_.reset();
+        }
     }
 
     static void run_call(Call<R>& call, Slot<R>* slot) noexcept {
@@ -294,7 +302,7 @@ namespace detail {
 // body_for turns a process into what the runtime runs, reporting into `slot`
 // and arriving at `join` when done.
 template <class R>
-std::unique_ptr<runtime::ProcessBody> body_for(Process<R>& p, Slot<R>* slot, runtime::Join* join) {
+std::unique_ptr<runtime::ProcessBody> body_for(Process<R>& p, Slot<R>* slot, const JoinRef& join) {
     auto& call = call_of(p);
     if (!call) throw ChannelEndError("csp: a moved-from Process cannot run");
     auto body = std::make_unique<Body<R>>(std::move(call), slot, join);
@@ -319,12 +327,12 @@ void check(Slot<R>& s) {
 template <class... Rs>
 std::tuple<detail::result_t<Rs>...> Parallel(Process<Rs>... procs) {
     std::tuple<detail::Slot<Rs>...> slots;
-    runtime::Join join(static_cast<std::int64_t>(sizeof...(Rs)));
+    auto join = std::make_shared<runtime::Join>(static_cast<std::int64_t>(sizeof...(Rs)));
     std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
     bodies.reserve(sizeof...(Rs));
-    std::apply([&](auto&... s) { (bodies.push_back(detail::body_for(procs, &s, &join)), ...); }, slots);
+    std::apply([&](auto&... s) { (bodies.push_back(detail::body_for(procs, &s, join)), ...); }, slots);
     runtime::start_processes(bodies);
-    join.wait();
+    join->wait();
     std::apply([](auto&... s) { (detail::check_deadlock(s), ...); }, slots);
     std::apply([](auto&... s) { (detail::check(s), ...); }, slots);
     return std::apply([](auto&... s) { return std::tuple<detail::result_t<Rs>...>(std::move(*s.result)...); },
@@ -335,12 +343,12 @@ std::tuple<detail::result_t<Rs>...> Parallel(Process<Rs>... procs) {
 template <class R>
 std::vector<detail::result_t<R>> Parallel(std::vector<Process<R>> procs) {
     std::vector<detail::Slot<R>> slots(procs.size());
-    runtime::Join join(static_cast<std::int64_t>(procs.size()));
+    auto join = std::make_shared<runtime::Join>(static_cast<std::int64_t>(procs.size()));
     std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
     bodies.reserve(procs.size());
-    for (std::size_t i = 0; i < procs.size(); ++i) bodies.push_back(detail::body_for(procs[i], &slots[i], &join));
+    for (std::size_t i = 0; i < procs.size(); ++i) bodies.push_back(detail::body_for(procs[i], &slots[i], join));
     runtime::start_processes(bodies);
-    join.wait();
+    join->wait();
     for (auto& s : slots) detail::check_deadlock(s);
     for (auto& s : slots) detail::check(s);
     std::vector<detail::result_t<R>> results;
@@ -369,14 +377,14 @@ std::vector<detail::result_t<R>> Sequence(std::vector<Process<R>> procs) {
 template <class... Rs>
 void Spawn(Process<Rs>... procs) {
     std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
-    (bodies.push_back(detail::body_for(procs, static_cast<detail::Slot<Rs>*>(nullptr), nullptr)), ...);
+    (bodies.push_back(detail::body_for(procs, static_cast<detail::Slot<Rs>*>(nullptr), detail::JoinRef())), ...);
     detail::start_spawned(bodies);
 }
 
 template <class R>
 void Spawn(std::vector<Process<R>> procs) {
     std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
-    for (auto& p : procs) bodies.push_back(detail::body_for(p, static_cast<detail::Slot<R>*>(nullptr), nullptr));
+    for (auto& p : procs) bodies.push_back(detail::body_for(p, static_cast<detail::Slot<R>*>(nullptr), detail::JoinRef()));
     detail::start_spawned(bodies);
 }
 

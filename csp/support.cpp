@@ -50,22 +50,23 @@ void log_spawned_failure(const char* name, std::exception_ptr e) noexcept {
     }
 }
 
-// A fiber process keeps the Join of the processes it spawned in slots[1].
+// A fiber process keeps the Join of the processes it spawned in slots[1], as
+// a heap-held JoinRef.
 void start_spawned(std::vector<std::unique_ptr<runtime::ProcessBody>>& bodies) {
     if (runtime::in_fiber()) {
         runtime::Parker* me = runtime::current();
-        auto* join = reinterpret_cast<runtime::Join*>(me->slots[1]);
+        auto* join = reinterpret_cast<JoinRef*>(me->slots[1]);
         if (!join) {
-            join = new runtime::Join(0);
+            join = new JoinRef(std::make_shared<runtime::Join>(0));
             me->slots[1] = reinterpret_cast<std::int64_t>(join);
         }
         const auto n = static_cast<std::int64_t>(bodies.size());
-        join->add(n);
-        for (auto& b : bodies) static_cast<BodyBase*>(b.get())->join_at(join);
+        (*join)->add(n);
+        for (auto& b : bodies) static_cast<BodyBase*>(b.get())->join_at(*join);
         try {
             runtime::start_processes(bodies);
         } catch (...) {
-            join->add(-n);  // none of them started
+            (*join)->add(-n);  // none of them started
             throw;
         }
         return;
@@ -76,8 +77,8 @@ void start_spawned(std::vector<std::unique_ptr<runtime::ProcessBody>>& bodies) {
 
 void join_spawned() noexcept {
     runtime::Parker* me = runtime::current();
-    if (auto* join = reinterpret_cast<runtime::Join*>(me->slots[1])) {
-        join->wait();
+    if (auto* join = reinterpret_cast<JoinRef*>(me->slots[1])) {
+        (*join)->wait();
         delete join;
         me->slots[1] = 0;
     }

@@ -337,12 +337,15 @@ void Runtime::detect_deadlock() noexcept {
         }
         report = out.str();
         last_report = report;
+        // Wake them while holding the registry: a woken process may end and
+        // free its parker, and only after leaving the registry (under this
+        // lock) can it do so.
+        for (Parker* p : blocked) {
+            const std::uint64_t word = p->selection.load();
+            if (static_cast<std::uint32_t>(word) == kWaiting) wake(p, word >> 32, kDeadlocked);
+        }
     }
     logger().info("{}", report);
-    for (Parker* p : blocked) {
-        std::uint64_t word = p->selection.load();
-        if (static_cast<std::uint32_t>(word) == kWaiting) wake(p, word >> 32, kDeadlocked);
-    }
 }
 
 // ---- fibers -----------------------------------------------------------------
@@ -607,15 +610,19 @@ std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const ch
 }
 
 void ready(Parker* p) noexcept {
+    // Read what we need first: a woken thread may run on, end and free its
+    // parker as soon as the exchange below publishes Notified.
+    const bool is_thread = p->is_thread;
+    auto* t = static_cast<Task*>(p->owner);
     const std::uint32_t prev = p->state.exchange(kNotified, std::memory_order_acq_rel);
     if (prev != kParked) return;  // not parked yet: it will see Notified
-    // A woken thread may run on, end and free its parker from here on.
     Runtime& r = started();
-    if (p->is_thread) {
+    if (is_thread) {
+        // The address stays mapped (arena); a stale wake-up is harmless, as
+        // every futex waiter re-checks its word.
         futex_wake(p->state, 1);
         return;
     }
-    auto* t = static_cast<Task*>(p->owner);
     p->state.store(kRunning, std::memory_order_relaxed);
     if (Worker* w = this_worker()) {
         // Woken by a communication on this worker: run it next, here.

@@ -1,0 +1,164 @@
+// Channel ends used directly from main: end counting, retire and poison
+// rules, and misuse. These need no network; they run in every registration
+// of the conformance executable because main is itself a placement (API.md:
+// channels work from main and plain threads with no set-up call).
+//
+// Where a wrong implementation would block instead of throwing, the channel is
+// buffered and primed so that the wrong behaviour shows as a failed check
+// rather than a hang.
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <limits>
+
+using csp_test::Tracked;
+using csp_test::TrackedCounts;
+
+TEST_CASE("each writer end and each copy joins the count", "[conformance][retire][ends]") {
+    csp::Channel<int> channel{"writer-count", csp::buffer(4)};
+    auto in = channel.reader();
+    auto first = channel.writer();
+    {
+        auto copy = first;
+        copy(1);
+    }  // the copy left; `first` is still in
+    first(2);
+    CHECK(in() == 1);
+    CHECK(in() == 2);
+
+    auto second = channel.writer();
+    first.retire();
+    second(3);  // still open: `second` is in
+    CHECK(in() == 3);
+    second.retire();
+    CHECK_THROWS_AS(in(), csp::ChannelRetireException);
+}
+
+TEST_CASE("each reader end and each copy joins the count", "[conformance][retire][ends]") {
+    csp::Channel<int> channel{"reader-count", csp::buffer(4)};
+    auto out = channel.writer();
+    auto first = channel.reader();
+    auto copy = first;
+    first.retire();
+    out(5);  // still open: `copy` is in
+    CHECK(copy() == 5);
+    copy.retire();
+    CHECK_THROWS_AS(out(6), csp::ChannelRetireException);
+}
+
+TEST_CASE("csp::retire retires every end it is given", "[conformance][retire][ends]") {
+    csp::Channel<int> channel{csp::buffer(4)};
+    auto in = channel.reader();
+    auto first = channel.writer();
+    auto second = channel.writer();
+    first(7);
+    csp::retire(first, second);
+    CHECK(in() == 7);  // drained first
+    CHECK_THROWS_AS(in(), csp::ChannelRetireException);
+}
+
+TEST_CASE("reading from a channel whose every writer end is gone throws retire", "[conformance][retire][ends]") {
+    csp::Channel<int> unbuffered{"gone-writers"};
+    auto in = unbuffered.reader();
+    { auto out = unbuffered.writer(); }
+    CHECK_THROWS_AS(in(), csp::ChannelRetireException);
+
+    csp::Channel<int> buffered{"gone-writers-buffered", csp::buffer(2)};
+    auto buffered_in = buffered.reader();
+    { auto out = buffered.writer(); out(9); }
+    CHECK(buffered_in() == 9);
+    CHECK_THROWS_AS(buffered_in(), csp::ChannelRetireException);
+}
+
+TEST_CASE("writing to a channel whose every reader end is gone throws retire", "[conformance][retire][ends]") {
+    csp::Channel<int> unbuffered{"gone-readers"};
+    auto out = unbuffered.writer();
+    { auto in = unbuffered.reader(); }
+    CHECK_THROWS_AS(out(1), csp::ChannelRetireException);
+
+    csp::Channel<int> buffered{"gone-readers-buffered", csp::buffer(2)};
+    auto buffered_out = buffered.writer();
+    { auto in = buffered.reader(); }
+    CHECK_THROWS_AS(buffered_out(1), csp::ChannelRetireException);
+}
+
+TEST_CASE("channel handles are copies naming the same channel", "[conformance][ends]") {
+    csp::Channel<int> original{csp::buffer(2)};
+    csp::Channel<int> copy = original;
+    auto out = copy.writer();
+    auto in = original.reader();
+    out(3);
+    CHECK(in() == 3);
+}
+
+TEST_CASE("poison discards buffered items and fails every later operation", "[conformance][poison][ends]") {
+    enum Poisoner { by_writer_end, by_reader_end, by_channel, by_free_function };
+    const int poisoner = GENERATE(by_writer_end, by_reader_end, by_channel, by_free_function);
+    CAPTURE(poisoner);
+    const TrackedCounts before;
+    {
+        csp::Channel<Tracked> channel{"poison-buffer", csp::buffer(8)};
+        auto in = channel.reader();
+        auto out = channel.writer();
+        for (int i = 0; i < 5; ++i) out(Tracked(i));
+        switch (poisoner) {
+            case by_writer_end: out.poison(); break;
+            case by_reader_end: in.poison(); break;
+            case by_channel: channel.poison(); break;
+            default: csp::poison(in, out); break;
+        }
+        CHECK_THROWS_AS(in(), csp::ChannelPoisonException);
+        CHECK_THROWS_AS(out(Tracked(99)), csp::ChannelPoisonException);
+        auto late_reader = channel.reader();  // a new end of a poisoned channel is poisoned too
+        CHECK_THROWS_AS(late_reader(), csp::ChannelPoisonException);
+        CHECK(Tracked::live == before.live);  // discarded at poison, not when the channel goes
+    }
+    CHECK(Tracked::live == before.live);
+}
+
+TEST_CASE("a retired end used again throws at once", "[conformance][misuse][ends]") {
+    csp::Channel<int> channel{"reuse", csp::buffer(4)};
+    auto out = channel.writer();
+    auto other_out = channel.writer();
+    auto in = channel.reader();
+    auto other_in = channel.reader();
+
+    out.retire();
+    CHECK_THROWS_AS(out(1), std::exception);
+    other_out(2);  // the channel itself is still open
+    other_out(3);
+
+    in.retire();
+    CHECK_THROWS_AS(in(), std::exception);  // values are waiting: a wrong answer shows, no hang
+    CHECK(other_in() == 2);
+}
+
+TEST_CASE("a moved-from end throws a clear exception and does not count", "[conformance][misuse][ends]") {
+    csp::Channel<int> channel{"moved", csp::buffer(4)};
+    auto in = channel.reader();
+    {
+        auto out = channel.writer();
+        auto moved_to = std::move(out);
+        CHECK_THROWS_AS(out(1), std::exception);  // NOLINT(bugprone-use-after-move): the point of the test
+        moved_to(2);
+    }  // both gone: the moved-from one must not have left twice nor kept the channel open
+    CHECK(in() == 2);
+    CHECK_THROWS_AS(in(), csp::ChannelRetireException);
+
+    csp::Channel<int> second{"moved-reader", csp::buffer(4)};
+    auto out = second.writer();
+    out(3);
+    out(4);
+    auto reader = second.reader();
+    auto moved_reader = std::move(reader);
+    CHECK_THROWS_AS(reader(), std::exception);  // NOLINT(bugprone-use-after-move)
+    CHECK(moved_reader() == 3);
+}
+
+TEST_CASE("a negative or absurd buffer size is rejected", "[conformance][misuse]") {
+    CHECK_THROWS_AS(csp::Channel<int>(csp::buffer(-1)), std::exception);
+    CHECK_THROWS_AS(csp::Channel<int>(csp::buffer(std::numeric_limits<long long>::max())), std::exception);
+    CHECK_THROWS_AS(csp::Channel<int>("absurd", csp::buffer(std::numeric_limits<long long>::max() / 2)),
+                    std::exception);
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# install_check.sh BUILD_DIR SOURCE_DIR: `meson install` into a scratch
+# prefix, then build samples/hello.cpp the way a user would, with
+# pkg-config, and run it.
+set -euo pipefail
+build=$1 source=$2
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+meson install -C "$build" --no-rebuild --quiet --destdir "$scratch" >/dev/null
+pc=$(find "$scratch" -name csp.pc | head -n1)
+[ -n "$pc" ] || { echo "csp.pc was not installed" >&2; exit 1; }
+prefix=$(sed -n 's/^prefix=//p' "$pc")
+export PKG_CONFIG_PATH=$(dirname "$pc")
+flags=$(pkg-config --define-variable=prefix="$scratch$prefix" --cflags --libs csp)
+# shellcheck disable=SC2086
+c++ -std=c++20 "$source/samples/hello.cpp" -o "$scratch/hello" $flags
+libdir=$(dirname "$(dirname "$pc")")
+output=$(LD_LIBRARY_PATH="$libdir" "$scratch/hello")
+[ "$output" = $'hello\nworld' ] || { echo "unexpected output: $output" >&2; exit 1; }
+echo "installed headers, libcsp and csp.pc build and run a user's program"

@@ -1,0 +1,292 @@
+// Processes and combinators: csp::process, Parallel, Sequence, Spawn,
+// proc * n, results, argument lifetime. Runs with fibers on CSP_THREADS
+// workers (registered for 1 and 4).
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <variant>
+
+using namespace std::chrono_literals;
+using csp_test::Tracked;
+using csp_test::TrackedCounts;
+
+TEST_CASE("calling a process factory runs nothing until a combinator runs it", "[process]") {
+    std::atomic<int> runs{0};
+    auto count = csp::process([&runs] { ++runs; });
+    csp::Process<> deferred = count();
+    CHECK(runs == 0);
+    csp::Parallel(std::move(deferred));
+    CHECK(runs == 1);
+}
+
+TEST_CASE("Parallel returns the results in argument order", "[process][results]") {
+    auto number = csp::process([](int x) { return x * 2; });
+    auto text = csp::process([](std::string s) { return s + "!"; });
+    auto nothing = csp::process([] {});
+
+    auto results = csp::Parallel(number(21), text(std::string("hi")), nothing(), number(5));
+    static_assert(std::is_same_v<decltype(results), std::tuple<int, std::string, std::monostate, int>>);
+    CHECK(std::get<0>(results) == 42);
+    CHECK(std::get<1>(results) == "hi!");
+    CHECK(std::get<3>(results) == 10);
+}
+
+TEST_CASE("Parallel over a vector returns a vector of results in order", "[process][results]") {
+    auto square = csp::process([](int x) {
+        csp::sleep(std::chrono::milliseconds(20 - x));  // finish in reverse order
+        return x * x;
+    });
+    std::vector<csp::Process<int>> processes;
+    for (int i = 0; i < 10; ++i) processes.push_back(square(i));
+    std::vector<int> results = csp::Parallel(std::move(processes));
+    std::vector<int> expected;
+    for (int i = 0; i < 10; ++i) expected.push_back(i * i);
+    CHECK(results == expected);
+
+    auto nothing = csp::process([] {});
+    std::vector<csp::Process<>> voids;
+    voids.push_back(nothing());
+    voids.push_back(nothing());
+    auto void_results = csp::Parallel(std::move(voids));
+    static_assert(std::is_same_v<decltype(void_results), std::vector<std::monostate>>);
+    CHECK(void_results.size() == 2);
+}
+
+TEST_CASE("Process<> holds processes of any result type", "[process][results]") {
+    std::atomic<int> ran{0};
+    auto number = csp::process([&ran] { ++ran; return 1; });
+    auto text = csp::process([&ran] { ++ran; return std::string("x"); });
+    auto nothing = csp::process([&ran] { ++ran; });
+    std::vector<csp::Process<>> mixed;
+    mixed.push_back(number());
+    mixed.push_back(text());
+    mixed.push_back(nothing());
+    csp::Parallel(std::move(mixed));
+    CHECK(ran == 3);
+}
+
+TEST_CASE("Sequence runs processes one after another, in order", "[process][sequence]") {
+    std::mutex mutex;
+    std::vector<std::string> events;
+    auto step = csp::process([&](int id) {
+        { std::lock_guard lock(mutex); events.push_back("start " + std::to_string(id)); }
+        csp::sleep(std::chrono::milliseconds(30 - 10 * id));  // a later step would overtake
+        { std::lock_guard lock(mutex); events.push_back("end " + std::to_string(id)); }
+        return id;
+    });
+    auto results = csp::Sequence(step(0), step(1), step(2));
+    static_assert(std::is_same_v<decltype(results), std::tuple<int, int, int>>);
+    CHECK(results == std::tuple{0, 1, 2});
+    CHECK(events == std::vector<std::string>{"start 0", "end 0", "start 1", "end 1", "start 2", "end 2"});
+}
+
+TEST_CASE("Parallel runs its processes concurrently", "[process]") {
+    // Two processes that each need the other to make progress: run one at a
+    // time they would deadlock.
+    csp::Channel<int> ping{"ping"}, pong{"pong"};
+    auto left = csp::process([](csp::ChannelOut<int> out, csp::ChannelIn<int> in) {
+        int total = 0;
+        for (int i = 0; i < 100; ++i) {
+            out(i);
+            total += in();
+        }
+        return total;
+    });
+    auto right = csp::process([](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        for (int i = 0; i < 100; ++i) out(in() + 1);
+    });
+    auto [total, unused] = csp::Parallel(left(ping.writer(), pong.reader()), right(ping.reader(), pong.writer()));
+    (void)unused;
+    CHECK(total == 100 * 99 / 2 + 100);
+}
+
+TEST_CASE("Spawn returns at once; the spawned process is joined when its spawner ends", "[process][spawn]") {
+    csp::Channel<int> channel{"spawned"};
+    std::atomic<int> got{0};
+    std::atomic<bool> late_finished{false};
+    std::atomic<bool> spawner_saw_late_finished{true};
+    auto reader = csp::process([&got](csp::ChannelIn<int> in) { got = in(); });
+    auto late = csp::process([&late_finished] {
+        csp::sleep(80ms);
+        late_finished = true;
+    });
+    auto spawner = csp::process([&] {
+        csp::Spawn(reader(channel.reader()), late());
+        channel.writer()(42);  // would deadlock had Spawn waited for the reader
+        spawner_saw_late_finished = late_finished.load();
+    });
+    csp::Parallel(spawner());
+    CHECK(got == 42);
+    CHECK_FALSE(spawner_saw_late_finished);  // the spawner's body did not wait...
+    CHECK(late_finished);                    // ...but Parallel did not end before the spawned one
+}
+
+TEST_CASE("Spawn from main runs a process beside main", "[process][spawn]") {
+    csp::Channel<int> request{"request"}, reply{"reply"};
+    auto doubler = csp::process([](csp::ChannelIn<int> in, csp::ChannelOut<int> out) { out(in() * 2); });
+    csp::Spawn(doubler(request.reader(), reply.writer()));
+    auto out = request.writer();
+    auto in = reply.reader();
+    out(21);
+    CHECK(in() == 42);
+}
+
+TEST_CASE("proc * n makes n copies, each holding its own ends", "[process][replicate]") {
+    // If the copies shared one writer end, the first copy to end would retire
+    // the channel and the others would lose their writes.
+    csp::Channel<int> channel{"replicated"};
+    auto writer = csp::process([](csp::ChannelOut<int> out, int count) {
+        for (int i = 0; i < count; ++i) out(1);
+    });
+    int received = 0;
+    auto reader = csp::process([&received](csp::ChannelIn<int> in) {
+        for (;;) received += in();
+    });
+
+    const bool on_the_left = GENERATE(false, true);
+    CAPTURE(on_the_left);
+    // The prototype process is a temporary: only the copies hold writer ends.
+    std::vector<csp::Process<>> processes = on_the_left ? 4 * writer(channel.writer(), 25)
+                                                        : writer(channel.writer(), 25) * 4;
+    CHECK(processes.size() == 4);
+    processes.push_back(reader(channel.reader()));
+    csp::Parallel(std::move(processes));
+    CHECK(received == 100);
+}
+
+TEST_CASE("proc * n of a process with a result gives a vector of results", "[process][replicate]") {
+    auto seven = csp::process([] { return 7; });
+    std::vector<int> results = csp::Parallel(seven() * 3);
+    CHECK(results == std::vector<int>{7, 7, 7});
+}
+
+// Story: a process's arguments used to live until its Parallel returned, so a
+// writer that had ended still held its end and the reader never saw retire.
+TEST_CASE("a process's arguments are destroyed when its body ends", "[process][arguments]") {
+    csp::Channel<int> channel{"argument-lifetime"};
+    auto token = std::make_shared<int>(1);
+    const std::weak_ptr<int> watch = token;
+    int values_read = 0;
+    bool argument_alive_after_neighbour_slept = true;
+
+    auto quick = csp::process([](std::shared_ptr<int>, csp::ChannelOut<int> out) { out(1); });
+    auto slow = csp::process([&](csp::ChannelIn<int> in) {
+        try {
+            for (;;) {
+                in();
+                ++values_read;
+            }
+        } catch (const csp::ChannelRetireException&) {
+        }
+        csp::sleep(100ms);
+        argument_alive_after_neighbour_slept = !watch.expired();
+    });
+    auto quick_process = quick(std::move(token), channel.writer());
+    token.reset();  // whether the factory copied or moved, only the process holds it now
+    csp::Parallel(std::move(quick_process), slow(channel.reader()));
+    CHECK(values_read == 1);  // and the reader saw retire: the writer end was destroyed
+    CHECK_FALSE(argument_alive_after_neighbour_slept);
+    CHECK(watch.expired());
+}
+
+TEST_CASE("arguments are moved into a process: move-only arguments work", "[process][arguments]") {
+    auto take = csp::process([](std::unique_ptr<int> p) { return *p + 1; });
+    auto [result] = csp::Parallel(take(std::make_unique<int>(41)));
+    CHECK(result == 42);
+}
+
+TEST_CASE("values move through a channel between processes without a copy", "[process][values]") {
+    const TrackedCounts before;
+    {
+        csp::Channel<Tracked> channel{"tracked"};
+        auto producer = csp::process([](csp::ChannelOut<Tracked> out) {
+            for (int i = 0; i < 50; ++i) out(Tracked(i));
+        });
+        auto consumer = csp::process([](csp::ChannelIn<Tracked> in) {
+            int sum = 0;
+            for (int i = 0; i < 50; ++i) sum += in().value;
+            return sum;
+        });
+        auto [unused, sum] = csp::Parallel(producer(channel.writer()), consumer(channel.reader()));
+        (void)unused;
+        CHECK(sum == 50 * 49 / 2);
+    }
+    CHECK(Tracked::live == before.live);
+    CHECK(Tracked::copies == before.copies);
+}
+
+TEST_CASE("a process ending with poison or retire has ended normally", "[process][termination]") {
+    csp::Channel<int> poisoned{"already-poisoned"};
+    poisoned.poison();
+    csp::Channel<int> retired{"already-retired"};
+    { auto gone = retired.writer(); }
+    auto read_one = csp::process([](csp::ChannelIn<int> in) { in(); });
+    CHECK_NOTHROW(csp::Parallel(read_one(poisoned.reader()), read_one(retired.reader())));
+}
+
+TEST_CASE("processes nest: Parallel inside a process", "[process]") {
+    auto leaf = csp::process([](int x) { return x + 1; });
+    auto branch = csp::process([&leaf](int x) {
+        auto [a, b] = csp::Parallel(leaf(x), leaf(x * 10));
+        return a + b;
+    });
+    auto [left, right] = csp::Parallel(branch(1), branch(2));
+    CHECK(left == 2 + 11);
+    CHECK(right == 3 + 21);
+}
+
+TEST_CASE("Parallel works from several plain threads at once", "[process][threads]") {
+    auto producer = csp::process([](csp::ChannelOut<int> out) {
+        for (int i = 0; i < 1000; ++i) out(i);
+    });
+    std::vector<long> counted(3, -1);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+        threads.emplace_back([&, t] {
+            csp::Channel<int> channel;
+            long sum = 0;
+            auto counting = csp::process([&sum](csp::ChannelIn<int> in) {
+                for (;;) sum += in();
+            });
+            csp::Parallel(producer(channel.writer()), counting(channel.reader()));
+            counted[t] = sum;
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    CHECK(counted == std::vector<long>(3, 999L * 1000 / 2));
+}
+
+TEST_CASE("one hundred thousand processes in one Parallel, each communicating", "[process][scale]") {
+#if defined(__SANITIZE_THREAD__)
+    // TSan keeps about 0.5 MB of its own state per fiber: 100k fibers alive
+    // at once would need 50 GB. The TSan run checks the races at a smaller scale.
+    constexpr int count = 5'000;
+#else
+    constexpr int count = 100'000;
+#endif
+    csp::Channel<int> channel{"many"};
+    auto sender = csp::process([](csp::ChannelOut<int> out, int i) { out(i); });
+    std::vector<char> seen(count, 0);
+    int received = 0;
+    auto collector = csp::process([&](csp::ChannelIn<int> in) {
+        for (;;) {
+            const int i = in();
+            if (i >= 0 && i < count) ++seen[i];
+            ++received;
+        }
+    });
+    std::vector<csp::Process<>> processes;
+    processes.reserve(count + 1);
+    for (int i = 0; i < count; ++i) processes.push_back(sender(channel.writer(), i));
+    processes.push_back(collector(channel.reader()));
+    csp::Parallel(std::move(processes));
+    CHECK(received == count);
+    CHECK(std::all_of(seen.begin(), seen.end(), [](char c) { return c == 1; }));
+}

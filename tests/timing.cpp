@@ -1,0 +1,89 @@
+// csp::sleep and csp::io block only the calling process. The bounds are wide
+// (a shared 2-core machine, sanitizer builds) yet still fail when waiting
+// blocks a whole worker: with CSP_THREADS=1 that would serialise everything.
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+using namespace std::chrono_literals;
+using csp_test::Clock;
+
+TEST_CASE("processes sleeping in Parallel sleep at the same time", "[timing][sleep]") {
+    constexpr int sleepers = 5;
+    auto sleeper = csp::process([] { csp::sleep(200ms); });
+    const auto start = Clock::now();
+    csp::Parallel(sleeper() * sleepers);
+    const auto elapsed = Clock::now() - start;
+    CAPTURE(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+    CHECK(elapsed >= 200ms);
+    CHECK(elapsed < 700ms);  // one after another: 1000 ms
+}
+
+TEST_CASE("a sleeping process does not stop others from communicating", "[timing][sleep]") {
+    std::atomic<int> clock{0};
+    int sleeper_done_at = 0, talk_done_at = 0;
+    csp::Channel<int> wire{"talk"};
+    auto sleeper = csp::process([&] {
+        csp::sleep(300ms);
+        sleeper_done_at = ++clock;
+    });
+    auto speaker = csp::process([](csp::ChannelOut<int> out) {
+        for (int i = 0; i < 1000; ++i) out(i);
+    });
+    auto listener = csp::process([&](csp::ChannelIn<int> in) {
+        for (int i = 0; i < 1000; ++i) in();
+        talk_done_at = ++clock;
+    });
+    csp::Parallel(sleeper(), speaker(wire.writer()), listener(wire.reader()));
+    CHECK(talk_done_at != 0);
+    CHECK(talk_done_at < sleeper_done_at);
+}
+
+TEST_CASE("csp::sleep works from main", "[timing][sleep]") {
+    const auto start = Clock::now();
+    csp::sleep(50ms);
+    CHECK(Clock::now() - start >= 50ms);
+}
+
+TEST_CASE("csp::io runs a blocking call on a helper thread while other processes run", "[timing][io]") {
+    std::atomic<int> clock{0};
+    int io_done_at = 0, ticks_done_at = 0, talk_done_at = 0, io_result = 0;
+    bool ran_elsewhere = false;
+    csp::Channel<int> wire{"talk-during-io"};
+
+    auto blocking = csp::process([&] {
+        const auto caller = std::this_thread::get_id();
+        io_result = csp::io(
+            [caller, &ran_elsewhere](int milliseconds) {
+                ran_elsewhere = std::this_thread::get_id() != caller;
+                std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+                return milliseconds + 1;
+            },
+            400);
+        io_done_at = ++clock;
+    });
+    auto ticker = csp::process([&] {
+        for (int i = 0; i < 10; ++i) csp::sleep(5ms);
+        ticks_done_at = ++clock;
+    });
+    auto speaker = csp::process([](csp::ChannelOut<int> out) {
+        for (int i = 0; i < 500; ++i) out(i);
+    });
+    auto listener = csp::process([&](csp::ChannelIn<int> in) {
+        for (int i = 0; i < 500; ++i) in();
+        talk_done_at = ++clock;
+    });
+    csp::Parallel(blocking(), ticker(), speaker(wire.writer()), listener(wire.reader()));
+    CHECK(io_result == 401);
+    CHECK(ran_elsewhere);
+    CHECK(ticks_done_at != 0);
+    CHECK(ticks_done_at < io_done_at);
+    CHECK(talk_done_at != 0);
+    CHECK(talk_done_at < io_done_at);
+}
+
+TEST_CASE("csp::io works from main", "[timing][io]") {
+    CHECK(csp::io([](int a, int b) { return a * b; }, 6, 7) == 42);
+}
