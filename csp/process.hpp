@@ -166,6 +166,8 @@ public:
             if (slot) {
                 slot->error = std::current_exception();
                 slot->deadlock = true;
+            } else {
+                report_unjoined_failure(std::current_exception());
             }
         } catch (...) {
             if (slot) slot->error = std::current_exception();

@@ -133,7 +133,7 @@ struct Runtime {
     std::mutex registry_mutex;
     Parker* registry = nullptr;
     std::set<int> known_threads;    // tids: workers, io helpers, registered threads
-    std::set<int> older_threads;    // tids that existed before the runtime
+    std::set<int> older_threads;    // tids taken as not using csp: older than the runtime, or done with it
     std::string last_report;
 
     // io helper pool
@@ -220,11 +220,21 @@ std::set<int> os_threads() {
 
 int this_tid() noexcept { return static_cast<int>(syscall(SYS_gettid)); }
 
+// note_thread: the calling thread starts (true) or stops (false) using csp.
+// One that stops is exiting (its thread-locals are being destroyed), or is
+// main running static destructors: it will not wake anybody any more, so it
+// counts with the older threads from then on.
 void note_thread(bool known) {
     Runtime& r = rt();
     std::lock_guard<std::mutex> hold(r.registry_mutex);
-    if (known) r.known_threads.insert(this_tid());
-    else r.known_threads.erase(this_tid());
+    const int tid = this_tid();
+    if (known) {
+        r.known_threads.insert(tid);
+        r.older_threads.erase(tid);
+    } else {
+        r.known_threads.erase(tid);
+        r.older_threads.insert(tid);
+    }
 }
 
 Runtime::Runtime() {
