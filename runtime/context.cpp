@@ -270,10 +270,6 @@ void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noex
     arrive(std::move(source), from);
 }
 
-void release_context(Context& c) noexcept {
-    (void)c;
-}
-
 namespace {
 
 void on_segv(int sig, siginfo_t* info, void*) {

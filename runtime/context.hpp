@@ -40,8 +40,6 @@ void make_context(Context& c, Entry entry, void* arg);
 // arrival, `arrival(arg)` runs on the destination before anything else.
 void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept;
 
-// release_context frees the sanitizer state of a finished context.
-void release_context(Context& c) noexcept;
 
 // stack_size is the usable size of a fiber stack (CSP_STACK_SIZE, in KiB;
 // default 128 KiB). Untouched stack pages cost no memory.

@@ -162,9 +162,6 @@ void run_io(const std::function<void()>& call) noexcept;
 // blocked process and what it waited on.
 std::string deadlock_report();
 
-// worker_count is the number of fiber worker threads (CSP_THREADS).
-int worker_count() noexcept;
-
 // in_fiber tells whether the caller is a fiber process (not a plain thread).
 bool in_fiber() noexcept;
 

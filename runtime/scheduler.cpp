@@ -592,7 +592,6 @@ bool in_fiber() noexcept {
     return w && w->current;
 }
 
-int worker_count() noexcept { return static_cast<int>(rt().workers.size()); }
 
 std::uint64_t begin_wait(Parker* p) noexcept {
     const std::uint64_t token = (p->selection.load(std::memory_order_relaxed) >> 32) + 1;
