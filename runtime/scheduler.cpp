@@ -117,6 +117,13 @@ struct Worker {
         }
         return t;
     }
+    // rouse wakes the worker if it sleeps; true when it did.
+    bool rouse() noexcept {
+        std::uint32_t one = 1;
+        if (!sleeping.compare_exchange_strong(one, 0)) return false;
+        futex_wake(sleeping, 1);
+        return true;
+    }
     void loop() noexcept;
     Task* find_work() noexcept;
     bool fire_timers() noexcept;
@@ -141,7 +148,7 @@ struct Runtime {
     std::condition_variable io_cv;
     struct IoJob { const std::function<void()>* call; Parker* parker; std::uint64_t token; };
     std::deque<IoJob> io_jobs;
-    int io_threads = 0, io_idle = 0;
+    int io_idle = 0;  // helper threads waiting for a job
     std::vector<std::thread> io_pool;
     bool io_stop = false;
 
@@ -288,11 +295,7 @@ Runtime& rt() {
 void Runtime::wake_idle_worker() noexcept {
     if (idle.load(std::memory_order_seq_cst) == 0) return;
     for (auto& w : workers) {
-        std::uint32_t one = 1;
-        if (w->sleeping.compare_exchange_strong(one, 0)) {
-            futex_wake(w->sleeping, 1);
-            return;
-        }
+        if (w->rouse()) return;
     }
 }
 
@@ -645,9 +648,7 @@ void ready(Parker* p) noexcept {
     Worker* home = r.workers[static_cast<std::size_t>(t->home.load(std::memory_order_relaxed)) %
                              r.workers.size()].get();
     home->push(t);
-    std::uint32_t one = 1;
-    if (home->sleeping.compare_exchange_strong(one, 0)) futex_wake(home->sleeping, 1);
-    else r.wake_idle_worker();
+    if (!home->rouse()) r.wake_idle_worker();
 }
 
 namespace {
@@ -659,11 +660,6 @@ Task* make_task(std::unique_ptr<ProcessBody> body) {
     t->context.name = t->body->name.c_str();
     make_context(t->context, task_entry, t);
     return t;
-}
-
-void wake_worker(Worker* w) noexcept {
-    std::uint32_t one = 1;
-    if (w->sleeping.compare_exchange_strong(one, 0)) futex_wake(w->sleeping, 1);
 }
 
 }  // namespace
@@ -705,7 +701,7 @@ void start_processes(std::vector<std::unique_ptr<ProcessBody>>& bodies) {
         t->home.store(w->index, std::memory_order_relaxed);
         w->push(t);
     }
-    for (std::size_t k = 0; k < std::min(n, tasks.size()); ++k) wake_worker(r.workers[k].get());
+    for (std::size_t k = 0; k < std::min(n, tasks.size()); ++k) r.workers[k]->rouse();
 }
 
 void start_process(std::unique_ptr<ProcessBody> body) {
@@ -773,7 +769,6 @@ void run_io(const std::function<void()>& call) noexcept {
         std::lock_guard<std::mutex> hold(r.io_mutex);
         r.io_jobs.push_back({&call, me, token});
         if (r.io_idle == 0) {
-            ++r.io_threads;
             r.io_pool.emplace_back([&r] { r.io_loop(); });
         }
     }

@@ -125,9 +125,8 @@ void trace_process_end(const Parker* p) noexcept {
 
 void trace_event(const char* what, const char* object) noexcept {
     if (!tracing()) return;
-    const Parker* p = current();
-    // A thread's track is named when it first appears.
-    trace().add('i', p, what, object);
+    // Threads' tracks are named when they register, processes' when they start.
+    trace().add('i', current(), what, object);
 }
 
 void trace_flush() noexcept {
