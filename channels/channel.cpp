@@ -164,13 +164,8 @@ void poison(ChannelCore* c) noexcept {
     ready_all(wake);
 }
 
-namespace {
-Outcome read_impl(ChannelCore* c, void* dst) noexcept {
-    c->lock.lock();
-    if (c->poisoned) {
-        c->lock.unlock();
-        return Outcome::Poisoned;
-    }
+Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake) noexcept {
+    if (c->poisoned) return Attempt::Poisoned;
     if (c->count > 0) {
         unsigned char* oldest = buffer_slot(c, 0);
         c->ops->move_construct(dst, oldest);
@@ -178,48 +173,63 @@ Outcome read_impl(ChannelCore* c, void* dst) noexcept {
         c->head = (c->head + 1) % c->capacity;
         --c->count;
         // A slot is free: a blocked writer's value moves into it.
-        Waiter* w = take(c->writers);
-        if (w) {
+        if (Waiter* w = take(c->writers)) {
             c->ops->move_construct(buffer_slot(c, c->count), w->slot);
             ++c->count;
+            *wake = w;
         }
-        c->lock.unlock();
-        if (w) runtime::ready(w->parker);
-        return Outcome::Done;
+        return Attempt::Done;
     }
     if (Waiter* w = take(c->writers)) {  // unbuffered rendezvous
         c->ops->move_construct(dst, w->slot);
-        c->lock.unlock();
-        runtime::ready(w->parker);
-        return Outcome::Done;
+        *wake = w;
+        return Attempt::Done;
     }
-    if (c->retired) {
-        c->lock.unlock();
-        return Outcome::Retired;
-    }
-    return block(c, c->readers, dst);
+    return c->retired ? Attempt::Retired : Attempt::Block;
 }
 
-Outcome write_impl(ChannelCore* c, void* src) noexcept {
-    c->lock.lock();
-    if (c->poisoned || c->retired) {
-        const Outcome o = c->poisoned ? Outcome::Poisoned : Outcome::Retired;
-        c->lock.unlock();
-        return o;
-    }
+Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept {
+    if (c->poisoned) return Attempt::Poisoned;
+    if (c->retired) return Attempt::Retired;
     if (Waiter* w = take(c->readers)) {  // a reader waits: hand over directly
         c->ops->move_construct(w->slot, src);
-        c->lock.unlock();
-        runtime::ready(w->parker);
-        return Outcome::Done;
+        *wake = w;
+        return Attempt::Done;
     }
     if (c->count < c->capacity) {
         c->ops->move_construct(buffer_slot(c, c->count), src);
         ++c->count;
-        c->lock.unlock();
-        return Outcome::Done;
+        return Attempt::Done;
     }
-    return block(c, c->writers, src);
+    return Attempt::Block;
+}
+
+namespace {
+
+Outcome finish(ChannelCore* c, Attempt a, Waiter* wake) noexcept {
+    c->lock.unlock();
+    if (wake) runtime::ready(wake->parker);
+    switch (a) {
+        case Attempt::Done: return Outcome::Done;
+        case Attempt::Poisoned: return Outcome::Poisoned;
+        default: return Outcome::Retired;
+    }
+}
+
+Outcome read_impl(ChannelCore* c, void* dst) noexcept {
+    c->lock.lock();
+    Waiter* wake = nullptr;
+    const Attempt a = try_read_locked(c, dst, &wake);
+    if (a == Attempt::Block) return block(c, c->readers, dst);
+    return finish(c, a, wake);
+}
+
+Outcome write_impl(ChannelCore* c, void* src) noexcept {
+    c->lock.lock();
+    Waiter* wake = nullptr;
+    const Attempt a = try_write_locked(c, src, &wake);
+    if (a == Attempt::Block) return block(c, c->writers, src);
+    return finish(c, a, wake);
 }
 
 }  // namespace

@@ -80,4 +80,12 @@ Outcome read(ChannelCore* c, void* dst) noexcept;
 // write moves from `src` on Done; on any other outcome *src is untouched.
 Outcome write(ChannelCore* c, void* src) noexcept;
 
+// The steps of read and write that need no waiting, for the alternation
+// engine; called with c->lock held. Block means the operation would have to
+// wait. A waiter whose wait was won and that must be readied once the lock
+// is released is stored in *wake.
+enum class Attempt { Done, Poisoned, Retired, Block };
+Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake) noexcept;
+Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept;
+
 }  // namespace csp::channels

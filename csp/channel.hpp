@@ -102,6 +102,7 @@ public:
     explicit operator bool() const noexcept { return core_ != nullptr; }
 
 protected:
+    friend struct EndAccess;
     void check() const {
         if (!core_) throw_empty_end(IsReader ? "ChannelIn" : "ChannelOut");
     }
@@ -127,6 +128,14 @@ private:
 
     channels::ChannelCore* core_ = nullptr;
     bool retired_ = false;
+};
+
+// EndAccess: how guards (alternation.hpp) reach the channel of an end.
+struct EndAccess {
+    template <bool IsReader>
+    static channels::ChannelCore* usable(const EndBase<IsReader>& end) {
+        return end.usable();
+    }
 };
 
 }  // namespace detail

@@ -1,4 +1,5 @@
 // support.cpp: the non-template parts of the typed layer.
+#include "csp/alternation.hpp"
 #include "csp/channel.hpp"
 #include "csp/process.hpp"
 
@@ -22,6 +23,18 @@ void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
         case channels::Outcome::Done: break;
     }
     throw std::logic_error("csp: unexpected channel outcome");
+}
+
+void throw_choice(channels::Choice c, const channels::Guard* guards) {
+    switch (c.outcome) {
+        case channels::Outcome::Poisoned: throw ChannelPoisonException(guards[c.index].core->name);
+        // Every guard is disabled (retired, or by its pre-condition) and no
+        // skip or timeout can fire: the choice can never complete.
+        case channels::Outcome::Retired: throw ChannelRetireException();
+        case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
+        case channels::Outcome::Done: break;
+    }
+    throw std::logic_error("csp: unexpected choice outcome");
 }
 
 void throw_empty_end(const char* what) {

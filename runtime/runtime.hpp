@@ -66,6 +66,10 @@ struct Parker {
     // record of a plain read or write here, so a blocking operation allocates
     // nothing.
     alignas(16) unsigned char upper[96];
+    // Arena memory the layer above may attach (the waiter records of an
+    // alternation, reused from one choice to the next); the runtime frees it
+    // with arena_free when the parker goes.
+    void* upper_block = nullptr;
     // Counters the layers above keep per process (e.g. how many
     // ChannelRetireException objects are alive in it, for the unwinding rule).
     std::int64_t slots[2] = {0, 0};

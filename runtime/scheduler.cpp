@@ -95,8 +95,10 @@ struct Worker {
     std::atomic<std::int64_t> queued{0};
     // 1 while the worker sleeps on it (futex word).
     std::atomic<std::uint32_t> sleeping{0};
-    // Timers of the processes that parked on this worker (owner only).
+    // Timers of the processes that parked on this worker (owner only). A
+    // timer whose wait ended otherwise stays until it is due or swept.
     std::vector<Timer> timers;
+    std::size_t sweep_at = 1024;  // sweep stale timers when the heap grows to this
     std::thread thread;
 
     void push(Task* t) noexcept {
@@ -127,6 +129,7 @@ struct Worker {
     void loop() noexcept;
     Task* find_work() noexcept;
     bool fire_timers() noexcept;
+    void add_timer(const Timer& t) noexcept;
 };
 
 struct Runtime {
@@ -211,7 +214,9 @@ Parker* new_parker(void* owner, bool is_thread) {
 }
 
 void release_parker(Parker* p) noexcept {
-    if (p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) arena_delete(p);
+    if (p->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    arena_free(p->upper_block);
+    arena_delete(p);
 }
 
 std::set<int> os_threads() {
@@ -453,6 +458,30 @@ bool Worker::fire_timers() noexcept {
     return fired;
 }
 
+// A timer is stale once the wait it was set for has ended (a communication
+// or another waker won it): it can never win, so it only holds memory and a
+// parker reference. A process that loops on a choice with a long timeout
+// would otherwise pile up one per choice; sweeping when the heap has doubled
+// keeps the cost amortised O(1) per timer.
+bool stale(const Timer& t) noexcept {
+    return t.parker->selection.load(std::memory_order_acquire) != waiting_word(t.token);
+}
+
+void Worker::add_timer(const Timer& t) noexcept {
+    if (timers.size() >= sweep_at) {
+        std::size_t kept = 0;
+        for (Timer& tm : timers) {
+            if (stale(tm)) release_parker(tm.parker);
+            else timers[kept++] = tm;
+        }
+        timers.resize(kept);
+        std::make_heap(timers.begin(), timers.end(), std::greater<>{});
+        sweep_at = std::max<std::size_t>(1024, 2 * kept);
+    }
+    timers.push_back(t);
+    std::push_heap(timers.begin(), timers.end(), std::greater<>{});
+}
+
 Task* Worker::find_work() noexcept {
     if (!timers.empty()) fire_timers();
     if (Task* t = next_local(this)) return t;
@@ -616,8 +645,7 @@ std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const ch
     }
     Worker* w = this_worker();
     p->refs.fetch_add(1, std::memory_order_relaxed);  // the timer's reference
-    w->timers.push_back(Timer{deadline, p, token});
-    std::push_heap(w->timers.begin(), w->timers.end(), std::greater<>{});
+    w->add_timer(Timer{deadline, p, token});
     return park_fiber(p, kind, what);
 }
 

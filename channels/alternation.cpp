@@ -1,0 +1,259 @@
+// alternation.cpp: the three passes of a choice (see alternation.hpp).
+#include "channels/alternation.hpp"
+
+#include "runtime/arena.hpp"
+#include "runtime/trace.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <new>
+
+namespace csp::channels {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+// WaiterBlock: the waiter records of a process's choices, in the arena so
+// that partners in other OS processes can reach them. One block per process,
+// hung on its parker and reused by every choice (pass 3 guarantees none of
+// its waiters is still queued when the next choice starts); it grows when a
+// choice has more guards than it holds.
+struct WaiterBlock {
+    std::size_t capacity;      // waiter records that follow
+    std::uint64_t described;   // key of the guard set `what` describes
+    char what[192];            // "alternation over 'a', 'b'": for deadlock reports
+    Waiter* waiters() noexcept { return reinterpret_cast<Waiter*>(this + 1); }
+};
+static_assert(alignof(WaiterBlock) >= alignof(Waiter));
+static_assert(sizeof(WaiterBlock) % alignof(Waiter) == 0);
+
+WaiterBlock* waiter_block(runtime::Parker* me, std::size_t n) {
+    auto* b = static_cast<WaiterBlock*>(me->upper_block);
+    if (b && b->capacity >= n) return b;
+    const std::size_t capacity = std::max<std::size_t>(n, 8);
+    void* mem = runtime::arena_allocate(sizeof(WaiterBlock) + capacity * sizeof(Waiter),
+                                        alignof(WaiterBlock));
+    runtime::arena_free(me->upper_block);
+    b = ::new (mem) WaiterBlock{capacity, 0, {}};
+    me->upper_block = b;
+    return b;
+}
+
+// Scratch: a small array on the stack, or on the heap for large choices.
+template <class T, std::size_t Inline = 16>
+class Scratch {
+public:
+    explicit Scratch(std::size_t n) : data_(n <= Inline ? inline_ : (heap_ = std::make_unique<T[]>(n)).get()) {}
+    T& operator[](std::size_t i) noexcept { return data_[i]; }
+    T* begin() noexcept { return data_; }
+
+private:
+    T inline_[Inline];
+    std::unique_ptr<T[]> heap_;
+    T* data_;
+};
+
+// A small, fast generator for random choice order (xorshift64*); quality is
+// ample for spreading choices evenly.
+std::uint64_t next_random() noexcept {
+    thread_local std::uint64_t state =
+        0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state) ^
+        static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return state * 0x2545F4914F6CDD1Dull;
+}
+
+void make_order(Scratch<std::uint32_t>& order, std::size_t n, Order how) noexcept {
+    switch (how.kind) {
+        case Order::Kind::Priority:
+            for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+            break;
+        case Order::Kind::RoundRobin:
+            for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>((how.first + i) % n);
+            break;
+        case Order::Kind::Random:
+            for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+            for (std::size_t i = n; i > 1; --i) {  // Fisher-Yates
+                const std::size_t j = static_cast<std::size_t>(next_random() % i);
+                std::swap(order[i - 1], order[j]);
+            }
+            break;
+    }
+}
+
+bool is_channel(const Guard& g) noexcept {
+    return g.kind == Guard::Kind::Input || g.kind == Guard::Kind::Output;
+}
+
+// Locks: the distinct channels of a choice, locked in address order.
+class Locks {
+public:
+    Locks(Guard* guards, std::size_t n) : cores_(n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (is_channel(guards[i]) && guards[i].enabled) cores_[count_++] = guards[i].core;
+        }
+        std::sort(cores_.begin(), cores_.begin() + count_);
+        count_ = static_cast<std::size_t>(std::unique(cores_.begin(), cores_.begin() + count_) - cores_.begin());
+    }
+    void lock() noexcept {
+        for (std::size_t i = 0; i < count_; ++i) cores_[i]->lock.lock();
+    }
+    void unlock() noexcept {
+        for (std::size_t i = count_; i > 0; --i) cores_[i - 1]->lock.unlock();
+    }
+    std::uint64_t key() noexcept {
+        std::uint64_t k = count_;
+        for (std::size_t i = 0; i < count_; ++i) k = k * 0x100000001B3ull ^ reinterpret_cast<std::uintptr_t>(cores_[i]);
+        return k;
+    }
+    std::size_t size() const noexcept { return count_; }
+    ChannelCore* operator[](std::size_t i) noexcept { return cores_[i]; }
+
+private:
+    Scratch<ChannelCore*> cores_;
+    std::size_t count_ = 0;
+};
+
+// describe writes what the choice waits on, for the deadlock report, when
+// the guard set differs from the one described last time.
+const char* describe(WaiterBlock* b, Locks& locks) noexcept {
+    const std::uint64_t key = locks.key();
+    if (b->described == key && b->what[0] != '\0') return b->what;
+    std::size_t used = 0;
+    auto put = [&](const char* s) {
+        const std::size_t len = std::min(std::strlen(s), sizeof b->what - 1 - used);
+        std::memcpy(b->what + used, s, len);
+        used += len;
+    };
+    if (locks.size() == 0) {
+        put("alternation (timeouts only)");
+    } else {
+        put("alternation over ");
+        for (std::size_t i = 0; i < locks.size(); ++i) {
+            if (i > 0) put("', '");
+            else put("'");
+            put(locks[i]->name);
+        }
+        put("'");
+    }
+    b->what[used] = '\0';
+    b->described = key;
+    return b->what;
+}
+
+void trace_fired(const Guard& g) noexcept {
+    if (!runtime::tracing()) return;
+    if (g.kind == Guard::Kind::Input) runtime::trace_event("read", g.core->name);
+    if (g.kind == Guard::Kind::Output) runtime::trace_event("write", g.core->name);
+}
+
+}  // namespace
+
+Choice choose(Guard* guards, std::size_t n, Order how) {
+    runtime::Parker* me = runtime::current();
+    WaiterBlock* block = waiter_block(me, n);  // allocate before any lock is held
+    Scratch<std::uint32_t> order(n);
+    make_order(order, n, how);
+    Locks locks(guards, n);
+
+    for (;;) {
+        // Pass 1: lock everything, poll in order.
+        std::size_t live = 0;              // enabled channel guards not retired
+        std::size_t first_timeout = kNone;  // the enabled timeout due first
+        Clock::time_point now{};
+        bool have_now = false;
+        Choice fired{Outcome::Done, kNone};
+        Waiter* wake = nullptr;
+        locks.lock();
+        for (std::size_t k = 0; k < n && fired.index == kNone; ++k) {
+            const std::size_t i = order[k];
+            Guard& g = guards[i];
+            if (!g.enabled) continue;
+            Attempt a = Attempt::Block;
+            switch (g.kind) {
+                case Guard::Kind::Skip:
+                    a = Attempt::Done;
+                    break;
+                case Guard::Kind::Timeout:
+                    if (!have_now) {
+                        now = Clock::now();
+                        have_now = true;
+                    }
+                    if (now >= g.deadline) {
+                        a = Attempt::Done;
+                    } else if (first_timeout == kNone || g.deadline < guards[first_timeout].deadline) {
+                        first_timeout = i;
+                    }
+                    break;
+                case Guard::Kind::Input:
+                    a = try_read_locked(g.core, g.slot, &wake);
+                    break;
+                case Guard::Kind::Output:
+                    a = try_write_locked(g.core, g.slot, &wake);
+                    break;
+            }
+            switch (a) {
+                case Attempt::Done: fired = {Outcome::Done, i}; break;
+                case Attempt::Poisoned: fired = {Outcome::Poisoned, i}; break;
+                case Attempt::Retired: break;  // disabled
+                case Attempt::Block: live += is_channel(g) ? 1 : 0; break;
+            }
+        }
+        if (fired.index != kNone) {
+            locks.unlock();
+            if (wake) runtime::ready(wake->parker);
+            if (fired.outcome == Outcome::Done) trace_fired(guards[fired.index]);
+            return fired;
+        }
+        if (live == 0 && first_timeout == kNone) {
+            locks.unlock();
+            return {Outcome::Retired, kNone};
+        }
+
+        // Pass 2: one wait, one waiter per live channel guard, park.
+        const std::uint64_t token = runtime::begin_wait(me);
+        Waiter* waiters = block->waiters();
+        for (std::size_t i = 0; i < n; ++i) {
+            Guard& g = guards[i];
+            if (!g.enabled || !is_channel(g)) continue;
+            auto* w = ::new (static_cast<void*>(&waiters[i])) Waiter;
+            if (g.core->retired) continue;  // disabled: not queued
+            w->parker = me;
+            w->token = token;
+            w->index = static_cast<std::uint32_t>(i);
+            w->slot = g.slot;
+            (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).push(w);
+        }
+        locks.unlock();
+        const char* what = describe(block, locks);
+        const std::uint32_t word =
+            first_timeout == kNone
+                ? runtime::park(me, runtime::WaitKind::Channel, what)
+                : runtime::park_until(me, token, runtime::WaitKind::Timed, what,
+                                      guards[first_timeout].deadline);
+
+        // Pass 3: take the waiters that lost off their queues.
+        locks.lock();
+        for (std::size_t i = 0; i < n; ++i) {
+            Guard& g = guards[i];
+            if (!g.enabled || !is_channel(g)) continue;
+            Waiter* w = &waiters[i];
+            if (w->queued) (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).remove(w);
+        }
+        locks.unlock();
+
+        if (word == runtime::kTimedOut) return {Outcome::Done, first_timeout};
+        const Outcome o = outcome_part(word);
+        if (o == Outcome::Retired) continue;  // a guard was disabled: choose again
+        if (o == Outcome::Deadlocked) return {o, kNone};
+        const std::size_t index = index_part(word);
+        if (o == Outcome::Done) trace_fired(guards[index]);
+        return {o, index};
+    }
+}
+
+}  // namespace csp::channels

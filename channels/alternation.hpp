@@ -1,0 +1,68 @@
+// alternation.hpp: the alternation (external choice) engine.
+//
+// A choice is a list of guards: inputs and outputs on channels, skip, and
+// timeouts. The engine is Go's selectgo in three passes over the channel
+// core's one-waiter-record protocol (channel.hpp):
+//
+//   1. lock every guard's channel (in address order, each once) and poll the
+//      enabled guards in the order the policy gives; the first that can
+//      communicate now does so, and the choice is over;
+//   2. otherwise start one wait, put one Waiter per channel guard on its
+//      channel's queue (all pointing at the same selection word), unlock and
+//      park (with the earliest timeout as deadline). A partner that wins the
+//      word completes the communication of that guard, under that channel's
+//      lock, exactly as for a plain read or write;
+//   3. lock the channels again and take the waiters that lost off their
+//      queues, so that none is left behind when the records are reused.
+//
+// While the choice holds its locks in pass 1 none of its waiters is queued,
+// so it can never meet itself, and a partner's waiter it meets is either
+// won (the partner's word, by compare-and-swap) or stale and dropped. Pri,
+// fair and arbitrary choice differ only in the order of pass 1.
+//
+// A retired channel disables its guard: a retire that ends the wait in pass 2
+// sends the choice back to pass 1 with the same deadline. A poisoned channel
+// makes its guard ready; the caller turns that into an exception.
+#pragma once
+
+#include "channels/channel.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace csp::channels {
+
+// Guard: one alternative of a choice, as the typed layer describes it.
+struct Guard {
+    enum class Kind : std::uint8_t { Input, Output, Skip, Timeout };
+    Kind kind = Kind::Skip;
+    bool enabled = true;          // the pre-condition
+    ChannelCore* core = nullptr;  // Input / Output
+    void* slot = nullptr;         // Input: raw storage to construct into; Output: value to move from
+    std::chrono::steady_clock::time_point deadline{};  // Timeout
+};
+
+// Order: the order in which pass 1 tries the guards.
+struct Order {
+    enum class Kind : std::uint8_t {
+        Priority,    // 0, 1, ..., n-1
+        RoundRobin,  // first, first+1, ..., wrapping around
+        Random,      // a fresh uniformly random permutation
+    };
+    Kind kind = Kind::Priority;
+    std::size_t first = 0;
+};
+
+// Choice: how a choice ended. Done: guard `index` fired (its value moved).
+// Poisoned: guard `index`'s channel is poisoned. Retired: every guard is
+// disabled and none can fire. Deadlocked: the runtime broke a deadlock.
+struct Choice {
+    Outcome outcome;
+    std::size_t index;
+};
+
+// choose runs one choice over guards[0..n). Blocks only the calling process.
+Choice choose(Guard* guards, std::size_t n, Order order);
+
+}  // namespace csp::channels
