@@ -446,6 +446,13 @@ public:
     typename List::Result pri_select() { return run<false>(detail::priority()); }
     typename List::Result fair_select() { return fair<false>(); }
 
+    // guard<I>() is guard I, e.g. to change its pre-condition between
+    // choices: alt.guard<0>().when(queue.size() < limit).
+    template <std::size_t I>
+    auto& guard() noexcept {
+        return std::get<I>(guards_);
+    }
+
 private:
     template <bool RunAction>
     auto run(channels::Order order) {
@@ -486,6 +493,7 @@ public:
     auto pri_select() { return detail::choose_among<false>(guards_, true, detail::priority()); }
     auto fair_select() { return fair<false>(); }
 
+    // guards: the guards, e.g. to change pre-conditions between choices.
     std::vector<G>& guards() noexcept { return guards_; }
 
 private:
