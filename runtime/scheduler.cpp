@@ -100,7 +100,8 @@ struct Worker {
     // (publish) whenever another worker is idle, so they can be stolen.
     Task* local_head = nullptr;
     Task* local_tail = nullptr;
-    unsigned picks = 0;  // owner only: to look at the shared queue first now and then
+    unsigned picks = 0;   // owner only: to look at the shared queue first now and then
+    unsigned streak = 0;  // owner only: run_next taken this many times in a row
     // The queue: FIFO, shared with stealers and remote wakers.
     SpinLock queue_lock;
     Task* head = nullptr;
@@ -426,13 +427,24 @@ void run_task(Worker* w, Task* t) noexcept {
 }
 
 // Pick the next runnable task of this worker without stealing: the one just
-// woken, else the private list, else the shared queue (which comes first
-// every 61st pick, as in Go, so that wake-ups from elsewhere cannot starve).
+// woken (run_next), else the private list, else the shared queue.
+//
+// Two processes that keep waking each other would hand the worker back and
+// forth through run_next for ever, and nothing queued would run (there is no
+// preemption). So run_next may be taken only kRunNextStreak times in a row;
+// then it goes to the back of the private list and the queue is served first
+// (Go gets the same effect from the woken goroutine inheriting the time
+// slice). The shared queue, where wake-ups from other threads land, also
+// comes first every 61st pick, as in Go, so the private list cannot starve it.
+constexpr unsigned kRunNextStreak = 64;
+
 Task* next_local(Worker* w) noexcept {
     if (Task* t = w->run_next) {
         w->run_next = nullptr;
-        return t;
+        if (++w->streak < kRunNextStreak) return t;
+        w->push_local(t);
     }
+    w->streak = 0;
     if (++w->picks % 61 == 0) {
         if (Task* t = w->pop()) return t;
     }
