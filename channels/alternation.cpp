@@ -228,13 +228,15 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             w->slot = g.slot;
             (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).push(w);
         }
-        locks.unlock();
+        // The locks are released only once we have parked (the park rule).
         const char* what = describe(block, locks);
+        const runtime::Release unlock_all{[](void* l) noexcept { static_cast<Locks*>(l)->unlock(); },
+                                          &locks};
         const std::uint32_t word =
             first_timeout == kNone
-                ? runtime::park(me, runtime::WaitKind::Channel, what)
+                ? runtime::park(me, runtime::WaitKind::Channel, what, unlock_all)
                 : runtime::park_until(me, token, runtime::WaitKind::Timed, what,
-                                      guards[first_timeout].deadline);
+                                      guards[first_timeout].deadline, unlock_all);
 
         // Pass 3: take the waiters that lost off their queues.
         locks.lock();

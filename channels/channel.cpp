@@ -76,8 +76,9 @@ Outcome block(ChannelCore* c, WaiterQueue& q, void* slot) noexcept {
     w->index = 0;
     w->slot = slot;
     q.push(w);
-    c->lock.unlock();
-    const std::uint32_t word = runtime::park(me, runtime::WaitKind::Channel, c->name);
+    // The lock is released only once we have parked (the park rule).
+    const std::uint32_t word =
+        runtime::park(me, runtime::WaitKind::Channel, c->name, runtime::unlocking(c->lock));
     const Outcome o = outcome_part(word);
     if (o == Outcome::Deadlocked) {
         // The deadlock breaker does not dequeue: do it here.
@@ -164,7 +165,10 @@ void poison(ChannelCore* c) noexcept {
     ready_all(wake);
 }
 
-Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake) noexcept {
+namespace {
+// The steps themselves, inlined into read and write (their hot path); the
+// alternation engine calls them through try_read_locked/try_write_locked.
+[[gnu::always_inline]] inline Attempt try_read(ChannelCore* c, void* dst, Waiter** wake) noexcept {
     if (c->poisoned) return Attempt::Poisoned;
     if (c->count > 0) {
         unsigned char* oldest = buffer_slot(c, 0);
@@ -188,7 +192,7 @@ Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake) noexcept {
     return c->retired ? Attempt::Retired : Attempt::Block;
 }
 
-Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept {
+[[gnu::always_inline]] inline Attempt try_write(ChannelCore* c, void* src, Waiter** wake) noexcept {
     if (c->poisoned) return Attempt::Poisoned;
     if (c->retired) return Attempt::Retired;
     if (Waiter* w = take(c->readers)) {  // a reader waits: hand over directly
@@ -203,6 +207,10 @@ Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept {
     }
     return Attempt::Block;
 }
+}  // namespace
+
+Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake) noexcept { return try_read(c, dst, wake); }
+Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept { return try_write(c, src, wake); }
 
 namespace {
 
@@ -219,7 +227,7 @@ Outcome finish(ChannelCore* c, Attempt a, Waiter* wake) noexcept {
 Outcome read_impl(ChannelCore* c, void* dst) noexcept {
     c->lock.lock();
     Waiter* wake = nullptr;
-    const Attempt a = try_read_locked(c, dst, &wake);
+    const Attempt a = try_read(c, dst, &wake);
     if (a == Attempt::Block) return block(c, c->readers, dst);
     return finish(c, a, wake);
 }
@@ -227,7 +235,7 @@ Outcome read_impl(ChannelCore* c, void* dst) noexcept {
 Outcome write_impl(ChannelCore* c, void* src) noexcept {
     c->lock.lock();
     Waiter* wake = nullptr;
-    const Attempt a = try_write_locked(c, src, &wake);
+    const Attempt a = try_write(c, src, &wake);
     if (a == Attempt::Block) return block(c, c->writers, src);
     return finish(c, a, wake);
 }

@@ -8,13 +8,25 @@
 //   try_complete(p,t,o)  whoever ends a wait wins the selection word with a
 //                        compare-and-swap from (epoch t, waiting) to (t, o).
 //                        Only the winner may then call ready(p).
-//   park(p, kind, what)  suspend the calling process until ready(p); `what`
-//                        names what it waits on (for deadlock reports).
+//   park(p, kind, what, release)
+//                        suspend the calling process until ready(p); `what`
+//                        names what it waits on (for deadlock reports);
+//                        `release` runs once the caller is fully suspended.
 //   ready(p)             make p runnable again, from any thread.
 //
 // A plain channel read is thus a wait with one waiter record; an alternation
 // is a wait with several records all pointing at the same selection word.
+//
+// The park rule: a waker may only win a wait it can see through something the
+// parking process releases in `release` (the lock of the channel its waiter
+// is queued on), or through something the runtime arms after the switch
+// (timers, io jobs). So by the time anyone can ready a fiber it has fully
+// switched away, and ready() needs no handshake with it: the parker holds the
+// channel lock across its switch, as Go's gopark holds the channel lock until
+// its unlock function runs on the scheduler.
 #pragma once
+
+#include "runtime/spin_lock.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -46,7 +58,8 @@ struct Parker {
     // (epoch << 32) | outcome. The epoch grows with every wait so that a late
     // waker of an earlier wait (a timer, say) cannot end a later one.
     std::atomic<std::uint64_t> selection{0};
-    // Running / Parked / Notified; the futex word of a parked thread.
+    // Running / Parked (/ Notified for threads): the futex word of a parked
+    // thread; for a fiber only a note for the deadlock detector.
     std::atomic<std::uint32_t> state{0};
     // What the current wait is for, and the name of the object (a channel's
     // name, in the arena): read by the deadlock report.
@@ -83,11 +96,15 @@ Parker* current() noexcept;
 // or the process's name).
 const char* current_name() noexcept;
 
+inline std::uint64_t waiting_word(std::uint64_t token) noexcept { return token << 32; }
+
 // begin_wait starts a new wait of `p` (the caller's own parker) and returns
 // the token that wakers compare against.
-std::uint64_t begin_wait(Parker* p) noexcept;
-
-inline std::uint64_t waiting_word(std::uint64_t token) noexcept { return token << 32; }
+inline std::uint64_t begin_wait(Parker* p) noexcept {
+    const std::uint64_t token = (p->selection.load(std::memory_order_relaxed) >> 32) + 1;
+    p->selection.store(waiting_word(token), std::memory_order_release);
+    return token;
+}
 
 // try_complete ends wait `token` of `p` with `outcome` if nobody else has;
 // true when this caller won (and must then call ready(p)).
@@ -103,15 +120,33 @@ inline std::uint32_t outcome_of(const Parker* p) noexcept {
     return static_cast<std::uint32_t>(p->selection.load(std::memory_order_acquire));
 }
 
+// Release: what park lets go of once the caller is suspended (see the park
+// rule above); usually the lock under which the caller queued its waiters.
+struct Release {
+    void (*fn)(void*) noexcept = nullptr;
+    void* arg = nullptr;
+    void operator()() const noexcept {
+        if (fn) fn(arg);
+    }
+};
+
+// unlocking(lock): a Release that unlocks `lock`.
+template <class Lock>
+Release unlocking(Lock& lock) noexcept {
+    return {[](void* l) noexcept { static_cast<Lock*>(l)->unlock(); }, &lock};
+}
+
 // park suspends the caller (whose parker is `p`) until ready(p), and returns
-// the outcome of its wait. Returns at once if ready(p) came first.
-std::uint32_t park(Parker* p, WaitKind kind, const char* what) noexcept;
+// the outcome of its wait. `release` runs once the caller is suspended (a
+// fiber: on the context it switched to; a thread: before it sleeps).
+std::uint32_t park(Parker* p, WaitKind kind, const char* what, Release release = {}) noexcept;
 
 // park_until is park with a deadline: when it passes, the runtime tries to
 // complete the wait with kTimedOut. No thread per timer: fibers use their
-// worker's timer heap, threads a timed futex wait.
+// worker's timer heap (armed after the switch), threads a timed futex wait.
 std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const char* what,
-                         std::chrono::steady_clock::time_point deadline) noexcept;
+                         std::chrono::steady_clock::time_point deadline,
+                         Release release = {}) noexcept;
 
 // ready makes `p` runnable; call it only after winning p's wait.
 void ready(Parker* p) noexcept;
@@ -152,7 +187,8 @@ public:
 
 private:
     std::atomic<std::int64_t> remaining_;
-    std::atomic<Parker*> joiner_{nullptr};
+    SpinLock lock_;             // held by the joiner until it has parked
+    Parker* joiner_ = nullptr;  // under lock_
     std::uint64_t token_ = 0;
 };
 

@@ -6,10 +6,13 @@
 //   running   `Worker::current` of the worker running it
 //   parked    nowhere: only whoever wins its selection word may ready() it
 //
-// Parker::state moves Running -> Parked (the parker, after it has switched
-// away) -> Running (ready). ready() arriving before the parker has finished
-// switching away finds Running and leaves Notified; the parker then sees
-// Notified instead of parking, and goes on (or is requeued at once).
+// The park rule (runtime.hpp) means nobody can ready a fiber before it has
+// switched away: finish_park, on the context it switched to, notes it Parked
+// and only then arms its timer and runs its Release (unlocking the channel
+// its waiter is on). ready() of a fiber is thus a plain push to a run queue,
+// with no atomic handshake. Threads park on a futex: their state moves
+// Running -> Parked (CAS by the thread) and ready() exchanges it to Notified,
+// which also covers a ready() that comes before the thread sleeps.
 //
 // Deadlock detection costs nothing on the communication path (as in Go, the
 // check runs when the system may have gone quiet): when a worker is about to
@@ -59,12 +62,23 @@ bool can_deadlock(WaitKind k) noexcept { return k == WaitKind::Channel || k == W
 
 struct Worker;
 
+struct Timer {
+    std::chrono::steady_clock::time_point deadline;
+    Parker* parker;
+    std::uint64_t token;
+    bool operator>(const Timer& o) const noexcept { return deadline > o.deadline; }
+};
+
 // Task: the private record of a fiber process.
 struct Task {
     Parker* parker = nullptr;
     Context context;
     std::unique_ptr<ProcessBody> body;
     Task* next = nullptr;  // run queue link
+    // What finish_park must do once this fiber has switched away.
+    Release release;
+    bool timed = false;
+    Timer timer{};
     std::atomic<int> home{0};  // the worker it last ran on: a hint, read by remote wakers
 };
 
@@ -76,18 +90,18 @@ struct ThreadRecord {
     ~ThreadRecord();
 };
 
-struct Timer {
-    std::chrono::steady_clock::time_point deadline;
-    Parker* parker;
-    std::uint64_t token;
-    bool operator>(const Timer& o) const noexcept { return deadline > o.deadline; }
-};
-
 struct Worker {
     int index = 0;
     Context scheduler;       // the worker thread's own stack
     Task* current = nullptr;
     Task* run_next = nullptr;  // owner only: the process just woken here
+    // Owner only: processes this worker woke that run_next displaced. No
+    // atomics: nobody else can see them. They are moved to the shared queue
+    // (publish) whenever another worker is idle, so they can be stolen.
+    Task* local_head = nullptr;
+    Task* local_tail = nullptr;
+    unsigned picks = 0;   // owner only: to look at the shared queue first now and then
+    unsigned streak = 0;  // owner only: run_next taken this many times in a row
     // The queue: FIFO, shared with stealers and remote wakers.
     SpinLock queue_lock;
     Task* head = nullptr;
@@ -119,6 +133,31 @@ struct Worker {
         }
         return t;
     }
+    void push_local(Task* t) noexcept {
+        t->next = nullptr;
+        if (local_tail) local_tail->next = t; else local_head = t;
+        local_tail = t;
+    }
+    Task* pop_local() noexcept {
+        Task* t = local_head;
+        if (t) {
+            local_head = t->next;
+            if (!local_head) local_tail = nullptr;
+        }
+        return t;
+    }
+    // publish moves the private list to the shared queue, where idle workers
+    // can steal from it.
+    void publish() noexcept {
+        if (!local_head) return;
+        Locked<SpinLock> hold(queue_lock);
+        std::int64_t n = 0;
+        for (Task* t = local_head; t; t = t->next) ++n;
+        if (tail) tail->next = local_head; else head = local_head;
+        tail = local_tail;
+        local_head = local_tail = nullptr;
+        queued.fetch_add(n, std::memory_order_seq_cst);
+    }
     // rouse wakes the worker if it sleeps; true when it did.
     bool rouse() noexcept {
         std::uint32_t one = 1;
@@ -129,7 +168,7 @@ struct Worker {
     void loop() noexcept;
     Task* find_work() noexcept;
     bool fire_timers() noexcept;
-    void add_timer(const Timer& t) noexcept;
+    [[gnu::noinline]] void add_timer(const Timer& t) noexcept;  // (kept off the park path)
 };
 
 struct Runtime {
@@ -369,16 +408,16 @@ void Runtime::detect_deadlock() noexcept {
 // ---- fibers -----------------------------------------------------------------
 
 // Runs on the destination of a park switch, once the parking fiber is fully
-// suspended: only now may another worker resume it.
+// suspended: only now may anybody find it and ready it (the park rule).
 void finish_park(void* arg) noexcept {
     auto* t = static_cast<Task*>(arg);
-    Parker* p = t->parker;
-    std::uint32_t expected = kRunning;
-    if (!p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
-        // ready() came while it was switching away: runnable at once.
-        p->state.store(kRunning, std::memory_order_relaxed);
-        this_worker()->push(t);
+    t->parker->state.store(kParked, std::memory_order_release);  // read by the deadlock detector
+    if (t->timed) {
+        t->timed = false;
+        this_worker()->add_timer(t->timer);
     }
+    const Release release = std::exchange(t->release, Release{});
+    release();
 }
 
 void run_task(Worker* w, Task* t) noexcept {
@@ -387,34 +426,51 @@ void run_task(Worker* w, Task* t) noexcept {
     switch_context(w->scheduler, t->context, nullptr, nullptr);
 }
 
-// Pick the next runnable task of this worker without stealing.
+// Pick the next runnable task of this worker without stealing: the one just
+// woken (run_next), else the private list, else the shared queue.
+//
+// Two processes that keep waking each other would hand the worker back and
+// forth through run_next for ever, and nothing queued would run (there is no
+// preemption). So run_next may be taken only kRunNextStreak times in a row;
+// then it goes to the back of the private list and the queue is served first
+// (Go gets the same effect from the woken goroutine inheriting the time
+// slice). The shared queue, where wake-ups from other threads land, also
+// comes first every 61st pick, as in Go, so the private list cannot starve it.
+constexpr unsigned kRunNextStreak = 64;
+
 Task* next_local(Worker* w) noexcept {
     if (Task* t = w->run_next) {
         w->run_next = nullptr;
-        return t;
+        if (++w->streak < kRunNextStreak) return t;
+        w->push_local(t);
     }
+    w->streak = 0;
+    if (++w->picks % 61 == 0) {
+        if (Task* t = w->pop()) return t;
+    }
+    if (Task* t = w->pop_local()) return t;
     return w->pop();
 }
 
-std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what) noexcept {
+std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what, Release release) noexcept {
     p->wait_on = what;
     p->wait_kind.store(kind, std::memory_order_relaxed);
-    // Woken before we even left? Then there is nothing to switch for.
-    if (p->state.load(std::memory_order_acquire) == kNotified) {
-        p->state.store(kRunning, std::memory_order_relaxed);
+    Worker* w = this_worker();
+    Task* me = w->current;
+    me->release = release;
+    if (!w->timers.empty()) w->fire_timers();
+    if (w->local_head && started().idle.load(std::memory_order_relaxed) > 0) {
+        w->publish();  // more runnable processes here than this worker can run
+        started().wake_idle_worker();
+    }
+    Task* next = next_local(w);
+    if (next) {
+        w->current = next;
+        next->home.store(w->index, std::memory_order_relaxed);
+        switch_context(me->context, next->context, finish_park, me);
     } else {
-        Worker* w = this_worker();
-        Task* me = w->current;
-        if (!w->timers.empty()) w->fire_timers();
-        Task* next = next_local(w);
-        if (next) {
-            w->current = next;
-            next->home.store(w->index, std::memory_order_relaxed);
-            switch_context(me->context, next->context, finish_park, me);
-        } else {
-            w->current = nullptr;
-            switch_context(me->context, w->scheduler, finish_park, me);
-        }
+        w->current = nullptr;
+        switch_context(me->context, w->scheduler, finish_park, me);
     }
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
     return outcome_of(p);
@@ -572,9 +628,12 @@ ThreadRecord& this_thread_record() {
 }
 
 std::uint32_t park_thread(Parker* p, WaitKind kind, const char* what, std::int64_t timeout_ns,
-                          std::uint64_t token) noexcept {
+                          std::uint64_t token, Release release) noexcept {
     p->wait_on = what;
     p->wait_kind.store(kind, std::memory_order_relaxed);
+    // A ready() after this finds Running and leaves Notified: the CAS below
+    // then fails and the thread goes on without sleeping.
+    release();
     std::uint32_t expected = kRunning;
     if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
         if (can_deadlock(kind)) {
@@ -608,7 +667,9 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const char* what, std::int64
 // ---- the interface ------------------------------------------------------------
 
 Parker* current() noexcept {
-    if (Worker* w = this_worker(); w && w->current) return w->current->parker;
+    // t_worker read directly: this function never switches, so the address
+    // cannot go stale within it.
+    if (Worker* w = t_worker; w && w->current) return w->current->parker;
     return this_thread_record().parker;
 }
 
@@ -625,50 +686,49 @@ bool in_fiber() noexcept {
 }
 
 
-std::uint64_t begin_wait(Parker* p) noexcept {
-    const std::uint64_t token = (p->selection.load(std::memory_order_relaxed) >> 32) + 1;
-    p->selection.store(waiting_word(token), std::memory_order_release);
-    return token;
-}
-
-std::uint32_t park(Parker* p, WaitKind kind, const char* what) noexcept {
-    if (p->is_thread) return park_thread(p, kind, what, -1, 0);
-    return park_fiber(p, kind, what);
+std::uint32_t park(Parker* p, WaitKind kind, const char* what, Release release) noexcept {
+    if (p->is_thread) return park_thread(p, kind, what, -1, 0, release);
+    return park_fiber(p, kind, what, release);
 }
 
 std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const char* what,
-                         std::chrono::steady_clock::time_point deadline) noexcept {
+                         std::chrono::steady_clock::time_point deadline, Release release) noexcept {
     if (p->is_thread) {
         auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
                         deadline - std::chrono::steady_clock::now()).count();
-        return park_thread(p, kind, what, std::max<std::int64_t>(0, left), token);
+        return park_thread(p, kind, what, std::max<std::int64_t>(0, left), token, release);
     }
-    Worker* w = this_worker();
+    Task* me = this_worker()->current;
     p->refs.fetch_add(1, std::memory_order_relaxed);  // the timer's reference
-    w->add_timer(Timer{deadline, p, token});
-    return park_fiber(p, kind, what);
+    me->timed = true;  // armed by finish_park, on this worker
+    me->timer = Timer{deadline, p, token};
+    return park_fiber(p, kind, what, release);
 }
 
 void ready(Parker* p) noexcept {
-    // Read what we need first: a woken thread may run on, end and free its
-    // parker as soon as the exchange below publishes Notified.
-    const bool is_thread = p->is_thread;
-    auto* t = static_cast<Task*>(p->owner);
-    const std::uint32_t prev = p->state.exchange(kNotified, std::memory_order_acq_rel);
-    if (prev != kParked) return;  // not parked yet: it will see Notified
-    Runtime& r = started();
-    if (is_thread) {
-        // The address stays mapped (arena); a stale wake-up is harmless, as
+    if (p->is_thread) {
+        // The thread may run on, end and free its parker as soon as the
+        // exchange publishes Notified: nothing of p is read after it. The
+        // address stays mapped (arena); a stale futex wake-up is harmless, as
         // every futex waiter re-checks its word.
-        futex_wake(p->state, 1);
+        if (p->state.exchange(kNotified, std::memory_order_acq_rel) == kParked) futex_wake(p->state, 1);
         return;
     }
+    // A fiber: fully parked (the park rule), so nobody else touches it now.
+    auto* t = static_cast<Task*>(p->owner);
     p->state.store(kRunning, std::memory_order_relaxed);
-    if (Worker* w = this_worker()) {
-        // Woken by a communication on this worker: run it next, here.
+    Runtime& r = started();
+    if (Worker* w = t_worker) {  // (ready never switches: t_worker cannot go stale here)
+        // Woken by a communication on this worker: run it next, here. The
+        // one it displaces stays private unless another worker is idle.
         if (Task* displaced = w->run_next) {
-            w->push(displaced);
-            r.wake_idle_worker();
+            if (r.idle.load(std::memory_order_relaxed) == 0) {
+                w->push_local(displaced);
+            } else {
+                w->publish();
+                w->push(displaced);
+                r.wake_idle_worker();
+            }
         }
         w->run_next = t;
         return;
@@ -739,22 +799,27 @@ void start_process(std::unique_ptr<ProcessBody> body) {
 }
 
 void Join::arrive() noexcept {
-    if (remaining_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
-    // Last one: wake the joiner if it has parked (or is about to).
-    if (Parker* p = joiner_.load(std::memory_order_seq_cst)) wake(p, token_, kWoken);
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    // Last one: wake the joiner if it waits. Its lock is held until it has
+    // parked, so a joiner seen here can be readied.
+    Parker* p;
+    {
+        Locked<SpinLock> hold(lock_);
+        p = joiner_;
+    }
+    if (p) wake(p, token_, kWoken);
 }
 
 void Join::wait() noexcept {
-    if (remaining_.load(std::memory_order_seq_cst) == 0) return;
-    Parker* me = current();
-    token_ = begin_wait(me);
-    joiner_.store(me, std::memory_order_seq_cst);
-    if (remaining_.load(std::memory_order_seq_cst) == 0) {
-        // Everyone arrived before seeing us, or the last one is waking us now.
-        if (!try_complete(me, token_, kWoken)) park(me, WaitKind::Join, "join");
+    lock_.lock();
+    if (remaining_.load(std::memory_order_acquire) == 0) {
+        lock_.unlock();
         return;
     }
-    park(me, WaitKind::Join, "join");
+    Parker* me = current();
+    token_ = begin_wait(me);
+    joiner_ = me;
+    park(me, WaitKind::Join, "join", unlocking(lock_));
 }
 
 void sleep_for(std::chrono::nanoseconds duration) noexcept {
@@ -790,18 +855,23 @@ void run_io(const std::function<void()>& call) noexcept {
         call();
         return;
     }
-    Runtime& r = rt();
-    Parker* me = current();
-    const std::uint64_t token = begin_wait(me);
-    {
-        std::lock_guard<std::mutex> hold(r.io_mutex);
-        r.io_jobs.push_back({&call, me, token});
-        if (r.io_idle == 0) {
-            r.io_pool.emplace_back([&r] { r.io_loop(); });
+    // The job is handed to the helpers only once this fiber has parked (the
+    // park rule): a quick job could otherwise wake it while it switches away.
+    struct Submit {
+        Runtime* r;
+        Runtime::IoJob job;
+    } submit{&rt(), {&call, current(), 0}};
+    submit.job.token = begin_wait(submit.job.parker);
+    park(submit.job.parker, WaitKind::Timed, "io", {[](void* arg) noexcept {
+        auto* s = static_cast<Submit*>(arg);
+        Runtime& r = *s->r;
+        {
+            std::lock_guard<std::mutex> hold(r.io_mutex);
+            r.io_jobs.push_back(s->job);
+            if (r.io_idle == 0) r.io_pool.emplace_back([&r] { r.io_loop(); });
         }
-    }
-    r.io_cv.notify_one();
-    park(me, WaitKind::Timed, "io");
+        r.io_cv.notify_one();
+    }, &submit});
 }
 
 std::string deadlock_report() {
