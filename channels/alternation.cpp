@@ -1,4 +1,4 @@
-// alternation.cpp: the three passes of a choice (see alternation.hpp).
+// alternation.cpp: the passes of a choice (see alternation.hpp).
 #include "channels/alternation.hpp"
 
 #include "runtime/arena.hpp"
@@ -58,7 +58,9 @@ private:
 // A small, fast generator for random choice order (xorshift64*); quality is
 // ample for spreading choices evenly.
 std::uint64_t next_random() noexcept {
-    thread_local std::uint64_t state =
+    // initial-exec: no __tls_get_addr call per number. (A fiber may move to
+    // another thread between two numbers; for this generator that is fine.)
+    __attribute__((tls_model("initial-exec"))) thread_local std::uint64_t state =
         0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state) ^
         static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
     state ^= state >> 12;
@@ -67,23 +69,36 @@ std::uint64_t next_random() noexcept {
     return state * 0x2545F4914F6CDD1Dull;
 }
 
-void make_order(Scratch<std::uint32_t>& order, std::size_t n, Order how) noexcept {
-    switch (how.kind) {
-        case Order::Kind::Priority:
-            for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
-            break;
-        case Order::Kind::RoundRobin:
-            for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>((how.first + i) % n);
-            break;
-        case Order::Kind::Random:
-            for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
-            for (std::size_t i = n; i > 1; --i) {  // Fisher-Yates
-                const std::size_t j = static_cast<std::size_t>(next_random() % i);
-                std::swap(order[i - 1], order[j]);
-            }
-            break;
+// ChoiceOrder: the order in which the passes try the guards. A random order
+// is shuffled lazily (inside-out Fisher-Yates): a choice whose first guard
+// tried is ready draws one random number, not n.
+class ChoiceOrder {
+public:
+    ChoiceOrder(std::size_t n, Order how) : order_(n), n_(n), random_(how.kind == Order::Kind::Random) {
+        const std::size_t first = how.kind == Order::Kind::RoundRobin && n > 0 ? how.first % n : 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            std::size_t v = first + i;
+            if (v >= n) v -= n;
+            order_[i] = static_cast<std::uint32_t>(v);
+        }
     }
-}
+    // at(k): the k-th guard to try (call with k = 0, 1, 2, ... in turn).
+    std::size_t at(std::size_t k) noexcept {
+        if (random_ && k >= shuffled_) {
+            // j uniform in [k, n): multiply-shift instead of a division.
+            const std::size_t j = k + static_cast<std::size_t>(((next_random() >> 32) * (n_ - k)) >> 32);
+            std::swap(order_[k], order_[j]);
+            shuffled_ = k + 1;
+        }
+        return order_[k];
+    }
+
+private:
+    Scratch<std::uint32_t> order_;
+    std::size_t n_;
+    bool random_;
+    std::size_t shuffled_ = 0;
+};
 
 bool is_channel(const Guard& g) noexcept {
     return g.kind == Guard::Kind::Input || g.kind == Guard::Kind::Output;
@@ -151,13 +166,54 @@ void trace_fired(const Guard& g) noexcept {
     if (g.kind == Guard::Kind::Output) runtime::trace_event("write", g.core->name);
 }
 
+// try_alone tries guard g under its own channel's lock only.
+Attempt try_alone(Guard& g) noexcept {
+    Waiter* wake = nullptr;
+    g.core->lock.lock();
+    const Attempt a = g.kind == Guard::Kind::Input ? try_read_locked(g.core, g.slot, &wake)
+                                                   : try_write_locked(g.core, g.slot, &wake);
+    g.core->lock.unlock();
+    if (wake) runtime::ready(wake->parker);
+    return a;
+}
+
 }  // namespace
 
 Choice choose(Guard* guards, std::size_t n, Order how) {
+    ChoiceOrder order(n, how);
+
+    // Pass 0: try each guard in order on its own, locking only its channel.
+    // A busy choice usually finds a ready guard here and never locks (or
+    // sorts) the others. Not one atomic look at all the channels, but no
+    // choice it makes is one the full pass could not have made a moment
+    // earlier or later; pass 1 is atomic where it matters, before waiting.
+    {
+        bool have_now = false;
+        Clock::time_point now{};
+        for (std::size_t k = 0; k < n; ++k) {
+            const std::size_t i = order.at(k);
+            Guard& g = guards[i];
+            if (!g.enabled) continue;
+            if (g.kind == Guard::Kind::Skip) return {Outcome::Done, i};
+            if (g.kind == Guard::Kind::Timeout) {
+                if (!have_now) {
+                    now = Clock::now();
+                    have_now = true;
+                }
+                if (now >= g.deadline) return {Outcome::Done, i};
+                continue;
+            }
+            const Attempt a = try_alone(g);
+            if (a == Attempt::Done) {
+                trace_fired(g);
+                return {Outcome::Done, i};
+            }
+            if (a == Attempt::Poisoned) return {Outcome::Poisoned, i};
+        }
+    }
+
     runtime::Parker* me = runtime::current();
     WaiterBlock* block = waiter_block(me, n);  // allocate before any lock is held
-    Scratch<std::uint32_t> order(n);
-    make_order(order, n, how);
     Locks locks(guards, n);
 
     for (;;) {
@@ -170,7 +226,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         Waiter* wake = nullptr;
         locks.lock();
         for (std::size_t k = 0; k < n && fired.index == kNone; ++k) {
-            const std::size_t i = order[k];
+            const std::size_t i = order.at(k);
             Guard& g = guards[i];
             if (!g.enabled) continue;
             Attempt a = Attempt::Block;

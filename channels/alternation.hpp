@@ -1,12 +1,15 @@
 // alternation.hpp: the alternation (external choice) engine.
 //
 // A choice is a list of guards: inputs and outputs on channels, skip, and
-// timeouts. The engine is Go's selectgo in three passes over the channel
-// core's one-waiter-record protocol (channel.hpp):
+// timeouts. The engine is Go's selectgo over the channel core's
+// one-waiter-record protocol (channel.hpp), with a cheap first look:
 //
-//   1. lock every guard's channel (in address order, each once) and poll the
-//      enabled guards in the order the policy gives; the first that can
-//      communicate now does so, and the choice is over;
+//   0. try the enabled guards one by one in the order the policy gives, each
+//      under its own channel's lock only; the first that can communicate now
+//      does so, and the choice is over (the common case of a busy choice,
+//      which thus never locks, or sorts, the other channels);
+//   1. otherwise lock every guard's channel (in address order, each once)
+//      and poll again, all at once this time;
 //   2. otherwise start one wait, put one Waiter per channel guard on its
 //      channel's queue (all pointing at the same selection word), unlock and
 //      park (with the earliest timeout as deadline). A partner that wins the
@@ -33,14 +36,16 @@
 
 namespace csp::channels {
 
-// Guard: one alternative of a choice, as the typed layer describes it.
+// Guard: one alternative of a choice, as the typed layer describes it. A
+// plain aggregate (make it with Guard{kind, enabled, ...}: the fields left
+// out are zero), so that arrays of them cost nothing to set up.
 struct Guard {
     enum class Kind : std::uint8_t { Input, Output, Skip, Timeout };
-    Kind kind = Kind::Skip;
-    bool enabled = true;          // the pre-condition
-    ChannelCore* core = nullptr;  // Input / Output
-    void* slot = nullptr;         // Input: raw storage to construct into; Output: value to move from
-    std::chrono::steady_clock::time_point deadline{};  // Timeout
+    Kind kind;
+    bool enabled;       // the pre-condition
+    ChannelCore* core;  // Input / Output
+    void* slot;         // Input: raw storage to construct into; Output: value to move from
+    std::chrono::steady_clock::time_point deadline;  // Timeout
 };
 
 // Order: the order in which pass 1 tries the guards.

@@ -365,7 +365,7 @@ auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
     using V = typename G::value_type;
     const std::size_t n = guards.size();
     SmallArray<channels::Guard> records(n);
-    ChoiceSlot<G> shared{};
+    ChoiceSlot<G> shared;
     std::vector<std::optional<V>> copies;  // output guards that keep their value
     if constexpr (is_output_v<G>) {
         if (keep) copies.resize(n);
