@@ -37,8 +37,8 @@
 namespace csp::channels {
 
 // Guard: one alternative of a choice, as the typed layer describes it. A
-// plain aggregate (make it with Guard{kind, enabled, ...}: the fields left
-// out are zero), so that arrays of them cost nothing to set up.
+// plain aggregate with no default initialisers, so that arrays of them cost
+// nothing to set up; give every field when making one.
 struct Guard {
     enum class Kind : std::uint8_t { Input, Output, Skip, Timeout };
     Kind kind;

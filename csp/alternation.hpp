@@ -91,7 +91,7 @@ public:
 
     // The engine's record of this guard; the value read goes to `storage`.
     channels::Guard record(void* storage) {
-        channels::Guard g{channels::Guard::Kind::Input, this->enabled()};
+        channels::Guard g{channels::Guard::Kind::Input, this->enabled(), nullptr, nullptr, {}};
         if (g.enabled) g.core = detail::EndAccess::usable(end_.get());
         g.slot = storage;
         return g;
@@ -136,7 +136,7 @@ public:
     // send when the guard must keep its own (it may fire again); otherwise
     // the guard's value itself is moved out when it fires.
     channels::Guard record(std::optional<T>& copy, bool keep_value) {
-        channels::Guard g{channels::Guard::Kind::Output, this->enabled()};
+        channels::Guard g{channels::Guard::Kind::Output, this->enabled(), nullptr, nullptr, {}};
         if (!g.enabled) return g;
         g.core = detail::EndAccess::usable(end_.get());
         if (sent_) {
@@ -176,7 +176,7 @@ public:
     template <class F>
     explicit SkipGuard(F&& action) : action_(detail::nullary_action(std::forward<F>(action))) {}
 
-    channels::Guard record() const noexcept { return {channels::Guard::Kind::Skip, enabled()}; }
+    channels::Guard record() const noexcept { return {channels::Guard::Kind::Skip, enabled(), nullptr, nullptr, {}}; }
     void fired() {
         if (action_) action_();
     }
@@ -199,7 +199,7 @@ public:
           action_(detail::nullary_action(std::forward<F>(action))) {}
 
     channels::Guard record(std::chrono::steady_clock::time_point start) const noexcept {
-        channels::Guard g{channels::Guard::Kind::Timeout, enabled()};
+        channels::Guard g{channels::Guard::Kind::Timeout, enabled(), nullptr, nullptr, {}};
         g.deadline = start + std::max(duration_, std::chrono::nanoseconds{0});
         return g;
     }

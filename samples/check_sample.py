@@ -30,7 +30,37 @@ def pycsp_parallel(lines, seconds):
     return in_order
 
 
-CHECKS = {"hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel}
+def dining_philosophers(lines, seconds):
+    # The meal counts vary from run to run; their number, the total (the
+    # butler seats 50000 times) and that every philosopher ate do not.
+    if len(lines) != 7:
+        print(f"expected 7 lines, got {len(lines)}")
+        return False
+    counts = []
+    for i, line in enumerate(lines[:5]):
+        m = re.fullmatch(rf"philosopher {i} ate (\d+) meals", line)
+        if not m:
+            print(f"line {i + 1} is not 'philosopher {i} ate N meals'")
+            return False
+        counts.append(int(m.group(1)))
+    if not all(n > 0 for n in counts):
+        print(f"a philosopher starved: {counts}")
+        return False
+    return (sum(counts) == 50000 and lines[5] == "50000 meals in all"
+            and lines[6] == "no philosopher starved")
+
+
+def multiplexer(lines, seconds):
+    return lines == [
+        "consumer 0: 1000 messages from producer 0, in order",
+        "consumer 1: 2000 messages from producer 1, in order",
+        "consumer 2: 3000 messages from producer 2, in order",
+        "6000 messages received, 6000 sent",
+    ]
+
+
+CHECKS = {"hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel,
+          "dining_philosophers": dining_philosophers, "multiplexer": multiplexer}
 
 
 def readme_shows(readme, sample):
