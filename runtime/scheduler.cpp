@@ -158,13 +158,9 @@ struct Worker {
         local_head = local_tail = nullptr;
         queued.fetch_add(n, std::memory_order_seq_cst);
     }
-    // rouse wakes the worker if it sleeps; true when it did.
-    bool rouse() noexcept {
-        std::uint32_t one = 1;
-        if (!sleeping.compare_exchange_strong(one, 0)) return false;
-        futex_wake(sleeping, 1);
-        return true;
-    }
+    // rouse wakes the worker if it sleeps; true when it did. The rouser
+    // takes it off the idle count at once (see the deadlock accounting).
+    bool rouse() noexcept;
     void loop() noexcept;
     Task* find_work() noexcept;
     bool fire_timers() noexcept;
@@ -197,12 +193,17 @@ struct Runtime {
     Runtime();
     ~Runtime();
     void wake_idle_worker() noexcept;
-    void detect_deadlock() noexcept;
-    // maybe_deadlocked: the cheap filter before detect_deadlock.
+    void detect_deadlock(std::uint64_t thread_wakes_seen) noexcept;
+    // check_quiet is the cheap filter before detect_deadlock.
+    // thread_wakes counts threads returning from a Channel or Join park: the
+    // registry walk is not one atomic look, so a thread that wakes and parks
+    // again (perhaps waking fibers meanwhile) while it runs must void it.
+    std::atomic<std::uint64_t> thread_wakes{0};
     void check_quiet() noexcept {
+        const std::uint64_t wakes = thread_wakes.load(std::memory_order_seq_cst);
         if (running_threads.load(std::memory_order_seq_cst) == 0 &&
             idle.load(std::memory_order_seq_cst) == static_cast<int>(workers.size())) {
-            detect_deadlock();
+            detect_deadlock(wakes);
         }
     }
     void add_to_registry(Parker* p) noexcept;
@@ -364,7 +365,15 @@ const char* name_of(const Parker* p) noexcept {
     return t->body ? t->body->name.c_str() : "process";
 }
 
-void Runtime::detect_deadlock() noexcept {
+bool Worker::rouse() noexcept {
+    std::uint32_t one = 1;
+    if (!sleeping.compare_exchange_strong(one, 0, std::memory_order_seq_cst)) return false;
+    started().idle.fetch_sub(1, std::memory_order_seq_cst);
+    futex_wake(sleeping, 1);
+    return true;
+}
+
+void Runtime::detect_deadlock(std::uint64_t thread_wakes_seen) noexcept {
     std::vector<Parker*> blocked;
     std::string report;
     {
@@ -376,6 +385,15 @@ void Runtime::detect_deadlock() noexcept {
             else if (kind != WaitKind::Join) return;  // a timer or io call can still wake it
         }
         if (blocked.empty()) return;  // nobody left at all: a normal end
+        // Was it one moment? Idle workers stay idle until roused (and the
+        // rouser takes them off the count), fibers run only on workers, and
+        // a thread that ran meanwhile moved thread_wakes. So if nothing
+        // changed, every state read above held at once.
+        if (thread_wakes.load(std::memory_order_seq_cst) != thread_wakes_seen ||
+            running_threads.load(std::memory_order_seq_cst) != 0 ||
+            idle.load(std::memory_order_seq_cst) != static_cast<int>(workers.size())) {
+            return;
+        }
         for (int tid : os_threads()) {
             if (!known_threads.count(tid) && !older_threads.count(tid)) {
                 logger().debug("no deadlock report: thread {} may still use a channel", tid);
@@ -596,8 +614,10 @@ void Worker::loop() noexcept {
             }
             if (timeout != 0) futex_wait(sleeping, 1, timeout);
         }
-        r.idle.fetch_sub(1, std::memory_order_seq_cst);
-        sleeping.store(0, std::memory_order_relaxed);
+        // Off the idle count, unless a rouser has already taken us off it.
+        if (sleeping.exchange(0, std::memory_order_seq_cst) == 1) {
+            r.idle.fetch_sub(1, std::memory_order_seq_cst);
+        }
         if (found) run_task(this, found);
     }
 }
@@ -605,6 +625,12 @@ void Worker::loop() noexcept {
 // ---- threads ----------------------------------------------------------------
 
 ThreadRecord::ThreadRecord() {
+    // Counted as running first: once note_thread makes it a known thread it
+    // no longer vetoes a deadlock report, and until it is in the registry
+    // only this count says that it may still wake somebody. (The other order
+    // let the detector report a deadlock while this thread was registering.)
+    Runtime& r = rt();
+    r.running_threads.fetch_add(1, std::memory_order_seq_cst);
     note_thread(true);
     parker = new_parker(this, true);
     std::ostringstream id;
@@ -613,8 +639,6 @@ ThreadRecord::ThreadRecord() {
     bool expected = false;
     // The first thread to use csp is almost always main.
     name = main_taken.compare_exchange_strong(expected, true) ? "main" : "thread " + id.str();
-    Runtime& r = rt();
-    r.running_threads.fetch_add(1, std::memory_order_seq_cst);
     r.add_to_registry(parker);
     trace_process_start(parker, name.c_str());
 }
@@ -661,7 +685,10 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const char* what, std::int64
             }
             futex_wait(p->state, kParked, left);
         }
-        if (can_deadlock(kind)) rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
+        if (can_deadlock(kind)) {
+            rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
+            rt().thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+        }
     }
     p->state.store(kRunning, std::memory_order_relaxed);
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
