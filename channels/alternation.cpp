@@ -41,20 +41,6 @@ WaiterBlock* waiter_block(runtime::Parker* me, std::size_t n) {
     return b;
 }
 
-// Scratch: a small array on the stack, or on the heap for large choices.
-template <class T, std::size_t Inline = 16>
-class Scratch {
-public:
-    explicit Scratch(std::size_t n) : data_(n <= Inline ? inline_ : (heap_ = std::make_unique<T[]>(n)).get()) {}
-    T& operator[](std::size_t i) noexcept { return data_[i]; }
-    T* begin() noexcept { return data_; }
-
-private:
-    T inline_[Inline];
-    std::unique_ptr<T[]> heap_;
-    T* data_;
-};
-
 // A small, fast generator for random choice order (xorshift64*); quality is
 // ample for spreading choices evenly.
 std::uint64_t next_random() noexcept {
@@ -94,7 +80,7 @@ public:
     }
 
 private:
-    Scratch<std::uint32_t> order_;
+    SmallArray<std::uint32_t> order_;
     std::size_t n_;
     bool random_;
     std::size_t shuffled_ = 0;
@@ -129,7 +115,7 @@ public:
     ChannelCore* operator[](std::size_t i) noexcept { return cores_[i]; }
 
 private:
-    Scratch<ChannelCore*> cores_;
+    SmallArray<ChannelCore*> cores_;
     std::size_t count_ = 0;
 };
 

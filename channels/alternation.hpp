@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace csp::channels {
 
@@ -65,6 +66,23 @@ struct Order {
 struct Choice {
     Outcome outcome;
     std::size_t index;
+};
+
+// SmallArray: n elements on the stack when few, on the heap when many (the
+// per-choice scratch arrays of the engine and of the typed layer). Elements
+// of a trivial type start uninitialised.
+template <class T, std::size_t Inline = 16>
+class SmallArray {
+public:
+    explicit SmallArray(std::size_t n) : data_(n <= Inline ? inline_ : (heap_ = std::make_unique<T[]>(n)).get()) {}
+    T& operator[](std::size_t i) noexcept { return data_[i]; }
+    T* data() noexcept { return data_; }
+    T* begin() noexcept { return data_; }
+
+private:
+    T inline_[Inline];
+    std::unique_ptr<T[]> heap_;
+    T* data_;
 };
 
 // choose runs one choice over guards[0..n). Blocks only the calling process.

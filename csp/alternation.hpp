@@ -343,20 +343,6 @@ private:
     }
 };
 
-// SmallArray: n elements on the stack when few, on the heap when many.
-template <class T, std::size_t Inline = 16>
-class SmallArray {
-public:
-    explicit SmallArray(std::size_t n) : data_(n <= Inline ? inline_ : (heap_ = std::make_unique<T[]>(n)).get()) {}
-    T& operator[](std::size_t i) noexcept { return data_[i]; }
-    T* data() noexcept { return data_; }
-
-private:
-    T inline_[Inline];
-    std::unique_ptr<T[]> heap_;
-    T* data_;
-};
-
 // choose_among makes one choice over a runtime-sized vector of guards of one
 // type. Input guards share one value storage: only one guard fires.
 template <bool RunAction, class G>
@@ -364,7 +350,7 @@ auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
     static_assert(is_guard_v<G>, "csp: a choice takes a std::vector of guards");
     using V = typename G::value_type;
     const std::size_t n = guards.size();
-    SmallArray<channels::Guard> records(n);
+    channels::SmallArray<channels::Guard> records(n);
     ChoiceSlot<G> shared;
     std::vector<std::optional<V>> copies;  // output guards that keep their value
     if constexpr (is_output_v<G>) {
