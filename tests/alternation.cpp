@@ -1025,7 +1025,10 @@ TEST_CASE("poison and retire reach a choice that is parked", "[alternation][pois
 
     CAPTURE(parked.ending, parked.chosen, parked.value, ms(parked.elapsed),
             ms(parked.ended - parked.first_event), ms(parked.ended - parked.last_event));
-    CHECK(parked.ended >= parked.last_event);
+    // (With every guard retired and a timeout, the timeout ends the choice
+    // whenever it falls due, which under load may be before the actor's last
+    // retire: its sleeps can overrun the 200 ms. That case is checked below.)
+    if (!(event == Event::retire_all && with_timeout)) CHECK(parked.ended >= parked.last_event);
     switch (event) {
         case Event::poison:
             CHECK(parked.ending == Ending::poisoned);
