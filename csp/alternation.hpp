@@ -153,12 +153,14 @@ public:
         g.slot = std::addressof(value_);
         return g;
     }
-    void fired(bool kept_value) {
-        if (!kept_value || !std::is_copy_constructible_v<T>) sent_ = true;
-        if (action_) action_();
-    }
+    // fired_quietly: the guard fired (a moved-out value cannot be sent
+    // again); fired also runs the action.
     void fired_quietly(bool kept_value) noexcept {
         if (!kept_value || !std::is_copy_constructible_v<T>) sent_ = true;
+    }
+    void fired(bool kept_value) {
+        fired_quietly(kept_value);
+        if (action_) action_();
     }
 
 private:
@@ -224,6 +226,11 @@ template <>
 inline constexpr bool is_guard_v<SkipGuard> = true;
 template <>
 inline constexpr bool is_guard_v<TimeoutGuard> = true;
+
+template <class V>
+inline constexpr bool is_guard_vector_v = false;
+template <class G>
+inline constexpr bool is_guard_vector_v<std::vector<G>> = is_guard_v<G>;
 
 template <class G>
 inline constexpr bool is_input_v = false;
@@ -530,29 +537,20 @@ auto FairSelect(G&&... guards) {
 // The same over a runtime-sized vector of guards of one type: returns the
 // position chosen and, for an input guard, the value read. Guards in a vector
 // the caller keeps (an lvalue) send copies of their output values.
-template <class G>
-std::pair<std::size_t, std::optional<typename G::value_type>> PriSelect(std::vector<G>& guards) {
-    return detail::choose_among<false>(guards, true, detail::priority());
+template <class V>
+    requires detail::is_guard_vector_v<std::remove_cvref_t<V>>
+auto PriSelect(V&& guards) {
+    return detail::choose_among<false>(guards, std::is_lvalue_reference_v<V>, detail::priority());
 }
-template <class G>
-std::pair<std::size_t, std::optional<typename G::value_type>> PriSelect(std::vector<G>&& guards) {
-    return detail::choose_among<false>(guards, false, detail::priority());
+template <class V>
+    requires detail::is_guard_vector_v<std::remove_cvref_t<V>>
+auto AltSelect(V&& guards) {
+    return detail::choose_among<false>(guards, std::is_lvalue_reference_v<V>, detail::priority());
 }
-template <class G>
-std::pair<std::size_t, std::optional<typename G::value_type>> AltSelect(std::vector<G>& guards) {
-    return detail::choose_among<false>(guards, true, detail::priority());
-}
-template <class G>
-std::pair<std::size_t, std::optional<typename G::value_type>> AltSelect(std::vector<G>&& guards) {
-    return detail::choose_among<false>(guards, false, detail::priority());
-}
-template <class G>
-std::pair<std::size_t, std::optional<typename G::value_type>> FairSelect(std::vector<G>& guards) {
-    return detail::choose_among<false>(guards, true, detail::random_order());
-}
-template <class G>
-std::pair<std::size_t, std::optional<typename G::value_type>> FairSelect(std::vector<G>&& guards) {
-    return detail::choose_among<false>(guards, false, detail::random_order());
+template <class V>
+    requires detail::is_guard_vector_v<std::remove_cvref_t<V>>
+auto FairSelect(V&& guards) {
+    return detail::choose_among<false>(guards, std::is_lvalue_reference_v<V>, detail::random_order());
 }
 
 }  // namespace csp

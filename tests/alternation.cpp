@@ -1149,20 +1149,6 @@ TEST_CASE("plain threads alternate with fibers and with each other", "[alternati
 // ---------------------------------------------------------------------------
 // Deadlock
 
-namespace {
-
-template <class Run>
-std::string deadlock_report(Run&& run) {
-    try {
-        run();
-    } catch (const csp::DeadlockError& error) {
-        return error.what();
-    }
-    return "";
-}
-
-}  // namespace
-
 // Processes are made on the line __LINE__ is read on (see deadlock.cpp).
 // Nobody ever offers the other side of any guard: every end that could is
 // held, unused, by a process parked on something else.
@@ -1172,7 +1158,7 @@ TEST_CASE("processes all parked in choices are a deadlock naming them and their 
     const int second = __LINE__; auto two = csp::process([](csp::ChannelOut<int> x, csp::ChannelOut<int>, csp::ChannelIn<int>) { csp::AltSelect(csp::OutputGuard(x, 1), csp::SkipGuard().when(false)); })(r.writer(), p.writer(), s.reader());
     const int third = __LINE__; auto three = csp::process([](csp::ChannelOut<int> x, csp::ChannelIn<int> y, csp::ChannelOut<int>) { csp::FairSelect(csp::OutputGuard(x, 2), csp::InputGuard(y)); })(s.writer(), p.reader(), q.writer());
     const std::string report =
-        deadlock_report([&] { csp::Parallel(std::move(one), std::move(two), std::move(three)); });
+        csp_test::deadlock_report([&] { csp::Parallel(std::move(one), std::move(two), std::move(three)); });
     CAPTURE(report);
     REQUIRE_FALSE(report.empty());
     CHECK_THAT(report, Contains(std::to_string(first)));

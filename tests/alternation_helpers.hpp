@@ -117,19 +117,4 @@ inline bool each_once(std::vector<int> values, int n) {
     return true;
 }
 
-// repeat_within(max_rounds, budget, round): runs round(0), round(1), ...
-// until max_rounds have run or the budget is spent (the first always runs),
-// so stress scenarios stay bounded under --repeat and sanitizers. Returns
-// the number of rounds run.
-template <class Round>
-int repeat_within(int max_rounds, Clock::duration budget, Round&& round) {
-    const auto start = Clock::now();
-    int rounds = 0;
-    do {
-        round(rounds);
-        ++rounds;
-    } while (rounds < max_rounds && Clock::now() - start < budget);
-    return rounds;
-}
-
 }  // namespace csp_test

@@ -14,20 +14,7 @@
 using namespace std::chrono_literals;
 using Catch::Contains;
 
-namespace {
-
-// The report of the DeadlockError thrown by `run`, or "" when it threw none.
-template <class Run>
-std::string deadlock_report(Run&& run) {
-    try {
-        run();
-    } catch (const csp::DeadlockError& error) {
-        return error.what();
-    }
-    return "";
-}
-
-}  // namespace
+using csp_test::deadlock_report;
 
 TEST_CASE("a reader nobody writes to is reported with its channel's name", "[deadlock]") {
     csp::Channel<int> lonely{"lonely"};

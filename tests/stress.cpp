@@ -20,17 +20,6 @@ namespace {
 
 constexpr auto budget = 1500ms;
 
-// Runs round(0), round(1), ... until max_rounds or until the budget is spent.
-template <class Round>
-int repeat_within(int max_rounds, Round&& round) {
-    const auto start = Clock::now();
-    int rounds = 0;
-    do {
-        round(rounds);
-        ++rounds;
-    } while (rounds < max_rounds && Clock::now() - start < budget);
-    return rounds;
-}
 
 }  // namespace
 
@@ -40,7 +29,7 @@ TEST_CASE("any2any: 100k messages among 8 writers and 8 readers, each read once"
     constexpr int writers = 8, readers = 8, per_writer = 12'500;
     constexpr int total = writers * per_writer;
 
-    const int rounds = repeat_within(3, [&](int round) {
+    const int rounds = csp_test::repeat_within(3, budget, [&](int round) {
         CAPTURE(round);
         auto channel = csp_test::make_channel<int>(buffer, "any2any-stress");
         std::vector<std::vector<int>> received(readers);
@@ -82,7 +71,7 @@ TEST_CASE("poison at a random moment: no hang, no duplicate, no leak", "[stress]
     CAPTURE(csp_test::placement_name(), buffer);
     constexpr int writers = 6, readers = 6;
 
-    repeat_within(20, [&](int round) {
+    csp_test::repeat_within(20, budget, [&](int round) {
         std::mt19937 random(static_cast<unsigned>(round * 7919 + buffer));
         const int poison_after = std::uniform_int_distribution<int>(0, 5000)(random);
         const bool writer_poisons = std::uniform_int_distribution<int>(0, 1)(random) == 1;
@@ -149,7 +138,7 @@ TEST_CASE("a 32-stage pipeline carries 20k values in order", "[stress][pipeline]
     constexpr int stages = 32, count = 20'000;
     const int buffer = GENERATE(0, 16);
     CAPTURE(csp_test::placement_name(), buffer);
-    repeat_within(3, [&](int) {
+    csp_test::repeat_within(3, budget, [&](int) {
         std::vector<csp::Channel<int>> wires;
         for (int i = 0; i <= stages; ++i) wires.push_back(csp_test::make_channel<int>(buffer, "stage-wire"));
         std::vector<int> got;
@@ -183,7 +172,7 @@ TEST_CASE("a 32-stage pipeline carries 20k values in order", "[stress][pipeline]
 TEST_CASE("many short networks in a row", "[stress][churn]") {
     const TrackedCounts before;
     int total = 0, rounds = 0;
-    rounds = repeat_within(300, [&](int round) {
+    rounds = csp_test::repeat_within(300, budget, [&](int round) {
         auto channel = csp_test::make_channel<Tracked>(round % 3 == 0 ? 0 : round % 3 == 1 ? 1 : 16, "churn");
         std::atomic<int> sum{0};
         std::vector<Body> bodies;

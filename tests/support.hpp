@@ -115,4 +115,31 @@ std::exception_ptr original_exception(const Error& error) {
 // a std::exception.
 std::string message_of(std::exception_ptr pointer);
 
+// deadlock_report(run): the report of the DeadlockError thrown by `run`,
+// or "" when it threw none.
+template <class Run>
+std::string deadlock_report(Run&& run) {
+    try {
+        run();
+    } catch (const csp::DeadlockError& error) {
+        return error.what();
+    }
+    return "";
+}
+
+// repeat_within(max_rounds, budget, round): runs round(0), round(1), ...
+// until max_rounds have run or the budget is spent (the first always runs),
+// so stress scenarios stay bounded under --repeat and sanitizers. Returns
+// the number of rounds run.
+template <class Round>
+int repeat_within(int max_rounds, Clock::duration budget, Round&& round) {
+    const auto start = Clock::now();
+    int rounds = 0;
+    do {
+        round(rounds);
+        ++rounds;
+    } while (rounds < max_rounds && Clock::now() - start < budget);
+    return rounds;
+}
+
 }  // namespace csp_test
