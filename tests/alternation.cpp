@@ -422,18 +422,20 @@ TEST_CASE("the timer of an earlier choice does not end a later one", "[alternati
     std::atomic<int> early_choices{0};
     std::vector<Body> bodies;
     bodies.push_back([&, in = fed.reader(), late_in = late.reader()]() mutable {
-        // 32 choices that park with a 40 ms timeout and are served after
-        // about 2 ms: their timers are still pending when they end.
+        // 32 choices that park with a 300 ms timeout and are served after
+        // about 2 ms: their timers are still pending when they end. (The
+        // margin is wide because a loaded CI machine under TSan once took
+        // more than 40 ms to serve one.)
         for (int i = 0; i < 32; ++i) {
-            auto r = csp::PriSelect(csp::InputGuard(in), csp::TimeoutGuard(40ms));
+            auto r = csp::PriSelect(csp::InputGuard(in), csp::TimeoutGuard(300ms));
             if (r.index() != 0) ++early_choices;
         }
         // Now a choice with a later deadline, waiting past the old ones.
         const auto start = Clock::now();
-        auto timed = csp::PriSelect(csp::InputGuard(late_in), csp::TimeoutGuard(150ms));
+        auto timed = csp::PriSelect(csp::InputGuard(late_in), csp::TimeoutGuard(600ms));
         second_wait = Clock::now() - start;
         timed_chosen = timed.index();
-        // And a choice with no timeout at all, served at 400 ms.
+        // And a choice with no timeout at all, served at 1 s.
         auto plain = csp::PriSelect(csp::InputGuard(late_in));
         plain_chosen = plain.index();
         plain_value = held_value(plain);
@@ -445,14 +447,14 @@ TEST_CASE("the timer of an earlier choice does not end a later one", "[alternati
         }
     });
     bodies.push_back([&, out = late.writer()]() mutable {
-        csp::sleep(400ms);
+        csp::sleep(1000ms);
         out(3);
     });
     csp_test::run_network(std::move(bodies));
     CAPTURE(ms(second_wait));
     CHECK(early_choices == 0);
     CHECK(timed_chosen == 1);
-    CHECK(second_wait >= 150ms);
+    CHECK(second_wait >= 600ms);
     CHECK(plain_chosen == 0);
     CHECK(plain_value == 3);
 }
