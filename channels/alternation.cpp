@@ -155,11 +155,13 @@ void trace_fired(const Guard& g) noexcept {
 // try_alone tries guard g under its own channel's lock only.
 Attempt try_alone(Guard& g) noexcept {
     Waiter* wake = nullptr;
+    Parcel* got = nullptr;
     g.core->lock.lock();
-    const Attempt a = g.kind == Guard::Kind::Input ? try_read_locked(g.core, g.slot, &wake)
+    const Attempt a = g.kind == Guard::Kind::Input ? try_read_locked(g.core, g.slot, &wake, &got)
                                                    : try_write_locked(g.core, g.slot, &wake);
     g.core->lock.unlock();
     if (wake) runtime::ready(wake->parker);
+    if (got && !receive_parcel(g.core, got, g.slot)) return Attempt::Poisoned;
     return a;
 }
 
@@ -210,6 +212,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         bool have_now = false;
         Choice fired{Outcome::Done, kNone};
         Waiter* wake = nullptr;
+        Parcel* got = nullptr;
         locks.lock();
         for (std::size_t k = 0; k < n && fired.index == kNone; ++k) {
             const std::size_t i = order.at(k);
@@ -232,7 +235,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                     }
                     break;
                 case Guard::Kind::Input:
-                    a = try_read_locked(g.core, g.slot, &wake);
+                    a = try_read_locked(g.core, g.slot, &wake, &got);
                     break;
                 case Guard::Kind::Output:
                     a = try_write_locked(g.core, g.slot, &wake);
@@ -248,6 +251,9 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         if (fired.index != kNone) {
             locks.unlock();
             if (wake) runtime::ready(wake->parker);
+            if (got && !receive_parcel(guards[fired.index].core, got, guards[fired.index].slot)) {
+                fired.outcome = Outcome::Poisoned;
+            }
             if (fired.outcome == Outcome::Done) trace_fired(guards[fired.index]);
             return fired;
         }
@@ -268,6 +274,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             w->token = token;
             w->index = static_cast<std::uint32_t>(i);
             w->slot = g.slot;
+            if (g.kind == Guard::Kind::Output) queue_writer_parcel(g.core, w);
             (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).push(w);
         }
         // The locks are released only once we have parked (the park rule).
@@ -289,12 +296,26 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             if (w->queued) (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).remove(w);
         }
         locks.unlock();
+        // Parcels: an output guard's own that nobody took; the value of the
+        // input guard that fired, from another OS process.
+        Parcel* received = nullptr;
+        for (std::size_t i = 0; i < n; ++i) {
+            Guard& g = guards[i];
+            if (!g.enabled || !is_channel(g)) continue;
+            Parcel* p = std::exchange(waiters[i].parcel, nullptr);
+            if (!p) continue;
+            if (g.kind == Guard::Kind::Output) parcel_free(p);
+            else received = p;  // only a fired input guard gets one
+        }
 
         if (word == runtime::kTimedOut) return {Outcome::Done, first_timeout};
         const Outcome o = outcome_part(word);
         if (o == Outcome::Retired) continue;  // a guard was disabled: choose again
         if (o == Outcome::Deadlocked) return {o, kNone};
         const std::size_t index = index_part(word);
+        if (received && !receive_parcel(guards[index].core, received, guards[index].slot)) {
+            return {Outcome::Poisoned, index};
+        }
         if (o == Outcome::Done) trace_fired(guards[index]);
         return {o, index};
     }

@@ -3,6 +3,7 @@
 #include "channels/channel.hpp"
 
 #include "runtime/arena.hpp"
+#include "runtime/log.hpp"
 #include "runtime/trace.hpp"
 
 #include <algorithm>
@@ -16,8 +17,38 @@ using runtime::Locked;
 using runtime::SpinLock;
 
 unsigned char* buffer_slot(ChannelCore* c, std::size_t i) noexcept {
-    return c->buffer + ((c->head + i) % c->capacity) * c->ops->size;
+    return c->buffer + ((c->head + i) % c->capacity) * c->slot_size;
 }
+
+// A parcel that could not be made (the reason was logged): the reader that
+// meets it poisons the channel rather than wait for a value never coming.
+Parcel g_lost_parcel{0, 0};
+Parcel* const kLost = &g_lost_parcel;
+
+// parcels_in_buffer: a buffer of a non-trivial type on a channel across OS
+// processes holds Parcel pointers.
+bool parcels_in_buffer(const ChannelCore* c) noexcept {
+    return !c->ops->trivial && c->cross.load(std::memory_order_relaxed);
+}
+
+Parcel* pack_or_lost(ChannelCore* c, const void* src) noexcept {
+    Parcel* p = c->ops->pack ? c->ops->pack(src) : nullptr;
+    if (!p) {
+        if (!c->ops->pack) {
+            runtime::logger().error("channel '{}' crosses OS processes, but its values ({}) cannot: "
+                                    "give the type a cereal serialize function", c->name, c->ops->type_name);
+        }
+        return kLost;
+    }
+    return p;
+}
+
+Parcel* get_slot_parcel(unsigned char* slot) noexcept {
+    Parcel* p;
+    std::memcpy(&p, slot, sizeof p);
+    return p;
+}
+void put_slot_parcel(unsigned char* slot, Parcel* p) noexcept { std::memcpy(slot, &p, sizeof p); }
 
 // take pops the oldest waiter of `q` whose wait can still be won, winning it
 // with `done` for its own position. Stale waiters met on the way are dropped.
@@ -54,7 +85,11 @@ void ready_all(Waiter* w) noexcept {
 }
 
 void discard_buffer(ChannelCore* c) noexcept {
-    for (std::size_t i = 0; i < c->count; ++i) c->ops->destroy(buffer_slot(c, i));
+    const bool parcels = parcels_in_buffer(c);
+    for (std::size_t i = 0; i < c->count; ++i) {
+        if (parcels) parcel_free(get_slot_parcel(buffer_slot(c, i)));
+        else c->ops->destroy(buffer_slot(c, i));
+    }
     c->head = c->count = 0;
 }
 
@@ -68,27 +103,79 @@ Waiter* retire_locked(ChannelCore* c) noexcept {
 
 // block parks the caller on `q` and returns how its wait ended. Called with
 // the lock held; returns with it released.
-Outcome block(ChannelCore* c, WaiterQueue& q, void* slot) noexcept {
+Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullptr) noexcept {
     runtime::Parker* me = runtime::current();
     auto* w = ::new (static_cast<void*>(me->upper)) Waiter;
     w->parker = me;
     w->token = runtime::begin_wait(me);
     w->index = 0;
     w->slot = slot;
+    w->parcel = parcel;
+    if (&q == &c->writers) queue_writer_parcel(c, w);
     q.push(w);
     // The lock is released only once we have parked (the park rule).
     const std::uint32_t word =
         runtime::park(me, runtime::WaitKind::Channel, c->name, runtime::unlocking(c->lock));
-    const Outcome o = outcome_part(word);
+    Outcome o = outcome_part(word);
     if (o == Outcome::Deadlocked) {
         // The deadlock breaker does not dequeue: do it here.
         Locked<SpinLock> hold(c->lock);
         if (w->queued) q.remove(w);
     }
+    if (Parcel* parcel = std::exchange(w->parcel, nullptr)) {
+        // A writer's own parcel that nobody took, or a reader's value from
+        // another OS process.
+        if (&q == &c->writers) parcel_free(parcel);
+        else if (o == Outcome::Done && !receive_parcel(c, parcel, slot)) o = Outcome::Poisoned;
+    }
     return o;
 }
 
 }  // namespace
+
+Parcel* parcel_new(std::size_t size, std::size_t capacity) {
+    capacity = std::max(size, capacity);
+    auto* p = static_cast<Parcel*>(runtime::arena_allocate(sizeof(Parcel) + capacity));
+    p->size = size;
+    p->capacity = capacity;
+    return p;
+}
+
+void parcel_free(Parcel* p) noexcept {
+    if (p && p != kLost) runtime::arena_free(p);
+}
+
+bool receive_parcel(ChannelCore* c, Parcel* p, void* dst) noexcept {
+    const bool ok = p != kLost && c->ops->unpack && c->ops->unpack(p, dst);
+    parcel_free(p);
+    if (!ok) {
+        runtime::logger().error("channel '{}': a value from another OS process could not be "
+                                "unpacked; poisoning the channel", c->name);
+        poison(c);
+    }
+    return ok;
+}
+
+void queue_writer_parcel(ChannelCore* c, Waiter* w) noexcept {
+    if (c->cross.load(std::memory_order_relaxed) && !w->parcel) w->parcel = pack_or_lost(c, w->slot);
+}
+
+void mark_cross(ChannelCore* c) noexcept {
+    Locked<SpinLock> hold(c->lock);
+    if (c->cross.load(std::memory_order_relaxed)) return;
+    if (!c->ops->trivial) {
+        // Buffered values become parcels (the other OS process cannot use
+        // this one's heap). Every user so far is in this OS process.
+        for (std::size_t i = 0; i < c->count; ++i) {
+            unsigned char* slot = buffer_slot(c, i);
+            Parcel* p = pack_or_lost(c, slot);
+            c->ops->destroy(slot);
+            put_slot_parcel(slot, p);
+        }
+    }
+    c->cross.store(true, std::memory_order_relaxed);
+    for (Waiter* w = c->writers.head; w; w = w->next) queue_writer_parcel(c, w);
+}
 
 ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view name) {
     // The creating thread may write or read later: count it as a possible
@@ -97,13 +184,16 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
     auto* c = runtime::arena_new<ChannelCore>();
     c->ops = ops;
     c->capacity = capacity;
+    // A slot may come to hold a Parcel pointer instead (mark_cross).
+    c->slot_size = ops->trivial ? ops->size : std::max(ops->size, sizeof(Parcel*));
+    c->slot_size = (c->slot_size + ops->align - 1) / ops->align * ops->align;
     const std::size_t n = std::min(name.size(), sizeof c->name - 1);
     std::memcpy(c->name, name.data(), n);
     c->name[n] = '\0';
     if (capacity > 0) {
         try {
             c->buffer = static_cast<unsigned char*>(
-                runtime::arena_allocate(capacity * ops->size, std::max(ops->align, alignof(std::max_align_t))));
+                runtime::arena_allocate(capacity * c->slot_size, std::max(ops->align, alignof(std::max_align_t))));
         } catch (...) {
             runtime::arena_delete(c);
             throw;
@@ -168,40 +258,75 @@ void poison(ChannelCore* c) noexcept {
 namespace {
 // The steps themselves, inlined into read and write (their hot path); the
 // alternation engine calls them through try_read_locked/try_write_locked.
-[[gnu::always_inline]] inline Attempt try_read(ChannelCore* c, void* dst, Waiter** wake) noexcept {
-    if (c->poisoned) return Attempt::Poisoned;
-    if (c->count > 0) {
-        unsigned char* oldest = buffer_slot(c, 0);
+// The buffered read and the refill of the freed slot, off the hot path of
+// the unbuffered rendezvous.
+[[gnu::noinline]] Attempt read_buffered(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept {
+    const bool parcels = parcels_in_buffer(c);
+    unsigned char* oldest = buffer_slot(c, 0);
+    if (parcels) {
+        *got = get_slot_parcel(oldest);
+    } else {
         c->ops->move_construct(dst, oldest);
         c->ops->destroy(oldest);
-        c->head = (c->head + 1) % c->capacity;
-        --c->count;
-        // A slot is free: a blocked writer's value moves into it.
-        if (Waiter* w = take(c->writers)) {
-            c->ops->move_construct(buffer_slot(c, c->count), w->slot);
-            ++c->count;
-            *wake = w;
-        }
-        return Attempt::Done;
     }
+    c->head = (c->head + 1) % c->capacity;
+    --c->count;
+    // A slot is free: a blocked writer's value moves into it.
+    if (Waiter* w = take(c->writers)) {
+        unsigned char* slot = buffer_slot(c, c->count);
+        if (parcels) {
+            // Every queued writer of a channel across OS processes has one.
+            put_slot_parcel(slot, std::exchange(w->parcel, nullptr));
+        } else if (runtime::local(w->parker)) {
+            c->ops->move_construct(slot, w->slot);
+        } else {  // a trivial value from another OS process: its bytes
+            std::memcpy(slot, w->parcel->data(), c->ops->size);
+        }
+        ++c->count;
+        *wake = w;
+    }
+    return Attempt::Done;
+}
+
+[[gnu::always_inline]] inline Attempt try_read(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept {
+    if (c->poisoned) return Attempt::Poisoned;
+    if (c->count > 0) return read_buffered(c, dst, wake, got);
     if (Waiter* w = take(c->writers)) {  // unbuffered rendezvous
-        c->ops->move_construct(dst, w->slot);
+        if (runtime::local(w->parker)) [[likely]] {
+            c->ops->move_construct(dst, w->slot);
+        } else {
+            *got = std::exchange(w->parcel, nullptr);
+        }
         *wake = w;
         return Attempt::Done;
     }
     return c->retired ? Attempt::Retired : Attempt::Block;
 }
 
-[[gnu::always_inline]] inline Attempt try_write(ChannelCore* c, void* src, Waiter** wake) noexcept {
+// packed: the writer's value, packed before the lock was taken (or null);
+// taken from *pre when used.
+Parcel* packed(ChannelCore* c, const void* src, Parcel** pre) noexcept {
+    if (pre && *pre) return std::exchange(*pre, nullptr);
+    return pack_or_lost(c, src);
+}
+
+[[gnu::always_inline]] inline Attempt try_write(ChannelCore* c, void* src, Waiter** wake,
+                                                Parcel** pre = nullptr) noexcept {
     if (c->poisoned) return Attempt::Poisoned;
     if (c->retired) return Attempt::Retired;
     if (Waiter* w = take(c->readers)) {  // a reader waits: hand over directly
-        c->ops->move_construct(w->slot, src);
+        if (runtime::local(w->parker)) [[likely]] {
+            c->ops->move_construct(w->slot, src);
+        } else {
+            w->parcel = packed(c, src, pre);
+        }
         *wake = w;
         return Attempt::Done;
     }
     if (c->count < c->capacity) {
-        c->ops->move_construct(buffer_slot(c, c->count), src);
+        unsigned char* slot = buffer_slot(c, c->count);
+        if (parcels_in_buffer(c)) put_slot_parcel(slot, packed(c, src, pre));
+        else c->ops->move_construct(slot, src);
         ++c->count;
         return Attempt::Done;
     }
@@ -209,7 +334,9 @@ namespace {
 }
 }  // namespace
 
-Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake) noexcept { return try_read(c, dst, wake); }
+Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept {
+    return try_read(c, dst, wake, got);
+}
 Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept { return try_write(c, src, wake); }
 
 namespace {
@@ -227,12 +354,35 @@ Outcome finish(ChannelCore* c, Attempt a, Waiter* wake) noexcept {
 Outcome read_impl(ChannelCore* c, void* dst) noexcept {
     c->lock.lock();
     Waiter* wake = nullptr;
-    const Attempt a = try_read(c, dst, &wake);
+    Parcel* got = nullptr;
+    const Attempt a = try_read(c, dst, &wake, &got);
     if (a == Attempt::Block) return block(c, c->readers, dst);
-    return finish(c, a, wake);
+    const Outcome o = finish(c, a, wake);
+    if (got && !receive_parcel(c, got, dst)) [[unlikely]] return Outcome::Poisoned;
+    return o;
+}
+
+// write_cross: a write on a channel shared with another OS process packs
+// its value before taking the lock (serializing a large value under a spin
+// lock would hold up everyone else on the channel).
+[[gnu::noinline]] Outcome write_cross(ChannelCore* c, void* src) noexcept {
+    Parcel* pre = pack_or_lost(c, src);
+    c->lock.lock();
+    Waiter* wake = nullptr;
+    const Attempt a = try_write(c, src, &wake, &pre);
+    Outcome o;
+    if (a == Attempt::Block) {
+        // The queued waiter carries it (block frees it if nobody takes it).
+        o = block(c, c->writers, src, std::exchange(pre, nullptr));
+    } else {
+        o = finish(c, a, wake);
+    }
+    parcel_free(pre);  // a partner in this OS process took the value itself
+    return o;
 }
 
 Outcome write_impl(ChannelCore* c, void* src) noexcept {
+    if (c->cross.load(std::memory_order_relaxed)) [[unlikely]] return write_cross(c, src);
     c->lock.lock();
     Waiter* wake = nullptr;
     const Attempt a = try_write(c, src, &wake);

@@ -29,18 +29,36 @@
 
 namespace csp::channels {
 
-// ValueOps: how to move and destroy values of a channel's element type.
+// ValueOps: how to move and destroy values of a channel's element type, and
+// how to pack and unpack them for another OS process.
 struct ValueOps {
     std::size_t size;
     std::size_t align;
     void (*move_construct)(void* dst, void* src) noexcept;  // dst is raw storage
     void (*destroy)(void* p) noexcept;
+    // memcpy moves it, in any OS process (a buffered value then stays in
+    // the buffer as it is, even on a channel shared across OS processes).
+    bool trivial;
+    // pack serializes *src into a new parcel (nullptr when it cannot: the
+    // type cannot cross OS processes, or memory ran out; the reason is
+    // logged). unpack constructs a value from a parcel into raw storage;
+    // false when it cannot. Both nullptr for a type that cannot cross.
+    Parcel* (*pack)(const void* src) noexcept;
+    bool (*unpack)(Parcel* p, void* dst) noexcept;
+    const char* type_name;
 };
 
 // kMaxBuffer bounds buffer(n): larger is almost surely a mistake.
 inline constexpr std::size_t kMaxBuffer = std::size_t{1} << 28;
 
 // ChannelCore: the state of one channel, in the shared arena.
+//
+// Across OS processes (once `cross` is set, by mark_cross, before a second
+// OS process may use it) values travel as parcels: every queued writer
+// carries its value packed, a writer that completes a reader of another OS
+// process packs into the reader's waiter, and a buffer of a non-trivial type
+// holds Parcel pointers instead of values. Partners in one OS process still
+// move the value straight across.
 struct ChannelCore {
     runtime::SpinLock lock;
     WaiterQueue readers;          // blocked readers (oldest first)
@@ -54,6 +72,8 @@ struct ChannelCore {
     std::int64_t writer_ends = 0;
     bool poisoned = false;
     bool retired = false;
+    std::atomic<bool> cross{false};  // shared with another OS process (set under lock)
+    std::size_t slot_size = 0;       // bytes per buffer slot
     std::atomic<std::int64_t> refs{1};  // handles and ends
     char name[64];
 };
@@ -75,17 +95,32 @@ void leave_writer(ChannelCore* c) noexcept;
 // values are discarded.
 void poison(ChannelCore* c) noexcept;
 
+// mark_cross: the channel may now be used from another OS process too
+// (call before that process can use it). Packs what is buffered and what
+// queued writers hold.
+void mark_cross(ChannelCore* c) noexcept;
+
 // read constructs the value taken into `dst` (raw storage) on Done.
 Outcome read(ChannelCore* c, void* dst) noexcept;
 // write moves from `src` on Done; on any other outcome *src is untouched.
+// (Across OS processes the reader gets a copy and *src stays as it was.)
 Outcome write(ChannelCore* c, void* src) noexcept;
+
+// receive_parcel: a reader that got a parcel (from try_read_locked, or in
+// its waiter) unpacks it into `dst` and frees it; false (and the channel
+// poisoned) when it cannot be unpacked.
+bool receive_parcel(ChannelCore* c, Parcel* p, void* dst) noexcept;
+// queue_writer_parcel: a writer about to queue on c (lock held) packs its
+// value into its waiter if c crosses OS processes.
+void queue_writer_parcel(ChannelCore* c, Waiter* w) noexcept;
 
 // The steps of read and write that need no waiting, for the alternation
 // engine; called with c->lock held. Block means the operation would have to
 // wait. A waiter whose wait was won and that must be readied once the lock
-// is released is stored in *wake.
+// is released is stored in *wake. A reader that is Done with *got set has
+// received a parcel instead of a value: receive_parcel it after unlocking.
 enum class Attempt { Done, Poisoned, Retired, Block };
-Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake) noexcept;
+Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept;
 Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept;
 
 }  // namespace csp::channels

@@ -9,6 +9,7 @@
 
 #include "runtime/runtime.hpp"
 
+#include <cstddef>
 #include <cstdint>
 
 namespace csp::channels {
@@ -32,6 +33,20 @@ inline Outcome outcome_part(std::uint32_t word) noexcept {
 }
 inline std::uint32_t index_part(std::uint32_t word) noexcept { return (word >> 2) - 1; }
 
+// Parcel: a value serialized into the shared arena, for a partner in another
+// OS process (who cannot reach the sender's private memory). `size` bytes
+// follow the header.
+struct Parcel {
+    std::size_t size;
+    std::size_t capacity;
+    unsigned char* data() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
+};
+
+// parcel_new: a parcel of `size` bytes (capacity at least `capacity`);
+// throws std::bad_alloc. parcel_free gives it back (nullptr is ignored).
+Parcel* parcel_new(std::size_t size, std::size_t capacity = 0);
+void parcel_free(Parcel* p) noexcept;
+
 // Waiter: one offer to communicate on one channel, in the shared arena (for
 // a plain operation: inside the process's Parker).
 struct Waiter {
@@ -42,6 +57,11 @@ struct Waiter {
     std::uint32_t index = 0;            // the guard position within the wait
     bool queued = false;                // in a channel queue now (under its lock)
     void* slot = nullptr;  // reader: storage to construct into; writer: value to move from
+    // Across OS processes the slot is out of reach. A writer on a channel
+    // shared with another OS process queues with its value packed here; a
+    // writer in another OS process that completes a reader's wait leaves the
+    // value here for the reader to unpack. Whoever ends up holding it frees it.
+    Parcel* parcel = nullptr;
 };
 
 // WaiterQueue: FIFO of waiters, intrusive, guarded by the channel lock.

@@ -3,6 +3,7 @@
 
 #include "channels/channel.hpp"
 #include "csp/errors.hpp"
+#include "csp/serialize.hpp"
 #include "runtime/runtime.hpp"
 
 #include <cstddef>
@@ -12,7 +13,9 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
+#include <vector>
 
 namespace csp {
 
@@ -33,15 +36,40 @@ inline Buffer buffer(long long n) {
 
 namespace detail {
 
+// The packers of T, or nullptr for a type that cannot cross OS processes
+// (instantiated only for one that can).
+template <class T>
+constexpr auto pack_fn() noexcept {
+    using Fn = channels::Parcel* (*)(const void*) noexcept;
+    if constexpr (Transferable<T>) return Fn{&pack_value<T>};
+    else return Fn{nullptr};
+}
+template <class T>
+constexpr auto unpack_fn() noexcept {
+    using Fn = bool (*)(channels::Parcel*, void*) noexcept;
+    if constexpr (Transferable<T>) return Fn{&unpack_value<T>};
+    else return Fn{nullptr};
+}
+
 template <class T>
 const channels::ValueOps* value_ops() noexcept {
-    static constexpr channels::ValueOps ops{
+    static const channels::ValueOps ops{
         sizeof(T), alignof(T),
         [](void* dst, void* src) noexcept { ::new (dst) T(std::move(*static_cast<T*>(src))); },
         [](void* p) noexcept { static_cast<T*>(p)->~T(); },
+        std::is_trivially_copyable_v<T>,
+        pack_fn<T>(),
+        unpack_fn<T>(),
+        typeid(T).name(),
     };
     return &ops;
 }
+
+// t_forgetting: while set, ends and channel handles destroyed on this
+// thread do not leave or release their channel; they are listed here
+// instead. A multiprocess's parent drops its copy of the child's arguments
+// this way: the forked child owns those ends (and their counts) now.
+inline thread_local std::vector<channels::ChannelCore*>* t_forgetting = nullptr;
 
 std::string derived_name(const char* kind, const std::source_location& where);
 
@@ -116,6 +144,11 @@ private:
     void join() noexcept { IsReader ? channels::join_reader(core_) : channels::join_writer(core_); }
     void leave() noexcept {
         if (!core_) return;
+        if (t_forgetting) [[unlikely]] {
+            if (!retired_) t_forgetting->push_back(core_);
+            core_ = nullptr;
+            return;
+        }
         if (!retired_) {
             // The unwinding rule: an end destroyed while its process unwinds
             // from anything but a retire poisons its channel.
@@ -211,7 +244,13 @@ public:
         core_ = other.core_;
         return *this;
     }
-    ~Channel() { channels::release(core_); }
+    ~Channel() {
+        if (detail::t_forgetting) [[unlikely]] {
+            detail::t_forgetting->push_back(core_);  // see t_forgetting
+            return;
+        }
+        channels::release(core_);
+    }
 
     // reader / writer make a new end, which joins that side's count.
     ChannelIn<T> reader() const { return ChannelIn<T>(core_); }

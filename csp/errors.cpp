@@ -2,6 +2,9 @@
 
 #include "runtime/runtime.hpp"
 
+#include <cstring>
+#include <string>
+
 namespace csp {
 
 namespace {
@@ -42,6 +45,21 @@ ChannelRetireException::~ChannelRetireException() {
     // Only in the process that threw it: elsewhere process_ may be gone.
     if (runtime::current() == process_) static_cast<runtime::Parker*>(const_cast<void*>(process_))->slots[0] = 0;
 }
+
+namespace {
+std::string describe_death(int pid, int signal, int status) {
+    if (signal != 0) {
+        const char* name = strsignal(signal);
+        return "OS process " + std::to_string(pid) + " was killed by signal " + std::to_string(signal) +
+               " (" + (name ? name : "unknown") + ")";
+    }
+    return "OS process " + std::to_string(pid) + " exited with status " + std::to_string(status);
+}
+}  // namespace
+
+OSProcessError::OSProcessError(int pid, int signal, int exit_status)
+    : std::runtime_error(describe_death(pid, signal, exit_status)),
+      pid_(pid), signal_(signal), status_(exit_status) {}
 
 ProcessError::ProcessError(std::string process, std::exception_ptr original,
                            const std::string& what)

@@ -65,6 +65,36 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// RemoteError: an exception that ended a process in another OS process (a
+// csp::multiprocess), as the parent sees it: the original's message and the
+// name of its type. (The object itself cannot cross OS processes.)
+class RemoteError : public std::runtime_error {
+public:
+    RemoteError(std::string type_name, const std::string& message)
+        : std::runtime_error(message), type_name_(std::move(type_name)) {}
+    // type_name: the demangled type of the original, e.g. "std::out_of_range".
+    const std::string& type_name() const noexcept { return type_name_; }
+
+private:
+    std::string type_name_;
+};
+
+// OSProcessError: the OS process of a csp::multiprocess died (killed by a
+// signal, or exited with a non-zero status) before its body ended. Its
+// channels were poisoned.
+class OSProcessError : public std::runtime_error {
+public:
+    OSProcessError(int pid, int signal, int exit_status);
+    int pid() const noexcept { return pid_; }
+    // signal: the signal that killed it (0 if it exited).
+    int signal() const noexcept { return signal_; }
+    // exit_status: its exit status (-1 if a signal killed it).
+    int exit_status() const noexcept { return status_; }
+
+private:
+    int pid_, signal_, status_;
+};
+
 // ChannelEndError: misuse of a channel end or channel (a moved-from or empty
 // end, an invalid buffer size). A logic error in the program, not a
 // communication outcome.

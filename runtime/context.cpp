@@ -122,9 +122,12 @@ private:
     bool warned_ = false;
 };
 
+StackPool* g_pool = nullptr;
+
 StackPool& pool() {
-    static StackPool* p = new StackPool;  // never destroyed: fibers may end during exit
-    return *p;
+    static StackPool* p = g_pool = new StackPool;  // never destroyed: fibers may end during exit
+    (void)p;
+    return *g_pool;
 }
 
 // The Boost.Context stack allocator over the pool.
@@ -309,6 +312,18 @@ void install_overflow_handler() noexcept {
     ss.ss_size = kAltSize;
     if (ss.ss_sp) sigaltstack(&ss, nullptr);
 #endif
+}
+
+}  // namespace csp::runtime
+
+namespace csp::runtime {
+
+void reset_stacks_after_fork() noexcept {
+    // Another thread of the parent may have held the pool's lock at the
+    // fork. The child starts a pool of its own; the parent's stacks it
+    // inherited (private copies) are simply never reused.
+    (void)pool();
+    g_pool = new StackPool;
 }
 
 }  // namespace csp::runtime

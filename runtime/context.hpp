@@ -49,4 +49,7 @@ std::size_t stack_size() noexcept;
 // message naming the process, instead of silent corruption. Per thread.
 void install_overflow_handler() noexcept;
 
+// reset_stacks_after_fork: in a forked child, before any fiber is made.
+void reset_stacks_after_fork() noexcept;
+
 }  // namespace csp::runtime

@@ -8,10 +8,9 @@
 
 namespace csp::runtime {
 
-spdlog::logger& logger() {
-    // Held here (not only in spdlog's registry) so it outlives any static
-    // destructor of the runtime that still wants to log at exit.
-    static std::shared_ptr<spdlog::logger> log = [] {
+namespace {
+std::shared_ptr<spdlog::logger> make_logger() {
+    return [] {
         auto l = std::make_shared<spdlog::logger>(
             "csp", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
         l->set_pattern("[%H:%M:%S.%e] [csp] [%^%l%$] %v");
@@ -28,7 +27,26 @@ spdlog::logger& logger() {
         }
         return l;
     }();
-    return *log;
+}
+
+// Held here (not only in spdlog's registry) so it outlives any static
+// destructor of the runtime that still wants to log at exit. A pointer, so
+// that a forked child can replace it (see reset_logger_after_fork).
+std::shared_ptr<spdlog::logger>* g_log = nullptr;
+}  // namespace
+
+spdlog::logger& logger() {
+    static std::shared_ptr<spdlog::logger>* log = g_log = new std::shared_ptr<spdlog::logger>(make_logger());
+    (void)log;
+    return **g_log;
+}
+
+void reset_logger_after_fork() noexcept {
+    // Another thread of the parent may have held the sink's mutex at the
+    // fork: the child's copy of it would stay locked for ever. Leave the
+    // old logger alone and make a new one.
+    (void)logger();
+    g_log = new std::shared_ptr<spdlog::logger>(make_logger());
 }
 
 void log_fatal(const char* message) noexcept {

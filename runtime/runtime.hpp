@@ -52,6 +52,8 @@ inline constexpr std::uint32_t kDeadlocked = 0xFFFFFFFFu;  // the deadlock break
 // ends when the processes it waits for have unwound.
 enum class WaitKind : std::uint8_t { Running, Channel, Join, Timed };
 
+struct Inbox;
+
 // Parker: the runtime's record of one process or thread, in the shared arena
 // so that partners in other OS processes can win its selection word.
 struct Parker {
@@ -72,6 +74,10 @@ struct Parker {
     std::atomic<std::int32_t> refs{1};
     // The private record of the process (valid in the OS process that owns it).
     void* owner = nullptr;
+    // The inbox of the OS process that owns it: a waker in another OS
+    // process hands a fiber over through it (see ready()).
+    Inbox* home = nullptr;
+    Parker* inbox_next = nullptr;  // the inbox's list (lock-free stack)
     // Registry of live parkers, walked by the deadlock detector.
     Parker* registry_prev = nullptr;
     Parker* registry_next = nullptr;
@@ -87,6 +93,11 @@ struct Parker {
     // ChannelRetireException objects are alive in it, for the unwinding rule).
     std::int64_t slots[2] = {0, 0};
 };
+
+// local tells whether `p` belongs to the calling OS process (a partner in
+// the same OS process can take a value straight from its private memory).
+extern Inbox* g_local_inbox;
+inline bool local(const Parker* p) noexcept { return p->home == g_local_inbox; }
 
 // current returns the parker of the calling process: its fiber's, or the
 // calling thread's (registered on first use).
@@ -204,5 +215,36 @@ std::string deadlock_report();
 
 // in_fiber tells whether the caller is a fiber process (not a plain thread).
 bool in_fiber() noexcept;
+
+// ---- OS processes -------------------------------------------------------------
+
+// ForkHooks: what run_os_process runs on each side of a fork.
+struct ForkHooks {
+    // In the child, once its runtime has been re-initialised (a fresh
+    // scheduler, logger, stack pool and inbox; tracing off). Runs on a plain
+    // thread of the child and must end with exit_os_process.
+    void (*child)(void* arg) noexcept;
+    // In the parent, right after the fork (pid < 0: it failed, -errno),
+    // before the parent waits for the child.
+    void (*parent)(void* arg, int pid) noexcept;
+    void* arg;
+};
+
+// run_os_process forks the calling OS process and waits for the child to
+// end, parking only the calling process; returns the child's wait status
+// (as from waitpid), or -1 if the fork failed. The fork happens on an io
+// helper thread, so the child starts on a full-size stack and the caller's
+// worker keeps running the other processes.
+int run_os_process(const ForkHooks& hooks) noexcept;
+
+// exit_os_process ends a child made by run_os_process: flushes stdio and
+// _exits (no static destructors: the parent's objects the child inherited
+// are not the child's to destroy).
+[[noreturn]] void exit_os_process(int code) noexcept;
+
+// in_child_os_process tells whether the caller runs in a child made by
+// run_os_process (such a child's processes can be woken from outside it,
+// so its runtime never reports a deadlock).
+bool in_child_os_process() noexcept;
 
 }  // namespace csp::runtime

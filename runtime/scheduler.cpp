@@ -41,22 +41,49 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <dirent.h>
+#include <sys/wait.h>
 #include <set>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
+#include <iostream>
 #include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
 
 namespace csp::runtime {
+
+// Inbox: how fibers of one OS process are woken from another. A waker in
+// another OS process pushes the parker on `head` (a lock-free stack: pushes
+// only, and the owner takes the whole list at once, so no ABA) and rouses
+// one of the owner's sleeping workers through its sleep word, a shared futex
+// word in the arena. Workers take the list when they look for work. Never
+// freed: a late waker may still ring it after its OS process has ended.
+struct Inbox {
+    std::atomic<Parker*> head{nullptr};
+    std::atomic<std::uint32_t>* words = nullptr;  // the workers' sleep words
+    std::uint32_t count = 0;
+};
+
+Inbox* g_local_inbox = nullptr;
+
 namespace {
 
 enum : std::uint32_t { kRunning = 0, kParked = 1, kNotified = 2 };
+
+// A worker's sleep word: 0 awake, 1 asleep (or about to be), 2 roused from
+// another OS process (which cannot take it off this process's idle count).
+enum : std::uint32_t { kAwake = 0, kAsleep = 1, kRousedRemotely = 2 };
+
+// True in a child made by run_os_process.
+bool g_in_child = false;
 
 bool can_deadlock(WaitKind k) noexcept { return k == WaitKind::Channel || k == WaitKind::Join; }
 
@@ -107,8 +134,10 @@ struct Worker {
     Task* head = nullptr;
     Task* tail = nullptr;
     std::atomic<std::int64_t> queued{0};
-    // 1 while the worker sleeps on it (futex word).
-    std::atomic<std::uint32_t> sleeping{0};
+    // The sleep word (kAwake/kAsleep/kRousedRemotely), in the arena so that
+    // another OS process can rouse the worker (see Inbox).
+    std::atomic<std::uint32_t>& sleeping;
+    explicit Worker(std::atomic<std::uint32_t>& word) noexcept : sleeping(word) {}
     // Timers of the processes that parked on this worker (owner only). A
     // timer whose wait ended otherwise stays until it is due or swept.
     std::vector<Timer> timers;
@@ -161,6 +190,8 @@ struct Worker {
     // rouse wakes the worker if it sleeps; true when it did. The rouser
     // takes it off the idle count at once (see the deadlock accounting).
     bool rouse() noexcept;
+    // drain_inbox takes the fibers woken from other OS processes.
+    bool drain_inbox() noexcept;
     void loop() noexcept;
     Task* find_work() noexcept;
     bool fire_timers() noexcept;
@@ -168,6 +199,7 @@ struct Worker {
 };
 
 struct Runtime {
+    Inbox* inbox = nullptr;
     std::vector<std::unique_ptr<Worker>> workers;
     std::atomic<std::int64_t> running_threads{0};  // registered, not in a Channel/Join park
     std::atomic<std::int64_t> live{0};      // fiber processes not yet ended
@@ -220,8 +252,9 @@ Runtime& rt();
 
 // The runtime, for paths that can only run once it exists (a worker is
 // running, or a parker exists): no initialisation guard on the hot path.
-Runtime* g_runtime = nullptr;
-inline Runtime& started() noexcept { return *g_runtime; }
+// Published by rt() once fully made.
+std::atomic<Runtime*> g_runtime{nullptr};
+inline Runtime& started() noexcept { return *g_runtime.load(std::memory_order_relaxed); }
 
 // Read the worker through a call the compiler cannot fold: after a context
 // switch the same fiber may be running on another thread, and a thread-local
@@ -249,6 +282,7 @@ int configured_threads() noexcept {
 Parker* new_parker(void* owner, bool is_thread) {
     Parker* p = arena_new<Parker>();
     p->owner = owner;
+    p->home = g_local_inbox;
     p->is_thread = is_thread;
     return p;
 }
@@ -290,11 +324,16 @@ void note_thread(bool known) {
 }
 
 Runtime::Runtime() {
-    g_runtime = this;
     const int n = configured_threads();
+    inbox = arena_new<Inbox>();
+    inbox->words = static_cast<std::atomic<std::uint32_t>*>(
+        arena_allocate(sizeof(std::atomic<std::uint32_t>) * static_cast<std::size_t>(n)));
+    inbox->count = static_cast<std::uint32_t>(n);
+    g_local_inbox = inbox;
     workers.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
-        workers.push_back(std::make_unique<Worker>());
+        auto* word = ::new (static_cast<void*>(&inbox->words[i])) std::atomic<std::uint32_t>(kAwake);
+        workers.push_back(std::make_unique<Worker>(*word));
         workers.back()->index = i;
     }
     for (auto& w : workers) {
@@ -332,9 +371,22 @@ Runtime::~Runtime() {
     for (auto& t : io_pool) t.join();
 }
 
+// The runtime is made on first use and stopped by a static destructor at
+// exit. A forked child drops its copy of the parent's (whose threads it does
+// not have) and makes its own on first use: hence a pointer, not a static.
+struct RuntimeOwner {
+    ~RuntimeOwner() {
+        if (!g_in_child) delete g_runtime.load();
+    }
+};
+
 Runtime& rt() {
-    static Runtime runtime;
-    return runtime;
+    if (Runtime* r = g_runtime.load(std::memory_order_acquire)) return *r;
+    static RuntimeOwner owner;  // destroyed after everything made before first use
+    static SpinLock making;     // (its workers wait here until it is published)
+    Locked<SpinLock> hold(making);
+    if (!g_runtime.load(std::memory_order_relaxed)) g_runtime.store(new Runtime, std::memory_order_release);
+    return *g_runtime.load(std::memory_order_relaxed);
 }
 
 void Runtime::wake_idle_worker() noexcept {
@@ -366,14 +418,17 @@ const char* name_of(const Parker* p) noexcept {
 }
 
 bool Worker::rouse() noexcept {
-    std::uint32_t one = 1;
-    if (!sleeping.compare_exchange_strong(one, 0, std::memory_order_seq_cst)) return false;
+    std::uint32_t one = kAsleep;
+    if (!sleeping.compare_exchange_strong(one, kAwake, std::memory_order_seq_cst)) return false;
     started().idle.fetch_sub(1, std::memory_order_seq_cst);
     futex_wake(sleeping, 1);
     return true;
 }
 
 void Runtime::detect_deadlock(std::uint64_t thread_wakes_seen) noexcept {
+    // Processes of another OS process may wake ours: from inside a child
+    // nothing can tell that nobody will (see in_child_os_process).
+    if (g_in_child) return;
     std::vector<Parker*> blocked;
     std::string report;
     {
@@ -470,6 +525,7 @@ Task* next_local(Worker* w) noexcept {
     }
     w->streak = 0;
     if (++w->picks % 61 == 0) {
+        w->drain_inbox();
         if (Task* t = w->pop()) return t;
     }
     if (Task* t = w->pop_local()) return t;
@@ -562,8 +618,34 @@ void Worker::add_timer(const Timer& t) noexcept {
     std::push_heap(timers.begin(), timers.end(), std::greater<>{});
 }
 
+bool Worker::drain_inbox() noexcept {
+    Inbox* box = started().inbox;
+    if (!box->head.load(std::memory_order_relaxed)) return false;
+    Parker* p = box->head.exchange(nullptr, std::memory_order_seq_cst);
+    // The stack holds the newest first: reverse it so wake-ups run in order.
+    Parker* fifo = nullptr;
+    while (p) {
+        Parker* next = p->inbox_next;
+        p->inbox_next = fifo;
+        fifo = p;
+        p = next;
+    }
+    for (p = fifo; p;) {
+        Parker* next = p->inbox_next;
+        p->state.store(kRunning, std::memory_order_relaxed);
+        push_local(static_cast<Task*>(p->owner));
+        p = next;
+    }
+    if (started().idle.load(std::memory_order_relaxed) > 0) {
+        publish();
+        started().wake_idle_worker();
+    }
+    return true;
+}
+
 Task* Worker::find_work() noexcept {
     if (!timers.empty()) fire_timers();
+    drain_inbox();
     if (Task* t = next_local(this)) return t;
     // Steal from the others, starting after ourselves.
     Runtime& r = rt();
@@ -598,7 +680,7 @@ void Worker::loop() noexcept {
             run_task(this, found);
             continue;
         }
-        sleeping.store(1, std::memory_order_seq_cst);
+        sleeping.store(kAsleep, std::memory_order_seq_cst);
         r.idle.fetch_add(1, std::memory_order_seq_cst);
         found = find_work();
         if (!found) {
@@ -614,8 +696,9 @@ void Worker::loop() noexcept {
             }
             if (timeout != 0) futex_wait(sleeping, 1, timeout);
         }
-        // Off the idle count, unless a rouser has already taken us off it.
-        if (sleeping.exchange(0, std::memory_order_seq_cst) == 1) {
+        // Off the idle count, unless a rouser of this OS process has already
+        // taken us off it (it leaves kAwake; one from another leaves 2).
+        if (sleeping.exchange(kAwake, std::memory_order_seq_cst) != kAwake) {
             r.idle.fetch_sub(1, std::memory_order_seq_cst);
         }
         if (found) run_task(this, found);
@@ -671,6 +754,12 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const char* what, std::int64
             rt().check_quiet();
         }
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(timeout_ns);
+        // A short spin first: the partner is often on another core (or in
+        // another OS process) and about to answer; a futex sleep and wake-up
+        // costs tens of microseconds on a virtual machine.
+        for (int i = 0; i < 2000 && p->state.load(std::memory_order_acquire) == kParked; ++i) {
+            __builtin_ia32_pause();
+        }
         while (p->state.load(std::memory_order_acquire) == kParked) {
             std::int64_t left = -1;
             if (timeout_ns >= 0) {
@@ -745,6 +834,25 @@ void ready(Parker* p) noexcept {
         // address stays mapped (arena); a stale futex wake-up is harmless, as
         // every futex waiter re-checks its word.
         if (p->state.exchange(kNotified, std::memory_order_acq_rel) == kParked) futex_wake(p->state, 1);
+        return;
+    }
+    if (p->home != g_local_inbox) [[unlikely]] {
+        // A fiber of another OS process: through its inbox.
+        Inbox* box = p->home;
+        Parker* old = box->head.load(std::memory_order_relaxed);
+        do {
+            p->inbox_next = old;
+        } while (!box->head.compare_exchange_weak(old, p, std::memory_order_seq_cst,
+                                                  std::memory_order_relaxed));
+        // From here the owner may run the fiber, end it and free p.
+        for (std::uint32_t i = 0; i < box->count; ++i) {
+            std::uint32_t asleep = kAsleep;
+            if (box->words[i].compare_exchange_strong(asleep, kRousedRemotely,
+                                                      std::memory_order_seq_cst)) {
+                futex_wake(box->words[i], 1);
+                break;
+            }
+        }
         return;
     }
     // A fiber: fully parked (the park rule), so nobody else touches it now.
@@ -917,5 +1025,69 @@ std::string deadlock_report() {
     std::lock_guard<std::mutex> hold(r.registry_mutex);
     return r.last_report;
 }
+
+// ---- OS processes -------------------------------------------------------------
+
+namespace {
+
+// after_fork_in_child: the child has only the thread that forked, and copies
+// of the parent's private state, some of it perhaps locked by threads it does
+// not have. It keeps nothing of the parent's runtime: the next use of csp
+// makes a new one (with its own inbox), as on first use in a program.
+void after_fork_in_child() noexcept {
+    g_in_child = true;
+    reset_logger_after_fork();
+    reset_stacks_after_fork();
+    trace_detail::enabled.store(false);  // the parent writes the trace file
+    t_worker = nullptr;
+    (void)t_thread.release();  // the parent's record of this thread
+    g_runtime.store(nullptr);
+    g_local_inbox = nullptr;
+}
+
+void flush_output() noexcept {
+    // The child would otherwise write the parent's pending output again (or
+    // lose its own: _exit does not flush).
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+}
+
+}  // namespace
+
+int run_os_process(const ForkHooks& hooks) noexcept {
+    int status = -1;
+    const std::function<void()> job = [&] {
+        flush_output();
+        const pid_t pid = fork();
+        if (pid == 0) {
+            after_fork_in_child();
+            hooks.child(hooks.arg);
+            exit_os_process(0);
+        }
+        if (pid < 0) {
+            hooks.parent(hooks.arg, -errno);
+            return;
+        }
+        hooks.parent(hooks.arg, pid);
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0) {
+            if (errno != EINTR) {
+                logger().error("waitpid({}) failed: {}", pid, std::strerror(errno));
+                return;
+            }
+        }
+        status = st;
+    };
+    run_io(job);
+    return status;
+}
+
+void exit_os_process(int code) noexcept {
+    flush_output();
+    _exit(code);
+}
+
+bool in_child_os_process() noexcept { return g_in_child; }
 
 }  // namespace csp::runtime

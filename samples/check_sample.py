@@ -62,6 +62,19 @@ def multiplexer(lines, seconds):
 CHECKS = {"hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel,
           "dining_philosophers": dining_philosophers, "multiplexer": multiplexer}
 
+# samples/ipc: the Python multiprocessing tutorial's examples, each printing
+# exactly what its Python original prints.
+RECORDS = [("Computers", 1), ("Histoty", 5), ("Hindi", 9), ("English", 3)]
+IPC = {
+    "ipc-queue": ["[42, None, 'hello']"],
+    "ipc-pipe": ["[42, None, 'hello']"],
+    "ipc-manager": ["A New record is added", ""]
+                   + [line for name, score in RECORDS for line in (f"Name: {name}", f"Score: {score}", "")],
+    "ipc-namespace": ["before Namespace(x=1, y=1)", "after Namespace(x=6, y=10)"],
+    "ipc-value_array": ["3.1415927", "[0, -1, -2, -3, -4, -5, -6, -7, -8, -9]"],
+}
+CHECKS.update({name: (lambda lines, seconds, want=want: lines == want) for name, want in IPC.items()})
+
 
 def readme_shows(readme, sample):
     blocks = re.findall(r"```cpp\n(.*?)```", open(readme).read(), re.S)

@@ -1,0 +1,190 @@
+// multiprocess.cpp: the non-template parts of OS-process placement and of
+// packing values for other OS processes.
+//
+// How one multiprocess runs (see docs/internals.md, "OS processes"):
+//   1. run_os_process (runtime) forks on an io helper thread; the calling
+//      fiber waits as for any io call.
+//   2. The parent, right after the fork, destroys its copy of the child's
+//      call with t_forgetting set: the ends and channel handles in it do not
+//      leave their channels (the child's copies own those counts now) but
+//      are listed. That list is exactly the channels the child holds. Each
+//      is marked as crossing OS processes (so writers pack values for it)
+//      and kept referenced, to be poisoned if the child dies.
+//   3. Only then does the parent let the child start (the `go` word).
+//   4. The child runs the call on a fresh runtime of its own as the one
+//      process of a Parallel, leaves its result or failure in the record,
+//      flushes its output and _exits.
+//   5. The parent reaps it, poisons its channels if it died, and returns
+//      the result or throws.
+#include "csp/process.hpp"
+
+#include "runtime/arena.hpp"
+#include "runtime/futex.hpp"
+#include "runtime/log.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <cxxabi.h>
+#include <sys/wait.h>
+#include <system_error>
+
+namespace csp::detail {
+
+// ---- parcels --------------------------------------------------------------------
+
+ParcelWriter::ParcelWriter() : parcel_(channels::parcel_new(0, 256)) {}
+
+ParcelWriter::~ParcelWriter() { channels::parcel_free(parcel_); }
+
+channels::Parcel* ParcelWriter::release() noexcept { return std::exchange(parcel_, nullptr); }
+
+void ParcelWriter::reserve(std::size_t more) {
+    const std::size_t need = parcel_->size + more;
+    if (need <= parcel_->capacity) return;
+    channels::Parcel* bigger = channels::parcel_new(parcel_->size, std::max(need, 2 * parcel_->capacity));
+    std::memcpy(bigger->data(), parcel_->data(), parcel_->size);
+    channels::parcel_free(std::exchange(parcel_, bigger));
+}
+
+std::streamsize ParcelWriter::xsputn(const char* s, std::streamsize n) {
+    reserve(static_cast<std::size_t>(n));
+    std::memcpy(parcel_->data() + parcel_->size, s, static_cast<std::size_t>(n));
+    parcel_->size += static_cast<std::size_t>(n);
+    return n;
+}
+
+ParcelWriter::int_type ParcelWriter::overflow(int_type c) {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char ch = traits_type::to_char_type(c);
+    xsputn(&ch, 1);
+    return c;
+}
+
+namespace {
+
+std::string demangle(const char* mangled) {
+    int status = 0;
+    char* readable = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+    std::string name = status == 0 && readable ? readable : mangled;
+    std::free(readable);
+    return name;
+}
+
+channels::Parcel* pack_string(const std::string& s) noexcept {
+    try {
+        channels::Parcel* p = channels::parcel_new(s.size());
+        std::memcpy(p->data(), s.data(), s.size());
+        return p;
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+std::string unpack_string(channels::Parcel* p) {
+    return p ? std::string(reinterpret_cast<const char*>(p->data()), p->size) : std::string();
+}
+
+}  // namespace
+
+void log_pack_failure(const char* type, const char* what) noexcept {
+    runtime::logger().error("a value of type {} could not be packed or unpacked for another OS "
+                            "process: {}", demangle(type), what);
+}
+
+// ---- running a child ------------------------------------------------------------
+
+void record_failure(ChildRecord* rec, std::exception_ptr e) noexcept {
+    std::string type = "unknown exception", message;
+    try {
+        std::rethrow_exception(e);
+    } catch (const RemoteError& x) {  // from a grandchild: keep the original's type
+        type = x.type_name();
+        message = x.what();
+    } catch (const std::exception& x) {
+        type = demangle(abi::__cxa_current_exception_type()->name());
+        message = x.what();
+    } catch (...) {
+        if (auto* t = abi::__cxa_current_exception_type()) type = demangle(t->name());
+    }
+    rec->error_type = pack_string(type);
+    rec->error_message = pack_string(message);
+    rec->state = ChildRecord::kFailed;
+}
+
+void free_record(ChildRecord* rec) noexcept {
+    if (!rec) return;
+    channels::parcel_free(rec->result);
+    channels::parcel_free(rec->error_type);
+    channels::parcel_free(rec->error_message);
+    runtime::arena_delete(rec);
+}
+
+namespace {
+
+struct ForkState {
+    const ForkSpec* spec;
+    ChildRecord* rec;
+    std::vector<channels::ChannelCore*> held;  // the channels the child holds
+    int pid = 0;
+};
+
+void child_side(void* arg) noexcept {
+    auto* s = static_cast<ForkState*>(arg);
+    while (s->rec->go.load(std::memory_order_acquire) == 0) runtime::futex_wait(s->rec->go, 0);
+    s->spec->child(s->spec->arg, s->rec);
+    runtime::exit_os_process(0);
+}
+
+void parent_side(void* arg, int pid) noexcept {
+    auto* s = static_cast<ForkState*>(arg);
+    s->pid = pid;
+    if (pid < 0) return;  // no child: the call stays the parent's
+    {
+        t_forgetting = &s->held;
+        s->spec->forget(s->spec->arg);
+        t_forgetting = nullptr;
+    }
+    std::sort(s->held.begin(), s->held.end());
+    s->held.erase(std::unique(s->held.begin(), s->held.end()), s->held.end());
+    for (channels::ChannelCore* c : s->held) {
+        channels::acquire(c);  // the parent's own reference, until the child is reaped
+        channels::mark_cross(c);
+    }
+    s->rec->go.store(1, std::memory_order_release);
+    runtime::futex_wake(s->rec->go, 1);
+}
+
+}  // namespace
+
+ChildRecord* run_forked(const ForkSpec& spec) {
+    ForkState s{&spec, runtime::arena_new<ChildRecord>(), {}, 0};
+    s.held.reserve(16);
+    const int status = runtime::run_os_process({&child_side, &parent_side, &s});
+    if (s.pid < 0) {
+        free_record(s.rec);
+        throw std::system_error(-s.pid, std::generic_category(),
+                                "csp::multiprocess: cannot fork OS process '" + *spec.name + "'");
+    }
+    const bool died = status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+                      s.rec->state == ChildRecord::kNothing;
+    if (died) {
+        // Its partners must not wait for it for ever.
+        for (channels::ChannelCore* c : s.held) channels::poison(c);
+    }
+    for (channels::ChannelCore* c : s.held) channels::release(c);
+    if (died) {
+        free_record(s.rec);
+        const int sig = status != -1 && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        const int code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        runtime::logger().debug("OS process '{}' (pid {}) died: status {}", *spec.name, s.pid, status);
+        throw OSProcessError(s.pid, sig, sig ? -1 : code);
+    }
+    if (s.rec->state == ChildRecord::kFailed) {
+        RemoteError e(unpack_string(s.rec->error_type), unpack_string(s.rec->error_message));
+        free_record(s.rec);
+        throw e;
+    }
+    return s.rec;
+}
+
+}  // namespace csp::detail

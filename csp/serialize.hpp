@@ -1,0 +1,123 @@
+// serialize.hpp: how values cross OS processes.
+//
+// Within one OS process a value is moved from writer to reader. To reach
+// another OS process it is packed into a parcel in the shared arena: memcpy
+// for a trivially copyable type, otherwise cereal's binary archive (the
+// Debian package libcereal-dev: a well-kept serializer for the standard
+// containers, strings, tuples, variants and optionals, and for user types
+// that give a `serialize(Archive&)` member or free function).
+#pragma once
+
+#include "channels/waiter.hpp"
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/chrono.hpp>
+#include <cereal/types/complex.hpp>
+#include <cereal/types/deque.hpp>
+#include <cereal/types/list.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/memory.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/set.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/unordered_set.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/variant.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <cstring>
+#include <istream>
+#include <new>
+#include <ostream>
+#include <streambuf>
+#include <type_traits>
+
+namespace csp {
+
+// Transferable<T>: values of T can cross OS processes.
+template <class T>
+concept Transferable =
+    std::is_trivially_copyable_v<T> ||
+    (std::is_default_constructible_v<T> &&
+     cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
+     cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value);
+
+namespace detail {
+
+// ParcelWriter: a stream buffer that writes straight into a parcel in the
+// arena, growing it geometrically (a 64 KiB vector is one copy).
+class ParcelWriter final : public std::streambuf {
+public:
+    ParcelWriter();
+    ~ParcelWriter() override;
+    // release hands over the parcel holding what was written.
+    channels::Parcel* release() noexcept;
+
+protected:
+    std::streamsize xsputn(const char* s, std::streamsize n) override;
+    int_type overflow(int_type c) override;
+
+private:
+    void reserve(std::size_t more);
+    channels::Parcel* parcel_;
+};
+
+// ParcelReader: a stream buffer over a parcel's bytes.
+class ParcelReader final : public std::streambuf {
+public:
+    explicit ParcelReader(channels::Parcel* p) noexcept {
+        char* b = reinterpret_cast<char*>(p->data());
+        setg(b, b, b + p->size);
+    }
+};
+
+void log_pack_failure(const char* type, const char* what) noexcept;
+
+template <class T>
+channels::Parcel* pack_value(const void* src) noexcept {
+    try {
+        if constexpr (std::is_trivially_copyable_v<T>) {
+            channels::Parcel* p = channels::parcel_new(sizeof(T));
+            std::memcpy(p->data(), src, sizeof(T));
+            return p;
+        } else {
+            ParcelWriter buf;
+            {
+                std::ostream os(&buf);
+                cereal::BinaryOutputArchive archive(os);
+                archive(*static_cast<const T*>(src));
+            }
+            return buf.release();
+        }
+    } catch (const std::exception& e) {
+        log_pack_failure(typeid(T).name(), e.what());
+        return nullptr;
+    }
+}
+
+template <class T>
+bool unpack_value(channels::Parcel* p, void* dst) noexcept {
+    try {
+        if constexpr (std::is_trivially_copyable_v<T>) {
+            if (p->size != sizeof(T)) return false;
+            std::memcpy(dst, p->data(), sizeof(T));
+        } else {
+            ParcelReader buf(p);
+            std::istream is(&buf);
+            cereal::BinaryInputArchive archive(is);
+            T value{};
+            archive(value);
+            ::new (dst) T(std::move(value));
+        }
+        return true;
+    } catch (const std::exception& e) {
+        log_pack_failure(typeid(T).name(), e.what());
+        return false;
+    }
+}
+
+}  // namespace detail
+}  // namespace csp
