@@ -81,7 +81,9 @@ sanitize() {
             dir=build-tsan
             install_packages
             configure "$dir" if-needed --buildtype=debugoptimized -Db_sanitize=thread
-            export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+            # die_after_fork=0: a multiprocess child starts worker threads of its own
+            # after the fork (only the forking thread is copied, so that is safe).
+            export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
             # TSan's fixed memory layout breaks on kernels with more mmap
             # randomisation than it expects; without ASLR it always fits.
             if setarch "$(uname -m)" -R true 2>/dev/null; then

@@ -26,8 +26,8 @@
 //
 // Usage: ipc [iterations] | --iterations N
 //            [--bandwidth-iterations M | --bandwidth-divisor D]
-//   iterations: latency round trips (default 200000). Bandwidth round trips:
-//   M, else iterations / D (D default 20). bench/run passes a divisor per
+//   iterations: latency round trips (default 50000). Bandwidth round trips:
+//   M, else iterations / D (D default 5). bench/run passes a divisor per
 //   program so that each part runs for about a second.
 //   Worker count: CSP_THREADS, read by the runtime (in both OS processes).
 // Prints one line:
@@ -56,8 +56,8 @@ using Value = std::uint64_t;
 using Message = std::vector<char>;
 
 constexpr std::size_t kMessageBytes = 64 * 1024;
-constexpr long kDefaultIterations = 200'000;
-constexpr long kDefaultBandwidthDivisor = 20;
+constexpr long kDefaultIterations = 50'000;
+constexpr long kDefaultBandwidthDivisor = 5;
 
 struct Counts {
     long lat_warmup = 0, lat = 0;  // latency round trips

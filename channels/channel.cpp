@@ -182,6 +182,7 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
     // waker from now on (see the deadlock accounting in the runtime).
     (void)runtime::current();
     auto* c = runtime::arena_new<ChannelCore>();
+    c->home = runtime::g_local_inbox;
     c->ops = ops;
     c->capacity = capacity;
     // A slot may come to hold a Parcel pointer instead (mark_cross).
@@ -279,8 +280,10 @@ namespace {
             put_slot_parcel(slot, std::exchange(w->parcel, nullptr));
         } else if (runtime::local(w->parker)) {
             c->ops->move_construct(slot, w->slot);
-        } else {  // a trivial value from another OS process: its bytes
+        } else if (w->parcel && w->parcel != kLost) {  // a trivial value from another OS process
             std::memcpy(slot, w->parcel->data(), c->ops->size);
+        } else {
+            std::memset(slot, 0, c->ops->size);  // cannot happen on a channel handed over properly
         }
         ++c->count;
         *wake = w;
@@ -295,7 +298,10 @@ namespace {
         if (runtime::local(w->parker)) [[likely]] {
             c->ops->move_construct(dst, w->slot);
         } else {
-            *got = std::exchange(w->parcel, nullptr);
+            // (None on a channel that was not handed to the other OS
+            // process: see misused_across.)
+            Parcel* p = std::exchange(w->parcel, nullptr);
+            *got = p ? p : kLost;
         }
         *wake = w;
         return Attempt::Done;
@@ -392,13 +398,33 @@ Outcome write_impl(ChannelCore* c, void* src) noexcept {
 
 }  // namespace
 
+namespace {
+// misused_across: a channel that was never handed to a multiprocess (as an
+// argument or a capture by value) is used from another OS process, say
+// through a reference or a global. Its values may live in its maker's
+// private memory: poison it rather than move garbage.
+[[gnu::noinline]] Outcome misused_across(ChannelCore* c) noexcept {
+    runtime::logger().error("channel '{}' is used from an OS process it was not handed to: pass its "
+                            "ends to the csp::multiprocess as arguments (or capture them by value); "
+                            "poisoning it", c->name);
+    poison(c);
+    return Outcome::Poisoned;
+}
+
+inline bool foreign(const ChannelCore* c) noexcept {
+    return c->home != runtime::g_local_inbox && !c->cross.load(std::memory_order_relaxed);
+}
+}  // namespace
+
 Outcome read(ChannelCore* c, void* dst) noexcept {
+    if (foreign(c)) [[unlikely]] return misused_across(c);
     const Outcome o = read_impl(c, dst);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("read", c->name);
     return o;
 }
 
 Outcome write(ChannelCore* c, void* src) noexcept {
+    if (foreign(c)) [[unlikely]] return misused_across(c);
     const Outcome o = write_impl(c, src);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
     return o;

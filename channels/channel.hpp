@@ -74,6 +74,7 @@ struct ChannelCore {
     bool retired = false;
     std::atomic<bool> cross{false};  // shared with another OS process (set under lock)
     std::size_t slot_size = 0;       // bytes per buffer slot
+    runtime::Inbox* home = nullptr;  // the OS process that made it
     std::atomic<std::int64_t> refs{1};  // handles and ends
     char name[64];
 };

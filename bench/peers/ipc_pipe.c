@@ -17,8 +17,8 @@
 //
 // Usage: ipc_pipe [iterations] | --iterations N
 //                 [--bandwidth-iterations M | --bandwidth-divisor D]
-//   iterations: latency round trips (default 200000). Bandwidth round trips:
-//   M, else iterations / D (D default 20), as in bench/ipc.cpp.
+//   iterations: latency round trips (default 80000). Bandwidth round trips:
+//   M, else iterations / D (D default 6), as in bench/ipc.cpp.
 // Prints one line:
 //   RESULT name=ipc impl=pipe workers=1 ns_per_op=<one-way ns> latency_us=<x> mb_per_s=<y> ...
 
@@ -35,8 +35,8 @@
 #include <unistd.h>
 
 enum { kMessageBytes = 64 * 1024 };
-static const long kDefaultIterations = 200000;
-static const long kDefaultBandwidthDivisor = 20;
+static const long kDefaultIterations = 80000;
+static const long kDefaultBandwidthDivisor = 6;
 
 static double now_seconds(void) {
     struct timespec ts;

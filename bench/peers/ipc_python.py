@@ -20,8 +20,8 @@ every message comes back as sent.
 
 Usage: ipc_python.py [iterations] | --iterations N
                      [--bandwidth-iterations M | --bandwidth-divisor D] [--kind pipe|queue]
-  iterations: latency round trips (default 20000). Bandwidth round trips: M,
-  else iterations / D (D default 20), as in bench/ipc.cpp.
+  iterations: latency round trips (default 30000). Bandwidth round trips: M,
+  else iterations / D (D default 6), as in bench/ipc.cpp.
 Prints one line:
   RESULT name=ipc impl=python-pipe|python-queue workers=1 ns_per_op=<one-way ns> ...
 """
@@ -34,8 +34,8 @@ import sys
 import time
 
 MESSAGE_BYTES = 64 * 1024
-DEFAULT_ITERATIONS = 20_000
-DEFAULT_BANDWIDTH_DIVISOR = 20
+DEFAULT_ITERATIONS = 30_000
+DEFAULT_BANDWIDTH_DIVISOR = 6
 
 
 class PipeEnds:
