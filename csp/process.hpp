@@ -449,6 +449,19 @@ std::unique_ptr<runtime::ProcessBody> body_for(Process<R>& p, Slot<R>* slot, con
     return body;
 }
 
+// take_result: the result of a process. One that ended by poison or retire
+// (normally, but without returning) gives a value-initialised result.
+template <class R>
+result_t<R> take_result(Slot<R>& s) {
+    if (s.result) return std::move(*s.result);
+    if constexpr (std::is_default_constructible_v<result_t<R>>) {
+        return result_t<R>{};
+    } else {
+        throw ChannelEndError("process '" + s.name + "' ended by poison or retire and its result type has "
+                              "no default value");
+    }
+}
+
 template <class R>
 void check_deadlock(Slot<R>& s) {
     if (s.deadlock) std::rethrow_exception(s.error);
@@ -473,7 +486,7 @@ std::tuple<detail::result_t<Rs>...> Parallel(Process<Rs>... procs) {
     join->wait();
     std::apply([](auto&... s) { (detail::check_deadlock(s), ...); }, slots);
     std::apply([](auto&... s) { (detail::check(s), ...); }, slots);
-    return std::apply([](auto&... s) { return std::tuple<detail::result_t<Rs>...>(std::move(*s.result)...); },
+    return std::apply([](auto&... s) { return std::tuple<detail::result_t<Rs>...>(detail::take_result(s)...); },
                       slots);
 }
 
@@ -491,7 +504,7 @@ std::vector<detail::result_t<R>> Parallel(std::vector<Process<R>> procs) {
     for (auto& s : slots) detail::check(s);
     std::vector<detail::result_t<R>> results;
     results.reserve(slots.size());
-    for (auto& s : slots) results.push_back(std::move(*s.result));
+    for (auto& s : slots) results.push_back(detail::take_result(s));
     return results;
 }
 

@@ -45,6 +45,8 @@
 #include <cstdio>
 #include <dirent.h>
 #include <sched.h>
+#include <csignal>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <set>
 #include <sys/syscall.h>
@@ -1072,8 +1074,13 @@ int run_os_process(const ForkHooks& hooks) noexcept {
     int status = -1;
     const std::function<void()> job = [&] {
         flush_output();
+        const pid_t parent = getpid();
         const pid_t pid = fork();
         if (pid == 0) {
+            // A child outlives nothing: if the parent is killed, so is it
+            // (it could otherwise wait for the parent's processes for ever).
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent) _exit(1);  // the parent died before that
             after_fork_in_child();
             hooks.child(hooks.arg);
             exit_os_process(0);
