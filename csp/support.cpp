@@ -46,6 +46,8 @@ void throw_empty_end(const char* what) {
 void rethrow_failure(const std::string& name, std::exception_ptr e) {
     try {
         std::rethrow_exception(e);
+    } catch (const RemoteError& x) {  // from an OS process: name the original's type too
+        throw ProcessError(name, e, x.type_name() + ": " + x.what());
     } catch (const std::exception& x) {
         throw ProcessError(name, e, x.what());
     } catch (...) {

@@ -1029,7 +1029,12 @@ void run_io(const std::function<void()>& call) noexcept {
         {
             std::lock_guard<std::mutex> hold(r.io_mutex);
             r.io_jobs.push_back(s->job);
-            if (r.io_idle == 0) r.io_pool.emplace_back([&r] { r.io_loop(); });
+            // One helper per job not yet taken: idle helpers may not have
+            // woken for the jobs queued before this one, and jobs may wait
+            // for each other (two multiprocesses talking, say).
+            if (r.io_jobs.size() > static_cast<std::size_t>(r.io_idle)) {
+                r.io_pool.emplace_back([&r] { r.io_loop(); });
+            }
         }
         r.io_cv.notify_one();
     }, &submit});
