@@ -152,6 +152,16 @@ void trace_fired(const Guard& g) noexcept {
     if (g.kind == Guard::Kind::Output) runtime::trace_event("write", g.core->name);
 }
 
+// crosses: some enabled guard is on a channel shared with another OS process
+// (a partner there may end the wait: the deadlock detector cannot tell).
+bool crosses(const Guard* guards, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+        const Guard& g = guards[i];
+        if (g.enabled && is_channel(g) && g.core->cross.load(std::memory_order_relaxed)) return true;
+    }
+    return false;
+}
+
 // try_alone tries guard g under its own channel's lock only.
 Attempt try_alone(Guard& g) noexcept {
     Waiter* wake = nullptr;
@@ -283,7 +293,8 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                                           &locks};
         const std::uint32_t word =
             first_timeout == kNone
-                ? runtime::park(me, runtime::WaitKind::Channel, what, unlock_all)
+                ? runtime::park(me, crosses(guards, n) ? runtime::WaitKind::Remote : runtime::WaitKind::Channel,
+                                what, unlock_all)
                 : runtime::park_until(me, token, runtime::WaitKind::Timed, what,
                                       guards[first_timeout].deadline, unlock_all);
 

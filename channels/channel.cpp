@@ -115,7 +115,9 @@ Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullp
     q.push(w);
     // The lock is released only once we have parked (the park rule).
     const std::uint32_t word =
-        runtime::park(me, runtime::WaitKind::Channel, c->name, runtime::unlocking(c->lock));
+        runtime::park(me, c->cross.load(std::memory_order_relaxed) ? runtime::WaitKind::Remote
+                                                                   : runtime::WaitKind::Channel,
+                      c->name, runtime::unlocking(c->lock));
     Outcome o = outcome_part(word);
     if (o == Outcome::Deadlocked) {
         // The deadlock breaker does not dequeue: do it here.

@@ -48,9 +48,11 @@ inline constexpr std::uint32_t kDeadlocked = 0xFFFFFFFFu;  // the deadlock break
 
 // What a parked process waits for. Channel and Join waits can take part in a
 // deadlock (only another process can end them); Timed waits (sleep, timeout,
-// io) end by themselves. The deadlock breaker ends Channel waits only: a Join
-// ends when the processes it waits for have unwound.
-enum class WaitKind : std::uint8_t { Running, Channel, Join, Timed };
+// io) end by themselves, and Remote waits (on a channel shared with another
+// OS process) may be ended from outside, where the detector cannot look. The
+// deadlock breaker ends Channel waits only: a Join ends when the processes it
+// waits for have unwound.
+enum class WaitKind : std::uint8_t { Running, Channel, Join, Timed, Remote };
 
 struct Inbox;
 
@@ -243,8 +245,8 @@ int run_os_process(const ForkHooks& hooks) noexcept;
 [[noreturn]] void exit_os_process(int code) noexcept;
 
 // in_child_os_process tells whether the caller runs in a child made by
-// run_os_process (such a child's processes can be woken from outside it,
-// so its runtime never reports a deadlock).
+// run_os_process. (A child reports its own deadlocks; a wait on a channel
+// shared with another OS process is WaitKind::Remote and vetoes the report.)
 bool in_child_os_process() noexcept;
 
 }  // namespace csp::runtime

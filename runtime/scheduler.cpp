@@ -429,9 +429,6 @@ bool Worker::rouse() noexcept {
 }
 
 void Runtime::detect_deadlock(std::uint64_t thread_wakes_seen) noexcept {
-    // Processes of another OS process may wake ours: from inside a child
-    // nothing can tell that nobody will (see in_child_os_process).
-    if (g_in_child) return;
     std::vector<Parker*> blocked;
     std::string report;
     {
