@@ -7,6 +7,10 @@
 #   ./setup.sh sanitize asan|tsan [ARGS...]
 #                                build build-asan (ASan+UBSan) or build-tsan (TSan) and run
 #                                meson test there; any sanitizer report fails the run
+#   ./setup.sh bench [ARGS...]   set up if needed (plus gnuplot-nox for the charts), then run
+#                                every benchmark against its peers: bench/run build ARGS...
+#                                (e.g. --only commstime --runs 3; see bench/run --help);
+#                                updates BENCHMARKS.md and the charts in docs/bench/
 #
 # Safe to run again: packages are checked with dpkg-query first and apt-get runs
 # only when one is missing; an existing build directory is reused.
@@ -17,13 +21,16 @@ cd "$(dirname "$0")"
 
 packages=(meson ninja-build g++ pkg-config libboost-context-dev libboost-dev libboost-fiber-dev
           catch2 libspdlog-dev libfmt-dev libcereal-dev golang-go python3)
+# Only ./setup.sh bench needs these (gnuplot draws the charts in docs/bench/).
+bench_packages=(gnuplot-nox)
 jobs=${CSP_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 say() { printf '==> %s\n' "$*"; }
 
+# install_packages [EXTRA-PACKAGE...]: the common list plus those given.
 install_packages() {
     local missing=() package
-    for package in "${packages[@]}"; do
+    for package in "${packages[@]}" "$@"; do
         [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] ||
             missing+=("$package")
     done
@@ -59,9 +66,11 @@ build() {
     ninja -C "$1" -j "$jobs"
 }
 
+# set_up always|if-needed [EXTRA-PACKAGE...]
 set_up() {
-    install_packages
-    configure build "$1" --buildtype=release
+    local when=$1; shift
+    install_packages "$@"
+    configure build "$when" --buildtype=release
     build build
 }
 
@@ -123,8 +132,14 @@ case "$command" in
     sanitize)
         sanitize "$@"
         ;;
+    bench)
+        # Any gnuplot will do: a gnuplot-qt or -x11 already there is not replaced.
+        if command -v gnuplot >/dev/null; then bench_packages=(); fi
+        set_up if-needed "${bench_packages[@]}"
+        bench/run build "$@"
+        ;;
     -h|--help|help)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
         ;;
     *)
         echo "setup.sh: unknown command '$command' (try ./setup.sh --help)" >&2

@@ -1,0 +1,131 @@
+// spawn in Boost.Fiber: the peer of bench/spawn.cpp, same shape, same count.
+//
+// N sender fibers and one collector fiber on the round_robin scheduler (one
+// thread). Every sender pushes its index once into one shared
+// boost::fibers::unbuffered_channel; the collector pops N values and checks
+// that they sum to exactly N(N-1)/2. A sender blocks in its push until the
+// collector takes it, so the senders pile up alive at once; `max_alive` (the
+// most senders between their start and the end of their push) shows how many
+// actually were. Fibers get Boost's default stack (fixedsize_stack,
+// stack_traits::default_size(): 128 KiB from malloc; untouched pages cost no
+// memory).
+//
+// Figures: ns per process = the wall time of creating the N + 1 fibers and
+// joining them all, / N; rss_kib_per_process = (peak RSS afterwards (VmHWM) -
+// RSS just before creating them (VmRSS)) / N, in KiB, from /proc/self/status.
+//
+// Usage: spawn_fiber [N] [rr]    (rr: round_robin, one thread; the only choice)
+// Prints one line: RESULT name=spawn impl=fiber-rr workers=1 ns_per_op=X rss_kib_per_process=Y ...
+
+#include <boost/fiber/all.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Value = std::int64_t;
+using Chan = boost::fibers::unbuffered_channel<Value>;
+using boost::fibers::channel_op_status;
+
+constexpr long kDefaultProcesses = 1'000'000;
+
+// How many senders are alive at once (one thread: plain counters).
+struct Alive {
+    long now = 0;
+    long peak = 0;
+};
+
+struct CollectorResult {
+    Value sum = 0;
+    long received = 0;
+};
+
+void sender(Chan& out, Value index, Alive& alive) {
+    if (++alive.now > alive.peak) alive.peak = alive.now;
+    out.push(index);
+    --alive.now;
+}
+
+void collector(Chan& in, long n, CollectorResult& r) {
+    Value sum = 0, x = 0;
+    long received = 0;
+    for (long i = 0; i < n; ++i) {
+        if (in.pop(x) != channel_op_status::success) break;
+        sum += x;
+        ++received;
+    }
+    r.sum = sum;
+    r.received = received;
+}
+
+// A "VmRSS:"/"VmHWM:" line of /proc/self/status, in KiB; -1 when unreadable.
+long proc_status_kib(const char* key) {
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    const std::size_t len = std::strlen(key);
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, key, len) == 0) {
+            kib = std::strtol(line + len, nullptr, 10);
+            break;
+        }
+    }
+    std::fclose(f);
+    return kib;
+}
+
+[[noreturn]] void usage(const char* argv0) {
+    std::fprintf(stderr, "usage: %s [processes>0] [rr]\n", argv0);
+    std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    long n = kDefaultProcesses;
+    if (argc > 1) {
+        char* end = nullptr;
+        n = std::strtol(argv[1], &end, 10);
+        if (end == argv[1] || *end != '\0' || n <= 0) usage(argv[0]);
+    }
+    if (argc > 2 && std::string(argv[2]) != "rr") usage(argv[0]);
+    boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
+
+    Chan all;
+    Alive alive;
+    CollectorResult r;
+
+    const long rss_before = proc_status_kib("VmRSS:");
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<boost::fibers::fiber> fibers;
+    fibers.reserve(static_cast<std::size_t>(n) + 1);
+    for (long i = 0; i < n; ++i) fibers.emplace_back(sender, std::ref(all), Value{i}, std::ref(alive));
+    fibers.emplace_back(collector, std::ref(all), n, std::ref(r));
+    for (auto& f : fibers) f.join();
+    auto t1 = std::chrono::steady_clock::now();
+    const long rss_peak = proc_status_kib("VmHWM:");
+
+    const Value expect = static_cast<Value>(n) * (static_cast<Value>(n) - 1) / 2;
+    if (r.received != n || r.sum != expect) {
+        std::fprintf(stderr, "spawn_fiber: collector got %ld values summing to %lld, expected %ld summing to %lld\n",
+                     r.received, static_cast<long long>(r.sum), n, static_cast<long long>(expect));
+        return 1;
+    }
+    const double seconds = std::chrono::duration<double>(t1 - t0).count();
+    const double ns_per_op = seconds * 1e9 / static_cast<double>(n);
+    const double rss_kib = rss_before < 0 || rss_peak < 0
+                               ? -1.0
+                               : static_cast<double>(rss_peak - rss_before) / static_cast<double>(n);
+    std::printf("RESULT name=spawn impl=fiber-rr workers=1 ns_per_op=%.2f rss_kib_per_process=%.3f "
+                "processes=%ld max_alive=%ld seconds=%.4f rss_before_kib=%ld rss_peak_kib=%ld\n",
+                ns_per_op, rss_kib, n, alive.peak, seconds, rss_before, rss_peak);
+    std::fflush(stdout);
+    return 0;
+}

@@ -1,0 +1,156 @@
+// spawn: a million processes alive at once, each one message long.
+//
+//   Sender(0) ---+
+//   Sender(1) ---+
+//      ...       +--- all --->  Collector
+//   Sender(N-1) -+
+//
+// N senders and one collector run in one csp::Parallel over a
+// std::vector<csp::Process<>>. Every sender holds its own writer end of one
+// shared unbuffered channel and writes its index once; the collector reads N
+// values and checks that they sum to exactly N(N-1)/2. A sender blocks in its
+// write until the collector takes it, so the senders pile up alive at once;
+// `max_alive` (the most senders between their start and the end of their
+// write, counted with an atomic) shows how many actually were.
+//
+// Figures: ns per process = the wall time of making the N processes and
+// running the whole Parallel, / N (`parallel_seconds`: the Parallel alone);
+// rss_kib_per_process = (peak RSS afterwards (VmHWM) - RSS just before making
+// the processes (VmRSS)) / N, in KiB, both from /proc/self/status.
+//
+// Usage: spawn [N]    (worker count: CSP_THREADS, read by the runtime)
+// Prints one line: RESULT name=spawn impl=csp workers=W ns_per_op=X rss_kib_per_process=Y ...
+//
+// This file uses only the public API (docs: shared/API.md).
+
+#include <csp/csp.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Value = std::int64_t;
+
+constexpr long kDefaultProcesses = 1'000'000;
+
+// How many senders are alive at once: `now` counts them, `peak` its maximum.
+struct Alive {
+    std::atomic<long> now{0};
+    std::atomic<long> peak{0};
+};
+
+struct CollectorResult {
+    Value sum = 0;
+    long received = 0;
+};
+
+auto Sender = csp::process([](csp::ChannelOut<Value> out, Value index, Alive* alive) {
+    long n = alive->now.fetch_add(1, std::memory_order_relaxed) + 1;
+    long p = alive->peak.load(std::memory_order_relaxed);
+    while (n > p && !alive->peak.compare_exchange_weak(p, n, std::memory_order_relaxed)) {
+    }
+    out(index);
+    alive->now.fetch_sub(1, std::memory_order_relaxed);
+});
+
+// The collector reports through `result`: in one vector with the senders it
+// is a csp::Process<>, whose result the Parallel discards.
+auto Collector = csp::process([](csp::ChannelIn<Value> in, long n, CollectorResult* result) {
+    Value sum = 0;
+    for (long i = 0; i < n; ++i) sum += in();
+    result->sum = sum;
+    result->received = n;
+});
+
+// A "VmRSS:"/"VmHWM:" line of /proc/self/status, in KiB; -1 when unreadable.
+long proc_status_kib(const char* key) {
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    const std::size_t len = std::strlen(key);
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, key, len) == 0) {
+            kib = std::strtol(line + len, nullptr, 10);
+            break;
+        }
+    }
+    std::fclose(f);
+    return kib;
+}
+
+long parse_count(int argc, char** argv) {
+    if (argc < 2) return kDefaultProcesses;
+    char* end = nullptr;
+    long n = std::strtol(argv[1], &end, 10);
+    if (end == argv[1] || *end != '\0' || n <= 0) {
+        std::fprintf(stderr, "usage: %s [processes>0]\n", argv[0]);
+        std::exit(2);
+    }
+    return n;
+}
+
+// The worker count the runtime uses: CSP_THREADS, default all cores (API.md).
+unsigned worker_count() {
+    if (const char* s = std::getenv("CSP_THREADS"); s && *s) {
+        long n = std::strtol(s, nullptr, 10);
+        if (n > 0) return static_cast<unsigned>(n);
+    }
+    unsigned hc = std::thread::hardware_concurrency();
+    return hc ? hc : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const long n = parse_count(argc, argv);
+
+    try {
+        csp::Channel<Value> all{"all"};
+        Alive alive;
+        CollectorResult result;
+
+        const long rss_before = proc_status_kib("VmRSS:");
+        auto t0 = std::chrono::steady_clock::now();
+        std::vector<csp::Process<>> procs;
+        procs.reserve(static_cast<std::size_t>(n) + 1);
+        for (long i = 0; i < n; ++i) procs.push_back(Sender(all.writer(), Value{i}, &alive));
+        procs.push_back(Collector(all.reader(), n, &result));
+        auto t1 = std::chrono::steady_clock::now();
+        csp::Parallel(std::move(procs));
+        auto t2 = std::chrono::steady_clock::now();
+        const long rss_peak = proc_status_kib("VmHWM:");
+
+        const Value expect = static_cast<Value>(n) * (static_cast<Value>(n) - 1) / 2;
+        if (result.received != n || result.sum != expect) {
+            std::fprintf(stderr, "spawn: collector got %ld values summing to %lld, expected %ld summing to %lld\n",
+                         result.received, static_cast<long long>(result.sum), n,
+                         static_cast<long long>(expect));
+            return 1;
+        }
+        const double seconds = std::chrono::duration<double>(t2 - t0).count();
+        const double parallel_seconds = std::chrono::duration<double>(t2 - t1).count();
+        const double ns_per_op = seconds * 1e9 / static_cast<double>(n);
+        const double rss_kib = rss_before < 0 || rss_peak < 0
+                                   ? -1.0
+                                   : static_cast<double>(rss_peak - rss_before) / static_cast<double>(n);
+        std::printf("RESULT name=spawn impl=csp workers=%u ns_per_op=%.2f rss_kib_per_process=%.3f "
+                    "processes=%ld max_alive=%ld seconds=%.4f parallel_seconds=%.4f rss_before_kib=%ld "
+                    "rss_peak_kib=%ld\n",
+                    worker_count(), ns_per_op, rss_kib, n, alive.peak.load(), seconds, parallel_seconds,
+                    rss_before, rss_peak);
+        std::fflush(stdout);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "spawn: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
