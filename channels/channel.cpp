@@ -50,12 +50,19 @@ Parcel* get_slot_parcel(unsigned char* slot) noexcept {
 }
 void put_slot_parcel(unsigned char* slot, Parcel* p) noexcept { std::memcpy(slot, &p, sizeof p); }
 
+// win ends the wait of dequeued waiter `w` with `o` if nobody else has
+// (called under the channel's lock).
+inline bool win(Waiter* w, Outcome o) noexcept {
+    return w->solo ? runtime::complete_locked(w->parker, w->token, encode(o, w->index))
+                   : runtime::try_complete(w->parker, w->token, encode(o, w->index));
+}
+
 // take pops the oldest waiter of `q` whose wait can still be won, winning it
 // with `done` for its own position. Stale waiters met on the way are dropped.
 Waiter* take(WaiterQueue& q) noexcept {
     while (Waiter* w = q.head) {
         q.remove(w);
-        if (runtime::try_complete(w->parker, w->token, encode(Outcome::Done, w->index))) return w;
+        if (win(w, Outcome::Done)) return w;
     }
     return nullptr;
 }
@@ -67,7 +74,7 @@ Waiter* end_all(ChannelCore* c, Outcome o) noexcept {
     for (WaiterQueue* q : {&c->readers, &c->writers}) {
         while (Waiter* w = q->head) {
             q->remove(w);
-            if (runtime::try_complete(w->parker, w->token, encode(o, w->index))) {
+            if (win(w, o)) {
                 w->next = wake;
                 wake = w;
             }
@@ -101,24 +108,9 @@ Waiter* retire_locked(ChannelCore* c) noexcept {
     return end_all(c, Outcome::Retired);
 }
 
-// block parks the caller on `q` and returns how its wait ended. Called with
-// the lock held; returns with it released.
-Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullptr) noexcept {
-    runtime::Parker* me = runtime::current();
-    auto* w = ::new (static_cast<void*>(me->upper)) Waiter;
-    w->parker = me;
-    w->token = runtime::begin_wait(me);
-    w->index = 0;
-    w->slot = slot;
-    w->parcel = parcel;
-    if (&q == &c->writers) queue_writer_parcel(c, w);
-    q.push(w);
-    // The lock is released only once we have parked (the park rule).
-    const std::uint32_t word =
-        runtime::park(me, c->cross.load(std::memory_order_relaxed) ? runtime::WaitKind::Remote
-                                                                   : runtime::WaitKind::Channel,
-                      c->name, runtime::unlocking(c->lock));
-    Outcome o = outcome_part(word);
+// unusual_wake finishes a blocked operation that did not simply complete
+// in this OS process: the deadlock breaker ended it, or a parcel is involved.
+[[gnu::noinline]] Outcome unusual_wake(ChannelCore* c, WaiterQueue& q, Waiter* w, void* slot, Outcome o) noexcept {
     if (o == Outcome::Deadlocked) {
         // The deadlock breaker does not dequeue: do it here.
         Locked<SpinLock> hold(c->lock);
@@ -131,6 +123,31 @@ Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullp
         else if (o == Outcome::Done && !receive_parcel(c, parcel, slot)) o = Outcome::Poisoned;
     }
     return o;
+}
+
+// block parks the caller on `q` and returns how its wait ended. Called with
+// the lock held; returns with it released.
+Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullptr) noexcept {
+    runtime::Parker* me = runtime::current();
+    auto* w = ::new (static_cast<void*>(me->upper)) Waiter;
+    w->parker = me;
+    w->token = runtime::begin_wait(me);
+    w->index = 0;
+    w->slot = slot;
+    w->parcel = parcel;
+    w->solo = true;
+    me->wait_lock = &c->lock;
+    if (&q == &c->writers) queue_writer_parcel(c, w);
+    q.push(w);
+    // The lock is released only once we have parked (the park rule).
+    const std::uint32_t word =
+        runtime::park(me, c->cross.load(std::memory_order_relaxed) ? runtime::WaitKind::Remote
+                                                                   : runtime::WaitKind::Channel,
+                      c->name, runtime::unlocking(c->lock));
+    me->wait_lock = nullptr;
+    const Outcome o = outcome_part(word);
+    if (o == Outcome::Done && !w->parcel) [[likely]] return o;
+    return unusual_wake(c, q, w, slot, o);
 }
 
 }  // namespace
@@ -418,18 +435,80 @@ inline bool foreign(const ChannelCore* c) noexcept {
 }
 }  // namespace
 
-Outcome read(ChannelCore* c, void* dst) noexcept {
+namespace {
+// The general read and write: every channel kind, OS-process checks, tracing.
+[[gnu::noinline]] Outcome read_general(ChannelCore* c, void* dst) noexcept {
     if (foreign(c)) [[unlikely]] return misused_across(c);
     const Outcome o = read_impl(c, dst);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("read", c->name);
     return o;
 }
 
-Outcome write(ChannelCore* c, void* src) noexcept {
+[[gnu::noinline]] Outcome write_general(ChannelCore* c, void* src) noexcept {
     if (foreign(c)) [[unlikely]] return misused_across(c);
     const Outcome o = write_impl(c, src);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
     return o;
+}
+
+// rendezvous_here: the common case, which read and write take without the
+// general path's checks: an unbuffered channel of this OS process alone
+// (every waiter on it is local, none carries a parcel), no tracing.
+inline bool rendezvous_here(const ChannelCore* c) noexcept {
+    return c->capacity == 0 && c->home == runtime::g_local_inbox &&
+           !c->cross.load(std::memory_order_relaxed) && !runtime::tracing();
+}
+
+// move_value moves a value between a waiter's slot and the caller's; small
+// trivially copyable values (ints, pointers, small structs) without the
+// indirect call.
+[[gnu::always_inline]] inline void move_value(const ValueOps* ops, void* dst, void* src) noexcept {
+    if (ops->trivial) {
+        switch (ops->size) {
+            case 1: std::memcpy(dst, src, 1); return;
+            case 2: std::memcpy(dst, src, 2); return;
+            case 4: std::memcpy(dst, src, 4); return;
+            case 8: std::memcpy(dst, src, 8); return;
+            case 16: std::memcpy(dst, src, 16); return;
+            default: break;
+        }
+    }
+    ops->move_construct(dst, src);
+}
+}  // namespace
+
+Outcome read(ChannelCore* c, void* dst) noexcept {
+    if (rendezvous_here(c)) [[likely]] {
+        c->lock.lock();
+        if (!c->poisoned && !c->retired) [[likely]] {
+            if (Waiter* w = take(c->writers)) {
+                move_value(c->ops, dst, w->slot);
+                c->lock.unlock();
+                runtime::ready(w->parker);
+                return Outcome::Done;
+            }
+            return block(c, c->readers, dst);
+        }
+        c->lock.unlock();  // the general path reports it
+    }
+    return read_general(c, dst);
+}
+
+Outcome write(ChannelCore* c, void* src) noexcept {
+    if (rendezvous_here(c)) [[likely]] {
+        c->lock.lock();
+        if (!c->poisoned && !c->retired) [[likely]] {
+            if (Waiter* w = take(c->readers)) {
+                move_value(c->ops, w->slot, src);
+                c->lock.unlock();
+                runtime::ready(w->parker);
+                return Outcome::Done;
+            }
+            return block(c, c->writers, src);
+        }
+        c->lock.unlock();
+    }
+    return write_general(c, src);
 }
 
 }  // namespace csp::channels

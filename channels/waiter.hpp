@@ -56,6 +56,11 @@ struct Waiter {
     std::uint64_t token = 0;            // which wait of that parker
     std::uint32_t index = 0;            // the guard position within the wait
     bool queued = false;                // in a channel queue now (under its lock)
+    // The only waiter of a plain read or write: everyone who may end that
+    // wait holds this channel's lock (see runtime::complete_locked), so it is
+    // won without an atomic read-modify-write. An alternation's waiters are
+    // raced for across channels and are won with a compare-and-swap.
+    bool solo = false;
     void* slot = nullptr;  // reader: storage to construct into; writer: value to move from
     // Across OS processes the slot is out of reach. A writer on a channel
     // shared with another OS process queues with its value packed here; a

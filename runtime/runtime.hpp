@@ -83,6 +83,10 @@ struct Parker {
     // Registry of live parkers, walked by the deadlock detector.
     Parker* registry_prev = nullptr;
     Parker* registry_next = nullptr;
+    // A plain channel wait's lock (null otherwise): every completer of such
+    // a wait holds it, so they win the selection word with complete_locked;
+    // the deadlock breaker takes it too before it ends the wait.
+    SpinLock* wait_lock = nullptr;
     // Storage reserved for the layer above: the channel layer keeps the waiter
     // record of a plain read or write here, so a blocking operation allocates
     // nothing.
@@ -126,6 +130,14 @@ inline bool try_complete(Parker* p, std::uint64_t token, std::uint32_t outcome) 
     return p->selection.compare_exchange_strong(expected, waiting_word(token) | outcome,
                                                 std::memory_order_acq_rel,
                                                 std::memory_order_acquire);
+}
+
+// complete_locked is try_complete for a wait all of whose completers hold
+// one lock, p->wait_lock (held by the caller): a plain load and store.
+inline bool complete_locked(Parker* p, std::uint64_t token, std::uint32_t outcome) noexcept {
+    if (p->selection.load(std::memory_order_relaxed) != waiting_word(token)) return false;
+    p->selection.store(waiting_word(token) | outcome, std::memory_order_release);
+    return true;
 }
 
 // outcome_of reads the outcome of the caller's current wait.

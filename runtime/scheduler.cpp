@@ -465,6 +465,20 @@ void Runtime::detect_deadlock(std::uint64_t thread_wakes_seen) noexcept {
                 out << "\n  process '" << name_of(p) << "' waiting for the processes it runs";
             }
         }
+        // A plain channel wait is ended only under its channel's lock (see
+        // complete_locked): take those locks first. One that is held means
+        // somebody runs after all: then this was no deadlock (the holder
+        // parks or idles again, and the detector looks again).
+        std::vector<SpinLock*> locks;
+        for (Parker* p : blocked) {
+            SpinLock* l = p->wait_lock;
+            if (!l || std::find(locks.begin(), locks.end(), l) != locks.end()) continue;
+            if (!l->try_lock()) {
+                for (SpinLock* held : locks) held->unlock();
+                return;
+            }
+            locks.push_back(l);
+        }
         report = out.str();
         last_report = report;
         // Wake them while holding the registry: a woken process may end and
@@ -474,6 +488,7 @@ void Runtime::detect_deadlock(std::uint64_t thread_wakes_seen) noexcept {
             const std::uint64_t word = p->selection.load();
             if (static_cast<std::uint32_t>(word) == kWaiting) wake(p, word >> 32, kDeadlocked);
         }
+        for (SpinLock* held : locks) held->unlock();
     }
     logger().info("{}", report);
 }

@@ -28,7 +28,9 @@ public:
     void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
 private:
-    void lock_slow() noexcept {
+    // Out of line: keeps the spin loop (and its registers) off the callers'
+    // fast paths.
+    [[gnu::noinline]] void lock_slow() noexcept {
         for (unsigned spins = 0;; ++spins) {
             // Read-only spin keeps the line shared until the holder releases it.
             while (locked_.load(std::memory_order_relaxed)) {
