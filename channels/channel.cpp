@@ -59,10 +59,10 @@ inline bool win(Waiter* w, Outcome o) noexcept {
 
 // take pops the oldest waiter of `q` whose wait can still be won, winning it
 // with `done` for its own position. Stale waiters met on the way are dropped.
-Waiter* take(WaiterQueue& q) noexcept {
-    while (Waiter* w = q.head) {
-        q.remove(w);
-        if (win(w, Outcome::Done)) return w;
+[[gnu::always_inline]] inline Waiter* take(WaiterQueue& q) noexcept {
+    while (!q.empty()) {
+        Waiter* w = q.pop_front();
+        if (win(w, Outcome::Done)) [[likely]] return w;
     }
     return nullptr;
 }
@@ -72,8 +72,8 @@ Waiter* take(WaiterQueue& q) noexcept {
 Waiter* end_all(ChannelCore* c, Outcome o) noexcept {
     Waiter* wake = nullptr;
     for (WaiterQueue* q : {&c->readers, &c->writers}) {
-        while (Waiter* w = q->head) {
-            q->remove(w);
+        while (!q->empty()) {
+            Waiter* w = q->pop_front();
             if (win(w, o)) {
                 w->next = wake;
                 wake = w;
@@ -452,11 +452,18 @@ namespace {
 }
 
 // rendezvous_here: the common case, which read and write take without the
-// general path's checks: an unbuffered channel of this OS process alone
-// (every waiter on it is local, none carries a parcel), no tracing.
+// general path's checks: an unbuffered channel made by this OS process, no
+// tracing. Under the lock the fast path also needs it not to cross OS
+// processes (so every waiter on it is local and none carries a parcel), and
+// neither poisoned nor retired: plain_locked.
 inline bool rendezvous_here(const ChannelCore* c) noexcept {
-    return c->capacity == 0 && c->home == runtime::g_local_inbox &&
-           !c->cross.load(std::memory_order_relaxed) && !runtime::tracing();
+    return c->capacity == 0 && c->home == runtime::g_local_inbox && !runtime::tracing();
+}
+
+// (Read under the lock: mark_cross sets `cross` under it, before another OS
+// process can touch the channel.)
+inline bool plain_locked(const ChannelCore* c) noexcept {
+    return !c->poisoned && !c->retired && !c->cross.load(std::memory_order_relaxed);
 }
 
 // move_value moves a value between a waiter's slot and the caller's; small
@@ -480,7 +487,7 @@ inline bool rendezvous_here(const ChannelCore* c) noexcept {
 Outcome read(ChannelCore* c, void* dst) noexcept {
     if (rendezvous_here(c)) [[likely]] {
         c->lock.lock();
-        if (!c->poisoned && !c->retired) [[likely]] {
+        if (plain_locked(c)) [[likely]] {
             if (Waiter* w = take(c->writers)) {
                 move_value(c->ops, dst, w->slot);
                 c->lock.unlock();
@@ -489,7 +496,7 @@ Outcome read(ChannelCore* c, void* dst) noexcept {
             }
             return block(c, c->readers, dst);
         }
-        c->lock.unlock();  // the general path reports it
+        c->lock.unlock();  // the general path deals with it
     }
     return read_general(c, dst);
 }
@@ -497,7 +504,7 @@ Outcome read(ChannelCore* c, void* dst) noexcept {
 Outcome write(ChannelCore* c, void* src) noexcept {
     if (rendezvous_here(c)) [[likely]] {
         c->lock.lock();
-        if (!c->poisoned && !c->retired) [[likely]] {
+        if (plain_locked(c)) [[likely]] {
             if (Waiter* w = take(c->readers)) {
                 move_value(c->ops, w->slot, src);
                 c->lock.unlock();

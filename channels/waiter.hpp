@@ -82,6 +82,15 @@ struct WaiterQueue {
         tail = w;
         w->queued = true;
     }
+    // pop_front takes the oldest waiter (the queue must not be empty).
+    Waiter* pop_front() noexcept {
+        Waiter* w = head;
+        head = w->next;
+        if (head) head->prev = nullptr; else tail = nullptr;
+        w->next = nullptr;
+        w->queued = false;
+        return w;
+    }
     void remove(Waiter* w) noexcept {
         if (w->prev) w->prev->next = w->next; else head = w->next;
         if (w->next) w->next->prev = w->prev; else tail = w->prev;

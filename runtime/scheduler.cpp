@@ -547,17 +547,24 @@ Task* next_local(Worker* w) noexcept {
     return w->pop();
 }
 
-std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what, Release release) noexcept {
-    p->wait_on = what;
-    p->wait_kind.store(kind, std::memory_order_relaxed);
-    Worker* w = this_worker();
-    Task* me = w->current;
-    me->release = release;
+// park_chores: what a parking fiber's worker does now and then, out of the
+// park path: fire due timers; hand surplus runnable processes to idle workers.
+[[gnu::noinline]] void park_chores(Worker* w) noexcept {
     if (!w->timers.empty()) w->fire_timers();
     if (w->local_head && started().idle.load(std::memory_order_relaxed) > 0) {
         w->publish();  // more runnable processes here than this worker can run
         started().wake_idle_worker();
     }
+}
+
+std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what, Release release) noexcept {
+    p->wait_on = what;
+    p->wait_kind.store(kind, std::memory_order_relaxed);
+    Worker* w = t_worker;  // (read before the switch: cannot be stale yet)
+    Task* me = w->current;
+    me->release = release;
+    if (!w->timers.empty() || (w->local_head && started().idle.load(std::memory_order_relaxed) > 0))
+        [[unlikely]] park_chores(w);
     Task* next = next_local(w);
     if (next) {
         w->current = next;
@@ -854,7 +861,11 @@ std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const ch
     return park_fiber(p, kind, what, release);
 }
 
-void ready(Parker* p) noexcept {
+namespace {
+// ready_elsewhere: ready() for everything but a fiber of this OS process
+// woken from a worker (a thread, a fiber of another OS process, a fiber
+// woken from a plain thread).
+[[gnu::noinline]] void ready_elsewhere(Parker* p) noexcept {
     if (p->is_thread) {
         // The thread may run on, end and free its parker as soon as the
         // exchange publishes Notified: nothing of p is read after it. The
@@ -863,7 +874,7 @@ void ready(Parker* p) noexcept {
         if (p->state.exchange(kNotified, std::memory_order_acq_rel) == kParked) futex_wake(p->state, 1);
         return;
     }
-    if (p->home != g_local_inbox) [[unlikely]] {
+    if (p->home != g_local_inbox) {
         // A fiber of another OS process: through its inbox.
         Inbox* box = p->home;
         Parker* old = box->head.load(std::memory_order_relaxed);
@@ -882,34 +893,44 @@ void ready(Parker* p) noexcept {
         }
         return;
     }
-    // A fiber: fully parked (the park rule), so nobody else touches it now.
+    // A fiber woken from a plain thread: to the queue of the worker it last
+    // ran on.
     auto* t = static_cast<Task*>(p->owner);
     p->state.store(kRunning, std::memory_order_relaxed);
     Runtime& r = started();
-    if (Worker* w = t_worker) {  // (ready never switches: t_worker cannot go stale here)
-        // Woken by a communication on this worker: run it next, here (unless
-        // run_next has had its streak; see next_local). What goes to a queue
-        // stays private unless another worker is idle.
-        Task* queued = t;
-        if (w->streak < kRunNextStreak) {
-            queued = w->run_next;  // displaced, if any
-            w->run_next = t;
-        }
-        if (queued) {
-            if (r.idle.load(std::memory_order_relaxed) == 0) {
-                w->push_local(queued);
-            } else {
-                w->publish();
-                w->push(queued);
-                r.wake_idle_worker();
-            }
-        }
-        return;
-    }
     Worker* home = r.workers[static_cast<std::size_t>(t->home.load(std::memory_order_relaxed)) %
                              r.workers.size()].get();
     home->push(t);
     if (!home->rouse()) r.wake_idle_worker();
+}
+
+// share: a process woken on worker w goes where another worker can take it
+// (some worker is idle).
+[[gnu::noinline]] void share(Worker* w, Task* t) noexcept {
+    w->publish();
+    w->push(t);
+    started().wake_idle_worker();
+}
+}  // namespace
+
+void ready(Parker* p) noexcept {
+    Worker* w = t_worker;  // (ready never switches: t_worker cannot go stale here)
+    if (p->is_thread || p->home != g_local_inbox || !w) [[unlikely]] return ready_elsewhere(p);
+    // A fiber, fully parked (the park rule), so nobody else touches it now,
+    // woken by a communication on this worker: run it next, here (unless
+    // run_next has had its streak; see next_local). What goes to a queue
+    // stays private unless another worker is idle.
+    auto* t = static_cast<Task*>(p->owner);
+    p->state.store(kRunning, std::memory_order_relaxed);
+    Task* queued = t;
+    if (w->streak < kRunNextStreak) {
+        queued = w->run_next;  // displaced, if any
+        w->run_next = t;
+    }
+    if (queued) {
+        if (started().idle.load(std::memory_order_relaxed) == 0) w->push_local(queued);
+        else share(w, queued);
+    }
 }
 
 namespace {

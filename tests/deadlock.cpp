@@ -116,3 +116,36 @@ TEST_CASE("a reader that a plain thread will serve is not deadlocked", "[deadloc
     feeder.join();
     CHECK(got == 7);
 }
+
+// The breaker takes the lock of each blocked plain read or write before it
+// ends the wait (those waits are won without a compare-and-swap, under the
+// channel lock); several processes blocked on one channel share that lock.
+TEST_CASE("several readers blocked on one channel are all reported and released", "[deadlock]") {
+    csp::Channel<int> lonely{"shared-lonely"};
+    auto reader = csp::process([](csp::ChannelIn<int> in) { in(); });
+    std::vector<csp::Process<>> readers;
+    for (int i = 0; i < 3; ++i) readers.push_back(reader(lonely.reader()));
+    const std::string report = deadlock_report([&] { csp::Parallel(std::move(readers)); });
+    CAPTURE(report);
+    REQUIRE_FALSE(report.empty());
+    std::size_t mentions = 0;
+    for (std::size_t at = report.find("shared-lonely"); at != std::string::npos;
+         at = report.find("shared-lonely", at + 1)) {
+        ++mentions;
+    }
+    CHECK(mentions == 3);
+}
+
+TEST_CASE("main blocked in a plain read that nobody can serve gets DeadlockError", "[deadlock]") {
+    csp::Channel<int> lonely{"main-lonely"};
+    auto in = lonely.reader();
+    auto keep_writer = lonely.writer();  // a writer end exists, but nobody will use it
+    std::string report;
+    try {
+        in();
+        FAIL("the read returned");
+    } catch (const csp::DeadlockError& error) {
+        report = error.what();
+    }
+    CHECK_THAT(report, Contains("main-lonely"));
+}
