@@ -22,12 +22,13 @@
 
 #include <csp/csp.hpp>
 
+#include "common.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -60,31 +61,11 @@ auto Reader = csp::process([](csp::ChannelIn<Value> in, long messages, ReaderRes
     result->received = messages;
 });
 
-long parse_count(int argc, char** argv) {
-    if (argc < 2) return kDefaultMessages;
-    char* end = nullptr;
-    long n = std::strtol(argv[1], &end, 10);
-    if (end == argv[1] || *end != '\0' || n < kWriters) {
-        std::fprintf(stderr, "usage: %s [messages>=%ld]\n", argv[0], kWriters);
-        std::exit(2);
-    }
-    return n;
-}
-
-// The worker count the runtime uses: CSP_THREADS, default all cores (API.md).
-unsigned worker_count() {
-    if (const char* s = std::getenv("CSP_THREADS"); s && *s) {
-        long n = std::strtol(s, nullptr, 10);
-        if (n > 0) return static_cast<unsigned>(n);
-    }
-    unsigned hc = std::thread::hardware_concurrency();
-    return hc ? hc : 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    const long per = parse_count(argc, argv) / kWriters;
+    const long requested = bench::parse_count(argc, argv, kDefaultMessages, "messages", kWriters);
+    const long per = requested / kWriters;
     const long messages = per * kWriters;
 
     try {
@@ -104,7 +85,7 @@ int main(int argc, char** argv) {
         const double ns_per_op = r.seconds * 1e9 / static_cast<double>(messages);
         std::printf("RESULT name=buffered impl=csp workers=%u ns_per_op=%.2f messages=%ld writers=%ld "
                     "capacity=%zu seconds=%.4f\n",
-                    worker_count(), ns_per_op, messages, kWriters, kCapacity, r.seconds);
+                    bench::worker_count(), ns_per_op, messages, kWriters, kCapacity, r.seconds);
         std::fflush(stdout);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "buffered: %s\n", e.what());

@@ -23,13 +23,13 @@
 
 #include <csp/csp.hpp>
 
+#include "common.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <string>
-#include <thread>
 
 namespace {
 
@@ -76,31 +76,10 @@ auto Consumer = csp::process([](csp::ChannelIn<Value> in, long warmup, long cycl
     return r;
 });
 
-long parse_count(int argc, char** argv) {
-    if (argc < 2) return kDefaultCycles;
-    char* end = nullptr;
-    long n = std::strtol(argv[1], &end, 10);
-    if (end == argv[1] || *end != '\0' || n <= 0) {
-        std::fprintf(stderr, "usage: %s [cycles>0]\n", argv[0]);
-        std::exit(2);
-    }
-    return n;
-}
-
-// The worker count the runtime uses: CSP_THREADS, default all cores (API.md).
-unsigned worker_count() {
-    if (const char* s = std::getenv("CSP_THREADS"); s && *s) {
-        long n = std::strtol(s, nullptr, 10);
-        if (n > 0) return static_cast<unsigned>(n);
-    }
-    unsigned hc = std::thread::hardware_concurrency();
-    return hc ? hc : 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    const long cycles = parse_count(argc, argv);
+    const long cycles = bench::parse_count(argc, argv, kDefaultCycles, "cycles");
     const long warmup = cycles / 10 + 1;
 
     try {
@@ -116,7 +95,7 @@ int main(int argc, char** argv) {
         }
         const double ns_per_op = r.seconds * 1e9 / (4.0 * static_cast<double>(r.cycles));
         std::printf("RESULT name=commstime impl=csp workers=%u ns_per_op=%.2f cycles=%ld seconds=%.4f\n",
-                    worker_count(), ns_per_op, r.cycles, r.seconds);
+                    bench::worker_count(), ns_per_op, r.cycles, r.seconds);
         std::fflush(stdout);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "commstime: %s\n", e.what());

@@ -37,6 +37,8 @@
 
 #include <csp/csp.hpp>
 
+#include "common.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -46,7 +48,6 @@
 #include <exception>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -144,10 +145,10 @@ auto Driver = csp::process([](csp::ChannelOut<Value> ping, csp::ChannelIn<Value>
     std::exit(2);
 }
 
+// One count (> 0) of the command line, or the usage.
 long parse_count(const char* s, const char* argv0) {
-    char* end = nullptr;
-    long n = std::strtol(s, &end, 10);
-    if (end == s || *end != '\0' || n <= 0) usage(argv0);
+    long n = 0;
+    if (!bench::parse_long(s, 1, n)) usage(argv0);
     return n;
 }
 
@@ -185,16 +186,6 @@ Counts parse_args(int argc, char** argv) {
     return n;
 }
 
-// The worker count the runtime uses: CSP_THREADS, default all cores (API.md).
-unsigned worker_count() {
-    if (const char* s = std::getenv("CSP_THREADS"); s && *s) {
-        long n = std::strtol(s, nullptr, 10);
-        if (n > 0) return static_cast<unsigned>(n);
-    }
-    unsigned hc = std::thread::hardware_concurrency();
-    return hc ? hc : 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -217,7 +208,7 @@ int main(int argc, char** argv) {
         std::printf("RESULT name=ipc impl=csp workers=%u ns_per_op=%.2f latency_us=%.3f "
                     "mb_per_s=%.1f round_trips=%ld bw_round_trips=%ld latency_seconds=%.4f "
                     "bw_seconds=%.4f\n",
-                    worker_count(), one_way_ns, one_way_ns / 1e3, mb_per_s, n.lat, n.bw,
+                    bench::worker_count(), one_way_ns, one_way_ns / 1e3, mb_per_s, n.lat, n.bw,
                     r.lat_seconds, r.bw_seconds);
         std::fflush(stdout);
     } catch (const std::exception& e) {

@@ -22,12 +22,12 @@
 
 #include <csp/csp.hpp>
 
+#include "common.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
-#include <thread>
 
 namespace {
 
@@ -67,31 +67,10 @@ auto Pong = csp::process([](csp::ChannelIn<Value> in, csp::ChannelOut<Value> out
     for (;;) out(in());
 });
 
-long parse_count(int argc, char** argv) {
-    if (argc < 2) return kDefaultRoundTrips;
-    char* end = nullptr;
-    long n = std::strtol(argv[1], &end, 10);
-    if (end == argv[1] || *end != '\0' || n <= 0) {
-        std::fprintf(stderr, "usage: %s [round_trips>0]\n", argv[0]);
-        std::exit(2);
-    }
-    return n;
-}
-
-// The worker count the runtime uses: CSP_THREADS, default all cores (API.md).
-unsigned worker_count() {
-    if (const char* s = std::getenv("CSP_THREADS"); s && *s) {
-        long n = std::strtol(s, nullptr, 10);
-        if (n > 0) return static_cast<unsigned>(n);
-    }
-    unsigned hc = std::thread::hardware_concurrency();
-    return hc ? hc : 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    const long round_trips = parse_count(argc, argv);
+    const long round_trips = bench::parse_count(argc, argv, kDefaultRoundTrips, "round_trips");
     const long warmup = round_trips / 10 + 1;
 
     try {
@@ -105,7 +84,7 @@ int main(int argc, char** argv) {
         }
         const double ns_per_op = r.seconds * 1e9 / (2.0 * static_cast<double>(r.round_trips));
         std::printf("RESULT name=pingpong impl=csp workers=%u ns_per_op=%.2f round_trips=%ld seconds=%.4f\n",
-                    worker_count(), ns_per_op, r.round_trips, r.seconds);
+                    bench::worker_count(), ns_per_op, r.round_trips, r.seconds);
         std::fflush(stdout);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "pingpong: %s\n", e.what());

@@ -36,14 +36,14 @@
 
 #include <csp/csp.hpp>
 
+#include "common.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -80,44 +80,6 @@ auto Collector = csp::process([](csp::ChannelIn<Value> in, long n, CollectorResu
     result->sum = sum;
     result->received = n;
 });
-
-// A "VmRSS:"/"VmHWM:" line of /proc/self/status, in KiB; -1 when unreadable.
-long proc_status_kib(const char* key) {
-    std::FILE* f = std::fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long kib = -1;
-    const std::size_t len = std::strlen(key);
-    while (std::fgets(line, sizeof line, f)) {
-        if (std::strncmp(line, key, len) == 0) {
-            kib = std::strtol(line + len, nullptr, 10);
-            break;
-        }
-    }
-    std::fclose(f);
-    return kib;
-}
-
-long parse_count(int argc, char** argv) {
-    if (argc < 2) return kDefaultProcesses;
-    char* end = nullptr;
-    long n = std::strtol(argv[1], &end, 10);
-    if (end == argv[1] || *end != '\0' || n <= 0) {
-        std::fprintf(stderr, "usage: %s [processes>0]\n", argv[0]);
-        std::exit(2);
-    }
-    return n;
-}
-
-// The worker count the runtime uses: CSP_THREADS, default all cores (API.md).
-unsigned worker_count() {
-    if (const char* s = std::getenv("CSP_THREADS"); s && *s) {
-        long n = std::strtol(s, nullptr, 10);
-        if (n > 0) return static_cast<unsigned>(n);
-    }
-    unsigned hc = std::thread::hardware_concurrency();
-    return hc ? hc : 1;
-}
 
 // One round's figures; `ok` false (with a message on stderr) when the
 // collector's count or sum is wrong.
@@ -161,15 +123,15 @@ Round run_round(long n, const char* which) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const long n = parse_count(argc, argv);
+    const long n = bench::parse_count(argc, argv, kDefaultProcesses, "processes");
 
     try {
-        const long rss_before = proc_status_kib("VmRSS:");
+        const long rss_before = bench::proc_status_kib("VmRSS:");
         const Round cold = run_round(n, "cold");
         if (!cold.ok) return 1;
         const Round warm = run_round(n, "warm");
         if (!warm.ok) return 1;
-        const long rss_peak = proc_status_kib("VmHWM:");
+        const long rss_peak = bench::proc_status_kib("VmHWM:");
 
         const double ns_per_op = warm.seconds * 1e9 / static_cast<double>(n);
         const double cold_ns = cold.seconds * 1e9 / static_cast<double>(n);
@@ -181,7 +143,7 @@ int main(int argc, char** argv) {
                     "cold_ns=%.2f processes=%ld max_alive=%ld cold_max_alive=%ld warm_max_alive=%ld "
                     "seconds=%.4f parallel_seconds=%.4f cold_seconds=%.4f cold_parallel_seconds=%.4f "
                     "rss_before_kib=%ld rss_peak_kib=%ld\n",
-                    worker_count(), ns_per_op, rss_kib, cold_ns, n, max_alive, cold.max_alive,
+                    bench::worker_count(), ns_per_op, rss_kib, cold_ns, n, max_alive, cold.max_alive,
                     warm.max_alive, warm.seconds, warm.parallel_seconds, cold.seconds,
                     cold.parallel_seconds, rss_before, rss_peak);
         std::fflush(stdout);

@@ -33,15 +33,15 @@
 
 #include <csp/csp.hpp>
 
+#include "common.hpp"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -108,31 +108,10 @@ auto Reader = csp::process([](std::vector<csp::ChannelIn<Value>> ins, long warmu
     return r;  // `ins` is destroyed: the reader leaves, every channel retires
 });
 
-long parse_count(int argc, char** argv) {
-    if (argc < 2) return kDefaultMessages;
-    char* end = nullptr;
-    long n = std::strtol(argv[1], &end, 10);
-    if (end == argv[1] || *end != '\0' || n <= 0) {
-        std::fprintf(stderr, "usage: %s [messages>0]\n", argv[0]);
-        std::exit(2);
-    }
-    return n;
-}
-
-// The worker count the runtime uses: CSP_THREADS, default all cores (API.md).
-unsigned worker_count() {
-    if (const char* s = std::getenv("CSP_THREADS"); s && *s) {
-        long n = std::strtol(s, nullptr, 10);
-        if (n > 0) return static_cast<unsigned>(n);
-    }
-    unsigned hc = std::thread::hardware_concurrency();
-    return hc ? hc : 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    const long messages = parse_count(argc, argv);
+    const long messages = bench::parse_count(argc, argv, kDefaultMessages, "messages");
     const long warmup = messages / 10 + 1;
 
     try {
@@ -157,7 +136,8 @@ int main(int argc, char** argv) {
         const double ns_per_op = r.seconds * 1e9 / static_cast<double>(r.messages);
         std::printf("RESULT name=stressed_alt impl=csp workers=%u ns_per_op=%.2f messages=%ld seconds=%.4f "
                     "warmup=%ld channel_min=%ld channel_max=%ld\n",
-                    worker_count(), ns_per_op, r.messages, r.seconds, r.warmup, r.channel_min, r.channel_max);
+                    bench::worker_count(), ns_per_op, r.messages, r.seconds, r.warmup, r.channel_min,
+                    r.channel_max);
         std::fflush(stdout);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "stressed_alt: %s\n", e.what());

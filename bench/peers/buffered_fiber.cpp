@@ -16,13 +16,12 @@
 
 #include <boost/fiber/all.hpp>
 
-#include <barrier>
+#include "fiber_common.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -75,71 +74,14 @@ ReaderResult run_network(long per) {
     return r;
 }
 
-[[noreturn]] void usage(const char* argv0) {
-    std::fprintf(stderr, "usage: %s [messages>=%ld] [rr|ws|ws-suspend] [threads>0]\n", argv0, kWriters);
-    std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    long requested = kDefaultMessages;
-    if (argc > 1) {
-        char* end = nullptr;
-        requested = std::strtol(argv[1], &end, 10);
-        if (end == argv[1] || *end != '\0' || requested < kWriters) usage(argv[0]);
-    }
-    const long per = requested / kWriters;
+    const bench::FiberArgs args = bench::parse_fiber_args(argc, argv, kDefaultMessages, "messages", kWriters);
+    const long per = args.count / kWriters;
     const long messages = per * kWriters;
-    std::string sched = argc > 2 ? argv[2] : "rr";
-    unsigned threads = std::thread::hardware_concurrency();
-    if (threads == 0) threads = 1;
-    if (argc > 3) {
-        long t = std::strtol(argv[3], nullptr, 10);
-        if (t <= 0) usage(argv[0]);
-        threads = static_cast<unsigned>(t);
-    }
 
-    ReaderResult r;
-    std::string impl;
-    if (sched == "rr") {
-        impl = "fiber-rr";
-        threads = 1;
-        boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
-        r = run_network(per);
-    } else if (sched == "ws" || sched == "ws-suspend") {
-        impl = sched == "ws" ? "fiber-ws" : "fiber-ws-suspend";
-        const bool suspend = sched == "ws-suspend";
-        // Boost's pattern (examples/work_sharing.cpp), as in commstime_fiber.cpp:
-        // every thread installs the scheduler, then the helpers park on a fiber
-        // condition variable until main says done; while parked their
-        // schedulers steal work.
-        std::barrier ready(static_cast<std::ptrdiff_t>(threads));
-        boost::fibers::mutex mtx;
-        boost::fibers::condition_variable_any cv;
-        bool done = false;
-        std::vector<std::thread> helpers;
-        for (unsigned i = 1; i < threads; ++i) {
-            helpers.emplace_back([&] {
-                boost::fibers::use_scheduling_algorithm<boost::fibers::algo::work_stealing>(threads,
-                                                                                           suspend);
-                ready.arrive_and_wait();
-                std::unique_lock<boost::fibers::mutex> lk(mtx);
-                cv.wait(lk, [&] { return done; });
-            });
-        }
-        boost::fibers::use_scheduling_algorithm<boost::fibers::algo::work_stealing>(threads, suspend);
-        ready.arrive_and_wait();
-        r = run_network(per);
-        {
-            std::unique_lock<boost::fibers::mutex> lk(mtx);
-            done = true;
-        }
-        cv.notify_all();
-        for (auto& t : helpers) t.join();
-    } else {
-        usage(argv[0]);
-    }
+    const ReaderResult r = bench::run_on_scheduler(args.sched, [&] { return run_network(per); });
 
     const Value expect = static_cast<Value>(messages) * (static_cast<Value>(messages) - 1) / 2;
     if (r.received != messages || r.sum != expect) {
@@ -150,7 +92,8 @@ int main(int argc, char** argv) {
     const double ns_per_op = r.seconds * 1e9 / static_cast<double>(messages);
     std::printf("RESULT name=buffered impl=%s workers=%u ns_per_op=%.2f messages=%ld writers=%ld "
                 "capacity=%zu seconds=%.4f\n",
-                impl.c_str(), threads, ns_per_op, messages, kWriters, kCapacity, r.seconds);
+                args.sched.impl.c_str(), args.sched.threads, ns_per_op, messages, kWriters, kCapacity,
+                r.seconds);
     std::fflush(stdout);
     return 0;
 }

@@ -31,12 +31,12 @@
 
 #include <boost/fiber/all.hpp>
 
+#include "fiber_common.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <string>
 #include <vector>
 
 namespace {
@@ -76,23 +76,6 @@ void collector(Chan& in, long n, CollectorResult& r) {
     r.received = received;
 }
 
-// A "VmRSS:"/"VmHWM:" line of /proc/self/status, in KiB; -1 when unreadable.
-long proc_status_kib(const char* key) {
-    std::FILE* f = std::fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long kib = -1;
-    const std::size_t len = std::strlen(key);
-    while (std::fgets(line, sizeof line, f)) {
-        if (std::strncmp(line, key, len) == 0) {
-            kib = std::strtol(line + len, nullptr, 10);
-            break;
-        }
-    }
-    std::fclose(f);
-    return kib;
-}
-
 // One round's figures; `ok` false (with a message on stderr) when the
 // collector's count or sum is wrong.
 struct Round {
@@ -128,29 +111,19 @@ Round run_round(long n, const char* which) {
     return out;
 }
 
-[[noreturn]] void usage(const char* argv0) {
-    std::fprintf(stderr, "usage: %s [processes>0] [rr]\n", argv0);
-    std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    long n = kDefaultProcesses;
-    if (argc > 1) {
-        char* end = nullptr;
-        n = std::strtol(argv[1], &end, 10);
-        if (end == argv[1] || *end != '\0' || n <= 0) usage(argv[0]);
-    }
-    if (argc > 2 && std::string(argv[2]) != "rr") usage(argv[0]);
+    const long n =
+        bench::parse_fiber_args(argc, argv, kDefaultProcesses, "processes", 1, /*rr_only=*/true).count;
     boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
 
-    const long rss_before = proc_status_kib("VmRSS:");
+    const long rss_before = bench::proc_status_kib("VmRSS:");
     const Round cold = run_round(n, "cold");
     if (!cold.ok) return 1;
     const Round warm = run_round(n, "warm");
     if (!warm.ok) return 1;
-    const long rss_peak = proc_status_kib("VmHWM:");
+    const long rss_peak = bench::proc_status_kib("VmHWM:");
 
     const double ns_per_op = warm.seconds * 1e9 / static_cast<double>(n);
     const double cold_ns = cold.seconds * 1e9 / static_cast<double>(n);
