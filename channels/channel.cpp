@@ -482,39 +482,34 @@ inline bool plain_locked(const ChannelCore* c) noexcept {
     }
     ops->move_construct(dst, src);
 }
+
+// rendezvous: the fast path of read (Reading) and write, one body for both
+// sides: take a partner from the other side's queue, or queue on ours.
+template <bool Reading>
+[[gnu::always_inline]] inline Outcome rendezvous(ChannelCore* c, void* mine) noexcept {
+    c->lock.lock();
+    if (!plain_locked(c)) [[unlikely]] {
+        c->lock.unlock();  // the general path deals with it
+        return Reading ? read_general(c, mine) : write_general(c, mine);
+    }
+    if (Waiter* w = take(Reading ? c->writers : c->readers)) {
+        if (Reading) move_value(c->ops, mine, w->slot);
+        else move_value(c->ops, w->slot, mine);
+        c->lock.unlock();
+        runtime::ready(w->parker);
+        return Outcome::Done;
+    }
+    return block(c, Reading ? c->readers : c->writers, mine);
+}
 }  // namespace
 
 Outcome read(ChannelCore* c, void* dst) noexcept {
-    if (rendezvous_here(c)) [[likely]] {
-        c->lock.lock();
-        if (plain_locked(c)) [[likely]] {
-            if (Waiter* w = take(c->writers)) {
-                move_value(c->ops, dst, w->slot);
-                c->lock.unlock();
-                runtime::ready(w->parker);
-                return Outcome::Done;
-            }
-            return block(c, c->readers, dst);
-        }
-        c->lock.unlock();  // the general path deals with it
-    }
+    if (rendezvous_here(c)) [[likely]] return rendezvous<true>(c, dst);
     return read_general(c, dst);
 }
 
 Outcome write(ChannelCore* c, void* src) noexcept {
-    if (rendezvous_here(c)) [[likely]] {
-        c->lock.lock();
-        if (plain_locked(c)) [[likely]] {
-            if (Waiter* w = take(c->readers)) {
-                move_value(c->ops, w->slot, src);
-                c->lock.unlock();
-                runtime::ready(w->parker);
-                return Outcome::Done;
-            }
-            return block(c, c->writers, src);
-        }
-        c->lock.unlock();
-    }
+    if (rendezvous_here(c)) [[likely]] return rendezvous<false>(c, src);
     return write_general(c, src);
 }
 
