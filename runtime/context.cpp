@@ -14,7 +14,6 @@
 #include "runtime/log.hpp"
 #include "runtime/spin_lock.hpp"
 
-#include <boost/context/stack_context.hpp>
 
 #include <csignal>
 #include <cstdlib>
@@ -130,43 +129,132 @@ StackPool& pool() {
     return *g_pool;
 }
 
-// The Boost.Context stack allocator over the pool.
-struct PooledStack {
-    Context* context;
-    bool guarded = false;  // remembered for deallocate (Boost keeps this object)
-    boost::context::stack_context allocate() {
-        Stack s = pool().take();
-        guarded = s.guarded;
-        boost::context::stack_context sc;
-        sc.size = stack_size();
-        sc.sp = s.bottom + sc.size;
-        context->stack_bottom = s.bottom;
-        context->stack_size = sc.size;
-        context->guard_page = s.guarded ? s.bottom - page_size() : nullptr;
-        return sc;
-    }
-    void deallocate(boost::context::stack_context& sc) noexcept {
-        pool().give({static_cast<char*>(sc.sp) - sc.size, guarded});
-    }
-};
+namespace fc = boost::context::detail;
 
-// Per-thread switch state. A fiber may leave a switch on another thread than
-// it entered it, so a thread-local address computed before a switch is stale
-// after it: every access goes through this accessor, which the compiler
-// cannot fold across the switch.
-struct ThreadSwitchState {
-    const Context* running = nullptr;  // the context running on this thread
-    Context* leaving = nullptr;        // the context being suspended, to get its handle
-    Arrival arrival = nullptr;         // work for the destination, and its argument
-    void* arrival_arg = nullptr;
-    void* tsan_to_destroy = nullptr;   // a finished fiber's TSan state
-};
-__attribute__((tls_model("initial-exec"))) thread_local ThreadSwitchState t_switch;
+}  // namespace
+}  // namespace csp::runtime
 
-__attribute__((noinline)) ThreadSwitchState& ts() noexcept {
-    asm volatile("");
-    return t_switch;
+// ---- The switch primitive ------------------------------------------------------
+//
+// jump(to, data) suspends the caller, saving its callee-saved registers (and
+// the SSE/x87 control words) on its own stack, and resumes the context `to`
+// where it was suspended, handing it {the caller's saved context, data}.
+//
+// On x86-64 it is csp_jump_context below rather than Boost's jump_fcontext,
+// which it otherwise follows frame for frame: Boost's returns to the resumed
+// context with an indirect `jmp`, so the call into the switch is never
+// matched by a `ret`, the CPU's return-address predictor is off by one
+// entry after every switch, and every return that follows in the resumed
+// process (read -> block -> park -> switch, four or five per communication)
+// is mispredicted. Ending the switch with `ret` keeps the predictor in step:
+// every suspended fiber sits at the same return address (in switch_context),
+// which is just what the predictor expects. Measured with bench/commstime on
+// one worker: see the commit that brought this in. Elsewhere, Boost's
+// make_fcontext/jump_fcontext.
+#if defined(__x86_64__) && defined(__ELF__) && !defined(_WIN32)
+#define CSP_OWN_SWITCH 1
+extern "C" {
+boost::context::detail::transfer_t csp_jump_context(void* to, void* data) noexcept;
+void csp_context_start() noexcept;
+[[noreturn]] __attribute__((visibility("hidden"))) void csp_fiber_main(boost::context::detail::transfer_t t) noexcept;
 }
+asm(R"(
+    .text
+    .globl csp_jump_context
+    .hidden csp_jump_context
+    .type csp_jump_context, @function
+    .p2align 4
+csp_jump_context:
+    .cfi_startproc
+    pushq %rbp
+    pushq %rbx
+    pushq %r15
+    pushq %r14
+    pushq %r13
+    pushq %r12
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, %rax
+    movq %rdi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r12
+    popq %r13
+    popq %r14
+    popq %r15
+    popq %rbx
+    popq %rbp
+    movq %rsi, %rdx
+    ret
+    .cfi_endproc
+    .size csp_jump_context, .-csp_jump_context
+
+    .globl csp_context_start
+    .hidden csp_context_start
+    .type csp_context_start, @function
+    .p2align 4
+csp_context_start:
+    .cfi_startproc
+    .cfi_undefined rip
+    movq %rax, %rdi
+    movq %rdx, %rsi
+    call csp_fiber_main@PLT
+    ud2
+    .cfi_endproc
+    .size csp_context_start, .-csp_context_start
+)");
+#endif
+
+namespace csp::runtime {
+namespace {
+
+namespace fc = boost::context::detail;
+
+inline fc::transfer_t jump(fc::fcontext_t to, void* data) noexcept {
+#ifdef CSP_OWN_SWITCH
+    return csp_jump_context(to, data);
+#else
+    return fc::jump_fcontext(to, data);
+#endif
+}
+
+[[noreturn]] void fiber_main(fc::transfer_t t) noexcept;
+
+// fresh_context: a context that, resumed, calls fiber_main on the stack
+// whose top is `top`.
+fc::fcontext_t fresh_context(char* top, std::size_t size) noexcept {
+#ifdef CSP_OWN_SWITCH
+    (void)size;
+    // The frame csp_jump_context pops: control words, six registers, the
+    // return address (csp_context_start, which calls csp_fiber_main with
+    // the stack 16-byte aligned as the ABI wants).
+    auto* frame = reinterpret_cast<std::uint64_t*>(
+        (reinterpret_cast<std::uintptr_t>(top) & ~std::uintptr_t{15}) - 80);
+    std::uint32_t mxcsr;
+    std::uint16_t fcw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fcw));
+    frame[0] = mxcsr | (std::uint64_t{fcw} << 32);
+    for (int i = 1; i <= 6; ++i) frame[i] = 0;
+    frame[7] = reinterpret_cast<std::uint64_t>(&csp_context_start);
+    return frame;
+#else
+    return fc::make_fcontext(top, size, fiber_main);
+#endif
+}
+
+// SwitchRecord: what one switch hands to its destination, on the source's
+// stack (the source is suspended until the destination has read it: nobody
+// can resume the source before its arrival work has run).
+struct SwitchRecord {
+    Context* from;          // the suspended source, to keep its fcontext (null: it ended)
+    Context* to;            // the destination (a fresh fiber learns its Context here)
+    Arrival arrival;        // work for the destination, and its argument
+    void* arrival_arg;
+    void* tsan_to_destroy;  // a finished fiber's TSan state
+};
 
 // before_switch announces a switch to the sanitizers. `fake_stack_save` is
 // where the source keeps its AddressSanitizer state; nullptr when the source
@@ -183,27 +271,46 @@ inline void before_switch(void** fake_stack_save, Context& to) noexcept {
 }
 
 // arrive runs first on the destination `self` of every switch: it finishes
-// the sanitizers' view of the switch, keeps the suspended source's handle,
+// the sanitizers' view of the switch, keeps the suspended source's fcontext,
 // and runs the source's arrival work (which may make the source runnable:
-// only now is it fully suspended).
-void arrive(boost::context::fiber&& source, Context& self) noexcept {
+// only now is it fully suspended). The record is read before that work runs.
+[[gnu::always_inline]] inline void arrive(fc::transfer_t t, Context& self) noexcept {
 #ifdef CSP_ASAN
     __sanitizer_finish_switch_fiber(self.asan_fake_stack, nullptr, nullptr);
 #endif
-    ThreadSwitchState& state = ts();
+    (void)self;
+    const auto* rec = static_cast<const SwitchRecord*>(t.data);
+    const Arrival arrival = rec->arrival;
+    void* arg = rec->arrival_arg;
 #ifdef CSP_TSAN
-    if (state.tsan_to_destroy) {
-        __tsan_destroy_fiber(state.tsan_to_destroy);
-        state.tsan_to_destroy = nullptr;
-    }
+    if (rec->tsan_to_destroy) __tsan_destroy_fiber(rec->tsan_to_destroy);
 #endif
-    state.running = &self;
-    if (state.leaving) state.leaving->fiber = std::move(source);
-    const Arrival arrival = state.arrival;
-    void* arg = state.arrival_arg;
-    state.leaving = nullptr;
-    state.arrival = nullptr;
+    if (rec->from) rec->from->fctx = t.fctx;
     if (arrival) arrival(arg);
+}
+
+// give_back: the arrival work of a fiber's final switch, run once its stack
+// is left: the stack goes back to the pool (arg: a Stack on that stack, read
+// before the pool can hand the stack out again).
+void give_back(void* arg) noexcept { pool().give(*static_cast<const Stack*>(arg)); }
+
+// fiber_main: the bottom frame of every fiber.
+[[noreturn]] void fiber_main(fc::transfer_t t) noexcept {
+    Context* self = static_cast<const SwitchRecord*>(t.data)->to;
+    arrive(t, *self);
+    // entry may free `self` (the process record): keep what is needed after.
+    Stack stack{static_cast<char*>(const_cast<void*>(self->stack_bottom)), self->guard_page != nullptr};
+    [[maybe_unused]] void* own_tsan_fiber = self->tsan_fiber;
+    Context* next = self->entry(self->entry_arg);
+    // This fiber is done: switch to `next` for good; the destination gives
+    // this stack back to the pool.
+    before_switch(nullptr, *next);
+    SwitchRecord last{nullptr, next, give_back, &stack, nullptr};
+#ifdef CSP_TSAN
+    last.tsan_to_destroy = own_tsan_fiber;
+#endif
+    jump(next->fctx, &last);
+    __builtin_unreachable();
 }
 
 }  // namespace
@@ -233,50 +340,34 @@ void init_thread_context(Context& c) noexcept {
 #ifdef CSP_TSAN
     c.tsan_fiber = __tsan_get_current_fiber();
 #endif
-    ts().running = &c;
 }
 
 void make_context(Context& c, Entry entry, void* arg) {
+    const Stack s = pool().take();
+    c.stack_bottom = s.bottom;
+    c.stack_size = stack_size();
+    c.guard_page = s.guarded ? s.bottom - page_size() : nullptr;
+    c.entry = entry;
+    c.entry_arg = arg;
+    c.fctx = fresh_context(s.bottom + c.stack_size, c.stack_size);
 #ifdef CSP_TSAN
     c.tsan_fiber = __tsan_create_fiber(0);
 #endif
-    Context* self = &c;
-    c.fiber = boost::context::fiber(
-        std::allocator_arg, PooledStack{self},
-        [self, entry, arg](boost::context::fiber&& source) -> boost::context::fiber {
-            arrive(std::move(source), *self);
-            [[maybe_unused]] void* own_tsan_fiber = self->tsan_fiber;
-            // entry may free `self` (the process record): not used after this.
-            Context* next = entry(arg);
-            // This fiber is done: switch to `next` for good. Boost frees the
-            // stack on the destination (PooledStack::deallocate), and there
-            // is no handle of ours to keep.
-            before_switch(nullptr, *next);
-            ThreadSwitchState& state = ts();
-#ifdef CSP_TSAN
-            state.tsan_to_destroy = own_tsan_fiber;
-#endif
-            state.leaving = nullptr;
-            state.arrival = nullptr;
-            return std::move(next->fiber);
-        });
 }
 
 void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept {
     before_switch(&from.asan_fake_stack, to);
-    ThreadSwitchState& state = ts();
-    state.leaving = &from;
-    state.arrival = arrival;
-    state.arrival_arg = arg;
-    boost::context::fiber source = std::move(to.fiber).resume();
+    SwitchRecord rec{&from, &to, arrival, arg, nullptr};
+    const fc::transfer_t t = jump(to.fctx, &rec);
     // Back in `from`, perhaps on another thread.
-    arrive(std::move(source), from);
+    arrive(t, from);
 }
 
+#ifndef CSP_ASAN  // (AddressSanitizer reports overflows itself)
 namespace {
 
 void on_segv(int sig, siginfo_t* info, void*) {
-    const Context* c = t_switch.running;
+    const Context* c = running_context();
     auto addr = static_cast<const char*>(info->si_addr);
     if (c && c->guard_page && addr >= c->guard_page &&
         addr < c->guard_page + page_size()) {
@@ -294,6 +385,7 @@ void on_segv(int sig, siginfo_t* info, void*) {
 }
 
 }  // namespace
+#endif
 
 void install_overflow_handler() noexcept {
 #ifndef CSP_ASAN
@@ -315,6 +407,12 @@ void install_overflow_handler() noexcept {
 }
 
 }  // namespace csp::runtime
+
+#ifdef CSP_OWN_SWITCH
+void csp_fiber_main(boost::context::detail::transfer_t t) noexcept {
+    csp::runtime::fiber_main(t);
+}
+#endif
 
 namespace csp::runtime {
 

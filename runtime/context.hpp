@@ -1,20 +1,31 @@
 // context.hpp: the fiber context switch and fiber stacks, in one place.
 //
-// Fibers are Boost.Context `fiber`s on pooled stacks. Every switch goes
-// through switch_context (or the final switch of exit_context), which is also
+// Fibers run on pooled stacks and switch with Boost.Context's fcontext
+// primitives (make_fcontext, jump_fcontext: the assembly under Boost's own
+// `fiber`, used directly because the switch then carries a pointer to the
+// switch's own record, and the `fiber` wrapper's handle juggling and a
+// thread-local hand-over record fall away: see switch_context). Every switch
+// goes through switch_context (or a fiber's final switch), which is also
 // where the switches are announced to AddressSanitizer and ThreadSanitizer so
 // that they follow the program from stack to stack.
 #pragma once
 
-#include <boost/context/fiber.hpp>
+#include <boost/context/detail/fcontext.hpp>
 
 #include <cstddef>
 
 namespace csp::runtime {
 
 // Context: one execution context, a fiber or a worker thread's own stack.
+// Entry: what a fiber runs; it returns the context to switch to when the
+// fiber is done.
+struct Context;
+using Entry = Context* (*)(void* arg) noexcept;
+
 struct Context {
-    boost::context::fiber fiber;      // the suspended context (empty while it runs)
+    boost::context::detail::fcontext_t fctx = nullptr;  // where it was suspended (stale while it runs)
+    Entry entry = nullptr;            // a fiber's body and its argument (make_context)
+    void* entry_arg = nullptr;
     const void* stack_bottom = nullptr;  // lowest address of the usable stack
     std::size_t stack_size = 0;
     void* asan_fake_stack = nullptr;  // AddressSanitizer's per-context state
@@ -32,8 +43,8 @@ using Arrival = void (*)(void* arg) noexcept;
 void init_thread_context(Context& c) noexcept;
 
 // make_context prepares `c` to run entry(arg) on a fresh pooled stack. entry
-// returns the context to switch to when the fiber is done.
-using Entry = Context* (*)(void* arg) noexcept;
+// returns the context to switch to when the fiber is done; the stack goes
+// back to the pool once the fiber has left it.
 void make_context(Context& c, Entry entry, void* arg);
 
 // switch_context suspends the running context `from` and runs `to`. On
@@ -44,6 +55,10 @@ void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noex
 // stack_size is the usable size of a fiber stack (CSP_STACK_SIZE, in KiB;
 // default 128 KiB). Untouched stack pages cost no memory.
 std::size_t stack_size() noexcept;
+
+// running_context: the fiber context the calling thread runs, or nullptr
+// (defined by the scheduler, which knows; read by the overflow handler).
+const Context* running_context() noexcept;
 
 // install_overflow_handler turns a fault on a guard page into a clear
 // message naming the process, instead of silent corruption. Per thread.

@@ -836,6 +836,12 @@ const char* current_name() noexcept {
     return this_thread_record().name.c_str();
 }
 
+const Context* running_context() noexcept {
+    // (Called from a signal handler: reads only.)
+    if (Worker* w = t_worker; w && w->current) return &w->current->context;
+    return nullptr;
+}
+
 bool in_fiber() noexcept {
     Worker* w = this_worker();
     return w && w->current;
