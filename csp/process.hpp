@@ -112,7 +112,9 @@ struct Slot {
     std::optional<result_t<R>> result;
     std::exception_ptr error;
     bool deadlock = false;  // error is the DeadlockError that ended it
-    std::string name;
+    // The process's name, in the Process object the combinator holds until
+    // it returns (a pointer rather than a third copy of every name).
+    const std::string* name = nullptr;
 };
 
 // start_spawned starts processes that the calling process (or, in a thread,
@@ -445,7 +447,7 @@ std::unique_ptr<runtime::ProcessBody> body_for(Process<R>& p, Slot<R>* slot, con
     if (!call) throw ChannelEndError("csp: a moved-from Process cannot run");
     auto body = std::make_unique<Body<R>>(std::move(call), slot, join);
     body->name = name_of(p);
-    if (slot) slot->name = body->name;
+    if (slot) slot->name = &name_of(p);
     return body;
 }
 
@@ -457,7 +459,7 @@ result_t<R> take_result(Slot<R>& s) {
     if constexpr (std::is_default_constructible_v<result_t<R>>) {
         return result_t<R>{};
     } else {
-        throw ChannelEndError("process '" + s.name + "' ended by poison or retire and its result type has "
+        throw ChannelEndError("process '" + *s.name + "' ended by poison or retire and its result type has "
                               "no default value");
     }
 }
@@ -468,7 +470,7 @@ void check_deadlock(Slot<R>& s) {
 }
 template <class R>
 void check(Slot<R>& s) {
-    if (s.error) rethrow_failure(s.name, s.error);
+    if (s.error) rethrow_failure(*s.name, s.error);
 }
 
 }  // namespace detail

@@ -33,6 +33,7 @@
 
 #include "runtime/arena.hpp"
 #include "runtime/context.hpp"
+#include "runtime/free_list.hpp"
 #include "runtime/futex.hpp"
 #include "runtime/log.hpp"
 #include "runtime/spin_lock.hpp"
@@ -282,8 +283,23 @@ int configured_threads() noexcept {
     return n < 1 ? 1 : n;
 }
 
+// Parkers and tasks are pooled (FreeList): a network that starts a million
+// processes makes and frees a million of each, and the arena's general
+// allocator (a best-fit tree under a process-shared mutex) alone cost about
+// a quarter of bench/spawn's instructions. A forked child starts with empty
+// pools (after_fork_in_child): the parent goes on using its own free parkers.
+FreeList g_free_parkers;  // storage in the arena
+FreeList g_free_tasks;    // on the heap
+
+// free_task: a task's storage back to the pool (the task is destroyed).
+void free_task(Task* t) noexcept {
+    t->~Task();
+    g_free_tasks.give(t);
+}
+
 Parker* new_parker(void* owner, bool is_thread) {
-    Parker* p = arena_new<Parker>();
+    void* free = g_free_parkers.take();
+    Parker* p = free ? ::new (free) Parker : arena_new<Parker>();
     p->owner = owner;
     p->home = g_local_inbox;
     p->is_thread = is_thread;
@@ -293,7 +309,8 @@ Parker* new_parker(void* owner, bool is_thread) {
 void release_parker(Parker* p) noexcept {
     if (p->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     arena_free(p->upper_block);
-    arena_delete(p);
+    p->~Parker();
+    g_free_parkers.give(p);
 }
 
 std::set<int> os_threads() {
@@ -593,7 +610,7 @@ Context* task_entry(void* arg) noexcept {
         futex_wake(r.live_zero, 1 << 30);
     }
     Task* next = next_local(w);
-    delete t;
+    free_task(t);
     if (next) {
         w->current = next;
         next->home.store(w->index, std::memory_order_relaxed);
@@ -942,7 +959,8 @@ void ready(Parker* p) noexcept {
 namespace {
 
 Task* make_task(std::unique_ptr<ProcessBody> body) {
-    auto* t = new Task;
+    void* free = g_free_tasks.take();
+    auto* t = free ? ::new (free) Task : new Task;
     t->parker = new_parker(t, false);
     t->body = std::move(body);
     t->context.name = t->body->name.c_str();
@@ -964,7 +982,7 @@ void start_processes(std::vector<std::unique_ptr<ProcessBody>>& bodies) {
     } catch (...) {
         for (Task* t : tasks) {  // never started: undo quietly
             release_parker(t->parker);
-            delete t;
+            free_task(t);
         }
         throw;
     }
@@ -1097,6 +1115,8 @@ void after_fork_in_child() noexcept {
     g_in_child = true;
     reset_logger_after_fork();
     reset_stacks_after_fork();
+    ::new (&g_free_parkers) FreeList;  // the parent's free parkers stay the parent's
+    ::new (&g_free_tasks) FreeList;
     trace_detail::enabled.store(false);  // the parent writes the trace file
     t_worker = nullptr;
     (void)t_thread.release();  // the parent's record of this thread

@@ -1,0 +1,41 @@
+// free_list.hpp: storage for objects of one kind, kept for reuse.
+//
+// A network may start and end a million processes, each with a few records
+// of fixed size; a general allocator costs hundreds of instructions per
+// record (and glibc's, freeing them in bulk, consolidates again and again).
+// A FreeList keeps freed storage on an intrusive stack under a spin lock
+// and hands it out again. The storage stays the caller's kind of memory (the
+// shared arena, the heap); the list never gives it back.
+#pragma once
+
+#include "runtime/spin_lock.hpp"
+
+namespace csp::runtime {
+
+class FreeList {
+public:
+    // take: storage given back earlier, or nullptr (then allocate afresh).
+    void* take() noexcept {
+        Locked<SpinLock> hold(lock_);
+        Node* n = head_;
+        if (n) head_ = n->next;
+        return n;
+    }
+    // give: storage of at least a pointer's size whose object has been
+    // destroyed; its first bytes now hold the list's link.
+    void give(void* p) noexcept {
+        auto* n = static_cast<Node*>(p);
+        Locked<SpinLock> hold(lock_);
+        n->next = head_;
+        head_ = n;
+    }
+
+private:
+    struct Node {
+        Node* next;
+    };
+    SpinLock lock_;
+    Node* head_ = nullptr;
+};
+
+}  // namespace csp::runtime
