@@ -43,6 +43,28 @@ Parcel* pack_or_lost(ChannelCore* c, const void* src) noexcept {
     return p;
 }
 
+// PlainWait: the record of a plain read's or write's wait, in the waiting
+// parker's upper storage (block): its waiter, and room for a small trivially
+// copyable value that a writer in another OS process hands to it (pack_for).
+// A round trip between OS processes then allocates nothing in the arena,
+// whose allocator (a mutex and a tree, touched alternately from two cores)
+// cost more than the rest of the hand-over.
+constexpr std::size_t kInlineMark = ~std::size_t{0};  // Parcel::capacity of an inline value
+constexpr std::size_t kPlainWaitHead = (sizeof(Waiter) + 15) / 16 * 16 + sizeof(Parcel);
+struct PlainWait {
+    Waiter waiter;
+    alignas(16) Parcel parcel;
+    unsigned char bytes[sizeof(runtime::Parker::upper) - kPlainWaitHead];  // Parcel::data()
+};
+static_assert(sizeof(PlainWait) <= sizeof(runtime::Parker::upper));
+static_assert(offsetof(PlainWait, bytes) == offsetof(PlainWait, parcel) + sizeof(Parcel));
+static_assert(offsetof(PlainWait, waiter) == 0);
+
+// fits_inline: values of this channel fit a PlainWait's room.
+inline bool fits_inline(const ChannelCore* c) noexcept {
+    return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes);
+}
+
 Parcel* get_slot_parcel(unsigned char* slot) noexcept {
     Parcel* p;
     std::memcpy(&p, slot, sizeof p);
@@ -129,7 +151,7 @@ Waiter* retire_locked(ChannelCore* c) noexcept {
 // the lock held; returns with it released.
 Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullptr) noexcept {
     runtime::Parker* me = runtime::current();
-    auto* w = ::new (static_cast<void*>(me->upper)) Waiter;
+    auto* w = &(::new (static_cast<void*>(me->upper)) PlainWait)->waiter;
     w->parker = me;
     w->token = runtime::begin_wait(me);
     w->index = 0;
@@ -161,7 +183,7 @@ Parcel* parcel_new(std::size_t size, std::size_t capacity) {
 }
 
 void parcel_free(Parcel* p) noexcept {
-    if (p && p != kLost) runtime::arena_free(p);
+    if (p && p != kLost && p->capacity != kInlineMark) runtime::arena_free(p);
 }
 
 bool receive_parcel(ChannelCore* c, Parcel* p, void* dst) noexcept {
@@ -335,6 +357,20 @@ Parcel* packed(ChannelCore* c, const void* src, Parcel** pre) noexcept {
     return pack_or_lost(c, src);
 }
 
+// pack_for: the value for waiting reader `w` in another OS process: in the
+// reader's own PlainWait when it fits (nobody else touches that room until
+// the reader, woken by this very writer, has read it), else a parcel.
+Parcel* pack_for(ChannelCore* c, Waiter* w, const void* src, Parcel** pre) noexcept {
+    if (w->solo && fits_inline(c)) {
+        auto* pw = reinterpret_cast<PlainWait*>(w);
+        pw->parcel.size = c->ops->size;
+        pw->parcel.capacity = kInlineMark;
+        std::memcpy(pw->bytes, src, c->ops->size);
+        return &pw->parcel;
+    }
+    return packed(c, src, pre);
+}
+
 [[gnu::always_inline]] inline Attempt try_write(ChannelCore* c, void* src, Waiter** wake,
                                                 Parcel** pre = nullptr) noexcept {
     if (c->poisoned) return Attempt::Poisoned;
@@ -343,7 +379,7 @@ Parcel* packed(ChannelCore* c, const void* src, Parcel** pre) noexcept {
         if (runtime::local(w->parker)) [[likely]] {
             c->ops->move_construct(w->slot, src);
         } else {
-            w->parcel = packed(c, src, pre);
+            w->parcel = pack_for(c, w, src, pre);
         }
         *wake = w;
         return Attempt::Done;
@@ -391,7 +427,9 @@ Outcome read_impl(ChannelCore* c, void* dst) noexcept {
 // its value before taking the lock (serializing a large value under a spin
 // lock would hold up everyone else on the channel).
 [[gnu::noinline]] Outcome write_cross(ChannelCore* c, void* src) noexcept {
-    Parcel* pre = pack_or_lost(c, src);
+    // (Not a small trivially copyable value: a waiting reader takes that in
+    // its own room, and a queued writer packs it under the lock, a memcpy.)
+    Parcel* pre = fits_inline(c) ? nullptr : pack_or_lost(c, src);
     c->lock.lock();
     Waiter* wake = nullptr;
     const Attempt a = try_write(c, src, &wake, &pre);

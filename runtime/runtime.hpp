@@ -88,9 +88,9 @@ struct Parker {
     // the deadlock breaker takes it too before it ends the wait.
     SpinLock* wait_lock = nullptr;
     // Storage reserved for the layer above: the channel layer keeps the waiter
-    // record of a plain read or write here, so a blocking operation allocates
-    // nothing.
-    alignas(16) unsigned char upper[96];
+    // record of a plain read or write here, with room for a small value sent
+    // to it from another OS process, so a blocking operation allocates nothing.
+    alignas(16) unsigned char upper[128];
     // Arena memory the layer above may attach (the waiter records of an
     // alternation, reused from one choice to the next); the runtime frees it
     // with arena_free when the parker goes.

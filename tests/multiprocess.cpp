@@ -979,6 +979,60 @@ TEST_CASE("values of every kind cross to a child and back intact", "[multiproces
     CHECK(unreaped_children() == "");
 }
 
+// Trivially copyable values of the sizes around the room a waiting reader
+// keeps for a value from another OS process (48 bytes: 8, 48 fit, 49 and
+// 4096 go through an arena parcel), with the reader waiting first (the
+// writer fills its room) and with the writer waiting first (it packs its
+// value when it queues), each way across the boundary: every value intact,
+// once, in order.
+namespace {
+
+template <std::size_t N>
+void sized_values_cross(bool reader_first, Side writer_side, Side reader_side) {
+    using V = std::array<unsigned char, N>;
+    CAPTURE(N, reader_first, name_of(writer_side), name_of(reader_side));
+    constexpr int count = 50;
+    const auto value = [](int i) {
+        V v;
+        for (std::size_t b = 0; b < N; ++b) v[b] = static_cast<unsigned char>(i * 31 + b * 7);
+        return v;
+    };
+    auto channel = csp_test::make_channel<V>(0, "sized");
+    const auto write_all = [value](csp::ChannelOut<V> out, bool pause) {
+        for (int i = 0; i < count; ++i) {
+            if (pause) csp::sleep(std::chrono::milliseconds(1));  // the reader waits first
+            out(value(i));
+        }
+        return 0;
+    };
+    const auto read_all = [value](csp::ChannelIn<V> in, bool pause) {
+        int intact = 0;
+        for (int i = 0; i < count; ++i) {
+            if (pause) csp::sleep(std::chrono::milliseconds(1));  // the writer waits first
+            intact += in() == value(i);
+        }
+        return intact;
+    };
+    auto [written, intact] = csp::Parallel(on(writer_side, "writer", write_all, channel.writer(), reader_first),
+                                           on(reader_side, "reader", read_all, channel.reader(), !reader_first));
+    CHECK(written == 0);
+    CHECK(intact == count);
+}
+
+}  // namespace
+
+TEST_CASE("small and large trivially copyable values cross whichever side waits first", "[multiprocess][values]") {
+    const bool reader_first = GENERATE(true, false);
+    const bool child_writes = GENERATE(true, false);
+    const Side writer = child_writes ? Side::child : Side::fiber;
+    const Side reader = child_writes ? Side::fiber : Side::child;
+    sized_values_cross<8>(reader_first, writer, reader);
+    sized_values_cross<48>(reader_first, writer, reader);
+    sized_values_cross<49>(reader_first, writer, reader);
+    sized_values_cross<4096>(reader_first, writer, reader);
+    CHECK(unreaped_children() == "");
+}
+
 // 100 MB in one value, each way: a child makes it and this process checks
 // it, then this process sends it and the child checks it. Content is
 // compared by checksum (a failing CHECK must not print 100 MB).
