@@ -106,6 +106,10 @@ struct Discard final : Call<void> {
     std::unique_ptr<Call<R>> inner;
 };
 
+// Name: a process's name, shared by the Process objects and bodies made
+// from one factory (copying a shared pointer, not the string).
+using Name = std::shared_ptr<const std::string>;
+
 // Outcome of one process run by a combinator.
 template <class R>
 struct Slot {
@@ -199,6 +203,8 @@ template <class R>
 std::unique_ptr<Call<R>>& call_of(Process<R>& p) noexcept;
 template <class R>
 const std::string& name_of(const Process<R>& p) noexcept;
+template <class R>
+const Name& shared_name_of(const Process<R>& p) noexcept;
 
 }  // namespace detail
 
@@ -211,12 +217,15 @@ public:
     using result_type = R;
 
     Process(std::string name, std::unique_ptr<detail::Call<R>> call)
+        : name_(std::make_shared<const std::string>(std::move(name))), call_(std::move(call)) {}
+    // (The name shared with the factory and the other processes it made.)
+    Process(detail::Name name, std::unique_ptr<detail::Call<R>> call)
         : name_(std::move(name)), call_(std::move(call)) {}
 
     template <class U>
         requires(std::is_void_v<R> && !std::is_void_v<U>)
     Process(Process<U> other)
-        : name_(detail::name_of(other)),
+        : name_(detail::shared_name_of(other)),
           call_(std::make_unique<detail::Discard<U>>(std::move(detail::call_of(other)))) {}
 
     Process(const Process& other)
@@ -232,10 +241,10 @@ public:
     Process& operator=(Process&&) noexcept = default;
 
     // name of the process (given, or derived from where it was defined).
-    const std::string& name() const noexcept { return name_; }
+    const std::string& name() const noexcept { return detail::name_of(*this); }
     // named: the same process under another name.
     Process named(std::string n) && {
-        name_ = std::move(n);
+        name_ = std::make_shared<const std::string>(std::move(n));
         return std::move(*this);
     }
 
@@ -243,9 +252,9 @@ private:
     template <class U>
     friend std::unique_ptr<detail::Call<U>>& detail::call_of(Process<U>&) noexcept;
     template <class U>
-    friend const std::string& detail::name_of(const Process<U>&) noexcept;
+    friend const detail::Name& detail::shared_name_of(const Process<U>&) noexcept;
 
-    std::string name_;
+    detail::Name name_;  // null only in a moved-from Process
     std::unique_ptr<detail::Call<R>> call_;
 };
 
@@ -254,8 +263,14 @@ std::unique_ptr<detail::Call<R>>& detail::call_of(Process<R>& p) noexcept {
     return p.call_;
 }
 template <class R>
-const std::string& detail::name_of(const Process<R>& p) noexcept {
+const detail::Name& detail::shared_name_of(const Process<R>& p) noexcept {
     return p.name_;
+}
+template <class R>
+const std::string& detail::name_of(const Process<R>& p) noexcept {
+    static const std::string none;
+    const Name& name = shared_name_of(p);
+    return name ? *name : none;
 }
 
 // ProcessFactory: a "decorated" callable: calling it with arguments returns
@@ -263,7 +278,8 @@ const std::string& detail::name_of(const Process<R>& p) noexcept {
 template <class F>
 class ProcessFactory {
 public:
-    ProcessFactory(F f, std::string name) : f_(std::move(f)), name_(std::move(name)) {}
+    ProcessFactory(F f, std::string name)
+        : f_(std::move(f)), name_(std::make_shared<const std::string>(std::move(name))) {}
 
     template <class... Args>
     auto operator()(Args&&... args) const {
@@ -272,7 +288,7 @@ public:
                                      f_, std::forward<Args>(args)...));
     }
 
-    const std::string& name() const noexcept { return name_; }
+    const std::string& name() const noexcept { return *name_; }
 
 private:
     template <class... A>
@@ -288,7 +304,7 @@ private:
 
 private:
     F f_;
-    std::string name_;
+    detail::Name name_;
 };
 
 // process(f): a process factory; each process it makes runs as a fiber.
@@ -446,7 +462,7 @@ std::unique_ptr<runtime::ProcessBody> body_for(Process<R>& p, Slot<R>* slot, con
     auto& call = call_of(p);
     if (!call) throw ChannelEndError("csp: a moved-from Process cannot run");
     auto body = std::make_unique<Body<R>>(std::move(call), slot, join);
-    body->name = name_of(p);
+    body->name = shared_name_of(p);
     if (slot) slot->name = &name_of(p);
     return body;
 }

@@ -188,7 +188,10 @@ class ProcessBody {
 public:
     virtual ~ProcessBody() = default;
     virtual void run() noexcept = 0;
-    std::string name;
+    // The process's name, shared with the Process it came from and its
+    // siblings (a million processes made by one factory hold one string).
+    std::shared_ptr<const std::string> name;
+    const char* name_c_str() const noexcept { return name ? name->c_str() : "process"; }
 };
 
 // start_process runs `body` as a new fiber process; callable from fibers and

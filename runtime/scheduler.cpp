@@ -434,7 +434,7 @@ void Runtime::remove_from_registry(Parker* p) noexcept {
 const char* name_of(const Parker* p) noexcept {
     if (p->is_thread) return static_cast<ThreadRecord*>(p->owner)->name.c_str();
     auto* t = static_cast<Task*>(p->owner);
-    return t->body ? t->body->name.c_str() : "process";
+    return t->body ? t->body->name_c_str() : "process";
 }
 
 bool Worker::rouse() noexcept {
@@ -597,7 +597,7 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const char* what, Release rel
 
 Context* task_entry(void* arg) noexcept {
     auto* t = static_cast<Task*>(arg);
-    trace_process_start(t->parker, t->body->name.c_str());
+    trace_process_start(t->parker, t->body->name_c_str());
     t->body->run();
     trace_process_end(t->parker);
     t->body.reset();
@@ -848,7 +848,7 @@ Parker* current() noexcept {
 
 const char* current_name() noexcept {
     if (Worker* w = this_worker(); w && w->current && w->current->body) {
-        return w->current->body->name.c_str();
+        return w->current->body->name_c_str();
     }
     return this_thread_record().name.c_str();
 }
@@ -963,7 +963,7 @@ Task* make_task(std::unique_ptr<ProcessBody> body) {
     auto* t = free ? ::new (free) Task : new Task;
     t->parker = new_parker(t, false);
     t->body = std::move(body);
-    t->context.name = t->body->name.c_str();
+    t->context.name = t->body->name_c_str();
     make_context(t->context, task_entry, t);
     return t;
 }
