@@ -46,6 +46,7 @@ Parcel* pack_or_lost(ChannelCore* c, const void* src) noexcept {
 // PlainWait: the record of a plain read's or write's wait, in the waiting
 // parker's upper storage (block): its waiter, and room for a small trivially
 // copyable value that a writer in another OS process hands to it (pack_for).
+// Every solo waiter is the waiter of a PlainWait (only block makes them).
 // A round trip between OS processes then allocates nothing in the arena,
 // whose allocator (a mutex and a tree, touched alternately from two cores)
 // cost more than the rest of the hand-over.

@@ -429,7 +429,7 @@ public:
         static_assert(std::is_void_v<R> || Transferable<R>,
                       "csp::multiprocess: the body's result must cross OS processes; make it "
                       "trivially copyable, or give it a cereal serialize function");
-        return Process<R>(p.name(),
+        return Process<R>(detail::shared_name_of(p),
                           std::make_unique<detail::MultiCall<R>>(std::move(detail::call_of(p)), p.name()));
     }
 

@@ -1,10 +1,11 @@
 // context.hpp: the fiber context switch and fiber stacks, in one place.
 //
-// Fibers run on pooled stacks and switch with Boost.Context's fcontext
-// primitives (make_fcontext, jump_fcontext: the assembly under Boost's own
-// `fiber`, used directly because the switch then carries a pointer to the
-// switch's own record, and the `fiber` wrapper's handle juggling and a
-// thread-local hand-over record fall away: see switch_context). Every switch
+// Fibers run on pooled stacks and switch with Boost.Context's fcontext frame:
+// on x86-64 through csp_jump_context, which ends in `ret` where Boost's
+// jump_fcontext ends in an indirect `jmp` (context.cpp says why), elsewhere
+// through Boost's make_fcontext/jump_fcontext. The switch carries a pointer
+// to a record of the switch, so no `fiber` wrapper and no thread-local
+// hand-over state are needed (see switch_context). Every switch
 // goes through switch_context (or a fiber's final switch), which is also
 // where the switches are announced to AddressSanitizer and ThreadSanitizer so
 // that they follow the program from stack to stack.
@@ -16,12 +17,12 @@
 
 namespace csp::runtime {
 
-// Context: one execution context, a fiber or a worker thread's own stack.
 // Entry: what a fiber runs; it returns the context to switch to when the
 // fiber is done.
 struct Context;
 using Entry = Context* (*)(void* arg) noexcept;
 
+// Context: one execution context, a fiber or a worker thread's own stack.
 struct Context {
     boost::context::detail::fcontext_t fctx = nullptr;  // where it was suspended (stale while it runs)
     Entry entry = nullptr;            // a fiber's body and its argument (make_context)

@@ -298,8 +298,8 @@ void free_task(Task* t) noexcept {
 }
 
 Parker* new_parker(void* owner, bool is_thread) {
-    void* free = g_free_parkers.take();
-    Parker* p = free ? ::new (free) Parker : arena_new<Parker>();
+    void* storage = g_free_parkers.take();
+    Parker* p = storage ? ::new (storage) Parker : arena_new<Parker>();
     p->owner = owner;
     p->home = g_local_inbox;
     p->is_thread = is_thread;
@@ -959,8 +959,8 @@ void ready(Parker* p) noexcept {
 namespace {
 
 Task* make_task(std::unique_ptr<ProcessBody> body) {
-    void* free = g_free_tasks.take();
-    auto* t = free ? ::new (free) Task : new Task;
+    void* storage = g_free_tasks.take();
+    auto* t = storage ? ::new (storage) Task : new Task;
     t->parker = new_parker(t, false);
     t->body = std::move(body);
     t->context.name = t->body->name_c_str();
