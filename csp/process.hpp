@@ -50,62 +50,6 @@ void poison_end(std::vector<X>& v) noexcept {
     for (auto& x : v) poison_end(x);
 }
 
-// Call: one deferred call of a callable with its arguments.
-template <class R>
-struct Call {
-    virtual ~Call() = default;
-    virtual std::unique_ptr<Call> clone() const = 0;
-    // invoke consumes the callable and arguments: they are destroyed when
-    // the body ends.
-    virtual R invoke() = 0;
-};
-
-template <class R, class F, class... Args>
-struct BoundCall final : Call<R> {
-    template <class G, class... A>
-    explicit BoundCall(G&& g, A&&... a) : f(std::forward<G>(g)), args(std::forward<A>(a)...) {}
-
-    std::unique_ptr<Call<R>> clone() const override {
-        if constexpr (std::is_copy_constructible_v<F> &&
-                      (std::is_copy_constructible_v<Args> && ...)) {
-            return std::make_unique<BoundCall>(*this);
-        } else {
-            throw ChannelEndError("csp: this process holds a move-only argument and cannot be copied");
-        }
-    }
-
-    R invoke() override {
-        F body = std::move(f);
-        std::tuple<Args...> local = std::move(args);
-        try {
-            if constexpr (std::is_invocable_v<F&, Args&&...>) {
-                return std::apply(body, std::move(local));
-            } else {
-                return std::apply(body, local);
-            }
-        } catch (const ChannelRetireException&) {
-            throw;
-        } catch (...) {
-            std::apply([](auto&... a) { (poison_end(a), ...); }, local);
-            throw;
-        }
-    }
-
-    F f;
-    std::tuple<Args...> args;
-};
-
-// Discard: a Process<R> seen as a Process<void>.
-template <class R>
-struct Discard final : Call<void> {
-    explicit Discard(std::unique_ptr<Call<R>> c) : inner(std::move(c)) {}
-    std::unique_ptr<Call<void>> clone() const override {
-        return std::make_unique<Discard>(inner->clone());
-    }
-    void invoke() override { (void)inner->invoke(); }
-    std::unique_ptr<Call<R>> inner;
-};
-
 // Name: a process's name, shared by the Process objects and bodies made
 // from one factory (copying a shared pointer, not the string).
 using Name = std::shared_ptr<const std::string>;
@@ -142,16 +86,25 @@ protected:
     JoinRef join_;
 };
 
-// Body: what the runtime runs for one process of a combinator.
+void log_spawned_failure(const char* name, std::exception_ptr e) noexcept;
+
+// Call: one deferred call of a callable with its arguments, held by a
+// Process until a combinator runs it; then the same object is what the
+// runtime runs (one record per process, not a call and a body around it).
 template <class R>
-class Body final : public BodyBase {
+class Call : public BodyBase {
 public:
-    Body(std::unique_ptr<Call<R>> c, Slot<R>* s, JoinRef j) : call_(std::move(c)), slot_(s) {
-        join_ = std::move(j);
-    }
-    void run() noexcept override {
-        run_call(*call_, slot_);
-        call_.reset();
+    virtual std::unique_ptr<Call> clone() const = 0;
+    // invoke consumes the callable and arguments: nothing of them is left in
+    // the Call when it returns or throws (they may hold channel ends, which
+    // must be gone before the process arrives at its join).
+    virtual R invoke() = 0;
+
+    // report_to: where run() leaves the outcome (nullptr: log a failure).
+    void report_to(Slot<R>* s) noexcept { slot_ = s; }
+
+    void run() noexcept final {
+        run_call(*this, slot_);
         join_spawned();
         if (join_) {
             join_->arrive();  // the combinator may return at once: our reference keeps the Join
@@ -159,7 +112,7 @@ public:
         }
     }
 
-    static void run_call(Call<R>& call, Slot<R>* slot) noexcept {
+    static void run_call(Call& call, Slot<R>* slot) noexcept {
         try {
             if constexpr (std::is_void_v<R>) {
                 call.invoke();
@@ -175,26 +128,80 @@ public:
                 slot->error = std::current_exception();
                 slot->deadlock = true;
             } else {
-                report_unjoined_failure(std::current_exception());
+                log_spawned_failure(runtime::current_name(), std::current_exception());
             }
         } catch (...) {
             if (slot) slot->error = std::current_exception();
-            else report_unjoined_failure(std::current_exception());
+            else log_spawned_failure(runtime::current_name(), std::current_exception());
         }
     }
 
 private:
-    static void report_unjoined_failure(std::exception_ptr e) noexcept;
-    std::unique_ptr<Call<R>> call_;
-    Slot<R>* slot_;
+    Slot<R>* slot_ = nullptr;
 };
 
-void log_spawned_failure(const char* name, std::exception_ptr e) noexcept;
+template <class R, class F, class... Args>
+class BoundCall final : public Call<R> {
+public:
+    template <class G, class... A>
+    explicit BoundCall(G&& g, A&&... a)
+        : bound_(std::in_place, std::forward<G>(g), std::tuple<Args...>(std::forward<A>(a)...)) {}
 
+    std::unique_ptr<Call<R>> clone() const override {
+        if constexpr (std::is_copy_constructible_v<F> &&
+                      (std::is_copy_constructible_v<Args> && ...)) {
+            return std::unique_ptr<Call<R>>(new BoundCall(bound_));
+        } else {
+            throw ChannelEndError("csp: this process holds a move-only argument and cannot be copied");
+        }
+    }
+
+    R invoke() override {
+        F body = std::move(bound_->f);
+        std::tuple<Args...> local = std::move(bound_->args);
+        bound_.reset();
+        try {
+            if constexpr (std::is_invocable_v<F&, Args&&...>) {
+                return std::apply(body, std::move(local));
+            } else {
+                return std::apply(body, local);
+            }
+        } catch (const ChannelRetireException&) {
+            throw;
+        } catch (...) {
+            std::apply([](auto&... a) { (poison_end(a), ...); }, local);
+            throw;
+        }
+    }
+
+private:
+    struct Bound {
+        template <class G>
+        Bound(G&& g, std::tuple<Args...>&& a) : f(std::forward<G>(g)), args(std::move(a)) {}
+        F f;
+        std::tuple<Args...> args;
+    };
+    explicit BoundCall(const std::optional<Bound>& b) : bound_(b) {}
+    std::optional<Bound> bound_;  // empty once invoked
+};
+
+// Discard: a Process<R> seen as a Process<void>.
 template <class R>
-void Body<R>::report_unjoined_failure(std::exception_ptr e) noexcept {
-    log_spawned_failure(runtime::current_name(), e);
-}
+class Discard final : public Call<void> {
+public:
+    explicit Discard(std::unique_ptr<Call<R>> c) : inner_(std::move(c)) {}
+    std::unique_ptr<Call<void>> clone() const override {
+        return std::make_unique<Discard>(inner_->clone());
+    }
+    void invoke() override {
+        std::unique_ptr<Call<R>> inner = std::move(inner_);
+        (void)inner->invoke();
+    }
+
+private:
+    std::unique_ptr<Call<R>> inner_;
+};
+
 
 // rethrow_failure throws a ProcessError naming `name` around `e`.
 [[noreturn]] void rethrow_failure(const std::string& name, std::exception_ptr e);
@@ -354,15 +361,23 @@ void record_failure(ChildRecord* rec, std::exception_ptr e) noexcept;
 
 // MultiCall: a call that runs in a forked OS process.
 template <class R>
-struct MultiCall final : Call<R> {
-    MultiCall(std::unique_ptr<Call<R>> c, std::string n) : inner(std::move(c)), name(std::move(n)) {}
+class MultiCall final : public Call<R> {
+public:
+    MultiCall(std::unique_ptr<Call<R>> c, std::string n) : inner_(std::move(c)), os_name_(std::move(n)) {}
 
     std::unique_ptr<Call<R>> clone() const override {
-        return std::make_unique<MultiCall>(inner->clone(), name);
+        return std::make_unique<MultiCall>(inner_->clone(), os_name_);
     }
 
     R invoke() override {
-        ChildRecord* rec = run_forked({&name, &child_main, &forget, this});
+        // The parent's copy of the call is gone by the time this returns or
+        // throws (once forked, the child's copy owns its channel ends; see
+        // forget), or the ends it holds would outlive the process.
+        struct Drop {
+            std::unique_ptr<Call<R>>& inner;
+            ~Drop() { inner.reset(); }
+        } drop{inner_};
+        ChildRecord* rec = run_forked({&os_name_, &child_main, &forget, this});
         struct Free {
             ChildRecord* r;
             ~Free() { free_record(r); }
@@ -370,7 +385,7 @@ struct MultiCall final : Call<R> {
         if constexpr (!std::is_void_v<R>) {
             alignas(R) unsigned char storage[sizeof(R)];
             if (!rec->result || !unpack_value<R>(rec->result, storage)) {
-                throw RemoteError("csp::ChannelEndError", "the result of OS process '" + name +
+                throw RemoteError("csp::ChannelEndError", "the result of OS process '" + os_name_ +
                                                               "' could not be unpacked");
             }
             R* value = std::launder(reinterpret_cast<R*>(storage));
@@ -382,13 +397,14 @@ struct MultiCall final : Call<R> {
         }
     }
 
+private:
     // In the child: run the call as the one process of a Parallel (on the
     // child's own fiber runtime) and leave the outcome in the record.
     static void child_main(void* arg, ChildRecord* rec) noexcept;
-    static void forget(void* arg) noexcept { static_cast<MultiCall*>(arg)->inner.reset(); }
+    static void forget(void* arg) noexcept { static_cast<MultiCall*>(arg)->inner_.reset(); }
 
-    std::unique_ptr<Call<R>> inner;
-    std::string name;
+    std::unique_ptr<Call<R>> inner_;
+    std::string os_name_;
 };
 
 // Crossable<X>: an argument of type X can be handed to an OS process; a
@@ -461,10 +477,11 @@ template <class R>
 std::unique_ptr<runtime::ProcessBody> body_for(Process<R>& p, Slot<R>* slot, const JoinRef& join) {
     auto& call = call_of(p);
     if (!call) throw ChannelEndError("csp: a moved-from Process cannot run");
-    auto body = std::make_unique<Body<R>>(std::move(call), slot, join);
-    body->name = shared_name_of(p);
+    call->report_to(slot);
+    call->join_at(join);
+    call->name = shared_name_of(p);
     if (slot) slot->name = &name_of(p);
-    return body;
+    return std::unique_ptr<runtime::ProcessBody>(call.release());
 }
 
 // take_result: the result of a process. One that ended by poison or retire
@@ -606,7 +623,7 @@ template <class R>
 void MultiCall<R>::child_main(void* arg, ChildRecord* rec) noexcept {
     auto* self = static_cast<MultiCall*>(arg);
     try {
-        auto results = Parallel(Process<R>(self->name, std::move(self->inner)));
+        auto results = Parallel(Process<R>(self->os_name_, std::move(self->inner_)));
         if constexpr (!std::is_void_v<R>) {
             rec->result = pack_value<R>(&std::get<0>(results));
             if (!rec->result) throw ChannelEndError("the result could not be packed");

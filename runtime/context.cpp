@@ -12,6 +12,7 @@
 #include "runtime/context.hpp"
 
 #include "runtime/log.hpp"
+#include "runtime/sanitizers.hpp"
 #include "runtime/spin_lock.hpp"
 
 #include <csignal>
@@ -23,20 +24,6 @@
 #include <unistd.h>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CSP_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CSP_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define CSP_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CSP_TSAN 1
-#endif
-#endif
 
 #ifdef CSP_ASAN
 #include <sanitizer/asan_interface.h>

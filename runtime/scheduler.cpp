@@ -36,6 +36,7 @@
 #include "runtime/free_list.hpp"
 #include "runtime/futex.hpp"
 #include "runtime/log.hpp"
+#include "runtime/sanitizers.hpp"
 #include "runtime/spin_lock.hpp"
 #include "runtime/trace.hpp"
 
@@ -291,6 +292,13 @@ int configured_threads() noexcept {
 FreeList g_free_parkers;  // storage in the arena
 FreeList g_free_tasks;    // on the heap
 
+// The pools behind pooled_allocate: class k holds blocks of 16 (k + 1) bytes.
+constexpr std::size_t kPoolGrain = 16;
+constexpr std::size_t kPoolClasses = kPooledMax / kPoolGrain;
+FreeList g_pools[kPoolClasses];
+
+std::size_t pool_class(std::size_t size) noexcept { return (size + kPoolGrain - 1) / kPoolGrain - 1; }
+
 // free_task: a task's storage back to the pool (the task is destroyed).
 void free_task(Task* t) noexcept {
     t->~Task();
@@ -305,6 +313,30 @@ Parker* new_parker(void* owner, bool is_thread) {
     p->is_thread = is_thread;
     return p;
 }
+
+}  // namespace
+
+void* pooled_allocate(std::size_t size) {
+#ifndef CSP_ASAN
+    if (size - 1 < kPooledMax) {
+        if (void* p = g_pools[pool_class(size)].take()) return p;
+        return ::operator new((pool_class(size) + 1) * kPoolGrain);
+    }
+#endif
+    return ::operator new(size);
+}
+
+void pooled_free(void* p, std::size_t size) noexcept {
+#ifndef CSP_ASAN
+    if (size - 1 < kPooledMax) {
+        g_pools[pool_class(size)].give(p);
+        return;
+    }
+#endif
+    ::operator delete(p);
+}
+
+namespace {
 
 void release_parker(Parker* p) noexcept {
     if (p->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
@@ -1117,6 +1149,7 @@ void after_fork_in_child() noexcept {
     reset_stacks_after_fork();
     ::new (&g_free_parkers) FreeList;  // the parent's free parkers stay the parent's
     ::new (&g_free_tasks) FreeList;
+    for (FreeList& pool : g_pools) ::new (&pool) FreeList;  // (perhaps locked by a parent's thread)
     trace_detail::enabled.store(false);  // the parent writes the trace file
     t_worker = nullptr;
     (void)t_thread.release();  // the parent's record of this thread

@@ -196,6 +196,40 @@ TEST_CASE("a process's arguments are destroyed when its body ends", "[process][a
     CHECK(watch.expired());
 }
 
+// A process's call is also what the runtime runs (one record per process):
+// it must let go of the arguments however the process is held or ends.
+TEST_CASE("arguments are gone before Parallel returns: a Process<> of a result, a failing body", "[process][arguments]") {
+    auto token = std::make_shared<int>(1);
+    const std::weak_ptr<int> watch = token;
+    SECTION("a process with a result, held as a Process<>") {
+        auto answer = csp::process([](std::shared_ptr<int> t) { return *t + 41; });
+        std::vector<csp::Process<>> procs;
+        procs.push_back(answer(std::move(token)));
+        token.reset();
+        csp::Parallel(std::move(procs));
+        CHECK(watch.expired());
+    }
+    SECTION("a body that throws") {
+        auto fails = csp::process([](std::shared_ptr<int>) { throw std::runtime_error("no"); });
+        auto proc = fails(std::move(token));
+        token.reset();
+        CHECK_THROWS_AS(csp::Parallel(std::move(proc)), csp::ProcessError);
+        CHECK(watch.expired());
+    }
+}
+
+TEST_CASE("an over-aligned argument arrives aligned and intact", "[process][arguments]") {
+    struct alignas(128) Wide {
+        std::int64_t value[4];
+    };
+    auto check = csp::process([](Wide w) {
+        return reinterpret_cast<std::uintptr_t>(&w) % alignof(Wide) == 0 && w.value[0] == 1 && w.value[3] == 4;
+    });
+    std::vector<csp::Process<bool>> procs;
+    for (int i = 0; i < 100; ++i) procs.push_back(check(Wide{{1, 2, 3, 4}}));
+    for (bool ok : csp::Parallel(std::move(procs))) CHECK(ok);
+}
+
 TEST_CASE("arguments are moved into a process: move-only arguments work", "[process][arguments]") {
     auto take = csp::process([](std::unique_ptr<int> p) { return *p + 1; });
     auto [result] = csp::Parallel(take(std::make_unique<int>(41)));
