@@ -60,10 +60,12 @@ struct PlainWait {
 static_assert(sizeof(PlainWait) <= sizeof(runtime::Parker::upper));
 static_assert(offsetof(PlainWait, bytes) == offsetof(PlainWait, parcel) + sizeof(Parcel));
 static_assert(offsetof(PlainWait, waiter) == 0);
+static_assert(offsetof(PlainWait, bytes) % alignof(PlainWait) == 0);
 
 // fits_inline: values of this channel fit a PlainWait's room.
 inline bool fits_inline(const ChannelCore* c) noexcept {
-    return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes);
+    return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes) &&
+           c->ops->align <= alignof(PlainWait);
 }
 
 Parcel* get_slot_parcel(unsigned char* slot) noexcept {
@@ -152,11 +154,20 @@ Waiter* retire_locked(ChannelCore* c) noexcept {
 // the lock held; returns with it released.
 Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullptr) noexcept {
     runtime::Parker* me = runtime::current();
-    auto* w = &(::new (static_cast<void*>(me->upper)) PlainWait)->waiter;
+    auto* pw = ::new (static_cast<void*>(me->upper)) PlainWait;
+    auto* w = &pw->waiter;
     w->parker = me;
     w->token = runtime::begin_wait(me);
     w->index = 0;
     w->slot = slot;
+    if (&q == &c->writers && fits_inline(c)) {
+        // A small trivially copyable value waits in the writer's own wait
+        // record, beside the waiter its reader takes anyway, rather than on
+        // the writer's stack: with a million writers blocked, every stack is
+        // another cache miss and page walk away from the reader.
+        std::memcpy(pw->bytes, slot, c->ops->size);
+        w->slot = pw->bytes;
+    }
     w->parcel = parcel;
     w->solo = true;
     me->wait_lock = &c->lock;

@@ -44,18 +44,15 @@ std::size_t page_size() noexcept {
     return size;
 }
 
-struct Stack {
-    char* bottom;   // lowest usable address (just above the guard page, if any)
-    bool guarded;
-};
-
+// A stack is known by its bottom, its lowest address (just above the guard
+// page, if it has one); it spans stack_size() bytes from there.
 class StackPool {
 public:
-    Stack take() {
+    char* take() {
         {
             Locked<SpinLock> hold(lock_);
             if (!free_.empty()) {
-                Stack s = free_.back();
+                char* s = free_.back();
                 free_.pop_back();
                 return s;
             }
@@ -63,22 +60,20 @@ public:
         return fresh();
     }
 
-    void give(Stack s) noexcept {
+    void give(char* bottom) noexcept {
         Locked<SpinLock> hold(lock_);
-        free_.push_back(s);
+        free_.push_back(bottom);
     }
 
 private:
-    Stack fresh() {
+    char* fresh() {
         const std::size_t size = stack_size();
         const std::size_t page = page_size();
         if (guarded_.fetch_add(1, std::memory_order_relaxed) < kGuardedBudget) {
             void* p = mmap(nullptr, size + page, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
             if (p != MAP_FAILED) {
-                if (mprotect(p, page, PROT_NONE) == 0) {
-                    return {static_cast<char*>(p) + page, true};
-                }
+                if (mprotect(p, page, PROT_NONE) == 0) return static_cast<char*>(p) + page;
                 munmap(p, size + page);
             }
         }
@@ -96,11 +91,11 @@ private:
             }
         }
         --slab_left_;
-        return {slab_ + slab_left_ * size, false};
+        return slab_ + slab_left_ * size;
     }
 
     SpinLock lock_;
-    std::vector<Stack> free_;
+    std::vector<char*> free_;
     std::atomic<std::size_t> guarded_{0};
     char* slab_ = nullptr;
     std::size_t slab_left_ = 0;
@@ -233,6 +228,19 @@ fc::fcontext_t fresh_context(char* top, std::size_t size) noexcept {
 #endif
 }
 
+// resumable: where to resume `to`. A fiber that has not run yet gets its
+// first frame now rather than when it was made: a process's stack is then
+// first touched when it runs, not also when it starts. (A million processes
+// start before the first runs; every touch of a stack is a cache miss and a
+// page-table walk, their stacks lying 128 KiB apart.)
+inline fc::fcontext_t resumable(Context& to) noexcept {
+    if (!to.fctx) [[unlikely]] {
+        to.fctx = fresh_context(static_cast<char*>(const_cast<void*>(to.stack_bottom)) + to.stack_size,
+                                to.stack_size);
+    }
+    return to.fctx;
+}
+
 // SwitchRecord: what one switch hands to its destination, on the source's
 // stack (the source is suspended until the destination has read it: nobody
 // can resume the source before its arrival work has run).
@@ -278,16 +286,16 @@ inline void before_switch(void** fake_stack_save, Context& to) noexcept {
 }
 
 // give_back: the arrival work of a fiber's final switch, run once its stack
-// is left: the stack goes back to the pool (arg: a Stack on that stack, read
-// before the pool can hand the stack out again).
-void give_back(void* arg) noexcept { pool().give(*static_cast<const Stack*>(arg)); }
+// is left: the stack goes back to the pool (arg: the stack's bottom, kept on
+// that stack, read before the pool can hand the stack out again).
+void give_back(void* arg) noexcept { pool().give(*static_cast<char* const*>(arg)); }
 
 // fiber_main: the bottom frame of every fiber.
 [[noreturn]] void fiber_main(fc::transfer_t t) noexcept {
     Context* self = static_cast<const SwitchRecord*>(t.data)->to;
     arrive(t, *self);
-    // entry may free `self` (the process record): keep what is needed after.
-    Stack stack{static_cast<char*>(const_cast<void*>(self->stack_bottom)), self->guard_page != nullptr};
+    // entry may end `self` (the process record): keep what is needed after.
+    char* stack = static_cast<char*>(const_cast<void*>(self->stack_bottom));
     [[maybe_unused]] void* own_tsan_fiber = self->tsan_fiber;
     Context* next = self->entry(self->entry_arg);
     // This fiber is done: switch to `next` for good; the destination gives
@@ -297,7 +305,7 @@ void give_back(void* arg) noexcept { pool().give(*static_cast<const Stack*>(arg)
 #ifdef CSP_TSAN
     last.tsan_to_destroy = own_tsan_fiber;
 #endif
-    jump(next->fctx, &last);
+    jump(resumable(*next), &last);
     __builtin_unreachable();
 }
 
@@ -330,14 +338,16 @@ void init_thread_context(Context& c) noexcept {
 #endif
 }
 
-void make_context(Context& c, Entry entry, void* arg) {
-    const Stack s = pool().take();
-    c.stack_bottom = s.bottom;
-    c.stack_size = stack_size();
-    c.guard_page = s.guarded ? s.bottom - page_size() : nullptr;
+char* take_stack() { return pool().take(); }
+
+void give_stack(char* bottom) noexcept { pool().give(bottom); }
+
+void make_context(Context& c, char* bottom, char* top, Entry entry, void* arg) noexcept {
+    c.stack_bottom = bottom;
+    c.stack_size = static_cast<std::size_t>(top - bottom);
     c.entry = entry;
     c.entry_arg = arg;
-    c.fctx = fresh_context(s.bottom + c.stack_size, c.stack_size);
+    c.fctx = nullptr;  // its first frame is written when it first runs (resumable)
 #ifdef CSP_TSAN
     c.tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -346,7 +356,7 @@ void make_context(Context& c, Entry entry, void* arg) {
 void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept {
     before_switch(&from.asan_fake_stack, to);
     SwitchRecord rec{&from, &to, arrival, arg, nullptr};
-    const fc::transfer_t t = jump(to.fctx, &rec);
+    const fc::transfer_t t = jump(resumable(to), &rec);
     // Back in `from`, perhaps on another thread.
     arrive(t, from);
 }
@@ -357,8 +367,10 @@ namespace {
 void on_segv(int sig, siginfo_t* info, void*) {
     const Context* c = running_context();
     auto addr = static_cast<const char*>(info->si_addr);
-    if (c && c->guard_page && addr >= c->guard_page &&
-        addr < c->guard_page + page_size()) {
+    // The page under a fiber's stack: its guard page if it has one (under a
+    // stack without one lies the top of another, which does not fault).
+    const char* guard = c ? static_cast<const char*>(c->stack_bottom) - page_size() : nullptr;
+    if (c && addr >= guard && addr < guard + page_size()) {
         const char* msg = "csp: stack overflow in a fiber process";
         (void)!write(STDERR_FILENO, msg, std::strlen(msg));
         if (const char* name = c->name) {

@@ -31,7 +31,6 @@ struct Context {
     std::size_t stack_size = 0;
     void* asan_fake_stack = nullptr;  // AddressSanitizer's per-context state
     void* tsan_fiber = nullptr;       // ThreadSanitizer's per-context state
-    const char* guard_page = nullptr; // the stack's guard page, if it has one
     const char* name = nullptr;       // the process's name, for the overflow report
 };
 
@@ -43,10 +42,19 @@ using Arrival = void (*)(void* arg) noexcept;
 // so that fibers can switch back to it.
 void init_thread_context(Context& c) noexcept;
 
-// make_context prepares `c` to run entry(arg) on a fresh pooled stack. entry
-// returns the context to switch to when the fiber is done; the stack goes
-// back to the pool once the fiber has left it.
-void make_context(Context& c, Entry entry, void* arg);
+// take_stack: a pooled fiber stack (made afresh when the pool is empty),
+// known by its bottom; it spans stack_size() bytes from there. Its first
+// kGuardedBudget have a guard page below them (see context.cpp).
+char* take_stack();
+// give_stack: a stack whose fiber never ran, back to the pool.
+void give_stack(char* bottom) noexcept;
+
+// make_context prepares `c` to run entry(arg) on the stack [bottom, top)
+// (top <= bottom + stack_size(), 16-byte aligned: the caller may keep the
+// space above top for a record of its own). entry returns the context to
+// switch to when the fiber is done; the whole stack goes back to the pool
+// once the fiber has left it.
+void make_context(Context& c, char* bottom, char* top, Entry entry, void* arg) noexcept;
 
 // switch_context suspends the running context `from` and runs `to`. On
 // arrival, `arrival(arg)` runs on the destination before anything else.

@@ -82,9 +82,9 @@ struct Parker {
     // process hands a fiber over through it (see ready()).
     Inbox* home = nullptr;
     Parker* inbox_next = nullptr;  // the inbox's list (lock-free stack)
-    // Registry of live parkers, walked by the deadlock detector.
-    Parker* registry_prev = nullptr;
-    Parker* registry_next = nullptr;
+    // Its slot in the registry of live parkers, walked by the deadlock
+    // detector (under the registry's lock).
+    std::uint32_t registry_slot = 0;
     // A plain channel wait's lock (null otherwise): every completer of such
     // a wait holds it, so they win the selection word with complete_locked;
     // the deadlock breaker takes it too before it ends the wait.

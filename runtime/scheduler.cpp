@@ -212,8 +212,13 @@ struct Runtime {
     std::atomic<int> idle{0};
     std::atomic<bool> stopping{false};
     std::atomic<unsigned> next_worker{0};
-    std::mutex registry_mutex;
-    Parker* registry = nullptr;
+    // The registry: every live parker (fiber processes, threads that use
+    // csp), in slots (null: free) rather than a list, so that one leaving
+    // touches its own slot and not its neighbours, which a million processes
+    // scatter over memory. Its lock also guards the thread sets below.
+    SpinLock registry_lock;
+    std::vector<Parker*> registry;
+    std::vector<std::uint32_t> free_slots;
     std::set<int> known_threads;    // tids: workers, io helpers, registered threads
     std::set<int> older_threads;    // tids taken as not using csp: older than the runtime, or done with it
     std::string last_report;
@@ -243,7 +248,9 @@ struct Runtime {
             detect_deadlock(wakes);
         }
     }
-    void add_to_registry(Parker* p) noexcept;
+    // add_to_registry: may throw std::bad_alloc (then nothing was added).
+    void add_to_registry(Parker* const* p, std::size_t n);
+    void add_to_registry(Parker* p) { add_to_registry(&p, 1); }
     void remove_from_registry(Parker* p) noexcept;
     void io_loop() noexcept;
 };
@@ -284,11 +291,11 @@ int configured_threads() noexcept {
     return n < 1 ? 1 : n;
 }
 
-// Parkers and tasks are pooled (FreeList): a network that starts a million
-// processes makes and frees a million of each, and the arena's general
-// allocator (a best-fit tree under a process-shared mutex) alone cost about
-// a quarter of bench/spawn's instructions. A forked child starts with empty
-// pools (after_fork_in_child): the parent goes on using its own free parkers.
+// Parkers are pooled (FreeList): a network that starts a million processes
+// makes and frees a million, and the arena's general allocator (a best-fit
+// tree under a process-shared mutex) alone cost about a quarter of
+// bench/spawn's instructions. A forked child starts with an empty pool
+// (after_fork_in_child): the parent goes on using its own free parkers.
 FreeList g_free_parkers;  // storage in the arena
 FreeList g_free_tasks;    // on the heap
 
@@ -303,6 +310,13 @@ std::size_t pool_class(std::size_t size) noexcept { return (size + kPoolGrain - 
 void free_task(Task* t) noexcept {
     t->~Task();
     g_free_tasks.give(t);
+}
+
+// discard_task: a task whose fiber never ran is freed, its stack back to the
+// pool.
+void discard_task(Task* t) noexcept {
+    give_stack(static_cast<char*>(const_cast<void*>(t->context.stack_bottom)));
+    free_task(t);
 }
 
 Parker* new_parker(void* owner, bool is_thread) {
@@ -364,7 +378,7 @@ int this_tid() noexcept { return static_cast<int>(syscall(SYS_gettid)); }
 // counts with the older threads from then on.
 void note_thread(bool known) {
     Runtime& r = rt();
-    std::lock_guard<std::mutex> hold(r.registry_mutex);
+    Locked<SpinLock> hold(r.registry_lock);
     const int tid = this_tid();
     if (known) {
         r.known_threads.insert(tid);
@@ -448,19 +462,31 @@ void Runtime::wake_idle_worker() noexcept {
     }
 }
 
-void Runtime::add_to_registry(Parker* p) noexcept {
-    std::lock_guard<std::mutex> hold(registry_mutex);
-    p->registry_prev = nullptr;
-    p->registry_next = registry;
-    if (registry) registry->registry_prev = p;
-    registry = p;
+void Runtime::add_to_registry(Parker* const* p, std::size_t n) {
+    Locked<SpinLock> hold(registry_lock);
+    const std::size_t fresh = n > free_slots.size() ? n - free_slots.size() : 0;
+    // The only steps that can throw. free_slots can then hold every slot, so
+    // remove_from_registry never allocates.
+    registry.reserve(registry.size() + fresh);
+    free_slots.reserve(registry.capacity());
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t slot;
+        if (!free_slots.empty()) {
+            slot = free_slots.back();
+            free_slots.pop_back();
+        } else {
+            slot = static_cast<std::uint32_t>(registry.size());
+            registry.push_back(nullptr);
+        }
+        registry[slot] = p[i];
+        p[i]->registry_slot = slot;
+    }
 }
 
 void Runtime::remove_from_registry(Parker* p) noexcept {
-    std::lock_guard<std::mutex> hold(registry_mutex);
-    if (p->registry_prev) p->registry_prev->registry_next = p->registry_next;
-    else registry = p->registry_next;
-    if (p->registry_next) p->registry_next->registry_prev = p->registry_prev;
+    Locked<SpinLock> hold(registry_lock);
+    registry[p->registry_slot] = nullptr;
+    free_slots.push_back(p->registry_slot);  // (never reallocates: see add_to_registry)
 }
 
 const char* name_of(const Parker* p) noexcept {
@@ -481,8 +507,9 @@ void Runtime::detect_deadlock(std::uint64_t thread_wakes_seen) noexcept {
     std::vector<Parker*> blocked;
     std::string report;
     {
-        std::lock_guard<std::mutex> hold(registry_mutex);
-        for (Parker* p = registry; p; p = p->registry_next) {
+        Locked<SpinLock> hold(registry_lock);
+        for (Parker* p : registry) {
+            if (!p) continue;
             if (p->state.load(std::memory_order_acquire) != kParked) return;
             const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
             if (kind == WaitKind::Channel) blocked.push_back(p);
@@ -506,7 +533,8 @@ void Runtime::detect_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         }
         std::ostringstream out;
         out << "deadlock: every process is blocked and nothing can wake any of them:";
-        for (Parker* p = registry; p; p = p->registry_next) {
+        for (Parker* p : registry) {
+            if (!p) continue;
             if (p->wait_kind.load(std::memory_order_relaxed) == WaitKind::Channel) {
                 out << "\n  process '" << name_of(p) << "' blocked on channel '"
                     << (p->wait_on ? p->wait_on : "?") << "'";
@@ -990,13 +1018,27 @@ void ready(Parker* p) noexcept {
 
 namespace {
 
-Task* make_task(std::unique_ptr<ProcessBody> body) {
+// make_task: a task record (pooled: a million processes' records lie close
+// together, where a million stacks lie 128 KiB apart) and its stack, whose
+// memory the fiber first touches when it first runs.
+Task* make_task(std::unique_ptr<ProcessBody>& body) {
     void* storage = g_free_tasks.take();
     auto* t = storage ? ::new (storage) Task : new Task;
-    t->parker = new_parker(t, false);
+    try {
+        char* bottom = take_stack();
+        make_context(t->context, bottom, bottom + stack_size(), task_entry, t);
+    } catch (...) {
+        free_task(t);
+        throw;
+    }
+    try {
+        t->parker = new_parker(t, false);
+    } catch (...) {
+        discard_task(t);
+        throw;
+    }
     t->body = std::move(body);
     t->context.name = t->body->name_c_str();
-    make_context(t->context, task_entry, t);
     return t;
 }
 
@@ -1010,15 +1052,17 @@ void start_processes(std::vector<std::unique_ptr<ProcessBody>>& bodies) {
     std::vector<Task*> tasks;
     tasks.reserve(bodies.size());
     try {
-        for (auto& b : bodies) tasks.push_back(make_task(std::move(b)));
+        for (auto& b : bodies) tasks.push_back(make_task(b));
+        std::vector<Parker*> parkers(tasks.size());
+        for (std::size_t i = 0; i < tasks.size(); ++i) parkers[i] = tasks[i]->parker;
+        r.add_to_registry(parkers.data(), parkers.size());
     } catch (...) {
         for (Task* t : tasks) {  // never started: undo quietly
             release_parker(t->parker);
-            free_task(t);
+            discard_task(t);
         }
         throw;
     }
-    for (Task* t : tasks) r.add_to_registry(t->parker);
     if (r.live.fetch_add(static_cast<std::int64_t>(tasks.size()), std::memory_order_acq_rel) == 0) {
         r.live_zero.store(0);
     }
@@ -1131,7 +1175,7 @@ void run_io(const std::function<void()>& call) noexcept {
 
 std::string deadlock_report() {
     Runtime& r = rt();
-    std::lock_guard<std::mutex> hold(r.registry_mutex);
+    Locked<SpinLock> hold(r.registry_lock);
     return r.last_report;
 }
 
