@@ -157,6 +157,10 @@ public:
     }
 
     R invoke() override {
+        struct Clear {  // (also when moving them out throws)
+            std::optional<Bound>& bound;
+            ~Clear() { bound.reset(); }
+        } clear{bound_};
         F body = std::move(bound_->f);
         std::tuple<Args...> local = std::move(bound_->args);
         bound_.reset();
@@ -201,7 +205,6 @@ public:
 private:
     std::unique_ptr<Call<R>> inner_;
 };
-
 
 // rethrow_failure throws a ProcessError naming `name` around `e`.
 [[noreturn]] void rethrow_failure(const std::string& name, std::exception_ptr e);

@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -196,6 +198,20 @@ TEST_CASE("a process's arguments are destroyed when its body ends", "[process][a
     CHECK(watch.expired());
 }
 
+namespace {
+// Bomb: an argument whose move throws once armed.
+struct Bomb {
+    std::shared_ptr<int> held;
+    static inline bool armed = false;
+    explicit Bomb(std::shared_ptr<int> t) : held(std::move(t)) {}
+    Bomb(const Bomb&) = default;
+    Bomb(Bomb&& other) : held(other.held) {
+        if (armed) throw std::runtime_error("moving a Bomb");
+        other.held.reset();
+    }
+};
+}  // namespace
+
 // A process's call is also what the runtime runs (one record per process):
 // it must let go of the arguments however the process is held or ends.
 TEST_CASE("arguments are gone before Parallel returns: a Process<> of a result, a failing body", "[process][arguments]") {
@@ -209,6 +225,15 @@ TEST_CASE("arguments are gone before Parallel returns: a Process<> of a result, 
         csp::Parallel(std::move(procs));
         CHECK(watch.expired());
     }
+    SECTION("an argument whose move throws as the process starts") {
+        auto never = csp::process([](Bomb) { FAIL("the body ran"); });
+        auto proc = never(Bomb(std::move(token)));
+        token.reset();
+        Bomb::armed = true;
+        CHECK_THROWS_AS(csp::Parallel(std::move(proc)), csp::ProcessError);
+        Bomb::armed = false;
+        CHECK(watch.expired());
+    }
     SECTION("a body that throws") {
         auto fails = csp::process([](std::shared_ptr<int>) { throw std::runtime_error("no"); });
         auto proc = fails(std::move(token));
@@ -218,16 +243,33 @@ TEST_CASE("arguments are gone before Parallel returns: a Process<> of a result, 
     }
 }
 
-TEST_CASE("an over-aligned argument arrives aligned and intact", "[process][arguments]") {
-    struct alignas(128) Wide {
-        std::int64_t value[4];
-    };
-    auto check = csp::process([](Wide w) {
-        return reinterpret_cast<std::uintptr_t>(&w) % alignof(Wide) == 0 && w.value[0] == 1 && w.value[3] == 4;
+namespace {
+// Wide: an over-aligned argument that counts every copy or move made from
+// or into a misaligned place (the process's stored call included).
+struct alignas(64) Wide {
+    static inline std::atomic<int> misaligned{0};
+    std::int64_t value[4];
+    explicit Wide(std::int64_t first) : value{first, 2, 3, 4} { note(this); }
+    Wide(const Wide& o) : value{o.value[0], o.value[1], o.value[2], o.value[3]} { note(this), note(&o); }
+    static void note(const void* p) {
+        if (reinterpret_cast<std::uintptr_t>(p) % alignof(Wide) != 0) ++misaligned;
+    }
+};
+}  // namespace
+
+TEST_CASE("an over-aligned argument is kept aligned and intact", "[process][arguments]") {
+    auto check = csp::process([](const Wide& w) {
+        Wide::note(&w);
+        return w.value[0] + w.value[3];
     });
-    std::vector<csp::Process<bool>> procs;
-    for (int i = 0; i < 100; ++i) procs.push_back(check(Wide{{1, 2, 3, 4}}));
-    for (bool ok : csp::Parallel(std::move(procs))) CHECK(ok);
+    std::vector<csp::Process<std::int64_t>> procs;
+    for (int i = 0; i < 100; ++i) procs.push_back(check(Wide(i)));
+    auto copies = procs;  // (copies make their calls afresh)
+    std::vector<std::int64_t> results = csp::Parallel(std::move(procs));
+    for (int i = 0; i < 100; ++i) CHECK(results[static_cast<std::size_t>(i)] == i + 4);
+    results = csp::Parallel(std::move(copies));
+    for (int i = 0; i < 100; ++i) CHECK(results[static_cast<std::size_t>(i)] == i + 4);
+    CHECK(Wide::misaligned.load() == 0);
 }
 
 TEST_CASE("arguments are moved into a process: move-only arguments work", "[process][arguments]") {
