@@ -338,13 +338,9 @@ void init_thread_context(Context& c) noexcept {
 #endif
 }
 
-char* take_stack() { return pool().take(); }
-
-void give_stack(char* bottom) noexcept { pool().give(bottom); }
-
-void make_context(Context& c, char* bottom, char* top, Entry entry, void* arg) noexcept {
-    c.stack_bottom = bottom;
-    c.stack_size = static_cast<std::size_t>(top - bottom);
+void make_context(Context& c, Entry entry, void* arg) {
+    c.stack_bottom = pool().take();
+    c.stack_size = stack_size();
     c.entry = entry;
     c.entry_arg = arg;
     c.fctx = nullptr;  // its first frame is written when it first runs (resumable)
@@ -352,6 +348,8 @@ void make_context(Context& c, char* bottom, char* top, Entry entry, void* arg) n
     c.tsan_fiber = __tsan_create_fiber(0);
 #endif
 }
+
+void discard_context(Context& c) noexcept { pool().give(static_cast<char*>(const_cast<void*>(c.stack_bottom))); }
 
 void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept {
     before_switch(&from.asan_fake_stack, to);

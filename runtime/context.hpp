@@ -42,19 +42,13 @@ using Arrival = void (*)(void* arg) noexcept;
 // so that fibers can switch back to it.
 void init_thread_context(Context& c) noexcept;
 
-// take_stack: a pooled fiber stack (made afresh when the pool is empty),
-// known by its bottom; it spans stack_size() bytes from there. Its first
-// kGuardedBudget have a guard page below them (see context.cpp).
-char* take_stack();
-// give_stack: a stack whose fiber never ran, back to the pool.
-void give_stack(char* bottom) noexcept;
-
-// make_context prepares `c` to run entry(arg) on the stack [bottom, top)
-// (top <= bottom + stack_size(), 16-byte aligned: the caller may keep the
-// space above top for a record of its own). entry returns the context to
-// switch to when the fiber is done; the whole stack goes back to the pool
-// once the fiber has left it.
-void make_context(Context& c, char* bottom, char* top, Entry entry, void* arg) noexcept;
+// make_context prepares `c` to run entry(arg) on a pooled stack (made afresh
+// when the pool is empty); its first frame is written when it first runs.
+// entry returns the context to switch to when the fiber is done; the stack
+// goes back to the pool once the fiber has left it.
+void make_context(Context& c, Entry entry, void* arg);
+// discard_context: the stack of a context that never ran, back to the pool.
+void discard_context(Context& c) noexcept;
 
 // switch_context suspends the running context `from` and runs `to`. On
 // arrival, `arrival(arg)` runs on the destination before anything else.

@@ -315,7 +315,7 @@ void free_task(Task* t) noexcept {
 // discard_task: a task whose fiber never ran is freed, its stack back to the
 // pool.
 void discard_task(Task* t) noexcept {
-    give_stack(static_cast<char*>(const_cast<void*>(t->context.stack_bottom)));
+    discard_context(t->context);
     free_task(t);
 }
 
@@ -1025,8 +1025,7 @@ Task* make_task(std::unique_ptr<ProcessBody>& body) {
     void* storage = g_free_tasks.take();
     auto* t = storage ? ::new (storage) Task : new Task;
     try {
-        char* bottom = take_stack();
-        make_context(t->context, bottom, bottom + stack_size(), task_entry, t);
+        make_context(t->context, task_entry, t);
     } catch (...) {
         free_task(t);
         throw;

@@ -199,15 +199,20 @@ TEST_CASE("a process's arguments are destroyed when its body ends", "[process][a
 }
 
 namespace {
-// Bomb: an argument whose move throws once armed.
+// Bomb: an argument whose move throws once armed. An armed Bomb that still
+// holds its token takes 50 ms to go: let go of after the process arrived at
+// its join, it would still hold the token when Parallel returns.
 struct Bomb {
     std::shared_ptr<int> held;
-    static inline bool armed = false;
+    static inline std::atomic<bool> armed{false};
     explicit Bomb(std::shared_ptr<int> t) : held(std::move(t)) {}
     Bomb(const Bomb&) = default;
     Bomb(Bomb&& other) : held(other.held) {
         if (armed) throw std::runtime_error("moving a Bomb");
         other.held.reset();
+    }
+    ~Bomb() {
+        if (armed && held) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
 };
 }  // namespace
