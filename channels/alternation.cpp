@@ -23,7 +23,7 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 struct WaiterBlock {
     std::size_t capacity;      // waiter records that follow
     std::uint64_t described;   // key of the guard set `what` describes
-    char what[192];            // "alternation over 'a', 'b'": for deadlock reports
+    char what[192];            // "is blocked in a choice over channels 'a', 'b'": for deadlock reports
     Waiter* waiters() noexcept { return reinterpret_cast<Waiter*>(this + 1); }
 };
 static_assert(alignof(WaiterBlock) >= alignof(Waiter));
@@ -131,9 +131,9 @@ const char* describe(WaiterBlock* b, Locks& locks) noexcept {
         used += len;
     };
     if (locks.size() == 0) {
-        put("alternation (timeouts only)");
+        put("is waiting in a choice of timeouts only");
     } else {
-        put("alternation over ");
+        put(locks.size() == 1 ? "is blocked in a choice over channel " : "is blocked in a choice over channels ");
         for (std::size_t i = 0; i < locks.size(); ++i) {
             if (i > 0) put("', '");
             else put("'");
@@ -293,9 +293,9 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                                           &locks};
         const std::uint32_t word =
             first_timeout == kNone
-                ? runtime::park(me, crosses(guards, n) ? runtime::WaitKind::Remote : runtime::WaitKind::Channel,
-                                what, unlock_all)
-                : runtime::park_until(me, token, runtime::WaitKind::Timed, what,
+                ? runtime::park(me, crosses(guards, n) ? runtime::WaitKind::Remote : runtime::WaitKind::Blocked,
+                                {what}, unlock_all)
+                : runtime::park_until(me, token, runtime::WaitKind::Timed, {what},
                                       guards[first_timeout].deadline, unlock_all);
 
         // Pass 3: take the waiters that lost off their queues.

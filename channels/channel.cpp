@@ -55,9 +55,10 @@ constexpr std::size_t kPlainWaitHead = (sizeof(Waiter) + 15) / 16 * 16 + sizeof(
 struct PlainWait {
     Waiter waiter;
     alignas(16) Parcel parcel;
-    unsigned char bytes[sizeof(runtime::Parker::upper) - kPlainWaitHead];  // Parcel::data()
+    unsigned char bytes[sizeof(WaitArea::plain_wait) - kPlainWaitHead];  // Parcel::data()
 };
-static_assert(sizeof(PlainWait) <= sizeof(runtime::Parker::upper));
+static_assert(sizeof(PlainWait) <= sizeof(WaitArea::plain_wait));
+static_assert(alignof(PlainWait) <= alignof(WaitArea));
 static_assert(offsetof(PlainWait, bytes) == offsetof(PlainWait, parcel) + sizeof(Parcel));
 static_assert(offsetof(PlainWait, waiter) == 0);
 static_assert(offsetof(PlainWait, bytes) % alignof(PlainWait) == 0);
@@ -154,7 +155,7 @@ Waiter* retire_locked(ChannelCore* c) noexcept {
 // the lock held; returns with it released.
 Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullptr) noexcept {
     runtime::Parker* me = runtime::current();
-    auto* pw = ::new (static_cast<void*>(me->upper)) PlainWait;
+    auto* pw = ::new (static_cast<void*>(runtime::upper_area<WaitArea>(me).plain_wait)) PlainWait;
     auto* w = &pw->waiter;
     w->parker = me;
     w->token = runtime::begin_wait(me);
@@ -170,15 +171,17 @@ Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullp
     }
     w->parcel = parcel;
     w->solo = true;
-    me->wait_lock = &c->lock;
+    me->completer_lock = &c->lock;
     if (&q == &c->writers) queue_writer_parcel(c, w);
     q.push(w);
     // The lock is released only once we have parked (the park rule).
     const std::uint32_t word =
         runtime::park(me, c->cross.load(std::memory_order_relaxed) ? runtime::WaitKind::Remote
-                                                                   : runtime::WaitKind::Channel,
-                      c->name, runtime::unlocking(c->lock));
-    me->wait_lock = nullptr;
+                                                                   : runtime::WaitKind::Blocked,
+                      {&q == &c->readers ? "is blocked reading from channel" : "is blocked writing to channel",
+                       c->name},
+                      runtime::unlocking(c->lock));
+    me->completer_lock = nullptr;
     const Outcome o = outcome_part(word);
     if (o == Outcome::Done && !w->parcel) [[likely]] return o;
     return unusual_wake(c, q, w, slot, o);

@@ -69,6 +69,14 @@ struct Waiter {
     Parcel* parcel = nullptr;
 };
 
+// WaitArea: the channel layer's part of a process's per-process area
+// (runtime::Parker::upper; csp::detail::ProcessArea lays out the whole): the
+// record of a plain read's or write's wait, with room for a small value
+// (PlainWait, channel.cpp), so that a blocking operation allocates nothing.
+struct WaitArea {
+    alignas(16) std::byte plain_wait[128];
+};
+
 // WaiterQueue: FIFO of waiters, intrusive, guarded by the channel lock.
 struct WaiterQueue {
     Waiter* head = nullptr;

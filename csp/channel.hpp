@@ -2,6 +2,7 @@
 #pragma once
 
 #include "channels/channel.hpp"
+#include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
 #include "csp/serialize.hpp"
 #include "runtime/runtime.hpp"
@@ -73,19 +74,13 @@ inline thread_local std::vector<channels::ChannelCore*>* t_forgetting = nullptr;
 
 std::string derived_name(const char* kind, const std::source_location& where);
 
-// unwinding_from_retire: true while the caller's process unwinds from a
-// ChannelRetireException (see errors.cpp).
-inline bool unwinding_from_retire() noexcept {
-    return runtime::current()->slots[0] == std::uncaught_exceptions();
-}
-
 [[noreturn]] void throw_outcome(channels::Outcome o, const channels::ChannelCore* c);
 [[noreturn]] void throw_empty_end(const char* what);
 
 // EndBase: what reader and writer ends share: one counted reference to the
 // channel and whether this end has retired.
 template <bool IsReader>
-class EndBase {
+class EndBase : public EndTag {
 public:
     EndBase() noexcept = default;
     explicit EndBase(channels::ChannelCore* c) noexcept : core_(c) {

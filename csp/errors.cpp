@@ -1,5 +1,6 @@
 #include "csp/errors.hpp"
 
+#include "csp/detail/unwinding.hpp"
 #include "runtime/runtime.hpp"
 
 #include <cstring>
@@ -12,14 +13,9 @@ std::string describe(const char* what, const std::string& channel) {
     return channel.empty() ? std::string(what) : std::string(what) + ": '" + channel + "'";
 }
 
-// The unwinding rule needs to know, in an end's destructor, whether the
-// exception in flight is a retire. While a ChannelRetireException made in
-// this process is alive, slots[0] holds the uncaught-exception count at
-// which it unwinds; its destructor (the end of the catch that handled it)
-// clears the mark.
-void mark_retire_in_flight(const void* process) {
-    auto* p = static_cast<runtime::Parker*>(const_cast<void*>(process));
-    p->slots[0] = std::uncaught_exceptions() + 1;
+// (The retire mark: see csp/detail/unwinding.hpp.)
+runtime::Parker* parker_of(const void* process) noexcept {
+    return static_cast<runtime::Parker*>(const_cast<void*>(process));
 }
 }  // namespace
 
@@ -30,7 +26,7 @@ ChannelRetireException::ChannelRetireException(std::string channel)
     : channel_(std::move(channel)),
       message_(describe("channel retired", channel_)),
       process_(runtime::current()) {
-    mark_retire_in_flight(process_);
+    detail::mark_retire_in_flight(parker_of(process_));
 }
 
 ChannelRetireException::ChannelRetireException(const ChannelRetireException& other)
@@ -38,12 +34,12 @@ ChannelRetireException::ChannelRetireException(const ChannelRetireException& oth
       channel_(other.channel_),
       message_(other.message_),
       process_(runtime::current()) {
-    mark_retire_in_flight(process_);
+    detail::mark_retire_in_flight(parker_of(process_));
 }
 
 ChannelRetireException::~ChannelRetireException() {
     // Only in the process that threw it: elsewhere process_ may be gone.
-    if (runtime::current() == process_) static_cast<runtime::Parker*>(const_cast<void*>(process_))->slots[0] = 0;
+    if (runtime::current() == process_) detail::clear_retire_mark(parker_of(process_));
 }
 
 namespace {

@@ -32,24 +32,6 @@ namespace detail {
 template <class R>
 using result_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
 
-// poison_end: when a process fails with an ordinary exception, the ends it
-// was given poison their channels (the unwinding rule, for ends the body took
-// by reference and that are therefore not destroyed during the unwinding).
-template <class X>
-void poison_end(X&) noexcept {}
-template <class T>
-void poison_end(ChannelIn<T>& e) noexcept {
-    if (e) e.poison();
-}
-template <class T>
-void poison_end(ChannelOut<T>& e) noexcept {
-    if (e) e.poison();
-}
-template <class X>
-void poison_end(std::vector<X>& v) noexcept {
-    for (auto& x : v) poison_end(x);
-}
-
 // Name: a process's name, shared by the Process objects and bodies made
 // from one factory (copying a shared pointer, not the string).
 using Name = std::shared_ptr<const std::string>;
@@ -173,7 +155,7 @@ public:
         } catch (const ChannelRetireException&) {
             throw;
         } catch (...) {
-            std::apply([](auto&... a) { (poison_end(a), ...); }, local);
+            std::apply([](auto&... a) { poison_ends(a...); }, local);
             throw;
         }
     }

@@ -65,16 +65,12 @@ void log_spawned_failure(const char* name, std::exception_ptr e) noexcept {
     }
 }
 
-// A fiber process keeps the Join of the processes it spawned in slots[1], as
-// a heap-held JoinRef.
+// A fiber process keeps the Join of the processes it spawned in its
+// ProcessArea, as a heap-held JoinRef.
 void start_spawned(std::vector<std::unique_ptr<runtime::ProcessBody>>& bodies) {
     if (runtime::in_fiber()) {
-        runtime::Parker* me = runtime::current();
-        auto* join = reinterpret_cast<JoinRef*>(me->slots[1]);
-        if (!join) {
-            join = new JoinRef(std::make_shared<runtime::Join>(0));
-            me->slots[1] = reinterpret_cast<std::int64_t>(join);
-        }
+        JoinRef*& join = area_of(runtime::current()).spawned;
+        if (!join) join = new JoinRef(std::make_shared<runtime::Join>(0));
         const auto n = static_cast<std::int64_t>(bodies.size());
         (*join)->add(n);
         for (auto& b : bodies) static_cast<BodyBase*>(b.get())->join_at(*join);
@@ -91,11 +87,11 @@ void start_spawned(std::vector<std::unique_ptr<runtime::ProcessBody>>& bodies) {
 }
 
 void join_spawned() noexcept {
-    runtime::Parker* me = runtime::current();
-    if (auto* join = reinterpret_cast<JoinRef*>(me->slots[1])) {
+    JoinRef*& join = area_of(runtime::current()).spawned;
+    if (join) {
         (*join)->wait();
         delete join;
-        me->slots[1] = 0;
+        join = nullptr;
     }
 }
 

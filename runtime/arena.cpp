@@ -65,11 +65,4 @@ void arena_free(void* p) noexcept {
     if (p) arena().heap->deallocate(p);
 }
 
-bool arena_contains(const void* p) noexcept {
-    Arena& a = arena();
-    auto b = static_cast<const char*>(a.base);
-    auto q = static_cast<const char*>(p);
-    return q >= b && q < b + a.size;
-}
-
 }  // namespace csp::runtime

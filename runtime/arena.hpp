@@ -24,9 +24,6 @@ void* arena_allocate(std::size_t size, std::size_t align = alignof(std::max_alig
 // arena_free gives back memory from arena_allocate (nullptr is ignored).
 void arena_free(void* p) noexcept;
 
-// arena_contains tells whether `p` points into the shared arena.
-bool arena_contains(const void* p) noexcept;
-
 // arena_new / arena_delete construct and destroy one object in the arena.
 template <class T, class... Args>
 T* arena_new(Args&&... args) {

@@ -8,9 +8,10 @@
 //   try_complete(p,t,o)  whoever ends a wait wins the selection word with a
 //                        compare-and-swap from (epoch t, waiting) to (t, o).
 //                        Only the winner may then call ready(p).
-//   park(p, kind, what, release)
-//                        suspend the calling process until ready(p); `what`
-//                        names what it waits on (for deadlock reports);
+//   park(p, kind, reason, release)
+//                        suspend the calling process until ready(p); `reason`
+//                        says what it waits on, in the caller's words (for
+//                        deadlock reports);
 //                        `release` runs once the caller is fully suspended.
 //   ready(p)             make p runnable again, from any thread.
 //
@@ -18,12 +19,19 @@
 // is a wait with several records all pointing at the same selection word.
 //
 // The park rule: a waker may only win a wait it can see through something the
-// parking process releases in `release` (the lock of the channel its waiter
-// is queued on), or through something the runtime arms after the switch
-// (timers, io jobs). So by the time anyone can ready a fiber it has fully
-// switched away, and ready() needs no handshake with it: the parker holds the
-// channel lock across its switch, as Go's gopark holds the channel lock until
-// its unlock function runs on the scheduler.
+// parking process releases in `release` (for a channel wait, the lock of the
+// channel its waiter is queued on), or through something the runtime arms
+// after the switch (timers, io jobs). So by the time anyone can ready a fiber
+// it has fully switched away, and ready() needs no handshake with it: the
+// parker holds its lock across its switch, as Go's gopark holds the channel
+// lock until its unlock function runs on the scheduler.
+//
+// The files of the runtime (docs/internals.md has the map): worker.cpp
+// (worker threads, run queues, the loop), park.cpp (park and ready),
+// threads.cpp (plain threads), processes.cpp (starting and joining),
+// timers.cpp, io.cpp, fork.cpp, pools.cpp, deadlock.cpp; scheduler.hpp holds
+// the records they share. context.cpp is the fiber switch, arena.cpp the
+// shared arena.
 #pragma once
 
 #include "runtime/spin_lock.hpp"
@@ -36,6 +44,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace csp::runtime {
@@ -48,13 +57,26 @@ inline constexpr std::uint32_t kWoken = 0xFFFFFFFDu;       // join or io finishe
 inline constexpr std::uint32_t kTimedOut = 0xFFFFFFFEu;    // a deadline passed
 inline constexpr std::uint32_t kDeadlocked = 0xFFFFFFFFu;  // the deadlock breaker
 
-// What a parked process waits for. Channel and Join waits can take part in a
-// deadlock (only another process can end them); Timed waits (sleep, timeout,
-// io) end by themselves, and Remote waits (on a channel shared with another
-// OS process) may be ended from outside, where the detector cannot look. The
-// deadlock breaker ends Channel waits only: a Join ends when the processes it
-// waits for have unwound.
-enum class WaitKind : std::uint8_t { Running, Channel, Join, Timed, Remote };
+// What a parked process waits for. Blocked and Join waits can take part in a
+// deadlock (only another process of this OS process can end them); Timed
+// waits (sleep, timeout, io) end by themselves, and Remote waits (on an
+// object shared with another OS process) may be ended from outside, where
+// the detector cannot look. The deadlock breaker ends Blocked waits only: a
+// Join ends when the processes it waits for have unwound.
+enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote };
+
+// WaitReason: what a parked process waits on, in the words of the layer that
+// parks it, for deadlock reports: "process 'p' " + phrase, then " 'object'"
+// when object is set. Both must stay valid while the process is parked
+// (a string literal; an object's name in the arena).
+struct WaitReason {
+    const char* phrase = "is waiting";
+    const char* object = nullptr;
+};
+
+// kUpperBytes: the per-process storage a Parker keeps for the layers above
+// (see Parker::upper).
+inline constexpr std::size_t kUpperBytes = 160;
 
 struct Inbox;
 
@@ -67,10 +89,9 @@ struct Parker {
     // Running / Parked (/ Notified for threads): the futex word of a parked
     // thread; for a fiber only a note for the deadlock detector.
     std::atomic<std::uint32_t> state{0};
-    // What the current wait is for, and the name of the object (a channel's
-    // name, in the arena): read by the deadlock report.
+    // What the current wait is for: read by the deadlock report.
     std::atomic<WaitKind> wait_kind{WaitKind::Running};
-    const char* wait_on = nullptr;
+    WaitReason wait_reason;
     // True for plain threads (main, std::thread), false for fibers.
     bool is_thread = false;
     // References: the process itself, plus each pending timer that may still
@@ -85,22 +106,31 @@ struct Parker {
     // Its slot in the registry of live parkers, walked by the deadlock
     // detector (under the registry's lock).
     std::uint32_t registry_slot = 0;
-    // A plain channel wait's lock (null otherwise): every completer of such
-    // a wait holds it, so they win the selection word with complete_locked;
-    // the deadlock breaker takes it too before it ends the wait.
-    SpinLock* wait_lock = nullptr;
-    // Storage reserved for the layer above: the channel layer keeps the waiter
-    // record of a plain read or write here, with room for a small value sent
-    // to it from another OS process, so a blocking operation allocates nothing.
-    alignas(16) unsigned char upper[128];
-    // Arena memory the layer above may attach (the waiter records of an
-    // alternation, reused from one choice to the next); the runtime frees it
-    // with arena_free when the parker goes.
+    // The lock every completer of the current wait holds, when there is one
+    // (null otherwise): they win the selection word with complete_locked,
+    // and the deadlock breaker takes it too before it ends the wait.
+    SpinLock* completer_lock = nullptr;
+    // Storage for the layers above, zeroed when the parker is made: one
+    // struct laid out by them (csp::detail::ProcessArea, whose first member
+    // is the channel layer's channels::WaitArea) and reached only through
+    // upper_area<Area>(p), which checks that it fits. The runtime never looks
+    // inside. (In the arena, like the parker: partners in other OS processes
+    // reach the wait records kept there.)
+    alignas(16) std::byte upper[kUpperBytes]{};
+    // Arena memory the layers above may attach (the waiter records of a
+    // choice, reused from one choice to the next); the runtime frees it with
+    // arena_free when the parker goes.
     void* upper_block = nullptr;
-    // Counters the layers above keep per process (e.g. how many
-    // ChannelRetireException objects are alive in it, for the unwinding rule).
-    std::int64_t slots[2] = {0, 0};
 };
+
+// upper_area<Area>(p): the layers' view of p->upper.
+template <class Area>
+Area& upper_area(Parker* p) noexcept {
+    static_assert(sizeof(Area) <= kUpperBytes, "the layers' per-process area outgrew Parker::upper");
+    static_assert(alignof(Area) <= 16, "Parker::upper is aligned to 16 bytes");
+    static_assert(std::is_trivially_destructible_v<Area>, "Parker::upper is never destroyed");
+    return *std::launder(reinterpret_cast<Area*>(p->upper));
+}
 
 // local tells whether `p` belongs to the calling OS process (a partner in
 // the same OS process can take a value straight from its private memory).
@@ -135,7 +165,7 @@ inline bool try_complete(Parker* p, std::uint64_t token, std::uint32_t outcome) 
 }
 
 // complete_locked is try_complete for a wait all of whose completers hold
-// one lock, p->wait_lock (held by the caller): a plain load and store.
+// one lock, p->completer_lock (held by the caller): a plain load and store.
 inline bool complete_locked(Parker* p, std::uint64_t token, std::uint32_t outcome) noexcept {
     if (p->selection.load(std::memory_order_relaxed) != waiting_word(token)) return false;
     p->selection.store(waiting_word(token) | outcome, std::memory_order_release);
@@ -166,12 +196,12 @@ Release unlocking(Lock& lock) noexcept {
 // park suspends the caller (whose parker is `p`) until ready(p), and returns
 // the outcome of its wait. `release` runs once the caller is suspended (a
 // fiber: on the context it switched to; a thread: before it sleeps).
-std::uint32_t park(Parker* p, WaitKind kind, const char* what, Release release = {}) noexcept;
+std::uint32_t park(Parker* p, WaitKind kind, WaitReason reason, Release release = {}) noexcept;
 
 // park_until is park with a deadline: when it passes, the runtime tries to
 // complete the wait with kTimedOut. No thread per timer: fibers use their
 // worker's timer heap (armed after the switch), threads a timed futex wait.
-std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const char* what,
+std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, WaitReason reason,
                          std::chrono::steady_clock::time_point deadline,
                          Release release = {}) noexcept;
 
@@ -215,12 +245,10 @@ public:
     const char* name_c_str() const noexcept { return name ? name->c_str() : "process"; }
 };
 
-// start_process runs `body` as a new fiber process; callable from fibers and
-// from plain threads. The body object is destroyed when run() returns.
-void start_process(std::unique_ptr<ProcessBody> body);
-
-// start_processes starts several at once, waking idle workers once rather
-// than once per process (a cross-core wake-up costs microseconds).
+// start_processes runs each body as a new fiber process; callable from
+// fibers and from plain threads. A body is destroyed when its run() returns.
+// Idle workers are woken once rather than once per process (a cross-core
+// wake-up costs microseconds).
 void start_processes(std::vector<std::unique_ptr<ProcessBody>>& bodies);
 
 // Join: the caller waits until `count` processes have arrived.
@@ -247,8 +275,10 @@ void sleep_for(std::chrono::nanoseconds duration) noexcept;
 // run_io runs `call` on a helper thread; only the calling process waits.
 void run_io(const std::function<void()>& call) noexcept;
 
-// deadlock_report describes the most recent deadlock the runtime broke: each
-// blocked process and what it waited on.
+// deadlock_report: when the runtime ended the calling process's last wait
+// with kDeadlocked, the report it made then (each blocked process and what
+// it waited on); "" otherwise. The report travels with the wake-up: each
+// process it woke holds its own reference.
 std::string deadlock_report();
 
 // in_fiber tells whether the caller is a fiber process (not a plain thread).
@@ -279,10 +309,5 @@ int run_os_process(const ForkHooks& hooks) noexcept;
 // _exits (no static destructors: the parent's objects the child inherited
 // are not the child's to destroy).
 [[noreturn]] void exit_os_process(int code) noexcept;
-
-// in_child_os_process tells whether the caller runs in a child made by
-// run_os_process. (A child reports its own deadlocks; a wait on a channel
-// shared with another OS process is WaitKind::Remote and vetoes the report.)
-bool in_child_os_process() noexcept;
 
 }  // namespace csp::runtime

@@ -129,8 +129,4 @@ void trace_event(const char* what, const char* object) noexcept {
     trace().add('i', current(), what, object);
 }
 
-void trace_flush() noexcept {
-    if (tracing()) trace().flush();
-}
-
 }  // namespace csp::runtime

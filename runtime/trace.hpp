@@ -28,7 +28,4 @@ void trace_process_end(const Parker* p) noexcept;
 // ("write", "jobs"), ("poison", "jobs").
 void trace_event(const char* what, const char* object) noexcept;
 
-// trace_flush writes the file (at exit; callable earlier).
-void trace_flush() noexcept;
-
 }  // namespace csp::runtime

@@ -1,0 +1,191 @@
+// deadlock.cpp: the registry of live processes and the deadlock detector.
+//
+// Owns: the Registry (its lock, the parker slots, the sets of OS threads
+// known to use csp and taken as not using it) and the breaking of a
+// deadlock. Must hold: a parker is in the registry from before its process
+// can run until after it can wake anybody; the registry lock is held while
+// the breaker wakes processes, so none of them can leave (and free its
+// parker) during the walk.
+//
+// Deadlock detection costs nothing on the communication path (as in Go, the
+// check runs when the system may have gone quiet): when a worker is about to
+// sleep and when a thread parks in a Blocked or Join wait, if every worker is
+// idle and no registered thread is running, the detector walks the registry.
+// It is a deadlock when every registered process is parked in a Blocked or
+// Join wait: runnable fibers are in state Running, a woken thread is
+// Notified, and sleeps, timeouts and io calls are Timed waits, any of which
+// means somebody can still make progress. Remote waits (on something shared
+// with another OS process) veto the report: a partner there may end them.
+//
+// One more party can wake a process: a plain thread that holds a channel
+// end but has not used csp yet (an end made in main and moved into a
+// std::thread). So the detector also lists the OS threads: a thread started
+// after the runtime that is neither a worker, an io helper nor a registered
+// thread vetoes the report. (Threads older than the runtime, such as a
+// sanitizer's background thread, are taken as not using csp.)
+//
+// The report travels with the wake-up: each process the breaker wakes gets a
+// reference to it in its private record (ProcessRecord::deadlock), which
+// deadlock_report() reads, so a later deadlock cannot overwrite what an
+// earlier one's processes are about to throw.
+#include "runtime/scheduler.hpp"
+
+#include "runtime/log.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <dirent.h>
+#include <sstream>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace csp::runtime {
+namespace {
+
+std::set<int> os_threads() {
+    std::set<int> tids;
+    if (DIR* d = opendir("/proc/self/task")) {
+        while (dirent* e = readdir(d)) {
+            if (e->d_name[0] != '.') tids.insert(std::atoi(e->d_name));
+        }
+        closedir(d);
+    }
+    return tids;
+}
+
+ProcessRecord* record_of(const Parker* p) noexcept { return static_cast<ProcessRecord*>(p->owner); }
+
+}  // namespace
+
+int this_tid() noexcept { return static_cast<int>(syscall(SYS_gettid)); }
+
+const char* name_of(const Parker* p) noexcept {
+    if (p->is_thread) return static_cast<ThreadRecord*>(p->owner)->name.c_str();
+    auto* t = static_cast<Task*>(p->owner);
+    return t->body ? t->body->name_c_str() : "process";
+}
+
+void Registry::add(Parker* const* p, std::size_t n) {
+    Locked<SpinLock> hold(lock_);
+    const std::size_t fresh = n > free_.size() ? n - free_.size() : 0;
+    // The only steps that can throw. free_ can then hold every slot, so
+    // remove never allocates.
+    slots_.reserve(slots_.size() + fresh);
+    free_.reserve(slots_.capacity());
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t slot;
+        if (!free_.empty()) {
+            slot = free_.back();
+            free_.pop_back();
+        } else {
+            slot = static_cast<std::uint32_t>(slots_.size());
+            slots_.push_back(nullptr);
+        }
+        slots_[slot] = p[i];
+        p[i]->registry_slot = slot;
+    }
+}
+
+void Registry::remove(Parker* p) noexcept {
+    Locked<SpinLock> hold(lock_);
+    slots_[p->registry_slot] = nullptr;
+    free_.push_back(p->registry_slot);  // (never reallocates: see add)
+}
+
+void Registry::note_thread(bool known) {
+    Locked<SpinLock> hold(lock_);
+    const int tid = this_tid();
+    if (known) {
+        known_threads_.insert(tid);
+        older_threads_.erase(tid);
+    } else {
+        known_threads_.erase(tid);
+        older_threads_.insert(tid);
+    }
+}
+
+void Registry::note_older_threads() {
+    std::set<int> older = os_threads();
+    older.erase(this_tid());  // the thread starting the runtime may well use csp
+    Locked<SpinLock> hold(lock_);
+    older_threads_.insert(older.begin(), older.end());
+}
+
+void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
+    Runtime& r = started();
+    std::vector<Parker*> blocked;
+    std::shared_ptr<const std::string> report;
+    {
+        Locked<SpinLock> hold(lock_);
+        for (Parker* p : slots_) {
+            if (!p) continue;
+            if (p->state.load(std::memory_order_acquire) != kParked) return;
+            const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
+            if (kind == WaitKind::Blocked) blocked.push_back(p);
+            else if (kind != WaitKind::Join) return;  // a timer, io call or another OS process can still wake it
+        }
+        if (blocked.empty()) return;  // nobody left at all: a normal end
+        // Was it one moment? Idle workers stay idle until roused (and the
+        // rouser takes them off the count), fibers run only on workers, and
+        // a thread that ran meanwhile moved thread_wakes. So if nothing
+        // changed, every state read above held at once.
+        if (r.thread_wakes.load(std::memory_order_seq_cst) != thread_wakes_seen ||
+            r.running_threads.load(std::memory_order_seq_cst) != 0 ||
+            r.idle.load(std::memory_order_seq_cst) != static_cast<int>(r.workers.size())) {
+            return;
+        }
+        for (int tid : os_threads()) {
+            if (!known_threads_.count(tid) && !older_threads_.count(tid)) {
+                logger().debug("no deadlock report: thread {} may still use a channel", tid);
+                return;
+            }
+        }
+        std::ostringstream out;
+        out << "deadlock: every process is blocked and nothing can wake any of them:";
+        for (Parker* p : slots_) {
+            if (!p) continue;
+            const WaitReason& why = p->wait_reason;
+            out << "\n  process '" << name_of(p) << "' " << why.phrase;
+            if (why.object) out << " '" << why.object << "'";
+        }
+        // A wait with a completer lock is ended only under that lock (see
+        // complete_locked): take those locks first. One that is held means
+        // somebody runs after all: then this was no deadlock (the holder
+        // parks or idles again, and the detector looks again).
+        std::vector<SpinLock*> locks;
+        for (Parker* p : blocked) {
+            SpinLock* l = p->completer_lock;
+            if (!l || std::find(locks.begin(), locks.end(), l) != locks.end()) continue;
+            if (!l->try_lock()) {
+                for (SpinLock* held : locks) held->unlock();
+                return;
+            }
+            locks.push_back(l);
+        }
+        try {
+            report = std::make_shared<const std::string>(out.str());
+        } catch (...) {
+            for (SpinLock* held : locks) held->unlock();
+            return;  // no memory for the report: look again later
+        }
+        // Wake them while holding the registry: a woken process may end and
+        // free its parker, and only after leaving the registry (under this
+        // lock) can it do so. Each gets the report before its wake-up.
+        for (Parker* p : blocked) {
+            const std::uint64_t word = p->selection.load();
+            if (static_cast<std::uint32_t>(word) != kWaiting) continue;
+            record_of(p)->deadlock = report;  // (read by it only once this wake has won)
+            wake(p, word >> 32, kDeadlocked);
+        }
+        for (SpinLock* held : locks) held->unlock();
+    }
+    logger().info("{}", *report);
+}
+
+std::string deadlock_report() {
+    Parker* me = current();
+    const auto& report = record_of(me)->deadlock;
+    return report ? *report : std::string();
+}
+
+}  // namespace csp::runtime

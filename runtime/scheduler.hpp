@@ -1,0 +1,314 @@
+// scheduler.hpp: the records the runtime's files share (internal; not
+// installed, not for the layers above, which see runtime.hpp only).
+//
+// Fiber states and where they live:
+//   runnable  in exactly one place: a worker's `run_next` slot, its private
+//             list, or its shared queue
+//   running   `Worker::current` of the worker running it
+//   parked    nowhere: only whoever wins its selection word may ready() it
+//
+// Who owns what:
+//   Task          a fiber process's private record (pools.cpp makes and frees
+//                 it; park.cpp runs and parks it)
+//   ThreadRecord  a plain thread's record (threads.cpp)
+//   Worker        one worker thread: its run queues (below), its timers
+//                 (timers.cpp) and its loop (worker.cpp); its fields are the
+//                 owner's alone unless marked shared
+//   Runtime       the workers, the live-process count, the registry
+//                 (deadlock.cpp) and the io helpers (io.cpp); made on first
+//                 use, one per OS process (a forked child makes its own)
+//   Inbox         how another OS process wakes this one's fibers (in the arena)
+#pragma once
+
+#include "runtime/context.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/spin_lock.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace csp::runtime {
+
+// Inbox: how fibers of one OS process are woken from another. A waker in
+// another OS process pushes the parker on `head` (a lock-free stack: pushes
+// only, and the owner takes the whole list at once, so no ABA) and rouses
+// one of the owner's sleeping workers through its sleep word, a shared futex
+// word in the arena. Workers take the list when they look for work. Never
+// freed: a late waker may still ring it after its OS process has ended.
+struct Inbox {
+    std::atomic<Parker*> head{nullptr};
+    std::atomic<std::uint32_t>* words = nullptr;  // the workers' sleep words
+    std::uint32_t count = 0;
+};
+
+// Parker::state: Running / Parked, and Notified for a thread readied before
+// it slept.
+enum : std::uint32_t { kRunning = 0, kParked = 1, kNotified = 2 };
+
+// A worker's sleep word: 0 awake, 1 asleep (or about to be), 2 roused from
+// another OS process (which cannot take it off this process's idle count).
+enum : std::uint32_t { kAwake = 0, kAsleep = 1, kRousedRemotely = 2 };
+
+// can_deadlock: a wait of this kind only another process of this OS process
+// can end.
+inline bool can_deadlock(WaitKind k) noexcept { return k == WaitKind::Blocked || k == WaitKind::Join; }
+
+// ProcessRecord: what the private records of fibers and threads share (a
+// parker's `owner` points at one).
+struct ProcessRecord {
+    // The report of the deadlock that ended this process's last wait, set by
+    // the deadlock breaker before it wakes the process (deadlock_report()).
+    std::shared_ptr<const std::string> deadlock;
+};
+
+struct Timer {
+    std::chrono::steady_clock::time_point deadline;
+    Parker* parker;
+    std::uint64_t token;
+    bool operator>(const Timer& o) const noexcept { return deadline > o.deadline; }
+};
+
+// Task: the private record of a fiber process.
+struct Task : ProcessRecord {
+    Parker* parker = nullptr;
+    Context context;
+    std::unique_ptr<ProcessBody> body;
+    Task* next = nullptr;  // run queue link
+    // What finish_park must do once this fiber has switched away.
+    Release release;
+    bool timed = false;
+    Timer timer{};
+    std::atomic<int> home{0};  // the worker it last ran on: a hint, read by remote wakers
+};
+
+// ThreadRecord: the private record of a plain thread that uses csp.
+struct ThreadRecord : ProcessRecord {
+    Parker* parker = nullptr;
+    std::string name;
+    ThreadRecord();
+    ~ThreadRecord();
+};
+
+struct Worker {
+    int index = 0;
+    Context scheduler;       // the worker thread's own stack
+    Task* current = nullptr;
+    Task* run_next = nullptr;  // owner only: the process just woken here
+    // Owner only: processes this worker woke that run_next displaced. No
+    // atomics: nobody else can see them. They are moved to the shared queue
+    // (publish) whenever another worker is idle, so they can be stolen.
+    Task* local_head = nullptr;
+    Task* local_tail = nullptr;
+    unsigned picks = 0;   // owner only: to look at the shared queue first now and then
+    unsigned streak = 0;  // owner only: run_next taken this many times in a row
+    // Shared: the queue, FIFO, with stealers and wakers on other threads.
+    SpinLock queue_lock;
+    Task* head = nullptr;
+    Task* tail = nullptr;
+    std::atomic<std::int64_t> queued{0};
+    // Shared: the sleep word (kAwake/kAsleep/kRousedRemotely), in the arena
+    // so that another OS process can rouse the worker (see Inbox).
+    std::atomic<std::uint32_t>& sleeping;
+    explicit Worker(std::atomic<std::uint32_t>& word) noexcept : sleeping(word) {}
+    // Timers of the processes that parked on this worker (owner only). A
+    // timer whose wait ended otherwise stays until it is due or swept.
+    std::vector<Timer> timers;
+    std::size_t sweep_at = 1024;  // sweep stale timers when the heap grows to this
+    std::thread thread;
+
+    void push(Task* t) noexcept {
+        t->next = nullptr;
+        Locked<SpinLock> hold(queue_lock);
+        if (tail) tail->next = t; else head = t;
+        tail = t;
+        queued.fetch_add(1, std::memory_order_seq_cst);
+    }
+    Task* pop() noexcept {
+        if (queued.load(std::memory_order_relaxed) == 0) return nullptr;
+        Locked<SpinLock> hold(queue_lock);
+        Task* t = head;
+        if (t) {
+            head = t->next;
+            if (!head) tail = nullptr;
+            queued.fetch_sub(1, std::memory_order_relaxed);
+        }
+        return t;
+    }
+    void push_local(Task* t) noexcept {
+        t->next = nullptr;
+        if (local_tail) local_tail->next = t; else local_head = t;
+        local_tail = t;
+    }
+    Task* pop_local() noexcept {
+        Task* t = local_head;
+        if (t) {
+            local_head = t->next;
+            if (!local_head) local_tail = nullptr;
+        }
+        return t;
+    }
+    // publish moves the private list to the shared queue, where idle workers
+    // can steal from it.
+    void publish() noexcept {
+        if (!local_head) return;
+        Locked<SpinLock> hold(queue_lock);
+        std::int64_t n = 0;
+        for (Task* t = local_head; t; t = t->next) ++n;
+        if (tail) tail->next = local_head; else head = local_head;
+        tail = local_tail;
+        local_head = local_tail = nullptr;
+        queued.fetch_add(n, std::memory_order_seq_cst);
+    }
+    // rouse wakes the worker if it sleeps; true when it did. The rouser
+    // takes it off the idle count at once (see the deadlock accounting).
+    bool rouse() noexcept;
+    // drain_inbox takes the fibers woken from other OS processes.
+    bool drain_inbox() noexcept;
+    void loop() noexcept;
+    Task* find_work() noexcept;
+    // Timers (timers.cpp): fire the due ones; add one (kept off the park path).
+    bool fire_timers() noexcept;
+    [[gnu::noinline]] void add_timer(const Timer& t) noexcept;
+};
+
+// Registry: every live parker of this OS process (fiber processes, threads
+// that use csp) and the OS threads that may use csp, for the deadlock
+// detector (deadlock.cpp). One lock guards all of it.
+class Registry {
+public:
+    // add: may throw std::bad_alloc (then nothing was added).
+    void add(Parker* const* p, std::size_t n);
+    void add(Parker* p) { add(&p, 1); }
+    void remove(Parker* p) noexcept;
+    // note_thread: the calling thread starts (true) or stops (false) using
+    // csp. One that stops is exiting, or is main running static destructors:
+    // it will not wake anybody any more, so it counts as an older thread.
+    void note_thread(bool known);
+    // note_older_threads: the OS threads there now (but the caller) are taken
+    // as not using csp (a sanitizer's background thread, say).
+    void note_older_threads();
+    // break_deadlock: the walk, when the process looked quiet (see
+    // deadlock.cpp); wakes every blocked process with kDeadlocked when it is
+    // a deadlock.
+    void break_deadlock(std::uint64_t thread_wakes_seen) noexcept;
+
+private:
+    SpinLock lock_;
+    // Slots (null: free) rather than a list, so that one leaving touches its
+    // own slot and not its neighbours, which a million processes scatter
+    // over memory. free_ can hold every slot: remove never allocates.
+    std::vector<Parker*> slots_;
+    std::vector<std::uint32_t> free_;
+    std::set<int> known_threads_;  // tids: workers, io helpers, registered threads
+    std::set<int> older_threads_;  // tids taken as not using csp
+};
+
+// IoPool: the helper threads of csp::io (io.cpp).
+struct IoPool {
+    struct Job {
+        const std::function<void()>* call;
+        Parker* parker;
+        std::uint64_t token;
+    };
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::deque<Job> jobs;
+    int idle = 0;  // helper threads waiting for a job
+    std::vector<std::thread> threads;
+    bool stop = false;
+
+    // submit queues a job, starting a helper when none is free for it.
+    void submit(const Job& job);
+    // stop_all ends the helpers (at exit, once no process runs).
+    void stop_all() noexcept;
+
+private:
+    void loop() noexcept;
+};
+
+struct Runtime {
+    Inbox* inbox = nullptr;
+    std::vector<std::unique_ptr<Worker>> workers;
+    std::atomic<std::int64_t> running_threads{0};  // registered, not in a Blocked/Join park
+    std::atomic<std::int64_t> live{0};             // fiber processes not yet ended
+    std::atomic<std::uint32_t> live_zero{1};       // futex word: 1 when live == 0
+    std::atomic<int> idle{0};
+    std::atomic<bool> stopping{false};
+    std::atomic<unsigned> next_worker{0};
+    Registry registry;
+    IoPool io;
+    // thread_wakes counts threads returning from a Blocked or Join park: the
+    // registry walk is not one atomic look, so a thread that wakes and parks
+    // again (perhaps waking fibers meanwhile) while it runs must void it.
+    std::atomic<std::uint64_t> thread_wakes{0};
+
+    Runtime();
+    ~Runtime();
+    void wake_idle_worker() noexcept;
+    // check_quiet is the cheap filter before the registry walk.
+    void check_quiet() noexcept {
+        const std::uint64_t wakes = thread_wakes.load(std::memory_order_seq_cst);
+        if (running_threads.load(std::memory_order_seq_cst) == 0 &&
+            idle.load(std::memory_order_seq_cst) == static_cast<int>(workers.size())) {
+            registry.break_deadlock(wakes);
+        }
+    }
+};
+
+// initial-exec: libcsp is linked at start-up, so its thread-locals sit in the
+// static TLS block and need no __tls_get_addr call on the hot path; constinit:
+// no dynamic initialisation, so no TLS wrapper call in the files that use it.
+extern constinit __attribute__((tls_model("initial-exec"))) thread_local Worker* t_worker;
+
+// True in a child made by run_os_process.
+extern bool g_in_child;
+
+// rt(): the runtime, made on first use (worker.cpp).
+Runtime& rt();
+
+// started(): the runtime, for paths that can only run once it exists (a
+// worker is running, or a parker exists): no initialisation guard on the hot
+// path. Published by rt() once fully made.
+extern std::atomic<Runtime*> g_runtime;
+inline Runtime& started() noexcept { return *g_runtime.load(std::memory_order_relaxed); }
+
+// Read the worker through a call the compiler cannot fold: after a context
+// switch the same fiber may be running on another thread, and a thread-local
+// address cached across the switch would be the old thread's.
+__attribute__((noinline)) Worker* this_worker() noexcept;
+
+// pools.cpp
+Parker* new_parker(ProcessRecord* owner, bool is_thread);
+void release_parker(Parker* p) noexcept;  // drops one reference
+Task* new_task();
+void free_task(Task* t) noexcept;     // the task is destroyed, its storage pooled
+void discard_task(Task* t) noexcept;  // a task whose fiber never ran, stack and all
+void reset_pools_after_fork() noexcept;
+
+// park.cpp
+std::uint32_t park_fiber(Parker* p, WaitKind kind, WaitReason reason, Release release) noexcept;
+void run_task(Worker* w, Task* t) noexcept;
+Task* next_local(Worker* w) noexcept;
+Context* task_entry(void* arg) noexcept;
+
+// threads.cpp
+ThreadRecord& this_thread_record();
+std::uint32_t park_thread(Parker* p, WaitKind kind, WaitReason reason, std::int64_t timeout_ns,
+                          std::uint64_t token, Release release) noexcept;
+void forget_thread_record_after_fork() noexcept;
+
+// deadlock.cpp
+int this_tid() noexcept;
+const char* name_of(const Parker* p) noexcept;
+
+}  // namespace csp::runtime

@@ -1,0 +1,112 @@
+// threads.cpp: plain threads (main, std::thread) as csp processes.
+//
+// Owns: each thread's ThreadRecord (made on its first use of csp, in a
+// thread-local, and gone when the thread exits) and park_thread, how a
+// thread waits. Must hold: a thread counts as running (running_threads)
+// from before it is a known thread until after it has left the registry,
+// and whenever it is not parked in a Blocked or Join wait, so the deadlock
+// detector never reports while it may still wake somebody.
+//
+// Threads park on a futex: their state moves Running -> Parked (CAS by the
+// thread) and ready() exchanges it to Notified, which also covers a ready()
+// that comes before the thread sleeps.
+#include "runtime/scheduler.hpp"
+
+#include "runtime/futex.hpp"
+#include "runtime/trace.hpp"
+
+#include <sched.h>
+#include <sstream>
+
+namespace csp::runtime {
+namespace {
+
+// (initial-exec: see t_worker.)
+__attribute__((tls_model("initial-exec"))) thread_local std::unique_ptr<ThreadRecord> t_thread;
+
+}  // namespace
+
+ThreadRecord::ThreadRecord() {
+    // Counted as running first: once note_thread makes it a known thread it
+    // no longer vetoes a deadlock report, and until it is in the registry
+    // only this count says that it may still wake somebody. (The other order
+    // let the detector report a deadlock while this thread was registering.)
+    Runtime& r = rt();
+    r.running_threads.fetch_add(1, std::memory_order_seq_cst);
+    r.registry.note_thread(true);
+    parker = new_parker(this, true);
+    std::ostringstream id;
+    id << std::this_thread::get_id();
+    static std::atomic<bool> main_taken{false};
+    bool expected = false;
+    // The first thread to use csp is almost always main.
+    name = main_taken.compare_exchange_strong(expected, true) ? "main" : "thread " + id.str();
+    r.registry.add(parker);
+    trace_process_start(parker, name.c_str());
+}
+
+ThreadRecord::~ThreadRecord() {
+    Runtime& r = rt();
+    r.registry.note_thread(false);
+    r.registry.remove(parker);
+    release_parker(parker);
+    r.running_threads.fetch_sub(1, std::memory_order_seq_cst);
+    r.check_quiet();
+}
+
+ThreadRecord& this_thread_record() {
+    if (!t_thread) t_thread = std::make_unique<ThreadRecord>();
+    return *t_thread;
+}
+
+std::uint32_t park_thread(Parker* p, WaitKind kind, WaitReason reason, std::int64_t timeout_ns,
+                          std::uint64_t token, Release release) noexcept {
+    p->wait_reason = reason;
+    p->wait_kind.store(kind, std::memory_order_relaxed);
+    // A ready() after this finds Running and leaves Notified: the CAS below
+    // then fails and the thread goes on without sleeping.
+    release();
+    std::uint32_t expected = kRunning;
+    if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
+        if (can_deadlock(kind)) {
+            rt().running_threads.fetch_sub(1, std::memory_order_seq_cst);
+            rt().check_quiet();
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(timeout_ns);
+        // A short spin first: the partner is often on another core (or in
+        // another OS process) and about to answer; a futex sleep and wake-up
+        // costs tens of microseconds on a virtual machine.
+        for (int i = 0; i < 128 && p->state.load(std::memory_order_acquire) == kParked; ++i) {
+            __builtin_ia32_pause();
+        }
+        for (int i = 0; i < 64 && p->state.load(std::memory_order_acquire) == kParked; ++i) sched_yield();
+        while (p->state.load(std::memory_order_acquire) == kParked) {
+            std::int64_t left = -1;
+            if (timeout_ns >= 0) {
+                left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           deadline - std::chrono::steady_clock::now()).count();
+                if (left <= 0) {
+                    // Our own timer: win the wait, then ready ourselves.
+                    if (wake(p, token, kTimedOut)) continue;
+                    timeout_ns = -1;  // somebody else won: their ready is coming
+                    left = -1;
+                }
+            }
+            futex_wait(p->state, kParked, left);
+        }
+        if (can_deadlock(kind)) {
+            rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
+            rt().thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+        }
+    }
+    p->state.store(kRunning, std::memory_order_relaxed);
+    p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
+    return outcome_of(p);
+}
+
+
+void forget_thread_record_after_fork() noexcept {
+    (void)t_thread.release();  // the parent's record of this thread, not the child's to destroy
+}
+
+}  // namespace csp::runtime

@@ -1,0 +1,222 @@
+// worker.cpp: the worker threads and the runtime's life.
+//
+// Owns: the Runtime (made on first use, stopped by a static destructor at
+// exit), each Worker's loop (find work, spin a little, sleep on its futex
+// word), stealing from other workers, draining the inbox of fibers woken
+// from other OS processes, and rousing idle workers. Must hold: a worker on
+// the idle count sleeps or is about to (its word kAsleep) until a rouser
+// takes it off the count; the runtime is published (g_runtime) only once
+// fully made.
+#include "runtime/scheduler.hpp"
+
+#include "runtime/arena.hpp"
+#include "runtime/futex.hpp"
+#include "runtime/log.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <sched.h>
+
+namespace csp::runtime {
+
+constinit __attribute__((tls_model("initial-exec"))) thread_local Worker* t_worker = nullptr;
+Inbox* g_local_inbox = nullptr;
+std::atomic<Runtime*> g_runtime{nullptr};
+
+namespace {
+
+int configured_threads() noexcept {
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* env = std::getenv("CSP_THREADS")) {
+        char* end = nullptr;
+        long v = std::strtol(env, &end, 10);
+        if (end != env && *end == '\0' && v >= 1 && v <= 1024) {
+            n = static_cast<int>(v);
+        } else {
+            logger().warn("CSP_THREADS='{}' is not a worker count (1..1024); using {}", env,
+                          n < 1 ? 1 : n);
+        }
+    }
+    return n < 1 ? 1 : n;
+}
+
+// Parkers are pooled (FreeList): a network that starts a million processes
+// makes and frees a million, and the arena's general allocator (a best-fit
+
+}  // namespace
+
+Runtime::Runtime() {
+    const int n = configured_threads();
+    inbox = arena_new<Inbox>();
+    inbox->words = static_cast<std::atomic<std::uint32_t>*>(
+        arena_allocate(sizeof(std::atomic<std::uint32_t>) * static_cast<std::size_t>(n)));
+    inbox->count = static_cast<std::uint32_t>(n);
+    g_local_inbox = inbox;
+    workers.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        auto* word = ::new (static_cast<void*>(&inbox->words[i])) std::atomic<std::uint32_t>(kAwake);
+        workers.push_back(std::make_unique<Worker>(*word));
+        workers.back()->index = i;
+    }
+    for (auto& w : workers) {
+        Worker* wp = w.get();
+        wp->thread = std::thread([wp] { wp->loop(); });
+    }
+    // Taken after starting the workers: ThreadSanitizer starts its
+    // background thread with the program's first pthread_create.
+    registry.note_older_threads();
+
+    logger().debug("runtime started with {} worker threads", n);
+}
+
+Runtime::~Runtime() {
+    // main's scope of the runtime ends: join the processes still running
+    // (spawned ones), then stop the workers.
+    if (t_worker) {
+        // exit() called from inside a process: nothing can be joined from here.
+        for (auto& w : workers) w->thread.detach();
+        return;
+    }
+    while (live.load(std::memory_order_acquire) != 0) futex_wait(live_zero, 0);
+    stopping.store(true);
+    for (auto& w : workers) {
+        w->sleeping.store(0);
+        futex_wake(w->sleeping, 1);
+    }
+    for (auto& w : workers) w->thread.join();
+    io.stop_all();
+}
+
+// The runtime is made on first use and stopped by a static destructor at
+// exit. A forked child drops its copy of the parent's (whose threads it does
+// not have) and makes its own on first use: hence a pointer, not a static.
+struct RuntimeOwner {
+    ~RuntimeOwner() {
+        if (!g_in_child) delete g_runtime.load();
+    }
+};
+
+Runtime& rt() {
+    if (Runtime* r = g_runtime.load(std::memory_order_acquire)) return *r;
+    static RuntimeOwner owner;  // destroyed after everything made before first use
+    static SpinLock making;     // (its workers wait here until it is published)
+    Locked<SpinLock> hold(making);
+    if (!g_runtime.load(std::memory_order_relaxed)) g_runtime.store(new Runtime, std::memory_order_release);
+    return *g_runtime.load(std::memory_order_relaxed);
+}
+
+void Runtime::wake_idle_worker() noexcept {
+    if (idle.load(std::memory_order_seq_cst) == 0) return;
+    for (auto& w : workers) {
+        if (w->rouse()) return;
+    }
+}
+
+
+bool Worker::rouse() noexcept {
+    std::uint32_t one = kAsleep;
+    if (!sleeping.compare_exchange_strong(one, kAwake, std::memory_order_seq_cst)) return false;
+    started().idle.fetch_sub(1, std::memory_order_seq_cst);
+    futex_wake(sleeping, 1);
+    return true;
+}
+
+bool Worker::drain_inbox() noexcept {
+    Inbox* box = started().inbox;
+    if (!box->head.load(std::memory_order_relaxed)) return false;
+    Parker* p = box->head.exchange(nullptr, std::memory_order_seq_cst);
+    // The stack holds the newest first: reverse it so wake-ups run in order.
+    Parker* fifo = nullptr;
+    while (p) {
+        Parker* next = p->inbox_next;
+        p->inbox_next = fifo;
+        fifo = p;
+        p = next;
+    }
+    for (p = fifo; p;) {
+        Parker* next = p->inbox_next;
+        p->state.store(kRunning, std::memory_order_relaxed);
+        push_local(static_cast<Task*>(p->owner));
+        p = next;
+    }
+    if (started().idle.load(std::memory_order_relaxed) > 0) {
+        publish();
+        started().wake_idle_worker();
+    }
+    return true;
+}
+
+Task* Worker::find_work() noexcept {
+    if (!timers.empty()) fire_timers();
+    drain_inbox();
+    if (Task* t = next_local(this)) return t;
+    // Steal from the others, starting after ourselves.
+    Runtime& r = rt();
+    const std::size_t n = r.workers.size();
+    for (std::size_t i = 1; i < n; ++i) {
+        Worker* victim = r.workers[(static_cast<std::size_t>(index) + i) % n].get();
+        if (Task* t = victim->pop()) return t;
+    }
+    return nullptr;
+}
+
+void Worker::loop() noexcept {
+    t_worker = this;
+    Runtime& r = rt();
+    r.registry.note_thread(true);
+    init_thread_context(scheduler);
+    install_overflow_handler();
+    for (;;) {
+        if (Task* t = find_work()) {
+            run_task(this, t);
+            continue;
+        }
+        if (r.stopping.load(std::memory_order_acquire)) break;
+        // Spin a little: a wake-up from the other core (or another OS
+        // process) is often on its way, and sleeping costs a futex round
+        // trip of tens of microseconds. Then yield a few times before
+        // sleeping: the partner about to answer may be waiting for this very
+        // core (a `pause` is ~30 ns here, so a spin of thousands of them held
+        // such a partner off for over 100 us). Measured with an OS-process
+        // ping-pong (bench/ipc) on 2 cores and pinned to one: 16 x 8 pauses
+        // then up to 64 yields gave 0.6 us and 6 us one-way, where 200 x 20
+        // pauses gave 1.4-116 us and 230 us.
+        Task* found = nullptr;
+        for (int i = 0; i < 16 && !found; ++i) {
+            for (int j = 0; j < 8; ++j) __builtin_ia32_pause();
+            found = find_work();
+        }
+        for (int i = 0; i < 64 && !found; ++i) {
+            sched_yield();
+            found = find_work();
+        }
+        if (found) {
+            run_task(this, found);
+            continue;
+        }
+        sleeping.store(kAsleep, std::memory_order_seq_cst);
+        r.idle.fetch_add(1, std::memory_order_seq_cst);
+        found = find_work();
+        if (!found) {
+            r.check_quiet();
+            found = find_work();  // the detector may have woken processes here
+        }
+        if (!found && !r.stopping.load()) {
+            std::int64_t timeout = -1;
+            if (!timers.empty()) {
+                auto d = timers.front().deadline - std::chrono::steady_clock::now();
+                timeout = std::max<std::int64_t>(
+                    0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+            }
+            if (timeout != 0) futex_wait(sleeping, 1, timeout);
+        }
+        // Off the idle count, unless a rouser of this OS process has already
+        // taken us off it (it leaves kAwake; one from another leaves 2).
+        if (sleeping.exchange(kAwake, std::memory_order_seq_cst) != kAwake) {
+            r.idle.fetch_sub(1, std::memory_order_seq_cst);
+        }
+        if (found) run_task(this, found);
+    }
+}
+
+}  // namespace csp::runtime
