@@ -24,6 +24,7 @@ struct WaiterBlock {
     std::size_t capacity;      // waiter records that follow
     std::uint64_t described;   // key of the guard set `what` describes
     char what[192];            // "is blocked in a choice over channels 'a', 'b'": for deadlock reports
+    runtime::WaitReason reason;  // {what}
     Waiter* waiters() noexcept { return reinterpret_cast<Waiter*>(this + 1); }
 };
 static_assert(alignof(WaiterBlock) >= alignof(Waiter));
@@ -36,7 +37,7 @@ WaiterBlock* waiter_block(runtime::Parker* me, std::size_t n) {
     void* mem = runtime::arena_allocate(sizeof(WaiterBlock) + capacity * sizeof(Waiter),
                                         alignof(WaiterBlock));
     runtime::arena_free(me->upper_block);
-    b = ::new (mem) WaiterBlock{capacity, 0, {}};
+    b = ::new (mem) WaiterBlock{capacity, 0, {}, {}};
     me->upper_block = b;
     return b;
 }
@@ -121,9 +122,9 @@ private:
 
 // describe writes what the choice waits on, for the deadlock report, when
 // the guard set differs from the one described last time.
-const char* describe(WaiterBlock* b, Locks& locks) noexcept {
+const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks) noexcept {
     const std::uint64_t key = locks.key();
-    if (b->described == key && b->what[0] != '\0') return b->what;
+    if (b->described == key && b->what[0] != '\0') return &b->reason;
     std::size_t used = 0;
     auto put = [&](const char* s) {
         const std::size_t len = std::min(std::strlen(s), sizeof b->what - 1 - used);
@@ -143,7 +144,8 @@ const char* describe(WaiterBlock* b, Locks& locks) noexcept {
     }
     b->what[used] = '\0';
     b->described = key;
-    return b->what;
+    b->reason = {b->what, nullptr};
+    return &b->reason;
 }
 
 void trace_fired(const Guard& g) noexcept {
@@ -157,7 +159,7 @@ void trace_fired(const Guard& g) noexcept {
 bool crosses(const Guard* guards, std::size_t n) noexcept {
     for (std::size_t i = 0; i < n; ++i) {
         const Guard& g = guards[i];
-        if (g.enabled && is_channel(g) && g.core->cross.load(std::memory_order_relaxed)) return true;
+        if (g.enabled && is_channel(g) && g.core->crossing.load(std::memory_order_relaxed)) return true;
     }
     return false;
 }
@@ -171,7 +173,7 @@ Attempt try_alone(Guard& g) noexcept {
                                                    : try_write_locked(g.core, g.slot, &wake);
     g.core->lock.unlock();
     if (wake) runtime::ready(wake->parker);
-    if (got && !receive_parcel(g.core, got, g.slot)) return Attempt::Poisoned;
+    if (got && !receive(g.core, got, g.slot)) return Attempt::Poisoned;
     return a;
 }
 
@@ -261,7 +263,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         if (fired.index != kNone) {
             locks.unlock();
             if (wake) runtime::ready(wake->parker);
-            if (got && !receive_parcel(guards[fired.index].core, got, guards[fired.index].slot)) {
+            if (got && !receive(guards[fired.index].core, got, guards[fired.index].slot)) {
                 fired.outcome = Outcome::Poisoned;
             }
             if (fired.outcome == Outcome::Done) trace_fired(guards[fired.index]);
@@ -284,18 +286,18 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             w->token = token;
             w->index = static_cast<std::uint32_t>(i);
             w->slot = g.slot;
-            if (g.kind == Guard::Kind::Output) queue_writer_parcel(g.core, w);
+            if (g.kind == Guard::Kind::Output) queue_writer(g.core, w);
             (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).push(w);
         }
         // The locks are released only once we have parked (the park rule).
-        const char* what = describe(block, locks);
+        const runtime::WaitReason* what = describe(block, locks);
         const runtime::Release unlock_all{[](void* l) noexcept { static_cast<Locks*>(l)->unlock(); },
                                           &locks};
         const std::uint32_t word =
             first_timeout == kNone
                 ? runtime::park(me, crosses(guards, n) ? runtime::WaitKind::Remote : runtime::WaitKind::Blocked,
-                                {what}, unlock_all)
-                : runtime::park_until(me, token, runtime::WaitKind::Timed, {what},
+                                what, unlock_all)
+                : runtime::park_until(me, token, runtime::WaitKind::Timed, what,
                                       guards[first_timeout].deadline, unlock_all);
 
         // Pass 3: take the waiters that lost off their queues.
@@ -307,26 +309,25 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             if (w->queued) (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).remove(w);
         }
         locks.unlock();
-        // Parcels: an output guard's own that nobody took; the value of the
-        // input guard that fired, from another OS process.
-        Parcel* received = nullptr;
+        // On channels that cross, what the waiters carry: an output guard's
+        // own value that nobody took; the value for the input guard that
+        // fired, from the other side.
+        std::size_t received = kNone;
         for (std::size_t i = 0; i < n; ++i) {
             Guard& g = guards[i];
-            if (!g.enabled || !is_channel(g)) continue;
-            Parcel* p = std::exchange(waiters[i].parcel, nullptr);
-            if (!p) continue;
-            if (g.kind == Guard::Kind::Output) parcel_free(p);
-            else received = p;  // only a fired input guard gets one
+            if (!g.enabled || !is_channel(g) || !waiters[i].parcel) continue;
+            if (g.kind == Guard::Kind::Output) settle(g.core, Side::Writer, &waiters[i], Outcome::Done, nullptr);
+            else received = i;  // only a fired input guard gets one
         }
 
         if (word == runtime::kTimedOut) return {Outcome::Done, first_timeout};
-        const Outcome o = outcome_part(word);
+        Outcome o = outcome_part(word);
+        if (received != kNone) {
+            o = settle(guards[received].core, Side::Reader, &waiters[received], o, guards[received].slot);
+        }
         if (o == Outcome::Retired) continue;  // a guard was disabled: choose again
         if (o == Outcome::Deadlocked) return {o, kNone};
         const std::size_t index = index_part(word);
-        if (received && !receive_parcel(guards[index].core, received, guards[index].slot)) {
-            return {Outcome::Poisoned, index};
-        }
         if (o == Outcome::Done) trace_fired(guards[index]);
         return {o, index};
     }

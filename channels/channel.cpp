@@ -1,9 +1,11 @@
 // channel.cpp: reads, writes, retire and poison on the type-erased core.
-// The invariants and locking rules are at the top of channel.hpp.
+// The invariants and locking rules are at the top of channel.hpp; what
+// happens when a partner is on the other side of a boundary is crossing.cpp's,
+// reached through the channel's Crossing (c->crossing) at every point where
+// that may be so.
 #include "channels/channel.hpp"
 
 #include "runtime/arena.hpp"
-#include "runtime/log.hpp"
 #include "runtime/trace.hpp"
 
 #include <algorithm>
@@ -16,65 +18,16 @@ namespace {
 using runtime::Locked;
 using runtime::SpinLock;
 
-unsigned char* buffer_slot(ChannelCore* c, std::size_t i) noexcept {
-    return c->buffer + ((c->head + i) % c->capacity) * c->slot_size;
+// crossing_of: the channel's Crossing, or null while every partner is in
+// this OS process (read under the lock, or before any other OS process can
+// use the channel: mark_cross sets it under the lock).
+inline const Crossing* crossing_of(const ChannelCore* c) noexcept {
+    return c->crossing.load(std::memory_order_relaxed);
 }
 
-// A parcel that could not be made (the reason was logged): the reader that
-// meets it poisons the channel rather than wait for a value never coming.
-Parcel g_lost_parcel{0, 0};
-Parcel* const kLost = &g_lost_parcel;
-
-// parcels_in_buffer: a buffer of a non-trivial type on a channel across OS
-// processes holds Parcel pointers.
-bool parcels_in_buffer(const ChannelCore* c) noexcept {
-    return !c->ops->trivial && c->cross.load(std::memory_order_relaxed);
+inline WaiterQueue& queue_of(ChannelCore* c, Side side) noexcept {
+    return side == Side::Reader ? c->readers : c->writers;
 }
-
-Parcel* pack_or_lost(ChannelCore* c, const void* src) noexcept {
-    Parcel* p = c->ops->pack ? c->ops->pack(src) : nullptr;
-    if (!p) {
-        if (!c->ops->pack) {
-            runtime::logger().error("channel '{}' crosses OS processes, but its values ({}) cannot: "
-                                    "give the type a cereal serialize function", c->name, c->ops->type_name);
-        }
-        return kLost;
-    }
-    return p;
-}
-
-// PlainWait: the record of a plain read's or write's wait, in the waiting
-// parker's upper storage (block): its waiter, and room for a small trivially
-// copyable value that a writer in another OS process hands to it (pack_for).
-// Every solo waiter is the waiter of a PlainWait (only block makes them).
-// A round trip between OS processes then allocates nothing in the arena,
-// whose allocator (a mutex and a tree, touched alternately from two cores)
-// cost more than the rest of the hand-over.
-constexpr std::size_t kInlineMark = ~std::size_t{0};  // Parcel::capacity of an inline value
-constexpr std::size_t kPlainWaitHead = (sizeof(Waiter) + 15) / 16 * 16 + sizeof(Parcel);
-struct PlainWait {
-    Waiter waiter;
-    alignas(16) Parcel parcel;
-    unsigned char bytes[sizeof(WaitArea::plain_wait) - kPlainWaitHead];  // Parcel::data()
-};
-static_assert(sizeof(PlainWait) <= sizeof(WaitArea::plain_wait));
-static_assert(alignof(PlainWait) <= alignof(WaitArea));
-static_assert(offsetof(PlainWait, bytes) == offsetof(PlainWait, parcel) + sizeof(Parcel));
-static_assert(offsetof(PlainWait, waiter) == 0);
-static_assert(offsetof(PlainWait, bytes) % alignof(PlainWait) == 0);
-
-// fits_inline: values of this channel fit a PlainWait's room.
-inline bool fits_inline(const ChannelCore* c) noexcept {
-    return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes) &&
-           c->ops->align <= alignof(PlainWait);
-}
-
-Parcel* get_slot_parcel(unsigned char* slot) noexcept {
-    Parcel* p;
-    std::memcpy(&p, slot, sizeof p);
-    return p;
-}
-void put_slot_parcel(unsigned char* slot, Parcel* p) noexcept { std::memcpy(slot, &p, sizeof p); }
 
 // win ends the wait of dequeued waiter `w` with `o` if nobody else has
 // (called under the channel's lock).
@@ -118,42 +71,41 @@ void ready_all(Waiter* w) noexcept {
 }
 
 void discard_buffer(ChannelCore* c) noexcept {
-    const bool parcels = parcels_in_buffer(c);
+    const Crossing* x = crossing_of(c);
     for (std::size_t i = 0; i < c->count; ++i) {
-        if (parcels) parcel_free(get_slot_parcel(buffer_slot(c, i)));
+        if (x) x->buffer_discard(c, buffer_slot(c, i));
         else c->ops->destroy(buffer_slot(c, i));
     }
     c->head = c->count = 0;
 }
 
-// retire_locked marks the channel retired and ends every blocked operation
-// (a blocked reader means an empty buffer, so nothing is left undrained).
-Waiter* retire_locked(ChannelCore* c) noexcept {
+// retire_locked marks the channel retired (its `side` left) and ends every
+// blocked operation (a blocked reader means an empty buffer, so nothing is
+// left undrained).
+Waiter* retire_locked(ChannelCore* c, Side side) noexcept {
     c->retired = true;
     if (runtime::tracing()) runtime::trace_event("retire", c->name);
+    if (const Crossing* x = crossing_of(c)) x->retired(c, side);
     return end_all(c, Outcome::Retired);
 }
 
 // unusual_wake finishes a blocked operation that did not simply complete
-// in this OS process: the deadlock breaker ended it, or a parcel is involved.
-[[gnu::noinline]] Outcome unusual_wake(ChannelCore* c, WaiterQueue& q, Waiter* w, void* slot, Outcome o) noexcept {
+// in this OS process: the deadlock breaker ended it, or it carries a parcel.
+[[gnu::noinline]] Outcome unusual_wake(ChannelCore* c, Side side, Waiter* w, void* slot, Outcome o) noexcept {
     if (o == Outcome::Deadlocked) {
         // The deadlock breaker does not dequeue: do it here.
         Locked<SpinLock> hold(c->lock);
-        if (w->queued) q.remove(w);
+        if (w->queued) queue_of(c, side).remove(w);
     }
-    if (Parcel* parcel = std::exchange(w->parcel, nullptr)) {
-        // A writer's own parcel that nobody took, or a reader's value from
-        // another OS process.
-        if (&q == &c->writers) parcel_free(parcel);
-        else if (o == Outcome::Done && !receive_parcel(c, parcel, slot)) o = Outcome::Poisoned;
-    }
-    return o;
+    return w->parcel ? settle(c, side, w, o, slot) : o;
 }
 
-// block parks the caller on `q` and returns how its wait ended. Called with
-// the lock held; returns with it released.
-Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullptr) noexcept {
+// block parks the caller on the `side` queue and returns how its wait
+// ended. Called with the lock held; returns with it released. `parcel`: a
+// writer's value packed beforehand, which its waiter carries. (A template
+// on the side: one copy each, with the side's queue and words fixed.)
+template <Side side>
+Outcome block(ChannelCore* c, void* slot, Parcel* parcel = nullptr) noexcept {
     runtime::Parker* me = runtime::current();
     auto* pw = ::new (static_cast<void*>(runtime::upper_area<WaitArea>(me).plain_wait)) PlainWait;
     auto* w = &pw->waiter;
@@ -161,76 +113,39 @@ Outcome block(ChannelCore* c, WaiterQueue& q, void* slot, Parcel* parcel = nullp
     w->token = runtime::begin_wait(me);
     w->index = 0;
     w->slot = slot;
-    if (&q == &c->writers && fits_inline(c)) {
+    if (side == Side::Writer && fits_plain_wait(c)) {
         // A small trivially copyable value waits in the writer's own wait
-        // record, beside the waiter its reader takes anyway, rather than on
-        // the writer's stack: with a million writers blocked, every stack is
-        // another cache miss and page walk away from the reader.
+        // record (see PlainWait).
         std::memcpy(pw->bytes, slot, c->ops->size);
         w->slot = pw->bytes;
     }
     w->parcel = parcel;
     w->solo = true;
     me->completer_lock = &c->lock;
-    if (&q == &c->writers) queue_writer_parcel(c, w);
-    q.push(w);
+    const Crossing* x = crossing_of(c);
+    if (side == Side::Writer && x) x->queue_writer(c, w);
+    queue_of(c, side).push(w);
     // The lock is released only once we have parked (the park rule).
     const std::uint32_t word =
-        runtime::park(me, c->cross.load(std::memory_order_relaxed) ? runtime::WaitKind::Remote
-                                                                   : runtime::WaitKind::Blocked,
-                      {&q == &c->readers ? "is blocked reading from channel" : "is blocked writing to channel",
-                       c->name},
+        runtime::park(me, x ? runtime::WaitKind::Remote : runtime::WaitKind::Blocked,
+                      &c->blocked_on[static_cast<int>(side)],
                       runtime::unlocking(c->lock));
     me->completer_lock = nullptr;
     const Outcome o = outcome_part(word);
     if (o == Outcome::Done && !w->parcel) [[likely]] return o;
-    return unusual_wake(c, q, w, slot, o);
+    return unusual_wake(c, side, w, slot, o);
 }
 
 }  // namespace
 
-Parcel* parcel_new(std::size_t size, std::size_t capacity) {
-    capacity = std::max(size, capacity);
-    auto* p = static_cast<Parcel*>(runtime::arena_allocate(sizeof(Parcel) + capacity));
-    p->size = size;
-    p->capacity = capacity;
-    return p;
+void queue_writer(ChannelCore* c, Waiter* w) noexcept {
+    if (const Crossing* x = crossing_of(c)) x->queue_writer(c, w);
 }
 
-void parcel_free(Parcel* p) noexcept {
-    if (p && p != kLost && p->capacity != kInlineMark) runtime::arena_free(p);
-}
+bool receive(ChannelCore* c, Parcel* p, void* dst) noexcept { return crossing_of(c)->receive(c, p, dst); }
 
-bool receive_parcel(ChannelCore* c, Parcel* p, void* dst) noexcept {
-    const bool ok = p != kLost && c->ops->unpack && c->ops->unpack(p, dst);
-    parcel_free(p);
-    if (!ok) {
-        runtime::logger().error("channel '{}': a value from another OS process could not be "
-                                "unpacked; poisoning the channel", c->name);
-        poison(c);
-    }
-    return ok;
-}
-
-void queue_writer_parcel(ChannelCore* c, Waiter* w) noexcept {
-    if (c->cross.load(std::memory_order_relaxed) && !w->parcel) w->parcel = pack_or_lost(c, w->slot);
-}
-
-void mark_cross(ChannelCore* c) noexcept {
-    Locked<SpinLock> hold(c->lock);
-    if (c->cross.load(std::memory_order_relaxed)) return;
-    if (!c->ops->trivial) {
-        // Buffered values become parcels (the other OS process cannot use
-        // this one's heap). Every user so far is in this OS process.
-        for (std::size_t i = 0; i < c->count; ++i) {
-            unsigned char* slot = buffer_slot(c, i);
-            Parcel* p = pack_or_lost(c, slot);
-            c->ops->destroy(slot);
-            put_slot_parcel(slot, p);
-        }
-    }
-    c->cross.store(true, std::memory_order_relaxed);
-    for (Waiter* w = c->writers.head; w; w = w->next) queue_writer_parcel(c, w);
+Outcome settle(ChannelCore* c, Side side, Waiter* w, Outcome o, void* slot) noexcept {
+    return crossing_of(c)->settle(c, side, w, o, slot);
 }
 
 ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view name) {
@@ -283,7 +198,7 @@ void leave_reader(ChannelCore* c) noexcept {
     {
         Locked<SpinLock> hold(c->lock);
         if (--c->reader_ends == 0 && !c->retired) {
-            wake = retire_locked(c);
+            wake = retire_locked(c, Side::Reader);
             discard_buffer(c);  // nobody can read these any more
         }
     }
@@ -294,7 +209,7 @@ void leave_writer(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;
     {
         Locked<SpinLock> hold(c->lock);
-        if (--c->writer_ends == 0 && !c->retired) wake = retire_locked(c);
+        if (--c->writer_ends == 0 && !c->retired) wake = retire_locked(c, Side::Writer);
     }
     ready_all(wake);
 }
@@ -306,6 +221,7 @@ void poison(ChannelCore* c) noexcept {
         if (c->poisoned) return;
         c->poisoned = true;
         if (runtime::tracing()) runtime::trace_event("poison", c->name);
+        if (const Crossing* x = crossing_of(c)) x->poisoned(c);
         discard_buffer(c);
         wake = end_all(c, Outcome::Poisoned);
     }
@@ -318,10 +234,10 @@ namespace {
 // The buffered read and the refill of the freed slot, off the hot path of
 // the unbuffered rendezvous.
 [[gnu::noinline]] Attempt read_buffered(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept {
-    const bool parcels = parcels_in_buffer(c);
+    const Crossing* x = crossing_of(c);
     unsigned char* oldest = buffer_slot(c, 0);
-    if (parcels) {
-        *got = get_slot_parcel(oldest);
+    if (x) {
+        *got = x->buffer_take(c, oldest, dst);
     } else {
         c->ops->move_construct(dst, oldest);
         c->ops->destroy(oldest);
@@ -331,16 +247,8 @@ namespace {
     // A slot is free: a blocked writer's value moves into it.
     if (Waiter* w = take(c->writers)) {
         unsigned char* slot = buffer_slot(c, c->count);
-        if (parcels) {
-            // Every queued writer of a channel across OS processes has one.
-            put_slot_parcel(slot, std::exchange(w->parcel, nullptr));
-        } else if (runtime::local(w->parker)) {
-            c->ops->move_construct(slot, w->slot);
-        } else if (w->parcel && w->parcel != kLost) {  // a trivial value from another OS process
-            std::memcpy(slot, w->parcel->data(), c->ops->size);
-        } else {
-            std::memset(slot, 0, c->ops->size);  // cannot happen on a channel handed over properly
-        }
+        if (x) x->buffer_refill(c, slot, w);
+        else c->ops->move_construct(slot, w->slot);
         ++c->count;
         *wake = w;
     }
@@ -351,57 +259,29 @@ namespace {
     if (c->poisoned) return Attempt::Poisoned;
     if (c->count > 0) return read_buffered(c, dst, wake, got);
     if (Waiter* w = take(c->writers)) {  // unbuffered rendezvous
-        if (runtime::local(w->parker)) [[likely]] {
-            c->ops->move_construct(dst, w->slot);
-        } else {
-            // (None on a channel that was not handed to the other OS
-            // process: see misused_across.)
-            Parcel* p = std::exchange(w->parcel, nullptr);
-            *got = p ? p : kLost;
-        }
+        if (runtime::local(w->parker)) [[likely]] c->ops->move_construct(dst, w->slot);
+        else *got = crossing_of(c)->take_from(c, w);  // (a writer there: the channel crosses)
         *wake = w;
         return Attempt::Done;
     }
     return c->retired ? Attempt::Retired : Attempt::Block;
 }
 
-// packed: the writer's value, packed before the lock was taken (or null);
-// taken from *pre when used.
-Parcel* packed(ChannelCore* c, const void* src, Parcel** pre) noexcept {
-    if (pre && *pre) return std::exchange(*pre, nullptr);
-    return pack_or_lost(c, src);
-}
-
-// pack_for: the value for waiting reader `w` in another OS process: in the
-// reader's own PlainWait when it fits (nobody else touches that room until
-// the reader, woken by this very writer, has read it), else a parcel.
-Parcel* pack_for(ChannelCore* c, Waiter* w, const void* src, Parcel** pre) noexcept {
-    if (w->solo && fits_inline(c)) {
-        auto* pw = reinterpret_cast<PlainWait*>(w);
-        pw->parcel.size = c->ops->size;
-        pw->parcel.capacity = kInlineMark;
-        std::memcpy(pw->bytes, src, c->ops->size);
-        return &pw->parcel;
-    }
-    return packed(c, src, pre);
-}
-
+// pre: the writer's value packed before the lock was taken (or null); taken
+// from *pre when used.
 [[gnu::always_inline]] inline Attempt try_write(ChannelCore* c, void* src, Waiter** wake,
                                                 Parcel** pre = nullptr) noexcept {
     if (c->poisoned) return Attempt::Poisoned;
     if (c->retired) return Attempt::Retired;
     if (Waiter* w = take(c->readers)) {  // a reader waits: hand over directly
-        if (runtime::local(w->parker)) [[likely]] {
-            c->ops->move_construct(w->slot, src);
-        } else {
-            w->parcel = pack_for(c, w, src, pre);
-        }
+        if (runtime::local(w->parker)) [[likely]] c->ops->move_construct(w->slot, src);
+        else crossing_of(c)->hand_to(c, w, src, pre);  // (a reader there: the channel crosses)
         *wake = w;
         return Attempt::Done;
     }
     if (c->count < c->capacity) {
         unsigned char* slot = buffer_slot(c, c->count);
-        if (parcels_in_buffer(c)) put_slot_parcel(slot, packed(c, src, pre));
+        if (const Crossing* x = crossing_of(c)) x->buffer_put(c, slot, src, pre);
         else c->ops->move_construct(slot, src);
         ++c->count;
         return Attempt::Done;
@@ -432,73 +312,41 @@ Outcome read_impl(ChannelCore* c, void* dst) noexcept {
     Waiter* wake = nullptr;
     Parcel* got = nullptr;
     const Attempt a = try_read(c, dst, &wake, &got);
-    if (a == Attempt::Block) return block(c, c->readers, dst);
+    if (a == Attempt::Block) return block<Side::Reader>(c, dst);
     const Outcome o = finish(c, a, wake);
-    if (got && !receive_parcel(c, got, dst)) [[unlikely]] return Outcome::Poisoned;
+    if (got && !receive(c, got, dst)) [[unlikely]] return Outcome::Poisoned;
     return o;
 }
 
-// write_cross: a write on a channel shared with another OS process packs
-// its value before taking the lock (serializing a large value under a spin
-// lock would hold up everyone else on the channel).
-[[gnu::noinline]] Outcome write_cross(ChannelCore* c, void* src) noexcept {
-    // (Not a small trivially copyable value: a waiting reader takes that in
-    // its own room, and a queued writer packs it under the lock, a memcpy.)
-    Parcel* pre = fits_inline(c) ? nullptr : pack_or_lost(c, src);
+Outcome write_impl(ChannelCore* c, void* src) noexcept {
+    // On a channel that crosses, the Crossing may pack the value before the
+    // lock is taken (serializing a large value under a spin lock would hold
+    // up everyone else on the channel).
+    const Crossing* x = crossing_of(c);
+    Parcel* pre = x ? x->prepack(c, src) : nullptr;
     c->lock.lock();
     Waiter* wake = nullptr;
     const Attempt a = try_write(c, src, &wake, &pre);
     Outcome o;
     if (a == Attempt::Block) {
-        // The queued waiter carries it (block frees it if nobody takes it).
-        o = block(c, c->writers, src, std::exchange(pre, nullptr));
+        o = block<Side::Writer>(c, src, std::exchange(pre, nullptr));  // its waiter carries it
     } else {
         o = finish(c, a, wake);
     }
-    parcel_free(pre);  // a partner in this OS process took the value itself
+    if (pre) [[unlikely]] parcel_free(pre);  // a partner in this OS process took the value itself
     return o;
 }
 
-Outcome write_impl(ChannelCore* c, void* src) noexcept {
-    if (c->cross.load(std::memory_order_relaxed)) [[unlikely]] return write_cross(c, src);
-    c->lock.lock();
-    Waiter* wake = nullptr;
-    const Attempt a = try_write(c, src, &wake);
-    if (a == Attempt::Block) return block(c, c->writers, src);
-    return finish(c, a, wake);
-}
-
-}  // namespace
-
-namespace {
-// misused_across: a channel that was never handed to a multiprocess (as an
-// argument or a capture by value) is used from another OS process, say
-// through a reference or a global. Its values may live in its maker's
-// private memory: poison it rather than move garbage.
-[[gnu::noinline]] Outcome misused_across(ChannelCore* c) noexcept {
-    runtime::logger().error("channel '{}' is used from an OS process it was not handed to: pass its "
-                            "ends to the csp::multiprocess as arguments (or capture them by value); "
-                            "poisoning it", c->name);
-    poison(c);
-    return Outcome::Poisoned;
-}
-
-inline bool foreign(const ChannelCore* c) noexcept {
-    return c->home != runtime::g_local_inbox && !c->cross.load(std::memory_order_relaxed);
-}
-}  // namespace
-
-namespace {
-// The general read and write: every channel kind, OS-process checks, tracing.
+// The general read and write: every channel kind, the misuse check, tracing.
 [[gnu::noinline]] Outcome read_general(ChannelCore* c, void* dst) noexcept {
-    if (foreign(c)) [[unlikely]] return misused_across(c);
+    if (foreign_here(c)) [[unlikely]] return misused_across(c);
     const Outcome o = read_impl(c, dst);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("read", c->name);
     return o;
 }
 
 [[gnu::noinline]] Outcome write_general(ChannelCore* c, void* src) noexcept {
-    if (foreign(c)) [[unlikely]] return misused_across(c);
+    if (foreign_here(c)) [[unlikely]] return misused_across(c);
     const Outcome o = write_impl(c, src);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
     return o;
@@ -506,17 +354,17 @@ namespace {
 
 // rendezvous_here: the common case, which read and write take without the
 // general path's checks: an unbuffered channel made by this OS process, no
-// tracing. Under the lock the fast path also needs it not to cross OS
-// processes (so every waiter on it is local and none carries a parcel), and
-// neither poisoned nor retired: plain_locked.
+// tracing. Under the lock the fast path also needs it not to cross (so every
+// waiter on it is local and none carries a parcel), and neither poisoned nor
+// retired: plain_locked.
 inline bool rendezvous_here(const ChannelCore* c) noexcept {
     return c->capacity == 0 && c->home == runtime::g_local_inbox && !runtime::tracing();
 }
 
-// (Read under the lock: mark_cross sets `cross` under it, before another OS
-// process can touch the channel.)
+// (Read under the lock: mark_cross sets `crossing` under it, before another
+// OS process can touch the channel.)
 inline bool plain_locked(const ChannelCore* c) noexcept {
-    return !c->poisoned && !c->retired && !c->cross.load(std::memory_order_relaxed);
+    return !c->poisoned && !c->retired && !crossing_of(c);
 }
 
 // move_value moves a value between a waiter's slot and the caller's; small
@@ -552,7 +400,7 @@ template <bool Reading>
         runtime::ready(w->parker);
         return Outcome::Done;
     }
-    return block(c, Reading ? c->readers : c->writers, mine);
+    return block<Reading ? Side::Reader : Side::Writer>(c, mine);
 }
 }  // namespace
 

@@ -16,9 +16,16 @@
 //     while holding it;
 //   - a waiter whose selection word cannot be won is stale (its wait ended
 //     elsewhere): it is dropped from the queue and skipped;
-//   - several channels are locked in address order (alternation).
+//   - several channels are locked in address order (alternation);
+//   - a channel whose partners may be on the other side of a boundary
+//     (another OS process) talks to it only through its Crossing (see
+//     crossing.hpp, which owns every step of that).
+//
+// Files: channel.cpp (read, write, retire, poison), crossing.cpp (the other
+// side of a boundary), alternation.cpp (choice).
 #pragma once
 
+#include "channels/crossing.hpp"
 #include "channels/waiter.hpp"
 #include "runtime/spin_lock.hpp"
 
@@ -30,7 +37,7 @@
 namespace csp::channels {
 
 // ValueOps: how to move and destroy values of a channel's element type, and
-// how to pack and unpack them for another OS process.
+// how to pack and unpack them for the other side of a boundary.
 struct ValueOps {
     std::size_t size;
     std::size_t align;
@@ -52,13 +59,6 @@ struct ValueOps {
 inline constexpr std::size_t kMaxBuffer = std::size_t{1} << 28;
 
 // ChannelCore: the state of one channel, in the shared arena.
-//
-// Across OS processes (once `cross` is set, by mark_cross, before a second
-// OS process may use it) values travel as parcels: every queued writer
-// carries its value packed, a writer that completes a reader of another OS
-// process packs into the reader's waiter, and a buffer of a non-trivial type
-// holds Parcel pointers instead of values. Partners in one OS process still
-// move the value straight across.
 struct ChannelCore {
     runtime::SpinLock lock;
     WaiterQueue readers;          // blocked readers (oldest first)
@@ -72,12 +72,23 @@ struct ChannelCore {
     std::int64_t writer_ends = 0;
     bool poisoned = false;
     bool retired = false;
-    std::atomic<bool> cross{false};  // shared with another OS process (set under lock)
-    std::size_t slot_size = 0;       // bytes per buffer slot
+    // How to reach partners on the other side of a boundary; null while
+    // every partner is in this OS process. Set under the lock, never unset.
+    std::atomic<const Crossing*> crossing{nullptr};
+    std::size_t slot_size = 0;       // bytes per buffer slot (a Crossing may keep a Parcel* there)
     runtime::Inbox* home = nullptr;  // the OS process that made it
     std::atomic<std::int64_t> refs{1};  // handles and ends
     char name[64];
+    // What a process blocked on each side waits on, for deadlock reports
+    // (indexed by Side).
+    runtime::WaitReason blocked_on[2] = {{"is blocked reading from channel", name},
+                                         {"is blocked writing to channel", name}};
 };
+
+// fits_plain_wait: values of this channel fit a PlainWait's room.
+inline bool fits_plain_wait(const ChannelCore* c) noexcept {
+    return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes) && c->ops->align <= alignof(PlainWait);
+}
 
 // create makes a channel (one reference, held by the caller).
 ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view name);
@@ -96,30 +107,33 @@ void leave_writer(ChannelCore* c) noexcept;
 // values are discarded.
 void poison(ChannelCore* c) noexcept;
 
-// mark_cross: the channel may now be used from another OS process too
-// (call before that process can use it). Packs what is buffered and what
-// queued writers hold.
-void mark_cross(ChannelCore* c) noexcept;
+// buffer_slot: the i-th oldest slot of the buffer (lock held).
+inline unsigned char* buffer_slot(ChannelCore* c, std::size_t i) noexcept {
+    return c->buffer + ((c->head + i) % c->capacity) * c->slot_size;
+}
 
 // read constructs the value taken into `dst` (raw storage) on Done.
 Outcome read(ChannelCore* c, void* dst) noexcept;
 // write moves from `src` on Done; on any other outcome *src is untouched.
-// (Across OS processes the reader gets a copy and *src stays as it was.)
+// (Across a boundary the reader gets a copy and *src stays as it was.)
 Outcome write(ChannelCore* c, void* src) noexcept;
 
-// receive_parcel: a reader that got a parcel (from try_read_locked, or in
-// its waiter) unpacks it into `dst` and frees it; false (and the channel
-// poisoned) when it cannot be unpacked.
-bool receive_parcel(ChannelCore* c, Parcel* p, void* dst) noexcept;
-// queue_writer_parcel: a writer about to queue on c (lock held) packs its
-// value into its waiter if c crosses OS processes.
-void queue_writer_parcel(ChannelCore* c, Waiter* w) noexcept;
+// queue_writer: writer waiter w of this OS process is about to be queued on
+// c (lock held): on a channel that crosses, it carries its value.
+void queue_writer(ChannelCore* c, Waiter* w) noexcept;
+// receive: a reader that got a parcel (from try_read_locked, or in its
+// waiter) unpacks it into `dst`; false (and the channel poisoned) when it
+// cannot be unpacked. Only on a channel that crosses.
+bool receive(ChannelCore* c, Parcel* p, void* dst) noexcept;
+// settle: waiter w of `side` of this OS process woke with o; on a channel
+// that crosses, what it carries is dealt with (see Crossing::settle).
+Outcome settle(ChannelCore* c, Side side, Waiter* w, Outcome o, void* slot) noexcept;
 
 // The steps of read and write that need no waiting, for the alternation
 // engine; called with c->lock held. Block means the operation would have to
 // wait. A waiter whose wait was won and that must be readied once the lock
 // is released is stored in *wake. A reader that is Done with *got set has
-// received a parcel instead of a value: receive_parcel it after unlocking.
+// received a parcel instead of a value: receive it after unlocking.
 enum class Attempt { Done, Poisoned, Retired, Block };
 Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept;
 Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept;

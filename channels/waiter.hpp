@@ -20,6 +20,9 @@ enum class Outcome : std::uint32_t {
     Poisoned = 2,    // the channel is poisoned
     Retired = 3,     // the channel is retired
     Deadlocked = 4,  // the runtime found a deadlock and ended this wait
+    // The channel was used from an OS process it was not handed to (it was
+    // poisoned). Returned by read and write only, never in a selection word.
+    Misused = 5,
 };
 
 // An outcome and the position of the waiter (guard) it ended, packed into
@@ -33,19 +36,7 @@ inline Outcome outcome_part(std::uint32_t word) noexcept {
 }
 inline std::uint32_t index_part(std::uint32_t word) noexcept { return (word >> 2) - 1; }
 
-// Parcel: a value serialized into the shared arena, for a partner in another
-// OS process (who cannot reach the sender's private memory). `size` bytes
-// follow the header.
-struct Parcel {
-    std::size_t size;
-    std::size_t capacity;
-    unsigned char* data() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
-};
-
-// parcel_new: a parcel of `size` bytes (capacity at least `capacity`);
-// throws std::bad_alloc. parcel_free gives it back (nullptr is ignored).
-Parcel* parcel_new(std::size_t size, std::size_t capacity = 0);
-void parcel_free(Parcel* p) noexcept;
+struct Parcel;  // a value on its way to the other side of a boundary (crossing.hpp)
 
 // Waiter: one offer to communicate on one channel, in the shared arena (for
 // a plain operation: inside the process's Parker).
@@ -62,17 +53,15 @@ struct Waiter {
     // raced for across channels and are won with a compare-and-swap.
     bool solo = false;
     void* slot = nullptr;  // reader: storage to construct into; writer: value to move from
-    // Across OS processes the slot is out of reach. A writer on a channel
-    // shared with another OS process queues with its value packed here; a
-    // writer in another OS process that completes a reader's wait leaves the
-    // value here for the reader to unpack. Whoever ends up holding it frees it.
+    // Across a boundary the slot is out of reach: the value travels here
+    // instead (crossing.hpp says when).
     Parcel* parcel = nullptr;
 };
 
 // WaitArea: the channel layer's part of a process's per-process area
 // (runtime::Parker::upper; csp::detail::ProcessArea lays out the whole): the
 // record of a plain read's or write's wait, with room for a small value
-// (PlainWait, channel.cpp), so that a blocking operation allocates nothing.
+// (PlainWait, crossing.hpp), so that a blocking operation allocates nothing.
 struct WaitArea {
     alignas(16) std::byte plain_wait[128];
 };

@@ -30,36 +30,6 @@
 
 namespace csp::detail {
 
-// ---- parcels --------------------------------------------------------------------
-
-ParcelWriter::ParcelWriter() : parcel_(channels::parcel_new(0, 256)) {}
-
-ParcelWriter::~ParcelWriter() { channels::parcel_free(parcel_); }
-
-channels::Parcel* ParcelWriter::release() noexcept { return std::exchange(parcel_, nullptr); }
-
-void ParcelWriter::reserve(std::size_t more) {
-    const std::size_t need = parcel_->size + more;
-    if (need <= parcel_->capacity) return;
-    channels::Parcel* bigger = channels::parcel_new(parcel_->size, std::max(need, 2 * parcel_->capacity));
-    std::memcpy(bigger->data(), parcel_->data(), parcel_->size);
-    channels::parcel_free(std::exchange(parcel_, bigger));
-}
-
-std::streamsize ParcelWriter::xsputn(const char* s, std::streamsize n) {
-    reserve(static_cast<std::size_t>(n));
-    std::memcpy(parcel_->data() + parcel_->size, s, static_cast<std::size_t>(n));
-    parcel_->size += static_cast<std::size_t>(n);
-    return n;
-}
-
-ParcelWriter::int_type ParcelWriter::overflow(int_type c) {
-    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
-    const char ch = traits_type::to_char_type(c);
-    xsputn(&ch, 1);
-    return c;
-}
-
 namespace {
 
 std::string demangle(const char* mangled) {

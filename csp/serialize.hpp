@@ -8,7 +8,7 @@
 // that give a `serialize(Archive&)` member or free function).
 #pragma once
 
-#include "channels/waiter.hpp"
+#include "channels/crossing.hpp"
 
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
@@ -47,32 +47,8 @@ concept Transferable =
 
 namespace detail {
 
-// ParcelWriter: a stream buffer that writes straight into a parcel in the
-// arena, growing it geometrically (a 64 KiB vector is one copy).
-class ParcelWriter final : public std::streambuf {
-public:
-    ParcelWriter();
-    ~ParcelWriter() override;
-    // release hands over the parcel holding what was written.
-    channels::Parcel* release() noexcept;
-
-protected:
-    std::streamsize xsputn(const char* s, std::streamsize n) override;
-    int_type overflow(int_type c) override;
-
-private:
-    void reserve(std::size_t more);
-    channels::Parcel* parcel_;
-};
-
-// ParcelReader: a stream buffer over a parcel's bytes.
-class ParcelReader final : public std::streambuf {
-public:
-    explicit ParcelReader(channels::Parcel* p) noexcept {
-        char* b = reinterpret_cast<char*>(p->data());
-        setg(b, b, b + p->size);
-    }
-};
+using channels::ParcelReader;
+using channels::ParcelWriter;
 
 void log_pack_failure(const char* type, const char* what) noexcept;
 

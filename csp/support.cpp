@@ -20,6 +20,11 @@ void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
         case channels::Outcome::Poisoned: throw ChannelPoisonException(c->name);
         case channels::Outcome::Retired: throw ChannelRetireException(c->name);
         case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
+        case channels::Outcome::Misused:
+            throw ChannelEndError(std::string("csp: channel '") + c->name +
+                                  "' is used from an OS process it was not handed to (through a reference "
+                                  "or a global); pass its ends to the csp::multiprocess as arguments, or "
+                                  "capture them by value. The channel is poisoned.");
         case channels::Outcome::Done: break;
     }
     throw std::logic_error("csp: unexpected channel outcome");
@@ -32,6 +37,7 @@ void throw_choice(channels::Choice c, const channels::Guard* guards) {
         // skip or timeout can fire: the choice can never complete.
         case channels::Outcome::Retired: throw ChannelRetireException();
         case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
+        case channels::Outcome::Misused:  // (read and write only)
         case channels::Outcome::Done: break;
     }
     throw std::logic_error("csp: unexpected choice outcome");
