@@ -82,6 +82,12 @@ public:
     using value_type = T;
 
     InputGuard(ChannelIn<T>& in) : end_(in) {}
+    // (A guard takes an end, not a Channel: one line instead of a page of
+    // failed deduction for the easy slip.)
+    template <class... A>
+    InputGuard(const Channel<T>&, A&&...) : end_(ChannelIn<T>{}) {
+        static_assert(sizeof...(A) < 0, "csp::InputGuard takes a channel end: pass ch.reader(), not the Channel");
+    }
     InputGuard(ChannelIn<T>&& in) : end_(std::move(in)) {}
     template <class F>
     InputGuard(ChannelIn<T>& in, F&& action) : end_(in), action_(make_action(std::forward<F>(action))) {}
@@ -123,6 +129,10 @@ public:
     using value_type = T;
 
     OutputGuard(ChannelOut<T>& out, std::type_identity_t<T> value) : end_(out), value_(std::move(value)) {}
+    template <class... A>
+    OutputGuard(const Channel<T>&, A&&...) : end_(ChannelOut<T>{}) {
+        static_assert(sizeof...(A) < 0, "csp::OutputGuard takes a channel end: pass ch.writer(), not the Channel");
+    }
     OutputGuard(ChannelOut<T>&& out, std::type_identity_t<T> value)
         : end_(std::move(out)), value_(std::move(value)) {}
     template <class F>
@@ -140,7 +150,7 @@ public:
         if (!g.enabled) return g;
         g.core = detail::EndAccess::usable(end_.get());
         if (sent_) {
-            throw ChannelEndError(std::string("csp::OutputGuard on '") + g.core->name +
+            throw UsageError(std::string("csp::OutputGuard on '") + g.core->name +
                                   "': its move-only value was already sent");
         }
         if constexpr (std::is_copy_constructible_v<T>) {
@@ -267,20 +277,11 @@ channels::Guard record_of(G& g, ChoiceSlot<G>& slot, bool keep_value, std::chron
     else return g.record();
 }
 
-// A value an input guard's choice constructed in its storage: taken out and
-// destroyed once.
-template <class T>
-struct Taken {
-    T* p;
-    explicit Taken(void* storage) noexcept : p(std::launder(static_cast<T*>(storage))) {}
-    Taken(const Taken&) = delete;
-    ~Taken() { p->~T(); }
-};
-
 // check_choice turns the engine's outcomes other than Done into exceptions.
-[[noreturn]] void throw_choice(channels::Choice c, const channels::Guard* guards);
-inline void check_choice(channels::Choice c, const channels::Guard* guards) {
-    if (c.outcome != channels::Outcome::Done) throw_choice(c, guards);
+[[noreturn]] void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count);
+[[noreturn]] void throw_empty_choice();
+inline void check_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
+    if (c.outcome != channels::Outcome::Done) throw_choice(c, guards, count);
 }
 
 inline std::chrono::steady_clock::time_point choice_start(bool has_timeout) {
@@ -315,7 +316,7 @@ private:
         channels::Guard records[size] = {
             record_of(std::get<I>(guards), std::get<I>(slots), keep[I], start)...};
         const channels::Choice c = channels::choose(records, size, order);
-        check_choice(c, records);
+        check_choice(c, records, size);
         if constexpr (RunAction) {
             ((c.index == I ? fire(std::get<I>(guards), std::get<I>(slots), keep[I]) : void()), ...);
             return c.index;
@@ -329,8 +330,7 @@ private:
     template <class Guard>
     static void fire(Guard& g, ChoiceSlot<Guard>& slot, bool keep) {
         if constexpr (is_input_v<Guard>) {
-            Taken<typename Guard::value_type> v(slot.bytes);
-            g.run_action(std::move(*v.p));
+            g.run_action(take_out<typename Guard::value_type>(slot.bytes));
         } else if constexpr (is_output_v<Guard>) {
             g.fired(keep);
         } else {
@@ -341,8 +341,7 @@ private:
     template <std::size_t I, class Guard>
     static void take(Guard& g, ChoiceSlot<Guard>& slot, bool keep, std::optional<Result>& result) {
         if constexpr (is_input_v<Guard>) {
-            Taken<typename Guard::value_type> v(slot.bytes);
-            result.emplace(std::in_place_index<I>, std::move(*v.p));
+            result.emplace(std::in_place_index<I>, take_out<typename Guard::value_type>(slot.bytes));
         } else {
             if constexpr (is_output_v<Guard>) g.fired_quietly(keep);
             result.emplace(std::in_place_index<I>);
@@ -357,6 +356,9 @@ auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
     static_assert(is_guard_v<G>, "csp: a choice takes a std::vector of guards");
     using V = typename G::value_type;
     const std::size_t n = guards.size();
+    // No guard at all: as if every guard had retired (a server alting over
+    // a vector of its clients ends when none is left), said as such.
+    if (n == 0) throw_empty_choice();
     channels::SmallArray<channels::Guard> records(n);
     ChoiceSlot<G> shared;
     std::vector<std::optional<V>> copies;  // output guards that keep their value
@@ -375,12 +377,11 @@ auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
         }
     }
     const channels::Choice c = channels::choose(records.data(), n, order);
-    check_choice(c, records.data());
+    check_choice(c, records.data(), n);
     G& g = guards[c.index];
     if constexpr (RunAction) {
         if constexpr (is_input_v<G>) {
-            Taken<V> v(shared.bytes);
-            g.run_action(std::move(*v.p));
+            g.run_action(take_out<V>(shared.bytes));
         } else if constexpr (is_output_v<G>) {
             g.fired(keep);
         } else {
@@ -390,8 +391,7 @@ auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
     } else {
         std::pair<std::size_t, std::optional<V>> result{c.index, std::nullopt};
         if constexpr (is_input_v<G>) {
-            Taken<V> v(shared.bytes);
-            result.second.emplace(std::move(*v.p));
+            result.second.emplace(take_out<V>(shared.bytes));
         } else if constexpr (is_output_v<G>) {
             g.fired_quietly(keep);
         }

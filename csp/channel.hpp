@@ -2,6 +2,7 @@
 #pragma once
 
 #include "channels/channel.hpp"
+#include "csp/detail/storage.hpp"
 #include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
 #include "csp/serialize.hpp"
@@ -28,7 +29,7 @@ struct Buffer {
 // buffer(n) asks for a FIFO buffer of n values; n must be in 0..2^28.
 inline Buffer buffer(long long n) {
     if (n < 0 || static_cast<unsigned long long>(n) > channels::kMaxBuffer) {
-        throw ChannelEndError("csp::buffer(" + std::to_string(n) +
+        throw UsageError("csp::buffer(" + std::to_string(n) +
                               "): capacity must be between 0 and " +
                               std::to_string(channels::kMaxBuffer));
     }
@@ -76,6 +77,7 @@ std::string derived_name(const char* kind, const std::source_location& where);
 
 [[noreturn]] void throw_outcome(channels::Outcome o, const channels::ChannelCore* c);
 [[noreturn]] void throw_empty_end(const char* what);
+[[noreturn]] void throw_retired_end(const char* channel);
 
 // EndBase: what reader and writer ends share: one counted reference to the
 // channel and whether this end has retired.
@@ -131,7 +133,7 @@ protected:
     }
     channels::ChannelCore* usable() const {
         check();
-        if (retired_) throw ChannelRetireException(core_->name);
+        if (retired_) throw_retired_end(core_->name);
         return core_;
     }
 
@@ -181,12 +183,7 @@ public:
         alignas(T) unsigned char storage[sizeof(T)];
         const channels::Outcome o = channels::read(c, storage);
         if (o != channels::Outcome::Done) detail::throw_outcome(o, c);
-        T* value = std::launder(reinterpret_cast<T*>(storage));
-        struct Destroy {
-            T* p;
-            ~Destroy() { p->~T(); }
-        } destroy{value};
-        return std::move(*value);
+        return detail::take_out<T>(storage);
     }
     T operator()() { return read(); }
 };

@@ -3,10 +3,12 @@
 //   csp::Channel<T>, csp::ChannelIn<T>, csp::ChannelOut<T>, csp::buffer(n)
 //   csp::process(f), csp::Process<R>, Parallel, Sequence, Spawn, proc * n
 //   csp::sleep, csp::io, retire/poison, and the exceptions in errors.hpp.
+//   csp::multiprocess(f): processes in OS processes of their own (multiprocess.hpp).
 //   Guards, csp::Alternation, AltSelect/PriSelect/FairSelect (alternation.hpp).
 #pragma once
 
 #include "csp/alternation.hpp"
 #include "csp/channel.hpp"
 #include "csp/errors.hpp"
+#include "csp/multiprocess.hpp"
 #include "csp/process.hpp"

@@ -1,4 +1,8 @@
+// errors.cpp: the exceptions of csp, and the outcomes of the layers below
+// (channel operations, choices) turned into them.
 #include "csp/errors.hpp"
+
+#include "channels/alternation.hpp"
 
 #include "csp/detail/unwinding.hpp"
 #include "runtime/runtime.hpp"
@@ -26,6 +30,11 @@ ChannelRetireException::ChannelRetireException(std::string channel)
     : channel_(std::move(channel)),
       message_(describe("channel retired", channel_)),
       process_(runtime::current()) {
+    detail::mark_retire_in_flight(parker_of(process_));
+}
+
+ChannelRetireException::ChannelRetireException(std::string channel, std::string message)
+    : channel_(std::move(channel)), message_(std::move(message)), process_(runtime::current()) {
     detail::mark_retire_in_flight(parker_of(process_));
 }
 
@@ -62,5 +71,67 @@ ProcessError::ProcessError(std::string process, std::exception_ptr original,
     : std::runtime_error("process '" + process + "' failed: " + what),
       process_(std::move(process)),
       original_(std::move(original)) {}
+
+namespace detail {
+
+void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
+    switch (o) {
+        case channels::Outcome::Poisoned: throw ChannelPoisonException(c->name);
+        case channels::Outcome::Retired: throw ChannelRetireException(c->name);
+        case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
+        case channels::Outcome::Misused:
+            throw ChannelEndError(std::string("csp: channel '") + c->name +
+                                  "' is used from an OS process it was not handed to (through a reference "
+                                  "or a global); pass its ends to the csp::multiprocess as arguments, or "
+                                  "capture them by value. The channel is poisoned.");
+        case channels::Outcome::Done: break;
+    }
+    throw std::logic_error("csp: unexpected channel outcome");
+}
+
+void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
+    switch (c.outcome) {
+        case channels::Outcome::Poisoned: throw ChannelPoisonException(guards[c.index].core->name);
+        // Every guard is disabled (retired, or by its pre-condition) and no
+        // skip or timeout can fire: the choice can never complete.
+        case channels::Outcome::Retired: {
+            std::string names;
+            for (std::size_t i = 0; i < count; ++i) {
+                const channels::Guard& g = guards[i];
+                const bool on_channel = g.kind == channels::Guard::Kind::Input || g.kind == channels::Guard::Kind::Output;
+                if (!on_channel || !g.enabled) continue;
+                names += names.empty() ? "'" : ", '";
+                names += g.core->name;
+                names += "'";
+            }
+            throw ChannelRetireException(
+                "", "csp: every enabled channel guard of this choice is retired (" +
+                        (names.empty() ? std::string("none is enabled") : names) +
+                        "), and no skip or timeout guard can fire: the choice can never complete");
+        }
+        case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
+        case channels::Outcome::Misused:  // (read and write only)
+        case channels::Outcome::Done: break;
+    }
+    throw std::logic_error("csp: unexpected choice outcome");
+}
+
+void throw_empty_choice() {
+    throw ChannelRetireException("", "csp: a choice over an empty std::vector of guards: no guard can ever "
+                                     "fire, as when every guard has retired");
+}
+
+void throw_retired_end(const char* channel) {
+    throw ChannelRetireException(channel, std::string("csp: this end of channel '") + channel +
+                                              "' was retired by its own retire() and cannot be used again");
+}
+
+void throw_empty_end(const char* what) {
+    throw ChannelEndError(std::string("csp: this ") + what +
+                          " is empty (moved from or default-constructed); get an end from "
+                          "Channel::reader()/writer()");
+}
+
+}  // namespace detail
 
 }  // namespace csp

@@ -27,6 +27,9 @@ private:
 class ChannelRetireException : public std::exception {
 public:
     explicit ChannelRetireException(std::string channel = {});
+    // (With a message of its own, for a retire that is not a peer's: an end
+    // used again after its own retire(), a choice whose guards all retired.)
+    ChannelRetireException(std::string channel, std::string message);
     ChannelRetireException(const ChannelRetireException& other);
     ChannelRetireException& operator=(const ChannelRetireException&) = default;
     ~ChannelRetireException() override;
@@ -95,12 +98,21 @@ private:
     int pid_, signal_, status_;
 };
 
-// ChannelEndError: misuse of a channel end or channel (a moved-from or empty
-// end, an invalid buffer size). A logic error in the program, not a
-// communication outcome.
-class ChannelEndError : public std::logic_error {
+// UsageError: misuse of csp's API, a logic error in the program rather than
+// a communication outcome: an invalid buffer size, a moved-from Process run,
+// a choice with nothing to choose from, a move-only value sent twice. Its
+// message says what was wrong and what to do instead.
+class UsageError : public std::logic_error {
 public:
     using std::logic_error::logic_error;
+};
+
+// ChannelEndError: misuse of a channel end: an empty (moved-from or
+// default-constructed) end, or an end used from an OS process it was not
+// handed to.
+class ChannelEndError : public UsageError {
+public:
+    using UsageError::UsageError;
 };
 
 }  // namespace csp

@@ -16,7 +16,7 @@
 //      flushes its output and _exits.
 //   5. The parent reaps it, poisons its channels if it died, and returns
 //      the result or throws.
-#include "csp/process.hpp"
+#include "csp/multiprocess.hpp"
 
 #include "runtime/arena.hpp"
 #include "runtime/futex.hpp"

@@ -1,6 +1,5 @@
-// support.cpp: the non-template parts of the typed layer.
-#include "csp/alternation.hpp"
-#include "csp/channel.hpp"
+// process.cpp: the non-template parts of processes: derived names,
+// failures of processes, and spawned processes' joins.
 #include "csp/process.hpp"
 
 #include "runtime/log.hpp"
@@ -13,40 +12,6 @@ std::string derived_name(const char* kind, const std::source_location& where) {
     std::string_view file = where.file_name();
     if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
     return std::string(kind) + "@" + std::string(file) + ":" + std::to_string(where.line());
-}
-
-void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
-    switch (o) {
-        case channels::Outcome::Poisoned: throw ChannelPoisonException(c->name);
-        case channels::Outcome::Retired: throw ChannelRetireException(c->name);
-        case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
-        case channels::Outcome::Misused:
-            throw ChannelEndError(std::string("csp: channel '") + c->name +
-                                  "' is used from an OS process it was not handed to (through a reference "
-                                  "or a global); pass its ends to the csp::multiprocess as arguments, or "
-                                  "capture them by value. The channel is poisoned.");
-        case channels::Outcome::Done: break;
-    }
-    throw std::logic_error("csp: unexpected channel outcome");
-}
-
-void throw_choice(channels::Choice c, const channels::Guard* guards) {
-    switch (c.outcome) {
-        case channels::Outcome::Poisoned: throw ChannelPoisonException(guards[c.index].core->name);
-        // Every guard is disabled (retired, or by its pre-condition) and no
-        // skip or timeout can fire: the choice can never complete.
-        case channels::Outcome::Retired: throw ChannelRetireException();
-        case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
-        case channels::Outcome::Misused:  // (read and write only)
-        case channels::Outcome::Done: break;
-    }
-    throw std::logic_error("csp: unexpected choice outcome");
-}
-
-void throw_empty_end(const char* what) {
-    throw ChannelEndError(std::string("csp: this ") + what +
-                          " is empty (moved from or default-constructed); get an end from "
-                          "Channel::reader()/writer()");
 }
 
 void rethrow_failure(const std::string& name, std::exception_ptr e) {
