@@ -288,7 +288,7 @@ inline std::chrono::steady_clock::time_point choice_start(bool has_timeout) {
     return has_timeout ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
 }
 
-// Guards, a fixed list of guards of any kinds, makes one choice over them;
+// GuardList, a fixed list of guards of any kinds, makes one choice over them;
 // Alternation and the variadic select functions are built on it.
 template <class... G>
 class GuardList {

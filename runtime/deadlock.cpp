@@ -144,9 +144,9 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         out << "deadlock: every process is blocked and nothing can wake any of them:";
         for (Parker* p : slots_) {
             if (!p) continue;
-            const WaitReason& why = p->wait_reason;
-            out << "\n  process '" << name_of(p) << "' " << why.phrase;
-            if (why.object) out << " '" << why.object << "'";
+            const WaitReason* why = p->wait_reason;
+            out << "\n  process '" << name_of(p) << "' " << (why ? why->phrase : "is waiting");
+            if (why && why->object) out << " '" << why->object << "'";
         }
         // A wait with a completer lock is ended only under that lock (see
         // complete_locked): take those locks first. One that is held means

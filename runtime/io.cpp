@@ -57,7 +57,8 @@ void run_io(const std::function<void()>& call) noexcept {
         IoPool::Job job;
     } submit{&rt().io, {&call, current(), 0}};
     submit.job.token = begin_wait(submit.job.parker);
-    park(submit.job.parker, WaitKind::Timed, {"is waiting for a blocking call (csp::io)"},
+    static constexpr WaitReason kInIo{"is waiting for a blocking call (csp::io)"};
+    park(submit.job.parker, WaitKind::Timed, &kInIo,
          {[](void* arg) noexcept {
               auto* s = static_cast<Submit*>(arg);
               s->pool->submit(s->job);

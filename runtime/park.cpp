@@ -99,7 +99,7 @@ namespace {
 
 }  // namespace
 
-std::uint32_t park_fiber(Parker* p, WaitKind kind, WaitReason reason, Release release) noexcept {
+std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept {
     p->wait_reason = reason;
     p->wait_kind.store(kind, std::memory_order_relaxed);
     Worker* w = t_worker;  // (read before the switch: cannot be stale yet)
@@ -170,7 +170,7 @@ bool in_fiber() noexcept {
     return w && w->current;
 }
 
-std::uint32_t park(Parker* p, WaitKind kind, WaitReason reason, Release release) noexcept {
+std::uint32_t park(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept {
     if (p->is_thread) return park_thread(p, kind, reason, -1, 0, release);
     return park_fiber(p, kind, reason, release);
 }

@@ -98,7 +98,8 @@ void Join::wait() noexcept {
     Parker* me = current();
     token_ = begin_wait(me);
     joiner_ = me;
-    park(me, WaitKind::Join, {"is waiting for the processes it runs to end"}, unlocking(lock_));
+    static constexpr WaitReason kJoining{"is waiting for the processes it runs to end"};
+    park(me, WaitKind::Join, &kJoining, unlocking(lock_));
 }
 
 }  // namespace csp::runtime

@@ -67,8 +67,8 @@ enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote };
 
 // WaitReason: what a parked process waits on, in the words of the layer that
 // parks it, for deadlock reports: "process 'p' " + phrase, then " 'object'"
-// when object is set. Both must stay valid while the process is parked
-// (a string literal; an object's name in the arena).
+// when object is set. park takes a pointer to one that stays valid while the
+// process is parked (a static one; one kept in the object it waits on).
 struct WaitReason {
     const char* phrase = "is waiting";
     const char* object = nullptr;
@@ -91,7 +91,7 @@ struct Parker {
     std::atomic<std::uint32_t> state{0};
     // What the current wait is for: read by the deadlock report.
     std::atomic<WaitKind> wait_kind{WaitKind::Running};
-    WaitReason wait_reason;
+    const WaitReason* wait_reason = nullptr;
     // True for plain threads (main, std::thread), false for fibers.
     bool is_thread = false;
     // References: the process itself, plus each pending timer that may still
@@ -196,12 +196,12 @@ Release unlocking(Lock& lock) noexcept {
 // park suspends the caller (whose parker is `p`) until ready(p), and returns
 // the outcome of its wait. `release` runs once the caller is suspended (a
 // fiber: on the context it switched to; a thread: before it sleeps).
-std::uint32_t park(Parker* p, WaitKind kind, WaitReason reason, Release release = {}) noexcept;
+std::uint32_t park(Parker* p, WaitKind kind, const WaitReason* reason, Release release = {}) noexcept;
 
 // park_until is park with a deadline: when it passes, the runtime tries to
 // complete the wait with kTimedOut. No thread per timer: fibers use their
 // worker's timer heap (armed after the switch), threads a timed futex wait.
-std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, WaitReason reason,
+std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const WaitReason* reason,
                          std::chrono::steady_clock::time_point deadline,
                          Release release = {}) noexcept;
 

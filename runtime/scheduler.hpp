@@ -296,14 +296,14 @@ void discard_task(Task* t) noexcept;  // a task whose fiber never ran, stack and
 void reset_pools_after_fork() noexcept;
 
 // park.cpp
-std::uint32_t park_fiber(Parker* p, WaitKind kind, WaitReason reason, Release release) noexcept;
+std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept;
 void run_task(Worker* w, Task* t) noexcept;
 Task* next_local(Worker* w) noexcept;
 Context* task_entry(void* arg) noexcept;
 
 // threads.cpp
 ThreadRecord& this_thread_record();
-std::uint32_t park_thread(Parker* p, WaitKind kind, WaitReason reason, std::int64_t timeout_ns,
+std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept;
 void forget_thread_record_after_fork() noexcept;
 

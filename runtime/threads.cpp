@@ -59,7 +59,7 @@ ThreadRecord& this_thread_record() {
     return *t_thread;
 }
 
-std::uint32_t park_thread(Parker* p, WaitKind kind, WaitReason reason, std::int64_t timeout_ns,
+std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept {
     p->wait_reason = reason;
     p->wait_kind.store(kind, std::memory_order_relaxed);

@@ -55,7 +55,7 @@ void Worker::add_timer(const Timer& t) noexcept {
     std::push_heap(timers.begin(), timers.end(), std::greater<>{});
 }
 
-std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, WaitReason reason,
+std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const WaitReason* reason,
                          std::chrono::steady_clock::time_point deadline, Release release) noexcept {
     if (p->is_thread) {
         auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -77,7 +77,8 @@ void sleep_for(std::chrono::nanoseconds duration) noexcept {
     }
     Parker* me = current();
     const std::uint64_t token = begin_wait(me);
-    park_until(me, token, WaitKind::Timed, {"is sleeping"}, std::chrono::steady_clock::now() + duration);
+    static constexpr WaitReason kSleeping{"is sleeping"};
+    park_until(me, token, WaitKind::Timed, &kSleeping, std::chrono::steady_clock::now() + duration);
 }
 
 }  // namespace csp::runtime
