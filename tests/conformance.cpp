@@ -8,7 +8,8 @@
 // its Seen (support.hpp), so the same body runs as a fiber, on a thread or in
 // a child OS process; the test asserts on main once the network has ended.
 // Scenarios that count objects run with Tracked in one OS process and with
-// std::string across OS processes (with_test_value, support.hpp says why).
+// int and std::string across OS processes (with_test_value, support.hpp
+// says why).
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -164,6 +165,7 @@ TEST_CASE("every value written is read exactly once", "[conformance][matrix]") {
     const int total = topology.writers * per_writer;
     const bool by_poison = termination != Termination::retire;
     csp_test::with_test_value([&]<class T>() {
+        INFO("values: " << csp_test::value_name<T>());
         const TrackedCounts before;
         {
             auto data = csp_test::make_channel<T>(buffer, "data");
@@ -340,24 +342,32 @@ TEST_CASE("a blocked writer sees retire only when the last reader end leaves", "
 
 // Readers of a buffered channel whose writers all left first drain the buffer,
 // in FIFO order, then see retire. The writer leaves either by retire() or by
-// ending (its end is destroyed with the body); a buffer's values outlive a
-// writer's OS process.
+// ending (its end is destroyed with the body); a buffer's values outlive the
+// body, and the OS process, that wrote them.
 TEST_CASE("readers drain the buffer before they see retire", "[conformance][retire]") {
     const int buffer = GENERATE(0, 1, 16);
     const bool explicit_retire = GENERATE(true, false);
     CAPTURE(csp_test::placement_name(), buffer, explicit_retire);
     constexpr int count = 10;
     csp_test::with_test_value([&]<class T>() {
+        INFO("values: " << csp_test::value_name<T>());
         const TrackedCounts before;
         {
             auto channel = csp_test::make_channel<T>(buffer, "drain");
             std::vector<Body> bodies;
-            bodies.push_back([explicit_retire, out = channel.writer()](Seen& seen) mutable {
+            csp::Channel<int> writer_gone{"writer-gone"};
+            bodies.push_back([explicit_retire, out = channel.writer(),
+                              gone = writer_gone.writer()](Seen& seen) mutable {
                 for (; seen.count < count; ++seen.count) out(make_value<T>(seen.count));
                 if (explicit_retire) out.retire();
             });
-            bodies.push_back([in = channel.reader()](Seen& seen) mutable {
-                csp::sleep(40ms);  // let the writer fill the buffer and leave first
+            bodies.push_back([buffer, in = channel.reader(), gone = writer_gone.reader()](Seen& seen) mutable {
+                // Let the writer fill the buffer and leave first: when the
+                // buffer holds every value, wait until its body has ended.
+                if (buffer >= count)
+                    wait_until_gone(gone);
+                else
+                    csp::sleep(40ms);
                 for (;;) seen.values.push_back(id_of(in()));
             });
             const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
@@ -477,6 +487,7 @@ TEST_CASE("read and write are the named forms of the call operators", "[conforma
     CAPTURE(csp_test::placement_name(), buffer);
     constexpr int count = 20;
     csp_test::with_test_value([&]<class T>() {
+        INFO("values: " << csp_test::value_name<T>());
         const TrackedCounts before;
         {
             auto channel = csp_test::make_channel<T>(buffer, "named-forms");
