@@ -8,7 +8,7 @@
 // its Seen (support.hpp), so the same body runs as a fiber, on a thread or in
 // a child OS process; the test asserts on main once the network has ended.
 // Scenarios that count objects run with Tracked in one OS process and with
-// int and std::string across OS processes (with_test_value, support.hpp
+// int and std::string across OS processes (with_each_value_type, support.hpp
 // says why).
 #include "support.hpp"
 
@@ -89,14 +89,26 @@ void wait_until_gone(csp::ChannelIn<int>& in) {
     }
 }
 
-// check_nothing_left: for Tracked, every object made since `before` has been
-// destroyed (no leak, none destroyed twice) and none was copied. Other value
-// types have no counters.
-template <class T>
-void check_nothing_left(const TrackedCounts& before) {
-    if constexpr (std::is_same_v<T, Tracked>) {
+// with_each_value_type(scenario): scenario.template operator()<T>() for the
+// value types of this placement (support.hpp's make_value says why): Tracked
+// in one OS process, and then every Tracked made has been destroyed (no
+// leak, none destroyed twice) and none was copied; int and std::string
+// across OS processes.
+template <class Scenario>
+void with_each_value_type(Scenario&& scenario) {
+    if (csp_test::in_one_os_process()) {
+        INFO("values: Tracked");
+        const TrackedCounts before;
+        scenario.template operator()<Tracked>();
         CHECK(Tracked::live == before.live);
         CHECK(Tracked::copies == before.copies);
+    } else {
+        {
+            INFO("values: int");
+            scenario.template operator()<int>();
+        }
+        INFO("values: std::string");
+        scenario.template operator()<std::string>();
     }
 }
 
@@ -165,90 +177,85 @@ TEST_CASE("every value written is read exactly once", "[conformance][matrix]") {
     constexpr int per_writer = 300;
     const int total = topology.writers * per_writer;
     const bool by_poison = termination != Termination::retire;
-    csp_test::with_test_value([&]<class T>() {
-        INFO("values: " << csp_test::value_name<T>());
-        const TrackedCounts before;
-        {
-            auto data = csp_test::make_channel<T>(buffer, "data");
-            csp::Channel<int> stop{"stop"};
-            csp::Channel<int> reads{"reads"};
+    with_each_value_type([&]<class T>() {
+        auto data = csp_test::make_channel<T>(buffer, "data");
+        csp::Channel<int> stop{"stop"};
+        csp::Channel<int> reads{"reads"};
 
-            std::vector<Body> bodies;
-            for (int w = 0; w < topology.writers; ++w) {
-                bodies.push_back([w, by_poison, out = data.writer(), stop_in = stop.reader()](Seen& seen) mutable {
-                    for (int i = 0; i < per_writer; ++i) {
-                        out(make_value<T>(w * per_writer + i));
-                        ++seen.count;
-                    }
-                    if (!by_poison) {
-                        out.retire();
-                        return;
-                    }
-                    stop_in();  // the token (poison by a writer): every value has been read
-                    // stop first, for the mirror reason of the counter's
-                    // order: poisoning data first would end the readers
-                    // and then the counter, and its stop end leaving would
-                    // retire stop under the waiting writers.
-                    stop_in.poison();
-                    out.poison();
-                    stop_in();
-                });
-            }
-            for (int r = 0; r < topology.readers; ++r) {
-                bodies.push_back([by_poison, in = data.reader(), note = reads.writer()](Seen& seen) mutable {
-                    for (;;) {
-                        T value = in();
-                        seen.values.push_back(id_of(value));
-                        if (by_poison) note(1);
-                    }
-                });
-            }
-            if (by_poison) {
-                bodies.push_back([termination, total, notes = reads.reader(), in = data.reader(),
-                                  stop_out = stop.writer()](Seen& seen) mutable {
-                    for (; seen.count < total; ++seen.count) notes();
-                    if (termination == Termination::poison_by_reader) {
-                        // data first: the writers waiting on stop still hold
-                        // data's writer ends, so data cannot retire under
-                        // the readers (and this end keeps stop open).
-                        in.poison();
-                        stop_out.poison();
-                    } else {
-                        stop_out(1);
-                        // Keep stop open until the writer with the token has
-                        // poisoned it: here until the readers, poisoned after
-                        // that, have gone (reads retires).
-                        notes();
-                    }
-                });
-            }
-            const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
-
-            std::vector<int> all;
-            for (int r = 0; r < topology.readers; ++r) {
-                const Seen& reader = seen[topology.writers + r];
-                CAPTURE(r);
-                CHECK(in_writer_order(reader.values, per_writer));
-                all.insert(all.end(), reader.values.begin(), reader.values.end());
-                CHECK(reader.ending == (by_poison ? Ending::poisoned : Ending::retired));
-            }
-            std::sort(all.begin(), all.end());
-            CHECK(all.size() == static_cast<std::size_t>(total));
-            CHECK(all == ids_up_to(total));
-
-            for (int w = 0; w < topology.writers; ++w) {
-                CAPTURE(w);
-                CHECK(seen[w].count == per_writer);
-                CHECK(seen[w].ending == (by_poison ? Ending::poisoned : Ending::normally));
-            }
-            if (by_poison) {
-                const Seen& counter = seen.back();
-                CHECK(counter.count == total);
-                CHECK(counter.ending ==
-                      (termination == Termination::poison_by_reader ? Ending::normally : Ending::retired));
-            }
+        std::vector<Body> bodies;
+        for (int w = 0; w < topology.writers; ++w) {
+            bodies.push_back([w, by_poison, out = data.writer(), stop_in = stop.reader()](Seen& seen) mutable {
+                for (int i = 0; i < per_writer; ++i) {
+                    out(make_value<T>(w * per_writer + i));
+                    ++seen.count;
+                }
+                if (!by_poison) {
+                    out.retire();
+                    return;
+                }
+                stop_in();  // the token (poison by a writer): every value has been read
+                // stop first, for the mirror reason of the counter's
+                // order: poisoning data first would end the readers
+                // and then the counter, and its stop end leaving would
+                // retire stop under the waiting writers.
+                stop_in.poison();
+                out.poison();
+                stop_in();
+            });
         }
-        check_nothing_left<T>(before);
+        for (int r = 0; r < topology.readers; ++r) {
+            bodies.push_back([by_poison, in = data.reader(), note = reads.writer()](Seen& seen) mutable {
+                for (;;) {
+                    T value = in();
+                    seen.values.push_back(id_of(value));
+                    if (by_poison) note(1);
+                }
+            });
+        }
+        if (by_poison) {
+            bodies.push_back([termination, total, notes = reads.reader(), in = data.reader(),
+                              stop_out = stop.writer()](Seen& seen) mutable {
+                for (; seen.count < total; ++seen.count) notes();
+                if (termination == Termination::poison_by_reader) {
+                    // data first: the writers waiting on stop still hold
+                    // data's writer ends, so data cannot retire under
+                    // the readers (and this end keeps stop open).
+                    in.poison();
+                    stop_out.poison();
+                } else {
+                    stop_out(1);
+                    // Keep stop open until the writer with the token has
+                    // poisoned it: here until the readers, poisoned after
+                    // that, have gone (reads retires).
+                    notes();
+                }
+            });
+        }
+        const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
+
+        std::vector<int> all;
+        for (int r = 0; r < topology.readers; ++r) {
+            const Seen& reader = seen[topology.writers + r];
+            CAPTURE(r);
+            CHECK(in_writer_order(reader.values, per_writer));
+            all.insert(all.end(), reader.values.begin(), reader.values.end());
+            CHECK(reader.ending == (by_poison ? Ending::poisoned : Ending::retired));
+        }
+        std::sort(all.begin(), all.end());
+        CHECK(all.size() == static_cast<std::size_t>(total));
+        CHECK(all == ids_up_to(total));
+
+        for (int w = 0; w < topology.writers; ++w) {
+            CAPTURE(w);
+            CHECK(seen[w].count == per_writer);
+            CHECK(seen[w].ending == (by_poison ? Ending::poisoned : Ending::normally));
+        }
+        if (by_poison) {
+            const Seen& counter = seen.back();
+            CHECK(counter.count == total);
+            CHECK(counter.ending ==
+                  (termination == Termination::poison_by_reader ? Ending::normally : Ending::retired));
+        }
     });
     CHECK(csp_test::unreaped_children() == "");
 }
@@ -350,35 +357,29 @@ TEST_CASE("readers drain the buffer before they see retire", "[conformance][reti
     const bool explicit_retire = GENERATE(true, false);
     CAPTURE(csp_test::placement_name(), buffer, explicit_retire);
     constexpr int count = 10;
-    csp_test::with_test_value([&]<class T>() {
-        INFO("values: " << csp_test::value_name<T>());
-        const TrackedCounts before;
-        {
-            auto channel = csp_test::make_channel<T>(buffer, "drain");
-            std::vector<Body> bodies;
-            csp::Channel<int> writer_gone{"writer-gone"};
-            bodies.push_back([explicit_retire, out = channel.writer(),
-                              gone = writer_gone.writer()](Seen& seen) mutable {
-                for (; seen.count < count; ++seen.count) out(make_value<T>(seen.count));
-                if (explicit_retire) out.retire();
-            });
-            bodies.push_back([buffer, in = channel.reader(), gone = writer_gone.reader()](Seen& seen) mutable {
-                // Let the writer fill the buffer and leave first: when the
-                // buffer holds every value, wait until its body has ended.
-                if (buffer >= count)
-                    wait_until_gone(gone);
-                else
-                    csp::sleep(40ms);
-                for (;;) seen.values.push_back(id_of(in()));
-            });
-            const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
+    with_each_value_type([&]<class T>() {
+        auto channel = csp_test::make_channel<T>(buffer, "drain");
+        std::vector<Body> bodies;
+        csp::Channel<int> writer_gone{"writer-gone"};
+        bodies.push_back([explicit_retire, out = channel.writer(), gone = writer_gone.writer()](Seen& seen) mutable {
+            for (; seen.count < count; ++seen.count) out(make_value<T>(seen.count));
+            if (explicit_retire) out.retire();
+        });
+        bodies.push_back([buffer, in = channel.reader(), gone = writer_gone.reader()](Seen& seen) mutable {
+            // Let the writer fill the buffer and leave first: when the
+            // buffer holds every value, wait until its body has ended.
+            if (buffer >= count)
+                wait_until_gone(gone);
+            else
+                csp::sleep(40ms);
+            for (;;) seen.values.push_back(id_of(in()));
+        });
+        const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
 
-            CHECK(seen[0].ending == Ending::normally);
-            CHECK(seen[0].count == count);
-            CHECK(seen[1].values == ids_up_to(count));
-            CHECK(seen[1].ending == Ending::retired);
-        }
-        check_nothing_left<T>(before);
+        CHECK(seen[0].ending == Ending::normally);
+        CHECK(seen[0].count == count);
+        CHECK(seen[1].values == ids_up_to(count));
+        CHECK(seen[1].ending == Ending::retired);
     });
     CHECK(csp_test::unreaped_children() == "");
 }
@@ -493,25 +494,20 @@ TEST_CASE("read and write are the named forms of the call operators", "[conforma
     const int buffer = GENERATE(0, 16);
     CAPTURE(csp_test::placement_name(), buffer);
     constexpr int count = 20;
-    csp_test::with_test_value([&]<class T>() {
-        INFO("values: " << csp_test::value_name<T>());
-        const TrackedCounts before;
-        {
-            auto channel = csp_test::make_channel<T>(buffer, "named-forms");
-            std::vector<Body> bodies;
-            bodies.push_back([out = channel.writer()](Seen&) mutable {
-                for (int i = 0; i < count; ++i) {
-                    T value = make_value<T>(i);
-                    out.write(std::move(value));
-                }
-            });
-            bodies.push_back([in = channel.reader()](Seen& seen) mutable {
-                for (;;) seen.values.push_back(id_of(in.read()));
-            });
-            const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
-            CHECK(seen[1].values == ids_up_to(count));
-        }
-        check_nothing_left<T>(before);
+    with_each_value_type([&]<class T>() {
+        auto channel = csp_test::make_channel<T>(buffer, "named-forms");
+        std::vector<Body> bodies;
+        bodies.push_back([out = channel.writer()](Seen&) mutable {
+            for (int i = 0; i < count; ++i) {
+                T value = make_value<T>(i);
+                out.write(std::move(value));
+            }
+        });
+        bodies.push_back([in = channel.reader()](Seen& seen) mutable {
+            for (;;) seen.values.push_back(id_of(in.read()));
+        });
+        const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
+        CHECK(seen[1].values == ids_up_to(count));
     });
     CHECK(csp_test::unreaped_children() == "");
 }

@@ -242,10 +242,11 @@ struct TrackedCounts {
 // serialized type must be default-constructible, and Tracked has no default
 // constructor to prove that channels need only movable values). Its counters
 // could not see a child's constructions and destructions either. So a
-// scenario runs with Tracked where its bodies share this OS process
+// counting scenario runs with Tracked where its bodies share this OS process
 // (in_one_os_process()), checking that nothing is left alive and nothing was
-// copied, and with int and std::string across OS processes (the strings vary
-// in length and some hold zero bytes), checking every value's content.
+// copied, and with int and std::string across OS processes (memcpy and the
+// serializer; the strings vary in length and some hold zero bytes),
+// checking every value's content.
 template <class T>
 T make_value(int id);
 template <>
@@ -264,29 +265,6 @@ inline int id_of(int value) { return value; }
 // id_of(s): the id s was made from, or -1 when s is not exactly
 // make_value<std::string>(id) for any id (a damaged value).
 int id_of(const std::string& s);
-
-// value_name<T>(): T's name, for a test's report.
-template <class T>
-constexpr const char* value_name() {
-    if constexpr (std::is_same_v<T, Tracked>) return "Tracked";
-    else if constexpr (std::is_same_v<T, int>) return "int";
-    else if constexpr (std::is_same_v<T, std::string>) return "std::string";
-    else return "?";
-}
-
-// with_test_value(scenario): scenario.template operator()<T>() for the value
-// types of this placement: Tracked in one OS process; across OS processes
-// int and then std::string, so both ways of crossing run (memcpy and the
-// serializer).
-template <class Scenario>
-void with_test_value(Scenario&& scenario) {
-    if (in_one_os_process()) {
-        scenario.template operator()<Tracked>();
-    } else {
-        scenario.template operator()<int>();
-        scenario.template operator()<std::string>();
-    }
-}
 
 // The std::exception_ptr a csp::ProcessError holds. API.md says it holds the
 // original exception without naming the accessor: take original() or, for an
