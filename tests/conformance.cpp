@@ -114,8 +114,9 @@ void with_each_value_type(Scenario&& scenario) {
 
 }  // namespace
 
-// The placement is what it says: a body in a child OS process of its own for
-// os_processes, every other one for mixed (the first one there), none else.
+// The placement is what it says: every body in a child OS process of its own
+// for os_processes, every other one for mixed (the first one there), none
+// for fibers and threads.
 TEST_CASE("every body runs where the placement puts it", "[conformance][placement]") {
     constexpr int count = 6;
     std::vector<Body> bodies(count, Body([](Seen&) {}));
@@ -126,9 +127,7 @@ TEST_CASE("every body runs where the placement puts it", "[conformance][placemen
     for (int i = 0; i < count; ++i) {
         CAPTURE(csp_test::placement_name(), i);
         CHECK(seen[i].ending == Ending::normally);
-        const bool in_child = csp_test::placement() == csp_test::Placement::os_processes ||
-                              (csp_test::placement() == csp_test::Placement::mixed && i % 2 == 0);
-        if (in_child) {
+        if (csp_test::in_child(i)) {
             CHECK(seen[i].os_process != self);
             children.push_back(seen[i].os_process);
         } else {
@@ -193,7 +192,9 @@ TEST_CASE("every value written is read exactly once", "[conformance][matrix]") {
                     out.retire();
                     return;
                 }
-                stop_in();  // the token (poison by a writer): every value has been read
+                // Every value has been read when the token comes (poison by
+                // a writer) or stop is poisoned (by a reader).
+                stop_in();
                 // stop first, for the mirror reason of the counter's
                 // order: poisoning data first would end the readers
                 // and then the counter, and its stop end leaving would

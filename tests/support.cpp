@@ -38,6 +38,10 @@ const char* placement_name() {
 
 bool in_one_os_process() { return placement() == Placement::fibers || placement() == Placement::threads; }
 
+bool in_child(std::size_t i) {
+    return placement() == Placement::os_processes || (placement() == Placement::mixed && i % 2 == 0);
+}
+
 namespace {
 
 // The body is the process's argument, so the ends it captured are destroyed
@@ -51,8 +55,7 @@ std::vector<Seen> run_as_processes(std::vector<Body> bodies) {
     std::vector<csp::Process<Seen>> processes;
     processes.reserve(bodies.size());
     for (std::size_t i = 0; i < bodies.size(); ++i) {
-        const bool child = placement() == Placement::os_processes || (placement() == Placement::mixed && i % 2 == 0);
-        processes.push_back(child ? as_child(std::move(bodies[i])) : as_fiber(std::move(bodies[i])));
+        processes.push_back(in_child(i) ? as_child(std::move(bodies[i])) : as_fiber(std::move(bodies[i])));
     }
     bodies.clear();
     return csp::Parallel(std::move(processes));

@@ -16,7 +16,6 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
-#include <cstdint>
 #include <exception>
 #include <functional>
 #include <ostream>
@@ -76,6 +75,9 @@ const char* placement_name();
 // so bodies share its memory and Tracked's counters see every value.
 bool in_one_os_process();
 
+// in_child(i): the i-th body of a network runs in a child OS process.
+bool in_child(std::size_t i);
+
 // How a body ended, as a test checks it afterwards.
 enum class Ending : int { running = 0, normally, retired, poisoned, failed };
 
@@ -90,8 +92,8 @@ inline std::ostream& operator<<(std::ostream& os, Ending ending) {
     return os << "?";
 }
 
-// ending_of(f): how f ended. Run on main; f's own exceptions other than
-// retire and poison count as `failed`.
+// ending_of(f): how f ended, where it was called (main, a fiber, a child);
+// exceptions other than retire and poison count as `failed`.
 template <class F>
 Ending ending_of(F&& f) {
     try {
@@ -242,11 +244,12 @@ struct TrackedCounts {
 // serialized type must be default-constructible, and Tracked has no default
 // constructor to prove that channels need only movable values). Its counters
 // could not see a child's constructions and destructions either. So a
-// counting scenario runs with Tracked where its bodies share this OS process
-// (in_one_os_process()), checking that nothing is left alive and nothing was
-// copied, and with int and std::string across OS processes (memcpy and the
-// serializer; the strings vary in length and some hold zero bytes),
-// checking every value's content.
+// counting scenario (conformance.cpp's with_each_value_type) runs with
+// Tracked where its bodies share this OS process (in_one_os_process()),
+// checking that nothing is left alive and nothing was copied, and with int
+// and std::string across OS processes (memcpy and the serializer; the
+// strings vary in length and some hold zero bytes), checking every value's
+// content.
 template <class T>
 T make_value(int id);
 template <>
