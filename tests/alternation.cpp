@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <thread>
@@ -1003,8 +1004,8 @@ TEST_CASE("poison and retire reach a choice that is parked", "[alternation][pois
             fill_a(-1);
             fill_b(-2);
         }
-        Body chooser = [&, ends = std::move(chooser_ends)]() mutable { choose(ends.first, ends.second); };
-        Body actor = [&, ends = std::move(actor_ends)]() mutable { act(ends.first, ends.second); };
+        std::function<void()> chooser = [&, ends = std::move(chooser_ends)]() mutable { choose(ends.first, ends.second); };
+        std::function<void()> actor = [&, ends = std::move(actor_ends)]() mutable { act(ends.first, ends.second); };
         if (on_main) {
             bool actor_failed = false;
             std::thread other([&] {

@@ -1,11 +1,10 @@
 // Helpers shared by the Alternation suites (alternation.cpp and
 // alternation_stress.cpp): the three choice policies as one parameter, what a
-// choice's variant holds, and how a body ended, printable in Catch2 reports.
+// choice's variant holds, and how a choice made in a process of its own ended.
 #pragma once
 
 #include "support.hpp"
 
-#include <ostream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -63,33 +62,6 @@ int held_value(const Variant& r) {
             }
         },
         r);
-}
-
-inline std::ostream& operator<<(std::ostream& os, Ending ending) {
-    switch (ending) {
-        case Ending::running: return os << "still running";
-        case Ending::normally: return os << "ended normally";
-        case Ending::retired: return os << "ChannelRetireException";
-        case Ending::poisoned: return os << "ChannelPoisonException";
-        case Ending::failed: return os << "failed (another exception, or DeadlockError)";
-    }
-    return os << "?";
-}
-
-// ending_of(f): how f ended. Run on main; f's own exceptions other than
-// retire and poison count as `failed`.
-template <class F>
-Ending ending_of(F&& f) {
-    try {
-        f();
-        return Ending::normally;
-    } catch (const csp::ChannelRetireException&) {
-        return Ending::retired;
-    } catch (const csp::ChannelPoisonException&) {
-        return Ending::poisoned;
-    } catch (...) {
-        return Ending::failed;
-    }
 }
 
 // ending_in_process(f): how f ended when run as a fiber process under

@@ -35,13 +35,6 @@ namespace {
 
 constexpr auto budget = 2s;
 
-// Sanitizer builds run 5-20x slower; the largest scenarios scale down there.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-
 // How the processes of a scenario make their choices.
 enum class Style { variadic, vector, alternation };
 
@@ -375,7 +368,7 @@ TEST_CASE("several processes alting both ends of one shared channel", "[alternat
 TEST_CASE("Go doubleselect: no select fires two of its cases", "[alternation][go][stress][conformance]") {
     const Choice choice = GENERATE(Choice::arbitrary, Choice::priority, Choice::fair);
     CAPTURE(csp_test::placement_name(), name_of(choice));
-    const int n = sanitized ? 5'000 : 20'000;
+    const int n = csp_test::scaled(20'000);
     std::array<csp::Channel<int>, 4> lanes{csp::Channel<int>{"double-1"}, csp::Channel<int>{"double-2"},
                                            csp::Channel<int>{"double-3"}, csp::Channel<int>{"double-4"}};
     csp::Channel<int> merged{"double-merged"};
@@ -429,8 +422,8 @@ TEST_CASE("Go select2: many selects do not grow the footprint", "[alternation][g
     const bool with_timeout = GENERATE(false, true);
     CAPTURE(csp_test::placement_name(), with_timeout);
     // Plain threads wake each other through the kernel: fewer there.
-    const bool slow = sanitized || csp_test::placement() == csp_test::Placement::threads;
-    const int n = slow ? 20'000 : 100'000;
+    const bool threads = csp_test::placement() == csp_test::Placement::threads;
+    const int n = csp_test::scaled(threads ? 20'000 : 100'000);
     std::atomic<int> dummy_fired{0}, timeouts{0};
 
     auto run_once = [&] {
@@ -461,7 +454,7 @@ TEST_CASE("Go select2: many selects do not grow the footprint", "[alternation][g
     CAPTURE(before, after, after - before);
     CHECK(dummy_fired == 0);
     CHECK(timeouts == 0);
-    if (!sanitized) CHECK(after - before < 1'000'000);  // 10 bytes a select
+    if (csp_test::kScale == 1) CHECK(after - before < 1'000'000);  // 10 bytes a select (glibc's heap)
 }
 
 namespace {
@@ -569,13 +562,9 @@ TEST_CASE("a choice over 100 channels", "[alternation][vector][conformance]") {
 // 100 000 processes, each in a choice over an input nobody ever writes and a
 // short timeout, all at once: every one times out, none early. (TSan keeps a
 // thread state of its own for every fiber and cannot map 100 000 of them:
-// there it is 2 000.)
+// kScale shrinks them there.)
 TEST_CASE("100 000 concurrent TimeoutGuards all time out", "[alternation][timeout][stress]") {
-#if defined(__SANITIZE_THREAD__)
-    constexpr int processes = 2'000;
-#else
-    constexpr int processes = 100'000;
-#endif
+    constexpr int processes = csp_test::scaled(100'000);
     constexpr auto timeout = 50ms;
     csp::Channel<int> silent{"silent-100k"};
     auto keep_open = silent.writer();

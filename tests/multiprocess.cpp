@@ -1,17 +1,20 @@
-// The multiprocess suite: csp::multiprocess across the OS-process boundary.
-// Channel conformance with one side (or both) in a forked child, retire and
-// poison both ways, the unwinding rule, results, values serialized through
-// channels, alternation, children that crash, fork churn, nesting, channels
-// shared by fibers and children at once, and local channels of types that
-// cannot cross. tests/meson.build registers it for CSP_THREADS=1 and 4 (a
-// child starts a runtime of its own with the same worker count).
+// The multiprocess suite: what is particular to csp::multiprocess and the
+// OS-process boundary. The channel conformance matrix across the boundary
+// (every topology, buffer size and termination, with bodies in children or
+// fibers and children by turns) is conformance.cpp's, registered with
+// CSP_TEST_PLACEMENT=os_processes and mixed; here: main talking to a child,
+// channels a child makes from captured handles, the unwinding rule, results,
+// values of every kind serialized through channels, alternation, children
+// that crash, fork churn, nesting, and local channels of types that cannot
+// cross. tests/meson.build registers it for CSP_THREADS=1 and 4 (a child
+// starts a runtime of its own with the same worker count).
 //
 // Rules on top of support.hpp's:
 //   - A multiprocess body runs in a forked copy of this program. It never
 //     captures by reference and never records into this process's memory:
 //     what it saw comes back as its return value or over a channel. Only
 //     fibers of this process and main record into variables.
-//   - Most bodies are written once as plain lambdas returning what they saw,
+//   - Some bodies are written once as plain lambdas returning what they saw,
 //     and on() places each in a fiber or in a child, so one scenario runs in
 //     every mix of placements.
 //   - After a network with children has ended, every child must have been
@@ -30,10 +33,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <csignal>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -49,15 +50,17 @@
 #include <vector>
 
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
 using Catch::Contains;
 using csp_test::Clock;
 using csp_test::Ending;
+using csp_test::make_value;
+using csp_test::Seen;
 using csp_test::Tracked;
 using csp_test::TrackedCounts;
+using csp_test::unreaped_children;
 
 namespace {
 
@@ -78,57 +81,14 @@ auto on(Side side, const char* name, F f, Args&&... args) {
     return as_fiber(std::forward<Args>(args)...);
 }
 
-// The OS processes this process has forked and not yet reaped (zombies
-// included), from /proc.
-std::vector<int> child_pids() {
-    std::vector<int> pids;
-    const int self = getpid();
-    std::error_code error;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
-        const std::string name = entry.path().filename().string();
-        if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
-            continue;
-        std::ifstream stat(entry.path() / "stat");
-        std::string line;
-        if (!std::getline(stat, line)) continue;  // it ended meanwhile
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        char state = 0;
-        int ppid = 0;
-        if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == self)
-            pids.push_back(std::stoi(name));
-    }
-    return pids;
-}
-
-// unreaped_children: "" when every child has been reaped; otherwise the pids
-// /proc still lists as this process's children (zombies included), and a
-// note when waitpid finds a child that /proc did not show.
-std::string unreaped_children() {
-    std::string left;
-    for (int pid : child_pids()) left += std::to_string(pid) + " ";
-    errno = 0;
-    const int reaped = waitpid(-1, nullptr, WNOHANG);
-    if (reaped != -1 || errno != ECHILD) left += "(waitpid(-1, WNOHANG) found a child)";
-    return left;
-}
-
 // ---------------------------------------------------------------------------
-// Bodies shared by the conformance, retire and poison scenarios. They catch
-// retire and poison themselves and return how they ended, so a child can
-// report it to the parent.
-
-// Outcome: how a body that kept reading or writing ended, and how many of its
-// operations completed first.
-struct Outcome {
-    Ending ending = Ending::running;
-    int count = 0;
-};
+// Bodies of the partners of a child that fails. They catch retire and poison
+// themselves and return how they ended and how many of their operations
+// completed first.
 
 // keep_reading: read until the channel ends this.
 const auto keep_reading = [](csp::ChannelIn<int> in) {
-    Outcome o;
+    Seen o;
     try {
         for (;;) {
             in();
@@ -144,7 +104,7 @@ const auto keep_reading = [](csp::ChannelIn<int> in) {
 
 // keep_writing: write 0, 1, 2, ... until the channel ends this.
 const auto keep_writing = [](csp::ChannelOut<int> out) {
-    Outcome o;
+    Seen o;
     try {
         for (;;) {
             out(o.count);
@@ -167,63 +127,6 @@ std::vector<T> read_until_retired(csp::ChannelIn<T>& in) {
     } catch (const csp::ChannelRetireException&) {
     }
     return got;
-}
-
-// Values of the conformance scenarios: ints, and strings of varying length
-// (some holding zero bytes), so both the memcpy and the serializer path run.
-template <class T>
-T make_value(int id);
-template <>
-int make_value<int>(int id) {
-    return id;
-}
-template <>
-std::string make_value<std::string>(int id) {
-    std::string s = "v" + std::to_string(id);
-    s.append(static_cast<std::size_t>(id % 37), id % 3 == 0 ? '\0' : static_cast<char>('a' + id % 26));
-    return s;
-}
-
-// IdReport: what a set of readers saw of the ids 0..total-1, written by
-// writers that each wrote `per_writer` consecutive ids in increasing order.
-struct IdReport {
-    long count = 0, sum = 0;
-    int once = 0, duplicated = 0, out_of_range = 0;
-    int out_of_order = 0;  // a reader saw a writer's ids in a different order than written
-};
-
-IdReport report_ids(const std::vector<std::vector<int>>& per_reader, int total, int per_writer) {
-    IdReport report;
-    std::vector<int> seen(total, 0);
-    for (const auto& got : per_reader) {
-        std::map<int, int> last_of_writer;
-        for (int id : got) {
-            ++report.count;
-            report.sum += id;
-            if (id < 0 || id >= total) {
-                ++report.out_of_range;
-                continue;
-            }
-            ++seen[id];
-            auto [it, first] = last_of_writer.try_emplace(id / per_writer, id);
-            if (!first) {
-                if (id <= it->second) ++report.out_of_order;
-                it->second = id;
-            }
-        }
-    }
-    report.once = static_cast<int>(std::count(seen.begin(), seen.end(), 1));
-    report.duplicated = static_cast<int>(std::count_if(seen.begin(), seen.end(), [](int n) { return n > 1; }));
-    return report;
-}
-
-void check_ids(const IdReport& report, int total) {
-    CHECK(report.count == total);
-    CHECK(report.sum == static_cast<long>(total) * (total - 1) / 2);
-    CHECK(report.once == total);
-    CHECK(report.duplicated == 0);
-    CHECK(report.out_of_range == 0);
-    CHECK(report.out_of_order == 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -297,36 +200,19 @@ constexpr std::size_t big_size = 100u << 20;
 }  // namespace
 
 // ===========================================================================
-// Conformance across the boundary
+// Channels across the boundary
 
-namespace {
-
-enum class Mix { child_to_fiber, fiber_to_child, child_to_child, child_to_main, main_to_child };
-
-const char* name_of(Mix mix) {
-    switch (mix) {
-        case Mix::child_to_fiber: return "child writes, fiber reads";
-        case Mix::fiber_to_child: return "fiber writes, child reads";
-        case Mix::child_to_child: return "child writes, child reads";
-        case Mix::child_to_main: return "child writes, main reads";
-        case Mix::main_to_child: return "main writes, child reads";
-    }
-    return "?";
-}
-
-}  // namespace
-
-// One writer, one reader, on either side of the boundary or both in
-// children, or main (a plain thread, outside every process) talking to a
-// child: every value arrives exactly once and in order, then the reader sees
-// retire when the writer's end leaves.
-TEMPLATE_TEST_CASE("one to one across OS processes: every value once and in order", "[multiprocess][conformance]",
-                   int, std::string) {
+// main (a plain thread, outside every process) talking to a child, each way:
+// every value arrives exactly once and in order, then the reader sees retire
+// when the writer's end leaves. (Fibers and children on one channel, in every
+// topology, are conformance.cpp's matrix in the os_processes and mixed
+// placements.)
+TEMPLATE_TEST_CASE("main talks to a child across OS processes: every value once and in order",
+                   "[multiprocess][conformance]", int, std::string) {
     using T = TestType;
     const int buffer = GENERATE(0, 1, 16);
-    const Mix mix = GENERATE(Mix::child_to_fiber, Mix::fiber_to_child, Mix::child_to_child, Mix::child_to_main,
-                             Mix::main_to_child);
-    CAPTURE(buffer, name_of(mix));
+    const bool main_reads = GENERATE(true, false);
+    CAPTURE(buffer, main_reads);
     constexpr int count = 300;
 
     const auto write_all = [](csp::ChannelOut<T> out, int n) {
@@ -334,47 +220,33 @@ TEMPLATE_TEST_CASE("one to one across OS processes: every value once and in orde
     };
     const auto read_all = [](csp::ChannelIn<T> in) { return read_until_retired(in); };
 
-    auto channel = csp_test::make_channel<T>(buffer, "one2one");
+    auto channel = csp_test::make_channel<T>(buffer, "main-and-child");
     std::vector<T> got;
     std::exception_ptr failure;
-    switch (mix) {
-        case Mix::child_to_fiber:
-        case Mix::fiber_to_child:
-        case Mix::child_to_child: {
-            const Side writer = mix == Mix::fiber_to_child ? Side::fiber : Side::child;
-            const Side reader = mix == Mix::child_to_fiber ? Side::fiber : Side::child;
-            got = std::get<1>(csp::Parallel(on(writer, "writer", write_all, channel.writer(), count),
-                                            on(reader, "reader", read_all, channel.reader())));
-            break;
-        }
-        case Mix::child_to_main: {
-            // The Parallel runs on a helper thread; main is the reader.
-            auto in = channel.reader();
-            std::thread runner([&, out = channel.writer()]() mutable {
-                try {
-                    csp::Parallel(csp::multiprocess("writer", write_all)(std::move(out), count));
-                } catch (...) {
-                    failure = std::current_exception();
-                }
-            });
-            got = read_until_retired(in);
-            runner.join();
-            break;
-        }
-        case Mix::main_to_child: {
-            auto out = channel.writer();
-            std::thread runner([&, in = channel.reader()]() mutable {
-                try {
-                    got = std::get<0>(csp::Parallel(csp::multiprocess("reader", read_all)(std::move(in))));
-                } catch (...) {
-                    failure = std::current_exception();
-                }
-            });
-            for (int i = 0; i < count; ++i) out(make_value<T>(i));
-            out.retire();
-            runner.join();
-            break;
-        }
+    if (main_reads) {
+        // The Parallel runs on a helper thread; main is the reader.
+        auto in = channel.reader();
+        std::thread runner([&, out = channel.writer()]() mutable {
+            try {
+                csp::Parallel(csp::multiprocess("writer", write_all)(std::move(out), count));
+            } catch (...) {
+                failure = std::current_exception();
+            }
+        });
+        got = read_until_retired(in);
+        runner.join();
+    } else {
+        auto out = channel.writer();
+        std::thread runner([&, in = channel.reader()]() mutable {
+            try {
+                got = std::get<0>(csp::Parallel(csp::multiprocess("reader", read_all)(std::move(in))));
+            } catch (...) {
+                failure = std::current_exception();
+            }
+        });
+        for (int i = 0; i < count; ++i) out(make_value<T>(i));
+        out.retire();
+        runner.join();
     }
 
     CHECK(csp_test::message_of(failure) == "");
@@ -383,75 +255,6 @@ TEMPLATE_TEST_CASE("one to one across OS processes: every value once and in orde
     CHECK(got.size() == expected.size());
     const bool same = got == expected;
     CHECK(same);
-    CHECK(unreaped_children() == "");
-}
-
-// Several writers in children and readers in fibers, and the other way
-// round: every id is read exactly once, and each reader sees each writer's
-// ids in the order written.
-TEST_CASE("several writers and readers across OS processes (any2one one2any any2any): exact counts", "[multiprocess][conformance]") {
-    struct Topology {
-        const char* name;
-        int writers, readers;
-    };
-    constexpr Topology topologies[] = {{"any2one", 3, 1}, {"one2any", 1, 3}, {"any2any", 3, 3}};
-    const int buffer = GENERATE(0, 1, 16);
-    const Topology topology = topologies[GENERATE(0, 1, 2)];
-    const bool writers_in_children = GENERATE(true, false);
-    CAPTURE(buffer, topology.name, writers_in_children);
-    constexpr int per_writer = 200;
-    const int total = topology.writers * per_writer;
-
-    const auto write_ids = [](csp::ChannelOut<int> out, int first, int n) {
-        for (int i = 0; i < n; ++i) out(first + i);
-        return std::vector<int>{};
-    };
-    const auto read_ids = [](csp::ChannelIn<int> in) { return read_until_retired(in); };
-
-    auto channel = csp_test::make_channel<int>(buffer, "topology");
-    const Side writer_side = writers_in_children ? Side::child : Side::fiber;
-    const Side reader_side = writers_in_children ? Side::fiber : Side::child;
-    std::vector<csp::Process<std::vector<int>>> processes;
-    for (int w = 0; w < topology.writers; ++w)
-        processes.push_back(on(writer_side, "writer", write_ids, channel.writer(), w * per_writer, per_writer));
-    for (int r = 0; r < topology.readers; ++r)
-        processes.push_back(on(reader_side, "reader", read_ids, channel.reader()));
-    auto results = csp::Parallel(std::move(processes));
-
-    const std::vector<std::vector<int>> per_reader(results.begin() + topology.writers, results.end());
-    check_ids(report_ids(per_reader, total, per_writer), total);
-    CHECK(unreaped_children() == "");
-}
-
-// One any2any channel used at once by fibers of this process and by
-// children, on both sides.
-TEST_CASE("one channel shared by fibers and children on both sides: exact counts", "[multiprocess][conformance][mixed]") {
-    const int buffer = GENERATE(0, 1, 16);
-    CAPTURE(buffer);
-    constexpr int per_writer = 250;
-    constexpr Side writer_sides[] = {Side::child, Side::fiber, Side::child, Side::fiber};
-    constexpr Side reader_sides[] = {Side::fiber, Side::child, Side::child, Side::fiber};
-    constexpr int writers = 4, total = writers * per_writer;
-
-    const auto write_ids = [](csp::ChannelOut<int> out, int first, int n) {
-        for (int i = 0; i < n; ++i) out(first + i);
-        return std::vector<int>{};
-    };
-    const auto read_ids = [](csp::ChannelIn<int> in) { return read_until_retired(in); };
-
-    auto channel = csp_test::make_channel<int>(buffer, "mixed-any2any");
-    std::vector<csp::Process<std::vector<int>>> processes;
-    // Interleave the kinds, so neither side is all started first.
-    for (int i = 0; i < writers; ++i) {
-        processes.push_back(on(writer_sides[i], "writer", write_ids, channel.writer(), i * per_writer, per_writer));
-        processes.push_back(on(reader_sides[i], "reader", read_ids, channel.reader()));
-    }
-    auto results = csp::Parallel(std::move(processes));
-
-    std::vector<std::vector<int>> per_reader;
-    for (std::size_t i = 1; i < results.size(); i += 2) per_reader.push_back(results[i]);
-    const IdReport report = report_ids(per_reader, total, per_writer);
-    check_ids(report, total);
     CHECK(unreaped_children() == "");
 }
 
@@ -486,149 +289,7 @@ TEST_CASE("channels captured by value or passed as handles work from the child",
 }
 
 // ===========================================================================
-// Retire and poison across the boundary
-
-namespace {
-
-struct SidePair {
-    Side actor, victim;
-};
-constexpr SidePair side_pairs[] = {
-    {Side::fiber, Side::child},
-    {Side::child, Side::fiber},
-    {Side::child, Side::child},
-};
-
-// Actors: each holds the end opposite the victim's, so the channel cannot
-// retire under the victim by accident. They do `k` operations, wait (when
-// `wait` is set) for the victim to block, end the channel, and report how
-// their own next operation on the ended end went.
-const auto poison_by_writer = [](csp::ChannelOut<int> out, bool wait) {
-    if (wait) csp::sleep(100ms);
-    out.poison();
-    return csp_test::ending_of([&] { out(1); });
-};
-const auto poison_by_reader = [](csp::ChannelIn<int> in, bool wait) {
-    if (wait) csp::sleep(100ms);
-    in.poison();
-    return csp_test::ending_of([&] { in(); });
-};
-const auto retire_by_writer = [](csp::ChannelOut<int> out, int k, bool wait) {
-    for (int i = 0; i < k; ++i) out(i);
-    if (wait) csp::sleep(100ms);
-    out.retire();
-    return csp_test::ending_of([&] { out(1); });
-};
-const auto retire_by_reader = [](csp::ChannelIn<int> in, int k, bool wait) {
-    for (int i = 0; i < k; ++i) in();
-    if (wait) csp::sleep(100ms);
-    in.retire();
-    return csp_test::ending_of([&] { in(); });
-};
-
-}  // namespace
-
-// Poison from one side reaches the other across the boundary: an operation
-// blocked when it arrives (the actor waits first) and one begun after it
-// (Sequence: the actor has ended before the victim starts) both throw
-// ChannelPoisonException; so does the poisoner's own next operation.
-TEST_CASE("poison crosses OS processes both ways for blocked and later operations", "[multiprocess][poison]") {
-    const int buffer = GENERATE(0, 1, 16);
-    const SidePair sides = side_pairs[GENERATE(0, 1, 2)];
-    const bool victim_reads = GENERATE(true, false);
-    const bool blocked = GENERATE(true, false);
-    CAPTURE(buffer, name_of(sides.actor), name_of(sides.victim), victim_reads, blocked);
-
-    auto channel = csp_test::make_channel<int>(buffer, "poison-across");
-    std::tuple<Ending, Outcome> results;
-    if (victim_reads) {
-        auto actor = on(sides.actor, "poisoner", poison_by_writer, channel.writer(), blocked);
-        auto victim = on(sides.victim, "victim", keep_reading, channel.reader());
-        results = blocked ? csp::Parallel(std::move(actor), std::move(victim))
-                          : csp::Sequence(std::move(actor), std::move(victim));
-    } else {
-        auto actor = on(sides.actor, "poisoner", poison_by_reader, channel.reader(), blocked);
-        auto victim = on(sides.victim, "victim", keep_writing, channel.writer());
-        results = blocked ? csp::Parallel(std::move(actor), std::move(victim))
-                          : csp::Sequence(std::move(actor), std::move(victim));
-    }
-    const auto [actor_after, victim] = results;
-
-    CHECK(actor_after == Ending::poisoned);
-    CHECK(victim.ending == Ending::poisoned);
-    // A blocked writer had filled the buffer first; a later one wrote nothing.
-    CHECK(victim.count == (!victim_reads && blocked ? buffer : 0));
-    CHECK(unreaped_children() == "");
-}
-
-// Retire across the boundary: the victim sees ChannelRetireException only
-// after the values written before the retire (a reader drains the buffer
-// first, also when the writer's OS process has ended), and the retired end
-// used again throws at once.
-TEST_CASE("retire crosses OS processes both ways for blocked and later operations", "[multiprocess][retire]") {
-    const int buffer = GENERATE(0, 1, 16);
-    const SidePair sides = side_pairs[GENERATE(0, 1, 2)];
-    const bool victim_reads = GENERATE(true, false);
-    const bool blocked = GENERATE(true, false);
-    CAPTURE(buffer, name_of(sides.actor), name_of(sides.victim), victim_reads, blocked);
-
-    // Later: the actor runs alone first, so it can only do what the buffer holds.
-    const int k = blocked ? 3 : victim_reads ? std::min(3, buffer) : 0;
-    auto channel = csp_test::make_channel<int>(buffer, "retire-across");
-    std::tuple<Ending, Outcome> results;
-    if (victim_reads) {
-        auto actor = on(sides.actor, "retirer", retire_by_writer, channel.writer(), k, blocked);
-        auto victim = on(sides.victim, "victim", keep_reading, channel.reader());
-        results = blocked ? csp::Parallel(std::move(actor), std::move(victim))
-                          : csp::Sequence(std::move(actor), std::move(victim));
-    } else {
-        auto actor = on(sides.actor, "retirer", retire_by_reader, channel.reader(), k, blocked);
-        auto victim = on(sides.victim, "victim", keep_writing, channel.writer());
-        results = blocked ? csp::Parallel(std::move(actor), std::move(victim))
-                          : csp::Sequence(std::move(actor), std::move(victim));
-    }
-    const auto [actor_after, victim] = results;
-
-    CHECK(actor_after == Ending::retired);
-    CHECK(victim.ending == Ending::retired);
-    // A reader got the k values; a blocked writer got k read and then filled the buffer.
-    CHECK(victim.count == (victim_reads ? k : blocked ? k + buffer : 0));
-    CHECK(unreaped_children() == "");
-}
-
-// The buffer outlives the child that filled it: its values wait in shared
-// memory and the reader drains them, in order, before it sees retire.
-TEST_CASE("a reader drains what a child left in the buffer and then sees retire", "[multiprocess][retire]") {
-    const bool explicit_retire = GENERATE(true, false);
-    const bool child_gone_first = GENERATE(true, false);
-    CAPTURE(explicit_retire, child_gone_first);
-    constexpr int count = 10;
-    csp::Channel<std::string> channel{"drain-across", csp::buffer(16)};
-
-    auto filler = csp::multiprocess("filler", [](csp::ChannelOut<std::string> out, bool retire) {
-        for (int i = 0; i < count; ++i) out(make_value<std::string>(i));
-        if (retire) out.retire();  // otherwise the end leaves when the body ends
-    });
-    auto drainer = csp::process("drainer", [](csp::ChannelIn<std::string> in, bool wait) {
-        if (wait) csp::sleep(100ms);  // let the child fill the buffer and leave
-        std::vector<std::string> got;
-        const Ending ending = csp_test::ending_of([&] {
-            for (;;) got.push_back(in());
-        });
-        return std::pair(got, ending);
-    });
-    std::pair<std::vector<std::string>, Ending> drained;
-    if (child_gone_first)
-        drained = std::get<1>(csp::Sequence(filler(channel.writer(), explicit_retire), drainer(channel.reader(), false)));
-    else
-        drained = std::get<1>(csp::Parallel(filler(channel.writer(), explicit_retire), drainer(channel.reader(), true)));
-
-    std::vector<std::string> expected;
-    for (int i = 0; i < count; ++i) expected.push_back(make_value<std::string>(i));
-    CHECK(drained.first == expected);
-    CHECK(drained.second == Ending::retired);
-    CHECK(unreaped_children() == "");
-}
+// The unwinding rule across the boundary
 
 // A child that fails with an ordinary exception poisons every end it holds,
 // so its partners here wake with poison instead of waiting for ever, and
@@ -651,7 +312,7 @@ TEST_CASE("a child that throws poisons its ends and Parallel throws a RemoteErro
             default: throw 42;
         }
     });
-    Outcome reader, writer;
+    Seen reader, writer;
     auto partner_reader = csp::process("partner-reader", [&](csp::ChannelIn<int> in) { reader = keep_reading(in); });
     auto partner_writer = csp::process("partner-writer", [&](csp::ChannelOut<int> out) { writer = keep_writing(out); });
 
@@ -1319,7 +980,7 @@ TEST_CASE("a child that dies poisons its channels and Parallel throws an OSProce
             return 0;  // not reached
         });
 
-    Outcome reader, writer;
+    Seen reader, writer;
     Ending alter = Ending::running;
     int pid = 0;
     auto partner_reader = csp::process("partner-reader", [&](csp::ChannelIn<int> in) { reader = keep_reading(in); });

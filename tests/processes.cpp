@@ -345,13 +345,9 @@ TEST_CASE("Parallel works from several plain threads at once", "[process][thread
 }
 
 TEST_CASE("one hundred thousand processes in one Parallel, each communicating", "[process][scale]") {
-#if defined(__SANITIZE_THREAD__)
-    // TSan keeps about 0.5 MB of its own state per fiber: 100k fibers alive
-    // at once would need 50 GB. The TSan run checks the races at a smaller scale.
-    constexpr int count = 5'000;
-#else
-    constexpr int count = 100'000;
-#endif
+    // Smaller under sanitizers (kScale): TSan keeps about 0.5 MB of its own
+    // state per fiber, and checks the races at a smaller scale.
+    constexpr int count = csp_test::scaled(100'000);
     csp::Channel<int> channel{"many"};
     auto sender = csp::process([](csp::ChannelOut<int> out, int i) { out(i); });
     std::vector<char> seen(count, 0);

@@ -1,66 +1,154 @@
 #include "support.hpp"
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
 #include <string_view>
 #include <thread>
 #include <utility>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace csp_test {
 
 Placement placement() {
     static const Placement chosen = [] {
         const char* value = std::getenv("CSP_TEST_PLACEMENT");
-        return value != nullptr && std::string_view(value) == "threads" ? Placement::threads
-                                                                         : Placement::fibers;
+        const std::string_view name = value != nullptr ? value : "";
+        if (name == "threads") return Placement::threads;
+        if (name == "os_processes") return Placement::os_processes;
+        if (name == "mixed") return Placement::mixed;
+        return Placement::fibers;
     }();
     return chosen;
 }
 
 const char* placement_name() {
-    return placement() == Placement::threads ? "plain threads" : "fibers";
+    switch (placement()) {
+        case Placement::threads: return "plain threads";
+        case Placement::os_processes: return "OS processes";
+        case Placement::mixed: return "fibers and OS processes by turns";
+        default: return "fibers";
+    }
+}
+
+bool in_one_os_process() { return placement() == Placement::fibers || placement() == Placement::threads; }
+
+bool in_child(std::size_t i) {
+    return placement() == Placement::os_processes || (placement() == Placement::mixed && i % 2 == 0);
 }
 
 namespace {
 
-void run_on_fibers(std::vector<Body> bodies) {
-    // The body is the process's argument, so the ends it captured are
-    // destroyed when the body ends (API.md), not when Parallel returns.
-    auto as_process = csp::process([](Body body) { body(); });
-    std::vector<csp::Process<>> processes;
+// The body is the process's argument, so the ends it captured are destroyed
+// when the body ends (API.md), not when Parallel returns; in a child, the
+// parent's copy is let go of at the fork (the child owns those ends now).
+Seen run_body(Body body) { return body.run(); }
+
+std::vector<Seen> run_as_processes(std::vector<Body> bodies) {
+    const auto as_fiber = csp::process("body", &run_body);
+    const auto as_child = csp::multiprocess("body", &run_body);
+    std::vector<csp::Process<Seen>> processes;
     processes.reserve(bodies.size());
-    for (Body& body : bodies) processes.push_back(as_process(std::move(body)));
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        processes.push_back(in_child(i) ? as_child(std::move(bodies[i])) : as_fiber(std::move(bodies[i])));
+    }
     bodies.clear();
-    csp::Parallel(std::move(processes));
+    return csp::Parallel(std::move(processes));
 }
 
-void run_on_threads(std::vector<Body> bodies) {
+std::vector<Seen> run_on_threads(std::vector<Body> bodies) {
+    std::vector<Seen> seen(bodies.size());
     std::vector<std::exception_ptr> failures(bodies.size());
     std::vector<std::thread> threads;
     threads.reserve(bodies.size());
     for (std::size_t i = 0; i < bodies.size(); ++i) {
-        threads.emplace_back([&failures, i, body = std::move(bodies[i])]() mutable {
+        threads.emplace_back([&seen, &failures, i, body = std::move(bodies[i])]() mutable {
             try {
-                body();
-            } catch (const csp::ChannelPoisonException&) {
-            } catch (const csp::ChannelRetireException&) {
+                seen[i] = body.run();
             } catch (...) {
                 failures[i] = std::current_exception();
             }
-            body = nullptr;  // the captured ends leave now, as a process's do
+            body.release();  // the captured ends leave now, as a process's do
         });
     }
     for (std::thread& thread : threads) thread.join();
     for (const std::exception_ptr& failure : failures)
         if (failure) std::rethrow_exception(failure);
+    return seen;
 }
 
 }  // namespace
 
-void run_network(std::vector<Body> bodies) {
-    if (placement() == Placement::threads)
-        run_on_threads(std::move(bodies));
-    else
-        run_on_fibers(std::move(bodies));
+std::vector<Seen> run_network(std::vector<Body> bodies) {
+    if (!in_one_os_process()) {
+        for (const Body& body : bodies) {
+            if (body.records_by_reference())
+                throw std::logic_error("run_network: a body that records by reference cannot run in " +
+                                       std::string(placement_name()) + " (a child's writes are lost)");
+        }
+    }
+    if (placement() == Placement::threads) return run_on_threads(std::move(bodies));
+    return run_as_processes(std::move(bodies));
+}
+
+namespace {
+
+// The OS processes this process has forked and not yet reaped (zombies
+// included), from /proc.
+std::vector<int> child_pids() {
+    std::vector<int> pids;
+    const int self = getpid();
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            continue;
+        std::ifstream stat(entry.path() / "stat");
+        std::string line;
+        if (!std::getline(stat, line)) continue;  // it ended meanwhile
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        char state = 0;
+        int ppid = 0;
+        if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == self)
+            pids.push_back(std::stoi(name));
+    }
+    return pids;
+}
+
+}  // namespace
+
+std::string unreaped_children() {
+    std::string left;
+    for (int pid : child_pids()) left += std::to_string(pid) + " ";
+    errno = 0;
+    const int reaped = waitpid(-1, nullptr, WNOHANG);
+    if (reaped != -1 || errno != ECHILD) left += "(waitpid(-1, WNOHANG) found a child)";
+    return left;
+}
+
+template <>
+std::string make_value<std::string>(int id) {
+    std::string s(1, 'v');
+    s += std::to_string(id);
+    s.append(static_cast<std::size_t>(id % 37), id % 3 == 0 ? '\0' : static_cast<char>('a' + id % 26));
+    return s;
+}
+
+int id_of(const std::string& s) {
+    if (s.size() < 2 || s[0] != 'v') return -1;
+    int id = 0;
+    std::size_t digits = 1;
+    while (digits < s.size() && digits < 10 && s[digits] >= '0' && s[digits] <= '9')
+        id = id * 10 + (s[digits++] - '0');
+    if (digits == 1) return -1;
+    return s == make_value<std::string>(id) ? id : -1;
 }
 
 std::string message_of(std::exception_ptr pointer) {
