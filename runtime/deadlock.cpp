@@ -53,15 +53,13 @@ std::set<int> os_threads() {
     return tids;
 }
 
-ProcessRecord* record_of(const Parker* p) noexcept { return static_cast<ProcessRecord*>(p->owner); }
-
 }  // namespace
 
 int this_tid() noexcept { return static_cast<int>(syscall(SYS_gettid)); }
 
 const char* name_of(const Parker* p) noexcept {
-    if (p->is_thread) return static_cast<ThreadRecord*>(p->owner)->name.c_str();
-    auto* t = static_cast<Task*>(p->owner);
+    if (p->is_thread) return thread_of(p)->name.c_str();
+    auto* t = task_of(p);
     return t->body ? t->body->name_c_str() : "process";
 }
 

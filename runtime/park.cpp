@@ -209,7 +209,7 @@ namespace {
     }
     // A fiber woken from a plain thread: to the queue of the worker it last
     // ran on.
-    auto* t = static_cast<Task*>(p->owner);
+    auto* t = task_of(p);
     p->state.store(kRunning, std::memory_order_relaxed);
     Runtime& r = started();
     Worker* home = r.workers[static_cast<std::size_t>(t->home.load(std::memory_order_relaxed)) %
@@ -234,7 +234,7 @@ void ready(Parker* p) noexcept {
     // woken by a communication on this worker: run it next, here (unless
     // run_next has had its streak; see next_local). What goes to a queue
     // stays private unless another worker is idle.
-    auto* t = static_cast<Task*>(p->owner);
+    auto* t = task_of(p);
     p->state.store(kRunning, std::memory_order_relaxed);
     Task* queued = t;
     if (w->streak < kRunNextStreak) {

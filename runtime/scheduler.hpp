@@ -99,6 +99,12 @@ struct ThreadRecord : ProcessRecord {
     ~ThreadRecord();
 };
 
+// The records behind a parker's `owner`, which new_parker stores as a
+// ProcessRecord* (so the way back goes through it, whatever the layout).
+inline ProcessRecord* record_of(const Parker* p) noexcept { return static_cast<ProcessRecord*>(p->owner); }
+inline Task* task_of(const Parker* p) noexcept { return static_cast<Task*>(record_of(p)); }
+inline ThreadRecord* thread_of(const Parker* p) noexcept { return static_cast<ThreadRecord*>(record_of(p)); }
+
 struct Worker {
     int index = 0;
     Context scheduler;       // the worker thread's own stack

@@ -136,7 +136,7 @@ bool Worker::drain_inbox() noexcept {
     for (p = fifo; p;) {
         Parker* next = p->inbox_next;
         p->state.store(kRunning, std::memory_order_relaxed);
-        push_local(static_cast<Task*>(p->owner));
+        push_local(task_of(p));
         p = next;
     }
     if (started().idle.load(std::memory_order_relaxed) > 0) {
