@@ -9,12 +9,12 @@
 //   alt.fair_execute();
 //
 // Exactly one guard fires per choice, and its communication happens inside
-// the choice. The engine is channels/alternation.hpp; this file only turns
-// typed guards into its guard records and back.
+// the choice. How a choice is made over typed guards: csp/detail/choice.hpp;
+// the engine: channels/alternation.hpp.
 #pragma once
 
-#include "channels/alternation.hpp"
 #include "csp/channel.hpp"
+#include "csp/detail/choice.hpp"
 #include "csp/errors.hpp"
 
 #include <chrono>
@@ -30,49 +30,6 @@
 #include <vector>
 
 namespace csp {
-
-namespace detail {
-
-// GuardBase: the pre-condition every guard has.
-template <class Derived>
-class GuardBase {
-public:
-    // when(cond): a false pre-condition disables the guard for this choice.
-    Derived& when(bool cond) & {
-        enabled_ = cond;
-        return static_cast<Derived&>(*this);
-    }
-    Derived&& when(bool cond) && {
-        enabled_ = cond;
-        return static_cast<Derived&&>(*this);
-    }
-    bool enabled() const noexcept { return enabled_; }
-
-private:
-    bool enabled_ = true;
-};
-
-// EndRef: a guard's channel end, referenced when the caller passed an end it
-// keeps (an lvalue), owned when it passed a temporary (`ch.reader()`).
-template <class End>
-class EndRef {
-public:
-    explicit EndRef(End& end) noexcept : ref_(&end) {}
-    explicit EndRef(End&& end) noexcept : owned_(std::move(end)) {}
-    End& get() noexcept { return ref_ ? *ref_ : owned_; }
-
-private:
-    End* ref_ = nullptr;
-    End owned_;
-};
-
-template <class F>
-std::function<void()> nullary_action(F&& f) {
-    static_assert(std::is_invocable_v<F&>, "csp: this guard's action must be callable with no arguments");
-    return std::function<void()>(std::forward<F>(f));
-}
-
-}  // namespace detail
 
 // InputGuard: ready when its channel has a value to read (or is poisoned).
 // The action, if any, receives the value read (or takes no argument).
@@ -95,6 +52,9 @@ public:
     InputGuard(ChannelIn<T>&& in, F&& action)
         : end_(std::move(in)), action_(make_action(std::forward<F>(action))) {}
 
+private:
+    friend struct detail::GuardAccess;
+
     // The engine's record of this guard; the value read goes to `storage`.
     channels::Guard record(void* storage) {
         channels::Guard g{channels::Guard::Kind::Input, this->enabled(), nullptr, nullptr, {}};
@@ -106,7 +66,6 @@ public:
         if (action_) action_(std::move(value));
     }
 
-private:
     template <class F>
     static std::function<void(T)> make_action(F&& f) {
         if constexpr (std::is_invocable_v<F&, T>) {
@@ -142,6 +101,9 @@ public:
     OutputGuard(ChannelOut<T>&& out, std::type_identity_t<T> value, F&& action)
         : end_(std::move(out)), value_(std::move(value)), action_(detail::nullary_action(std::forward<F>(action))) {}
 
+private:
+    friend struct detail::GuardAccess;
+
     // The engine's record of this guard. `copy` holds a copy of the value to
     // send when the guard must keep its own (it may fire again); otherwise
     // the guard's value itself is moved out when it fires.
@@ -173,7 +135,6 @@ public:
         if (action_) action_();
     }
 
-private:
     detail::EndRef<ChannelOut<T>> end_;
     T value_;
     std::function<void()> action_;
@@ -188,12 +149,14 @@ public:
     template <class F>
     explicit SkipGuard(F&& action) : action_(detail::nullary_action(std::forward<F>(action))) {}
 
+private:
+    friend struct detail::GuardAccess;
+
     channels::Guard record() const noexcept { return {channels::Guard::Kind::Skip, enabled(), nullptr, nullptr, {}}; }
     void fired() {
         if (action_) action_();
     }
 
-private:
     std::function<void()> action_;
 };
 
@@ -210,6 +173,9 @@ public:
         : duration_(std::chrono::ceil<std::chrono::nanoseconds>(d)),
           action_(detail::nullary_action(std::forward<F>(action))) {}
 
+private:
+    friend struct detail::GuardAccess;
+
     channels::Guard record(std::chrono::steady_clock::time_point start) const noexcept {
         channels::Guard g{channels::Guard::Kind::Timeout, enabled(), nullptr, nullptr, {}};
         g.deadline = start + std::max(duration_, std::chrono::nanoseconds{0});
@@ -219,199 +185,9 @@ public:
         if (action_) action_();
     }
 
-private:
     std::chrono::nanoseconds duration_;
     std::function<void()> action_;
 };
-
-namespace detail {
-
-template <class G>
-inline constexpr bool is_guard_v = false;
-template <class T>
-inline constexpr bool is_guard_v<InputGuard<T>> = true;
-template <class T>
-inline constexpr bool is_guard_v<OutputGuard<T>> = true;
-template <>
-inline constexpr bool is_guard_v<SkipGuard> = true;
-template <>
-inline constexpr bool is_guard_v<TimeoutGuard> = true;
-
-template <class V>
-inline constexpr bool is_guard_vector_v = false;
-template <class G>
-inline constexpr bool is_guard_vector_v<std::vector<G>> = is_guard_v<G>;
-
-template <class G>
-inline constexpr bool is_input_v = false;
-template <class T>
-inline constexpr bool is_input_v<InputGuard<T>> = true;
-template <class G>
-inline constexpr bool is_output_v = false;
-template <class T>
-inline constexpr bool is_output_v<OutputGuard<T>> = true;
-
-// What a select returns for guard G: the value read for an input guard,
-// std::monostate for every other guard.
-template <class G>
-using guard_result_t = std::conditional_t<is_input_v<G>, typename G::value_type, std::monostate>;
-
-// ChoiceSlot: what one guard needs during one choice: storage for the value an
-// input guard reads, the copy an output guard sends.
-template <class G>
-struct ChoiceSlot {};
-template <class T>
-struct ChoiceSlot<InputGuard<T>> {
-    alignas(T) unsigned char bytes[sizeof(T)];
-};
-template <class T>
-struct ChoiceSlot<OutputGuard<T>> {
-    std::optional<T> copy;
-};
-
-template <class G>
-channels::Guard record_of(G& g, ChoiceSlot<G>& slot, bool keep_value, std::chrono::steady_clock::time_point start) {
-    if constexpr (is_input_v<G>) return g.record(slot.bytes);
-    else if constexpr (is_output_v<G>) return g.record(slot.copy, keep_value);
-    else if constexpr (std::is_same_v<G, TimeoutGuard>) return g.record(start);
-    else return g.record();
-}
-
-// check_choice turns the engine's outcomes other than Done into exceptions.
-[[noreturn]] void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count);
-[[noreturn]] void throw_empty_choice();
-inline void check_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
-    if (c.outcome != channels::Outcome::Done) throw_choice(c, guards, count);
-}
-
-inline std::chrono::steady_clock::time_point choice_start(bool has_timeout) {
-    return has_timeout ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-}
-
-// GuardList, a fixed list of guards of any kinds, makes one choice over them;
-// Alternation and the variadic select functions are built on it.
-template <class... G>
-class GuardList {
-public:
-    static constexpr std::size_t size = sizeof...(G);
-    using Result = std::variant<guard_result_t<G>...>;
-    static_assert(size > 0, "csp: a choice needs at least one guard");
-    static_assert((is_guard_v<G> && ...),
-                  "csp: a choice takes guards: InputGuard, OutputGuard, SkipGuard, TimeoutGuard");
-
-    // choose makes one choice. With RunAction it runs the chosen guard's
-    // action and returns its position; otherwise it returns the variant.
-    // keep[i]: guard i keeps its output value (it may fire again).
-    template <bool RunAction>
-    static auto choose(std::tuple<G&...> guards, const bool* keep, channels::Order order) {
-        return choose_impl<RunAction>(guards, keep, order, std::index_sequence_for<G...>{});
-    }
-
-private:
-    template <bool RunAction, std::size_t... I>
-    static auto choose_impl(std::tuple<G&...> guards, const bool* keep, channels::Order order,
-                            std::index_sequence<I...>) {
-        std::tuple<ChoiceSlot<G>...> slots;
-        const auto start = choice_start((std::is_same_v<G, TimeoutGuard> || ...));
-        channels::Guard records[size] = {
-            record_of(std::get<I>(guards), std::get<I>(slots), keep[I], start)...};
-        const channels::Choice c = channels::choose(records, size, order);
-        check_choice(c, records, size);
-        if constexpr (RunAction) {
-            ((c.index == I ? fire(std::get<I>(guards), std::get<I>(slots), keep[I]) : void()), ...);
-            return c.index;
-        } else {
-            std::optional<Result> result;
-            ((c.index == I ? take<I>(std::get<I>(guards), std::get<I>(slots), keep[I], result) : void()), ...);
-            return std::move(*result);
-        }
-    }
-
-    template <class Guard>
-    static void fire(Guard& g, ChoiceSlot<Guard>& slot, bool keep) {
-        if constexpr (is_input_v<Guard>) {
-            g.run_action(take_out<typename Guard::value_type>(slot.bytes));
-        } else if constexpr (is_output_v<Guard>) {
-            g.fired(keep);
-        } else {
-            g.fired();
-        }
-    }
-
-    template <std::size_t I, class Guard>
-    static void take(Guard& g, ChoiceSlot<Guard>& slot, bool keep, std::optional<Result>& result) {
-        if constexpr (is_input_v<Guard>) {
-            result.emplace(std::in_place_index<I>, take_out<typename Guard::value_type>(slot.bytes));
-        } else {
-            if constexpr (is_output_v<Guard>) g.fired_quietly(keep);
-            result.emplace(std::in_place_index<I>);
-        }
-    }
-};
-
-// choose_among makes one choice over a runtime-sized vector of guards of one
-// type. Input guards share one value storage: only one guard fires.
-template <bool RunAction, class G>
-auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
-    static_assert(is_guard_v<G>, "csp: a choice takes a std::vector of guards");
-    using V = typename G::value_type;
-    const std::size_t n = guards.size();
-    // No guard at all: as if every guard had retired (a server alting over
-    // a vector of its clients ends when none is left), said as such.
-    if (n == 0) throw_empty_choice();
-    channels::SmallArray<channels::Guard> records(n);
-    ChoiceSlot<G> shared;
-    std::vector<std::optional<V>> copies;  // output guards that keep their value
-    if constexpr (is_output_v<G>) {
-        if (keep) copies.resize(n);
-    }
-    const auto start = choice_start(std::is_same_v<G, TimeoutGuard>);
-    for (std::size_t i = 0; i < n; ++i) {
-        if constexpr (is_input_v<G>) {
-            records[i] = guards[i].record(shared.bytes);
-        } else if constexpr (is_output_v<G>) {
-            std::optional<V> unused;
-            records[i] = guards[i].record(keep ? copies[i] : unused, keep);
-        } else {
-            records[i] = record_of(guards[i], shared, keep, start);
-        }
-    }
-    const channels::Choice c = channels::choose(records.data(), n, order);
-    check_choice(c, records.data(), n);
-    G& g = guards[c.index];
-    if constexpr (RunAction) {
-        if constexpr (is_input_v<G>) {
-            g.run_action(take_out<V>(shared.bytes));
-        } else if constexpr (is_output_v<G>) {
-            g.fired(keep);
-        } else {
-            g.fired();
-        }
-        return c.index;
-    } else {
-        std::pair<std::size_t, std::optional<V>> result{c.index, std::nullopt};
-        if constexpr (is_input_v<G>) {
-            result.second.emplace(take_out<V>(shared.bytes));
-        } else if constexpr (is_output_v<G>) {
-            g.fired_quietly(keep);
-        }
-        return result;
-    }
-}
-
-template <class... G>
-auto select_guards(channels::Order order, G&&... guards) {
-    // A guard passed as a temporary gives its output value away; one the
-    // caller keeps (an lvalue) sends a copy.
-    const bool keep[] = {!std::is_rvalue_reference_v<G&&>...};
-    return GuardList<std::remove_cvref_t<G>...>::template choose<false>(
-        std::tuple<std::remove_cvref_t<G>&...>(guards...), keep, order);
-}
-
-inline channels::Order priority() noexcept { return {channels::Order::Kind::Priority, 0}; }
-inline channels::Order random_order() noexcept { return {channels::Order::Kind::Random, 0}; }
-
-}  // namespace detail
 
 // Alternation: a reusable choice over a fixed list of guards of any kinds.
 // An output guard sends a copy of its value each time it fires (a move-only
@@ -424,19 +200,20 @@ class Alternation {
 public:
     explicit Alternation(Guards... guards) : guards_(std::move(guards)...) {}
 
-    // execute chooses a ready guard (whichever is cheapest), communicates
-    // and runs that guard's action; returns its position.
-    std::size_t execute() { return run<true>(detail::priority()); }
-    // pri_execute: the first ready guard in order.
+    // pri_execute chooses the first ready guard in order, communicates and
+    // runs that guard's action; returns its position.
     std::size_t pri_execute() { return run<true>(detail::priority()); }
+    // execute: whichever ready guard is cheapest to find, which is the
+    // first one in order (the engine tries guards in order).
+    std::size_t execute() { return pri_execute(); }
     // fair_execute: round-robin, starting after the guard chosen last time,
     // so a guard that stays ready waits at most n-1 choices.
     std::size_t fair_execute() { return fair<true>(); }
 
     // The select forms choose and communicate like the execute forms but run
     // no action; they return what PriSelect returns.
-    typename List::Result select() { return run<false>(detail::priority()); }
     typename List::Result pri_select() { return run<false>(detail::priority()); }
+    typename List::Result select() { return pri_select(); }
     typename List::Result fair_select() { return fair<false>(); }
 
     // guard<I>() is guard I, e.g. to change its pre-condition between
@@ -460,7 +237,7 @@ private:
     }
     template <bool RunAction>
     auto fair() {
-        auto r = run<RunAction>({channels::Order::Kind::RoundRobin, next_});
+        auto r = run<RunAction>(detail::round_robin(next_));
         std::size_t chosen;
         if constexpr (RunAction) chosen = r;
         else chosen = r.index();
@@ -479,11 +256,11 @@ class Alternation<std::vector<G>> {
 public:
     explicit Alternation(std::vector<G> guards) : guards_(std::move(guards)) {}
 
-    std::size_t execute() { return detail::choose_among<true>(guards_, true, detail::priority()); }
     std::size_t pri_execute() { return detail::choose_among<true>(guards_, true, detail::priority()); }
+    std::size_t execute() { return pri_execute(); }
     std::size_t fair_execute() { return fair<true>(); }
-    auto select() { return detail::choose_among<false>(guards_, true, detail::priority()); }
     auto pri_select() { return detail::choose_among<false>(guards_, true, detail::priority()); }
+    auto select() { return pri_select(); }
     auto fair_select() { return fair<false>(); }
 
     // guards: the guards, e.g. to change pre-conditions between choices.
@@ -493,8 +270,7 @@ private:
     template <bool RunAction>
     auto fair() {
         const std::size_t n = guards_.size();
-        auto r = detail::choose_among<RunAction>(guards_, true,
-                                                 {channels::Order::Kind::RoundRobin, n ? next_ % n : 0});
+        auto r = detail::choose_among<RunAction>(guards_, true, detail::round_robin(n ? next_ % n : 0));
         std::size_t chosen;
         if constexpr (RunAction) chosen = r;
         else chosen = r.first;
@@ -520,11 +296,12 @@ auto PriSelect(G&&... guards) {
     return detail::select_guards(detail::priority(), std::forward<G>(guards)...);
 }
 
-// AltSelect chooses whichever ready guard is cheapest to find.
+// AltSelect chooses whichever ready guard is cheapest to find: the first
+// in order, as PriSelect does (the engine tries guards in order).
 template <class... G>
     requires(sizeof...(G) > 0 && (detail::is_guard_v<std::remove_cvref_t<G>> && ...))
 auto AltSelect(G&&... guards) {
-    return detail::select_guards(detail::priority(), std::forward<G>(guards)...);
+    return PriSelect(std::forward<G>(guards)...);
 }
 
 // FairSelect chooses uniformly at random among the ready guards.
@@ -545,7 +322,7 @@ auto PriSelect(V&& guards) {
 template <class V>
     requires detail::is_guard_vector_v<std::remove_cvref_t<V>>
 auto AltSelect(V&& guards) {
-    return detail::choose_among<false>(guards, std::is_lvalue_reference_v<V>, detail::priority());
+    return PriSelect(std::forward<V>(guards));
 }
 template <class V>
     requires detail::is_guard_vector_v<std::remove_cvref_t<V>>

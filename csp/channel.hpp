@@ -1,9 +1,20 @@
 // channel.hpp: typed channels and their ends.
+//
+//   csp::Channel<int> ch("numbers", csp::buffer(8));
+//   auto out = ch.writer();   // ends count: the channel retires on a side
+//   auto in = ch.reader();    // when every end of that side has retired
+//   out.write(1);
+//   int x = in.read();
+//
+// A Channel<T> is a handle; its ends do the reading and writing, block only
+// the calling process, and throw ChannelPoisonException or
+// ChannelRetireException when the channel is poisoned or retired. What the
+// ends share: csp/detail/ends.hpp; the untyped channel: channels/channel.hpp.
 #pragma once
 
 #include "channels/channel.hpp"
+#include "csp/detail/ends.hpp"
 #include "csp/detail/storage.hpp"
-#include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
 #include "csp/serialize.hpp"
 #include "runtime/runtime.hpp"
@@ -35,140 +46,6 @@ inline Buffer buffer(long long n) {
     }
     return Buffer{static_cast<std::size_t>(n)};
 }
-
-namespace detail {
-
-// The packers of T, or nullptr for a type that cannot cross OS processes
-// (instantiated only for one that can).
-template <class T>
-constexpr auto pack_fn() noexcept {
-    using Fn = channels::Parcel* (*)(const void*) noexcept;
-    if constexpr (Transferable<T>) return Fn{&pack_value<T>};
-    else return Fn{nullptr};
-}
-template <class T>
-constexpr auto unpack_fn() noexcept {
-    using Fn = bool (*)(channels::Parcel*, void*) noexcept;
-    if constexpr (Transferable<T>) return Fn{&unpack_value<T>};
-    else return Fn{nullptr};
-}
-
-template <class T>
-const channels::ValueOps* value_ops() noexcept {
-    static const channels::ValueOps ops{
-        sizeof(T), alignof(T),
-        [](void* dst, void* src) noexcept { ::new (dst) T(std::move(*static_cast<T*>(src))); },
-        [](void* p) noexcept { static_cast<T*>(p)->~T(); },
-        std::is_trivially_copyable_v<T>,
-        pack_fn<T>(),
-        unpack_fn<T>(),
-        typeid(T).name(),
-    };
-    return &ops;
-}
-
-// t_forgetting: while set, ends and channel handles destroyed on this
-// thread do not leave or release their channel; they are listed here
-// instead. A multiprocess's parent drops its copy of the child's arguments
-// this way: the forked child owns those ends (and their counts) now.
-inline thread_local std::vector<channels::ChannelCore*>* t_forgetting = nullptr;
-
-std::string derived_name(const char* kind, const std::source_location& where);
-
-[[noreturn]] void throw_outcome(channels::Outcome o, const channels::ChannelCore* c);
-[[noreturn]] void throw_empty_end(const char* what);
-[[noreturn]] void throw_retired_end(const char* channel);
-
-// EndBase: what reader and writer ends share: one counted reference to the
-// channel and whether this end has retired.
-template <bool IsReader>
-class EndBase : public EndTag {
-public:
-    EndBase() noexcept = default;
-    explicit EndBase(channels::ChannelCore* c) noexcept : core_(c) {
-        channels::acquire(c);
-        join();
-    }
-    EndBase(const EndBase& other) noexcept : core_(other.core_) {
-        if (core_) {
-            channels::acquire(core_);
-            join();
-        }
-    }
-    EndBase(EndBase&& other) noexcept
-        : core_(std::exchange(other.core_, nullptr)), retired_(other.retired_) {}
-    EndBase& operator=(EndBase other) noexcept {
-        std::swap(core_, other.core_);
-        std::swap(retired_, other.retired_);
-        return *this;
-    }
-    ~EndBase() { leave(); }
-
-    // retire: this end leaves its channel; using it again throws
-    // ChannelRetireException. Retiring twice is harmless.
-    void retire() {
-        check();
-        if (!retired_) {
-            retired_ = true;
-            IsReader ? channels::leave_reader(core_) : channels::leave_writer(core_);
-        }
-    }
-
-    // poison: the channel is poisoned at once, for every end of it.
-    void poison() {
-        check();
-        channels::poison(core_);
-    }
-
-    // name of the channel.
-    const char* name() const noexcept { return core_ ? core_->name : ""; }
-
-    // valid: false for a default-constructed or moved-from end.
-    explicit operator bool() const noexcept { return core_ != nullptr; }
-
-protected:
-    friend struct EndAccess;
-    void check() const {
-        if (!core_) throw_empty_end(IsReader ? "ChannelIn" : "ChannelOut");
-    }
-    channels::ChannelCore* usable() const {
-        check();
-        if (retired_) throw_retired_end(core_->name);
-        return core_;
-    }
-
-private:
-    void join() noexcept { IsReader ? channels::join_reader(core_) : channels::join_writer(core_); }
-    void leave() noexcept {
-        if (!core_) return;
-        if (t_forgetting) [[unlikely]] {
-            if (!retired_) t_forgetting->push_back(core_);
-            core_ = nullptr;
-            return;
-        }
-        if (!retired_) {
-            // The unwinding rule: an end destroyed while its process unwinds
-            // from anything but a retire poisons its channel.
-            if (std::uncaught_exceptions() > 0 && !unwinding_from_retire()) channels::poison(core_);
-            IsReader ? channels::leave_reader(core_) : channels::leave_writer(core_);
-        }
-        channels::release(core_);
-        core_ = nullptr;
-    }
-
-    channels::ChannelCore* core_ = nullptr;
-    bool retired_ = false;
-};
-
-// EndAccess: how guards (alternation.hpp) reach the channel of an end.
-struct EndAccess {
-    template <bool IsReader>
-    static channels::ChannelCore* usable(const EndBase<IsReader>& end) {
-        return end.usable();
-    }
-};
-
-}  // namespace detail
 
 // ChannelIn: the reading end of a channel. Copies are further reader ends.
 template <class T>

@@ -1,7 +1,19 @@
 // process.hpp: processes and the combinators that run them.
+//
+//   auto worker = csp::process([](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+//       for (;;) out.write(in.read() * 2);
+//   });
+//   csp::Parallel(worker(a.reader(), b.writer()) * 4, sink(b.reader()));
+//
+// csp::process(f) makes a factory; calling it binds arguments into a
+// Process, which runs only when a combinator (Parallel, Sequence, Spawn)
+// runs it, as a fiber. What a Process holds and how a combinator runs it:
+// csp/detail/call.hpp. Processes in OS processes of their own:
+// csp/multiprocess.hpp.
 #pragma once
 
 #include "csp/channel.hpp"
+#include "csp/detail/call.hpp"
 #include "csp/errors.hpp"
 #include "runtime/runtime.hpp"
 
@@ -25,180 +37,6 @@ namespace csp {
 
 template <class R = void>
 class Process;
-
-namespace detail {
-
-// result_t: what a combinator returns for a process of result R.
-template <class R>
-using result_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
-
-// Name: a process's name, shared by the Process objects and bodies made
-// from one factory (copying a shared pointer, not the string).
-using Name = std::shared_ptr<const std::string>;
-
-// Outcome of one process run by a combinator.
-template <class R>
-struct Slot {
-    std::optional<result_t<R>> result;
-    std::exception_ptr error;
-    bool deadlock = false;  // error is the DeadlockError that ended it
-    // The process's name, in the Process object the combinator holds until
-    // it returns (a pointer rather than a third copy of every name).
-    const std::string* name = nullptr;
-};
-
-// start_spawned starts processes that the calling process (or, in a thread,
-// the runtime at exit) joins when it ends.
-void start_spawned(std::vector<std::unique_ptr<runtime::ProcessBody>>& bodies);
-// join_spawned waits for the processes the calling process spawned.
-void join_spawned() noexcept;
-
-// JoinRef: a shared Join. Each process holds a reference until it has
-// arrived: the last arrival's wake-up still reads the Join after the joiner
-// may have seen the count reach zero and returned.
-using JoinRef = std::shared_ptr<runtime::Join>;
-
-// BodyBase: what every process body shares: the Join it arrives at.
-class BodyBase : public runtime::ProcessBody {
-public:
-    // join_at: arrive at `j` when done (set before the process starts).
-    void join_at(JoinRef j) noexcept { join_ = std::move(j); }
-
-protected:
-    JoinRef join_;
-};
-
-void log_spawned_failure(const char* name, std::exception_ptr e) noexcept;
-
-// Call: one deferred call of a callable with its arguments, held by a
-// Process until a combinator runs it; then the same object is what the
-// runtime runs (one record per process, not a call and a body around it).
-template <class R>
-class Call : public BodyBase {
-public:
-    virtual std::unique_ptr<Call> clone() const = 0;
-    // invoke consumes the callable and arguments: nothing of them is left in
-    // the Call when it returns or throws (they may hold channel ends, which
-    // must be gone before the process arrives at its join).
-    virtual R invoke() = 0;
-
-    // report_to: where run() leaves the outcome (nullptr: log a failure).
-    void report_to(Slot<R>* s) noexcept { slot_ = s; }
-
-    void run() noexcept final {
-        run_call(*this, slot_);
-        join_spawned();
-        if (join_) {
-            join_->arrive();  // the combinator may return at once: our reference keeps the Join
-            join_.reset();
-        }
-    }
-
-    static void run_call(Call& call, Slot<R>* slot) noexcept {
-        try {
-            if constexpr (std::is_void_v<R>) {
-                call.invoke();
-                if (slot) slot->result.emplace();
-            } else {
-                R r = call.invoke();
-                if (slot) slot->result.emplace(std::move(r));
-            }
-        } catch (const ChannelPoisonException&) {
-        } catch (const ChannelRetireException&) {
-        } catch (const DeadlockError&) {
-            if (slot) {
-                slot->error = std::current_exception();
-                slot->deadlock = true;
-            } else {
-                log_spawned_failure(runtime::current_name(), std::current_exception());
-            }
-        } catch (...) {
-            if (slot) slot->error = std::current_exception();
-            else log_spawned_failure(runtime::current_name(), std::current_exception());
-        }
-    }
-
-private:
-    Slot<R>* slot_ = nullptr;
-};
-
-template <class R, class F, class... Args>
-class BoundCall final : public Call<R> {
-public:
-    template <class G, class... A>
-    explicit BoundCall(G&& g, A&&... a)
-        : bound_(std::in_place, std::forward<G>(g), std::tuple<Args...>(std::forward<A>(a)...)) {}
-
-    std::unique_ptr<Call<R>> clone() const override {
-        if constexpr (std::is_copy_constructible_v<F> &&
-                      (std::is_copy_constructible_v<Args> && ...)) {
-            return std::unique_ptr<Call<R>>(new BoundCall(bound_));
-        } else {
-            throw UsageError("csp: this process holds a move-only argument and cannot be copied");
-        }
-    }
-
-    R invoke() override {
-        struct Clear {  // (also when moving them out throws)
-            std::optional<Bound>& bound;
-            ~Clear() { bound.reset(); }
-        } clear{bound_};
-        F body = std::move(bound_->f);
-        std::tuple<Args...> local = std::move(bound_->args);
-        bound_.reset();
-        try {
-            if constexpr (std::is_invocable_v<F&, Args&&...>) {
-                return std::apply(body, std::move(local));
-            } else {
-                return std::apply(body, local);
-            }
-        } catch (const ChannelRetireException&) {
-            throw;
-        } catch (...) {
-            std::apply([](auto&... a) { poison_ends(a...); }, local);
-            throw;
-        }
-    }
-
-private:
-    struct Bound {
-        template <class G>
-        Bound(G&& g, std::tuple<Args...>&& a) : f(std::forward<G>(g)), args(std::move(a)) {}
-        F f;
-        std::tuple<Args...> args;
-    };
-    explicit BoundCall(const std::optional<Bound>& b) : bound_(b) {}
-    std::optional<Bound> bound_;  // empty once invoked
-};
-
-// Discard: a Process<R> seen as a Process<void>.
-template <class R>
-class Discard final : public Call<void> {
-public:
-    explicit Discard(std::unique_ptr<Call<R>> c) : inner_(std::move(c)) {}
-    std::unique_ptr<Call<void>> clone() const override {
-        return std::make_unique<Discard>(inner_->clone());
-    }
-    void invoke() override {
-        std::unique_ptr<Call<R>> inner = std::move(inner_);
-        (void)inner->invoke();
-    }
-
-private:
-    std::unique_ptr<Call<R>> inner_;
-};
-
-// rethrow_failure throws a ProcessError naming `name` around `e`.
-[[noreturn]] void rethrow_failure(const std::string& name, std::exception_ptr e);
-
-template <class R>
-std::unique_ptr<Call<R>>& call_of(Process<R>& p) noexcept;
-template <class R>
-const std::string& name_of(const Process<R>& p) noexcept;
-template <class R>
-const Name& shared_name_of(const Process<R>& p) noexcept;
-
-}  // namespace detail
 
 // Process<R>: a deferred call of a process body returning R; nothing runs
 // until a combinator runs it. Process<> (Process<void>) accepts any process
@@ -311,74 +149,30 @@ ProcessFactory<std::decay_t<F>> process(std::string name, F&& f) {
     return {std::forward<F>(f), std::move(name)};
 }
 
-namespace detail {
-
-// body_for turns a process into what the runtime runs, reporting into `slot`
-// and arriving at `join` when done.
-template <class R>
-std::unique_ptr<runtime::ProcessBody> body_for(Process<R>& p, Slot<R>* slot, const JoinRef& join) {
-    auto& call = call_of(p);
-    if (!call) throw UsageError("csp: a moved-from Process cannot run");
-    call->report_to(slot);
-    call->join_at(join);
-    call->name = shared_name_of(p);
-    if (slot) slot->name = &name_of(p);
-    return std::unique_ptr<runtime::ProcessBody>(call.release());
-}
-
-// take_result: the result of a process. One that ended by poison or retire
-// (normally, but without returning) gives a value-initialised result.
-template <class R>
-result_t<R> take_result(Slot<R>& s) {
-    if (s.result) return std::move(*s.result);
-    if constexpr (std::is_default_constructible_v<result_t<R>>) {
-        return result_t<R>{};
-    } else {
-        throw UsageError("process '" + *s.name + "' ended by poison or retire and its result type has "
-                              "no default value");
-    }
-}
-
-template <class R>
-void check_deadlock(Slot<R>& s) {
-    if (s.deadlock) std::rethrow_exception(s.error);
-}
-template <class R>
-void check(Slot<R>& s) {
-    if (s.error) rethrow_failure(*s.name, s.error);
-}
-
-}  // namespace detail
-
 // Parallel(procs...): run all concurrently; return when all have ended, with
 // their results in argument order (std::monostate for void processes).
 template <class... Rs>
 std::tuple<detail::result_t<Rs>...> Parallel(Process<Rs>... procs) {
     std::tuple<detail::Slot<Rs>...> slots;
-    auto join = std::make_shared<runtime::Join>(static_cast<std::int64_t>(sizeof...(Rs)));
-    std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
-    bodies.reserve(sizeof...(Rs));
-    std::apply([&](auto&... s) { (bodies.push_back(detail::body_for(procs, &s, join)), ...); }, slots);
-    runtime::start_processes(bodies);
-    join->wait();
-    std::apply([](auto&... s) { (detail::check_deadlock(s), ...); }, slots);
-    std::apply([](auto&... s) { (detail::check(s), ...); }, slots);
-    return std::apply([](auto&... s) { return std::tuple<detail::result_t<Rs>...>(detail::take_result(s)...); },
-                      slots);
+    detail::Launch launch(sizeof...(Rs));
+    std::apply([&](auto&... s) { (launch.add(procs, &s), ...); }, slots);
+    launch.run();
+    return std::apply(
+        [](auto&... s) {
+            detail::check_all(s...);
+            return std::tuple<detail::result_t<Rs>...>(detail::take_result(s)...);
+        },
+        slots);
 }
 
 // Parallel(vector): the same for a runtime-sized set of one result type.
 template <class R>
 std::vector<detail::result_t<R>> Parallel(std::vector<Process<R>> procs) {
     std::vector<detail::Slot<R>> slots(procs.size());
-    auto join = std::make_shared<runtime::Join>(static_cast<std::int64_t>(procs.size()));
-    std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
-    bodies.reserve(procs.size());
-    for (std::size_t i = 0; i < procs.size(); ++i) bodies.push_back(detail::body_for(procs[i], &slots[i], join));
-    runtime::start_processes(bodies);
-    join->wait();
-    for (auto& s : slots) detail::check_deadlock(s);
-    for (auto& s : slots) detail::check(s);
+    detail::Launch launch(procs.size());
+    for (std::size_t i = 0; i < procs.size(); ++i) launch.add(procs[i], &slots[i]);
+    launch.run();
+    detail::check_all(slots);
     std::vector<detail::result_t<R>> results;
     results.reserve(slots.size());
     for (auto& s : slots) results.push_back(detail::take_result(s));
@@ -404,16 +198,16 @@ std::vector<detail::result_t<R>> Sequence(std::vector<Process<R>> procs) {
 // its failure is logged, since nobody waits for its result.
 template <class... Rs>
 void Spawn(Process<Rs>... procs) {
-    std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
-    (bodies.push_back(detail::body_for(procs, static_cast<detail::Slot<Rs>*>(nullptr), detail::JoinRef())), ...);
-    detail::start_spawned(bodies);
+    detail::Launch launch;
+    (launch.add(procs, static_cast<detail::Slot<Rs>*>(nullptr)), ...);
+    launch.spawn();
 }
 
 template <class R>
 void Spawn(std::vector<Process<R>> procs) {
-    std::vector<std::unique_ptr<runtime::ProcessBody>> bodies;
-    for (auto& p : procs) bodies.push_back(detail::body_for(p, static_cast<detail::Slot<R>*>(nullptr), detail::JoinRef()));
-    detail::start_spawned(bodies);
+    detail::Launch launch;
+    for (auto& p : procs) launch.add(p, static_cast<detail::Slot<R>*>(nullptr));
+    launch.spawn();
 }
 
 // proc * n, n * proc: n copies of a process, each with its own copies of the
