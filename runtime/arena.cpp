@@ -1,3 +1,7 @@
+// arena.cpp: the shared mapping and its allocator (Boost.Interprocess's
+// rbtree best fit under a process-shared mutex), made once, before any
+// fork, and never unmapped: parkers and channels may be freed during exit.
+
 #include "runtime/arena.hpp"
 
 #include "runtime/log.hpp"

@@ -1,3 +1,6 @@
+// futex.cpp: futex_wait and futex_wake over shared futex words (a word in
+// the arena may be waited on in one OS process and woken from another).
+
 #include "runtime/futex.hpp"
 
 #include <climits>

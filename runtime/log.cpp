@@ -1,3 +1,6 @@
+// log.cpp: the runtime's spdlog logger ("csp", stderr), its level from
+// CSP_LOG, its remaking in a forked child, and log_fatal.
+
 #include "runtime/log.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>

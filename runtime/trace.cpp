@@ -1,3 +1,7 @@
+// trace.cpp: the events of CSP_TRACE, kept in memory under one mutex and
+// written at exit as Chrome trace event JSON. Nothing here runs unless
+// CSP_TRACE is set (trace_detail::enabled).
+
 #include "runtime/trace.hpp"
 
 #include "runtime/log.hpp"
