@@ -164,6 +164,40 @@ bool crosses(const Guard* guards, std::size_t n) noexcept {
     return false;
 }
 
+// retired_locked: g's channel is retired as far as g is concerned (its lock
+// held): an output guard's when retired, an input guard's when retired and
+// empty (buffered values are still read). A poisoned channel's guard is
+// ready, never retired.
+bool retired_locked(const Guard& g) noexcept {
+    const ChannelCore* c = g.core;
+    if (c->poisoned || !c->retired) return false;
+    return g.kind == Guard::Kind::Output || c->count == 0;
+}
+
+// all_retired: the choice has enabled channel guards and every one of them
+// is retired (API.md: it throws ChannelRetireException then, even when it
+// also has skip or timeout guards). With `locked`, the caller holds every
+// guard's lock; otherwise each is taken in turn (pass 0's look, which like
+// the rest of pass 0 is not atomic over the channels).
+bool all_retired(const Guard* guards, std::size_t n, bool locked) noexcept {
+    bool any = false;
+    for (std::size_t i = 0; i < n; ++i) {
+        const Guard& g = guards[i];
+        if (!g.enabled || !is_channel(g)) continue;
+        any = true;
+        if (!locked) g.core->lock.lock();
+        const bool retired = retired_locked(g);
+        if (!locked) g.core->lock.unlock();
+        if (!retired) return false;
+    }
+    return any;
+}
+
+// The wait of a choice whose every guard is disabled by its pre-condition,
+// with no skip or timeout: occam's STOP. Only the deadlock detector ends it.
+constexpr runtime::WaitReason kStop{"is waiting for ever in a choice whose every guard is disabled (STOP)",
+                                    nullptr};
+
 // try_alone tries guard g under its own channel's lock only.
 Attempt try_alone(Guard& g) noexcept {
     Waiter* wake = nullptr;
@@ -189,18 +223,24 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
     // earlier or later; pass 1 is atomic where it matters, before waiting.
     {
         bool have_now = false;
+        bool live = false;  // a channel guard tried could have waited
         Clock::time_point now{};
+        // A skip or due timeout fires unless every channel guard is retired.
+        const auto non_channel_fires = [&](std::size_t i) -> Choice {
+            if (!live && all_retired(guards, n, false)) return {Outcome::Retired, kNone};
+            return {Outcome::Done, i};
+        };
         for (std::size_t k = 0; k < n; ++k) {
             const std::size_t i = order.at(k);
             Guard& g = guards[i];
             if (!g.enabled) continue;
-            if (g.kind == Guard::Kind::Skip) return {Outcome::Done, i};
+            if (g.kind == Guard::Kind::Skip) return non_channel_fires(i);
             if (g.kind == Guard::Kind::Timeout) {
                 if (!have_now) {
                     now = Clock::now();
                     have_now = true;
                 }
-                if (now >= g.deadline) return {Outcome::Done, i};
+                if (now >= g.deadline) return non_channel_fires(i);
                 continue;
             }
             const Attempt a = try_alone(g);
@@ -209,6 +249,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 return {Outcome::Done, i};
             }
             if (a == Attempt::Poisoned) return {Outcome::Poisoned, i};
+            if (a == Attempt::Block) live = true;
         }
     }
 
@@ -260,8 +301,13 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 case Attempt::Block: live += is_channel(g) ? 1 : 0; break;
             }
         }
-        if (fired.index != kNone) {
+        if (fired.index != kNone && !is_channel(guards[fired.index]) && live == 0 &&
+            all_retired(guards, n, true)) {
+            fired = {Outcome::Retired, kNone};  // a skip or timeout, but every channel guard is retired
+        }
+        if (fired.index != kNone || fired.outcome == Outcome::Retired) {
             locks.unlock();
+            if (fired.index == kNone) return fired;
             if (wake) runtime::ready(wake->parker);
             if (got && !receive(guards[fired.index].core, got, guards[fired.index].slot)) {
                 fired.outcome = Outcome::Poisoned;
@@ -269,9 +315,18 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             if (fired.outcome == Outcome::Done) trace_fired(guards[fired.index]);
             return fired;
         }
-        if (live == 0 && first_timeout == kNone) {
+        if (live == 0 && all_retired(guards, n, true)) {
             locks.unlock();
             return {Outcome::Retired, kNone};
+        }
+        if (live == 0 && first_timeout == kNone) {
+            // Every guard is disabled by its pre-condition: STOP.
+            (void)runtime::begin_wait(me);
+            const runtime::Release unlock_all{[](void* l) noexcept { static_cast<Locks*>(l)->unlock(); },
+                                              &locks};
+            const std::uint32_t word = runtime::park(me, runtime::WaitKind::Blocked, &kStop, unlock_all);
+            if (outcome_part(word) == Outcome::Deadlocked) return {Outcome::Deadlocked, kNone};
+            continue;
         }
 
         // Pass 2: one wait, one waiter per live channel guard, park.

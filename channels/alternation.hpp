@@ -24,7 +24,12 @@
 // fair and arbitrary choice differ only in the order of pass 1.
 //
 // A retired channel disables its guard: a retire that ends the wait in pass 2
-// sends the choice back to pass 1 with the same deadline. A poisoned channel
+// sends the choice back to pass 1 with the same deadline. When the choice has
+// enabled channel guards and every one is retired, it ends Retired, even if
+// a skip or timeout guard could fire (a server alting over its requests and
+// a timeout ends when its clients have gone). Guards whose pre-condition is
+// false take no part: with nothing enabled the choice waits for ever
+// (occam's STOP), until the deadlock detector ends it. A poisoned channel
 // makes its guard ready; the caller turns that into an exception.
 #pragma once
 
@@ -61,8 +66,9 @@ struct Order {
 };
 
 // Choice: how a choice ended. Done: guard `index` fired (its value moved).
-// Poisoned: guard `index`'s channel is poisoned. Retired: every guard is
-// disabled and none can fire. Deadlocked: the runtime broke a deadlock.
+// Poisoned: guard `index`'s channel is poisoned. Retired: the choice has
+// enabled channel guards and every one is retired. Deadlocked: the runtime
+// broke a deadlock (a STOP included).
 struct Choice {
     Outcome outcome;
     std::size_t index;

@@ -92,8 +92,8 @@ void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
 void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
     switch (c.outcome) {
         case channels::Outcome::Poisoned: throw ChannelPoisonException(guards[c.index].core->name);
-        // Every guard is disabled (retired, or by its pre-condition) and no
-        // skip or timeout can fire: the choice can never complete.
+        // The choice has enabled channel guards and every one is retired: it
+        // can never communicate (a skip or timeout it has would only spin).
         case channels::Outcome::Retired: {
             std::string names;
             for (std::size_t i = 0; i < count; ++i) {
@@ -104,10 +104,8 @@ void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t
                 names += g.core->name;
                 names += "'";
             }
-            throw ChannelRetireException(
-                "", "csp: every enabled channel guard of this choice is retired (" +
-                        (names.empty() ? std::string("none is enabled") : names) +
-                        "), and no skip or timeout guard can fire: the choice can never complete");
+            throw ChannelRetireException("", "csp: every enabled channel guard of this choice is retired (" + names +
+                                                 "): it can never communicate");
         }
         case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
         case channels::Outcome::Misused:  // (read and write only)

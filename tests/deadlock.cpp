@@ -149,3 +149,21 @@ TEST_CASE("main blocked in a plain read that nobody can serve gets DeadlockError
     }
     CHECK_THAT(report, Contains("main-lonely"));
 }
+
+// A choice whose every guard is disabled waits for ever (STOP, API.md); on
+// main too, where nothing else runs, the detector ends it with a report.
+TEST_CASE("main in a choice whose every guard is disabled gets DeadlockError", "[deadlock][alternation]") {
+    csp::Channel<int> off{"main-all-off", csp::buffer(1)};
+    auto in = off.reader();
+    auto out = off.writer();
+    out(1);  // ready, but disabled
+    std::string report;
+    try {
+        csp::PriSelect(csp::InputGuard(in).when(false), csp::SkipGuard().when(false));
+        FAIL("the choice returned");
+    } catch (const csp::DeadlockError& error) {
+        report = error.what();
+    }
+    CHECK_THAT(report, Contains("STOP"));
+    CHECK(in() == 1);
+}
