@@ -37,12 +37,20 @@ struct Buffer {
     std::size_t capacity;
 };
 
+namespace detail {
+// checked_capacity: the one check of a capacity, for buffer(n) and for a
+// Buffer made by hand, before any channel is made with it.
+[[noreturn]] void throw_bad_capacity(const std::string& given);
+inline std::size_t checked_capacity(Buffer b) {
+    if (b.capacity > channels::kMaxBuffer) throw_bad_capacity("csp::Buffer{" + std::to_string(b.capacity) + "}");
+    return b.capacity;
+}
+}  // namespace detail
+
 // buffer(n) asks for a FIFO buffer of n values; n must be in 0..2^28.
 inline Buffer buffer(long long n) {
     if (n < 0 || static_cast<unsigned long long>(n) > channels::kMaxBuffer) {
-        throw UsageError("csp::buffer(" + std::to_string(n) +
-                              "): capacity must be between 0 and " +
-                              std::to_string(channels::kMaxBuffer));
+        detail::throw_bad_capacity("csp::buffer(" + std::to_string(n) + ")");
     }
     return Buffer{static_cast<std::size_t>(n)};
 }
@@ -104,7 +112,7 @@ public:
     Channel(const char* name, Buffer b = Buffer{0}) : Channel(std::string_view(name), b) {}
     Channel(const std::string& name, Buffer b = Buffer{0}) : Channel(std::string_view(name), b) {}
     Channel(std::string_view name, Buffer b)
-        : core_(channels::create(detail::value_ops<T>(), b.capacity, name)) {}
+        : core_(channels::create(detail::value_ops<T>(), detail::checked_capacity(b), name)) {}
 
     Channel(const Channel& other) noexcept : core_(other.core_) { channels::acquire(core_); }
     Channel& operator=(const Channel& other) noexcept {

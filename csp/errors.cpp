@@ -114,6 +114,10 @@ void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t
     throw std::logic_error("csp: unexpected choice outcome");
 }
 
+void throw_bad_capacity(const std::string& given) {
+    throw UsageError(given + ": capacity must be between 0 and " + std::to_string(channels::kMaxBuffer));
+}
+
 void throw_empty_choice() {
     throw ChannelRetireException("", "csp: a choice over an empty std::vector of guards: no guard can ever "
                                      "fire, as when every guard has retired");

@@ -121,14 +121,16 @@ public:
     const std::string& name() const noexcept { return *name_; }
 
 private:
+    // (The body is called as a non-const F of the process's own: a mutable
+    // lambda keeps state in its by-value captures.)
     template <class... A>
     static auto invoke_result() {
-        if constexpr (std::is_invocable_v<const F&, A&&...>) {
-            return std::type_identity<std::invoke_result_t<const F&, A&&...>>{};
+        if constexpr (std::is_invocable_v<F&, A&&...>) {
+            return std::type_identity<std::invoke_result_t<F&, A&&...>>{};
         } else {
-            static_assert(std::is_invocable_v<const F&, A&...>,
+            static_assert(std::is_invocable_v<F&, A&...>,
                           "csp::process: the body cannot be called with these arguments");
-            return std::type_identity<std::invoke_result_t<const F&, A&...>>{};
+            return std::type_identity<std::invoke_result_t<F&, A&...>>{};
         }
     }
 
@@ -149,42 +151,45 @@ ProcessFactory<std::decay_t<F>> process(std::string name, F&& f) {
     return {std::forward<F>(f), std::move(name)};
 }
 
-// Parallel(procs...): run all concurrently; return when all have ended, with
-// their results in argument order (std::monostate for void processes).
-template <class... Rs>
-std::tuple<detail::result_t<Rs>...> Parallel(Process<Rs>... procs) {
-    std::tuple<detail::Slot<Rs>...> slots;
-    detail::Launch launch(sizeof...(Rs));
-    std::apply([&](auto&... s) { (launch.add(procs, &s), ...); }, slots);
+namespace detail {
+// run_parallel: Parallel over parts, each a process or a vector of them. A
+// DeadlockError is rethrown as itself (its report names the cycle, not a
+// wrapper); otherwise the first failure in order, as a ProcessError naming
+// its process.
+template <class... Ps>
+std::tuple<typename Part<Ps>::Result...> run_parallel(Ps&... parts) {
+    std::tuple<typename Part<Ps>::Slots...> slots{Part<Ps>::slots_for(parts)...};
+    Launch launch((Part<Ps>::count(parts) + ... + std::size_t{0}));
+    std::apply([&](auto&... s) { (Part<Ps>::add(launch, parts, &s), ...); }, slots);
     launch.run();
     return std::apply(
         [](auto&... s) {
-            detail::check_all(s...);
-            return std::tuple<detail::result_t<Rs>...>(detail::take_result(s)...);
+            (Part<Ps>::check_deadlock(s), ...);
+            (Part<Ps>::check(s), ...);
+            return std::tuple<typename Part<Ps>::Result...>(Part<Ps>::take(s)...);
         },
         slots);
 }
+}  // namespace detail
 
-// Parallel(vector): the same for a runtime-sized set of one result type.
+// Parallel(vector): run a runtime-sized set of processes of one result
+// type concurrently; return when all have ended, their results in order.
 template <class R>
 std::vector<detail::result_t<R>> Parallel(std::vector<Process<R>> procs) {
-    std::vector<detail::Slot<R>> slots(procs.size());
-    detail::Launch launch(procs.size());
-    for (std::size_t i = 0; i < procs.size(); ++i) launch.add(procs[i], &slots[i]);
-    launch.run();
-    detail::check_all(slots);
-    std::vector<detail::result_t<R>> results;
-    results.reserve(slots.size());
-    for (auto& s : slots) results.push_back(detail::take_result(s));
-    return results;
+    return std::get<0>(detail::run_parallel(procs));
 }
 
-// Sequence(procs...): run one after another; results as for Parallel.
-template <class... Rs>
-std::tuple<detail::result_t<Rs>...> Sequence(Process<Rs>... procs) {
-    return std::tuple<detail::result_t<Rs>...>{std::get<0>(Parallel(std::move(procs)))...};
+// Parallel(parts...): the same for processes and vectors of processes in
+// any mix, Parallel(producer, workers, consumer): a tuple of their results
+// in argument order (std::monostate for a void process, a std::vector for
+// a vector).
+template <class... Ps>
+    requires((detail::ProcessPart<Ps> && ...) && !(sizeof...(Ps) == 1 && (detail::is_process_vector_v<Ps> && ...)))
+std::tuple<typename detail::Part<Ps>::Result...> Parallel(Ps... parts) {
+    return detail::run_parallel(parts...);
 }
 
+// Sequence(vector): run them one after another; results as for Parallel.
 template <class R>
 std::vector<detail::result_t<R>> Sequence(std::vector<Process<R>> procs) {
     std::vector<detail::result_t<R>> results;
@@ -193,25 +198,42 @@ std::vector<detail::result_t<R>> Sequence(std::vector<Process<R>> procs) {
     return results;
 }
 
-// Spawn(procs...): start them and return at once. A spawned process is
-// joined when the spawning process (or main's scope of the runtime) ends;
-// its failure is logged, since nobody waits for its result.
-template <class... Rs>
-void Spawn(Process<Rs>... procs) {
-    detail::Launch launch;
-    (launch.add(procs, static_cast<detail::Slot<Rs>*>(nullptr)), ...);
-    launch.spawn();
+namespace detail {
+template <class R>
+result_t<R> run_alone(Process<R>& p) {
+    return std::get<0>(Parallel(std::move(p)));
+}
+template <class R>
+std::vector<result_t<R>> run_alone(std::vector<Process<R>>& v) {
+    return Sequence(std::move(v));
+}
+}  // namespace detail
+
+// Sequence(parts...): one after another, a vector's processes in order.
+template <class... Ps>
+    requires((detail::ProcessPart<Ps> && ...) && !(sizeof...(Ps) == 1 && (detail::is_process_vector_v<Ps> && ...)))
+std::tuple<typename detail::Part<Ps>::Result...> Sequence(Ps... parts) {
+    // (Braces: the elements are made in order.)
+    return std::tuple<typename detail::Part<Ps>::Result...>{detail::run_alone(parts)...};
 }
 
-template <class R>
-void Spawn(std::vector<Process<R>> procs) {
+// Spawn(parts...): start them and return at once. A spawned process is
+// joined when the spawning process (or main's scope of the runtime) ends;
+// its failure is logged, since nobody waits for its result.
+template <class... Ps>
+    requires(detail::ProcessPart<Ps> && ...)
+void Spawn(Ps... parts) {
     detail::Launch launch;
-    for (auto& p : procs) launch.add(p, static_cast<detail::Slot<R>*>(nullptr));
+    (detail::Part<Ps>::add(launch, parts, nullptr), ...);
     launch.spawn();
 }
 
 // proc * n, n * proc: n copies of a process, each with its own copies of the
-// arguments (and so its own channel ends).
+// arguments (and so its own channel ends). From a temporary, the last copy
+// is the process itself: no copy of its ends outlives the vector (written
+// inside Parallel(p, worker(in, out) * 4, c), a temporary lives until
+// Parallel has returned, and an end it kept would stop its channel from
+// ever retiring).
 template <class R>
 std::vector<Process<R>> operator*(const Process<R>& p, std::size_t n) {
     std::vector<Process<R>> v;
@@ -220,15 +242,35 @@ std::vector<Process<R>> operator*(const Process<R>& p, std::size_t n) {
     return v;
 }
 template <class R>
+std::vector<Process<R>> operator*(Process<R>&& p, std::size_t n) {
+    Process<R> last(std::move(p));
+    std::vector<Process<R>> v;
+    if (n == 0) return v;
+    v.reserve(n);
+    for (std::size_t i = 0; i + 1 < n; ++i) v.push_back(last);
+    v.push_back(std::move(last));
+    return v;
+}
+template <class R>
 std::vector<Process<R>> operator*(std::size_t n, const Process<R>& p) {
     return p * n;
 }
+template <class R>
+std::vector<Process<R>> operator*(std::size_t n, Process<R>&& p) {
+    return std::move(p) * n;
+}
 
-// sleep: only the calling process waits.
+// sleep: only the calling process waits. sleep(0) (or less) yields.
 template <class Rep, class Period>
 void sleep(std::chrono::duration<Rep, Period> d) {
-    runtime::sleep_for(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+    runtime::sleep_for(std::chrono::ceil<std::chrono::nanoseconds>(d));
 }
+
+// yield: let the other runnable processes of this worker run first (and due
+// timers fire); a long computation calls it now and then. There is no
+// preemption: on one worker nothing else runs until a process blocks or
+// yields. From a plain thread it yields the thread.
+inline void yield() noexcept { runtime::yield(); }
 
 // io(f, args...): run a blocking call on a helper thread; only the calling
 // process waits. Returns f's result; rethrows its exception.

@@ -18,6 +18,7 @@
 #include "runtime/futex.hpp"
 #include "runtime/trace.hpp"
 
+#include <thread>
 #include <utility>
 
 namespace csp::runtime {
@@ -168,6 +169,26 @@ const Context* running_context() noexcept {
 bool in_fiber() noexcept {
     Worker* w = this_worker();
     return w && w->current;
+}
+
+// A yielding fiber parks as Running (the deadlock detector sees it can run)
+// and, once suspended, queues itself behind what this worker has queued, on
+// the shared queue, where an idle worker may take it.
+void yield() noexcept {
+    Worker* w = t_worker;
+    if (!w || !w->current) {
+        std::this_thread::yield();
+        return;
+    }
+    static constexpr WaitReason kYielding{"is yielding"};
+    Parker* me = w->current->parker;
+    park_fiber(me, WaitKind::Running, &kYielding, Release{[](void* arg) noexcept {
+                   auto* p = static_cast<Parker*>(arg);
+                   p->state.store(kRunning, std::memory_order_relaxed);
+                   Worker* here = t_worker;
+                   here->push(task_of(p));
+                   if (started().idle.load(std::memory_order_relaxed) > 0) started().wake_idle_worker();
+               }, me});
 }
 
 std::uint32_t park(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept {

@@ -269,8 +269,12 @@ private:
     std::uint64_t token_ = 0;
 };
 
-// sleep_for suspends only the calling process.
+// sleep_for suspends only the calling process; zero or less yields.
 void sleep_for(std::chrono::nanoseconds duration) noexcept;
+
+// yield: the calling fiber goes behind every runnable process of its worker
+// (due timers fire on the way); a plain thread yields its core.
+void yield() noexcept;
 
 // run_io runs `call` on a helper thread; only the calling process waits.
 void run_io(const std::function<void()>& call) noexcept;

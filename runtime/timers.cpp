@@ -70,7 +70,7 @@ std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const Wa
 }
 
 void sleep_for(std::chrono::nanoseconds duration) noexcept {
-    if (duration <= std::chrono::nanoseconds::zero()) return;
+    if (duration <= std::chrono::nanoseconds::zero()) return yield();
     if (!in_fiber()) {
         std::this_thread::sleep_for(duration);
         return;

@@ -161,4 +161,15 @@ TEST_CASE("a negative or absurd buffer size is rejected", "[conformance][misuse]
     CHECK_THROWS_AS(csp::Channel<int>(csp::buffer(std::numeric_limits<long long>::max())), std::exception);
     CHECK_THROWS_AS(csp::Channel<int>("absurd", csp::buffer(std::numeric_limits<long long>::max() / 2)),
                     std::exception);
+    // The public struct made by hand goes through the same check (it once
+    // overflowed the buffer's size and the first write crashed).
+    CHECK_THROWS_AS(csp::Channel<int>("by-hand", csp::Buffer{std::size_t{1} << 62}), csp::UsageError);
+    CHECK_THROWS_WITH(csp::Channel<int>("by-hand", csp::Buffer{std::size_t{1} << 62}),
+                      Catch::Contains("csp::Buffer{4611686018427387904}: capacity must be between 0 and"));
+    CHECK_THROWS_AS(csp::Channel<int>(csp::Buffer{~std::size_t{0}}), csp::UsageError);
+    csp::Channel<int> largest("largest", csp::Buffer{std::size_t{1} << 10});
+    auto out = largest.writer();
+    auto in = largest.reader();
+    for (int i = 0; i < 1024; ++i) out(i);
+    for (int i = 0; i < 1024; ++i) CHECK(in() == i);
 }

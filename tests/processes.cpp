@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -167,6 +168,136 @@ TEST_CASE("proc * n of a process with a result gives a vector of results", "[pro
     auto seven = csp::process([] { return 7; });
     std::vector<int> results = csp::Parallel(seven() * 3);
     CHECK(results == std::vector<int>{7, 7, 7});
+}
+
+// Story (from porting PyCSP programs): Parallel(producer, workers * 4,
+// consumer), a vector among single processes, did not compile. Each vector
+// gives a vector of results at its position; the same for Sequence and
+// Spawn.
+TEST_CASE("Parallel, Sequence and Spawn take vectors of processes among single ones", "[process][results]") {
+    csp::Channel<int> jobs{"mixed-jobs"}, done{"mixed-done"};
+    auto producer = csp::process([](csp::ChannelOut<int> out) {
+        for (int i = 1; i <= 100; ++i) out(i);
+        return std::string("produced");
+    });
+    auto worker = csp::process([](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        int served = 0;
+        try {
+            for (;;) {
+                out(in() * 2);
+                ++served;
+            }
+        } catch (const csp::ChannelRetireException&) {  // the producer has gone
+        }
+        return served;  // (its ends leave when the body returns)
+    });
+    auto consumer = csp::process([](csp::ChannelIn<int> in) {
+        long sum = 0;
+        try {
+            for (;;) sum += in();
+        } catch (const csp::ChannelRetireException&) {  // every worker has gone
+        }
+        return sum;
+    });
+    auto [what, served, sum] =
+        csp::Parallel(producer(jobs.writer()), worker(jobs.reader(), done.writer()) * 4, consumer(done.reader()));
+    static_assert(std::is_same_v<decltype(served), std::vector<int>>);
+    CHECK(what == "produced");
+    REQUIRE(served.size() == 4);
+    CHECK(served[0] + served[1] + served[2] + served[3] == 100);
+    CHECK(sum == 2L * 100 * 101 / 2);
+
+    // Sequence: each part in order, a vector's processes one by one.
+    std::vector<int> order;
+    auto step = csp::process([&order](int id) {
+        order.push_back(id);
+        return id;
+    });
+    std::vector<csp::Process<int>> middle{step(1), step(2), step(3)};
+    auto [first, steps, last] = csp::Sequence(step(0), std::move(middle), step(4));
+    CHECK(first == 0);
+    CHECK(steps == std::vector<int>{1, 2, 3});
+    CHECK(last == 4);
+    CHECK(order == std::vector<int>{0, 1, 2, 3, 4});
+
+    // Spawn: all of them start; the spawner's end joins them.
+    std::atomic<int> ran{0};
+    auto count = csp::process([&ran] { ++ran; });
+    csp::Parallel(csp::process([&] { csp::Spawn(count(), count() * 3, count()); })());
+    CHECK(ran == 5);
+
+    // An empty vector among them is fine.
+    auto [none, one] = csp::Parallel(std::vector<csp::Process<int>>{}, step(9));
+    CHECK(none.empty());
+    CHECK(one == 9);
+}
+
+// Found porting Go's tests: a body that keeps state in a by-value capture
+// (a mutable lambda) was rejected. Each process runs its own copy.
+TEST_CASE("a mutable lambda is a process body with state of its own", "[process]") {
+    auto counter = csp::process([calls = 0](int n) mutable {
+        for (int i = 0; i < n; ++i) ++calls;
+        return calls;
+    });
+    auto [a, b] = csp::Parallel(counter(3), counter(5));
+    CHECK(a == 3);
+    CHECK(b == 5);
+    CHECK(csp::Parallel(counter(2) * 2) == std::vector<int>{2, 2});
+}
+
+// API.md: csp::yield() lets the other ready processes run first; on one
+// worker nothing else runs until a process blocks or yields. sleep(0)
+// yields too. A process that only computes and yields lets another one
+// (which sleeps, so it needs its timer fired) make progress.
+TEST_CASE("yield and sleep(0) let the other processes run", "[process][yield]") {
+    const bool with_sleep0 = GENERATE(false, true);
+    CAPTURE(with_sleep0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> ticks{0};
+    auto spinner = csp::process([&] {
+        long spins = 0;
+        while (!stop.load()) {
+            ++spins;
+            if (with_sleep0) csp::sleep(0ms);
+            else csp::yield();
+        }
+        return spins;
+    });
+    auto sleeper = csp::process([&] {
+        for (int i = 0; i < 10; ++i) {
+            csp::sleep(1ms);
+            ++ticks;
+        }
+        stop = true;
+    });
+    auto [spins, unused] = csp::Parallel(spinner(), sleeper());
+    (void)unused;
+    CHECK(ticks == 10);
+    CHECK(spins > 0);
+    // From main (a plain thread) it yields the thread.
+    csp::yield();
+    csp::sleep(0ms);
+}
+
+// Two processes that only yield alternate: each yield lets the other run.
+TEST_CASE("two yielding processes on one worker take turns", "[process][yield]") {
+    std::vector<int> turns;
+    std::mutex mutex;
+    auto taker = csp::process([&](int id) {
+        for (int i = 0; i < 5; ++i) {
+            {
+                std::lock_guard lock(mutex);
+                turns.push_back(id);
+            }
+            csp::yield();
+        }
+    });
+    csp::Parallel(taker(0), taker(1));
+    CHECK(turns.size() == 10);
+    if (const char* n = std::getenv("CSP_THREADS"); n && std::string(n) == "1") {
+        // Strict alternation on one worker: neither runs twice in a row.
+        for (std::size_t i = 1; i < turns.size(); ++i) CHECK(turns[i] != turns[i - 1]);
+    }
 }
 
 // Story: a process's arguments used to live until its Parallel returned, so a

@@ -266,19 +266,53 @@ void check(Slot<R>& s) {
 }
 
 
-// check_all: a deadlock in any of the processes is rethrown first, as
-// itself (the report names the cycle, not a wrapper); then the first failure
-// in order, as a ProcessError naming its process.
-template <class... R>
-void check_all(Slot<R>&... s) {
-    (check_deadlock(s), ...);
-    (check(s), ...);
-}
+// Part<P>: one argument of a variadic combinator, a Process<R> or a
+// std::vector of them (as PyCSP users write Parallel(p, workers, c)): how
+// many processes it holds, where their outcomes go, what it returns.
+template <class P>
+struct Part;
 template <class R>
-void check_all(std::vector<Slot<R>>& slots) {
-    for (auto& s : slots) check_deadlock(s);
-    for (auto& s : slots) check(s);
-}
+struct Part<Process<R>> {
+    using Result = result_t<R>;
+    using Slots = Slot<R>;
+    static std::size_t count(const Process<R>&) noexcept { return 1; }
+    static Slots slots_for(const Process<R>&) { return {}; }
+    static void add(Launch& launch, Process<R>& p, Slots* s) { launch.add(p, s); }
+    static void check_deadlock(Slots& s) { detail::check_deadlock(s); }
+    static void check(Slots& s) { detail::check(s); }
+    static Result take(Slots& s) { return take_result(s); }
+};
+template <class R>
+struct Part<std::vector<Process<R>>> {
+    using Result = std::vector<result_t<R>>;
+    using Slots = std::vector<Slot<R>>;
+    static std::size_t count(const std::vector<Process<R>>& v) noexcept { return v.size(); }
+    static Slots slots_for(const std::vector<Process<R>>& v) { return Slots(v.size()); }
+    static void add(Launch& launch, std::vector<Process<R>>& v, Slots* s) {
+        for (std::size_t i = 0; i < v.size(); ++i) launch.add(v[i], s ? &(*s)[i] : nullptr);
+    }
+    static void check_deadlock(Slots& s) {
+        for (auto& x : s) detail::check_deadlock(x);
+    }
+    static void check(Slots& s) {
+        for (auto& x : s) detail::check(x);
+    }
+    static Result take(Slots& s) {
+        Result results;
+        results.reserve(s.size());
+        for (auto& x : s) results.push_back(take_result(x));
+        return results;
+    }
+};
+
+// ProcessPart<P>: P is a Process<R> or a std::vector of them.
+template <class P>
+concept ProcessPart = requires { typename Part<P>::Result; };
+template <class P>
+inline constexpr bool is_process_vector_v = false;
+template <class R>
+inline constexpr bool is_process_vector_v<std::vector<Process<R>>> = true;
+
 }  // namespace detail
 
 }  // namespace csp
