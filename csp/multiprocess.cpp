@@ -101,8 +101,37 @@ struct ForkState {
 void child_side(void* arg) noexcept {
     auto* s = static_cast<ForkState*>(arg);
     while (s->rec->go.load(std::memory_order_acquire) == 0) runtime::futex_wait(s->rec->go, 0);
-    s->spec->child(s->spec->arg, s->rec);
+    // (Already failed: the parent refused a channel it holds; see refuse.)
+    if (s->rec->state != ChildRecord::kFailed) s->spec->child(s->spec->arg, s->rec);
     runtime::exit_os_process(0);
+}
+
+// cannot_cross: a channel the child holds whose values cannot cross OS
+// processes, or null. Ends handed as arguments are checked when the program
+// compiles; one captured by the callable or held inside an argument is only
+// found here, among the channels the parent forgot.
+channels::ChannelCore* cannot_cross(const std::vector<channels::ChannelCore*>& held) noexcept {
+    for (channels::ChannelCore* c : held) {
+        if (!c->ops->pack) return c;
+    }
+    return nullptr;
+}
+
+// refuse: the child must not run (it would only meet poison where it
+// expects values): its failure is a UsageError saying which channel and
+// type, and the channels it holds are poisoned so its partners stop too.
+void refuse(ForkState* s, channels::ChannelCore* bad) noexcept {
+    try {
+        s->rec->error_type = pack_string("csp::UsageError");
+        s->rec->error_message = pack_string(
+            "channel '" + std::string(bad->name) + "' carries values of type " + demangle(bad->ops->type_name) +
+            ", which cannot cross OS processes, and OS process '" + *s->spec->name +
+            "' was handed an end of it (captured, or inside an argument): make the type trivially copyable "
+            "or give it a cereal serialize function (see csp/serialize.hpp)");
+    } catch (...) {  // (no memory for the message: the type alone says it)
+    }
+    s->rec->state = ChildRecord::kFailed;
+    for (channels::ChannelCore* c : s->held) channels::poison(c);
 }
 
 void parent_side(void* arg, int pid) noexcept {
@@ -116,9 +145,11 @@ void parent_side(void* arg, int pid) noexcept {
     }
     std::sort(s->held.begin(), s->held.end());
     s->held.erase(std::unique(s->held.begin(), s->held.end()), s->held.end());
-    for (channels::ChannelCore* c : s->held) {
-        channels::acquire(c);  // the parent's own reference, until the child is reaped
-        channels::mark_cross(c);
+    for (channels::ChannelCore* c : s->held) channels::acquire(c);  // the parent's own, until the child is reaped
+    if (channels::ChannelCore* bad = cannot_cross(s->held)) {
+        refuse(s, bad);
+    } else {
+        for (channels::ChannelCore* c : s->held) channels::mark_cross(c);
     }
     s->rec->go.store(1, std::memory_order_release);
     runtime::futex_wake(s->rec->go, 1);

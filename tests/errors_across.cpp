@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <string>
 
 using Catch::Contains;
@@ -35,4 +36,48 @@ TEST_CASE("a channel a multiprocess was not handed fails with a message that say
     CHECK_THAT(message, Contains("pass its ends to the csp::multiprocess as arguments"));
     CHECK_THROWS_AS(keep_writer(1), csp::ChannelPoisonException);
     g_smuggled = nullptr;
+}
+
+namespace {
+// Opaque: movable, but neither trivially copyable nor serializable.
+struct Opaque {
+    std::unique_ptr<int> p;
+};
+struct Holder {
+    csp::ChannelIn<Opaque> in;
+};
+}  // namespace
+
+// Story: a channel whose values cannot cross, captured by value in a
+// multiprocess lambda or held inside a struct argument, compiled (only
+// direct arguments are checked then); the child's read met poison and the
+// process "returned 0", so the program printed a wrong answer and exited 0.
+// Now the child does not run: a ProcessError names the channel and the
+// type, and the channel is poisoned so its partners stop too.
+TEST_CASE("a channel whose values cannot cross, captured or inside an argument, is a clear error",
+          "[multiprocess][errors]") {
+    const bool captured = GENERATE(true, false);
+    CAPTURE(captured);
+    csp::Channel<Opaque> opaque{"opaque"};
+    auto keep_writer = opaque.writer();
+    std::string message;
+    try {
+        if (captured) {
+            auto child = csp::multiprocess("captor", [in = opaque.reader()]() mutable { return in.read().p ? 1 : 2; });
+            csp::Parallel(child());
+        } else {
+            auto child = csp::multiprocess("holder", [](Holder h) { return h.in.read().p ? 1 : 2; });
+            csp::Parallel(child(Holder{opaque.reader()}));
+        }
+        FAIL("Parallel did not throw");
+    } catch (const csp::ProcessError& e) {
+        message = e.what();
+    }
+    CAPTURE(message);
+    CHECK_THAT(message, Contains("csp::UsageError"));
+    CHECK_THAT(message, Contains("channel 'opaque' carries values of type"));
+    CHECK_THAT(message, Contains("Opaque, which cannot cross OS processes"));
+    CHECK_THAT(message, Contains(captured ? "'captor'" : "'holder'"));
+    CHECK_THROWS_AS(keep_writer(Opaque{}), csp::ChannelPoisonException);
+    CHECK(csp_test::unreaped_children() == "");
 }
