@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
 
 namespace csp::channels {
 namespace {
@@ -198,13 +199,55 @@ bool all_retired(const Guard* guards, std::size_t n, bool locked) noexcept {
 constexpr runtime::WaitReason kStop{"is waiting for ever in a choice whose every guard is disabled (STOP)",
                                     nullptr};
 
+// Prepacked: the values of output guards on channels that cross, packed
+// before any lock is taken, as a plain write packs its value: one that
+// cannot be packed is the chooser's error before anything is sent, and no
+// value is serialized under a spin lock. Whatever no partner took is freed
+// at the end of the choice. Costs nothing while no output guard crosses.
+class Prepacked {
+public:
+    explicit Prepacked(std::size_t n) noexcept : parcels_(n), n_(n) {}
+    Prepacked(const Prepacked&) = delete;
+    Prepacked& operator=(const Prepacked&) = delete;
+    ~Prepacked() {
+        if (!used_) return;
+        for (std::size_t i = 0; i < n_; ++i) parcel_free(parcels_[i]);
+    }
+    // pack: output guard i is about to be tried (no lock held); false if its
+    // value cannot be packed.
+    bool pack(const Guard& g, std::size_t i) noexcept {
+        const Crossing* x = g.core->crossing.load(std::memory_order_relaxed);
+        if (!x) return true;
+        if (!used_) {
+            std::fill_n(parcels_.data(), n_, nullptr);
+            used_ = true;
+        }
+        return parcels_[i] || x->prepack(g.core, g.slot, &parcels_[i]);
+    }
+    // pack_all: pack() for every enabled output guard.
+    std::size_t pack_all(const Guard* guards) noexcept {
+        for (std::size_t i = 0; i < n_; ++i) {
+            const Guard& g = guards[i];
+            if (g.enabled && g.kind == Guard::Kind::Output && !pack(g, i)) return i;
+        }
+        return kNone;
+    }
+    // of(i): guard i's parcel, for try_write_locked (null when none crosses).
+    Parcel** of(std::size_t i) noexcept { return used_ ? &parcels_[i] : nullptr; }
+
+private:
+    SmallArray<Parcel*> parcels_;
+    std::size_t n_;
+    bool used_ = false;
+};
+
 // try_alone tries guard g under its own channel's lock only.
-Attempt try_alone(Guard& g) noexcept {
+Attempt try_alone(Guard& g, Parcel** pre) noexcept {
     Waiter* wake = nullptr;
     Parcel* got = nullptr;
     g.core->lock.lock();
     const Attempt a = g.kind == Guard::Kind::Input ? try_read_locked(g.core, g.slot, &wake, &got)
-                                                   : try_write_locked(g.core, g.slot, &wake);
+                                                   : try_write_locked(g.core, g.slot, &wake, pre);
     g.core->lock.unlock();
     if (wake) runtime::ready(wake->parker);
     if (got && !receive(g.core, got, g.slot)) return Attempt::Poisoned;
@@ -215,6 +258,8 @@ Attempt try_alone(Guard& g) noexcept {
 
 Choice choose(Guard* guards, std::size_t n, Order how) {
     ChoiceOrder order(n, how);
+    Prepacked pre(n);
+    bool has_output = false;  // an enabled output guard (pass 0 visits every guard before pass 1)
 
     // Pass 0: try each guard in order on its own, locking only its channel.
     // A busy choice usually finds a ready guard here and never locks (or
@@ -243,13 +288,19 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 if (now >= g.deadline) return non_channel_fires(i);
                 continue;
             }
-            const Attempt a = try_alone(g);
+            Parcel** packed = nullptr;
+            if (g.kind == Guard::Kind::Output) {
+                has_output = true;
+                if (!pre.pack(g, i)) [[unlikely]] return {Outcome::Unpackable, i};
+                packed = pre.of(i);
+            }
+            const Attempt a = try_alone(g, packed);
             if (a == Attempt::Done) {
                 trace_fired(g);
                 return {Outcome::Done, i};
             }
             if (a == Attempt::Poisoned) return {Outcome::Poisoned, i};
-            if (a == Attempt::Block) live = true;
+            live |= a == Attempt::Block;
         }
     }
 
@@ -258,6 +309,11 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
     Locks locks(guards, n);
 
     for (;;) {
+        // (Again after a retire sent the choice back: pass 2's waiters took
+        // the values packed for them.)
+        if (has_output) {
+            if (const std::size_t bad = pre.pack_all(guards); bad != kNone) return {Outcome::Unpackable, bad};
+        }
         // Pass 1: lock everything, poll in order.
         std::size_t live = 0;              // enabled channel guards not retired
         std::size_t first_timeout = kNone;  // the enabled timeout due first
@@ -291,7 +347,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                     a = try_read_locked(g.core, g.slot, &wake, &got);
                     break;
                 case Guard::Kind::Output:
-                    a = try_write_locked(g.core, g.slot, &wake);
+                    a = try_write_locked(g.core, g.slot, &wake, pre.of(i));
                     break;
             }
             switch (a) {
@@ -341,7 +397,10 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             w->token = token;
             w->index = static_cast<std::uint32_t>(i);
             w->slot = g.slot;
-            if (g.kind == Guard::Kind::Output) queue_writer(g.core, w);
+            if (g.kind == Guard::Kind::Output) {
+                if (Parcel** p = pre.of(i)) w->parcel = std::exchange(*p, nullptr);
+                queue_writer(g.core, w);
+            }
             (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).push(w);
         }
         // The locks are released only once we have parked (the park rule).

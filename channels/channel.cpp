@@ -293,7 +293,9 @@ namespace {
 Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept {
     return try_read(c, dst, wake, got);
 }
-Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept { return try_write(c, src, wake); }
+Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake, Parcel** pre) noexcept {
+    return try_write(c, src, wake, pre);
+}
 
 namespace {
 
@@ -323,7 +325,8 @@ Outcome write_impl(ChannelCore* c, void* src) noexcept {
     // lock is taken (serializing a large value under a spin lock would hold
     // up everyone else on the channel).
     const Crossing* x = crossing_of(c);
-    Parcel* pre = x ? x->prepack(c, src) : nullptr;
+    Parcel* pre = nullptr;
+    if (x && !x->prepack(c, src, &pre)) [[unlikely]] return Outcome::Unpackable;
     c->lock.lock();
     Waiter* wake = nullptr;
     const Attempt a = try_write(c, src, &wake, &pre);

@@ -136,6 +136,7 @@ Outcome settle(ChannelCore* c, Side side, Waiter* w, Outcome o, void* slot) noex
 // received a parcel instead of a value: receive it after unlocking.
 enum class Attempt { Done, Poisoned, Retired, Block };
 Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept;
-Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake) noexcept;
+// (pre: the writer's value prepacked, or null; taken from *pre when used.)
+Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake, Parcel** pre = nullptr) noexcept;
 
 }  // namespace csp::channels

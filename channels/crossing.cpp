@@ -8,9 +8,12 @@
 // of a non-trivial type holds Parcel pointers instead of values (a buffer of
 // a trivially copyable type keeps the values themselves: memcpy moves them
 // in any OS process). Partners in one OS process still move values straight
-// across. A value that cannot be packed (the type cannot cross, memory ran
-// out: the reason is logged) travels as the lost parcel, and the reader that
-// meets it poisons the channel rather than wait for a value never coming.
+// across. A writer packs before it takes the lock (prepack), so a value
+// that cannot be packed (its serialization threw, memory ran out) is the
+// writer's error and nothing is sent. Only where packing has to happen
+// later (values buffered or writers queued before the channel crossed) does
+// such a value travel as the lost parcel, and the reader that meets it
+// poisons the channel rather than wait for a value never coming.
 #include "channels/crossing.hpp"
 
 #include "channels/channel.hpp"
@@ -63,10 +66,15 @@ public:
         if (!w->parcel) w->parcel = pack_or_lost(c, w->slot);
     }
 
-    Parcel* prepack(ChannelCore* c, const void* src) const noexcept override {
+    bool prepack(ChannelCore* c, const void* src, Parcel** out) const noexcept override {
         // A small trivially copyable value is not worth it: a waiting reader
         // takes it in its own room, a queued writer packs it by memcpy.
-        return fits_plain_wait(c) ? nullptr : pack_or_lost(c, src);
+        *out = nullptr;
+        if (fits_plain_wait(c)) return true;
+        Parcel* p = pack_or_lost(c, src);
+        if (p == kLost) return false;
+        *out = p;
+        return true;
     }
 
     void hand_to(ChannelCore* c, Waiter* w, const void* src, Parcel** pre) const noexcept override {

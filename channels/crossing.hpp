@@ -112,8 +112,10 @@ public:
     // queue_writer: writer waiter `w` of this side is about to be queued.
     virtual void queue_writer(ChannelCore* c, Waiter* w) const noexcept = 0;
     // prepack: before taking the lock, a writer here may pack its value (a
-    // large value is not serialized under a spin lock); nullptr if not.
-    virtual Parcel* prepack(ChannelCore* c, const void* src) const noexcept = 0;
+    // large value is not serialized under a spin lock) into *out (nullptr
+    // if it need not). False when the value cannot be packed: the writer
+    // is told and nothing is sent (the value is never lost on the way).
+    virtual bool prepack(ChannelCore* c, const void* src, Parcel** out) const noexcept = 0;
     // hand_to: a writer here completes reader `w` there with *src (which
     // stays the writer's); `pre` is its prepacked value, taken when used.
     virtual void hand_to(ChannelCore* c, Waiter* w, const void* src, Parcel** pre) const noexcept = 0;

@@ -23,6 +23,11 @@ enum class Outcome : std::uint32_t {
     // The channel was used from an OS process it was not handed to (it was
     // poisoned). Returned by read and write only, never in a selection word.
     Misused = 5,
+    // The value could not be packed for another OS process (its
+    // serialization threw, or memory ran out): nothing was sent and the
+    // channel is as it was. Returned by write and by a choice with an output
+    // guard (before it communicates), never in a selection word.
+    Unpackable = 6,
 };
 
 // An outcome and the position of the waiter (guard) it ended, packed into

@@ -5,9 +5,11 @@
 #include "channels/alternation.hpp"
 
 #include "csp/detail/unwinding.hpp"
+#include "csp/serialize.hpp"
 #include "runtime/runtime.hpp"
 
 #include <cstring>
+#include <exception>
 #include <string>
 
 namespace csp {
@@ -74,11 +76,23 @@ ProcessError::ProcessError(std::string process, std::exception_ptr original,
 
 namespace detail {
 
+namespace {
+// throw_unpackable: a write (or an output guard) whose value could not be
+// packed for another OS process: nothing was sent, and the writer gets the
+// exception its serialization threw.
+[[noreturn]] void throw_unpackable(const channels::ChannelCore* c) {
+    if (std::exception_ptr e = take_pack_failure()) std::rethrow_exception(e);
+    throw ChannelEndError(std::string("csp: a value for channel '") + c->name +
+                          "' could not be packed for another OS process (out of memory); nothing was sent");
+}
+}  // namespace
+
 void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
     switch (o) {
         case channels::Outcome::Poisoned: throw ChannelPoisonException(c->name);
         case channels::Outcome::Retired: throw ChannelRetireException(c->name);
         case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
+        case channels::Outcome::Unpackable: throw_unpackable(c);
         case channels::Outcome::Misused:
             throw ChannelEndError(std::string("csp: channel '") + c->name +
                                   "' is used from an OS process it was not handed to (through a reference "
@@ -108,6 +122,7 @@ void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t
                                                  "): it can never communicate");
         }
         case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
+        case channels::Outcome::Unpackable: throw_unpackable(guards[c.index].core);
         case channels::Outcome::Misused:  // (read and write only)
         case channels::Outcome::Done: break;
     }

@@ -61,6 +61,25 @@ void log_pack_failure(const char* type, const char* what) noexcept {
                             "process: {}", demangle(type), what);
 }
 
+namespace {
+// A writer packs its value on its own thread, before it takes the channel's
+// lock, and learns of the failure before it could switch threads: so a
+// thread-local holds the exception between the two.
+thread_local std::exception_ptr t_pack_failure;
+}  // namespace
+
+void note_pack_failure(const char* type, std::exception_ptr e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        runtime::logger().debug("a value of type {} could not be packed: {}", demangle(type), x.what());
+    } catch (...) {
+    }
+    t_pack_failure = std::move(e);
+}
+
+std::exception_ptr take_pack_failure() noexcept { return std::exchange(t_pack_failure, nullptr); }
+
 // ---- running a child ------------------------------------------------------------
 
 void record_failure(ChildRecord* rec, std::exception_ptr e) noexcept {

@@ -174,7 +174,10 @@ void MultiCall<R>::child_main(void* arg, ChildRecord* rec) noexcept {
         auto results = Parallel(Process<R>(self->os_name_, std::move(self->inner_)));
         if constexpr (!std::is_void_v<R>) {
             rec->result = pack_value<R>(&std::get<0>(results));
-            if (!rec->result) throw ChannelEndError("the result could not be packed");
+            if (!rec->result) {  // (the parent gets what its serialization threw)
+                if (std::exception_ptr e = take_pack_failure()) std::rethrow_exception(e);
+                throw ChannelEndError("the result could not be packed");
+            }
         }
         rec->state = ChildRecord::kResult;
     } catch (const ProcessError& e) {

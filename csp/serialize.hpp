@@ -29,6 +29,7 @@
 #include <cereal/types/vector.hpp>
 
 #include <cstring>
+#include <exception>
 #include <istream>
 #include <new>
 #include <ostream>
@@ -51,6 +52,10 @@ using channels::ParcelReader;
 using channels::ParcelWriter;
 
 void log_pack_failure(const char* type, const char* what) noexcept;
+// note_pack_failure: packing a value for a writer on this thread threw `e`
+// (logged, and kept for the writer: take_pack_failure).
+void note_pack_failure(const char* type, std::exception_ptr e) noexcept;
+std::exception_ptr take_pack_failure() noexcept;
 
 template <class T>
 channels::Parcel* pack_value(const void* src) noexcept {
@@ -68,8 +73,8 @@ channels::Parcel* pack_value(const void* src) noexcept {
             }
             return buf.release();
         }
-    } catch (const std::exception& e) {
-        log_pack_failure(typeid(T).name(), e.what());
+    } catch (...) {
+        note_pack_failure(typeid(T).name(), std::current_exception());
         return nullptr;
     }
 }
@@ -91,6 +96,9 @@ bool unpack_value(channels::Parcel* p, void* dst) noexcept {
         return true;
     } catch (const std::exception& e) {
         log_pack_failure(typeid(T).name(), e.what());
+        return false;
+    } catch (...) {
+        log_pack_failure(typeid(T).name(), "an exception not derived from std::exception");
         return false;
     }
 }

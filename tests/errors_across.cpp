@@ -81,3 +81,71 @@ TEST_CASE("a channel whose values cannot cross, captured or inside an argument, 
     CHECK_THROWS_AS(keep_writer(Opaque{}), csp::ChannelPoisonException);
     CHECK(csp_test::unreaped_children() == "");
 }
+
+namespace {
+// Fragile: a value whose serialization throws for negative numbers.
+struct Fragile {
+    int v = 0;
+    std::string tag = "fragile";  // (not trivially copyable: cereal packs it)
+    template <class Archive>
+    void serialize(Archive& archive) {
+        if (v < 0) throw std::runtime_error("cannot pack " + std::to_string(v));
+        archive(v, tag);
+    }
+};
+}  // namespace
+
+// Story: a value whose serialization throws was lost silently: the write
+// returned normally and Parallel succeeded. Now the writer gets the
+// exception its serialization threw, nothing is sent, and the channel stays
+// usable: the reader in the other OS process sees exactly the good values.
+TEST_CASE("a value whose serialization throws is the writer's error, and nothing is lost",
+          "[multiprocess][errors][values]") {
+    const int buffer = GENERATE(0, 2);
+    CAPTURE(buffer);
+    csp::Channel<Fragile> channel{"fragile", csp::buffer(buffer)};
+    // (The child says it has started, so that every write below is made on
+    // a channel that already crosses: a value buffered before, packed when
+    // the fork marks the channel, has no writer left to tell; it travels as
+    // lost and the reader is poisoned, which the log explains.)
+    csp::Channel<int> started{"fragile-started"};
+    auto reader = csp::multiprocess("fragile-reader", [](csp::ChannelIn<Fragile> in, csp::ChannelOut<int> up) {
+        up(1);
+        std::vector<int> seen;
+        try {
+            for (;;) seen.push_back(in().v);
+        } catch (const csp::ChannelRetireException&) {
+        }
+        return seen;
+    });
+    auto writer = csp::process("fragile-writer", [](csp::ChannelOut<Fragile> out, csp::ChannelIn<int> up) {
+        up();
+        int refused = 0;
+        out(Fragile{1});
+        try {
+            out(Fragile{-1});
+        } catch (const std::runtime_error& e) {
+            if (std::string(e.what()) == "cannot pack -1") ++refused;
+        }
+        out(Fragile{2});
+        try {
+            (void)csp::AltSelect(csp::OutputGuard(out, Fragile{-2}));
+        } catch (const std::runtime_error& e) {
+            if (std::string(e.what()) == "cannot pack -2") ++refused;
+        }
+        // A good guard beside a bad one that comes first: still the chooser's error.
+        try {
+            (void)csp::PriSelect(csp::OutputGuard(out, Fragile{-3}), csp::OutputGuard(out, Fragile{99}));
+        } catch (const std::runtime_error& e) {
+            if (std::string(e.what()) == "cannot pack -3") ++refused;
+        }
+        auto r = csp::PriSelect(csp::OutputGuard(out, Fragile{3}));
+        out(Fragile{4});
+        return refused * 10 + static_cast<int>(r.index());
+    });
+    const auto [seen, refused] = csp::Parallel(reader(channel.reader(), started.writer()),
+                                                writer(channel.writer(), started.reader()));
+    CHECK(refused == 30);
+    CHECK(seen == std::vector<int>{1, 2, 3, 4});
+    CHECK(csp_test::unreaped_children() == "");
+}
