@@ -385,10 +385,15 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             continue;
         }
 
-        // Pass 2: one wait, one waiter per live channel guard, park.
+        // Pass 2: one wait, one waiter per live channel guard, park. The
+        // waiters are queued in the choice's order: where several guards
+        // share a channel, a partner arriving later takes the first queued,
+        // so queueing in argument order would make a waiting fair choice
+        // always give it the first guard (Go's TestPseudoRandomSend).
         const std::uint64_t token = runtime::begin_wait(me);
         Waiter* waiters = block->waiters();
-        for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t k = 0; k < n; ++k) {
+            const std::size_t i = order.at(k);  // (pass 1 drew the whole order)
             Guard& g = guards[i];
             if (!g.enabled || !is_channel(g)) continue;
             auto* w = ::new (static_cast<void*>(&waiters[i])) Waiter;

@@ -721,3 +721,58 @@ TEST_CASE("fair choice does not starve busy writers", "[alternation][fair][stres
     for (int count : counts) CHECK(count > choices / 6);
     CHECK(std::accumulate(counts.begin(), counts.end(), 0) == choices);
 }
+
+// Port of Go's TestPseudoRandomSend, and of its counterpart for inputs: a
+// choice that has to wait, with two guards on one unbuffered channel, must
+// not always give the partner that arrives later the first guard. A
+// FairSelect that waits queues its guards in a fresh random order each time
+// (before, argument order: 100 ones and 0 zeros), a fair_execute from the
+// guard after the one chosen last (before: 100 to 0).
+TEST_CASE("a waiting fair choice is fair between guards on one channel", "[alternation][fair][go]") {
+    const bool inputs = GENERATE(false, true);
+    const bool random = GENERATE(true, false);
+    CAPTURE(inputs, random);
+    constexpr int choices = 200;
+    csp::Channel<int> shared{"fair-shared"};
+    std::array<int, 2> fired{0, 0};
+    // The chooser; its partner waits a little before each communication,
+    // so that the chooser is the one waiting.
+    auto chooser = csp::process([&](csp::ChannelOut<int> out, csp::ChannelIn<int> in) {
+        if (inputs) {
+            csp::Alternation alt{csp::InputGuard(in, [&] { ++fired[0]; }), csp::InputGuard(in, [&] { ++fired[1]; })};
+            for (int k = 0; k < choices; ++k) {
+                if (random) {
+                    auto r = csp::FairSelect(csp::InputGuard(in), csp::InputGuard(in));
+                    ++fired[r.index()];
+                } else {
+                    alt.fair_execute();
+                }
+            }
+        } else {
+            csp::Alternation alt{csp::OutputGuard(out, 0), csp::OutputGuard(out, 1)};
+            for (int k = 0; k < choices; ++k) {
+                if (random) (void)csp::FairSelect(csp::OutputGuard(out, 0), csp::OutputGuard(out, 1));
+                else alt.fair_execute();
+            }
+        }
+    });
+    auto partner = csp::process([&](csp::ChannelOut<int> out, csp::ChannelIn<int> in) {
+        for (int k = 0; k < choices; ++k) {
+            csp::sleep(100us);
+            if (inputs) out(k);
+            else ++fired[in()];
+        }
+    });
+    csp::Parallel(chooser(shared.writer(), shared.reader()), partner(shared.writer(), shared.reader()));
+    CAPTURE(fired[0], fired[1]);
+    CHECK(fired[0] + fired[1] == choices);
+    if (random) {
+        // Binomial(200, 1/2): outside 60..140 with probability below 1e-8.
+        CHECK(fired[0] >= 60);
+        CHECK(fired[1] >= 60);
+    } else {
+        // Round-robin: they take turns, whether the choice waits or not.
+        CHECK(fired[0] >= choices / 2 - 1);
+        CHECK(fired[1] >= choices / 2 - 1);
+    }
+}
