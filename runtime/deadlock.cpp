@@ -19,10 +19,11 @@
 //
 // One more party can wake a process: a plain thread that holds a channel
 // end but has not used csp yet (an end made in main and moved into a
-// std::thread). So the detector also lists the OS threads: a thread started
-// after the runtime that is neither a worker, an io helper nor a registered
-// thread vetoes the report. (Threads older than the runtime, such as a
-// sanitizer's background thread, are taken as not using csp.)
+// std::thread, before or after the runtime started). So the detector also
+// lists the OS threads: one that is neither a worker, an io helper nor a
+// registered thread vetoes the report, unless it was there when libcsp was
+// loaded, before main (a sanitizer's background thread, a library's: taken
+// as not using csp; see ThreadsAtLoad).
 //
 // The report travels with the wake-up: each process the breaker wakes gets a
 // reference to it in its private record (ProcessRecord::deadlock), which
@@ -36,6 +37,7 @@
 #include <cstdlib>
 #include <dirent.h>
 #include <sstream>
+#include <thread>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,6 +54,23 @@ std::set<int> os_threads() {
     }
     return tids;
 }
+
+// ThreadsAtLoad: the OS threads there when libcsp is loaded (before main,
+// for a program linked with it), but the loading one. Under ThreadSanitizer
+// a thread is started and joined first: TSan starts its background thread
+// with the program's first pthread_create, which would otherwise be a
+// thread of the program's own.
+struct ThreadsAtLoad {
+    std::set<int> tids;
+    ThreadsAtLoad() {
+#if defined(__SANITIZE_THREAD__)
+        std::thread([] {}).join();
+#endif
+        tids = os_threads();
+        tids.erase(static_cast<int>(syscall(SYS_gettid)));
+    }
+};
+const ThreadsAtLoad g_threads_at_load;
 
 }  // namespace
 
@@ -103,10 +122,8 @@ void Registry::note_thread(bool known) {
 }
 
 void Registry::note_older_threads() {
-    std::set<int> older = os_threads();
-    older.erase(this_tid());  // the thread starting the runtime may well use csp
     Locked<SpinLock> hold(lock_);
-    older_threads_.insert(older.begin(), older.end());
+    older_threads_.insert(g_threads_at_load.tids.begin(), g_threads_at_load.tids.end());
 }
 
 void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {

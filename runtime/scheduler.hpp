@@ -200,8 +200,9 @@ public:
     // csp. One that stops is exiting, or is main running static destructors:
     // it will not wake anybody any more, so it counts as an older thread.
     void note_thread(bool known);
-    // note_older_threads: the OS threads there now (but the caller) are taken
-    // as not using csp (a sanitizer's background thread, say).
+    // note_older_threads: the OS threads there when libcsp was loaded (but
+    // the loading one) are taken as not using csp (a sanitizer's background
+    // thread, say).
     void note_older_threads();
     // break_deadlock: the walk, when the process looked quiet (see
     // deadlock.cpp); wakes every blocked process with kDeadlocked when it is

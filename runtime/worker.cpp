@@ -62,8 +62,6 @@ Runtime::Runtime() {
         Worker* wp = w.get();
         wp->thread = std::thread([wp] { wp->loop(); });
     }
-    // Taken after starting the workers: ThreadSanitizer starts its
-    // background thread with the program's first pthread_create.
     registry.note_older_threads();
 
     logger().debug("runtime started with {} worker threads", n);
