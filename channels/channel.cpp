@@ -183,12 +183,15 @@ void release(ChannelCore* c) noexcept {
     runtime::arena_delete(c);
 }
 
+// (count_end: a forked child's tally of its ends; see crossing.hpp.)
 void join_reader(ChannelCore* c) noexcept {
+    count_end(c, +1);
     Locked<SpinLock> hold(c->lock);
     ++c->reader_ends;
 }
 
 void join_writer(ChannelCore* c) noexcept {
+    count_end(c, +1);
     Locked<SpinLock> hold(c->lock);
     ++c->writer_ends;
 }
@@ -202,6 +205,7 @@ void leave_reader(ChannelCore* c) noexcept {
             discard_buffer(c);  // nobody can read these any more
         }
     }
+    count_end(c, -1);
     ready_all(wake);
 }
 
@@ -211,6 +215,7 @@ void leave_writer(ChannelCore* c) noexcept {
         Locked<SpinLock> hold(c->lock);
         if (--c->writer_ends == 0 && !c->retired) wake = retire_locked(c, Side::Writer);
     }
+    count_end(c, -1);
     ready_all(wake);
 }
 

@@ -216,6 +216,25 @@ void mark_cross(ChannelCore* c) noexcept {
     for (Waiter* w = c->writers.head; w; w = w->next) g_arena_crossing.queue_writer(c, w);
 }
 
+EndTally* g_end_tally = nullptr;
+namespace {
+std::size_t g_end_tally_size = 0;
+}
+
+void count_ends_in(EndTally* tally, std::size_t n) noexcept {
+    g_end_tally_size = n;
+    g_end_tally = n ? tally : nullptr;
+}
+
+void counted_end(ChannelCore* c, int delta) noexcept {
+    for (std::size_t i = 0; i < g_end_tally_size; ++i) {
+        if (g_end_tally[i].core == c) {
+            g_end_tally[i].ends.fetch_add(delta, std::memory_order_relaxed);
+            return;
+        }
+    }
+}
+
 bool foreign_here(const ChannelCore* c) noexcept {
     return c->home != runtime::g_local_inbox && !c->crossing.load(std::memory_order_relaxed);
 }

@@ -32,7 +32,9 @@
 
 #include "channels/waiter.hpp"
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <streambuf>
 
 namespace csp::channels {
@@ -154,6 +156,25 @@ const Crossing& arena_crossing() noexcept;
 // before that process can use it): its buffered values become parcels, its
 // queued writers pack theirs, and it crosses by arena_crossing.
 void mark_cross(ChannelCore* c) noexcept;
+
+// EndTally: the ends a forked child holds of one channel it was handed,
+// counted in the arena as the child makes and drops them, so that if the
+// child dies its parent poisons only the channels it still had ends of: one
+// it had retired from is left to its other users, buffered values and all.
+struct EndTally {
+    ChannelCore* core;
+    std::atomic<std::int64_t> ends;
+};
+// count_ends_in: from now on this OS process (a child, before it runs
+// anything) counts its ends of the channels in tally[0..n).
+void count_ends_in(EndTally* tally, std::size_t n) noexcept;
+// count_end: an end of c joined (+1: before it counts on the channel) or
+// left (-1: after) in this OS process; free when no tally is kept.
+void counted_end(ChannelCore* c, int delta) noexcept;
+extern EndTally* g_end_tally;
+inline void count_end(ChannelCore* c, int delta) noexcept {
+    if (g_end_tally) [[unlikely]] counted_end(c, delta);
+}
 
 // misused_across: the channel was never handed to the OS process using it
 // (it reached it through a reference or a global): poisons it and says why.

@@ -123,7 +123,7 @@ public:
     }
     ~Channel() {
         if (detail::t_forgetting) [[unlikely]] {
-            detail::t_forgetting->push_back(core_);  // see t_forgetting
+            detail::t_forgetting->handles.push_back(core_);  // see t_forgetting
             return;
         }
         channels::release(core_);

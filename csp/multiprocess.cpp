@@ -26,6 +26,7 @@
 #include <cstring>
 #include <cxxabi.h>
 #include <sys/wait.h>
+#include <new>
 #include <system_error>
 
 namespace csp::detail {
@@ -105,6 +106,7 @@ void free_record(ChildRecord* rec) noexcept {
     channels::parcel_free(rec->result);
     channels::parcel_free(rec->error_type);
     channels::parcel_free(rec->error_message);
+    runtime::arena_free(rec->tally);  // (EndTally is trivially destructible)
     runtime::arena_delete(rec);
 }
 
@@ -113,6 +115,7 @@ namespace {
 struct ForkState {
     const ForkSpec* spec;
     ChildRecord* rec;
+    Forgotten forgotten;                       // what the parent's copy of the call held
     std::vector<channels::ChannelCore*> held;  // the channels the child holds
     int pid = 0;
 };
@@ -121,7 +124,10 @@ void child_side(void* arg) noexcept {
     auto* s = static_cast<ForkState*>(arg);
     while (s->rec->go.load(std::memory_order_acquire) == 0) runtime::futex_wait(s->rec->go, 0);
     // (Already failed: the parent refused a channel it holds; see refuse.)
-    if (s->rec->state != ChildRecord::kFailed) s->spec->child(s->spec->arg, s->rec);
+    if (s->rec->state != ChildRecord::kFailed) {
+        channels::count_ends_in(s->rec->tally, s->rec->tally_size);
+        s->spec->child(s->spec->arg, s->rec);
+    }
     runtime::exit_os_process(0);
 }
 
@@ -153,17 +159,46 @@ void refuse(ForkState* s, channels::ChannelCore* bad) noexcept {
     for (channels::ChannelCore* c : s->held) channels::poison(c);
 }
 
+// tally_ends: the child's ends of each channel it holds, for it to count on
+// (without a tally, if no memory is left, every held channel is poisoned
+// should the child die, as before).
+void tally_ends(ForkState* s) noexcept {
+    const std::size_t n = s->held.size();
+    if (n == 0) return;
+    channels::EndTally* tally = nullptr;
+    try {
+        tally = static_cast<channels::EndTally*>(runtime::arena_allocate(n * sizeof(channels::EndTally)));
+    } catch (const std::bad_alloc&) {
+        return;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        channels::ChannelCore* c = s->held[i];
+        const auto ends = std::count(s->forgotten.ends.begin(), s->forgotten.ends.end(), c);
+        ::new (&tally[i]) channels::EndTally{c, {static_cast<std::int64_t>(ends)}};
+    }
+    s->rec->tally = tally;
+    s->rec->tally_size = n;
+}
+
+// still_held: the child, dead, still had ends of channel i (or kept no tally).
+bool still_held(const ChildRecord* rec, std::size_t i) noexcept {
+    return !rec->tally || rec->tally[i].ends.load(std::memory_order_relaxed) > 0;
+}
+
 void parent_side(void* arg, int pid) noexcept {
     auto* s = static_cast<ForkState*>(arg);
     s->pid = pid;
     if (pid < 0) return;  // no child: the call stays the parent's
     {
-        t_forgetting = &s->held;
+        t_forgetting = &s->forgotten;
         s->spec->forget(s->spec->arg);
         t_forgetting = nullptr;
     }
+    s->held = s->forgotten.ends;
+    s->held.insert(s->held.end(), s->forgotten.handles.begin(), s->forgotten.handles.end());
     std::sort(s->held.begin(), s->held.end());
     s->held.erase(std::unique(s->held.begin(), s->held.end()), s->held.end());
+    tally_ends(s);
     for (channels::ChannelCore* c : s->held) channels::acquire(c);  // the parent's own, until the child is reaped
     if (channels::ChannelCore* bad = cannot_cross(s->held)) {
         refuse(s, bad);
@@ -177,7 +212,7 @@ void parent_side(void* arg, int pid) noexcept {
 }  // namespace
 
 ChildRecord* run_forked(const ForkSpec& spec) {
-    ForkState s{&spec, runtime::arena_new<ChildRecord>(), {}, 0};
+    ForkState s{&spec, runtime::arena_new<ChildRecord>(), {}, {}, 0};
     s.held.reserve(16);
     const int status = runtime::run_os_process({&child_side, &parent_side, &s});
     if (s.pid < 0) {
@@ -188,8 +223,12 @@ ChildRecord* run_forked(const ForkSpec& spec) {
     const bool died = status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
                       s.rec->state == ChildRecord::kNothing;
     if (died) {
-        // Its partners must not wait for it for ever.
-        for (channels::ChannelCore* c : s.held) channels::poison(c);
+        // Its partners must not wait for it for ever: the channels it still
+        // had ends of are poisoned (it may have died in the middle of using
+        // them); one it had retired from is left alone.
+        for (std::size_t i = 0; i < s.held.size(); ++i) {
+            if (still_held(s.rec, i)) channels::poison(s.held[i]);
+        }
     }
     for (channels::ChannelCore* c : s.held) channels::release(c);
     if (died) {

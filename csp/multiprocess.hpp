@@ -39,6 +39,9 @@ struct ChildRecord {
     channels::Parcel* result = nullptr;
     channels::Parcel* error_type = nullptr;     // the bytes of a string
     channels::Parcel* error_message = nullptr;
+    // The child's ends of each channel it was handed (see EndTally).
+    channels::EndTally* tally = nullptr;
+    std::size_t tally_size = 0;
     static constexpr std::uint32_t kNothing = 0, kResult = 1, kFailed = 2;
 };
 

@@ -1325,3 +1325,39 @@ TEST_CASE("a channel of a type that cannot cross works between fibers beside mul
     CHECK(Tracked::copies == before.copies);
     CHECK(unreaped_children() == "");
 }
+
+// Story: a child that had retired its end of a channel and then crashed
+// poisoned that channel anyway (its parent poisoned every channel it had
+// been handed), so the other users lost the values it had buffered there.
+// Only channels the child still had ends of are poisoned now.
+TEST_CASE("a crashed child leaves alone a channel it had retired from", "[multiprocess][poison][crash]") {
+    csp::Channel<int> kept{"retired-before-crash", csp::buffer(4)};
+    csp::Channel<int> held{"held-at-crash"};
+    auto crasher = csp::multiprocess("crasher", [](csp::ChannelOut<int> out, csp::ChannelIn<int> still) {
+        for (int i = 1; i <= 3; ++i) out(i);
+        out.retire();
+        (void)still;  // still held when it dies: that channel is poisoned
+        std::raise(SIGKILL);
+    });
+    std::vector<int> got;
+    bool retired = false, held_poisoned = false;
+    auto reader = csp::process("after-the-crash", [&](csp::ChannelIn<int> in, csp::ChannelOut<int> other) {
+        csp::sleep(300ms);  // the child has long died and been reaped
+        try {
+            for (;;) got.push_back(in());
+        } catch (const csp::ChannelRetireException&) {
+            retired = true;
+        }
+        try {
+            other(1);
+        } catch (const csp::ChannelPoisonException&) {
+            held_poisoned = true;
+        }
+    });
+    CHECK_THROWS_AS(csp::Parallel(crasher(kept.writer(), held.reader()), reader(kept.reader(), held.writer())),
+                    csp::ProcessError);
+    CHECK(got == std::vector<int>{1, 2, 3});
+    CHECK(retired);
+    CHECK(held_poisoned);
+    CHECK(unreaped_children() == "");
+}

@@ -63,7 +63,11 @@ const channels::ValueOps* value_ops() noexcept {
 // thread do not leave or release their channel; they are listed here
 // instead. A multiprocess's parent drops its copy of the child's arguments
 // this way: the forked child owns those ends (and their counts) now.
-inline thread_local std::vector<channels::ChannelCore*>* t_forgetting = nullptr;
+struct Forgotten {
+    std::vector<channels::ChannelCore*> ends;     // one entry per end (not retired)
+    std::vector<channels::ChannelCore*> handles;  // one per Channel<T> handle
+};
+inline thread_local Forgotten* t_forgetting = nullptr;
 
 std::string derived_name(const char* kind, const std::source_location& where);
 
@@ -134,7 +138,10 @@ private:
     void leave() noexcept {
         if (!core_) return;
         if (t_forgetting) [[unlikely]] {
-            if (!retired_) t_forgetting->push_back(core_);
+            if (!retired_) {
+                t_forgetting->ends.push_back(core_);
+                channels::count_end(core_, -1);  // (in a child: handed on to a grandchild)
+            }
             core_ = nullptr;
             return;
         }
