@@ -87,27 +87,29 @@ class OutputGuard : public detail::GuardBase<OutputGuard<T>> {
 public:
     using value_type = T;
 
-    OutputGuard(ChannelOut<T>& out, std::type_identity_t<T> value) : end_(out), value_(std::move(value)) {}
+    OutputGuard(ChannelOut<T>& out, std::type_identity_t<T> value) : end_(out), value_(held(std::move(value))) {}
     template <class... A>
     OutputGuard(const Channel<T>&, A&&...) : end_(ChannelOut<T>{}) {
         static_assert(sizeof...(A) < 0, "csp::OutputGuard takes a channel end: pass ch.writer(), not the Channel");
     }
     OutputGuard(ChannelOut<T>&& out, std::type_identity_t<T> value)
-        : end_(std::move(out)), value_(std::move(value)) {}
+        : end_(std::move(out)), value_(held(std::move(value))) {}
     template <class F>
     OutputGuard(ChannelOut<T>& out, std::type_identity_t<T> value, F&& action)
-        : end_(out), value_(std::move(value)), action_(detail::nullary_action(std::forward<F>(action))) {}
+        : end_(out), value_(held(std::move(value))), action_(detail::nullary_action(std::forward<F>(action))) {}
     template <class F>
     OutputGuard(ChannelOut<T>&& out, std::type_identity_t<T> value, F&& action)
-        : end_(std::move(out)), value_(std::move(value)), action_(detail::nullary_action(std::forward<F>(action))) {}
+        : end_(std::move(out)), value_(held(std::move(value))), action_(detail::nullary_action(std::forward<F>(action))) {}
 
 private:
     friend struct detail::GuardAccess;
 
-    // The engine's record of this guard. `copy` holds a copy of the value to
-    // send when the guard must keep its own (it may fire again); otherwise
-    // the guard's value itself is moved out when it fires.
-    channels::Guard record(std::optional<T>& copy, bool keep_value) {
+    // The engine's record of this guard. The slot holds a copy of the value
+    // to send when the guard must keep its own (it may fire again);
+    // otherwise the guard's value itself is moved out when it fires. A boxed
+    // T (detail/ends.hpp) goes in a box made now: a copy or move that throws
+    // does so before the choice communicates.
+    channels::Guard record(detail::ChoiceSlot<OutputGuard>& slot, bool keep_value) {
         channels::Guard g{channels::Guard::Kind::Output, this->enabled(), nullptr, nullptr, {}};
         if (!g.enabled) return g;
         g.core = detail::EndAccess::usable(end_.get());
@@ -115,15 +117,31 @@ private:
             throw UsageError(std::string("csp::OutputGuard on '") + g.core->name +
                                   "': its move-only value was already sent");
         }
-        if constexpr (std::is_copy_constructible_v<T>) {
-            if (keep_value) {
-                copy.emplace(value_);
-                g.slot = std::addressof(*copy);
-                return g;
+        const bool copy = std::is_copy_constructible_v<T> && keep_value;
+        if constexpr (detail::boxed_v<T>) {
+            if constexpr (std::is_copy_constructible_v<T>) {
+                if (copy) {
+                    slot.box = std::make_unique<T>(*value_);
+                    slot.wire = slot.box.get();
+                }
             }
+            if (!copy) {  // the guard's own box goes; handed on, it is no longer the guard's
+                slot.owner = &value_;
+                slot.wire = value_.get();
+            }
+            g.slot = &slot.wire;
+            return g;
+        } else {
+            if constexpr (std::is_copy_constructible_v<T>) {
+                if (copy) {
+                    slot.copy.emplace(value_);
+                    g.slot = std::addressof(*slot.copy);
+                    return g;
+                }
+            }
+            g.slot = std::addressof(value_);
+            return g;
         }
-        g.slot = std::addressof(value_);
-        return g;
     }
     // fired_quietly: the guard fired (a moved-out value cannot be sent
     // again); fired also runs the action.
@@ -136,7 +154,14 @@ private:
     }
 
     detail::EndRef<ChannelOut<T>> end_;
-    T value_;
+    // A boxed T (detail/ends.hpp) is held in its box from the start: the
+    // move into it happens here, where a throw is the caller's.
+    using Held = std::conditional_t<detail::boxed_v<T>, std::unique_ptr<T>, T>;
+    static Held held(T&& value) {
+        if constexpr (detail::boxed_v<T>) return std::make_unique<T>(std::move(value));
+        else return std::move(value);
+    }
+    Held value_;
     std::function<void()> action_;
     bool sent_ = false;  // the value was moved out: the guard cannot fire again
 };

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <new>
 #include <source_location>
 #include <string>
@@ -65,10 +66,11 @@ public:
     // read takes the next value, blocking only the calling process.
     T read() {
         channels::ChannelCore* c = usable();
-        alignas(T) unsigned char storage[sizeof(T)];
+        using Wire = detail::wire_t<T>;
+        alignas(Wire) unsigned char storage[sizeof(Wire)];
         const channels::Outcome o = channels::read(c, storage);
         if (o != channels::Outcome::Done) detail::throw_outcome(o, c);
-        return detail::take_out<T>(storage);
+        return detail::take_value<T>(storage);
     }
     T operator()() { return read(); }
 };
@@ -84,8 +86,24 @@ public:
     // calling process until it is taken.
     void write(T&& value) {
         channels::ChannelCore* c = usable();
-        const channels::Outcome o = channels::write(c, std::addressof(value));
-        if (o != channels::Outcome::Done) detail::throw_outcome(o, c);
+        if constexpr (detail::boxed_v<T>) {
+            auto box = std::make_unique<T>(std::move(value));  // (a move that throws: nothing sent)
+            T* wire = box.get();
+            const channels::Outcome o = channels::write(c, &wire);
+            if (!wire) (void)box.release();  // handed on; otherwise packed, or not sent: still ours
+            if (o != channels::Outcome::Done) {
+                if constexpr (std::is_move_assignable_v<T>) {
+                    try {
+                        value = std::move(*box);  // not sent: the value stays the writer's
+                    } catch (...) {
+                    }
+                }
+                detail::throw_outcome(o, c);
+            }
+        } else {
+            const channels::Outcome o = channels::write(c, std::addressof(value));
+            if (o != channels::Outcome::Done) detail::throw_outcome(o, c);
+        }
     }
     void write(const T& value) {
         T copy(value);

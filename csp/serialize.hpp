@@ -31,6 +31,7 @@
 #include <cstring>
 #include <exception>
 #include <istream>
+#include <memory>
 #include <new>
 #include <ostream>
 #include <streambuf>
@@ -93,6 +94,32 @@ bool unpack_value(channels::Parcel* p, void* dst) noexcept {
             archive(value);
             ::new (dst) T(std::move(value));
         }
+        return true;
+    } catch (const std::exception& e) {
+        log_pack_failure(typeid(T).name(), e.what());
+        return false;
+    } catch (...) {
+        log_pack_failure(typeid(T).name(), "an exception not derived from std::exception");
+        return false;
+    }
+}
+
+// The packers of a boxed value (see detail/ends.hpp, boxed_v): the slot
+// holds a T* to a heap box. Packing leaves the box with the writer;
+// unpacking makes a new one.
+template <class T>
+channels::Parcel* pack_boxed(const void* src) noexcept {
+    return pack_value<T>(*static_cast<T* const*>(src));
+}
+template <class T>
+bool unpack_boxed(channels::Parcel* p, void* dst) noexcept {
+    try {
+        ParcelReader buf(p);
+        std::istream is(&buf);
+        cereal::BinaryInputArchive archive(is);
+        auto box = std::make_unique<T>();
+        archive(*box);
+        *static_cast<T**>(dst) = box.release();
         return true;
     } catch (const std::exception& e) {
         log_pack_failure(typeid(T).name(), e.what());

@@ -10,7 +10,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 using csp_test::Tracked;
 using csp_test::TrackedCounts;
@@ -172,4 +176,88 @@ TEST_CASE("a negative or absurd buffer size is rejected", "[conformance][misuse]
     auto in = largest.reader();
     for (int i = 0; i < 1024; ++i) out(i);
     for (int i = 0; i < 1024; ++i) CHECK(in() == i);
+}
+
+namespace {
+// Jumpy: a value whose move constructor throws on its fail_at-th move (a
+// copy keeps the count; 0: never).
+struct Jumpy {
+    int v = 0;
+    int moves = 0;
+    int fail_at = 0;
+    static inline std::atomic<int> alive{0};
+    explicit Jumpy(int x, int fail = 0) : v(x), fail_at(fail) { ++alive; }
+    Jumpy(const Jumpy& o) : v(o.v), moves(o.moves), fail_at(o.fail_at) { ++alive; }
+    Jumpy(Jumpy&& o) : v(o.v), moves(o.moves + 1), fail_at(o.fail_at) {  // NOLINT: throws, the point
+        if (moves == fail_at) throw std::runtime_error("move of " + std::to_string(v));
+        ++alive;
+    }
+    Jumpy& operator=(const Jumpy&) = default;
+    Jumpy& operator=(Jumpy&&) = default;
+    ~Jumpy() { --alive; }
+};
+}  // namespace
+
+// Story: a value whose move constructor threw while it was handed over
+// called std::terminate (the move ran under the channel's lock). Such a
+// value now travels boxed: a move that throws in the writer leaves it with
+// the writer and sends nothing; one that throws in the reader loses that
+// value (it was already taken); the channel stays usable, and no value is
+// leaked or destroyed twice.
+TEST_CASE("a value whose move throws gives the writer or reader the exception", "[conformance][values]") {
+    static_assert(csp::detail::boxed_v<Jumpy>);
+    const int buffer = GENERATE(0, 4);
+    CAPTURE(buffer);
+    {
+        csp::Channel<Jumpy> channel{"jumpy", csp::buffer(buffer)};
+        std::vector<int> got;
+        std::string writer_saw, reader_saw, guard_saw;
+        bool ended_by_retire = false;
+        auto writer = csp::process([&](csp::ChannelOut<Jumpy> o) {
+            Jumpy one(1, 1);  // its first move (into the box) throws
+            try {
+                o(std::move(one));
+            } catch (const std::runtime_error& e) {
+                writer_saw = e.what();
+            }
+            CHECK(one.v == 1);  // still the writer's
+            one.fail_at = 0;
+            o(std::move(one));  // and sent now
+            o(Jumpy(2, 2));     // its second move (out of the box, in the reader) throws
+            o(Jumpy(3));
+            // A guard boxes its value when it is made: a throw is the caller's.
+            try {
+                csp::OutputGuard<Jumpy> guard(o, Jumpy(4, 1));
+            } catch (const std::runtime_error& e) {
+                guard_saw = e.what();
+            }
+            (void)csp::PriSelect(csp::OutputGuard(o, Jumpy(5)));
+            csp::Alternation alt{csp::OutputGuard(o, Jumpy(6))};
+            alt.execute();
+            alt.execute();  // the same value again (a copy each time)
+        });
+        auto reader = csp::process([&](csp::ChannelIn<Jumpy> i) {
+            got.push_back(i().v);  // 1
+            try {
+                (void)i();  // 2: lost in the throwing move out
+            } catch (const std::runtime_error& e) {
+                reader_saw = e.what();
+            }
+            got.push_back(i().v);                                       // 3
+            got.push_back(std::get<0>(csp::PriSelect(csp::InputGuard(i))).v);  // 5
+            for (int k = 0; k < 2; ++k) got.push_back(i().v);          // 6, 6
+            try {
+                (void)i();  // nothing else was sent
+            } catch (const csp::ChannelRetireException&) {
+                ended_by_retire = true;
+            }
+        });
+        csp::Parallel(writer(channel.writer()), reader(channel.reader()));
+        CHECK(writer_saw == "move of 1");
+        CHECK(reader_saw == "move of 2");
+        CHECK(guard_saw == "move of 4");
+        CHECK(got == std::vector<int>{1, 3, 5, 6, 6});
+        CHECK(ended_by_retire);
+    }
+    CHECK(Jumpy::alive == 0);
 }

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -117,16 +118,29 @@ template <class G>
 using guard_result_t = std::conditional_t<is_input_v<G>, guard_value_t<G>, std::monostate>;
 
 // ChoiceSlot: what one guard needs during one choice: storage for the value an
-// input guard reads, the copy an output guard sends.
+// input guard reads (a wire_t<T>), the copy an output guard sends; for a
+// boxed T (detail/ends.hpp), the box an output guard sends and the pointer
+// the channel layer moves (null once handed on: then the box is no longer
+// this slot's to free).
 template <class G>
 struct ChoiceSlot {};
 template <class T>
 struct ChoiceSlot<InputGuard<T>> {
-    alignas(T) unsigned char bytes[sizeof(T)];
+    alignas(wire_t<T>) unsigned char bytes[sizeof(wire_t<T>)];
 };
 template <class T>
 struct ChoiceSlot<OutputGuard<T>> {
     std::optional<T> copy;
+    std::unique_ptr<T> box;            // a copy to send (boxed)
+    std::unique_ptr<T>* owner = nullptr;  // or the guard's own box, sent itself
+    T* wire = nullptr;
+    ChoiceSlot() = default;
+    ChoiceSlot(ChoiceSlot&&) noexcept = default;  // (only while empty: a vector of them is sized once)
+    ~ChoiceSlot() {
+        if (wire) return;  // not handed on (not chosen, or packed for another OS process)
+        if (owner) (void)owner->release();
+        else (void)box.release();
+    }
 };
 
 using Clock = std::chrono::steady_clock;
@@ -138,14 +152,14 @@ struct GuardAccess {
     template <class G>
     static channels::Guard record(G& g, ChoiceSlot<G>& slot, bool keep, Clock::time_point start) {
         if constexpr (is_input_v<G>) return g.record(slot.bytes);
-        else if constexpr (is_output_v<G>) return g.record(slot.copy, keep);
+        else if constexpr (is_output_v<G>) return g.record(slot, keep);
         else if constexpr (is_timeout_v<G>) return g.record(start);
         else return g.record();
     }
     // fire: g was chosen; run its action (with the value read).
     template <class G>
     static void fire(G& g, ChoiceSlot<G>& slot, bool keep) {
-        if constexpr (is_input_v<G>) g.run_action(take_out<guard_value_t<G>>(slot.bytes));
+        if constexpr (is_input_v<G>) g.run_action(take_value<guard_value_t<G>>(slot.bytes));
         else if constexpr (is_output_v<G>) g.fired(keep);
         else g.fired();
     }
@@ -153,7 +167,7 @@ struct GuardAccess {
     template <class G>
     static guard_result_t<G> take(G& g, ChoiceSlot<G>& slot, bool keep) {
         if constexpr (is_input_v<G>) {
-            return take_out<guard_value_t<G>>(slot.bytes);
+            return take_value<guard_value_t<G>>(slot.bytes);
         } else {
             if constexpr (is_output_v<G>) g.fired_quietly(keep);
             return {};
@@ -227,9 +241,12 @@ auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
     if (n == 0) throw_empty_choice();
     ChoiceSlot<G> shared;
     std::vector<ChoiceSlot<G>> copies;
-    constexpr bool copy_each = is_output_v<G>;
-    if (copy_each && keep) copies.resize(n);
-    const auto slot = [&](std::size_t i) -> ChoiceSlot<G>& { return copy_each && keep ? copies[i] : shared; };
+    // (Output guards of a boxed type always have one each: each holds a box.)
+    constexpr bool output = is_output_v<G>;
+    bool copy_each = false;
+    if constexpr (output) copy_each = keep || boxed_v<guard_value_t<G>>;
+    if (copy_each) copies.resize(n);
+    const auto slot = [&](std::size_t i) -> ChoiceSlot<G>& { return copy_each ? copies[i] : shared; };
     channels::SmallArray<channels::Guard> records(n);
     const auto start = choice_start(is_timeout_v<G>);
     for (std::size_t i = 0; i < n; ++i) records[i] = GuardAccess::record(guards[i], slot(i), keep, start);

@@ -15,9 +15,11 @@
 #include "channels/channel.hpp"
 #include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
+#include "csp/detail/storage.hpp"
 #include "csp/serialize.hpp"
 
 #include <exception>
+#include <memory>
 #include <new>
 #include <source_location>
 #include <string>
@@ -30,33 +32,77 @@ namespace csp {
 
 namespace detail {
 
+// Boxed values. The channel layer moves values under a spin lock, in the
+// middle of a hand-over, where a move that throws could only terminate. So
+// a T whose move constructor may throw travels boxed: the channel moves a
+// T* to a heap box, and the moves of T itself happen in the writer (into
+// the box) and in the reader (out of it), each of whom gets the exception
+// one throws. What a throwing move means for the value: one that throws in
+// the writer leaves the value with the writer and sends nothing; one that
+// throws in the reader (in read, or taking a choice's value) loses that
+// value, which was already taken from the channel. A box moved by the
+// channel layer is handed on (the source pointer is nulled); one packed for
+// another OS process stays with its writer, who frees it.
+template <class T>
+inline constexpr bool boxed_v = !std::is_nothrow_move_constructible_v<T>;
+// wire_t<T>: what the channel layer moves for values of T.
+template <class T>
+using wire_t = std::conditional_t<boxed_v<T>, T*, T>;
+
 // The packers of T, or nullptr for a type that cannot cross OS processes
 // (instantiated only for one that can).
 template <class T>
 constexpr auto pack_fn() noexcept {
     using Fn = channels::Parcel* (*)(const void*) noexcept;
-    if constexpr (Transferable<T>) return Fn{&pack_value<T>};
-    else return Fn{nullptr};
+    if constexpr (!Transferable<T>) return Fn{nullptr};
+    else if constexpr (boxed_v<T>) return Fn{&pack_boxed<T>};
+    else return Fn{&pack_value<T>};
 }
 template <class T>
 constexpr auto unpack_fn() noexcept {
     using Fn = bool (*)(channels::Parcel*, void*) noexcept;
-    if constexpr (Transferable<T>) return Fn{&unpack_value<T>};
-    else return Fn{nullptr};
+    if constexpr (!Transferable<T>) return Fn{nullptr};
+    else if constexpr (boxed_v<T>) return Fn{&unpack_boxed<T>};
+    else return Fn{&unpack_value<T>};
 }
 
 template <class T>
 const channels::ValueOps* value_ops() noexcept {
-    static const channels::ValueOps ops{
-        sizeof(T), alignof(T),
-        [](void* dst, void* src) noexcept { ::new (dst) T(std::move(*static_cast<T*>(src))); },
-        [](void* p) noexcept { static_cast<T*>(p)->~T(); },
-        std::is_trivially_copyable_v<T>,
-        pack_fn<T>(),
-        unpack_fn<T>(),
-        typeid(T).name(),
-    };
-    return &ops;
+    if constexpr (boxed_v<T>) {
+        static const channels::ValueOps ops{
+            sizeof(T*), alignof(T*),
+            [](void* dst, void* src) noexcept { *static_cast<T**>(dst) = std::exchange(*static_cast<T**>(src), nullptr); },
+            [](void* p) noexcept { delete *static_cast<T**>(p); },
+            false,
+            pack_fn<T>(),
+            unpack_fn<T>(),
+            typeid(T).name(),
+        };
+        return &ops;
+    } else {
+        static const channels::ValueOps ops{
+            sizeof(T), alignof(T),
+            [](void* dst, void* src) noexcept { ::new (dst) T(std::move(*static_cast<T*>(src))); },
+            [](void* p) noexcept { static_cast<T*>(p)->~T(); },
+            std::is_trivially_copyable_v<T>,
+            pack_fn<T>(),
+            unpack_fn<T>(),
+            typeid(T).name(),
+        };
+        return &ops;
+    }
+}
+
+// take_value<T>(storage): the T a channel read (or a choice) left in
+// `storage` (a wire_t<T>), moved out once.
+template <class T>
+T take_value(void* storage) {
+    if constexpr (boxed_v<T>) {
+        std::unique_ptr<T> box(*std::launder(static_cast<T**>(storage)));
+        return std::move(*box);  // (a move that throws loses the value: see above)
+    } else {
+        return take_out<T>(storage);
+    }
 }
 
 // t_forgetting: while set, ends and channel handles destroyed on this
