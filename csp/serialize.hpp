@@ -80,28 +80,42 @@ channels::Parcel* pack_value(const void* src) noexcept {
     }
 }
 
+// unpacked: runs `unpack` (which reads a parcel into place); false, and
+// logged, if it throws.
+template <class T, class F>
+bool unpacked(F&& unpack) noexcept {
+    try {
+        return unpack();
+    } catch (const std::exception& e) {
+        log_pack_failure(typeid(T).name(), e.what());
+    } catch (...) {
+        log_pack_failure(typeid(T).name(), "an exception not derived from std::exception");
+    }
+    return false;
+}
+
+// read_parcel: the value cereal wrote into p, into `value`.
+template <class T>
+void read_parcel(channels::Parcel* p, T& value) {
+    ParcelReader buf(p);
+    std::istream is(&buf);
+    cereal::BinaryInputArchive archive(is);
+    archive(value);
+}
+
 template <class T>
 bool unpack_value(channels::Parcel* p, void* dst) noexcept {
-    try {
+    return unpacked<T>([&] {
         if constexpr (std::is_trivially_copyable_v<T>) {
             if (p->size != sizeof(T)) return false;
             std::memcpy(dst, p->data(), sizeof(T));
         } else {
-            ParcelReader buf(p);
-            std::istream is(&buf);
-            cereal::BinaryInputArchive archive(is);
             T value{};
-            archive(value);
+            read_parcel(p, value);
             ::new (dst) T(std::move(value));
         }
         return true;
-    } catch (const std::exception& e) {
-        log_pack_failure(typeid(T).name(), e.what());
-        return false;
-    } catch (...) {
-        log_pack_failure(typeid(T).name(), "an exception not derived from std::exception");
-        return false;
-    }
+    });
 }
 
 // The packers of a boxed value (see detail/ends.hpp, boxed_v): the slot
@@ -113,21 +127,12 @@ channels::Parcel* pack_boxed(const void* src) noexcept {
 }
 template <class T>
 bool unpack_boxed(channels::Parcel* p, void* dst) noexcept {
-    try {
-        ParcelReader buf(p);
-        std::istream is(&buf);
-        cereal::BinaryInputArchive archive(is);
+    return unpacked<T>([&] {
         auto box = std::make_unique<T>();
-        archive(*box);
+        read_parcel(p, *box);
         *static_cast<T**>(dst) = box.release();
         return true;
-    } catch (const std::exception& e) {
-        log_pack_failure(typeid(T).name(), e.what());
-        return false;
-    } catch (...) {
-        log_pack_failure(typeid(T).name(), "an exception not derived from std::exception");
-        return false;
-    }
+    });
 }
 
 }  // namespace detail
