@@ -689,6 +689,7 @@ TEST_CASE("a server alting over requests and a timeout ends when its clients hav
     });
     for (int c = 0; c < clients; ++c) {
         bodies.push_back([c, out = requests.writer()]() mutable {
+            csp::sleep(50ms);  // the server times out while nobody has sent yet
             for (int i = 0; i < per_client; ++i) {
                 out(c * per_client + i);
                 if (i % 50 == 0) csp::sleep(2ms);  // let the server's timeout fire now and then
