@@ -69,4 +69,9 @@ void arena_free(void* p) noexcept {
     if (p) arena().heap->deallocate(p);
 }
 
+std::size_t arena_in_use() noexcept {
+    Arena& a = arena();
+    return a.size - a.heap->get_free_memory();
+}
+
 }  // namespace csp::runtime

@@ -24,6 +24,10 @@ void* arena_allocate(std::size_t size, std::size_t align = alignof(std::max_alig
 // arena_free gives back memory from arena_allocate (nullptr is ignored).
 void arena_free(void* p) noexcept;
 
+// arena_in_use: the bytes of the arena allocated now, bookkeeping included
+// (for tests that check that something does not leak).
+std::size_t arena_in_use() noexcept;
+
 // arena_new / arena_delete construct and destroy one object in the arena.
 template <class T, class... Args>
 T* arena_new(Args&&... args) {

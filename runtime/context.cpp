@@ -1,11 +1,15 @@
 // context.cpp: fiber stacks, the context switch, and the sanitizer
 // annotations that follow it.
 //
-// Stacks. A stack with a guard page costs two kernel mappings, and the kernel
-// allows about 65 000 per process, while a network may hold a million
-// processes. So the first kGuardedBudget stacks get a guard page (an
-// overflow then faults on it and is reported by name); beyond that, stacks
-// are carved from slabs of kSlabStacks (one mapping per slab) and have none.
+// Stacks. Every stack has a guard page under it, so that an overflow faults
+// there and is reported by name. Stacks are carved from slabs of kSlabStacks
+// (one mmap each), and where the kernel has lightweight guard regions
+// (MADV_GUARD_INSTALL, Linux 6.13) each stack's guard page is one: a mark in
+// the page table, not a mapping of its own, so a million guarded stacks cost
+// a few thousand mappings. (A PROT_NONE guard page splits the mapping: two
+// mappings per stack, and the kernel allows about 65 000 per process.)
+// Older kernels get mprotect guard pages for the first kGuardedBudget stacks
+// and none beyond, which is logged once.
 // Freed stacks are pooled and reused, pages and all: giving pages back
 // (madvise) cost more than the rest of a process's start and end together.
 // So resident stack memory stays at the high-water mark of live processes.
@@ -15,6 +19,8 @@
 #include "runtime/sanitizers.hpp"
 #include "runtime/spin_lock.hpp"
 
+#include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -36,7 +42,7 @@
 namespace csp::runtime {
 namespace {
 
-constexpr std::size_t kGuardedBudget = 16384;
+constexpr std::size_t kGuardedBudget = 16384;  // mprotect guard pages, without guard regions
 constexpr std::size_t kSlabStacks = 64;
 
 std::size_t page_size() noexcept {
@@ -66,40 +72,51 @@ public:
     }
 
 private:
+    // fresh: a stack carved from the current slab; each slab slot is a guard
+    // page and the stack above it. (The guard is made outside the lock: it
+    // is a system call.)
     char* fresh() {
         const std::size_t size = stack_size();
         const std::size_t page = page_size();
-        if (guarded_.fetch_add(1, std::memory_order_relaxed) < kGuardedBudget) {
-            void* p = mmap(nullptr, size + page, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-            if (p != MAP_FAILED) {
-                if (mprotect(p, page, PROT_NONE) == 0) return static_cast<char*>(p) + page;
-                munmap(p, size + page);
+        char* slot;
+        {
+            Locked<SpinLock> hold(lock_);
+            if (slab_left_ == 0) {
+                void* p = mmap(nullptr, (page + size) * kSlabStacks, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+                if (p == MAP_FAILED) throw std::bad_alloc();
+                slab_ = static_cast<char*>(p);
+                slab_left_ = kSlabStacks;
             }
+            --slab_left_;
+            slot = slab_ + slab_left_ * (page + size);
         }
-        Locked<SpinLock> hold(lock_);
-        if (slab_left_ == 0) {
-            void* p = mmap(nullptr, size * kSlabStacks, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-            if (p == MAP_FAILED) throw std::bad_alloc();
-            slab_ = static_cast<char*>(p);
-            slab_left_ = kSlabStacks;
-            if (!warned_) {
-                warned_ = true;
-                logger().info("{} guarded fiber stacks in use; further stacks have no guard page",
-                              kGuardedBudget);
-            }
-        }
-        --slab_left_;
-        return slab_ + slab_left_ * size;
+        if (!guard(slot) && !warned_.exchange(true, std::memory_order_relaxed))
+            logger().info("{} guarded fiber stacks in use; this kernel has no guard regions "
+                          "(MADV_GUARD_INSTALL, Linux 6.13), so further stacks have no guard page",
+                          kGuardedBudget);
+        return slot + page;
     }
+
+    // guard makes the page at `slot` a guard page; false if it could not.
+    bool guard(char* slot) noexcept {
+        if (light_guards_.load(std::memory_order_relaxed)) {
+            if (madvise(slot, page_size(), kMadvGuardInstall) == 0) return true;
+            if (errno == EINVAL) light_guards_.store(false, std::memory_order_relaxed);
+        }
+        return guarded_.fetch_add(1, std::memory_order_relaxed) < kGuardedBudget &&
+               mprotect(slot, page_size(), PROT_NONE) == 0;
+    }
+
+    static constexpr int kMadvGuardInstall = 102;  // MADV_GUARD_INSTALL, if the headers lack it
 
     SpinLock lock_;
     std::vector<char*> free_;
-    std::atomic<std::size_t> guarded_{0};
     char* slab_ = nullptr;
     std::size_t slab_left_ = 0;
-    bool warned_ = false;
+    std::atomic<bool> light_guards_{true};   // until the kernel says it has none
+    std::atomic<std::size_t> guarded_{0};    // mprotect guard pages tried
+    std::atomic<bool> warned_{false};
 };
 
 StackPool* g_pool = nullptr;
