@@ -1,7 +1,14 @@
 // fork.cpp: running a child OS process (csp::multiprocess forks through here).
 //
 // Owns: run_os_process (fork on an io helper thread, wait for the child),
-// the child's fresh start (after_fork_in_child) and exit_os_process.
+// the child's fresh start (after_fork_in_child) and exit_os_process, and
+// what a child leaves in the arena: its inbox, made here before the fork,
+// and the parkers it freed, handed back through the inbox when it ends
+// cleanly. Both go to the next child, so forking in a loop keeps the arena
+// bounded. A child that
+// dies leaves them where they are: a waker may still hand one of its fibers
+// to its inbox as its channels are poisoned, and its parkers may be queued
+// in channels.
 //
 // Why forking here is safe without pthread_atfork around the runtime's
 // locks (DESIGN.md asks for a quiescent point; this is the reasoning that
@@ -29,7 +36,9 @@
 // registry lock), waiting for every worker at each fork.
 #include "runtime/scheduler.hpp"
 
+#include "runtime/arena.hpp"
 #include "runtime/context.hpp"
+#include "runtime/free_list.hpp"
 #include "runtime/log.hpp"
 #include "runtime/trace.hpp"
 
@@ -37,22 +46,89 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <iostream>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 namespace csp::runtime {
 
 bool g_in_child = false;
+Inbox* g_given_inbox = nullptr;
 
 namespace {
 
-void after_fork_in_child() noexcept {
+// The inboxes of children that ended cleanly, for the next children
+// (private to this OS process: a child starts with none).
+SpinLock g_spare_lock;
+std::vector<Inbox*>* g_spare_inboxes = new std::vector<Inbox*>;  // (never destroyed: forks may come late)
+
+Inbox* inbox_for_child() {
+    {
+        Locked<SpinLock> hold(g_spare_lock);
+        if (!g_spare_inboxes->empty()) {
+            Inbox* box = g_spare_inboxes->back();
+            g_spare_inboxes->pop_back();
+            box->head.store(nullptr, std::memory_order_relaxed);
+            box->handed_back.store(0, std::memory_order_relaxed);
+            return box;
+        }
+    }
+    return arena_new<Inbox>();
+}
+
+void spare(Inbox* box) noexcept;
+
+// take_back: the inbox of a reaped child, with the parkers it handed back,
+// for the next child, if it ended cleanly (exit status 0, parkers handed
+// back); otherwise it stays where it is.
+void take_back(Inbox* box, int status) noexcept {
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        box->handed_back.load(std::memory_order_acquire) == 0) {
+        return;
+    }
+    spare(box);
+}
+
+void spare(Inbox* box) noexcept {
+    Locked<SpinLock> hold(g_spare_lock);
+    try {
+        g_spare_inboxes->push_back(box);
+    } catch (const std::bad_alloc&) {  // (then it is simply not reused)
+    }
+}
+
+// hand_back: in a child about to end, its free parkers, through its inbox.
+// The thread that ends it is its last process: the fibers have ended, but
+// one whose end woke this thread may still be giving back its parker, so
+// wait for the live count (which falls after that) to reach zero, briefly
+// (a fiber left blocked for ever keeps its parker).
+void hand_back() noexcept {
+    Inbox* box = g_given_inbox;
+    if (!box) return;
+    if (Runtime* r = g_runtime.load()) {
+        for (int i = 0; i < 10000 && r->live.load(std::memory_order_acquire) > 0; ++i) sched_yield();
+    }
+    release_thread_parker_at_exit();
+    box->spare_parkers = take_free_parkers();
+    box->handed_back.store(1, std::memory_order_release);
+}
+
+void after_fork_in_child(Inbox* given) noexcept {
     g_in_child = true;
+    g_given_inbox = given;
+    ::new (&g_spare_lock) SpinLock;  // (the parent's spares are the parent's)
+    g_spare_inboxes = new std::vector<Inbox*>;
     reset_logger_after_fork();
     reset_stacks_after_fork();
     reset_pools_after_fork();
+    if (given) {  // (the parkers an earlier child left in it are this child's now)
+        adopt_free_parkers(given->spare_parkers);
+        given->spare_parkers = nullptr;
+    }
     trace_detail::enabled.store(false);
     t_worker = nullptr;
     forget_thread_record_after_fork();
@@ -74,6 +150,13 @@ int run_os_process(const ForkHooks& hooks) noexcept {
     int status = -1;
     const std::function<void()> job = [&] {
         flush_output();
+        Inbox* box;
+        try {
+            box = inbox_for_child();
+        } catch (const std::bad_alloc&) {
+            hooks.parent(hooks.arg, -ENOMEM);
+            return;
+        }
         const pid_t parent = getpid();
         const pid_t pid = fork();
         if (pid == 0) {
@@ -81,12 +164,14 @@ int run_os_process(const ForkHooks& hooks) noexcept {
             // (it could otherwise wait for the parent's processes for ever).
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() != parent) _exit(1);  // the parent died before that
-            after_fork_in_child();
+            after_fork_in_child(box);
             hooks.child(hooks.arg);
             exit_os_process(0);
         }
         if (pid < 0) {
-            hooks.parent(hooks.arg, -errno);
+            const int error = errno;
+            spare(box);  // (unused)
+            hooks.parent(hooks.arg, -error);
             return;
         }
         hooks.parent(hooks.arg, pid);
@@ -98,12 +183,14 @@ int run_os_process(const ForkHooks& hooks) noexcept {
             }
         }
         status = st;
+        take_back(box, st);
     };
     run_io(job);
     return status;
 }
 
 void exit_os_process(int code) noexcept {
+    if (code == 0) hand_back();
     flush_output();
     _exit(code);
 }

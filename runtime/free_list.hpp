@@ -30,6 +30,25 @@ public:
         head_ = n;
     }
 
+    // take_all: everything on the list, as a chain linked through each
+    // piece's first bytes, for give_all; the list is left empty.
+    void* take_all() noexcept {
+        Locked<SpinLock> hold(lock_);
+        Node* n = head_;
+        head_ = nullptr;
+        return n;
+    }
+    // give_all: a chain from take_all, added to the list.
+    void give_all(void* chain) noexcept {
+        if (!chain) return;
+        auto* first = static_cast<Node*>(chain);
+        Node* last = first;
+        while (last->next) last = last->next;
+        Locked<SpinLock> hold(lock_);
+        last->next = head_;
+        head_ = first;
+    }
+
 private:
     struct Node {
         Node* next;

@@ -86,6 +86,10 @@ void discard_task(Task* t) noexcept {
     free_task(t);
 }
 
+void* take_free_parkers() noexcept { return g_free_parkers.take_all(); }
+
+void adopt_free_parkers(void* chain) noexcept { g_free_parkers.give_all(chain); }
+
 void reset_pools_after_fork() noexcept {
     // New, empty lists over the old objects, whose locks a thread of the
     // parent may have held at the fork (see fork.cpp). What the old lists

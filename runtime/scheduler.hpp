@@ -43,12 +43,18 @@ namespace csp::runtime {
 // another OS process pushes the parker on `head` (a lock-free stack: pushes
 // only, and the owner takes the whole list at once, so no ABA) and rouses
 // one of the owner's sleeping workers through its sleep word, a shared futex
-// word in the arena. Workers take the list when they look for work. Never
-// freed: a late waker may still ring it after its OS process has ended.
+// word in the arena. Workers take the list when they look for work.
+// A child's inbox is made by its parent before the fork and never freed: a
+// late waker may still ring its sleep words after the child has ended (a
+// spurious wake-up, harmless). A child that ends cleanly leaves its free
+// parkers in it, and the parent gives both to its next child (fork.cpp).
 struct Inbox {
     std::atomic<Parker*> head{nullptr};
     std::atomic<std::uint32_t>* words = nullptr;  // the workers' sleep words
     std::uint32_t count = 0;
+    std::uint32_t capacity = 0;  // of words (kept when the inbox is reused)
+    void* spare_parkers = nullptr;  // a chain of free parker storage (FreeList::take_all)
+    std::atomic<std::uint32_t> handed_back{0};  // 1: the child ended cleanly, spare_parkers is set
 };
 
 // Parker::state: Running / Parked, and Notified for a thread readied before
@@ -279,6 +285,8 @@ extern constinit __attribute__((tls_model("initial-exec"))) thread_local Worker*
 
 // True in a child made by run_os_process.
 extern bool g_in_child;
+// In a child, the inbox its parent made for it (its runtime takes it).
+extern Inbox* g_given_inbox;
 
 // rt(): the runtime, made on first use (worker.cpp).
 Runtime& rt();
@@ -301,6 +309,10 @@ Task* new_task();
 void free_task(Task* t) noexcept;     // the task is destroyed, its storage pooled
 void discard_task(Task* t) noexcept;  // a task whose fiber never ran, stack and all
 void reset_pools_after_fork() noexcept;
+// take_free_parkers empties the parker pool, as a chain (a child ending);
+// adopt_free_parkers adds such a chain to it (the next child, starting).
+void* take_free_parkers() noexcept;
+void adopt_free_parkers(void* chain) noexcept;
 
 // park.cpp
 std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept;
@@ -313,6 +325,7 @@ ThreadRecord& this_thread_record();
 std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept;
 void forget_thread_record_after_fork() noexcept;
+void release_thread_parker_at_exit() noexcept;
 
 // deadlock.cpp
 int this_tid() noexcept;

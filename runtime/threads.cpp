@@ -109,4 +109,15 @@ void forget_thread_record_after_fork() noexcept {
     (void)t_thread.release();  // the parent's record of this thread, not the child's to destroy
 }
 
+void release_thread_parker_at_exit() noexcept {
+    // The OS process ends with this thread (exit_os_process): its parker
+    // leaves the registry and goes back to the pool. The record itself, and
+    // the running count it holds, go with the OS process: nobody may report
+    // a deadlock while it exits.
+    if (!t_thread || !g_runtime.load()) return;
+    ThreadRecord* record = t_thread.release();
+    started().registry.remove(record->parker);
+    release_parker(record->parker);
+}
+
 }  // namespace csp::runtime

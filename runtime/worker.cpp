@@ -47,9 +47,14 @@ int configured_threads() noexcept {
 
 Runtime::Runtime() {
     const int n = configured_threads();
-    inbox = arena_new<Inbox>();
-    inbox->words = static_cast<std::atomic<std::uint32_t>*>(
-        arena_allocate(sizeof(std::atomic<std::uint32_t>) * static_cast<std::size_t>(n)));
+    // A child's inbox was made by its parent (fork.cpp); it may have served
+    // an earlier child, whose sleep words it keeps if they are enough.
+    inbox = g_given_inbox ? g_given_inbox : arena_new<Inbox>();
+    if (inbox->capacity < static_cast<std::uint32_t>(n)) {
+        inbox->words = static_cast<std::atomic<std::uint32_t>*>(
+            arena_allocate(sizeof(std::atomic<std::uint32_t>) * static_cast<std::size_t>(n)));
+        inbox->capacity = static_cast<std::uint32_t>(n);
+    }
     inbox->count = static_cast<std::uint32_t>(n);
     g_local_inbox = inbox;
     workers.reserve(static_cast<std::size_t>(n));
