@@ -91,7 +91,7 @@ namespace {
 // park_chores: what a parking fiber's worker does now and then, out of the
 // park path: fire due timers; hand surplus runnable processes to idle workers.
 [[gnu::noinline]] void park_chores(Worker* w) noexcept {
-    if (!w->timers.empty()) w->fire_timers();
+    if (w->has_timers()) w->fire_timers();
     if (w->local_head && started().idle.load(std::memory_order_relaxed) > 0) {
         w->publish();  // more runnable processes here than this worker can run
         started().wake_idle_worker();
@@ -106,7 +106,7 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Rel
     Worker* w = t_worker;  // (read before the switch: cannot be stale yet)
     Task* me = w->current;
     me->release = release;
-    if (!w->timers.empty() || (w->local_head && started().idle.load(std::memory_order_relaxed) > 0))
+    if (w->has_timers() || (w->local_head && started().idle.load(std::memory_order_relaxed) > 0))
         [[unlikely]] park_chores(w);
     Task* next = pick_next(w);
     if (next) {

@@ -132,10 +132,22 @@ struct Worker {
     // so that another OS process can rouse the worker (see Inbox).
     std::atomic<std::uint32_t>& sleeping;
     explicit Worker(std::atomic<std::uint32_t>& word) noexcept : sleeping(word) {}
-    // Timers of the processes that parked on this worker (owner only). A
-    // timer whose wait ended otherwise stays until it is due or swept.
+    // Timers of the processes that parked on this worker, under timer_lock:
+    // the owner fires them as it parks and looks for work, and an idle
+    // worker takes over those overdue by kTimerGrace when the owner is busy
+    // (a process that computes without parking would otherwise starve every
+    // sleeper parked here). A timer whose wait ended otherwise stays until
+    // it is due or swept. next_due publishes the earliest deadline (steady
+    // clock, ns), kNoTimer when there is none.
+    SpinLock timer_lock;
     std::vector<Timer> timers;
     std::size_t sweep_at = 1024;  // sweep stale timers when the heap grows to this
+    std::atomic<std::int64_t> next_due{kNoTimer};
+    // When this worker, asleep, wakes by itself (ns; kNoTimer: never; 0:
+    // awake): a timer added elsewhere that wants it sooner rouses it.
+    std::atomic<std::int64_t> wakes_at{0};
+    static constexpr std::int64_t kNoTimer = INT64_MAX;
+    bool has_timers() const noexcept { return next_due.load(std::memory_order_relaxed) != kNoTimer; }
     std::thread thread;
 
     void push(Task* t) noexcept {
@@ -188,9 +200,13 @@ struct Worker {
     bool drain_inbox() noexcept;
     void loop() noexcept;
     Task* find_work() noexcept;
-    // Timers (timers.cpp): fire the due ones; add one (kept off the park path).
+    // Timers (timers.cpp): fire the due ones; add one (kept off the park
+    // path); fire other workers' overdue ones (an idle worker); sleep until
+    // a timer here, or one overdue elsewhere, wants this worker.
     bool fire_timers() noexcept;
     [[gnu::noinline]] void add_timer(const Timer& t) noexcept;
+    bool take_over_timers() noexcept;
+    void sleep_idle() noexcept;
 };
 
 // Registry: every live parker of this OS process (fiber processes, threads

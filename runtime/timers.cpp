@@ -1,13 +1,26 @@
 // timers.cpp: deadlines, for sleep and for timeouts.
 //
-// Owns: each worker's timer heap (a binary heap on the deadline, the
-// worker's alone: no thread per timer, no lock), park_until and sleep_for.
+// Owns: each worker's timer heap (a binary heap on the deadline, under the
+// worker's timer lock: no thread per timer), the take-over of a busy
+// worker's overdue timers by an idle one, park_until and sleep_for.
 // Must hold: a timer is armed only after its fiber has parked (finish_park),
 // and it holds a reference to the parker until it is fired or swept, so a
 // late timer never touches a freed parker; it wins nothing but the wait it
 // was set for (the token). Plain threads time their own futex waits
 // (threads.cpp).
+//
+// Why a take-over: a worker fires its timers when it parks a process or
+// looks for work, so one that runs a process computing without a pause
+// fires none, and with another worker idle a 10 ms sleeper parked there ran
+// once in 2 s. An idle worker sleeps at most until another's earliest
+// deadline plus kTimerGrace and then fires that worker's overdue timers
+// itself (the woken processes run on the idle worker). The grace leaves the
+// owner, when it is not busy, time to fire its own (it almost always does
+// first: an idle worker then finds nothing overdue). With one worker there
+// is nobody to take over: a long computation calls csp::yield().
 #include "runtime/scheduler.hpp"
+
+#include "runtime/futex.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -15,6 +28,12 @@
 
 namespace csp::runtime {
 namespace {
+
+constexpr std::int64_t kTimerGrace = 1'000'000;  // ns: 1 ms
+
+std::int64_t steady_ns(std::chrono::steady_clock::time_point t) noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 
 // A timer is stale once the wait it was set for has ended (a communication
 // or another waker won it): it can never win, so it only holds memory and a
@@ -27,20 +46,76 @@ bool stale(const Timer& t) noexcept {
 
 }  // namespace
 
-bool Worker::fire_timers() noexcept {
-    const auto now = std::chrono::steady_clock::now();
+namespace {
+
+// fire_due: the due timers of `w`'s heap (its timer lock held), by the
+// calling worker (the woken processes are readied here).
+bool fire_due(Worker& w, std::chrono::steady_clock::time_point now) noexcept {
     bool fired = false;
-    while (!timers.empty() && timers.front().deadline <= now) {
-        std::pop_heap(timers.begin(), timers.end(), std::greater<>{});
-        Timer tm = timers.back();
-        timers.pop_back();
+    while (!w.timers.empty() && w.timers.front().deadline <= now) {
+        std::pop_heap(w.timers.begin(), w.timers.end(), std::greater<>{});
+        Timer tm = w.timers.back();
+        w.timers.pop_back();
         fired |= wake(tm.parker, tm.token, kTimedOut);
         release_parker(tm.parker);
+    }
+    w.next_due.store(w.timers.empty() ? Worker::kNoTimer : steady_ns(w.timers.front().deadline),
+                     std::memory_order_relaxed);
+    return fired;
+}
+
+}  // namespace
+
+bool Worker::fire_timers() noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    if (next_due.load(std::memory_order_relaxed) > steady_ns(now)) return false;
+    Locked<SpinLock> hold(timer_lock);
+    return fire_due(*this, now);
+}
+
+bool Worker::take_over_timers() noexcept {
+    Runtime& r = started();
+    const auto now = std::chrono::steady_clock::now();
+    const std::int64_t overdue = steady_ns(now) - kTimerGrace;
+    bool fired = false;
+    for (auto& other : r.workers) {
+        Worker& w = *other;
+        if (&w == this || w.next_due.load(std::memory_order_relaxed) > overdue) continue;
+        if (!w.timer_lock.try_lock()) continue;  // its owner is firing them
+        fired |= fire_due(w, now);
+        w.timer_lock.unlock();
     }
     return fired;
 }
 
+namespace {
+// wake_time: when an idle `self` should wake for the timers: its own
+// earliest, or another worker's overdue by the grace.
+std::int64_t wake_time(const Worker& self) noexcept {
+    std::int64_t at = self.next_due.load(std::memory_order_seq_cst);
+    for (auto& other : started().workers) {
+        const std::int64_t due = other->next_due.load(std::memory_order_seq_cst);
+        if (other.get() != &self && due != Worker::kNoTimer) at = std::min(at, due + kTimerGrace);
+    }
+    return at;
+}
+}  // namespace
+
+void Worker::sleep_idle() noexcept {
+    // Publish the wake time, then look again: a timer added meanwhile either
+    // sees it (and rouses us, add_timer) or is seen here (seq_cst on both
+    // sides).
+    wakes_at.store(wake_time(*this), std::memory_order_seq_cst);
+    const std::int64_t at = wake_time(*this);
+    wakes_at.store(at, std::memory_order_seq_cst);
+    std::int64_t timeout = -1;
+    if (at != kNoTimer) timeout = std::max<std::int64_t>(0, at - steady_ns(std::chrono::steady_clock::now()));
+    if (timeout != 0) futex_wait(sleeping, 1, timeout);
+    wakes_at.store(0, std::memory_order_relaxed);
+}
+
 void Worker::add_timer(const Timer& t) noexcept {
+    Locked<SpinLock> hold(timer_lock);
     if (timers.size() >= sweep_at) {
         std::size_t kept = 0;
         for (Timer& tm : timers) {
@@ -53,6 +128,17 @@ void Worker::add_timer(const Timer& t) noexcept {
     }
     timers.push_back(t);
     std::push_heap(timers.begin(), timers.end(), std::greater<>{});
+    next_due.store(steady_ns(timers.front().deadline), std::memory_order_seq_cst);
+    // An idle worker asleep past this timer's grace would not be there to
+    // take it over should this worker be busy then: rouse one to look again.
+    Runtime& r = started();
+    if (r.idle.load(std::memory_order_seq_cst) == 0) return;
+    const std::int64_t want = steady_ns(t.deadline) + kTimerGrace;
+    for (auto& other : r.workers) {
+        if (other.get() != this && other->wakes_at.load(std::memory_order_seq_cst) > want) {
+            if (other->rouse()) return;
+        }
+    }
 }
 
 std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const WaitReason* reason,

@@ -150,7 +150,7 @@ bool Worker::drain_inbox() noexcept {
 }
 
 Task* Worker::find_work() noexcept {
-    if (!timers.empty()) fire_timers();
+    if (has_timers()) fire_timers();
     drain_inbox();
     if (Task* t = next_local(this)) return t;
     // Steal from the others, starting after ourselves.
@@ -160,6 +160,8 @@ Task* Worker::find_work() noexcept {
         Worker* victim = r.workers[(static_cast<std::size_t>(index) + i) % n].get();
         if (Task* t = victim->pop()) return t;
     }
+    // Nothing to run: fire the overdue timers of a worker that is busy.
+    if (n > 1 && take_over_timers()) return next_local(this);
     return nullptr;
 }
 
@@ -205,13 +207,7 @@ void Worker::loop() noexcept {
             found = find_work();  // the detector may have woken processes here
         }
         if (!found && !r.stopping.load()) {
-            std::int64_t timeout = -1;
-            if (!timers.empty()) {
-                auto d = timers.front().deadline - std::chrono::steady_clock::now();
-                timeout = std::max<std::int64_t>(
-                    0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
-            }
-            if (timeout != 0) futex_wait(sleeping, 1, timeout);
+            sleep_idle();
         }
         // Off the idle count, unless a rouser of this OS process has already
         // taken us off it (it leaves kAwake; one from another leaves 2).

@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -39,6 +42,43 @@ TEST_CASE("a sleeping process does not stop others from communicating", "[timing
     csp::Parallel(sleeper(), speaker(wire.writer()), listener(wire.reader()));
     CHECK(talk_done_at != 0);
     CHECK(talk_done_at < sleeper_done_at);
+}
+
+// A process that computes without a pause holds its worker; a sleeper whose
+// timer lies on that worker must still wake on time when another worker is
+// idle (it takes the timer over). The sleeper wakes the spinner itself,
+// once the spinner waits for it, so the spinner runs next on the sleeper's
+// worker, right where the sleeper's timer is. (With one worker nobody can
+// take over: there a long computation calls csp::yield, the rule README
+// states.)
+TEST_CASE("a process computing without a pause does not starve a sleeper while a worker is idle",
+          "[timing][sleep][starvation]") {
+    if (const char* n = std::getenv("CSP_THREADS"); !n || std::string(n) == "1") {
+        SUCCEED("one worker: nobody to take over (a long computation calls csp::yield)");
+        return;
+    }
+    const auto until = Clock::now() + 600ms;
+    csp::Channel<int> go{"go"};
+    auto spinner = csp::process([until](csp::ChannelIn<int> in) {
+        in();
+        std::uint64_t spins = 0;
+        while (Clock::now() < until) ++spins;  // never parks, never yields
+        return spins;
+    });
+    auto sleeper = csp::process([until](csp::ChannelOut<int> out) {
+        csp::sleep(20ms);  // the spinner is waiting by now
+        out(1);
+        int naps = 0;
+        while (Clock::now() < until) {
+            csp::sleep(10ms);
+            ++naps;
+        }
+        return naps;
+    });
+    auto [spins, naps] = csp::Parallel(spinner(go.reader()), sleeper(go.writer()));
+    CAPTURE(spins, naps);
+    CHECK(spins > 0);
+    CHECK(naps >= 15);  // about 50 when every nap ends on time; 1 when starved
 }
 
 TEST_CASE("csp::sleep works from main", "[timing][sleep]") {
