@@ -30,15 +30,21 @@ __attribute__((noinline)) Worker* this_worker() noexcept {
 
 // Runs on the destination of a park switch, once the parking fiber is fully
 // suspended: only now may anybody find it and ready it (the park rule).
+//
+// The Release runs before the timer is armed, and nothing of the task is
+// touched after either: once the Release has run a partner may ready the
+// task, and once the timer is armed an idle worker may fire it (timers.cpp's
+// take-over); either way the task may run, and park again (writing its
+// release and timer), on another worker while this one is still here.
 void finish_park(void* arg) noexcept {
     auto* t = static_cast<Task*>(arg);
-    t->parker->state.store(kParked, std::memory_order_release);  // read by the deadlock detector
-    if (t->timed) {
-        t->timed = false;
-        this_worker()->add_timer(t->timer);
-    }
+    Parker* const parker = t->parker;
     const Release release = std::exchange(t->release, Release{});
+    const bool timed = std::exchange(t->timed, false);
+    const Timer timer = t->timer;
+    parker->state.store(kParked, std::memory_order_release);  // read by the deadlock detector
     release();
+    if (timed) this_worker()->add_timer(timer);
 }
 
 void run_task(Worker* w, Task* t) noexcept {
