@@ -6,9 +6,11 @@
 #include "channels/channel.hpp"
 
 #include "runtime/arena.hpp"
+#include "runtime/log.hpp"
 #include "runtime/trace.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <new>
 
@@ -16,7 +18,7 @@ namespace csp::channels {
 namespace {
 
 using runtime::Locked;
-using runtime::SpinLock;
+using runtime::SharedLock;
 
 // crossing_of: the channel's Crossing, or null while every partner is in
 // this OS process (read under the lock, or before any other OS process can
@@ -36,9 +38,11 @@ inline bool win(Waiter* w, Outcome o) noexcept {
                    : runtime::try_complete(w->parker, w->token, encode(o, w->index));
 }
 
-// take pops the oldest waiter of `q` whose wait can still be won, winning it
-// with `done` for its own position. Stale waiters met on the way are dropped.
-[[gnu::always_inline]] inline Waiter* take(WaiterQueue& q) noexcept {
+// take_here pops the oldest waiter of `q` whose wait can still be won,
+// winning it with Done for its own position; every waiter of `q` must be of
+// this OS process (the channel does not cross). Stale waiters met on the
+// way are dropped.
+[[gnu::always_inline]] inline Waiter* take_here(WaiterQueue& q) noexcept {
     while (!q.empty()) {
         Waiter* w = q.pop_front();
         if (win(w, Outcome::Done)) [[likely]] return w;
@@ -46,14 +50,56 @@ inline bool win(Waiter* w, Outcome o) noexcept {
     return nullptr;
 }
 
+// in_flight: from before a waiter of another OS process is won until it is
+// readied (see channel.hpp's rules).
+inline void note_in_flight(ChannelCore* c, const Waiter* w) noexcept {
+    c->in_flight = {w->parker, w->token, w->index};
+}
+
+// take: take_here on any channel; a waiter of another OS process is noted
+// in flight, and must then be handed to woken() before the lock goes.
+[[gnu::always_inline]] inline Waiter* take(ChannelCore* c, WaiterQueue& q) noexcept {
+    while (!q.empty()) {
+        Waiter* w = q.head;
+        const bool there = !runtime::local(w->parker);
+        if (there) [[unlikely]] note_in_flight(c, w);
+        q.pop_front();
+        if (win(w, Outcome::Done)) [[likely]] return w;
+        if (there) c->in_flight.parker = nullptr;
+    }
+    return nullptr;
+}
+
+// woken: waiter w, taken, has its value (or has given it): one of this OS
+// process is readied once the lock is released (*wake); one of another, now.
+inline void woken(ChannelCore* c, Waiter** wake, Waiter* w) noexcept {
+    if (runtime::local(w->parker)) [[likely]] {
+        *wake = w;
+        return;
+    }
+    runtime::ready(w->parker);
+    c->in_flight.parker = nullptr;
+}
+
 // end_all empties both queues, ending every wait that can still be won with
-// `o`; returns the winners linked through `next`, to be readied after unlock.
+// `o`; returns the winners of this OS process linked through `next`, to be
+// readied after unlock (those of another are readied at once). Popping
+// from the front only, it also empties a queue that a dead holder of the
+// lock left half changed (repair_channel).
 Waiter* end_all(ChannelCore* c, Outcome o) noexcept {
     Waiter* wake = nullptr;
     for (WaiterQueue* q : {&c->readers, &c->writers}) {
         while (!q->empty()) {
-            Waiter* w = q->pop_front();
-            if (win(w, o)) {
+            Waiter* w = q->head;
+            const bool there = !runtime::local(w->parker);
+            if (there) note_in_flight(c, w);
+            q->pop_front();
+            if (!win(w, o)) {
+                if (there) c->in_flight.parker = nullptr;
+            } else if (there) {
+                runtime::ready(w->parker);
+                c->in_flight.parker = nullptr;
+            } else {
                 w->next = wake;
                 wake = w;
             }
@@ -70,13 +116,19 @@ void ready_all(Waiter* w) noexcept {
     }
 }
 
+// discard_buffer destroys the buffered values, each taken off the buffer
+// before it is destroyed: a holder of the lock that dies on the way leaves a
+// buffer to discard further, never a value destroyed twice.
 void discard_buffer(ChannelCore* c) noexcept {
     const Crossing* x = crossing_of(c);
-    for (std::size_t i = 0; i < c->count; ++i) {
-        if (x) x->buffer_discard(c, buffer_slot(c, i));
-        else c->ops->destroy(buffer_slot(c, i));
+    while (c->count > 0) {
+        unsigned char* slot = buffer_slot(c, 0);
+        c->head = (c->head + 1) % c->capacity;
+        --c->count;
+        if (x) x->buffer_discard(c, slot);
+        else c->ops->destroy(slot);
     }
-    c->head = c->count = 0;
+    c->head = 0;
 }
 
 // retire_locked marks the channel retired (its `side` left) and ends every
@@ -94,7 +146,7 @@ Waiter* retire_locked(ChannelCore* c, Side side) noexcept {
 [[gnu::noinline]] Outcome unusual_wake(ChannelCore* c, Side side, Waiter* w, void* slot, Outcome o) noexcept {
     if (o == Outcome::Deadlocked) {
         // The deadlock breaker does not dequeue: do it here.
-        Locked<SpinLock> hold(c->lock);
+        Locked<SharedLock> hold(c->lock);
         if (w->queued) queue_of(c, side).remove(w);
     }
     return w->parcel ? settle(c, side, w, o, slot) : o;
@@ -186,20 +238,20 @@ void release(ChannelCore* c) noexcept {
 // (count_end: a forked child's tally of its ends; see crossing.hpp.)
 void join_reader(ChannelCore* c) noexcept {
     count_end(c, +1);
-    Locked<SpinLock> hold(c->lock);
+    Locked<SharedLock> hold(c->lock);
     ++c->reader_ends;
 }
 
 void join_writer(ChannelCore* c) noexcept {
     count_end(c, +1);
-    Locked<SpinLock> hold(c->lock);
+    Locked<SharedLock> hold(c->lock);
     ++c->writer_ends;
 }
 
 void leave_reader(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;
     {
-        Locked<SpinLock> hold(c->lock);
+        Locked<SharedLock> hold(c->lock);
         if (--c->reader_ends == 0 && !c->retired) {
             wake = retire_locked(c, Side::Reader);
             discard_buffer(c);  // nobody can read these any more
@@ -212,17 +264,34 @@ void leave_reader(ChannelCore* c) noexcept {
 void leave_writer(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;
     {
-        Locked<SpinLock> hold(c->lock);
+        Locked<SharedLock> hold(c->lock);
         if (--c->writer_ends == 0 && !c->retired) wake = retire_locked(c, Side::Writer);
     }
     count_end(c, -1);
     ready_all(wake);
 }
 
+void repair_channel(runtime::SharedLock* lock) noexcept {
+    static_assert(offsetof(ChannelCore, lock) == 0);
+    auto* c = reinterpret_cast<ChannelCore*>(lock);
+    runtime::logger().warn("channel '{}': an OS process died holding its lock; poisoning it", c->name);
+    if (runtime::Parker* p = c->in_flight.parker) {
+        const std::uint32_t i = c->in_flight.index;
+        runtime::rescue(p, c->in_flight.token, kIndexMask, index_bits(i), encode(Outcome::Poisoned, i));
+        c->in_flight.parker = nullptr;
+    }
+    c->poisoned = true;
+    if (runtime::tracing()) runtime::trace_event("poison", c->name);
+    if (const Crossing* x = crossing_of(c)) x->poisoned(c);
+    discard_buffer(c);
+    // (Readied with the lock held: the caller of lock() goes on holding it.)
+    ready_all(end_all(c, Outcome::Poisoned));
+}
+
 void poison(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;
     {
-        Locked<SpinLock> hold(c->lock);
+        Locked<SharedLock> hold(c->lock);
         if (c->poisoned) return;
         c->poisoned = true;
         if (runtime::tracing()) runtime::trace_event("poison", c->name);
@@ -250,12 +319,12 @@ namespace {
     c->head = (c->head + 1) % c->capacity;
     --c->count;
     // A slot is free: a blocked writer's value moves into it.
-    if (Waiter* w = take(c->writers)) {
+    if (Waiter* w = take(c, c->writers)) {
         unsigned char* slot = buffer_slot(c, c->count);
         if (x) x->buffer_refill(c, slot, w);
         else c->ops->move_construct(slot, w->slot);
         ++c->count;
-        *wake = w;
+        woken(c, wake, w);
     }
     return Attempt::Done;
 }
@@ -263,10 +332,10 @@ namespace {
 [[gnu::always_inline]] inline Attempt try_read(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept {
     if (c->poisoned) return Attempt::Poisoned;
     if (c->count > 0) return read_buffered(c, dst, wake, got);
-    if (Waiter* w = take(c->writers)) {  // unbuffered rendezvous
+    if (Waiter* w = take(c, c->writers)) {  // unbuffered rendezvous
         if (runtime::local(w->parker)) [[likely]] c->ops->move_construct(dst, w->slot);
         else *got = crossing_of(c)->take_from(c, w);  // (a writer there: the channel crosses)
-        *wake = w;
+        woken(c, wake, w);
         return Attempt::Done;
     }
     return c->retired ? Attempt::Retired : Attempt::Block;
@@ -278,10 +347,10 @@ namespace {
                                                 Parcel** pre = nullptr) noexcept {
     if (c->poisoned) return Attempt::Poisoned;
     if (c->retired) return Attempt::Retired;
-    if (Waiter* w = take(c->readers)) {  // a reader waits: hand over directly
+    if (Waiter* w = take(c, c->readers)) {  // a reader waits: hand over directly
         if (runtime::local(w->parker)) [[likely]] c->ops->move_construct(w->slot, src);
         else crossing_of(c)->hand_to(c, w, src, pre);  // (a reader there: the channel crosses)
-        *wake = w;
+        woken(c, wake, w);
         return Attempt::Done;
     }
     if (c->count < c->capacity) {
@@ -401,7 +470,7 @@ template <bool Reading>
         c->lock.unlock();  // the general path deals with it
         return Reading ? read_general(c, mine) : write_general(c, mine);
     }
-    if (Waiter* w = take(Reading ? c->writers : c->readers)) {
+    if (Waiter* w = take_here(Reading ? c->writers : c->readers)) {
         if (Reading) move_value(c->ops, mine, w->slot);
         else move_value(c->ops, w->slot, mine);
         c->lock.unlock();

@@ -13,7 +13,10 @@
 // Rules:
 //   - collect under the lock, wake after unlocking: ready() is only called
 //     once the lock is released, on waiters whose selection word we won
-//     while holding it;
+//     while holding it. Except a waiter of another OS process: it is
+//     readied before the lock is released, and named in `in_flight` from
+//     before its wait is won, so that if this OS process dies on the way
+//     the lock's repair can finish that wait (nothing else could);
 //   - a waiter whose selection word cannot be won is stale (its wait ended
 //     elsewhere): it is dropped from the queue and skipped;
 //   - several channels are locked in address order (alternation);
@@ -27,7 +30,7 @@
 
 #include "channels/crossing.hpp"
 #include "channels/waiter.hpp"
-#include "runtime/spin_lock.hpp"
+#include "runtime/shared_lock.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -58,9 +61,25 @@ struct ValueOps {
 // kMaxBuffer bounds buffer(n): larger is almost surely a mistake.
 inline constexpr std::size_t kMaxBuffer = std::size_t{1} << 28;
 
+// repair_channel: the Repair of a channel's lock, run by whoever takes it
+// over from an OS process that died holding it: the channel's state may be
+// half changed, so it is poisoned (see channel.cpp).
+void repair_channel(runtime::SharedLock* lock) noexcept;
+
+// InFlight: the waiter of another OS process that the lock's holder is
+// completing (from before it wins the waiter's wait until that process is
+// readied, all under the lock): if the holder dies on the way, whoever
+// repairs the channel finishes that wait (runtime::rescue).
+struct InFlight {
+    runtime::Parker* parker = nullptr;
+    std::uint64_t token = 0;
+    std::uint32_t index = 0;
+};
+
 // ChannelCore: the state of one channel, in the shared arena.
 struct ChannelCore {
-    runtime::SpinLock lock;
+    runtime::SharedLock lock{&repair_channel};  // (first: repair_channel finds the channel from it)
+    InFlight in_flight;
     WaiterQueue readers;          // blocked readers (oldest first)
     WaiterQueue writers;          // blocked writers (oldest first)
     const ValueOps* ops;

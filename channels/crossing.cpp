@@ -28,7 +28,7 @@ namespace csp::channels {
 namespace {
 
 using runtime::Locked;
-using runtime::SpinLock;
+using runtime::SharedLock;
 
 Parcel g_lost_parcel{0, 0};
 Parcel* const kLost = &g_lost_parcel;
@@ -200,7 +200,7 @@ ParcelWriter::int_type ParcelWriter::overflow(int_type c) {
 const Crossing& arena_crossing() noexcept { return g_arena_crossing; }
 
 void mark_cross(ChannelCore* c) noexcept {
-    Locked<SpinLock> hold(c->lock);
+    Locked<SharedLock> hold(c->lock);
     if (c->crossing.load(std::memory_order_relaxed)) return;
     if (!c->ops->trivial) {
         // Buffered values become parcels (the other OS process cannot use

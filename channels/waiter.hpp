@@ -40,6 +40,9 @@ inline Outcome outcome_part(std::uint32_t word) noexcept {
     return static_cast<Outcome>(word & 3u);
 }
 inline std::uint32_t index_part(std::uint32_t word) noexcept { return (word >> 2) - 1; }
+// Every outcome of the waiter at `index`, o, has (o & kIndexMask) == index_bits(index).
+inline constexpr std::uint32_t kIndexMask = ~3u;
+inline std::uint32_t index_bits(std::uint32_t index) noexcept { return (index + 1) << 2; }
 
 struct Parcel;  // a value on its way to the other side of a boundary (crossing.hpp)
 

@@ -209,12 +209,22 @@ void parent_side(void* arg, int pid) noexcept {
     runtime::futex_wake(s->rec->go, 1);
 }
 
+// ended_side: the child has ended, not yet reaped. A lock it died holding,
+// of a channel it held, is taken over and the channel repaired (poisoned,
+// with the waiter it was completing finished), so that nobody waits for
+// that lock for ever. Only those channels: every other one it could lock is
+// one it made, shared only with its own children, which die with it.
+void ended_side(void* arg, int pid, int) noexcept {
+    auto* s = static_cast<ForkState*>(arg);
+    for (channels::ChannelCore* c : s->held) c->lock.take_from_dead(static_cast<std::uint32_t>(pid));
+}
+
 }  // namespace
 
 ChildRecord* run_forked(const ForkSpec& spec) {
     ForkState s{&spec, runtime::arena_new<ChildRecord>(), {}, {}, 0};
     s.held.reserve(16);
-    const int status = runtime::run_os_process({&child_side, &parent_side, &s});
+    const int status = runtime::run_os_process({&child_side, &parent_side, &ended_side, &s});
     if (s.pid < 0) {
         free_record(s.rec);
         throw std::system_error(-s.pid, std::generic_category(),

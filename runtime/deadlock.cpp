@@ -167,12 +167,12 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         // complete_locked): take those locks first. One that is held means
         // somebody runs after all: then this was no deadlock (the holder
         // parks or idles again, and the detector looks again).
-        std::vector<SpinLock*> locks;
+        std::vector<SharedLock*> locks;
         for (Parker* p : blocked) {
-            SpinLock* l = p->completer_lock;
+            SharedLock* l = p->completer_lock;
             if (!l || std::find(locks.begin(), locks.end(), l) != locks.end()) continue;
             if (!l->try_lock()) {
-                for (SpinLock* held : locks) held->unlock();
+                for (SharedLock* held : locks) held->unlock();
                 return;
             }
             locks.push_back(l);
@@ -180,7 +180,7 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         try {
             report = std::make_shared<const std::string>(out.str());
         } catch (...) {
-            for (SpinLock* held : locks) held->unlock();
+            for (SharedLock* held : locks) held->unlock();
             return;  // no memory for the report: look again later
         }
         // Wake them while holding the registry: a woken process may end and
@@ -192,7 +192,7 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
             record_of(p)->deadlock = report;  // (read by it only once this wake has won)
             wake(p, word >> 32, kDeadlocked);
         }
-        for (SpinLock* held : locks) held->unlock();
+        for (SharedLock* held : locks) held->unlock();
     }
     logger().info("{}", *report);
 }

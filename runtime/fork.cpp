@@ -40,6 +40,7 @@
 #include "runtime/context.hpp"
 #include "runtime/free_list.hpp"
 #include "runtime/log.hpp"
+#include "runtime/shared_lock.hpp"
 #include "runtime/trace.hpp"
 
 #include <cerrno>
@@ -118,6 +119,8 @@ void hand_back() noexcept {
 }
 
 void after_fork_in_child(Inbox* given) noexcept {
+    g_self_pid = static_cast<std::uint32_t>(getpid());  // before any SharedLock is taken
+    arena_start_child(&given->heaps);                  // before anything allocates
     g_in_child = true;
     g_given_inbox = given;
     ::new (&g_spare_lock) SpinLock;  // (the parent's spares are the parent's)
@@ -175,6 +178,18 @@ int run_os_process(const ForkHooks& hooks) noexcept {
             return;
         }
         hooks.parent(hooks.arg, pid);
+        // Wait for it to end, but leave it unreaped until what it may have
+        // held is taken back (its pid names it in the locks it held).
+        siginfo_t info{};
+        while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0) {
+            if (errno != EINTR) {
+                logger().error("waitid({}) failed: {}", pid, std::strerror(errno));
+                return;
+            }
+        }
+        const int ended = info.si_code == CLD_EXITED ? (info.si_status & 0xff) << 8 : info.si_status & 0x7f;
+        hooks.ended(hooks.arg, pid, ended);
+        arena_take_back(&box->heaps, static_cast<std::uint32_t>(pid));
         int st = 0;
         while (waitpid(pid, &st, 0) < 0) {
             if (errno != EINTR) {

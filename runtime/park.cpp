@@ -188,6 +188,9 @@ void yield() noexcept {
     }
     static constexpr WaitReason kYielding{"is yielding"};
     Parker* me = w->current->parker;
+    // A wait of its own (nobody can win it), so that a rescue of an earlier
+    // wait cannot mistake this park for that one (drain_inbox).
+    (void)begin_wait(me);
     park_fiber(me, WaitKind::Running, &kYielding, Release{[](void* arg) noexcept {
                    auto* p = static_cast<Parker*>(arg);
                    p->state.store(kRunning, std::memory_order_relaxed);
@@ -200,6 +203,17 @@ void yield() noexcept {
 std::uint32_t park(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept {
     if (p->is_thread) return park_thread(p, kind, reason, -1, 0, release);
     return park_fiber(p, kind, reason, release);
+}
+
+// ring: rouse one sleeping worker of the OS process whose inbox `box` is.
+void ring(Inbox* box) noexcept {
+    for (std::uint32_t i = 0; i < box->count; ++i) {
+        std::uint32_t asleep = kAsleep;
+        if (box->words[i].compare_exchange_strong(asleep, kRousedRemotely, std::memory_order_seq_cst)) {
+            futex_wake(box->words[i], 1);
+            break;
+        }
+    }
 }
 
 namespace {
@@ -224,14 +238,7 @@ namespace {
         } while (!box->head.compare_exchange_weak(old, p, std::memory_order_seq_cst,
                                                   std::memory_order_relaxed));
         // From here the owner may run the fiber, end it and free p.
-        for (std::uint32_t i = 0; i < box->count; ++i) {
-            std::uint32_t asleep = kAsleep;
-            if (box->words[i].compare_exchange_strong(asleep, kRousedRemotely,
-                                                      std::memory_order_seq_cst)) {
-                futex_wake(box->words[i], 1);
-                break;
-            }
-        }
+        ring(box);
         return;
     }
     // A fiber woken from a plain thread: to the queue of the worker it last
@@ -253,6 +260,34 @@ namespace {
     started().wake_idle_worker();
 }
 }  // namespace
+
+void rescue(Parker* p, std::uint64_t token, std::uint32_t won_mask, std::uint32_t won_as,
+            std::uint32_t outcome) noexcept {
+    for (std::uint64_t word = p->selection.load(std::memory_order_acquire);;) {
+        if ((word >> 32) != token) return;  // a later wait: this one was readied
+        const auto low = static_cast<std::uint32_t>(word);
+        if (low == kWaiting) {
+            // Not won yet: win it here, and ready it as any winner does.
+            if (try_complete(p, token, outcome)) {
+                ready(p);
+                return;
+            }
+            word = p->selection.load(std::memory_order_acquire);
+            continue;
+        }
+        if (low >= kWoken || (low & won_mask) != won_as) return;  // another waker's
+        break;
+    }
+    // Won by the dead waker, perhaps readied: p's OS process decides.
+    p->rescue_token = token;
+    p->rescue_outcome.store(outcome, std::memory_order_release);
+    Inbox* box = p->home;
+    Parker* old = box->rescues.load(std::memory_order_relaxed);
+    do {
+        p->rescue_next = old;
+    } while (!box->rescues.compare_exchange_weak(old, p, std::memory_order_seq_cst, std::memory_order_relaxed));
+    ring(box);
+}
 
 void ready(Parker* p) noexcept {
     Worker* w = t_worker;  // (ready never switches: t_worker cannot go stale here)

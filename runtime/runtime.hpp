@@ -34,6 +34,7 @@
 // shared arena.
 #pragma once
 
+#include "runtime/shared_lock.hpp"
 #include "runtime/spin_lock.hpp"
 
 #include <atomic>
@@ -91,25 +92,37 @@ struct Parker {
     std::atomic<std::uint32_t> state{0};
     // What the current wait is for: read by the deadlock report.
     std::atomic<WaitKind> wait_kind{WaitKind::Running};
-    const WaitReason* wait_reason = nullptr;
     // True for plain threads (main, std::thread), false for fibers.
     bool is_thread = false;
+    const WaitReason* wait_reason = nullptr;
     // References: the process itself, plus each pending timer that may still
     // try to complete one of its waits. Freed when the last one goes.
     std::atomic<std::int32_t> refs{1};
+    // Its slot in the registry of live parkers, walked by the deadlock
+    // detector (under the registry's lock).
+    std::uint32_t registry_slot = 0;
     // The private record of the process (valid in the OS process that owns it).
     void* owner = nullptr;
     // The inbox of the OS process that owns it: a waker in another OS
     // process hands a fiber over through it (see ready()).
     Inbox* home = nullptr;
     Parker* inbox_next = nullptr;  // the inbox's list (lock-free stack)
-    // Its slot in the registry of live parkers, walked by the deadlock
-    // detector (under the registry's lock).
-    std::uint32_t registry_slot = 0;
+    // A rescue of this parker's wait, for its own OS process to finish
+    // (rescue, Inbox::rescues): the wait, and the outcome to end it with;
+    // kRescueDone is set in rescue_outcome once a thread's is finished
+    // (park_thread looks for it).
+    Parker* rescue_next = nullptr;
+    std::uint64_t rescue_token = 0;
     // The lock every completer of the current wait holds, when there is one
     // (null otherwise): they win the selection word with complete_locked,
     // and the deadlock breaker takes it too before it ends the wait.
-    SpinLock* completer_lock = nullptr;
+    SharedLock* completer_lock = nullptr;
+    std::atomic<std::uint32_t> rescue_outcome{0};  // (see rescue_next)
+    static constexpr std::uint32_t kRescueDone = 0x80000000u;
+    // Arena memory the layers above may attach (the waiter records of a
+    // choice, reused from one choice to the next); the runtime frees it with
+    // arena_free when the parker goes.
+    void* upper_block = nullptr;
     // Storage for the layers above, zeroed when the parker is made: one
     // struct laid out by them (csp::detail::ProcessArea, whose first member
     // is the channel layer's channels::WaitArea) and reached only through
@@ -117,11 +130,8 @@ struct Parker {
     // inside. (In the arena, like the parker: partners in other OS processes
     // reach the wait records kept there.)
     alignas(16) std::byte upper[kUpperBytes]{};
-    // Arena memory the layers above may attach (the waiter records of a
-    // choice, reused from one choice to the next); the runtime frees it with
-    // arena_free when the parker goes.
-    void* upper_block = nullptr;
 };
+static_assert(sizeof(Parker) <= 256, "a Parker grew past 256 bytes (a million processes have one each)");
 
 // upper_area<Area>(p): the layers' view of p->upper.
 template <class Area>
@@ -205,8 +215,23 @@ std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const Wa
                          std::chrono::steady_clock::time_point deadline,
                          Release release = {}) noexcept;
 
-// ready makes `p` runnable; call it only after winning p's wait.
+// ready makes `p` runnable; call it only after winning p's wait. A waker
+// of a process of another OS process readies it while it still holds what
+// made it the winner (the channel lock), so that should it die on the way,
+// whoever repairs that can rescue the wait.
 void ready(Parker* p) noexcept;
+
+// rescue: the waker that was ending wait `token` of `p` died on the way:
+// before it won the wait, or after, perhaps before it readied `p`. An
+// outcome `o` it could have set is one with (o & won_mask) == won_as (the
+// layers above encode the waiter's position there); an outcome of another
+// waker is left to that waker. Otherwise the wait ends with `outcome`
+// (replacing the dead waker's, whose value may be half delivered) and `p` is
+// readied exactly once: when the dead waker won the wait, by p's own OS
+// process, which alone can tell whether the waker had readied it (see
+// Inbox::rescues).
+void rescue(Parker* p, std::uint64_t token, std::uint32_t won_mask, std::uint32_t won_as,
+            std::uint32_t outcome) noexcept;
 
 // wake = try_complete + ready; true when this caller ended the wait.
 inline bool wake(Parker* p, std::uint64_t token, std::uint32_t outcome) noexcept {
@@ -299,6 +324,10 @@ struct ForkHooks {
     // In the parent, right after the fork (pid < 0: it failed, -errno),
     // before the parent waits for the child.
     void (*parent)(void* arg, int pid) noexcept;
+    // In the parent, once the child has ended (status as from waitpid) and
+    // before it is reaped: its pid is not anybody else's yet, so locks it
+    // died holding can still be told by their holder (SharedLock).
+    void (*ended)(void* arg, int pid, int status) noexcept;
     void* arg;
 };
 

@@ -20,6 +20,7 @@
 //   Inbox         how another OS process wakes this one's fibers (in the arena)
 #pragma once
 
+#include "runtime/arena.hpp"
 #include "runtime/context.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/spin_lock.hpp"
@@ -55,7 +56,15 @@ struct Inbox {
     std::uint32_t capacity = 0;  // of words (kept when the inbox is reused)
     void* spare_parkers = nullptr;  // a chain of free parker storage (FreeList::take_all)
     std::atomic<std::uint32_t> handed_back{0};  // 1: the child ended cleanly, spare_parkers is set
+    HeapList heaps;  // the arena heaps the child allocates from (arena.hpp)
+    // Parkers of this OS process whose waker died after it had won their
+    // wait (rescue, park.cpp): pushed like `head` (linked by rescue_next),
+    // finished by a worker as it drains the inbox (drain_inbox).
+    std::atomic<Parker*> rescues{nullptr};
 };
+
+// ring rouses one sleeping worker of the OS process whose inbox `box` is.
+void ring(Inbox* box) noexcept;
 
 // Parker::state: Running / Parked, and Notified for a thread readied before
 // it slept.
@@ -276,6 +285,10 @@ struct Runtime {
     std::atomic<unsigned> next_worker{0};
     Registry registry;
     IoPool io;
+    // Held while the inbox is drained and rescues are finished, so that a
+    // rescue never takes a parker that another worker has drained but not
+    // yet marked running (worker.cpp).
+    SpinLock inbox_lock;
     // thread_wakes counts threads returning from a Blocked or Join park: the
     // registry walk is not one atomic look, so a thread that wakes and parks
     // again (perhaps waking fibers meanwhile) while it runs must void it.

@@ -21,6 +21,8 @@
 namespace csp::runtime {
 namespace {
 
+constexpr std::int64_t kRescueLook = 20'000'000;  // ns
+
 // (initial-exec: see t_worker.)
 __attribute__((tls_model("initial-exec"))) thread_local std::unique_ptr<ThreadRecord> t_thread;
 
@@ -80,7 +82,18 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
             __builtin_ia32_pause();
         }
         for (int i = 0; i < 64 && p->state.load(std::memory_order_acquire) == kParked; ++i) sched_yield();
+        // A wait that another OS process may end (a Remote one, or a Timed
+        // one on channels that cross) is looked at every kRescueLook as
+        // well: a waker there that died after it had won it leaves it to a
+        // rescue, which is seen here (finish_rescue in worker.cpp).
+        const std::uint64_t epoch = p->selection.load(std::memory_order_relaxed) >> 32;
         while (p->state.load(std::memory_order_acquire) == kParked) {
+            if ((p->rescue_outcome.load(std::memory_order_acquire) & Parker::kRescueDone) &&
+                p->rescue_token == epoch) {
+                std::uint32_t parked = kParked;
+                if (p->state.compare_exchange_strong(parked, kRunning, std::memory_order_acq_rel)) break;
+                continue;
+            }
             std::int64_t left = -1;
             if (timeout_ns >= 0) {
                 left = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -91,6 +104,9 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
                     timeout_ns = -1;  // somebody else won: their ready is coming
                     left = -1;
                 }
+            }
+            if ((kind == WaitKind::Remote || kind == WaitKind::Timed) && (left < 0 || left > kRescueLook)) {
+                left = kRescueLook;
             }
             futex_wait(p->state, kParked, left);
         }

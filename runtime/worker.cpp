@@ -124,27 +124,71 @@ bool Worker::rouse() noexcept {
     return true;
 }
 
+namespace {
+
+// finish_rescue: parker p of this OS process, whose waker died after it had
+// won p's wait (see rescue in park.cpp), with the inbox drained and the
+// inbox lock held. Whatever that waker did before it died is visible now:
+// had it readied a fiber, the fiber was in the inbox (and is marked running
+// now) or has run since (and begun another wait: every park begins one). So
+// a fiber still parked in that wait was never readied: it ends with the
+// rescue's outcome and runs. A thread that its waker did not notify takes
+// the rescue's outcome and wakes itself (park_thread looks for kRescueDone);
+// one that has already woken has read its outcome (the value delivered).
+void finish_rescue(Worker* w, Parker* p) noexcept {
+    std::uint64_t word = p->selection.load(std::memory_order_acquire);
+    if ((word >> 32) != p->rescue_token) return;
+    const std::uint32_t outcome = p->rescue_outcome.load(std::memory_order_acquire);
+    const std::uint64_t ended = waiting_word(p->rescue_token) | outcome;
+    if (p->is_thread) {
+        if (p->state.load(std::memory_order_acquire) == kNotified) return;  // its waker did
+        p->selection.compare_exchange_strong(word, ended, std::memory_order_acq_rel);
+        p->rescue_outcome.store(outcome | Parker::kRescueDone, std::memory_order_release);
+        futex_wake(p->state, 1);  // (a nudge: park_thread also looks now and then)
+        return;
+    }
+    if (p->state.load(std::memory_order_acquire) != kParked) return;
+    p->selection.store(ended, std::memory_order_release);
+    p->state.store(kRunning, std::memory_order_relaxed);
+    w->push_local(task_of(p));
+}
+
+}  // namespace
+
 bool Worker::drain_inbox() noexcept {
-    Inbox* box = started().inbox;
-    if (!box->head.load(std::memory_order_relaxed)) return false;
-    Parker* p = box->head.exchange(nullptr, std::memory_order_seq_cst);
-    // The stack holds the newest first: reverse it so wake-ups run in order.
-    Parker* fifo = nullptr;
-    while (p) {
-        Parker* next = p->inbox_next;
-        p->inbox_next = fifo;
-        fifo = p;
-        p = next;
+    Runtime& r = started();
+    Inbox* box = r.inbox;
+    if (!box->head.load(std::memory_order_relaxed) && !box->rescues.load(std::memory_order_relaxed)) {
+        return false;
     }
-    for (p = fifo; p;) {
-        Parker* next = p->inbox_next;
-        p->state.store(kRunning, std::memory_order_relaxed);
-        push_local(task_of(p));
-        p = next;
+    {
+        Locked<SpinLock> hold(r.inbox_lock);
+        // The rescues first, then the inbox (see finish_rescue).
+        Parker* rescued = box->rescues.exchange(nullptr, std::memory_order_seq_cst);
+        Parker* p = box->head.exchange(nullptr, std::memory_order_seq_cst);
+        // The stack holds the newest first: reverse it so wake-ups run in order.
+        Parker* fifo = nullptr;
+        while (p) {
+            Parker* next = p->inbox_next;
+            p->inbox_next = fifo;
+            fifo = p;
+            p = next;
+        }
+        for (p = fifo; p;) {
+            Parker* next = p->inbox_next;
+            p->state.store(kRunning, std::memory_order_relaxed);
+            push_local(task_of(p));
+            p = next;
+        }
+        while (rescued) {
+            Parker* next = rescued->rescue_next;
+            finish_rescue(this, rescued);
+            rescued = next;
+        }
     }
-    if (started().idle.load(std::memory_order_relaxed) > 0) {
+    if (r.idle.load(std::memory_order_relaxed) > 0) {
         publish();
-        started().wake_idle_worker();
+        r.wake_idle_worker();
     }
     return true;
 }
