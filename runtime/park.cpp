@@ -75,10 +75,17 @@ namespace {
 // (Inlined into the park and exit paths; next_local is the same for the
 // worker loop, in another file.)
 [[gnu::always_inline]] inline Task* pick_next(Worker* w) noexcept {
+    w->turns.store(w->turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (Task* t = w->run_next) {
         w->run_next = nullptr;
         ++w->streak;
         return t;
+    }
+    if (w->next_shared.load(std::memory_order_relaxed)) [[unlikely]] {
+        if (Task* t = w->next_shared.exchange(nullptr, std::memory_order_acquire)) {
+            ++w->streak;
+            return t;
+        }
     }
     w->streak = 0;
     if (++w->picks % 61 == 0) {
@@ -289,6 +296,16 @@ void rescue(Parker* p, std::uint64_t token, std::uint32_t won_mask, std::uint32_
     ring(box);
 }
 
+namespace {
+// ready_beside_idle: ready() of a fiber woken on worker w while another
+// worker is idle: it goes where that worker can take it (next_shared, or
+// the shared queue once run_next has had its streak).
+[[gnu::noinline]] void ready_beside_idle(Worker* w, Task* t) noexcept {
+    if (w->streak >= kRunNextStreak) return share(w, t);
+    if (Task* displaced = w->next_shared.exchange(t, std::memory_order_acq_rel)) share(w, displaced);
+}
+}  // namespace
+
 void ready(Parker* p) noexcept {
     Worker* w = t_worker;  // (ready never switches: t_worker cannot go stale here)
     if (p->is_thread || p->home != g_local_inbox || !w) [[unlikely]] return ready_elsewhere(p);
@@ -298,15 +315,13 @@ void ready(Parker* p) noexcept {
     // stays private unless another worker is idle.
     auto* t = task_of(p);
     p->state.store(kRunning, std::memory_order_relaxed);
+    if (started().idle.load(std::memory_order_relaxed) > 0) [[unlikely]] return ready_beside_idle(w, t);
     Task* queued = t;
     if (w->streak < kRunNextStreak) {
         queued = w->run_next;  // displaced, if any
         w->run_next = t;
     }
-    if (queued) {
-        if (started().idle.load(std::memory_order_relaxed) == 0) w->push_local(queued);
-        else share(w, queued);
-    }
+    if (queued) w->push_local(queued);
 }
 
 }  // namespace csp::runtime

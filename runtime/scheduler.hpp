@@ -74,6 +74,13 @@ enum : std::uint32_t { kRunning = 0, kParked = 1, kNotified = 2 };
 // another OS process (which cannot take it off this process's idle count).
 enum : std::uint32_t { kAwake = 0, kAsleep = 1, kRousedRemotely = 2 };
 
+// An idle worker takes over what a busy worker cannot do while it runs one
+// process that does not pause: its overdue timers (timers.cpp) and the
+// process it woke last (take_over_woken), once that has lasted this long
+// (ns). While another worker is busy, an idle one looks every kBusyLook.
+inline constexpr std::int64_t kTakeOverGrace = 1'000'000;
+inline constexpr std::int64_t kBusyLook = 5'000'000;
+
 // can_deadlock: a wait of this kind only another process of this OS process
 // can end.
 inline bool can_deadlock(WaitKind k) noexcept { return k == WaitKind::Blocked || k == WaitKind::Join; }
@@ -132,6 +139,14 @@ struct Worker {
     Task* local_tail = nullptr;
     unsigned picks = 0;   // owner only: to look at the shared queue first now and then
     unsigned streak = 0;  // owner only: run_next taken this many times in a row
+    // Shared: run_next's place while another worker is idle, for a process
+    // woken here: this worker runs it next, but an idle worker takes it
+    // (take_over_woken) once this one has run the same process for
+    // kTakeOverGrace (a process that computes without pausing would keep it
+    // from running). `turns` counts the picks of this worker, written by it
+    // alone, for a taker to see whether it has moved on.
+    std::atomic<Task*> next_shared{nullptr};
+    std::atomic<std::uint64_t> turns{0};
     // Shared: the queue, FIFO, with stealers and wakers on other threads.
     SpinLock queue_lock;
     Task* head = nullptr;
@@ -216,6 +231,11 @@ struct Worker {
     [[gnu::noinline]] void add_timer(const Timer& t) noexcept;
     bool take_over_timers() noexcept;
     void sleep_idle() noexcept;
+    // take_over_woken: an idle worker takes the next_shared of a worker that
+    // has run one process since this one last looked, kTakeOverGrace ago.
+    bool take_over_woken() noexcept;
+    // What this worker saw of each other's `turns`, and when (steady ns).
+    std::vector<std::pair<std::uint64_t, std::int64_t>> seen_turns;
 };
 
 // Registry: every live parker of this OS process (fiber processes, threads

@@ -29,7 +29,7 @@
 namespace csp::runtime {
 namespace {
 
-constexpr std::int64_t kTimerGrace = 1'000'000;  // ns: 1 ms
+constexpr std::int64_t kTimerGrace = kTakeOverGrace;
 
 std::int64_t steady_ns(std::chrono::steady_clock::time_point t) noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -110,6 +110,12 @@ void Worker::sleep_idle() noexcept {
     wakes_at.store(at, std::memory_order_seq_cst);
     std::int64_t timeout = -1;
     if (at != kNoTimer) timeout = std::max<std::int64_t>(0, at - steady_ns(std::chrono::steady_clock::now()));
+    // Another worker is busy: look now and then whether it keeps a process
+    // it woke from running (take_over_woken).
+    if (started().idle.load(std::memory_order_relaxed) < static_cast<int>(started().workers.size()) &&
+        (timeout < 0 || timeout > kBusyLook)) {
+        timeout = kBusyLook;
+    }
     if (timeout != 0) futex_wait(sleeping, 1, timeout);
     wakes_at.store(0, std::memory_order_relaxed);
 }

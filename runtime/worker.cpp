@@ -204,9 +204,36 @@ Task* Worker::find_work() noexcept {
         Worker* victim = r.workers[(static_cast<std::size_t>(index) + i) % n].get();
         if (Task* t = victim->pop()) return t;
     }
-    // Nothing to run: fire the overdue timers of a worker that is busy.
-    if (n > 1 && take_over_timers()) return next_local(this);
+    // Nothing to run: fire the overdue timers of a worker that is busy, or
+    // take a process woken there.
+    if (n > 1 && (take_over_timers() || take_over_woken())) return next_local(this);
     return nullptr;
+}
+
+bool Worker::take_over_woken() noexcept {
+    Runtime& r = started();
+    const std::size_t n = r.workers.size();
+    if (seen_turns.size() != n) seen_turns.assign(n, {0, 0});
+    std::int64_t now = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        Worker* other = r.workers[i].get();
+        if (other == this || !other->next_shared.load(std::memory_order_relaxed)) continue;
+        if (now == 0) now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch()).count();
+        const std::uint64_t turns = other->turns.load(std::memory_order_relaxed);
+        auto& [seen, at] = seen_turns[i];
+        if (seen != turns || at == 0) {
+            seen = turns;  // it has moved on since: look again later
+            at = now;
+            continue;
+        }
+        if (now - at < kTakeOverGrace) continue;
+        if (Task* t = other->next_shared.exchange(nullptr, std::memory_order_acquire)) {
+            push_local(t);
+            return true;
+        }
+    }
+    return false;
 }
 
 void Worker::loop() noexcept {

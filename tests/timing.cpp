@@ -81,6 +81,42 @@ TEST_CASE("a process computing without a pause does not starve a sleeper while a
     CHECK(naps >= 15);  // about 50 when every nap ends on time; 1 when starved
 }
 
+// The same with a process the busy one woke itself: it wakes a reader and
+// goes on computing without a pause. The reader was runnable on the busy
+// worker only, and waited for the computation to end (600 ms) while the
+// other worker idled; now the idle worker takes it over (after about 1 ms)
+// and the reader's replies flow while the computation goes on.
+TEST_CASE("a process woken by one computing without a pause runs on an idle worker",
+          "[timing][starvation]") {
+    if (const char* n = std::getenv("CSP_THREADS"); !n || std::string(n) == "1") {
+        SUCCEED("one worker: nobody to take over (a long computation calls csp::yield)");
+        return;
+    }
+    const auto until = Clock::now() + 600ms;
+    csp::Channel<int> wake{"wake"};
+    auto spinner = csp::process([until](csp::ChannelOut<int> out) {
+        csp::sleep(20ms);  // the reader waits by now,
+        out(1);            // so it becomes runnable here, on this worker
+        std::uint64_t spins = 0;
+        while (Clock::now() < until) ++spins;  // never parks, never yields
+        return spins;
+    });
+    auto reader = csp::process([until](csp::ChannelIn<int> in) {
+        in();
+        // Running now: count naps until the spinner is done.
+        int naps = 0;
+        while (Clock::now() < until) {
+            csp::sleep(10ms);
+            ++naps;
+        }
+        return naps;
+    });
+    auto [naps, spins] = csp::Parallel(reader(wake.reader()), spinner(wake.writer()));
+    CAPTURE(spins, naps);
+    CHECK(spins > 0);
+    CHECK(naps >= 15);  // about 55 when taken over at once; 0 while it waits for the spinner
+}
+
 TEST_CASE("csp::sleep works from main", "[timing][sleep]") {
     const auto start = Clock::now();
     csp::sleep(50ms);
