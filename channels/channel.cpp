@@ -235,24 +235,27 @@ void release(ChannelCore* c) noexcept {
     runtime::arena_delete(c);
 }
 
-// (count_end: a forked child's tally of its ends; see crossing.hpp.)
+// Ends are counted without the lock (a million processes each holding an
+// end of one channel join and leave it a million times); only the end that
+// leaves last takes it, to retire the channel. A join racing with that last
+// leave is a join after it: the channel is retired, as it would be had the
+// two taken the lock in that order. (count_end: a forked child's tally of
+// its ends; see crossing.hpp.)
 void join_reader(ChannelCore* c) noexcept {
     count_end(c, +1);
-    Locked<SharedLock> hold(c->lock);
-    ++c->reader_ends;
+    c->reader_ends.fetch_add(1, std::memory_order_relaxed);
 }
 
 void join_writer(ChannelCore* c) noexcept {
     count_end(c, +1);
-    Locked<SharedLock> hold(c->lock);
-    ++c->writer_ends;
+    c->writer_ends.fetch_add(1, std::memory_order_relaxed);
 }
 
 void leave_reader(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;
-    {
+    if (c->reader_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         Locked<SharedLock> hold(c->lock);
-        if (--c->reader_ends == 0 && !c->retired) {
+        if (!c->retired) {
             wake = retire_locked(c, Side::Reader);
             discard_buffer(c);  // nobody can read these any more
         }
@@ -263,9 +266,9 @@ void leave_reader(ChannelCore* c) noexcept {
 
 void leave_writer(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;
-    {
+    if (c->writer_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         Locked<SharedLock> hold(c->lock);
-        if (--c->writer_ends == 0 && !c->retired) wake = retire_locked(c, Side::Writer);
+        if (!c->retired) wake = retire_locked(c, Side::Writer);
     }
     count_end(c, -1);
     ready_all(wake);

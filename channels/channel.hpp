@@ -87,8 +87,8 @@ struct ChannelCore {
     std::size_t head = 0;         // oldest buffered value
     std::size_t count = 0;        // buffered values
     unsigned char* buffer = nullptr;
-    std::int64_t reader_ends = 0; // ends alive on each side
-    std::int64_t writer_ends = 0;
+    std::atomic<std::int64_t> reader_ends{0};  // ends alive on each side (no lock: see join_reader)
+    std::atomic<std::int64_t> writer_ends{0};
     bool poisoned = false;
     bool retired = false;
     // How to reach partners on the other side of a boundary; null while
