@@ -158,7 +158,7 @@ StackPool& pool() {
 extern "C" {
 boost::context::detail::transfer_t csp_jump_context(void* to, void* data) noexcept;
 void csp_context_start() noexcept;
-[[noreturn]] __attribute__((visibility("hidden"))) void csp_fiber_main(boost::context::detail::transfer_t t) noexcept;
+[[noreturn]] __attribute__((visibility("hidden"), used)) void csp_fiber_main(boost::context::detail::transfer_t t) noexcept;
 }
 asm(R"(
     .text
