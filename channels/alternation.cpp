@@ -288,6 +288,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 if (now >= g.deadline) return non_channel_fires(i);
                 continue;
             }
+            if (g.core->remote) [[unlikely]] return {Outcome::Unsupported, i};  // (remote.hpp)
             Parcel** packed = nullptr;
             if (g.kind == Guard::Kind::Output) {
                 has_output = true;
@@ -304,6 +305,11 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         }
     }
 
+    for (std::size_t i = 0; i < n; ++i) {
+        if (guards[i].enabled && is_channel(guards[i]) && guards[i].core->remote) [[unlikely]] {
+            return {Outcome::Unsupported, i};  // (remote.hpp)
+        }
+    }
     runtime::Parker* me = runtime::current();
     WaiterBlock* block = waiter_block(me, n);  // allocate before any lock is held
     Locks locks(guards, n);

@@ -5,6 +5,8 @@
 // that may be so.
 #include "channels/channel.hpp"
 
+#include "channels/remote.hpp"
+
 #include "runtime/arena.hpp"
 #include "runtime/log.hpp"
 #include "runtime/trace.hpp"
@@ -223,8 +225,11 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
             throw;
         }
     }
+    if (g_distribution) g_distribution->made(c);
     return c;
 }
+
+Distribution* g_distribution = nullptr;
 
 void acquire(ChannelCore* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
 
@@ -243,34 +248,42 @@ void release(ChannelCore* c) noexcept {
 // its ends; see crossing.hpp.)
 void join_reader(ChannelCore* c) noexcept {
     count_end(c, +1);
+    if (c->shared_id && g_distribution) [[unlikely]] return g_distribution->ends_changed(c, Side::Reader, +1);
     c->reader_ends.fetch_add(1, std::memory_order_relaxed);
 }
 
 void join_writer(ChannelCore* c) noexcept {
     count_end(c, +1);
+    if (c->shared_id && g_distribution) [[unlikely]] return g_distribution->ends_changed(c, Side::Writer, +1);
     c->writer_ends.fetch_add(1, std::memory_order_relaxed);
 }
 
 void leave_reader(ChannelCore* c) noexcept {
-    Waiter* wake = nullptr;
-    if (c->reader_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        Locked<SharedLock> hold(c->lock);
-        if (!c->retired) {
-            wake = retire_locked(c, Side::Reader);
-            discard_buffer(c);  // nobody can read these any more
-        }
+    if (c->shared_id && g_distribution) [[unlikely]] {
+        g_distribution->ends_changed(c, Side::Reader, -1);
+    } else if (c->reader_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        retire_side(c, Side::Reader);
     }
     count_end(c, -1);
-    ready_all(wake);
 }
 
 void leave_writer(ChannelCore* c) noexcept {
-    Waiter* wake = nullptr;
-    if (c->writer_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        Locked<SharedLock> hold(c->lock);
-        if (!c->retired) wake = retire_locked(c, Side::Writer);
+    if (c->shared_id && g_distribution) [[unlikely]] {
+        g_distribution->ends_changed(c, Side::Writer, -1);
+    } else if (c->writer_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        retire_side(c, Side::Writer);
     }
     count_end(c, -1);
+}
+
+void retire_side(ChannelCore* c, Side side) noexcept {
+    Waiter* wake = nullptr;
+    {
+        Locked<SharedLock> hold(c->lock);
+        if (c->retired) return;
+        wake = retire_locked(c, side);
+        if (side == Side::Reader) discard_buffer(c);  // nobody can read these any more
+    }
     ready_all(wake);
 }
 
@@ -293,6 +306,18 @@ void repair_channel(runtime::SharedLock* lock) noexcept {
 
 void poison(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;
+    if (c->remote) [[unlikely]] {
+        // A replica: poisoned here at once (its processes here see it), and
+        // at the home, which tells every waiter of every rank.
+        {
+            Locked<SharedLock> hold(c->lock);
+            if (c->poisoned) return;
+            c->poisoned = true;
+        }
+        if (runtime::tracing()) runtime::trace_event("poison", c->name);
+        c->remote->poison(c);
+        return;
+    }
     {
         Locked<SharedLock> hold(c->lock);
         if (c->poisoned) return;
@@ -418,7 +443,17 @@ Outcome write_impl(ChannelCore* c, void* src) noexcept {
 }
 
 // The general read and write: every channel kind, the misuse check, tracing.
+// A replica's poison is known here at once; all else is at the home.
+Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
+    {
+        Locked<SharedLock> hold(c->lock);
+        if (c->poisoned) return Outcome::Poisoned;
+    }
+    return reading ? c->remote->read(c, value) : c->remote->write(c, value);
+}
+
 [[gnu::noinline]] Outcome read_general(ChannelCore* c, void* dst) noexcept {
+    if (c->remote) [[unlikely]] return remotely(c, true, dst);
     if (foreign_here(c)) [[unlikely]] return misused_across(c);
     const Outcome o = read_impl(c, dst);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("read", c->name);
@@ -426,6 +461,7 @@ Outcome write_impl(ChannelCore* c, void* src) noexcept {
 }
 
 [[gnu::noinline]] Outcome write_general(ChannelCore* c, void* src) noexcept {
+    if (c->remote) [[unlikely]] return remotely(c, false, src);
     if (foreign_here(c)) [[unlikely]] return misused_across(c);
     const Outcome o = write_impl(c, src);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
@@ -492,6 +528,92 @@ Outcome read(ChannelCore* c, void* dst) noexcept {
 Outcome write(ChannelCore* c, void* src) noexcept {
     if (rendezvous_here(c)) [[likely]] return rendezvous<false>(c, src);
     return write_general(c, src);
+}
+
+
+// ---- proxies (remote.hpp) -------------------------------------------------------
+
+namespace {
+// queue_proxy: p's waiter, on `side`'s queue of c (its lock held).
+Waiter* queue_proxy(ChannelCore* c, Side side, runtime::Parker* p) noexcept {
+    auto* pw = ::new (static_cast<void*>(runtime::upper_area<WaitArea>(p).plain_wait)) PlainWait;
+    Waiter* w = &pw->waiter;
+    w->parker = p;
+    w->token = runtime::begin_wait(p);
+    w->solo = true;
+    p->completer_lock = &c->lock;
+    queue_of(c, side).push(w);
+    return w;
+}
+}  // namespace
+
+Waiter* proxy_waiter(runtime::Parker* p) noexcept {
+    return &std::launder(reinterpret_cast<PlainWait*>(runtime::upper_area<WaitArea>(p).plain_wait))->waiter;
+}
+
+Attempt offer_read(ChannelCore* c, runtime::Parker* p, Parcel** got) noexcept {
+    *got = nullptr;
+    // A trivially copyable buffered value is copied out, into a parcel made
+    // before the lock is taken.
+    Parcel* room = nullptr;
+    if (c->ops->trivial && c->capacity > 0) {
+        try {
+            room = parcel_new(c->ops->size);
+        } catch (const std::bad_alloc&) {
+            return Attempt::Poisoned;  // (out of memory: the proxy reports poison)
+        }
+    }
+    Waiter* wake = nullptr;
+    Attempt a = Attempt::Block;
+    c->lock.lock();
+    if (c->poisoned) {
+        a = Attempt::Poisoned;
+    } else if (c->count > 0) {
+        read_buffered(c, room ? room->data() : nullptr, &wake, got);
+        if (room) *got = std::exchange(room, nullptr);
+        a = Attempt::Done;
+    } else if (Waiter* w = take(c, c->writers)) {
+        *got = crossing_of(c)->take_from(c, w);  // (on a channel that crosses every queued writer has one)
+        woken(c, &wake, w);
+        a = Attempt::Done;
+    } else if (c->retired) {
+        a = Attempt::Retired;
+    } else {
+        queue_proxy(c, Side::Reader, p);
+    }
+    c->lock.unlock();
+    if (wake) runtime::ready(wake->parker);
+    parcel_free(room);
+    return a;
+}
+
+Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value) noexcept {
+    Waiter* wake = nullptr;
+    Attempt a = Attempt::Block;
+    c->lock.lock();
+    if (c->poisoned) {
+        a = Attempt::Poisoned;
+    } else if (c->retired) {
+        a = Attempt::Retired;
+    } else if (Waiter* w = take(c, c->readers)) {
+        // Whoever reads it unpacks it (receive / settle), on its own thread.
+        w->parcel = std::exchange(value, nullptr);
+        woken(c, &wake, w);
+        a = Attempt::Done;
+    } else if (c->count < c->capacity) {
+        unsigned char* slot = buffer_slot(c, c->count);
+        crossing_of(c)->buffer_put(c, slot, c->ops->trivial ? value->data() : nullptr, &value);
+        ++c->count;
+        a = Attempt::Done;
+    } else {
+        Waiter* w = queue_proxy(c, Side::Writer, p);
+        w->slot = value->data();
+        w->parcel = std::exchange(value, nullptr);
+    }
+    c->lock.unlock();
+    if (wake) runtime::ready(wake->parker);
+    parcel_free(value);
+    return a;
 }
 
 }  // namespace csp::channels

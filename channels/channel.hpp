@@ -61,6 +61,8 @@ struct ValueOps {
 // kMaxBuffer bounds buffer(n): larger is almost surely a mistake.
 inline constexpr std::size_t kMaxBuffer = std::size_t{1} << 28;
 
+class Remote;  // (remote.hpp)
+
 // repair_channel: the Repair of a channel's lock, run by whoever takes it
 // over from an OS process that died holding it: the channel's state may be
 // half changed, so it is poisoned (see channel.cpp).
@@ -95,7 +97,11 @@ struct ChannelCore {
     // every partner is in this OS process. Set under the lock, never unset.
     std::atomic<const Crossing*> crossing{nullptr};
     std::size_t slot_size = 0;       // bytes per buffer slot (a Crossing may keep a Parcel* there)
-    runtime::Inbox* home = nullptr;  // the OS process that made it
+    runtime::Inbox* home = nullptr;  // the OS process that made it (null: a replica, see remote.hpp)
+    // Shared by ranks (remote.hpp): its number in the job (0: not shared),
+    // and on a replica how to reach the home.
+    std::uint64_t shared_id = 0;
+    const Remote* remote = nullptr;
     std::atomic<std::int64_t> refs{1};  // handles and ends
     char name[64];
     // What a process blocked on each side waits on, for deadlock reports

@@ -28,6 +28,10 @@ enum class Outcome : std::uint32_t {
     // channel is as it was. Returned by write and by a choice with an output
     // guard (before it communicates), never in a selection word.
     Unpackable = 6,
+    // The operation cannot be done on this channel from here (a choice over
+    // a channel whose home is another rank: see remote.hpp). Returned by a
+    // choice, before it communicates, never in a selection word.
+    Unsupported = 7,
 };
 
 // An outcome and the position of the waiter (guard) it ended, packed into

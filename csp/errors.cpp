@@ -98,6 +98,7 @@ void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
                                   "' is used from an OS process it was not handed to (through a reference "
                                   "or a global); pass its ends to the csp::multiprocess as arguments, or "
                                   "capture them by value. The channel is poisoned.");
+        case channels::Outcome::Unsupported:  // (choices only)
         case channels::Outcome::Done: break;
     }
     throw std::logic_error("csp: unexpected channel outcome");
@@ -123,6 +124,10 @@ void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t
         }
         case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
         case channels::Outcome::Unpackable: throw_unpackable(guards[c.index].core);
+        case channels::Outcome::Unsupported:
+            throw UsageError(std::string("csp: a choice over channel '") + guards[c.index].core->name +
+                             "', whose home is another MPI rank, is not supported yet: alternation across ranks "
+                             "works only in processes on the rank that is the channel's home");
         case channels::Outcome::Misused:  // (read and write only)
         case channels::Outcome::Done: break;
     }

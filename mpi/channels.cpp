@@ -1,0 +1,376 @@
+// channels.cpp: channels shared by ranks (see channels/remote.hpp): which
+// rank is a channel's home, replicas that forward to it, and the proxies
+// through which the home serves the processes of other ranks.
+//
+// Messages about a channel may reach its home before the home has made it
+// (its main is slower): they wait in `early` and are handled, in order,
+// once it has (tick).
+//
+// Ends are counted for the whole job at the home. An end made in the SPMD
+// part (main, outside any process: the arguments of the processes it is
+// about to place, say) is made on every rank at the same point of the
+// program: the home counts all `size` of them when it makes its own, and
+// the other ranks say nothing, so no rank's count is missing while another
+// rank's leaves arrive. Every other join, and every leave, is a message to
+// the home, stamped with how many SPMD ends of that side its rank had made
+// (its epoch); the home applies it only once it has made as many itself,
+// so its count never runs ahead of its own place in the program. A side
+// retires when that count reaches zero.
+#include "mpi/comm.hpp"
+
+#include "channels/remote.hpp"
+#include "runtime/log.hpp"
+
+#include <array>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace csp::mpi::detail {
+
+// (world.cpp) the thread that made the World: channels it makes outside any
+// process are the job's.
+bool in_spmd_part() noexcept;
+
+namespace {
+
+using channels::ChannelCore;
+using channels::Outcome;
+using channels::Parcel;
+using channels::Side;
+
+std::uint32_t outcome_word(Outcome o) noexcept { return channels::encode(o, 0); }
+
+// Proxy: a process of another rank, reading or writing a channel here.
+struct Proxy : runtime::ProcessRecord {
+    int peer = 0;
+    std::uint64_t req = 0;
+    bool reading = false;
+};
+
+class Shared final : public channels::Remote, public channels::Distribution {
+public:
+    // ---- Distribution -------------------------------------------------------
+    void made(ChannelCore* c) noexcept override {
+        if (!g_comm || !in_spmd_part()) return;
+        std::uint64_t id;
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            id = channels_.size() + 1;
+            channels_.push_back(c);
+            ends_.emplace_back();
+        }
+        channels::acquire(c);  // (until the World ends: messages may still name it)
+        c->shared_id = id;
+        if (home_of(id) == g_comm->rank) {
+            channels::mark_cross(c);  // (values travel as parcels: proxies are another OS process's waiters)
+            {
+                std::lock_guard<std::mutex> hold(lock_);
+                if (early_.count(id)) ready_early_.push_back(id);
+            }
+            runtime::ring(g_comm->inbox());  // (tick replays what came early)
+        } else {
+            c->remote = this;
+            c->home = nullptr;  // (no fast path: every operation goes through `remote`)
+            Header h{Kind::Hello};
+            h.chan = id;
+            g_comm->post(home_of(id), h, c->name, std::strlen(c->name) + 1);
+        }
+    }
+
+    // ---- Remote --------------------------------------------------------------
+    Outcome read(ChannelCore* c, void* dst) const noexcept override {
+        Pending pending;
+        Header h{Kind::Read};
+        h.chan = c->shared_id;
+        h.req = reinterpret_cast<std::uint64_t>(&pending);
+        const Outcome o = wait(c, Side::Reader, pending, h, nullptr);
+        if (o != Outcome::Done) return o;
+        const bool ok = pending.got && c->ops->unpack && c->ops->unpack(pending.got, dst);
+        channels::parcel_free(pending.got);
+        if (!ok) {
+            runtime::logger().error("channel '{}': a value from another rank could not be unpacked; poisoning it",
+                                    c->name);
+            channels::poison(c);
+            return Outcome::Poisoned;
+        }
+        return Outcome::Done;
+    }
+
+    Outcome write(ChannelCore* c, void* src) const noexcept override {
+        Parcel* value = c->ops->pack ? c->ops->pack(src) : nullptr;
+        if (!value) return Outcome::Unpackable;
+        Pending pending;
+        Header h{Kind::Write};
+        h.chan = c->shared_id;
+        h.req = reinterpret_cast<std::uint64_t>(&pending);
+        const Outcome o = wait(c, Side::Writer, pending, h, value);
+        channels::parcel_free(value);
+        return o;
+    }
+
+    void poison(ChannelCore* c) const noexcept override {
+        Header h{Kind::Poison};
+        h.chan = c->shared_id;
+        g_comm->post(home_of(c->shared_id), h);
+    }
+
+    void ends_changed(ChannelCore* c, Side side, int delta) noexcept override {
+        const std::uint64_t id = c->shared_id;
+        const bool spmd = delta > 0 && in_spmd_part();
+        bool retire = false;
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            Ends& e = ends_[id - 1][static_cast<int>(side)];
+            if (spmd) ++e.spmd;
+            if (home_of(id) == g_comm->rank) {
+                retire = change(e, spmd ? g_comm->size : delta);
+            } else if (!spmd) {
+                Header h{Kind::Ends};
+                h.chan = id;
+                h.a = static_cast<std::uint32_t>(side);
+                h.b = static_cast<std::uint32_t>(delta + 1);
+                h.req = e.spmd;
+                g_comm->post(home_of(id), h);
+            }
+        }
+        if (retire) channels::retire_side(c, side);
+    }
+
+    // ---- the communication thread ----------------------------------------------
+    void handle(Message& m) {
+        const Header& h = m.header();
+        switch (h.kind) {
+            case Kind::Data: {
+                auto* p = reinterpret_cast<Pending*>(h.req);
+                try {
+                    p->got = channels::parcel_new(m.payload_size());
+                    std::memcpy(p->got->data(), m.payload(), m.payload_size());
+                    finish(p, outcome_word(Outcome::Done));
+                } catch (const std::bad_alloc&) {
+                    finish(p, outcome_word(Outcome::Poisoned));
+                }
+                return;
+            }
+            case Kind::Done:
+                finish(reinterpret_cast<Pending*>(h.req), outcome_word(Outcome::Done));
+                return;
+            case Kind::Failed:
+                finish(reinterpret_cast<Pending*>(h.req), outcome_word(static_cast<Outcome>(h.a)));
+                return;
+            default:
+                break;
+        }
+        // A message for the home of h.chan: now, or once it has the channel.
+        ChannelCore* c = nullptr;
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            if (h.chan == 0 || h.chan > channels_.size() || early_.count(h.chan)) {
+                early_[h.chan].push_back(std::move(m));
+                return;
+            }
+            c = channels_[h.chan - 1];
+        }
+        at_home(c, m);
+    }
+
+    bool tick() {
+        std::vector<std::uint64_t> ids;
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            if (ready_early_.empty()) return false;
+            ids.swap(ready_early_);
+        }
+        for (std::uint64_t id : ids) {
+            std::vector<Message> waiting;
+            ChannelCore* c;
+            {
+                std::lock_guard<std::mutex> hold(lock_);
+                waiting = std::move(early_[id]);
+                early_.erase(id);
+                c = channels_[id - 1];
+            }
+            for (Message& m : waiting) at_home(c, m);
+        }
+        return true;
+    }
+
+    void proxy_done(runtime::Parker* p) noexcept {
+        auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        const Outcome o = channels::outcome_part(runtime::outcome_of(p));
+        channels::Waiter* w = channels::proxy_waiter(p);
+        Parcel* value = std::exchange(w->parcel, nullptr);
+        if (x->reading && o == Outcome::Done) reply_data(x->peer, x->req, value);
+        else reply(x->peer, x->req, o);
+        channels::parcel_free(value);  // (a reader's, sent; or a writer's nobody took)
+        p->completer_lock = nullptr;
+        runtime::release_parker(p);
+        delete x;
+    }
+
+    void release_all() noexcept {
+        std::vector<ChannelCore*> held;
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            held.swap(channels_);
+            early_.clear();
+        }
+        for (ChannelCore* c : held) channels::release(c);
+    }
+
+private:
+    static int home_of(std::uint64_t id) noexcept {
+        return static_cast<int>((id - 1) % static_cast<std::uint64_t>(g_comm->size));
+    }
+
+    // wait: post h (with `value`) once the caller has parked, and wait for
+    // the answer.
+    Outcome wait(ChannelCore* c, Side side, Pending& pending, Header h, Parcel* value) const noexcept {
+        struct Post {
+            Header h;
+            Parcel* value;
+            int home;
+        } post{h, value, home_of(c->shared_id)};
+        pending.parker = runtime::current();
+        pending.token = runtime::begin_wait(pending.parker);
+        const std::uint32_t word = runtime::park(
+            pending.parker, runtime::WaitKind::Remote, &c->blocked_on[static_cast<int>(side)],
+            runtime::Release{[](void* arg) noexcept {
+                                 auto* p = static_cast<Post*>(arg);
+                                 if (p->value) g_comm->post(p->home, p->h, p->value->data(), p->value->size);
+                                 else g_comm->post(p->home, p->h);
+                             },
+                             &post});
+        return channels::outcome_part(word);
+    }
+
+    void reply(int peer, std::uint64_t req, Outcome o) {
+        Header h{o == Outcome::Done ? Kind::Done : Kind::Failed};
+        h.req = req;
+        h.a = static_cast<std::uint32_t>(o);
+        g_comm->post(peer, h);
+    }
+
+    void reply_data(int peer, std::uint64_t req, Parcel* value) {
+        Header h{Kind::Data};
+        h.req = req;
+        g_comm->post(peer, h, value ? value->data() : nullptr, value ? value->size : 0);
+    }
+
+    static Outcome outcome_of(channels::Attempt a) noexcept {
+        switch (a) {
+            case channels::Attempt::Done: return Outcome::Done;
+            case channels::Attempt::Poisoned: return Outcome::Poisoned;
+            default: return Outcome::Retired;
+        }
+    }
+
+    runtime::Parker* new_proxy(int peer, std::uint64_t req, bool reading) {
+        auto* x = new Proxy;
+        x->peer = peer;
+        x->req = req;
+        x->reading = reading;
+        runtime::Parker* p = runtime::new_parker(x, false);
+        p->home = g_comm->inbox();  // readied into the communication thread's inbox
+        return p;
+    }
+
+    void drop_proxy(runtime::Parker* p) noexcept {
+        delete static_cast<Proxy*>(runtime::record_of(p));
+        runtime::release_parker(p);
+    }
+
+    void at_home(ChannelCore* c, Message& m) {
+        const Header& h = m.header();
+        switch (h.kind) {
+            case Kind::Hello:
+                if (std::strncmp(m.payload(), c->name, sizeof c->name) != 0) {
+                    runtime::log_fatal(fmt::format(
+                        "csp mpi: the {}th channel made on rank {} is '{}', but on rank {} it is '{}': every rank "
+                        "must make the channels it shares in the same order",
+                        h.chan, m.peer, m.payload(), g_comm->rank, c->name).c_str());
+                }
+                return;
+            case Kind::Ends: {
+                bool retire;
+                {
+                    std::lock_guard<std::mutex> hold(lock_);
+                    Ends& e = ends_[h.chan - 1][h.a];
+                    e.later.emplace(h.req, static_cast<std::int64_t>(h.b) - 1);
+                    retire = change(e, 0);
+                }
+                if (retire) channels::retire_side(c, static_cast<Side>(h.a));
+                return;
+            }
+            case Kind::Poison:
+                channels::poison(c);
+                return;
+            case Kind::Read: {
+                runtime::Parker* p = new_proxy(m.peer, h.req, true);
+                Parcel* got = nullptr;
+                const channels::Attempt a = channels::offer_read(c, p, &got);
+                if (a == channels::Attempt::Block) return;  // (proxy_done answers)
+                if (a == channels::Attempt::Done) reply_data(m.peer, h.req, got);
+                else reply(m.peer, h.req, outcome_of(a));
+                channels::parcel_free(got);
+                drop_proxy(p);
+                return;
+            }
+            case Kind::Write: {
+                Parcel* value = channels::parcel_new(m.payload_size());
+                std::memcpy(value->data(), m.payload(), m.payload_size());
+                runtime::Parker* p = new_proxy(m.peer, h.req, false);
+                const channels::Attempt a = channels::offer_write(c, p, value);
+                if (a == channels::Attempt::Block) return;
+                reply(m.peer, h.req, outcome_of(a));
+                drop_proxy(p);
+                return;
+            }
+            default:
+                runtime::logger().error("csp mpi: unexpected message kind {} from rank {}",
+                                        static_cast<unsigned>(h.kind), m.peer);
+        }
+    }
+
+    // Ends: one side's ends of one shared channel (see the top).
+    struct Ends {
+        std::uint64_t spmd = 0;  // made in this rank's SPMD part: its epoch
+        std::int64_t count = 0;  // (at the home) of every rank
+        std::multimap<std::uint64_t, std::int64_t> later;  // (at the home) other ranks' changes, by epoch
+    };
+
+    // change: at the home, `delta` now, then the changes of other ranks
+    // whose epoch it has reached; true when a leave among them left no end
+    // (lock_ held). (The count never falls below zero: a leave is applied
+    // after the join of its end.)
+    static bool change(Ends& e, std::int64_t delta) {
+        bool left = delta < 0;
+        e.count += delta;
+        while (!e.later.empty() && e.later.begin()->first <= e.spmd) {
+            left |= e.later.begin()->second < 0;
+            e.count += e.later.begin()->second;
+            e.later.erase(e.later.begin());
+        }
+        return left && e.count == 0;
+    }
+
+    std::mutex lock_;
+    std::vector<std::array<Ends, 2>> ends_;              // by id - 1
+    std::vector<ChannelCore*> channels_;                 // by id - 1
+    std::map<std::uint64_t, std::vector<Message>> early_;  // for channels not made here yet
+    std::vector<std::uint64_t> ready_early_;             // made since: replay (tick)
+};
+
+Shared g_shared;
+
+}  // namespace
+
+channels::Distribution* shared_channels() noexcept { return &g_shared; }
+bool channels_tick() { return g_shared.tick(); }
+void release_shared_channels() noexcept { g_shared.release_all(); }
+
+void on_channel_message(Message& m) { g_shared.handle(m); }
+void on_proxy_done(runtime::Parker* p) noexcept { g_shared.proxy_done(p); }
+
+}  // namespace csp::mpi::detail

@@ -1,0 +1,206 @@
+// comm.cpp: the communication thread (see comm.hpp).
+#include "mpi/comm.hpp"
+
+#include "runtime/arena.hpp"
+#include "runtime/futex.hpp"
+#include "runtime/log.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <sched.h>
+
+namespace csp::mpi::detail {
+
+Comm* g_comm = nullptr;
+
+namespace {
+constexpr int kTag = 7011;
+// Idle: spin kSpinRounds, then yield the core until kHotSpan has passed
+// since the last message (traffic tends to come in runs: each hop of one
+// waits for this thread to look), then sleep, each nap twice the last, up to
+// kLongestNap.
+constexpr int kSpinRounds = 200;
+constexpr std::int64_t kHotSpan = 5'000'000;     // ns
+constexpr std::int64_t kFirstNap = 20'000;       // ns
+constexpr std::int64_t kLongestNap = 1'000'000;  // ns
+
+std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void finish(Pending* p, std::uint32_t outcome) noexcept {
+    if (runtime::try_complete(p->parker, p->token, outcome)) runtime::ready(p->parker);
+}
+
+Comm::Comm(MPI_Comm comm, int r, int n) : rank(r), size(n), comm_(comm) {
+    inbox_ = runtime::arena_new<runtime::Inbox>();
+    inbox_->words = static_cast<std::atomic<std::uint32_t>*>(runtime::arena_allocate(sizeof(std::atomic<std::uint32_t>)));
+    ::new (static_cast<void*>(inbox_->words)) std::atomic<std::uint32_t>(runtime::kAwake);
+    inbox_->count = inbox_->capacity = 1;
+    thread_ = std::thread([this] { loop(); });
+}
+
+Comm::~Comm() {
+    if (thread_.joinable()) thread_.join();
+    // (The inbox stays: a late ready() may still ring it.)
+}
+
+void Comm::post(int peer, const Header& h, const void* payload, std::size_t n) {
+    runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, peer,
+                            static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, n);
+    Message m{peer, std::vector<char>(sizeof(Header) + n)};
+    std::memcpy(m.bytes.data(), &h, sizeof h);
+    if (n) std::memcpy(m.bytes.data() + sizeof h, payload, n);
+    {
+        runtime::Locked<runtime::SpinLock> hold(queue_lock_);
+        queue_.push_back(std::move(m));
+    }
+    runtime::ring(inbox_);
+}
+
+void Comm::stop() {
+    for (int r = 0; r < size; ++r) {
+        if (r != rank) post(r, Header{Kind::Bye});
+    }
+    stopping_.store(true, std::memory_order_release);
+    runtime::ring(inbox_);
+    thread_.join();
+}
+
+bool Comm::send_queued() {
+    std::vector<Message> batch;
+    {
+        runtime::Locked<runtime::SpinLock> hold(queue_lock_);
+        if (queue_.empty()) return false;
+        batch.swap(queue_);
+    }
+    for (Message& m : batch) {
+        Sending s{MPI_REQUEST_NULL, std::move(m.bytes)};
+        sending_.push_back(std::move(s));
+        Sending& sent = sending_.back();
+        MPI_Isend(sent.bytes.data(), static_cast<int>(sent.bytes.size()), MPI_BYTE, m.peer, kTag, comm_,
+                  &sent.request);
+    }
+    return true;
+}
+
+bool Comm::progress_sends() {
+    bool any = false;
+    for (auto it = sending_.begin(); it != sending_.end();) {
+        int done = 0;
+        MPI_Test(&it->request, &done, MPI_STATUS_IGNORE);
+        if (done) {
+            it = sending_.erase(it);
+            any = true;
+        } else {
+            ++it;
+        }
+    }
+    return any;
+}
+
+bool Comm::receive() {
+    bool any = false;
+    for (int k = 0; k < 64; ++k) {
+        int flag = 0;
+        MPI_Message handle;
+        MPI_Status status;
+        MPI_Improbe(MPI_ANY_SOURCE, kTag, comm_, &flag, &handle, &status);
+        if (!flag) break;
+        int count = 0;
+        MPI_Get_count(&status, MPI_BYTE, &count);
+        Message m{status.MPI_SOURCE, std::vector<char>(static_cast<std::size_t>(count))};
+        MPI_Mrecv(m.bytes.data(), count, MPI_BYTE, &handle, &status);
+        if (m.bytes.size() < sizeof(Header)) {
+            runtime::logger().error("csp mpi: a message of {} bytes from rank {} is too short; ignored", count, m.peer);
+            continue;
+        }
+        dispatch(m);
+        any = true;
+    }
+    return any;
+}
+
+void Comm::dispatch(Message& m) {
+    runtime::logger().trace("rank {}: from {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, m.peer,
+                            static_cast<unsigned>(m.header().kind), m.header().chan, m.header().req, m.header().a,
+                            m.header().b, m.payload_size());
+    switch (m.header().kind) {
+        case Kind::Result:
+        case Kind::Failure:
+            on_world_message(m);
+            break;
+        case Kind::Bye:
+            ++byes_;
+            break;
+        default:
+            on_channel_message(m);
+            break;
+    }
+}
+
+bool Comm::finish_proxies() {
+    if (!inbox_->head.load(std::memory_order_relaxed)) return false;
+    runtime::Parker* p = inbox_->head.exchange(nullptr, std::memory_order_acquire);
+    while (p) {
+        runtime::Parker* next = p->inbox_next;
+        on_proxy_done(p);
+        p = next;
+    }
+    return true;
+}
+
+void Comm::nap(int idle_rounds, std::int64_t quiet_since) noexcept {
+    if (idle_rounds < kSpinRounds) {
+        __builtin_ia32_pause();
+        return;
+    }
+    const std::int64_t quiet = now_ns() - quiet_since;
+    if (quiet < kHotSpan) {
+        sched_yield();
+        return;
+    }
+    // Messages from other ranks do not ring this word: sleep a while,
+    // longer the longer nothing happens.
+    const std::int64_t span = std::clamp<std::int64_t>(quiet / 8, kFirstNap, kLongestNap);
+    auto& word = inbox_->words[0];
+    word.store(runtime::kAsleep, std::memory_order_seq_cst);
+    bool work = inbox_->head.load(std::memory_order_seq_cst) != nullptr;
+    {
+        runtime::Locked<runtime::SpinLock> hold(queue_lock_);
+        work |= !queue_.empty();
+    }
+    if (!work && !stopping_.load(std::memory_order_acquire)) runtime::futex_wait(word, runtime::kAsleep, span);
+    word.store(runtime::kAwake, std::memory_order_seq_cst);
+}
+
+void Comm::loop() noexcept {
+    // A known thread: it wakes only processes in Remote waits, which the
+    // deadlock detector never reports anyway, so it must not veto reports.
+    runtime::rt().registry.note_thread(true);
+    int idle = 0;
+    std::int64_t quiet_since = now_ns();
+    for (;;) {
+        bool busy = send_queued();
+        busy |= finish_proxies();
+        busy |= receive();
+        busy |= progress_sends();
+        busy |= channels_tick();
+        if (stopping_.load(std::memory_order_acquire) && byes_ == size - 1 && sending_.empty()) {
+            runtime::Locked<runtime::SpinLock> hold(queue_lock_);
+            if (queue_.empty()) break;
+        }
+        if (busy) {
+            idle = 0;
+            quiet_since = now_ns();
+        } else {
+            nap(++idle, quiet_since);
+        }
+    }
+    runtime::rt().registry.note_thread(false);
+}
+
+}  // namespace csp::mpi::detail

@@ -1,0 +1,130 @@
+// comm.hpp: the communication thread of a rank, the one thread that calls
+// MPI (between MPI_Init_thread and MPI_Finalize, which the World calls).
+//
+// Fibers never call MPI: they queue messages (post) and park; the
+// communication thread sends them, receives what other ranks send
+// (MPI_Improbe / MPI_Mrecv on a duplicated communicator, so user MPI traffic
+// never matches csp's), hands each to its handler (channels.cpp, world.cpp)
+// and readies the processes waiting for it with runtime::ready. It also
+// finishes the proxies of other ranks' processes (channels.cpp): their
+// parkers' home is its inbox, so their completions reach it like wake-ups
+// from another OS process. Idle, it spins briefly, yields, then sleeps on
+// its inbox's word for growing spans (up to kLongestNap: messages from other
+// ranks arrive without ringing it; see comm.cpp), and a post or a
+// completion rouses it.
+//
+// Every message is one MPI message of bytes: a Header, then a payload.
+// Messages between two ranks arrive in the order they were posted (MPI's
+// non-overtaking rule, one tag, one communicator), which the end counts
+// and the shutdown rely on.
+#pragma once
+
+#include "channels/crossing.hpp"
+#include "runtime/scheduler.hpp"
+
+#include <mpi.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace csp::mpi::detail {
+
+enum class Kind : std::uint32_t {
+    // channels.cpp
+    Hello,    // a replica was made: chan, payload = its name
+    Ends,     // a replica's ends of side `a` became present (b = 1) or absent (b = 0)
+    Read,     // a process there reads chan: req
+    Write,    // a process there writes chan: req, payload = the value
+    Poison,   // poison chan
+    Data,     // to a reader: req, payload = the value
+    Done,     // to a writer: req (the value was taken)
+    Failed,   // to either: req, a = the outcome (poisoned, retired)
+    // world.cpp
+    Result,   // placement `chan`'s result: payload
+    Failure,  // placement `chan` failed: a = the rank, payload = type '\0' what
+    Bye,      // this rank is done: nothing more comes from it
+};
+
+struct Header {
+    Kind kind;
+    std::uint32_t a = 0;
+    std::uint32_t b = 0;
+    std::uint32_t pad = 0;
+    std::uint64_t chan = 0;
+    std::uint64_t req = 0;
+};
+
+struct Message {
+    int peer;  // the sender, or the destination
+    std::vector<char> bytes;
+    const Header& header() const noexcept { return *reinterpret_cast<const Header*>(bytes.data()); }
+    const char* payload() const noexcept { return bytes.data() + sizeof(Header); }
+    std::size_t payload_size() const noexcept { return bytes.size() - sizeof(Header); }
+};
+
+// Pending: a process of this rank waiting for an answer (Data, Done,
+// Failed, a Result): the communication thread ends its wait.
+struct Pending {
+    runtime::Parker* parker = nullptr;
+    std::uint64_t token = 0;
+    channels::Parcel* got = nullptr;  // what came (Data, Result), to free
+};
+// finish: end the wait of `p` with `outcome` (from the communication thread).
+void finish(Pending* p, std::uint32_t outcome) noexcept;
+
+class Comm {
+public:
+    Comm(MPI_Comm comm, int rank, int size);
+    ~Comm();  // (after stop)
+
+    const int rank;
+    const int size;
+
+    // post: queue a message for `peer` (any thread, any time before stop).
+    void post(int peer, const Header& h, const void* payload = nullptr, std::size_t n = 0);
+    // inbox: where proxies' parkers are readied.
+    runtime::Inbox* inbox() noexcept { return inbox_; }
+    // stop: say Bye to every rank, serve until every rank has said it,
+    // then end the thread (the World's destructor).
+    void stop();
+
+private:
+    void loop() noexcept;
+    bool send_queued();
+    bool receive();
+    bool progress_sends();
+    bool finish_proxies();
+    void nap(int idle_rounds, std::int64_t quiet_since) noexcept;
+    void dispatch(Message& m);
+
+    MPI_Comm comm_;
+    runtime::Inbox* inbox_;
+    std::atomic<std::uint32_t> word_{0};
+    runtime::SpinLock queue_lock_;
+    std::vector<Message> queue_;  // posted, not yet sent
+    struct Sending {
+        MPI_Request request;
+        std::vector<char> bytes;
+    };
+    std::deque<Sending> sending_;
+    std::atomic<bool> stopping_{false};
+    int byes_ = 0;
+    std::thread thread_;
+};
+
+// The communication thread of the World, while there is one (and it has
+// more than one rank).
+extern Comm* g_comm;
+
+// Handlers (channels.cpp, world.cpp), on the communication thread.
+void on_channel_message(Message& m);
+bool channels_tick();  // messages that came before their channel was made here
+void on_proxy_done(runtime::Parker* p) noexcept;
+void on_world_message(Message& m);
+
+}  // namespace csp::mpi::detail

@@ -1,0 +1,219 @@
+// world.cpp: csp::mpi::World (MPI's life in this program) and the results of
+// placed processes (csp::on_rank, csp::spread in csp/mpi.hpp).
+//
+// A placed process is numbered in the order the program places it (the same
+// on every rank: SPMD). Its rank sends its result, or its failure, to every
+// other rank, where a stand-in process waits for it.
+#include "csp/mpi.hpp"
+
+#include "channels/remote.hpp"
+#include "mpi/comm.hpp"
+#include "runtime/log.hpp"
+
+#include <cstring>
+#include <cxxabi.h>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace csp::mpi {
+
+namespace detail {
+channels::Distribution* shared_channels() noexcept;
+void release_shared_channels() noexcept;
+
+namespace {
+int g_rank = 0;
+int g_size = 1;
+bool g_have_world = false;
+std::thread::id g_world_thread;
+MPI_Comm g_world_comm = MPI_COMM_NULL;
+std::atomic<std::uint64_t> g_placements{0};
+
+// What a stand-in process waits for.
+struct Arrival {
+    bool failed = false;
+    int rank = 0;
+    std::string type, what;
+    channels::Parcel* result = nullptr;
+};
+struct Awaiting {
+    Pending pending;
+    Arrival arrival;
+};
+std::mutex g_results_lock;
+std::map<std::uint64_t, Arrival> g_arrived;     // came before anybody waited
+std::map<std::uint64_t, Awaiting*> g_awaiting;  // waited for before it came
+
+void broadcast(const Header& h, const void* payload, std::size_t n) {
+    for (int r = 0; r < g_size; ++r) {
+        if (r != g_rank) g_comm->post(r, h, payload, n);
+    }
+}
+}  // namespace
+
+bool in_spmd_part() noexcept { return std::this_thread::get_id() == g_world_thread && !runtime::in_fiber(); }
+
+std::uint64_t next_placement() noexcept { return ++g_placements; }
+
+void publish_result(std::uint64_t id, channels::Parcel* result) noexcept {
+    if (!result) {
+        publish_failure(id, "csp::UsageError", "the process's result could not be packed for the other ranks");
+        return;
+    }
+    Header h{Kind::Result};
+    h.chan = id;
+    broadcast(h, result->data(), result->size);
+    channels::parcel_free(result);
+}
+
+void publish_failure(std::uint64_t id, const std::string& type, const std::string& what) noexcept {
+    Header h{Kind::Failure};
+    h.chan = id;
+    h.a = static_cast<std::uint32_t>(g_rank);
+    std::string payload = type;
+    payload.push_back('\0');
+    payload += what;
+    broadcast(h, payload.data(), payload.size());
+}
+
+channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string& what) {
+    struct Wait {
+        std::uint64_t id;
+        Awaiting awaiting;
+    } wait{id, {}};
+    wait.awaiting.pending.parker = runtime::current();
+    wait.awaiting.pending.token = runtime::begin_wait(wait.awaiting.pending.parker);
+    static constexpr runtime::WaitReason kAwaiting{"is waiting for the result of a process on another rank"};
+    runtime::park(wait.awaiting.pending.parker, runtime::WaitKind::Remote, &kAwaiting,
+                  runtime::Release{[](void* arg) noexcept {
+                                       auto* w = static_cast<Wait*>(arg);
+                                       std::unique_lock<std::mutex> hold(g_results_lock);
+                                       auto it = g_arrived.find(w->id);
+                                       if (it == g_arrived.end()) {
+                                           g_awaiting[w->id] = &w->awaiting;
+                                           return;
+                                       }
+                                       w->awaiting.arrival = std::move(it->second);
+                                       g_arrived.erase(it);
+                                       hold.unlock();
+                                       finish(&w->awaiting.pending, channels::encode(channels::Outcome::Done, 0));
+                                   },
+                                   &wait});
+    Arrival& a = wait.awaiting.arrival;
+    if (!a.failed) return a.result;
+    type = a.type;
+    what = a.what + " (on rank " + std::to_string(a.rank) + ")";
+    return nullptr;
+}
+
+void on_world_message(Message& m) {
+    const Header& h = m.header();
+    Arrival arrival;
+    if (h.kind == Kind::Failure) {
+        arrival.failed = true;
+        arrival.rank = static_cast<int>(h.a);
+        const std::string payload(m.payload(), m.payload_size());
+        const std::size_t split = payload.find('\0');
+        arrival.type = payload.substr(0, split);
+        arrival.what = split == std::string::npos ? "" : payload.substr(split + 1);
+    } else {
+        try {
+            arrival.result = channels::parcel_new(m.payload_size());
+            std::memcpy(arrival.result->data(), m.payload(), m.payload_size());
+        } catch (const std::bad_alloc&) {
+            arrival.failed = true;
+            arrival.type = "std::bad_alloc";
+            arrival.what = "no memory for a result from another rank";
+        }
+    }
+    std::unique_lock<std::mutex> hold(g_results_lock);
+    auto it = g_awaiting.find(h.chan);
+    if (it == g_awaiting.end()) {
+        g_arrived[h.chan] = std::move(arrival);
+        return;
+    }
+    Awaiting* waiter = it->second;
+    g_awaiting.erase(it);
+    hold.unlock();
+    waiter->arrival = std::move(arrival);
+    finish(&waiter->pending, channels::encode(channels::Outcome::Done, 0));
+}
+
+void throw_bad_rank(int r) {
+    throw UsageError("csp::on_rank(" + std::to_string(r) + ", ...): there are ranks 0 to " +
+                     std::to_string(g_size - 1));
+}
+
+std::string failure_type(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const RemoteError& x) {
+        return x.type_name();
+    } catch (...) {
+        if (auto* t = abi::__cxa_current_exception_type()) {
+            int status = 0;
+            char* readable = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+            std::string name = status == 0 && readable ? readable : t->name();
+            std::free(readable);
+            return name;
+        }
+    }
+    return "unknown exception";
+}
+
+std::string failure_what(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+    }
+    return "";
+}
+
+}  // namespace detail
+
+World::World(int& argc, char**& argv) {
+    if (detail::g_have_world) throw UsageError("csp::mpi::World: there is one already");
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+    if (provided < MPI_THREAD_SERIALIZED) {
+        runtime::log_fatal("csp mpi: this MPI does not let a thread other than main call it "
+                           "(MPI_THREAD_SERIALIZED or better is needed)");
+    }
+    MPI_Comm_dup(MPI_COMM_WORLD, &detail::g_world_comm);
+    MPI_Comm_rank(detail::g_world_comm, &detail::g_rank);
+    MPI_Comm_size(detail::g_world_comm, &detail::g_size);
+    detail::g_have_world = true;
+    detail::g_world_thread = std::this_thread::get_id();
+    detail::g_placements.store(0);
+    if (detail::g_size > 1) {
+        (void)runtime::rt();  // (the runtime first: the communication thread readies its processes)
+        detail::g_comm = new detail::Comm(detail::g_world_comm, detail::g_rank, detail::g_size);
+        channels::g_distribution = detail::shared_channels();
+    }
+}
+
+World::~World() {
+    channels::g_distribution = nullptr;
+    if (detail::g_comm) {
+        detail::g_comm->stop();
+        detail::release_shared_channels();
+        delete detail::g_comm;
+        detail::g_comm = nullptr;
+    }
+    MPI_Comm_free(&detail::g_world_comm);
+    MPI_Finalize();
+    detail::g_have_world = false;
+    detail::g_rank = 0;
+    detail::g_size = 1;
+}
+
+int World::rank() const noexcept { return detail::g_rank; }
+int World::size() const noexcept { return detail::g_size; }
+
+int rank() noexcept { return detail::g_rank; }
+int size() noexcept { return detail::g_size; }
+
+}  // namespace csp::mpi

@@ -1,0 +1,192 @@
+// The MPI suite: one network across ranks (csp/mpi.hpp). Every rank runs this
+// program and every test case, in the same order (SPMD): a test case makes
+// the same channels and places the same processes on every rank, and checks
+// on every rank what Parallel returned there. tests/meson.build runs it on
+// 1 rank (no mpirun), 2 and 4 (4 oversubscribe a 2-core machine).
+#include <csp/csp.hpp>
+#include <csp/mpi.hpp>
+
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace {
+
+int ranks() { return csp::mpi::size(); }
+
+// Ids written by writer w: w * kPer + i.
+constexpr std::int64_t kPer = 1'000'000;
+
+auto writer = csp::process("writer", [](csp::ChannelOut<std::int64_t> out, std::int64_t w, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) out(w * kPer + i);
+    return n;
+});
+
+// reader: every value until the writers of every rank have retired.
+auto reader = csp::process("reader", [](csp::ChannelIn<std::int64_t> in) {
+    std::vector<std::int64_t> got;
+    try {
+        for (;;) got.push_back(in());
+    } catch (const csp::ChannelRetireException&) {
+    }
+    return got;
+});
+
+// every_id_once: the ids of writers 0..writers-1, n each, each exactly once.
+void check_every_id_once(std::vector<std::int64_t> ids, std::int64_t writers, std::int64_t n) {
+    std::sort(ids.begin(), ids.end());
+    REQUIRE(ids.size() == static_cast<std::size_t>(writers * n));
+    std::size_t k = 0;
+    for (std::int64_t w = 0; w < writers; ++w) {
+        for (std::int64_t i = 0; i < n; ++i) REQUIRE(ids[k++] == w * kPer + i);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    csp::mpi::World world{argc, argv};
+    return Catch::Session().run(argc, argv);
+}
+
+TEST_CASE("a writer on the first rank and a reader on the last: every value once, in order", "[mpi]") {
+    csp::Channel<std::int64_t> ch{"first-to-last"};
+    const std::int64_t n = 2000;
+    auto [sent, got] = csp::Parallel(csp::on_rank(0, writer(ch.writer(), 0, n)),
+                                     csp::on_rank(ranks() - 1, reader(ch.reader())));
+    CHECK(sent == n);
+    REQUIRE(got.size() == static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) REQUIRE(got[static_cast<std::size_t>(i)] == i);
+}
+
+TEST_CASE("values of a serialized type cross ranks intact", "[mpi]") {
+    csp::Channel<std::string> ch{"strings", csp::buffer(3)};
+    auto speak = csp::process([](csp::ChannelOut<std::string> out) {
+        for (int i = 0; i < 300; ++i) out(std::string(static_cast<std::size_t>(i), 'a' + i % 26));
+    });
+    auto listen = csp::process([](csp::ChannelIn<std::string> in) {
+        int good = 0;
+        for (int i = 0; i < 300; ++i) {
+            const std::string s = in();
+            good += s == std::string(static_cast<std::size_t>(i), 'a' + i % 26) ? 1 : 0;
+        }
+        return good;
+    });
+    auto [nothing, good] = csp::Parallel(csp::on_rank(ranks() - 1, speak(ch.writer())), csp::on_rank(0, listen(ch.reader())));
+    (void)nothing;
+    CHECK(good == 300);
+}
+
+TEST_CASE("any-to-any across ranks: writers and readers on every rank, every value read once", "[mpi]") {
+    for (std::size_t capacity : {std::size_t{0}, std::size_t{1}, std::size_t{16}}) {
+        CAPTURE(capacity);
+        csp::Channel<std::int64_t> ch{"any-to-any", csp::buffer(capacity)};
+        const std::int64_t writers = 2 * ranks(), n = 500;
+        std::vector<csp::Process<std::int64_t>> ws;
+        for (std::int64_t w = 0; w < writers; ++w) ws.push_back(writer(ch.writer(), w, n));
+        auto [sent, got] = csp::Parallel(csp::spread(std::move(ws)), csp::spread(reader(ch.reader()) * (2 * ranks())));
+        CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == writers * n);
+        std::vector<std::int64_t> all;
+        for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
+        check_every_id_once(std::move(all), writers, n);
+    }
+}
+
+TEST_CASE("retire is counted over all ranks: readers end only when every rank's writers have left", "[mpi]") {
+    csp::Channel<std::int64_t> ch{"retire-over-ranks"};
+    // Writers that end at different times, one per rank.
+    auto late_writer = csp::process("late-writer", [](csp::ChannelOut<std::int64_t> out, std::int64_t w) {
+        csp::sleep(std::chrono::milliseconds(20 * w));
+        for (std::int64_t i = 0; i < 10; ++i) out(w * kPer + i);
+    });
+    std::vector<csp::Process<>> ws;
+    for (int w = 0; w < ranks(); ++w) ws.push_back(late_writer(ch.writer(), w));
+    auto [done, got] = csp::Parallel(csp::spread(std::move(ws)), csp::on_rank(0, reader(ch.reader())));
+    (void)done;
+    check_every_id_once(std::move(got), ranks(), 10);
+}
+
+TEST_CASE("poison from one rank reaches blocked readers and writers on every rank", "[mpi]") {
+    csp::Channel<std::int64_t> quiet{"quiet"};  // nobody writes: its readers block
+    csp::Channel<std::int64_t> full{"full"};    // nobody reads: its writers block
+    auto blocked_reader = csp::process([](csp::ChannelIn<std::int64_t> in) {
+        try {
+            in();
+        } catch (const csp::ChannelPoisonException&) {
+            return 1;
+        }
+        return 0;
+    });
+    auto blocked_writer = csp::process([](csp::ChannelOut<std::int64_t> out) {
+        try {
+            out(1);
+        } catch (const csp::ChannelPoisonException&) {
+            return 1;
+        }
+        return 0;
+    });
+    auto poisoner = csp::process([](csp::ChannelOut<std::int64_t> a, csp::ChannelIn<std::int64_t> b) {
+        csp::sleep(std::chrono::milliseconds(100));
+        a.poison();
+        b.poison();
+    });
+    auto [readers, writers, nothing] =
+        csp::Parallel(csp::spread(blocked_reader(quiet.reader()) * ranks()),
+                      csp::spread(blocked_writer(full.writer()) * ranks()),
+                      csp::on_rank(ranks() - 1, poisoner(quiet.writer(), full.reader())));
+    (void)nothing;
+    CHECK(std::accumulate(readers.begin(), readers.end(), 0) == ranks());
+    CHECK(std::accumulate(writers.begin(), writers.end(), 0) == ranks());
+}
+
+TEST_CASE("every rank gets every placed process's result, in order", "[mpi]") {
+    auto square = csp::process([](int x) { return x * x; });
+    std::vector<csp::Process<int>> v;
+    for (int i = 0; i < 3 * ranks(); ++i) v.push_back(square(i));
+    auto [squares, here] = csp::Parallel(csp::spread(std::move(v)), csp::process([] { return csp::mpi::rank(); })());
+    REQUIRE(squares.size() == static_cast<std::size_t>(3 * ranks()));
+    for (int i = 0; i < 3 * ranks(); ++i) CHECK(squares[static_cast<std::size_t>(i)] == i * i);
+    CHECK(here == csp::mpi::rank());  // (an unplaced process runs on every rank)
+}
+
+TEST_CASE("a process that throws on one rank is a ProcessError on every rank naming it and its rank", "[mpi]") {
+    const int r = ranks() - 1;
+    auto failing = csp::process("failing", [] { throw std::out_of_range("deliberately"); });
+    try {
+        csp::Parallel(csp::on_rank(r, failing()));
+        FAIL("no ProcessError");
+    } catch (const csp::ProcessError& e) {
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find("failing") != std::string::npos);
+        CHECK(what.find("deliberately") != std::string::npos);
+        if (ranks() > 1) CHECK(what.find("rank " + std::to_string(r)) != std::string::npos);
+    }
+}
+
+TEST_CASE("a choice over a channel whose home is another rank says it is not supported", "[mpi]") {
+    if (ranks() == 1) {
+        SUCCEED("one rank: every channel is at home");
+        return;
+    }
+    // Two channels made one after the other have different homes: on every
+    // rank at least one of them is at home elsewhere.
+    csp::Channel<int> c1{"alt-1"}, c2{"alt-2"};
+    auto chooser = csp::process([](csp::ChannelIn<int> a, csp::ChannelIn<int> b) {
+        int refused = 0;
+        for (csp::ChannelIn<int>* in : {&a, &b}) {
+            try {
+                (void)csp::PriSelect(csp::InputGuard(*in), csp::SkipGuard());
+            } catch (const csp::UsageError& e) {
+                refused += std::string(e.what()).find("not supported") != std::string::npos ? 1 : 0;
+            }
+        }
+        return refused;
+    });
+    CHECK(std::get<0>(csp::Parallel(chooser(c1.reader(), c2.reader()))) >= 1);
+}
