@@ -190,3 +190,24 @@ TEST_CASE("a choice over a channel whose home is another rank says it is not sup
     });
     CHECK(std::get<0>(csp::Parallel(chooser(c1.reader(), c2.reader()))) >= 1);
 }
+
+TEST_CASE("a 100 MB value crosses ranks intact", "[mpi][big]") {
+    csp::Channel<std::vector<char>> ch{"big"};
+    const std::size_t size = 100u << 20;
+    auto send = csp::process([size](csp::ChannelOut<std::vector<char>> out) {
+        std::vector<char> v(size);
+        for (std::size_t i = 0; i < size; ++i) v[i] = static_cast<char>((i * 2654435761u) >> 13);
+        out(std::move(v));
+    });
+    auto take = csp::process([size](csp::ChannelIn<std::vector<char>> in) {
+        const std::vector<char> v = in();
+        if (v.size() != size) return false;
+        for (std::size_t i = 0; i < size; ++i) {
+            if (v[i] != static_cast<char>((i * 2654435761u) >> 13)) return false;
+        }
+        return true;
+    });
+    auto [nothing, intact] = csp::Parallel(csp::on_rank(0, send(ch.writer())), csp::on_rank(ranks() - 1, take(ch.reader())));
+    (void)nothing;
+    CHECK(intact);
+}
