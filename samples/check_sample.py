@@ -59,7 +59,16 @@ def multiplexer(lines, seconds):
     ]
 
 
-CHECKS = {"hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel,
+def mpi_farm(lines, seconds):
+    # The picture (24 rows of 78 points), then the totals: the same on any
+    # number of ranks (8 workers, 24 rows).
+    if len(lines) != 25 or any(len(line) != 78 for line in lines[:24]):
+        print(f"expected 24 rows of 78 and a total, got {len(lines)} lines")
+        return False
+    return re.fullmatch(r"24 rows by 8 workers on \d+ ranks, 763576 iterations in all", lines[24]) is not None
+
+
+CHECKS = {"mpi-farm": mpi_farm, "hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel,
           "dining_philosophers": dining_philosophers, "multiplexer": multiplexer}
 
 # samples/ipc: the Python multiprocessing tutorial's examples, each printing
@@ -87,9 +96,9 @@ def readme_shows(readme, sample):
 def main():
     if sys.argv[1] == "--readme":
         return readme_shows(sys.argv[2], sys.argv[3])
-    name, program = sys.argv[1], sys.argv[2]
+    name, command = sys.argv[1], sys.argv[2:]  # (a program and its arguments: mpirun -np 2 farm)
     start = time.monotonic()
-    run = subprocess.run([program], capture_output=True, text=True, timeout=60)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60)
     seconds = time.monotonic() - start
     lines = run.stdout.splitlines()
     ok = run.returncode == 0 and CHECKS[name](lines, seconds)

@@ -1,0 +1,104 @@
+// farm: a Mandelbrot set computed by a farm of workers spread over MPI ranks.
+//
+//   rows (rank 0) --jobs--> worker x 8 (round-robin over the ranks) --results--> picture (rank 0)
+//
+// The source hands out row numbers; each worker computes a row (the
+// iteration count of each point) and sends it back with its number; the
+// collector puts the rows in place. Run it with `mpirun -np 4 build/samples/mpi-farm`,
+// or alone (one rank: the same network, all of it local). Rank 0 prints the
+// picture and the total iteration count, the same however many ranks ran it.
+//
+//   mpi-farm [WIDTH HEIGHT MAX_ITERATIONS]   (default 78 24 2000: a picture for a terminal)
+#include <csp/csp.hpp>
+#include <csp/mpi.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+struct Size {
+    int width, height, limit;
+};
+
+// A row of the picture: its number and each point's iteration count.
+using Row = std::pair<int, std::vector<int>>;
+
+int iterations(std::complex<double> c, int limit) {
+    std::complex<double> z = 0;
+    int n = 0;
+    while (n < limit && std::norm(z) <= 4.0) {
+        z = z * z + c;
+        ++n;
+    }
+    return n;
+}
+
+auto rows = csp::process("rows", [](csp::ChannelOut<int> jobs, int height) {
+    for (int y = 0; y < height; ++y) jobs(y);
+});  // (the end leaves: the workers see retire once the jobs are taken)
+
+auto worker = csp::process("worker", [](csp::ChannelIn<int> jobs, csp::ChannelOut<Row> results, Size s) {
+    int done = 0;
+    try {
+        for (;;) {
+            const int y = jobs();
+            std::vector<int> counts(static_cast<std::size_t>(s.width));
+            for (int x = 0; x < s.width; ++x) {
+                const std::complex<double> c(-2.2 + 3.2 * x / s.width, -1.2 + 2.4 * y / s.height);
+                counts[static_cast<std::size_t>(x)] = iterations(c, s.limit);
+            }
+            results(Row{y, std::move(counts)});
+            ++done;
+        }
+    } catch (const csp::ChannelRetireException&) {
+    }
+    return done;  // rows this worker computed
+});
+
+auto picture = csp::process("picture", [](csp::ChannelIn<Row> results, Size s) {
+    std::vector<std::vector<int>> image(static_cast<std::size_t>(s.height));
+    for (int i = 0; i < s.height; ++i) {
+        Row row = results();
+        image[static_cast<std::size_t>(row.first)] = std::move(row.second);
+    }
+    return image;
+});
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    csp::mpi::World world{argc, argv};
+    Size size{78, 24, 2000};
+    if (argc == 4) size = {std::atoi(argv[1]), std::atoi(argv[2]), std::atoi(argv[3])};
+
+    csp::Channel<int> jobs{"jobs"};
+    csp::Channel<Row> results{"results", csp::buffer(16)};
+    auto [nothing, per_worker, image] =
+        csp::Parallel(csp::on_rank(0, rows(jobs.writer(), size.height)),
+                      csp::spread(worker(jobs.reader(), results.writer(), size) * 8),
+                      csp::on_rank(0, picture(results.reader(), size)));
+    (void)nothing;
+    if (world.rank() != 0) return 0;
+    std::int64_t total = 0, rows_done = 0;
+    const char* shades = " .:-=+*#%@";
+    for (const auto& row : image) {
+        std::string line;
+        for (int n : row) {
+            total += n;
+            line += shades[n >= size.limit ? 9 : std::min(8, static_cast<int>(std::log2(n + 1)))];
+        }
+        if (size.width <= 200) std::puts(line.c_str());
+    }
+    for (int n : per_worker) rows_done += n;
+    std::printf("%lld rows by %zu workers on %d ranks, %lld iterations in all\n", static_cast<long long>(rows_done),
+                per_worker.size(), world.size(), static_cast<long long>(total));
+    return 0;
+}
