@@ -66,23 +66,17 @@ auto Driver = csp::process("driver", [](csp::ChannelOut<Value> ping, csp::Channe
     auto t1 = std::chrono::steady_clock::now();
     t.lat_seconds = std::chrono::duration<double>(t1 - t0).count();
     Message m(kMessageBytes, 'x');
-    for (long k = 0; k < n.bw / 10 + 1; ++k, ++i) {
-        std::memcpy(m.data(), &i, sizeof i);
+    const auto round_trip = [&](Value stamp) {
+        std::memcpy(m.data(), &stamp, sizeof stamp);
         ping_big.write(std::move(m));
         m = pong_big();
         Value back;
         std::memcpy(&back, m.data(), sizeof back);
-        ok &= back == i && m.size() == kMessageBytes;
-    }
+        ok &= back == stamp && m.size() == kMessageBytes;
+    };
+    for (long k = 0; k < n.bw / 10 + 1; ++k, ++i) round_trip(i);
     t0 = std::chrono::steady_clock::now();
-    for (long k = 0; k < n.bw; ++k, ++i) {
-        std::memcpy(m.data(), &i, sizeof i);
-        ping_big.write(std::move(m));
-        m = pong_big();
-        Value back;
-        std::memcpy(&back, m.data(), sizeof back);
-        ok &= back == i && m.size() == kMessageBytes;
-    }
+    for (long k = 0; k < n.bw; ++k, ++i) round_trip(i);
     t1 = std::chrono::steady_clock::now();
     t.bw_seconds = std::chrono::duration<double>(t1 - t0).count();
     t.ok = ok;
