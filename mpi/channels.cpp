@@ -22,7 +22,9 @@
 #include "runtime/log.hpp"
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
+#include <cxxabi.h>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -73,9 +75,7 @@ public:
         } else {
             c->remote = this;
             c->home = nullptr;  // (no fast path: every operation goes through `remote`)
-            Header h{Kind::Hello};
-            h.chan = id;
-            g_comm->post(home_of(id), h, c->name, std::strlen(c->name) + 1);
+            g_comm->post(home_of(id), Header{Kind::Hello, 0, 0, 0, id, 0}, identity(c).data(), identity(c).size());
         }
     }
 
@@ -220,6 +220,12 @@ public:
     }
 
 private:
+    // identity: what every rank must agree a channel is: its name and its
+    // values' type.
+    static std::string identity(const ChannelCore* c) {
+        return std::string(c->name) + '\0' + c->ops->type_name;
+    }
+
     static int home_of(std::uint64_t id) noexcept {
         return static_cast<int>((id - 1) % static_cast<std::uint64_t>(g_comm->size));
     }
@@ -284,14 +290,26 @@ private:
     void at_home(ChannelCore* c, Message& m) {
         const Header& h = m.header();
         switch (h.kind) {
-            case Kind::Hello:
-                if (std::strncmp(m.payload(), c->name, sizeof c->name) != 0) {
+            case Kind::Hello: {
+                const std::string theirs(m.payload(), m.payload_size()), ours = identity(c);
+                if (theirs != ours) {
+                    // 'name' (values of type T)
+                    auto shown = [](const std::string& s) {
+                        const std::size_t split = s.find('\0');
+                        int status = 0;
+                        char* type = abi::__cxa_demangle(s.c_str() + split + 1, nullptr, nullptr, &status);
+                        std::string out = "'" + s.substr(0, split) + "' (values of type " +
+                                          (status == 0 && type ? type : s.c_str() + split + 1) + ")";
+                        std::free(type);
+                        return out;
+                    };
                     runtime::log_fatal(fmt::format(
-                        "csp mpi: the {}th channel made on rank {} is '{}', but on rank {} it is '{}': every rank "
-                        "must make the channels it shares in the same order",
-                        h.chan, m.peer, m.payload(), g_comm->rank, c->name).c_str());
+                        "csp mpi: channel {} of the job is {} on rank {}, but {} on rank {}: every rank must make "
+                        "the channels it shares (outside any process, after the World) in the same order",
+                        h.chan, shown(theirs), m.peer, shown(ours), g_comm->rank).c_str());
                 }
                 return;
+            }
             case Kind::Ends: {
                 bool retire;
                 {
