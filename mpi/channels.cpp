@@ -240,6 +240,7 @@ private:
         } post{h, value, home_of(c->shared_id)};
         pending.parker = runtime::current();
         pending.token = runtime::begin_wait(pending.parker);
+        const RankWait counted;
         const std::uint32_t word = runtime::park(
             pending.parker, runtime::WaitKind::Remote, &c->blocked_on[static_cast<int>(side)],
             runtime::Release{[](void* arg) noexcept {

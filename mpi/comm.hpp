@@ -77,6 +77,15 @@ struct Pending {
 // finish: end the wait of `p` with `outcome` (from the communication thread).
 void finish(Pending* p, std::uint32_t outcome) noexcept;
 
+// RankWait: while it lives, a process of this rank waits for another rank
+// (idle workers stay awake a while: runtime::Runtime::rank_waits).
+struct RankWait {
+    RankWait() noexcept { runtime::started().rank_waits.fetch_add(1, std::memory_order_relaxed); }
+    ~RankWait() { runtime::started().rank_waits.fetch_sub(1, std::memory_order_relaxed); }
+    RankWait(const RankWait&) = delete;
+    RankWait& operator=(const RankWait&) = delete;
+};
+
 class Comm {
 public:
     Comm(MPI_Comm comm, int rank, int size);

@@ -85,6 +85,7 @@ channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string&
     wait.awaiting.pending.parker = runtime::current();
     wait.awaiting.pending.token = runtime::begin_wait(wait.awaiting.pending.parker);
     static constexpr runtime::WaitReason kAwaiting{"is waiting for the result of a process on another rank"};
+    const RankWait counted;
     runtime::park(wait.awaiting.pending.parker, runtime::WaitKind::Remote, &kAwaiting,
                   runtime::Release{[](void* arg) noexcept {
                                        auto* w = static_cast<Wait*>(arg);

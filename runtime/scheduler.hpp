@@ -299,6 +299,9 @@ struct Runtime {
     std::vector<std::unique_ptr<Worker>> workers;
     std::atomic<std::int64_t> running_threads{0};  // registered, not in a Blocked/Join park
     std::atomic<std::int64_t> live{0};             // fiber processes not yet ended
+    // Processes waiting for another MPI rank (counted by libcsp-mpi): while
+    // there are some, idle workers stay awake a while (Worker::loop).
+    std::atomic<int> rank_waits{0};
     std::atomic<std::uint32_t> live_zero{1};       // futex word: 1 when live == 0
     std::atomic<int> idle{0};
     std::atomic<bool> stopping{false};
