@@ -155,14 +155,19 @@ void trace_fired(const Guard& g) noexcept {
     if (g.kind == Guard::Kind::Output) runtime::trace_event("write", g.core->name);
 }
 
-// crosses: some enabled guard is on a channel shared with another OS process
-// (a partner there may end the wait: the deadlock detector cannot tell).
-bool crosses(const Guard* guards, std::size_t n) noexcept {
+// wait_kind: what the choice's wait is: Remote when some enabled guard is on
+// a channel shared with another OS process (a partner there may end it: the
+// deadlock detector cannot tell), else Rank when one is on a channel shared
+// by MPI ranks, else Blocked.
+runtime::WaitKind wait_kind(const Guard* guards, std::size_t n) noexcept {
+    runtime::WaitKind kind = runtime::WaitKind::Blocked;
     for (std::size_t i = 0; i < n; ++i) {
         const Guard& g = guards[i];
-        if (g.enabled && is_channel(g) && g.core->crossing.load(std::memory_order_relaxed)) return true;
+        if (!g.enabled || !is_channel(g) || !g.core->crossing.load(std::memory_order_relaxed)) continue;
+        if (wait_kind_across(g.core) == runtime::WaitKind::Remote) return runtime::WaitKind::Remote;
+        kind = runtime::WaitKind::Rank;
     }
-    return false;
+    return kind;
 }
 
 // retired_locked: g's channel is retired as far as g is concerned (its lock
@@ -420,7 +425,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                                           &locks};
         const std::uint32_t word =
             first_timeout == kNone
-                ? runtime::park(me, crosses(guards, n) ? runtime::WaitKind::Remote : runtime::WaitKind::Blocked,
+                ? runtime::park(me, wait_kind(guards, n),
                                 what, unlock_all)
                 : runtime::park_until(me, token, runtime::WaitKind::Timed, what,
                                       guards[first_timeout].deadline, unlock_all);

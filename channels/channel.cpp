@@ -181,7 +181,7 @@ Outcome block(ChannelCore* c, void* slot, Parcel* parcel = nullptr) noexcept {
     queue_of(c, side).push(w);
     // The lock is released only once we have parked (the park rule).
     const std::uint32_t word =
-        runtime::park(me, x ? runtime::WaitKind::Remote : runtime::WaitKind::Blocked,
+        runtime::park(me, x ? wait_kind_across(c) : runtime::WaitKind::Blocked,
                       &c->blocked_on[static_cast<int>(side)],
                       runtime::unlocking(c->lock));
     me->completer_lock = nullptr;

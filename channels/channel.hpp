@@ -110,6 +110,11 @@ struct ChannelCore {
                                          {"is blocked writing to channel", name}};
 };
 
+// wait_kind_across: what a wait on channel c, which crosses, is: one that
+// another MPI rank ends (a channel shared by ranks: remote.hpp), or one that
+// another OS process ends.
+inline runtime::WaitKind wait_kind_across(const ChannelCore* c) noexcept;
+
 // fits_plain_wait: values of this channel fit a PlainWait's room.
 inline bool fits_plain_wait(const ChannelCore* c) noexcept {
     return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes) && c->ops->align <= alignof(PlainWait);
@@ -163,5 +168,9 @@ enum class Attempt { Done, Poisoned, Retired, Block };
 Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept;
 // (pre: the writer's value prepacked, or null; taken from *pre when used.)
 Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake, Parcel** pre = nullptr) noexcept;
+
+inline runtime::WaitKind wait_kind_across(const ChannelCore* c) noexcept {
+    return c->shared_id ? runtime::WaitKind::Rank : runtime::WaitKind::Remote;
+}
 
 }  // namespace csp::channels

@@ -22,8 +22,9 @@
 //
 // What works across ranks so far: reads and writes (unbuffered and buffered,
 // any number of readers and writers on any ranks), retire counted over all
-// ranks, poison from any rank, the unwinding rule, results and failures. A
-// choice over a channel whose home is another rank throws csp::UsageError.
+// ranks, poison from any rank, the unwinding rule, results and failures,
+// deadlocks reported on every rank. A choice over a channel whose home is
+// another rank throws csp::UsageError.
 #pragma once
 
 #include "csp/errors.hpp"

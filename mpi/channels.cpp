@@ -28,6 +28,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace csp::mpi::detail {
 
@@ -84,7 +85,6 @@ public:
         Pending pending;
         Header h{Kind::Read};
         h.chan = c->shared_id;
-        h.req = reinterpret_cast<std::uint64_t>(&pending);
         const Outcome o = wait(c, Side::Reader, pending, h, nullptr);
         if (o != Outcome::Done) return o;
         const bool ok = pending.got && c->ops->unpack && c->ops->unpack(pending.got, dst);
@@ -104,7 +104,6 @@ public:
         Pending pending;
         Header h{Kind::Write};
         h.chan = c->shared_id;
-        h.req = reinterpret_cast<std::uint64_t>(&pending);
         const Outcome o = wait(c, Side::Writer, pending, h, value);
         channels::parcel_free(value);
         return o;
@@ -142,22 +141,10 @@ public:
     void handle(Message& m) {
         const Header& h = m.header();
         switch (h.kind) {
-            case Kind::Data: {
-                auto* p = reinterpret_cast<Pending*>(h.req);
-                try {
-                    p->got = channels::parcel_new(m.payload_size());
-                    std::memcpy(p->got->data(), m.payload(), m.payload_size());
-                    finish(p, outcome_word(Outcome::Done));
-                } catch (const std::bad_alloc&) {
-                    finish(p, outcome_word(Outcome::Poisoned));
-                }
-                return;
-            }
+            case Kind::Data:
             case Kind::Done:
-                finish(reinterpret_cast<Pending*>(h.req), outcome_word(Outcome::Done));
-                return;
             case Kind::Failed:
-                finish(reinterpret_cast<Pending*>(h.req), outcome_word(static_cast<Outcome>(h.a)));
+                answer(m);
                 return;
             default:
                 break;
@@ -240,16 +227,49 @@ private:
         } post{h, value, home_of(c->shared_id)};
         pending.parker = runtime::current();
         pending.token = runtime::begin_wait(pending.parker);
+        {
+            std::lock_guard<std::mutex> hold(asked_lock_);
+            post.h.req = ++last_request_;
+            asked_[post.h.req] = &pending;
+        }
         const RankWait counted;
         const std::uint32_t word = runtime::park(
-            pending.parker, runtime::WaitKind::Remote, &c->blocked_on[static_cast<int>(side)],
+            pending.parker, runtime::WaitKind::Rank, &c->blocked_on[static_cast<int>(side)],
             runtime::Release{[](void* arg) noexcept {
                                  auto* p = static_cast<Post*>(arg);
                                  if (p->value) g_comm->post(p->home, p->h, p->value->data(), p->value->size);
                                  else g_comm->post(p->home, p->h);
                              },
                              &post});
+        if (word == runtime::kDeadlocked) {
+            // Not answered: an answer that comes yet is dropped (answered).
+            std::lock_guard<std::mutex> hold(asked_lock_);
+            asked_.erase(post.h.req);
+        }
         return channels::outcome_part(word);
+    }
+
+    // answer: the answer to a request of this rank's, for the process that
+    // waits for it; dropped if none does any more (a deadlock ended its
+    // wait). Under asked_lock_: that process, ended otherwise, takes its
+    // request back under it too, so its record is never written after.
+    void answer(const Message& m) const {
+        const Header& h = m.header();
+        std::lock_guard<std::mutex> hold(asked_lock_);
+        auto it = asked_.find(h.req);
+        if (it == asked_.end()) return;
+        Pending* p = it->second;
+        asked_.erase(it);
+        if (h.kind == Kind::Failed) return finish(p, outcome_word(static_cast<Outcome>(h.a)));
+        if (h.kind == Kind::Data) {
+            try {
+                p->got = channels::parcel_new(m.payload_size());
+                std::memcpy(p->got->data(), m.payload(), m.payload_size());
+            } catch (const std::bad_alloc&) {
+                return finish(p, outcome_word(Outcome::Poisoned));
+            }
+        }
+        finish(p, outcome_word(Outcome::Done));
     }
 
     void reply(int peer, std::uint64_t req, Outcome o) {
@@ -373,6 +393,11 @@ private:
         }
         return left && e.count == 0;
     }
+
+    // The requests of this rank's processes still waiting for an answer.
+    mutable std::mutex asked_lock_;
+    mutable std::uint64_t last_request_ = 0;
+    mutable std::unordered_map<std::uint64_t, Pending*> asked_;
 
     std::mutex lock_;
     std::vector<std::array<Ends, 2>> ends_;              // by id - 1

@@ -51,6 +51,10 @@ Comm::~Comm() {
 void Comm::post(int peer, const Header& h, const void* payload, std::size_t n) {
     runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, peer,
                             static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, n);
+    if (!control(h.kind)) {
+        sent_.fetch_add(1, std::memory_order_acq_rel);
+        unsent_.fetch_add(1, std::memory_order_acq_rel);
+    }
     Message m{peer, std::vector<char>(sizeof(Header) + n)};
     std::memcpy(m.bytes.data(), &h, sizeof h);
     if (n) std::memcpy(m.bytes.data() + sizeof h, payload, n);
@@ -78,6 +82,7 @@ bool Comm::send_queued() {
         batch.swap(queue_);
     }
     for (Message& m : batch) {
+        if (!control(m.header().kind)) unsent_.fetch_sub(1, std::memory_order_acq_rel);
         Sending s{MPI_REQUEST_NULL, std::move(m.bytes)};
         sending_.push_back(std::move(s));
         Sending& sent = sending_.back();
@@ -128,7 +133,18 @@ void Comm::dispatch(Message& m) {
     runtime::logger().trace("rank {}: from {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, m.peer,
                             static_cast<unsigned>(m.header().kind), m.header().chan, m.header().req, m.header().a,
                             m.header().b, m.payload_size());
-    switch (m.header().kind) {
+    const Kind kind = m.header().kind;
+    if (control(kind)) {
+        on_detector_message(m);
+        return;
+    }
+    // (Counted once handled: a rank that reports itself quiet has handled
+    // everything it counts as received.)
+    struct Count {
+        std::atomic<std::uint64_t>& received;
+        ~Count() { received.fetch_add(1, std::memory_order_acq_rel); }
+    } count{received_};
+    switch (kind) {
         case Kind::Result:
         case Kind::Failure:
             on_world_message(m);
@@ -140,6 +156,10 @@ void Comm::dispatch(Message& m) {
             on_channel_message(m);
             break;
     }
+}
+
+bool Comm::idle() noexcept {
+    return !inbox_->head.load(std::memory_order_acquire) && unsent_.load(std::memory_order_acquire) == 0;
 }
 
 bool Comm::finish_proxies() {

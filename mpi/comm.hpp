@@ -48,7 +48,15 @@ enum class Kind : std::uint32_t {
     Result,   // placement `chan`'s result: payload
     Failure,  // placement `chan` failed: a = the rank, payload = type '\0' what
     Bye,      // this rank is done: nothing more comes from it
+    // deadlock.cpp (control messages: not counted in sent / received)
+    Quiet,     // to rank 0: this rank is quiet; req = sent, chan = received, payload = report lines
+    Probe,     // from rank 0: are you still quiet? chan = the wave
+    State,     // to rank 0: chan = the wave, a = quiet, req = sent, b.. : see deadlock.cpp
+    Deadlock,  // from rank 0: every rank is blocked; payload = the report
 };
+
+// control: a message of the deadlock detector, not counted.
+inline bool control(Kind k) noexcept { return k >= Kind::Quiet; }
 
 struct Header {
     Kind kind;
@@ -101,6 +109,12 @@ public:
     // stop: say Bye to every rank, serve until every rank has said it,
     // then end the thread (the World's destructor).
     void stop();
+    // The messages of this rank, not counting control ones: posted (sent)
+    // and handled (received). (For the deadlock detector: deadlock.cpp.)
+    std::uint64_t sent() const noexcept { return sent_.load(std::memory_order_acquire); }
+    std::uint64_t received() const noexcept { return received_.load(std::memory_order_acquire); }
+    // idle: no counted message waits to be sent, no proxy to finish.
+    bool idle() noexcept;
 
 private:
     void loop() noexcept;
@@ -122,6 +136,8 @@ private:
     };
     std::deque<Sending> sending_;
     std::atomic<bool> stopping_{false};
+    std::atomic<std::uint64_t> sent_{0}, received_{0};
+    std::atomic<std::int64_t> unsent_{0};  // posted, counted, not yet handed to MPI
     int byes_ = 0;
     std::thread thread_;
 };
@@ -135,5 +151,7 @@ void on_channel_message(Message& m);
 bool channels_tick();  // messages that came before their channel was made here
 void on_proxy_done(runtime::Parker* p) noexcept;
 void on_world_message(Message& m);
+void on_detector_message(Message& m);
+void start_detector() noexcept;  // (the World, once the communication thread runs)
 
 }  // namespace csp::mpi::detail

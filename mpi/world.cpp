@@ -86,7 +86,7 @@ channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string&
     wait.awaiting.pending.token = runtime::begin_wait(wait.awaiting.pending.parker);
     static constexpr runtime::WaitReason kAwaiting{"is waiting for the result of a process on another rank"};
     const RankWait counted;
-    runtime::park(wait.awaiting.pending.parker, runtime::WaitKind::Remote, &kAwaiting,
+    const std::uint32_t word = runtime::park(wait.awaiting.pending.parker, runtime::WaitKind::Rank, &kAwaiting,
                   runtime::Release{[](void* arg) noexcept {
                                        auto* w = static_cast<Wait*>(arg);
                                        std::unique_lock<std::mutex> hold(g_results_lock);
@@ -101,6 +101,13 @@ channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string&
                                        finish(&w->awaiting.pending, channels::encode(channels::Outcome::Done, 0));
                                    },
                                    &wait});
+    if (word == runtime::kDeadlocked) {
+        {
+            std::lock_guard<std::mutex> hold(g_results_lock);
+            g_awaiting.erase(id);  // (its record is on this stack)
+        }
+        throw DeadlockError(runtime::deadlock_report());
+    }
     Arrival& a = wait.awaiting.arrival;
     if (!a.failed) return a.result;
     type = a.type;
@@ -188,15 +195,18 @@ World::World(int& argc, char**& argv) {
     MPI_Comm_size(detail::g_world_comm, &detail::g_size);
     detail::g_have_world = true;
     detail::g_world_thread = std::this_thread::get_id();
+    runtime::ignore_threads_started_so_far();  // (MPI's own: they never touch a channel)
     detail::g_placements.store(0);
     if (detail::g_size > 1) {
         (void)runtime::rt();  // (the runtime first: the communication thread readies its processes)
         detail::g_comm = new detail::Comm(detail::g_world_comm, detail::g_rank, detail::g_size);
         channels::g_distribution = detail::shared_channels();
+        detail::start_detector();
     }
 }
 
 World::~World() {
+    runtime::set_rank_quiet_hook(nullptr);
     channels::g_distribution = nullptr;
     if (detail::g_comm) {
         detail::g_comm->stop();

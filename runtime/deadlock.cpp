@@ -121,25 +121,86 @@ void Registry::note_thread(bool known) {
     }
 }
 
+void Registry::note_foreign_threads() {
+    const std::set<int> now = os_threads();
+    Locked<SpinLock> hold(lock_);
+    for (int tid : now) {
+        if (!known_threads_.count(tid)) older_threads_.insert(tid);
+    }
+}
+
+void ignore_threads_started_so_far() { rt().registry.note_foreign_threads(); }
+
 void Registry::note_older_threads() {
     Locked<SpinLock> hold(lock_);
     older_threads_.insert(g_threads_at_load.tids.begin(), g_threads_at_load.tids.end());
 }
 
+namespace {
+void (*g_rank_quiet_hook)(const std::string&) = nullptr;
+}
+
+void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept { g_rank_quiet_hook = hook; }
+
+Registry::Look Registry::look(std::vector<Parker*>* blocked, std::string* lines) const {
+    bool ranks = false;
+    for (Parker* p : slots_) {
+        if (!p) continue;
+        if (p->state.load(std::memory_order_acquire) != kParked) return Look::Busy;
+        const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
+        if (kind == WaitKind::Blocked || kind == WaitKind::Rank) blocked->push_back(p);
+        else if (kind != WaitKind::Join) return Look::Busy;  // a timer, io call or another OS process can still wake it
+        ranks |= kind == WaitKind::Rank;
+    }
+    if (blocked->empty()) return Look::Nobody;  // nobody left at all: a normal end
+    std::ostringstream out;
+    for (Parker* p : slots_) {
+        if (!p) continue;
+        const WaitReason* why = p->wait_reason;
+        out << "\n  process '" << name_of(p) << "' " << (why ? why->phrase : "is waiting");
+        if (why && why->object) out << " '" << why->object << "'";
+    }
+    *lines = out.str();
+    return ranks ? Look::QuietForRanks : Look::Deadlocked;
+}
+
+void Registry::wake_deadlocked(const std::vector<Parker*>& blocked,
+                               std::shared_ptr<const std::string> report) noexcept {
+    // A wait with a completer lock is ended only under that lock (see
+    // complete_locked): take those locks first. One that is held means
+    // somebody runs after all: then this was no deadlock (the holder parks
+    // or idles again, and the detector looks again).
+    std::vector<SharedLock*> locks;
+    for (Parker* p : blocked) {
+        SharedLock* l = p->completer_lock;
+        if (!l || std::find(locks.begin(), locks.end(), l) != locks.end()) continue;
+        if (!l->try_lock()) {
+            for (SharedLock* held : locks) held->unlock();
+            return;
+        }
+        locks.push_back(l);
+    }
+    // Wake them while holding the registry: a woken process may end and
+    // free its parker, and only after leaving the registry (under this
+    // lock) can it do so. Each gets the report before its wake-up.
+    for (Parker* p : blocked) {
+        const std::uint64_t word = p->selection.load();
+        if (static_cast<std::uint32_t>(word) != kWaiting) continue;
+        record_of(p)->deadlock = report;  // (read by it only once this wake has won)
+        wake(p, word >> 32, kDeadlocked);
+    }
+    for (SharedLock* held : locks) held->unlock();
+}
+
 void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
     Runtime& r = started();
     std::vector<Parker*> blocked;
+    std::string lines;
     std::shared_ptr<const std::string> report;
     {
         Locked<SpinLock> hold(lock_);
-        for (Parker* p : slots_) {
-            if (!p) continue;
-            if (p->state.load(std::memory_order_acquire) != kParked) return;
-            const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
-            if (kind == WaitKind::Blocked) blocked.push_back(p);
-            else if (kind != WaitKind::Join) return;  // a timer, io call or another OS process can still wake it
-        }
-        if (blocked.empty()) return;  // nobody left at all: a normal end
+        const Look seen = look(&blocked, &lines);
+        if (seen == Look::Busy || seen == Look::Nobody) return;
         // Was it one moment? Idle workers stay idle until roused (and the
         // rouser takes them off the count), fibers run only on workers, and
         // a thread that ran meanwhile moved thread_wakes. So if nothing
@@ -155,46 +216,43 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
                 return;
             }
         }
-        std::ostringstream out;
-        out << "deadlock: every process is blocked and nothing can wake any of them:";
-        for (Parker* p : slots_) {
-            if (!p) continue;
-            const WaitReason* why = p->wait_reason;
-            out << "\n  process '" << name_of(p) << "' " << (why ? why->phrase : "is waiting");
-            if (why && why->object) out << " '" << why->object << "'";
-        }
-        // A wait with a completer lock is ended only under that lock (see
-        // complete_locked): take those locks first. One that is held means
-        // somebody runs after all: then this was no deadlock (the holder
-        // parks or idles again, and the detector looks again).
-        std::vector<SharedLock*> locks;
-        for (Parker* p : blocked) {
-            SharedLock* l = p->completer_lock;
-            if (!l || std::find(locks.begin(), locks.end(), l) != locks.end()) continue;
-            if (!l->try_lock()) {
-                for (SharedLock* held : locks) held->unlock();
-                return;
-            }
-            locks.push_back(l);
+        if (seen == Look::QuietForRanks) {
+            // Only every rank together can tell (libcsp-mpi asks them).
+            if (g_rank_quiet_hook) g_rank_quiet_hook(lines);
+            return;
         }
         try {
-            report = std::make_shared<const std::string>(out.str());
+            report = std::make_shared<const std::string>(
+                "deadlock: every process is blocked and nothing can wake any of them:" + lines);
         } catch (...) {
-            for (SharedLock* held : locks) held->unlock();
             return;  // no memory for the report: look again later
         }
-        // Wake them while holding the registry: a woken process may end and
-        // free its parker, and only after leaving the registry (under this
-        // lock) can it do so. Each gets the report before its wake-up.
-        for (Parker* p : blocked) {
-            const std::uint64_t word = p->selection.load();
-            if (static_cast<std::uint32_t>(word) != kWaiting) continue;
-            record_of(p)->deadlock = report;  // (read by it only once this wake has won)
-            wake(p, word >> 32, kDeadlocked);
-        }
-        for (SharedLock* held : locks) held->unlock();
+        wake_deadlocked(blocked, report);
     }
     logger().info("{}", *report);
+}
+
+bool Registry::quiet_for_ranks(std::string* lines) {
+    std::vector<Parker*> blocked;
+    Locked<SpinLock> hold(lock_);
+    Runtime& r = started();
+    return look(&blocked, lines) == Look::QuietForRanks && r.running_threads.load(std::memory_order_seq_cst) == 0 &&
+           r.idle.load(std::memory_order_seq_cst) == static_cast<int>(r.workers.size());
+}
+
+void Registry::break_for_ranks(std::shared_ptr<const std::string> report) noexcept {
+    std::vector<Parker*> blocked;
+    std::string lines;
+    Locked<SpinLock> hold(lock_);
+    if (look(&blocked, &lines) == Look::Busy) return;  // (cannot be: every rank was quiet at once)
+    wake_deadlocked(blocked, std::move(report));
+}
+
+bool rank_quiet_now(std::string* lines) { return rt().registry.quiet_for_ranks(lines); }
+
+void break_rank_deadlock(const std::string& report) {
+    rt().registry.break_for_ranks(std::make_shared<const std::string>(report));
+    logger().info("{}", report);
 }
 
 std::string deadlock_report() {

@@ -62,9 +62,11 @@ inline constexpr std::uint32_t kDeadlocked = 0xFFFFFFFFu;  // the deadlock break
 // deadlock (only another process of this OS process can end them); Timed
 // waits (sleep, timeout, io) end by themselves, and Remote waits (on an
 // object shared with another OS process) may be ended from outside, where
-// the detector cannot look. The deadlock breaker ends Blocked waits only: a
-// Join ends when the processes it waits for have unwound.
-enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote };
+// the detector cannot look. Rank waits are ended by another MPI rank: a
+// deadlock with them is a matter for every rank (set_rank_quiet_hook). The
+// deadlock breaker ends Blocked (and Rank) waits only: a Join ends when the
+// processes it waits for have unwound.
+enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote, Rank };
 
 // WaitReason: what a parked process waits on, in the words of the layer that
 // parks it, for deadlock reports: "process 'p' " + phrase, then " 'object'"
@@ -303,6 +305,23 @@ void yield() noexcept;
 
 // run_io runs `call` on a helper thread; only the calling process waits.
 void run_io(const std::function<void()>& call) noexcept;
+
+// Deadlocks across MPI ranks (libcsp-mpi). When every process of this OS
+// process waits in a Blocked, Join or Rank wait, with at least one Rank wait
+// (so that no report can be made here alone), the hook is called with the
+// processes' lines of a report ("  process 'x' is blocked ..."), on the thread
+// that found it; a rank in that state is quiet until a message wakes one of
+// them. rank_quiet_now tells whether it still is (the lines in *lines).
+// break_rank_deadlock ends every Blocked and Rank wait with kDeadlocked and
+// `report`, once every rank has been found quiet at once.
+void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept;
+
+// ignore_threads_started_so_far: the OS threads there now that do not use
+// csp (an MPI library's, started by MPI_Init) do not count as threads that
+// may wake a process, which would keep the deadlock detector from reporting.
+void ignore_threads_started_so_far();
+bool rank_quiet_now(std::string* lines);
+void break_rank_deadlock(const std::string& report);
 
 // deadlock_report: when the runtime ended the calling process's last wait
 // with kDeadlocked, the report it made then (each blocked process and what

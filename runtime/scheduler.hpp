@@ -83,7 +83,11 @@ inline constexpr std::int64_t kBusyLook = 5'000'000;
 
 // can_deadlock: a wait of this kind only another process of this OS process
 // can end.
-inline bool can_deadlock(WaitKind k) noexcept { return k == WaitKind::Blocked || k == WaitKind::Join; }
+// (A Rank wait counts too: a thread in one is not running, for the walk;
+// the walk then asks every rank.)
+inline bool can_deadlock(WaitKind k) noexcept {
+    return k == WaitKind::Blocked || k == WaitKind::Join || k == WaitKind::Rank;
+}
 
 // ProcessRecord: what the private records of fibers and threads share (a
 // parker's `owner` points at one).
@@ -255,12 +259,26 @@ public:
     // the loading one) are taken as not using csp (a sanitizer's background
     // thread, say).
     void note_older_threads();
+    // note_foreign_threads: the OS threads there now that are not known to
+    // use csp are taken as not using it (a library's, started before).
+    void note_foreign_threads();
     // break_deadlock: the walk, when the process looked quiet (see
     // deadlock.cpp); wakes every blocked process with kDeadlocked when it is
     // a deadlock.
     void break_deadlock(std::uint64_t thread_wakes_seen) noexcept;
+    // quiet_for_ranks: whether every process waits in a Blocked, Join or Rank
+    // wait (at least one Rank wait), and their report lines (lock taken).
+    bool quiet_for_ranks(std::string* lines);
+    // break_for_ranks: end every Blocked and Rank wait with kDeadlocked.
+    void break_for_ranks(std::shared_ptr<const std::string> report) noexcept;
 
 private:
+    enum class Look { Busy, Nobody, Deadlocked, QuietForRanks };
+    // look: the walk (lock_ held): the parkers of a local deadlock in
+    // *blocked, the report's lines in *lines.
+    Look look(std::vector<Parker*>* blocked, std::string* lines) const;
+    void wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_ptr<const std::string> report) noexcept;
+
     SpinLock lock_;
     // Slots (null: free) rather than a list, so that one leaving touches its
     // own slot and not its neighbours, which a million processes scatter

@@ -211,3 +211,39 @@ TEST_CASE("a 100 MB value crosses ranks intact", "[mpi][big]") {
     (void)nothing;
     CHECK(intact);
 }
+
+TEST_CASE("a deadlock across ranks is a DeadlockError on every rank naming the processes of every rank",
+          "[mpi][deadlock]") {
+    csp::Channel<int> a{"deadlock-a"}, b{"deadlock-b"};
+    auto one = csp::process("reads-a-then-writes-b", [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        out(in());
+    });
+    auto other = csp::process("reads-b-then-writes-a", [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        out(in());
+    });
+    try {
+        csp::Parallel(csp::on_rank(0, one(a.reader(), b.writer())),
+                      csp::on_rank(ranks() - 1, other(b.reader(), a.writer())));
+        FAIL("no DeadlockError");
+    } catch (const csp::DeadlockError& e) {
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find("reads-a-then-writes-b") != std::string::npos);
+        CHECK(what.find("reads-b-then-writes-a") != std::string::npos);
+    }
+}
+
+TEST_CASE("a rank that computes for a while is no deadlock for the ranks waiting for it", "[mpi][deadlock]") {
+    csp::Channel<int> answer{"slow-answer"};
+    auto slow = csp::process("slow", [](csp::ChannelOut<int> out) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+        std::uint64_t spins = 0;
+        while (std::chrono::steady_clock::now() < until) ++spins;  // no pause, no message
+        out(42);
+        return spins > 0;
+    });
+    auto wait = csp::process("waiting", [](csp::ChannelIn<int> in) { return in(); });
+    auto [spun, got] = csp::Parallel(csp::on_rank(ranks() - 1, slow(answer.writer())), csp::on_rank(0, wait(answer.reader())));
+    CHECK(spun);
+    CHECK(got == 42);
+}
