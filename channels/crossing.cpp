@@ -114,19 +114,30 @@ public:
     }
 
     Parcel* buffer_take(ChannelCore* c, unsigned char* slot, void* dst) const noexcept override {
-        if (!c->ops->trivial) return slot_parcel(slot);
+        if (!c->ops->trivial) {
+            // (The slot forgets it: a holder of the lock that dies before
+            // the buffer's count says so leaves no pointer to free twice.)
+            Parcel* p = slot_parcel(slot);
+            set_slot_parcel(slot, nullptr);
+            return p;
+        }
         c->ops->move_construct(dst, slot);
         c->ops->destroy(slot);
         return nullptr;
     }
 
     void buffer_discard(ChannelCore* c, unsigned char* slot) const noexcept override {
-        if (c->ops->trivial) c->ops->destroy(slot);
-        else parcel_free(slot_parcel(slot));
+        if (c->ops->trivial) {
+            c->ops->destroy(slot);
+        } else {
+            Parcel* p = slot_parcel(slot);
+            set_slot_parcel(slot, nullptr);
+            parcel_free(p);
+        }
     }
 
     bool receive(ChannelCore* c, Parcel* p, void* dst) const noexcept override {
-        const bool ok = p != kLost && c->ops->unpack && c->ops->unpack(p, dst);
+        const bool ok = p && p != kLost && c->ops->unpack && c->ops->unpack(p, dst);
         parcel_free(p);
         if (!ok) {
             runtime::logger().error("channel '{}': a value from another OS process could not be "

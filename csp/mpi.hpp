@@ -67,6 +67,21 @@ void publish_failure(std::uint64_t id, const std::string& type, const std::strin
 // failure (null; type and what set).
 channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string& what);
 [[noreturn]] void throw_bad_rank(int r);
+// check_placement: r is a rank, and the caller is main outside any process.
+void check_placement(int r);
+[[noreturn]] void throw_not_copyable();
+
+// Placed: what a placed process's body holds, which refuses to be copied
+// (Process<R> * n, say): copies would share one placement's result.
+template <class T>
+struct Placed {
+    T held;
+    explicit Placed(T t) : held(std::move(t)) {}
+    Placed(Placed&&) noexcept = default;
+    Placed& operator=(Placed&&) noexcept = default;
+    Placed(const Placed& other) : held(other.held) { throw_not_copyable(); }
+    Placed& operator=(const Placed&) = delete;
+};
 std::string failure_type(std::exception_ptr e);
 std::string failure_what(std::exception_ptr e);
 
@@ -89,20 +104,27 @@ Process<R> on_rank(int r, Process<R> p) {
     static_assert(std::is_void_v<R> || Transferable<T>,
                   "csp::on_rank: the process's result must cross ranks (trivially copyable, or cereal-serializable)");
     const int size = mpi::size();
-    if (r < 0 || r >= size) mpi::detail::throw_bad_rank(r);
-    if (size == 1) return p;
+    if (size == 1) {
+        if (r != 0) mpi::detail::throw_bad_rank(r);
+        return p;
+    }
+    mpi::detail::check_placement(r);
     const std::uint64_t id = mpi::detail::next_placement();
     std::string name = p.name() + " on rank " + std::to_string(r);
     if (mpi::rank() == r) {
-        return mpi::detail::make_process(name, [id, q = std::move(p)]() mutable -> R {
+        return mpi::detail::make_process(name, [id, q = mpi::detail::Placed<Process<R>>(std::move(p))]() mutable -> R {
             try {
-                T result = std::get<0>(Parallel(std::move(q)));
+                T result = std::get<0>(Parallel(std::move(q.held)));
                 mpi::detail::publish_result(id, csp::detail::pack_value<T>(&result));
                 if constexpr (!std::is_void_v<R>) return result;
             } catch (const ProcessError& e) {
                 mpi::detail::publish_failure(id, mpi::detail::failure_type(e.original()),
                                              mpi::detail::failure_what(e.original()));
                 e.rethrow_original();
+            } catch (...) {  // (a DeadlockError: the others must not wait for a result)
+                mpi::detail::publish_failure(id, mpi::detail::failure_type(std::current_exception()),
+                                             mpi::detail::failure_what(std::current_exception()));
+                throw;
             }
         });
     }
@@ -110,9 +132,9 @@ Process<R> on_rank(int r, Process<R> p) {
     // its own): a parameter would live until the whole Parallel(...) has
     // returned, and its ends would keep their channels from retiring.
     { Process<R> gone = std::move(p); }
-    return mpi::detail::make_process(name, [id]() -> R {
+    return mpi::detail::make_process(name, [id = mpi::detail::Placed<std::uint64_t>(id)]() -> R {
         std::string type, what;
-        channels::Parcel* got = mpi::detail::await_result(id, type, what);
+        channels::Parcel* got = mpi::detail::await_result(id.held, type, what);
         if (!got) throw RemoteError(type, what);
         alignas(T) unsigned char value[sizeof(T)];
         const bool ok = csp::detail::unpack_value<T>(got, value);
@@ -133,7 +155,9 @@ Process<std::vector<csp::detail::result_t<R>>> spread(std::vector<Process<R>> me
     for (std::size_t i = 0; i < members.size(); ++i) {
         placed.push_back(on_rank(static_cast<int>(i % static_cast<std::size_t>(size)), std::move(members[i])));
     }
-    return mpi::detail::make_process("spread", [v = std::move(placed)]() mutable { return Parallel(std::move(v)); });
+    return mpi::detail::make_process("spread", [v = mpi::detail::Placed<std::vector<Process<R>>>(std::move(placed))]() mutable {
+        return Parallel(std::move(v.held));
+    });
 }
 
 }  // namespace csp

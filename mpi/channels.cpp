@@ -57,27 +57,39 @@ public:
     // ---- Distribution -------------------------------------------------------
     void made(ChannelCore* c) noexcept override {
         if (!g_comm || !in_spmd_part()) return;
-        std::uint64_t id;
-        {
+        // (Only the SPMD part makes shared channels, so ids come in order.)
+        const std::uint64_t id = [&] {
             std::lock_guard<std::mutex> hold(lock_);
-            id = channels_.size() + 1;
-            channels_.push_back(c);
-            ends_.emplace_back();
-        }
+            return channels_.size() + 1;
+        }();
         channels::acquire(c);  // (until the World ends: messages may still name it)
         c->shared_id = id;
-        if (home_of(id) == g_comm->rank) {
+        // Ready before it is published: the communication thread may handle
+        // a message for it as soon as it is in channels_.
+        const bool here = home_of(id) == g_comm->rank;
+        if (here) {
             channels::mark_cross(c);  // (values travel as parcels: proxies are another OS process's waiters)
-            {
-                std::lock_guard<std::mutex> hold(lock_);
-                if (early_.count(id)) ready_early_.push_back(id);
-            }
-            runtime::ring(g_comm->inbox());  // (tick replays what came early)
         } else {
             c->remote = this;
             c->home = nullptr;  // (no fast path: every operation goes through `remote`)
+        }
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            channels_.push_back(c);
+            ends_.emplace_back();
+            if (here && early_.count(id)) ready_early_.push_back(id);
+        }
+        if (here) {
+            runtime::ring(g_comm->inbox());  // (tick replays what came early)
+        } else {
             g_comm->post(home_of(id), Header{Kind::Hello, 0, 0, 0, id, 0}, identity(c).data(), identity(c).size());
         }
+    }
+
+    // replays_pending: messages that came early wait to be handled (tick).
+    bool replays_pending() {
+        std::lock_guard<std::mutex> hold(lock_);
+        return !ready_early_.empty();
     }
 
     // ---- Remote --------------------------------------------------------------
@@ -210,7 +222,10 @@ private:
     // identity: what every rank must agree a channel is: its name and its
     // values' type.
     static std::string identity(const ChannelCore* c) {
-        return std::string(c->name) + '\0' + c->ops->type_name;
+        std::string id(c->name);
+        id.push_back('\0');
+        id.append(c->ops->type_name);
+        return id;
     }
 
     static int home_of(std::uint64_t id) noexcept {
@@ -319,8 +334,8 @@ private:
                         const std::size_t split = s.find('\0');
                         int status = 0;
                         char* type = abi::__cxa_demangle(s.c_str() + split + 1, nullptr, nullptr, &status);
-                        std::string out = "'" + s.substr(0, split) + "' (values of type " +
-                                          (status == 0 && type ? type : s.c_str() + split + 1) + ")";
+                        const std::string out = fmt::format("'{}' (values of type {})", s.substr(0, split),
+                                                            status == 0 && type ? type : s.c_str() + split + 1);
                         std::free(type);
                         return out;
                     };
@@ -411,6 +426,7 @@ Shared g_shared;
 }  // namespace
 
 channels::Distribution* shared_channels() noexcept { return &g_shared; }
+bool channel_replays_pending() { return g_shared.replays_pending(); }
 bool channels_tick() { return g_shared.tick(); }
 void release_shared_channels() noexcept { g_shared.release_all(); }
 

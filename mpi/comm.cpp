@@ -66,10 +66,12 @@ void Comm::post(int peer, const Header& h, const void* payload, std::size_t n) {
 }
 
 void Comm::stop() {
+    main_done_.store(true, std::memory_order_release);
+    stopping_rank();  // (quiet for good: the other ranks' deadlocks can still be found)
     for (int r = 0; r < size; ++r) {
         if (r != rank) post(r, Header{Kind::Bye});
     }
-    stopping_.store(true, std::memory_order_release);
+    stopping_.store(true, std::memory_order_release);  // (after the Byes: the loop ends once they are sent)
     runtime::ring(inbox_);
     thread_.join();
 }
@@ -86,6 +88,9 @@ bool Comm::send_queued() {
         Sending s{MPI_REQUEST_NULL, std::move(m.bytes)};
         sending_.push_back(std::move(s));
         Sending& sent = sending_.back();
+        if (sent.bytes.size() > static_cast<std::size_t>(INT32_MAX)) {
+            runtime::log_fatal("csp mpi: a value of 2 GB or more cannot cross ranks yet (one MPI message each)");
+        }
         MPI_Isend(sent.bytes.data(), static_cast<int>(sent.bytes.size()), MPI_BYTE, m.peer, kTag, comm_,
                   &sent.request);
     }
@@ -159,7 +164,8 @@ void Comm::dispatch(Message& m) {
 }
 
 bool Comm::idle() noexcept {
-    return !inbox_->head.load(std::memory_order_acquire) && unsent_.load(std::memory_order_acquire) == 0;
+    return !inbox_->head.load(std::memory_order_acquire) && unsent_.load(std::memory_order_acquire) == 0 &&
+           !channel_replays_pending();
 }
 
 bool Comm::finish_proxies() {
@@ -206,7 +212,10 @@ void Comm::loop() noexcept {
     for (;;) {
         bool busy = send_queued();
         busy |= finish_proxies();
-        busy |= receive();
+        if (receive()) {
+            busy = true;
+            after_messages();
+        }
         busy |= progress_sends();
         busy |= channels_tick();
         if (stopping_.load(std::memory_order_acquire) && byes_ == size - 1 && sending_.empty()) {

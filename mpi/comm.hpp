@@ -113,8 +113,12 @@ public:
     // and handled (received). (For the deadlock detector: deadlock.cpp.)
     std::uint64_t sent() const noexcept { return sent_.load(std::memory_order_acquire); }
     std::uint64_t received() const noexcept { return received_.load(std::memory_order_acquire); }
-    // idle: no counted message waits to be sent, no proxy to finish.
+    // idle: no counted message waits to be sent, no proxy to finish, none
+    // to replay.
     bool idle() noexcept;
+    // main_done: this rank's main has ended (the World is going): no process
+    // of it will run again.
+    bool main_done() const noexcept { return main_done_.load(std::memory_order_acquire); }
 
 private:
     void loop() noexcept;
@@ -136,6 +140,7 @@ private:
     };
     std::deque<Sending> sending_;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> main_done_{false};
     std::atomic<std::uint64_t> sent_{0}, received_{0};
     std::atomic<std::int64_t> unsent_{0};  // posted, counted, not yet handed to MPI
     int byes_ = 0;
@@ -149,9 +154,12 @@ extern Comm* g_comm;
 // Handlers (channels.cpp, world.cpp), on the communication thread.
 void on_channel_message(Message& m);
 bool channels_tick();  // messages that came before their channel was made here
+bool channel_replays_pending();
 void on_proxy_done(runtime::Parker* p) noexcept;
 void on_world_message(Message& m);
 void on_detector_message(Message& m);
 void start_detector() noexcept;  // (the World, once the communication thread runs)
+void after_messages();           // (the communication thread, having handled some)
+void stopping_rank();            // (the World: this rank's main is done)
 
 }  // namespace csp::mpi::detail

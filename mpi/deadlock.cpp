@@ -81,6 +81,13 @@ void rank_quiet(const std::string& lines) {
     post_state(Kind::Quiet, 0, true, lines);
 }
 
+bool all_quiet(const std::vector<RankState>& states) {
+    for (const RankState& s : states) {
+        if (!s.quiet) return false;
+    }
+    return true;
+}
+
 bool all_quiet_and_balanced(const std::vector<RankState>& states) {
     std::uint64_t sent = 0, received = 0;
     for (const RankState& s : states) {
@@ -119,7 +126,9 @@ void coordinate(const Message& m) {
     const Header& h = m.header();
     if (h.kind == Kind::Quiet) {
         k.reported[static_cast<std::size_t>(m.peer)] = state_of(m);
-        if (k.wave == 0 && all_quiet_and_balanced(k.reported)) start_wave(k);
+        // (Balanced or not: a rank's report may be older than messages it
+        // has handled since without waking anybody; the wave reads afresh.)
+        if (k.wave == 0 && all_quiet(k.reported)) start_wave(k);
         return;
     }
     // A State of the wave under way.
@@ -151,6 +160,34 @@ void coordinate(const Message& m) {
 
 void start_detector() noexcept { runtime::set_rank_quiet_hook(&rank_quiet); }
 
+void after_messages() {
+    // This rank said it was quiet, and has handled messages since: if they
+    // woke nobody it still is, and says so with its new counts (the
+    // runtime's walk would not run again: nothing woke).
+    bool said;
+    {
+        std::lock_guard<std::mutex> hold(g_report_lock);
+        said = g_reported_sent != ~std::uint64_t{0};
+    }
+    if (!said) return;
+    std::string lines;
+    if (runtime::rank_quiet_now(&lines) && g_comm->idle()) {
+        rank_quiet(lines);
+    } else {
+        // Awake again: no more walks here until its runtime finds it quiet.
+        std::lock_guard<std::mutex> hold(g_report_lock);
+        g_reported_sent = g_reported_received = ~std::uint64_t{0};
+    }
+}
+
+void stopping_rank() {
+    {
+        std::lock_guard<std::mutex> hold(g_report_lock);
+        g_reported_sent = g_reported_received = ~std::uint64_t{0};
+    }
+    post_state(Kind::Quiet, 0, true, "");
+}
+
 void on_detector_message(Message& m) {
     switch (m.header().kind) {
         case Kind::Quiet:
@@ -159,7 +196,9 @@ void on_detector_message(Message& m) {
             return;
         case Kind::Probe: {
             std::string lines;
-            const bool quiet = runtime::rank_quiet_now(&lines) && g_comm->idle();
+            // (A rank whose main is done has no process left to run: only
+            // its communication thread, which answers the others.)
+            const bool quiet = (g_comm->main_done() || runtime::rank_quiet_now(&lines)) && g_comm->idle();
             if (!quiet) {
                 // (It reports again when it is quiet, even with the same counts.)
                 std::lock_guard<std::mutex> hold(g_report_lock);

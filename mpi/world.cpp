@@ -135,7 +135,10 @@ void on_world_message(Message& m) {
             arrival.what = "no memory for a result from another rank";
         }
     }
-    std::unique_lock<std::mutex> hold(g_results_lock);
+    // Under the lock to the end: a waiter whose wait a deadlock ended takes
+    // itself out under it, and its record (on its stack) must not be
+    // written after that.
+    std::lock_guard<std::mutex> hold(g_results_lock);
     auto it = g_awaiting.find(h.chan);
     if (it == g_awaiting.end()) {
         g_arrived[h.chan] = std::move(arrival);
@@ -143,9 +146,21 @@ void on_world_message(Message& m) {
     }
     Awaiting* waiter = it->second;
     g_awaiting.erase(it);
-    hold.unlock();
     waiter->arrival = std::move(arrival);
     finish(&waiter->pending, channels::encode(channels::Outcome::Done, 0));
+}
+
+void check_placement(int r) {
+    if (!in_spmd_part()) {
+        throw UsageError("csp::on_rank / csp::spread: only main places processes, outside any process (every rank "
+                         "must place the same processes in the same order)");
+    }
+    if (r < 0 || r >= g_size) throw_bad_rank(r);
+}
+
+void throw_not_copyable() {
+    throw UsageError("csp: a process placed on a rank cannot be copied (its result would come to one copy only); "
+                     "place copies instead: csp::spread(p * n), or csp::on_rank(r, p) for each");
 }
 
 void throw_bad_rank(int r) {

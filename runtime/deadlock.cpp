@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <dirent.h>
+#include <sched.h>
 #include <sstream>
 #include <thread>
 #include <sys/syscall.h>
@@ -156,7 +157,7 @@ Registry::Look Registry::look(std::vector<Parker*>* blocked, std::string* lines)
     std::ostringstream out;
     for (Parker* p : slots_) {
         if (!p) continue;
-        const WaitReason* why = p->wait_reason;
+        const WaitReason* why = p->wait_reason.load(std::memory_order_relaxed);
         out << "\n  process '" << name_of(p) << "' " << (why ? why->phrase : "is waiting");
         if (why && why->object) out << " '" << why->object << "'";
     }
@@ -164,19 +165,24 @@ Registry::Look Registry::look(std::vector<Parker*>* blocked, std::string* lines)
     return ranks ? Look::QuietForRanks : Look::Deadlocked;
 }
 
-void Registry::wake_deadlocked(const std::vector<Parker*>& blocked,
-                               std::shared_ptr<const std::string> report) noexcept {
+bool Registry::wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_ptr<const std::string> report,
+                               bool proven) noexcept {
     // A wait with a completer lock is ended only under that lock (see
     // complete_locked): take those locks first. One that is held means
     // somebody runs after all: then this was no deadlock (the holder parks
-    // or idles again, and the detector looks again).
+    // or idles again, and the detector looks again); unless every rank has
+    // been proven quiet, when the holder is a process woken since by the
+    // deadlock's own unwinding elsewhere: wait for it.
     std::vector<SharedLock*> locks;
     for (Parker* p : blocked) {
         SharedLock* l = p->completer_lock;
         if (!l || std::find(locks.begin(), locks.end(), l) != locks.end()) continue;
-        if (!l->try_lock()) {
-            for (SharedLock* held : locks) held->unlock();
-            return;
+        while (!l->try_lock()) {
+            if (!proven) {
+                for (SharedLock* held : locks) held->unlock();
+                return false;
+            }
+            sched_yield();
         }
         locks.push_back(l);
     }
@@ -190,6 +196,7 @@ void Registry::wake_deadlocked(const std::vector<Parker*>& blocked,
         wake(p, word >> 32, kDeadlocked);
     }
     for (SharedLock* held : locks) held->unlock();
+    return true;
 }
 
 void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
@@ -227,7 +234,7 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         } catch (...) {
             return;  // no memory for the report: look again later
         }
-        wake_deadlocked(blocked, report);
+        if (!wake_deadlocked(blocked, report, false)) return;
     }
     logger().info("{}", *report);
 }
@@ -241,11 +248,18 @@ bool Registry::quiet_for_ranks(std::string* lines) {
 }
 
 void Registry::break_for_ranks(std::shared_ptr<const std::string> report) noexcept {
+    // Every Blocked and Rank wait still waiting, whatever else has started
+    // since: the unwinding of another rank that broke first may already
+    // have reached this one (a poison), and what it woke must not keep the
+    // rest waiting for ever.
     std::vector<Parker*> blocked;
-    std::string lines;
     Locked<SpinLock> hold(lock_);
-    if (look(&blocked, &lines) == Look::Busy) return;  // (cannot be: every rank was quiet at once)
-    wake_deadlocked(blocked, std::move(report));
+    for (Parker* p : slots_) {
+        if (!p || p->state.load(std::memory_order_acquire) != kParked) continue;
+        const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
+        if (kind == WaitKind::Blocked || kind == WaitKind::Rank) blocked.push_back(p);
+    }
+    (void)wake_deadlocked(blocked, std::move(report), true);
 }
 
 bool rank_quiet_now(std::string* lines) { return rt().registry.quiet_for_ranks(lines); }

@@ -74,6 +74,7 @@ Inbox* inbox_for_child() {
             Inbox* box = g_spare_inboxes->back();
             g_spare_inboxes->pop_back();
             box->head.store(nullptr, std::memory_order_relaxed);
+            box->rescues.store(nullptr, std::memory_order_relaxed);
             box->handed_back.store(0, std::memory_order_relaxed);
             return box;
         }

@@ -114,7 +114,7 @@ namespace {
 }  // namespace
 
 std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept {
-    p->wait_reason = reason;
+    p->wait_reason.store(reason, std::memory_order_relaxed);
     p->wait_kind.store(kind, std::memory_order_relaxed);
     Worker* w = t_worker;  // (read before the switch: cannot be stale yet)
     Task* me = w->current;
@@ -213,12 +213,15 @@ std::uint32_t park(Parker* p, WaitKind kind, const WaitReason* reason, Release r
 }
 
 // ring: rouse one sleeping worker of the OS process whose inbox `box` is.
+// A word left roused but maybe not woken (its rouser died or stopped between
+// the two steps) is woken again, or that worker would sleep on.
 void ring(Inbox* box) noexcept {
     for (std::uint32_t i = 0; i < box->count; ++i) {
-        std::uint32_t asleep = kAsleep;
-        if (box->words[i].compare_exchange_strong(asleep, kRousedRemotely, std::memory_order_seq_cst)) {
+        std::uint32_t seen = kAsleep;
+        if (box->words[i].compare_exchange_strong(seen, kRousedRemotely, std::memory_order_seq_cst) ||
+            seen == kRousedRemotely) {
             futex_wake(box->words[i], 1);
-            break;
+            if (seen == kAsleep) break;
         }
     }
 }
@@ -285,9 +288,13 @@ void rescue(Parker* p, std::uint64_t token, std::uint32_t won_mask, std::uint32_
         if (low >= kWoken || (low & won_mask) != won_as) return;  // another waker's
         break;
     }
-    // Won by the dead waker, perhaps readied: p's OS process decides.
-    p->rescue_token = token;
-    p->rescue_outcome.store(outcome, std::memory_order_release);
+    // Won by the dead waker, perhaps readied: p's OS process decides. (Once:
+    // a second rescuer of the same wait, after a first that died, stops here.)
+    std::uint64_t posted = p->rescue.load(std::memory_order_acquire);
+    do {
+        if ((posted >> 32) == token) return;
+    } while (!p->rescue.compare_exchange_weak(posted, waiting_word(token) | outcome, std::memory_order_acq_rel,
+                                              std::memory_order_acquire));
     Inbox* box = p->home;
     Parker* old = box->rescues.load(std::memory_order_relaxed);
     do {

@@ -18,6 +18,8 @@
 #include "runtime/free_list.hpp"
 #include "runtime/sanitizers.hpp"
 
+#include <cstddef>
+#include <cstring>
 #include <new>
 
 namespace csp::runtime {
@@ -57,7 +59,13 @@ void pooled_free(void* p, std::size_t size) noexcept {
 
 Parker* new_parker(ProcessRecord* owner, bool is_thread) {
     void* storage = g_free_parkers.take();
+    // A reused parker goes on counting waits where the last process left
+    // off: a wait is named by (parker, epoch) by late wakers and rescues
+    // (runtime::rescue), which must never mistake a new wait for an old one.
+    std::uint64_t epochs = 0;
+    if (storage) std::memcpy(&epochs, static_cast<char*>(storage) + offsetof(Parker, epochs_done), sizeof epochs);
     Parker* p = storage ? ::new (storage) Parker : arena_new<Parker>();
+    p->selection.store(epochs << 32, std::memory_order_relaxed);
     p->owner = owner;
     p->home = g_local_inbox;
     p->is_thread = is_thread;
@@ -67,6 +75,8 @@ Parker* new_parker(ProcessRecord* owner, bool is_thread) {
 void release_parker(Parker* p) noexcept {
     if (p->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     arena_free(p->upper_block);
+    // (Kept where the free list's link does not reach: see new_parker.)
+    p->epochs_done = (p->selection.load(std::memory_order_relaxed) >> 32) + 1;
     p->~Parker();
     g_free_parkers.give(p);
 }

@@ -96,7 +96,9 @@ struct Parker {
     std::atomic<WaitKind> wait_kind{WaitKind::Running};
     // True for plain threads (main, std::thread), false for fibers.
     bool is_thread = false;
-    const WaitReason* wait_reason = nullptr;
+    // (Atomic: the detector reads it while a thread may be starting a new
+    // wait; what it read is used only if nothing moved meanwhile.)
+    std::atomic<const WaitReason*> wait_reason{nullptr};
     // References: the process itself, plus each pending timer that may still
     // try to complete one of its waits. Freed when the last one goes.
     std::atomic<std::int32_t> refs{1};
@@ -110,17 +112,20 @@ struct Parker {
     Inbox* home = nullptr;
     Parker* inbox_next = nullptr;  // the inbox's list (lock-free stack)
     // A rescue of this parker's wait, for its own OS process to finish
-    // (rescue, Inbox::rescues): the wait, and the outcome to end it with;
-    // kRescueDone is set in rescue_outcome once a thread's is finished
-    // (park_thread looks for it).
+    // (rescue, Inbox::rescues): one word, (token << 32) | outcome, the
+    // outcome's top bit (kRescueDone) set once a thread's is finished
+    // (park_thread looks for it). One word, so that a reader never pairs one
+    // rescue's token with another's flag, and a wait is posted once.
     Parker* rescue_next = nullptr;
-    std::uint64_t rescue_token = 0;
+    std::atomic<std::uint64_t> rescue{0};
+    static constexpr std::uint64_t kRescueDone = 0x80000000u;
+    // The waits it has had, kept when it is freed for its next process
+    // (new_parker), whose waits go on from there.
+    std::uint64_t epochs_done = 0;
     // The lock every completer of the current wait holds, when there is one
     // (null otherwise): they win the selection word with complete_locked,
     // and the deadlock breaker takes it too before it ends the wait.
     SharedLock* completer_lock = nullptr;
-    std::atomic<std::uint32_t> rescue_outcome{0};  // (see rescue_next)
-    static constexpr std::uint32_t kRescueDone = 0x80000000u;
     // Arena memory the layers above may attach (the waiter records of a
     // choice, reused from one choice to the next); the runtime frees it with
     // arena_free when the parker goes.

@@ -277,7 +277,9 @@ private:
     // look: the walk (lock_ held): the parkers of a local deadlock in
     // *blocked, the report's lines in *lines.
     Look look(std::vector<Parker*>* blocked, std::string* lines) const;
-    void wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_ptr<const std::string> report) noexcept;
+    // wake_deadlocked: false when a completer lock was held (and !proven).
+    bool wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_ptr<const std::string> report,
+                         bool proven) noexcept;
 
     SpinLock lock_;
     // Slots (null: free) rather than a list, so that one leaving touches its

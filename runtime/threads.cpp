@@ -63,7 +63,7 @@ ThreadRecord& this_thread_record() {
 
 std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept {
-    p->wait_reason = reason;
+    p->wait_reason.store(reason, std::memory_order_relaxed);
     p->wait_kind.store(kind, std::memory_order_relaxed);
     // A ready() after this finds Running and leaves Notified: the CAS below
     // then fails and the thread goes on without sleeping.
@@ -88,8 +88,8 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
         // rescue, which is seen here (finish_rescue in worker.cpp).
         const std::uint64_t epoch = p->selection.load(std::memory_order_relaxed) >> 32;
         while (p->state.load(std::memory_order_acquire) == kParked) {
-            if ((p->rescue_outcome.load(std::memory_order_acquire) & Parker::kRescueDone) &&
-                p->rescue_token == epoch) {
+            if (const std::uint64_t rescue = p->rescue.load(std::memory_order_acquire);
+                (rescue & Parker::kRescueDone) && (rescue >> 32) == epoch) {
                 std::uint32_t parked = kParked;
                 if (p->state.compare_exchange_strong(parked, kRunning, std::memory_order_acq_rel)) break;
                 continue;

@@ -138,19 +138,22 @@ namespace {
 // the rescue's outcome and wakes itself (park_thread looks for kRescueDone);
 // one that has already woken has read its outcome (the value delivered).
 void finish_rescue(Worker* w, Parker* p) noexcept {
+    const std::uint64_t rescue = p->rescue.load(std::memory_order_acquire);
+    const std::uint64_t token = rescue >> 32;
     std::uint64_t word = p->selection.load(std::memory_order_acquire);
-    if ((word >> 32) != p->rescue_token) return;
-    const std::uint32_t outcome = p->rescue_outcome.load(std::memory_order_acquire);
-    const std::uint64_t ended = waiting_word(p->rescue_token) | outcome;
+    if ((word >> 32) != token) return;
+    const std::uint64_t ended = waiting_word(token) | (rescue & 0x7FFFFFFFu);
     if (p->is_thread) {
         if (p->state.load(std::memory_order_acquire) == kNotified) return;  // its waker did
         p->selection.compare_exchange_strong(word, ended, std::memory_order_acq_rel);
-        p->rescue_outcome.store(outcome | Parker::kRescueDone, std::memory_order_release);
+        p->rescue.store(rescue | Parker::kRescueDone, std::memory_order_release);
         futex_wake(p->state, 1);  // (a nudge: park_thread also looks now and then)
         return;
     }
     if (p->state.load(std::memory_order_acquire) != kParked) return;
-    p->selection.store(ended, std::memory_order_release);
+    // (A CAS: should it have been readied after all, and parked again in a
+    // later wait, the word is that wait's and stays.)
+    if (!p->selection.compare_exchange_strong(word, ended, std::memory_order_acq_rel)) return;
     p->state.store(kRunning, std::memory_order_relaxed);
     w->push_local(task_of(p));
 }

@@ -247,3 +247,21 @@ TEST_CASE("a rank that computes for a while is no deadlock for the ranks waiting
     CHECK(spun);
     CHECK(got == 42);
 }
+
+TEST_CASE("misplaced placements are usage errors: copies of a placed process, placing from inside a process", "[mpi]") {
+    if (ranks() == 1) {
+        SUCCEED("one rank: a placement is the process itself");
+        return;
+    }
+    auto work = csp::process("work", [] { return 1; });
+    CHECK_THROWS_AS(csp::on_rank(0, work()) * 2, csp::UsageError);
+    auto placer = csp::process("placer", [work] {
+        try {
+            (void)csp::on_rank(0, work());
+        } catch (const csp::UsageError&) {
+            return true;
+        }
+        return false;
+    });
+    CHECK(std::get<0>(csp::Parallel(placer())));
+}
