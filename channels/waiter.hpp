@@ -29,8 +29,10 @@ enum class Outcome : std::uint32_t {
     // guard (before it communicates), never in a selection word.
     Unpackable = 6,
     // The operation cannot be done on this channel from here (a choice over
-    // a channel whose home is another rank: see remote.hpp). Returned by a
-    // choice, before it communicates, never in a selection word.
+    // a channel whose home is another rank, or any use of a channel shared by
+    // ranks from a csp::multiprocess child: see remote.hpp). Returned by a
+    // choice before it communicates, or by read and write; never in a
+    // selection word.
     Unsupported = 7,
 };
 

@@ -98,7 +98,11 @@ void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
                                   "' is used from an OS process it was not handed to (through a reference "
                                   "or a global); pass its ends to the csp::multiprocess as arguments, or "
                                   "capture them by value. The channel is poisoned.");
-        case channels::Outcome::Unsupported:  // (choices only)
+        case channels::Outcome::Unsupported:
+            throw UsageError(std::string("csp: channel '") + c->name +
+                             "' is shared by MPI ranks and is used from a csp::multiprocess child, which cannot "
+                             "reach the other ranks; only the processes of a rank's own OS process (fibers and "
+                             "threads) can use it, so far");
         case channels::Outcome::Done: break;
     }
     throw std::logic_error("csp: unexpected channel outcome");

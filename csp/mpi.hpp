@@ -24,7 +24,8 @@
 // any number of readers and writers on any ranks), retire counted over all
 // ranks, poison from any rank, the unwinding rule, results and failures,
 // deadlocks reported on every rank. A choice over a channel whose home is
-// another rank throws csp::UsageError.
+// another rank throws csp::UsageError, and so does any use of a shared
+// channel from a csp::multiprocess child (it cannot reach MPI).
 #pragma once
 
 #include "csp/errors.hpp"

@@ -142,17 +142,34 @@ channels::ChannelCore* cannot_cross(const std::vector<channels::ChannelCore*>& h
     return nullptr;
 }
 
+// shared_by_ranks: a channel the child holds that MPI ranks share (see
+// channels/remote.hpp), or null. The child cannot reach MPI (only its
+// parent's communication thread can), so it may not have one.
+channels::ChannelCore* shared_by_ranks(const std::vector<channels::ChannelCore*>& held) noexcept {
+    for (channels::ChannelCore* c : held) {
+        if (c->shared_id != 0) return c;
+    }
+    return nullptr;
+}
+
 // refuse: the child must not run (it would only meet poison where it
-// expects values): its failure is a UsageError saying which channel and
-// type, and the channels it holds are poisoned so its partners stop too.
-void refuse(ForkState* s, channels::ChannelCore* bad) noexcept {
+// expects values, or MPI it cannot reach): its failure is a UsageError
+// saying which channel and why, and the channels it holds are poisoned so
+// its partners stop too.
+void refuse(ForkState* s, channels::ChannelCore* bad, bool shared) noexcept {
     try {
         s->rec->error_type = pack_string("csp::UsageError");
         s->rec->error_message = pack_string(
-            "channel '" + std::string(bad->name) + "' carries values of type " + demangle(bad->ops->type_name) +
-            ", which cannot cross OS processes, and OS process '" + *s->spec->name +
-            "' was handed an end of it (captured, or inside an argument): make the type trivially copyable "
-            "or give it a cereal serialize function (see csp/serialize.hpp)");
+            shared ? "channel '" + std::string(bad->name) + "' is shared by MPI ranks, and OS process '" +
+                         *s->spec->name +
+                         "' was handed an end of it: a csp::multiprocess child cannot reach the other ranks, so "
+                         "only the processes of a rank's own OS process (fibers and threads) can use such a "
+                         "channel, so far"
+                   : "channel '" + std::string(bad->name) + "' carries values of type " +
+                         demangle(bad->ops->type_name) + ", which cannot cross OS processes, and OS process '" +
+                         *s->spec->name +
+                         "' was handed an end of it (captured, or inside an argument): make the type trivially "
+                         "copyable or give it a cereal serialize function (see csp/serialize.hpp)");
     } catch (...) {  // (no memory for the message: the type alone says it)
     }
     s->rec->state = ChildRecord::kFailed;
@@ -201,7 +218,9 @@ void parent_side(void* arg, int pid) noexcept {
     tally_ends(s);
     for (channels::ChannelCore* c : s->held) channels::acquire(c);  // the parent's own, until the child is reaped
     if (channels::ChannelCore* bad = cannot_cross(s->held)) {
-        refuse(s, bad);
+        refuse(s, bad, false);
+    } else if (channels::ChannelCore* shared = shared_by_ranks(s->held)) {
+        refuse(s, shared, true);
     } else {
         for (channels::ChannelCore* c : s->held) channels::mark_cross(c);
     }

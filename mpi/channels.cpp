@@ -93,7 +93,10 @@ public:
     }
 
     // ---- Remote --------------------------------------------------------------
+    // (From a csp::multiprocess child, which cannot reach the other ranks, a
+    // read or write is Unsupported: a UsageError naming the channel.)
     Outcome read(ChannelCore* c, void* dst) const noexcept override {
+        if (!g_comm->reachable()) return Outcome::Unsupported;
         Pending pending;
         Header h{Kind::Read};
         h.chan = c->shared_id;
@@ -111,6 +114,7 @@ public:
     }
 
     Outcome write(ChannelCore* c, void* src) const noexcept override {
+        if (!g_comm->reachable()) return Outcome::Unsupported;
         Parcel* value = c->ops->pack ? c->ops->pack(src) : nullptr;
         if (!value) return Outcome::Unpackable;
         Pending pending;
@@ -122,12 +126,14 @@ public:
     }
 
     void poison(ChannelCore* c) const noexcept override {
+        if (!g_comm->reachable()) return;  // (a multiprocess child: its parent poisons what it handed it)
         Header h{Kind::Poison};
         h.chan = c->shared_id;
         g_comm->post(home_of(c->shared_id), h);
     }
 
     void ends_changed(ChannelCore* c, Side side, int delta) noexcept override {
+        if (!g_comm->reachable()) return;  // (a multiprocess child's copies: its parent holds the ends it counted)
         const std::uint64_t id = c->shared_id;
         const bool spmd = delta > 0 && in_spmd_part();
         bool retire = false;

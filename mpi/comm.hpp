@@ -30,6 +30,7 @@
 #include <deque>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace csp::mpi::detail {
@@ -101,6 +102,11 @@ public:
 
     const int rank;
     const int size;
+    // The OS process that owns MPI here: a csp::multiprocess child (a fork)
+    // has a copy of this object but no communication thread, and must not
+    // touch MPI (see reachable()).
+    const int pid = static_cast<int>(::getpid());
+    bool reachable() const noexcept { return static_cast<int>(::getpid()) == pid; }
 
     // post: queue a message for `peer` (any thread, any time before stop).
     void post(int peer, const Header& h, const void* payload = nullptr, std::size_t n = 0);

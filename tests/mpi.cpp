@@ -191,6 +191,38 @@ TEST_CASE("a choice over a channel whose home is another rank says it is not sup
     CHECK(std::get<0>(csp::Parallel(chooser(c1.reader(), c2.reader()))) >= 1);
 }
 
+TEST_CASE("a csp::multiprocess on a rank cannot reach a channel shared by ranks: a UsageError naming it, no hang",
+          "[mpi]") {
+    // (On one rank nothing is shared: the child reads as any multiprocess does.)
+    csp::Channel<int> c{"to-child"};
+    auto child = csp::multiprocess("child", [](csp::ChannelIn<int> in) { return in(); });
+    auto feeder = csp::process("feeder", [](csp::ChannelOut<int> out) {
+        try {
+            out(7);
+            return 0;
+        } catch (const csp::ChannelPoisonException&) {
+            return 1;  // the refused child's channels are poisoned
+        }
+    });
+    const int last = ranks() - 1;
+    if (ranks() == 1) {
+        auto [got, poisoned] = csp::Parallel(csp::on_rank(last, child(c.reader())), csp::on_rank(0, feeder(c.writer())));
+        CHECK(got == 7);
+        CHECK(poisoned == 0);
+        return;
+    }
+    try {
+        csp::Parallel(csp::on_rank(last, child(c.reader())), csp::on_rank(0, feeder(c.writer())));
+        FAIL("no ProcessError");
+    } catch (const csp::ProcessError& e) {
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find("'to-child' is shared by MPI ranks") != std::string::npos);
+        CHECK(what.find("cannot reach the other ranks") != std::string::npos);
+        CHECK(what.find("child") != std::string::npos);
+    }
+}
+
 TEST_CASE("a 100 MB value crosses ranks intact", "[mpi][big]") {
     csp::Channel<std::vector<char>> ch{"big"};
     const std::size_t size = 100u << 20;
