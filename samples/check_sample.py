@@ -61,11 +61,14 @@ def multiplexer(lines, seconds):
 
 def mpi_farm(lines, seconds):
     # The picture (24 rows of 78 points), then the totals: the same on any
-    # number of ranks (8 workers, 24 rows).
-    if len(lines) != 25 or any(len(line) != 78 for line in lines[:24]):
-        print(f"expected 24 rows of 78 and a total, got {len(lines)} lines")
+    # number of ranks (8 workers, 24 rows); then the rows each worker did,
+    # adding up to 24.
+    if len(lines) != 26 or any(len(line) != 78 for line in lines[:24]):
+        print(f"expected 24 rows of 78, a total and the shares, got {len(lines)} lines")
         return False
-    return re.fullmatch(r"24 rows by 8 workers on \d+ ranks, 763576 iterations in all", lines[24]) is not None
+    shares = re.fullmatch(r"rows per worker:((?: \d+){8})", lines[25])
+    return (re.fullmatch(r"24 rows by 8 workers on \d+ ranks, 763576 iterations in all", lines[24]) is not None
+            and shares is not None and sum(int(n) for n in shares.group(1).split()) == 24)
 
 
 CHECKS = {"mpi-farm": mpi_farm, "hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel,

@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     Size size{78, 24, 2000};
     if (argc == 4) size = {std::atoi(argv[1]), std::atoi(argv[2]), std::atoi(argv[3])};
 
-    csp::Channel<int> jobs{"jobs"};
+    csp::Channel<int> jobs{"jobs", csp::buffer(16)};  // (row numbers wait here for whichever worker asks next)
     csp::Channel<Row> results{"results", csp::buffer(16)};
     auto [nothing, per_worker, image] =
         csp::Parallel(csp::on_rank(0, rows(jobs.writer(), size.height)),
@@ -100,5 +100,8 @@ int main(int argc, char** argv) {
     for (int n : per_worker) rows_done += n;
     std::printf("%lld rows by %zu workers on %d ranks, %lld iterations in all\n", static_cast<long long>(rows_done),
                 per_worker.size(), world.size(), static_cast<long long>(total));
+    std::string shares;  // rows per worker, worker i on rank i % ranks
+    for (int n : per_worker) shares += " " + std::to_string(n);
+    std::printf("rows per worker:%s\n", shares.c_str());
     return 0;
 }
