@@ -133,6 +133,13 @@ TEST_CASE("every body runs where the placement puts it", "[conformance][placemen
     switch (csp_test::placement()) {
         case csp_test::Placement::os_processes: CHECK(where == "cccccc"); break;
         case csp_test::Placement::mixed: CHECK(where == "cfcfcf"); break;
+        case csp_test::Placement::ranks: {
+            // ('c' here: the body ran on another rank, body i on rank i % ranks.)
+            std::string expected;
+            for (int i = 0; i < 6; ++i) expected += i % csp_test::rank_count() == csp_test::this_rank() ? 'f' : 'c';
+            CHECK(where == expected);
+            return;
+        }
         default: CHECK(where == "ffffff"); break;
     }
     std::sort(children.begin(), children.end());

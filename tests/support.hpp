@@ -64,12 +64,26 @@ enum class Placement {
     os_processes,  // each body is a csp::multiprocess: a forked child of its own
     mixed,         // fiber and child by turns (a child first), so channels
                    // have partners on both sides of the OS-process boundary
+    ranks,         // body i on MPI rank i % ranks (csp::on_rank): the MPI
+                   // conformance executable (mpi_conformance.cpp) sets it
 };
 
 // Placement of this run: CSP_TEST_PLACEMENT=threads, os_processes or mixed
-// selects that placement; anything else (or nothing) fibers.
+// selects that placement; anything else (or nothing) fibers; ranks when a
+// rank placer is set.
 Placement placement();
 const char* placement_name();
+
+struct Seen;
+
+// RankPlacer: how the ranks placement places body i (the process p that runs
+// it): csp::on_rank(i % ranks, p), given by the MPI conformance executable,
+// which links libcsp-mpi (this library does not). Set before any test runs.
+using RankPlacer = csp::Process<Seen> (*)(std::size_t i, csp::Process<Seen> p);
+void set_rank_placer(RankPlacer placer, int rank, int ranks);
+// this_rank / rank_count: of the ranks placement (0 and 1 otherwise).
+int this_rank();
+int rank_count();
 
 // in_one_os_process: every body runs in this OS process (fibers, threads),
 // so bodies share its memory and Tracked's counters see every value.
