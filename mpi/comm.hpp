@@ -38,7 +38,8 @@ namespace csp::mpi::detail {
 enum class Kind : std::uint32_t {
     // channels.cpp
     Hello,    // a replica was made: chan, payload = its name
-    Ends,     // a replica's ends of side `a` became present (b = 1) or absent (b = 0)
+    Ends,     // an end of side `a` joined or left a replica: b = delta + 1 (2 joined, 0 left), req = the
+              // rank's SPMD ends of that side so far (its epoch; see channels.cpp)
     Read,     // a process there reads chan: req
     Write,    // a process there writes chan: req, payload = the value
     Poison,   // poison chan
