@@ -7,6 +7,9 @@
 #   ./setup.sh sanitize asan|tsan [ARGS...]
 #                                build build-asan (ASan+UBSan) or build-tsan (TSan) and run
 #                                meson test there; any sanitizer report fails the run
+#   ./setup.sh mpich [ARGS...]   build build-mpich with MPICH instead of Open MPI (installing
+#                                libmpich-dev beside it) and run its MPI suite: meson test
+#                                --suite mpi ARGS... (CI runs it; Open MPI stays the default)
 #   ./setup.sh bench [ARGS...]   set up if needed (plus gnuplot-nox for the charts), then run
 #                                every benchmark against its peers: bench/run build ARGS...
 #                                (e.g. --only commstime --runs 3; see bench/run --help);
@@ -132,6 +135,13 @@ case "$command" in
         ;;
     sanitize)
         sanitize "$@"
+        ;;
+    mpich)
+        install_packages libmpich-dev mpich
+        configure build-mpich if-needed --buildtype=release -Dmpi=enabled -Dmpi_impl=mpich
+        build build-mpich
+        say "testing build-mpich (MPICH)"
+        meson test -C build-mpich --no-rebuild --print-errorlogs --suite mpi "$@"
         ;;
     bench)
         # Any gnuplot will do: a gnuplot-qt or -x11 already there is not replaced.

@@ -49,6 +49,12 @@ Comm::~Comm() {
 }
 
 void Comm::post(int peer, const Header& h, const void* payload, std::size_t n) {
+    if (farewell_sent_.load(std::memory_order_acquire)) {
+        // (Only the detector's answers can come this late: no rank needs them.)
+        runtime::logger().trace("rank {}: to {}: kind {} dropped (after the farewells)", rank, peer,
+                                static_cast<unsigned>(h.kind));
+        return;
+    }
     runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, peer,
                             static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, n);
     if (!control(h.kind)) {
@@ -139,6 +145,10 @@ void Comm::dispatch(Message& m) {
                             static_cast<unsigned>(m.header().kind), m.header().chan, m.header().req, m.header().a,
                             m.header().b, m.payload_size());
     const Kind kind = m.header().kind;
+    if (kind == Kind::Farewell) {
+        ++farewells_;
+        return;
+    }
     if (control(kind)) {
         on_detector_message(m);
         return;
@@ -218,7 +228,22 @@ void Comm::loop() noexcept {
         }
         busy |= progress_sends();
         busy |= channels_tick();
-        if (stopping_.load(std::memory_order_acquire) && byes_ == size - 1 && sending_.empty()) {
+        // Ending: once every rank has said Bye (no channel or placement
+        // message comes any more), the detector's control messages may
+        // still be under way, and one left unreceived at MPI_Finalize hangs
+        // it (or is reported by UCX on MPICH). So each rank then says
+        // Farewell, the last thing it sends (post drops anything later),
+        // and ends once every rank has said it and its sends are done: by
+        // MPI's in-order delivery, everything sent to it came before.
+        if (stopping_.load(std::memory_order_acquire) && byes_ == size - 1 &&
+            !farewell_sent_.load(std::memory_order_relaxed)) {
+            for (int r = 0; r < size; ++r) {
+                if (r != rank) post(r, Header{Kind::Farewell});
+            }
+            farewell_sent_.store(true, std::memory_order_release);
+            continue;
+        }
+        if (farewell_sent_.load(std::memory_order_relaxed) && farewells_ == size - 1 && sending_.empty()) {
             runtime::Locked<runtime::SpinLock> hold(queue_lock_);
             if (queue_.empty()) break;
         }

@@ -55,6 +55,8 @@ enum class Kind : std::uint32_t {
     Probe,     // from rank 0: are you still quiet? chan = the wave
     State,     // to rank 0: chan = the wave, a = quiet, req = sent, b.. : see deadlock.cpp
     Deadlock,  // from rank 0: every rank is blocked; payload = the report
+    // comm.cpp (control too)
+    Farewell,  // this rank has every Bye and sends nothing more (see Comm::loop)
 };
 
 // control: a message of the deadlock detector, not counted.
@@ -114,7 +116,7 @@ public:
     // inbox: where proxies' parkers are readied.
     runtime::Inbox* inbox() noexcept { return inbox_; }
     // stop: say Bye to every rank, serve until every rank has said it,
-    // then end the thread (the World's destructor).
+    // then Farewell (see loop) and end the thread (the World's destructor).
     void stop();
     // The messages of this rank, not counting control ones: posted (sent)
     // and handled (received). (For the deadlock detector: deadlock.cpp.)
@@ -151,6 +153,8 @@ private:
     std::atomic<std::uint64_t> sent_{0}, received_{0};
     std::atomic<std::int64_t> unsent_{0};  // posted, counted, not yet handed to MPI
     int byes_ = 0;
+    int farewells_ = 0;
+    std::atomic<bool> farewell_sent_{false};
     std::thread thread_;
 };
 
