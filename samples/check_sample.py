@@ -71,7 +71,18 @@ def mpi_farm(lines, seconds):
             and shares is not None and sum(int(n) for n in shares.group(1).split()) == 24)
 
 
-CHECKS = {"mpi-farm": mpi_farm, "hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel,
+def mpi_hello_world(lines, seconds):
+    # Ten lines from each of five sources, each once, then rank 0's total
+    # (the other ranks' lines may come after it: mpirun gathers them).
+    hellos = sorted(line.split(" from rank ")[0] for line in lines if line.startswith("Hello world"))
+    expected = sorted(f"Hello world ({s}.{i})" for s in range(5) for i in range(10))
+    if hellos != expected:
+        print(f"expected each of the 50 lines once, got {len(hellos)} lines")
+        return False
+    return any(re.fullmatch(r"50 lines printed by 5 sinks on \d+ ranks", line) for line in lines)
+
+
+CHECKS = {"mpi-farm": mpi_farm, "mpi-hello_world": mpi_hello_world, "hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel,
           "dining_philosophers": dining_philosophers, "multiplexer": multiplexer}
 
 # samples/ipc: the Python multiprocessing tutorial's examples, each printing
