@@ -225,11 +225,11 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
             throw;
         }
     }
-    if (g_distribution) g_distribution->made(c);
+    if (Distribution* d = distribution()) d->made(c);
     return c;
 }
 
-Distribution* g_distribution = nullptr;
+std::atomic<Distribution*> g_distribution{nullptr};
 
 void acquire(ChannelCore* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
 
@@ -248,19 +248,24 @@ void release(ChannelCore* c) noexcept {
 // its ends; see crossing.hpp.)
 void join_reader(ChannelCore* c) noexcept {
     count_end(c, +1);
-    if (c->shared_id && g_distribution) [[unlikely]] return g_distribution->ends_changed(c, Side::Reader, +1);
+    if (c->shared_id) [[unlikely]] {
+        if (Distribution* d = distribution()) return d->ends_changed(c, Side::Reader, +1);
+    }
     c->reader_ends.fetch_add(1, std::memory_order_relaxed);
 }
 
 void join_writer(ChannelCore* c) noexcept {
     count_end(c, +1);
-    if (c->shared_id && g_distribution) [[unlikely]] return g_distribution->ends_changed(c, Side::Writer, +1);
+    if (c->shared_id) [[unlikely]] {
+        if (Distribution* d = distribution()) return d->ends_changed(c, Side::Writer, +1);
+    }
     c->writer_ends.fetch_add(1, std::memory_order_relaxed);
 }
 
 void leave_reader(ChannelCore* c) noexcept {
-    if (c->shared_id && g_distribution) [[unlikely]] {
-        g_distribution->ends_changed(c, Side::Reader, -1);
+    Distribution* d = c->shared_id ? distribution() : nullptr;
+    if (d) [[unlikely]] {
+        d->ends_changed(c, Side::Reader, -1);
     } else if (c->reader_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         retire_side(c, Side::Reader);
     }
@@ -268,8 +273,9 @@ void leave_reader(ChannelCore* c) noexcept {
 }
 
 void leave_writer(ChannelCore* c) noexcept {
-    if (c->shared_id && g_distribution) [[unlikely]] {
-        g_distribution->ends_changed(c, Side::Writer, -1);
+    Distribution* d = c->shared_id ? distribution() : nullptr;
+    if (d) [[unlikely]] {
+        d->ends_changed(c, Side::Writer, -1);
     } else if (c->writer_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         retire_side(c, Side::Writer);
     }
@@ -549,6 +555,19 @@ Waiter* queue_proxy(ChannelCore* c, Side side, runtime::Parker* p) noexcept {
 
 Waiter* proxy_waiter(runtime::Parker* p) noexcept {
     return &std::launder(reinterpret_cast<PlainWait*>(runtime::upper_area<WaitArea>(p).plain_wait))->waiter;
+}
+
+bool cancel_proxy(ChannelCore* c, Side side, runtime::Parker* p) noexcept {
+    Waiter* w = proxy_waiter(p);
+    Parcel* value = nullptr;
+    {
+        Locked<SharedLock> hold(c->lock);
+        if (!runtime::try_complete(p, w->token, runtime::kDeadlocked)) return false;  // (completed: it is readied)
+        if (w->queued) queue_of(c, side).remove(w);
+        value = std::exchange(w->parcel, nullptr);
+    }
+    parcel_free(value);
+    return true;
 }
 
 Attempt offer_read(ChannelCore* c, runtime::Parker* p, Parcel** got) noexcept {

@@ -51,7 +51,9 @@ public:
 protected:
     ~Distribution() = default;
 };
-extern Distribution* g_distribution;
+// (Atomic: the World sets it on main while workers may be making channels.)
+extern std::atomic<Distribution*> g_distribution;
+inline Distribution* distribution() noexcept { return g_distribution.load(std::memory_order_acquire); }
 
 // offer_read / offer_write: a proxy's operation on channel c at its home (c
 // crosses). Done at once when a partner is there: a reader's value in
@@ -64,6 +66,12 @@ Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value) noexcept;
 
 // proxy_waiter: the waiter offer_* queued for p.
 Waiter* proxy_waiter(runtime::Parker* p) noexcept;
+
+// cancel_proxy: take back the offer p has queued on `side` of c, unless it
+// has completed. True if taken back: p's wait is ended (not readied), its
+// waiter is off the queue and a writer's value freed. (For requests whose
+// process has since been ended by a deadlock across ranks: mpi/channels.cpp.)
+bool cancel_proxy(ChannelCore* c, Side side, runtime::Parker* p) noexcept;
 
 // retire_side: no rank holds ends of `side` of c any more (at its home).
 void retire_side(ChannelCore* c, Side side) noexcept;

@@ -136,7 +136,11 @@ Process<R> on_rank(int r, Process<R> p) {
     return mpi::detail::make_process(name, [id = mpi::detail::Placed<std::uint64_t>(id)]() -> R {
         std::string type, what;
         channels::Parcel* got = mpi::detail::await_result(id.held, type, what);
-        if (!got) throw RemoteError(type, what);
+        if (!got) {
+            // (A deadlock ended it there: it is this rank's deadlock too.)
+            if (type == "csp::DeadlockError") throw DeadlockError(what);
+            throw RemoteError(type, what);
+        }
         alignas(T) unsigned char value[sizeof(T)];
         const bool ok = csp::detail::unpack_value<T>(got, value);
         channels::parcel_free(got);

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace csp::mpi::detail {
 
@@ -50,6 +51,8 @@ struct Proxy : runtime::ProcessRecord {
     int peer = 0;
     std::uint64_t req = 0;
     bool reading = false;
+    ChannelCore* chan = nullptr;  // (while queued)
+    std::uint32_t epoch = 0;      // its rank's deadlocks when it asked
 };
 
 class Shared final : public channels::Remote, public channels::Distribution {
@@ -101,7 +104,12 @@ public:
         Header h{Kind::Read};
         h.chan = c->shared_id;
         const Outcome o = wait(c, Side::Reader, pending, h, nullptr);
-        if (o != Outcome::Done) return o;
+        if (o != Outcome::Done) {
+            // (A value can have come as the deadlock breaker won this wait:
+            // answer() fills `got` under asked_lock_, which wait() takes too.)
+            channels::parcel_free(pending.got);
+            return o;
+        }
         const bool ok = pending.got && c->ops->unpack && c->ops->unpack(pending.got, dst);
         channels::parcel_free(pending.got);
         if (!ok) {
@@ -202,6 +210,7 @@ public:
     }
 
     void proxy_done(runtime::Parker* p) noexcept {
+        queued_.erase(p);
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
         const Outcome o = channels::outcome_part(runtime::outcome_of(p));
         channels::Waiter* w = channels::proxy_waiter(p);
@@ -212,6 +221,29 @@ public:
         p->completer_lock = nullptr;
         runtime::release_parker(p);
         delete x;
+    }
+
+    // forget_before: a deadlock across ranks has been declared, the
+    // `deadlocks`-th: every request made before it belongs to a process
+    // whose wait that deadlock ends (on its own rank, when the news gets
+    // there). Offers still queued for them are taken back, so that nobody
+    // who runs again afterwards hands them a value (lost) or takes one from
+    // them (its writer was told it failed). (Communication thread.)
+    void forget_before(std::uint32_t deadlocks) noexcept {
+        if (deadlocks <= epoch_seen_) return;
+        epoch_seen_ = deadlocks;
+        for (auto it = queued_.begin(); it != queued_.end();) {
+            runtime::Parker* p = *it;
+            auto* x = static_cast<Proxy*>(runtime::record_of(p));
+            if (x->epoch < deadlocks &&
+                channels::cancel_proxy(x->chan, x->reading ? Side::Reader : Side::Writer, p)) {
+                it = queued_.erase(it);
+                p->completer_lock = nullptr;
+                drop_proxy(p);
+            } else {
+                ++it;  // (completed meanwhile: proxy_done answers it)
+            }
+        }
     }
 
     void release_all() noexcept {
@@ -246,6 +278,7 @@ private:
             Parcel* value;
             int home;
         } post{h, value, home_of(c->shared_id)};
+        post.h.b = g_comm->deadlocks();
         pending.parker = runtime::current();
         pending.token = runtime::begin_wait(pending.parker);
         {
@@ -324,6 +357,23 @@ private:
         return p;
     }
 
+    // stale: a request made before a deadlock across ranks that this rank
+    // knows of, by a process that deadlock ends (or has ended): not served,
+    // not answered. One made after a deadlock this rank has not heard of
+    // yet takes back what came before it first (forget_before).
+    bool stale(const Header& h) noexcept {
+        if (h.b < epoch_seen_) return true;
+        forget_before(h.b);
+        return false;
+    }
+
+    void queued(runtime::Parker* p, ChannelCore* c, const Header& h) {
+        auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        x->chan = c;
+        x->epoch = h.b;
+        queued_.insert(p);
+    }
+
     void drop_proxy(runtime::Parker* p) noexcept {
         delete static_cast<Proxy*>(runtime::record_of(p));
         runtime::release_parker(p);
@@ -367,10 +417,11 @@ private:
                 channels::poison(c);
                 return;
             case Kind::Read: {
+                if (stale(h)) return;
                 runtime::Parker* p = new_proxy(m.peer, h.req, true);
                 Parcel* got = nullptr;
                 const channels::Attempt a = channels::offer_read(c, p, &got);
-                if (a == channels::Attempt::Block) return;  // (proxy_done answers)
+                if (a == channels::Attempt::Block) return queued(p, c, h);  // (proxy_done answers)
                 if (a == channels::Attempt::Done) reply_data(m.peer, h.req, got);
                 else reply(m.peer, h.req, outcome_of(a));
                 channels::parcel_free(got);
@@ -378,11 +429,12 @@ private:
                 return;
             }
             case Kind::Write: {
+                if (stale(h)) return;
                 Parcel* value = channels::parcel_new(m.payload_size());
                 std::memcpy(value->data(), m.payload(), m.payload_size());
                 runtime::Parker* p = new_proxy(m.peer, h.req, false);
                 const channels::Attempt a = channels::offer_write(c, p, value);
-                if (a == channels::Attempt::Block) return;
+                if (a == channels::Attempt::Block) return queued(p, c, h);
                 reply(m.peer, h.req, outcome_of(a));
                 drop_proxy(p);
                 return;
@@ -425,6 +477,11 @@ private:
     std::vector<ChannelCore*> channels_;                 // by id - 1
     std::map<std::uint64_t, std::vector<Message>> early_;  // for channels not made here yet
     std::vector<std::uint64_t> ready_early_;             // made since: replay (tick)
+
+    // (The communication thread's own:) proxies whose offer is queued, and
+    // the most deadlocks across ranks any rank is known to have had.
+    std::unordered_set<runtime::Parker*> queued_;
+    std::uint32_t epoch_seen_ = 0;
 };
 
 Shared g_shared;
@@ -438,5 +495,6 @@ void release_shared_channels() noexcept { g_shared.release_all(); }
 
 void on_channel_message(Message& m) { g_shared.handle(m); }
 void on_proxy_done(runtime::Parker* p) noexcept { g_shared.proxy_done(p); }
+void deadlock_broken(std::uint32_t deadlocks) { g_shared.forget_before(deadlocks); }
 
 }  // namespace csp::mpi::detail

@@ -40,8 +40,8 @@ enum class Kind : std::uint32_t {
     Hello,    // a replica was made: chan, payload = its name
     Ends,     // an end of side `a` joined or left a replica: b = delta + 1 (2 joined, 0 left), req = the
               // rank's SPMD ends of that side so far (its epoch; see channels.cpp)
-    Read,     // a process there reads chan: req
-    Write,    // a process there writes chan: req, payload = the value
+    Read,     // a process there reads chan: req, b = its rank's deadlocks so far
+    Write,    // a process there writes chan: req, b = as Read, payload = the value
     Poison,   // poison chan
     Data,     // to a reader: req, payload = the value
     Done,     // to a writer: req (the value was taken)
@@ -128,6 +128,10 @@ public:
     // main_done: this rank's main has ended (the World is going): no process
     // of it will run again.
     bool main_done() const noexcept { return main_done_.load(std::memory_order_acquire); }
+    // deadlocks: how many deadlocks across ranks this rank has broken (the
+    // epoch a Read or Write request carries, in b: see channels.cpp).
+    std::uint32_t deadlocks() const noexcept { return deadlocks_.load(std::memory_order_acquire); }
+    std::uint32_t note_deadlock() noexcept { return deadlocks_.fetch_add(1, std::memory_order_acq_rel) + 1; }
 
 private:
     void loop() noexcept;
@@ -150,6 +154,7 @@ private:
     std::deque<Sending> sending_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> main_done_{false};
+    std::atomic<std::uint32_t> deadlocks_{0};
     std::atomic<std::uint64_t> sent_{0}, received_{0};
     std::atomic<std::int64_t> unsent_{0};  // posted, counted, not yet handed to MPI
     int byes_ = 0;
@@ -167,6 +172,7 @@ void on_channel_message(Message& m);
 bool channels_tick();  // messages that came before their channel was made here
 bool channel_replays_pending();
 void on_proxy_done(runtime::Parker* p) noexcept;
+void deadlock_broken(std::uint32_t deadlocks);  // (deadlock.cpp: before this rank's waits are ended)
 void on_world_message(Message& m);
 void on_detector_message(Message& m);
 void start_detector() noexcept;  // (the World, once the communication thread runs)

@@ -212,6 +212,9 @@ void on_detector_message(Message& m) {
                 std::lock_guard<std::mutex> hold(g_report_lock);
                 g_reported_sent = g_reported_received = ~std::uint64_t{0};
             }
+            // (First the requests of the processes this deadlock ends, here
+            // and on other ranks, are taken back: none may take a value.)
+            deadlock_broken(g_comm->note_deadlock());
             runtime::break_rank_deadlock(std::string(m.payload(), m.payload_size()));
             return;
         }

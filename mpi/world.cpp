@@ -86,7 +86,7 @@ channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string&
     wait.awaiting.pending.token = runtime::begin_wait(wait.awaiting.pending.parker);
     static constexpr runtime::WaitReason kAwaiting{"is waiting for the result of a process on another rank"};
     const RankWait counted;
-    const std::uint32_t word = runtime::park(wait.awaiting.pending.parker, runtime::WaitKind::Rank, &kAwaiting,
+    const std::uint32_t word = runtime::park(wait.awaiting.pending.parker, runtime::WaitKind::RankJoin, &kAwaiting,
                   runtime::Release{[](void* arg) noexcept {
                                        auto* w = static_cast<Wait*>(arg);
                                        std::unique_lock<std::mutex> hold(g_results_lock);
@@ -101,7 +101,7 @@ channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string&
                                        finish(&w->awaiting.pending, channels::encode(channels::Outcome::Done, 0));
                                    },
                                    &wait});
-    if (word == runtime::kDeadlocked) {
+    if (word == runtime::kDeadlocked) {  // (not from the breaker: RankJoin waits are left to end)
         {
             std::lock_guard<std::mutex> hold(g_results_lock);
             g_awaiting.erase(id);  // (its record is on this stack)
@@ -215,14 +215,14 @@ World::World(int& argc, char**& argv) {
     if (detail::g_size > 1) {
         (void)runtime::rt();  // (the runtime first: the communication thread readies its processes)
         detail::g_comm = new detail::Comm(detail::g_world_comm, detail::g_rank, detail::g_size);
-        channels::g_distribution = detail::shared_channels();
+        channels::g_distribution.store(detail::shared_channels(), std::memory_order_release);
         detail::start_detector();
     }
 }
 
 World::~World() {
     runtime::set_rank_quiet_hook(nullptr);
-    channels::g_distribution = nullptr;
+    channels::g_distribution.store(nullptr, std::memory_order_release);
     if (detail::g_comm) {
         detail::g_comm->stop();
         detail::release_shared_channels();

@@ -138,10 +138,13 @@ void Registry::note_older_threads() {
 }
 
 namespace {
-void (*g_rank_quiet_hook)(const std::string&) = nullptr;
+// (Atomic: set by the World on main while workers may already be looking.)
+std::atomic<void (*)(const std::string&)> g_rank_quiet_hook{nullptr};
 }
 
-void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept { g_rank_quiet_hook = hook; }
+void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept {
+    g_rank_quiet_hook.store(hook, std::memory_order_release);
+}
 
 Registry::Look Registry::look(std::vector<Parker*>* blocked, std::string* lines) const {
     bool ranks = false;
@@ -150,10 +153,10 @@ Registry::Look Registry::look(std::vector<Parker*>* blocked, std::string* lines)
         if (p->state.load(std::memory_order_acquire) != kParked) return Look::Busy;
         const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
         if (kind == WaitKind::Blocked || kind == WaitKind::Rank) blocked->push_back(p);
-        else if (kind != WaitKind::Join) return Look::Busy;  // a timer, io call or another OS process can still wake it
-        ranks |= kind == WaitKind::Rank;
+        else if (kind != WaitKind::Join && kind != WaitKind::RankJoin) return Look::Busy;  // a timer, io call or another OS process can still wake it
+        ranks |= kind == WaitKind::Rank || kind == WaitKind::RankJoin;
     }
-    if (blocked->empty()) return Look::Nobody;  // nobody left at all: a normal end
+    if (blocked->empty() && !ranks) return Look::Nobody;  // nobody left at all: a normal end
     std::ostringstream out;
     for (Parker* p : slots_) {
         if (!p) continue;
@@ -225,7 +228,7 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         }
         if (seen == Look::QuietForRanks) {
             // Only every rank together can tell (libcsp-mpi asks them).
-            if (g_rank_quiet_hook) g_rank_quiet_hook(lines);
+            if (auto* hook = g_rank_quiet_hook.load(std::memory_order_acquire)) hook(lines);
             return;
         }
         try {

@@ -66,7 +66,11 @@ inline constexpr std::uint32_t kDeadlocked = 0xFFFFFFFFu;  // the deadlock break
 // deadlock with them is a matter for every rank (set_rank_quiet_hook). The
 // deadlock breaker ends Blocked (and Rank) waits only: a Join ends when the
 // processes it waits for have unwound.
-enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote, Rank };
+// (RankJoin: waits for a process on another MPI rank to end, for its result.
+// Like Join it is never ended by the deadlock breaker: that process ends,
+// broken or not, and its result or failure comes; like Rank it makes this
+// rank's quiet a matter for every rank.)
+enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote, Rank, RankJoin };
 
 // WaitReason: what a parked process waits on, in the words of the layer that
 // parks it, for deadlock reports: "process 'p' " + phrase, then " 'object'"

@@ -86,7 +86,7 @@ inline constexpr std::int64_t kBusyLook = 5'000'000;
 // (A Rank wait counts too: a thread in one is not running, for the walk;
 // the walk then asks every rank.)
 inline bool can_deadlock(WaitKind k) noexcept {
-    return k == WaitKind::Blocked || k == WaitKind::Join || k == WaitKind::Rank;
+    return k == WaitKind::Blocked || k == WaitKind::Join || k == WaitKind::Rank || k == WaitKind::RankJoin;
 }
 
 // ProcessRecord: what the private records of fibers and threads share (a

@@ -265,6 +265,41 @@ TEST_CASE("a deadlock across ranks is a DeadlockError on every rank naming the p
     }
 }
 
+TEST_CASE("a process that catches a DeadlockError across ranks and reads again gets what is written next",
+          "[mpi][deadlock]") {
+    // Its read from before the deadlock, which waited at the channel's home
+    // on another rank, must not take that value (it would be lost). Three
+    // rounds, with channels made one after the other: on any number of ranks
+    // the channel read from the last rank has its home elsewhere in one.
+    csp::Channel<int> r0{"retry-0"}, r1{"retry-1"}, r2{"retry-2"};
+    csp::Channel<int> y0{"cycle-0"}, y1{"cycle-1"}, y2{"cycle-2"};
+    auto retrier = csp::process("retrier", [](csp::ChannelIn<int> in, csp::ChannelOut<int>) {
+        try {
+            return in();  // (blocked: the answerer waits for us, through the end we hold)
+        } catch (const csp::DeadlockError&) {
+            return in();
+        }
+    });
+    auto answerer = csp::process("answerer", [](csp::ChannelIn<int> in, csp::ChannelOut<int> out, int v) {
+        try {
+            (void)in();
+        } catch (const csp::DeadlockError&) {
+            out(v);
+        }
+        return v;
+    });
+    const int last = ranks() - 1;
+    const std::pair<csp::Channel<int>*, csp::Channel<int>*> rounds[] = {{&r0, &y0}, {&r1, &y1}, {&r2, &y2}};
+    int v = 10;
+    for (auto [r, y] : rounds) {
+        ++v;
+        auto [got, sent] = csp::Parallel(csp::on_rank(last, retrier(r->reader(), y->writer())),
+                                         csp::on_rank(0, answerer(y->reader(), r->writer(), v)));
+        CHECK(got == v);
+        CHECK(sent == v);
+    }
+}
+
 TEST_CASE("a rank that computes for a while is no deadlock for the ranks waiting for it", "[mpi][deadlock]") {
     csp::Channel<int> answer{"slow-answer"};
     auto slow = csp::process("slow", [](csp::ChannelOut<int> out) {
