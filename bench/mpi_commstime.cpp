@@ -23,56 +23,14 @@
 #include <csp/mpi.hpp>
 
 #include "common.hpp"
+#include "commstime.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
-namespace {
-
-using Value = std::int64_t;
-
-struct ConsumerResult {
-    double seconds = 0;
-    long cycles = 0;
-    bool values_ok = false;
-};
-
-auto Prefix = csp::process("prefix", [](Value first, csp::ChannelIn<Value> in, csp::ChannelOut<Value> out) {
-    out(first);
-    for (;;) out(in());
-});
-
-auto Delta = csp::process("delta", [](csp::ChannelIn<Value> in, csp::ChannelOut<Value> out1,
-                                      csp::ChannelOut<Value> out2) {
-    for (;;) {
-        Value x = in();
-        out1(x);
-        out2(x);
-    }
-});
-
-auto Successor = csp::process("successor", [](csp::ChannelIn<Value> in, csp::ChannelOut<Value> out) {
-    for (;;) out(in() + 1);
-});
-
-auto Consumer = csp::process("consumer", [](csp::ChannelIn<Value> in, long warmup, long cycles) {
-    ConsumerResult r;
-    bool ok = true;
-    Value expect = 0;
-    for (long i = 0; i < warmup; ++i) ok &= (in() == expect++);
-    auto t0 = std::chrono::steady_clock::now();
-    for (long i = 0; i < cycles; ++i) ok &= (in() == expect++);
-    auto t1 = std::chrono::steady_clock::now();
-    in.poison();
-    r.seconds = std::chrono::duration<double>(t1 - t0).count();
-    r.cycles = cycles;
-    r.values_ok = ok;
-    return r;
-});
-
-}  // namespace
+using namespace bench::commstime;
 
 int main(int argc, char** argv) {
     csp::mpi::World world{argc, argv};

@@ -246,41 +246,36 @@ void release(ChannelCore* c) noexcept {
 // leave is a join after it: the channel is retired, as it would be had the
 // two taken the lock in that order. (count_end: a forked child's tally of
 // its ends; see crossing.hpp.)
-void join_reader(ChannelCore* c) noexcept {
-    count_end(c, +1);
-    if (c->shared_id) [[unlikely]] {
-        if (Distribution* d = distribution()) return d->ends_changed(c, Side::Reader, +1);
-    }
-    c->reader_ends.fetch_add(1, std::memory_order_relaxed);
+namespace {
+std::atomic<std::int64_t>& ends_of(ChannelCore* c, Side side) noexcept {
+    return side == Side::Reader ? c->reader_ends : c->writer_ends;
 }
 
-void join_writer(ChannelCore* c) noexcept {
+// (A channel shared by MPI ranks counts its ends for the whole job, at its
+// home: see remote.hpp.)
+void join(ChannelCore* c, Side side) noexcept {
     count_end(c, +1);
     if (c->shared_id) [[unlikely]] {
-        if (Distribution* d = distribution()) return d->ends_changed(c, Side::Writer, +1);
+        if (Distribution* d = distribution()) return d->ends_changed(c, side, +1);
     }
-    c->writer_ends.fetch_add(1, std::memory_order_relaxed);
+    ends_of(c, side).fetch_add(1, std::memory_order_relaxed);
 }
 
-void leave_reader(ChannelCore* c) noexcept {
+void leave(ChannelCore* c, Side side) noexcept {
     Distribution* d = c->shared_id ? distribution() : nullptr;
     if (d) [[unlikely]] {
-        d->ends_changed(c, Side::Reader, -1);
-    } else if (c->reader_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        retire_side(c, Side::Reader);
+        d->ends_changed(c, side, -1);
+    } else if (ends_of(c, side).fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        retire_side(c, side);
     }
     count_end(c, -1);
 }
+}  // namespace
 
-void leave_writer(ChannelCore* c) noexcept {
-    Distribution* d = c->shared_id ? distribution() : nullptr;
-    if (d) [[unlikely]] {
-        d->ends_changed(c, Side::Writer, -1);
-    } else if (c->writer_ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        retire_side(c, Side::Writer);
-    }
-    count_end(c, -1);
-}
+void join_reader(ChannelCore* c) noexcept { join(c, Side::Reader); }
+void join_writer(ChannelCore* c) noexcept { join(c, Side::Writer); }
+void leave_reader(ChannelCore* c) noexcept { leave(c, Side::Reader); }
+void leave_writer(ChannelCore* c) noexcept { leave(c, Side::Writer); }
 
 void retire_side(ChannelCore* c, Side side) noexcept {
     Waiter* wake = nullptr;
