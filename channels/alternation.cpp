@@ -1,7 +1,9 @@
 // alternation.cpp: the passes of a choice (see alternation.hpp).
 #include "channels/alternation.hpp"
 
+#include "channels/remote.hpp"
 #include "runtime/arena.hpp"
+#include "runtime/log.hpp"
 #include "runtime/trace.hpp"
 
 #include <algorithm>
@@ -163,7 +165,12 @@ runtime::WaitKind wait_kind(const Guard* guards, std::size_t n) noexcept {
     runtime::WaitKind kind = runtime::WaitKind::Blocked;
     for (std::size_t i = 0; i < n; ++i) {
         const Guard& g = guards[i];
-        if (!g.enabled || !is_channel(g) || !g.core->crossing.load(std::memory_order_relaxed)) continue;
+        if (!g.enabled || !is_channel(g)) continue;
+        if (g.core->remote) {  // (a replica: its home is another rank)
+            kind = runtime::WaitKind::Rank;
+            continue;
+        }
+        if (!g.core->crossing.load(std::memory_order_relaxed)) continue;
         if (wait_kind_across(g.core) == runtime::WaitKind::Remote) return runtime::WaitKind::Remote;
         kind = runtime::WaitKind::Rank;
     }
@@ -180,17 +187,54 @@ bool retired_locked(const Guard& g) noexcept {
     return g.kind == Guard::Kind::Output || c->count == 0;
 }
 
+Side side_of(const Guard& g) noexcept { return g.kind == Guard::Kind::Input ? Side::Reader : Side::Writer; }
+
+// RemoteGuards: what the choice knows of its guards on replicas (channels
+// whose home is another MPI rank, remote.hpp): Unknown until tried, then
+// Live, or Retired (for good: a retired side stays so). Costs nothing while
+// no guard is on a replica.
+class RemoteGuards {
+public:
+    enum State : std::uint8_t { Unknown, Live, Retired };
+    explicit RemoteGuards(std::size_t n) noexcept : states_(n), n_(n) {}
+    bool any() const noexcept { return any_; }
+    State at(std::size_t i) noexcept { return any_ ? static_cast<State>(states_[i]) : Unknown; }
+    void set(std::size_t i, State s) noexcept {
+        if (!any_) {
+            std::fill_n(states_.data(), n_, Unknown);
+            any_ = true;
+        }
+        states_[i] = s;
+    }
+    // retired: guard g (on a replica) is retired; asks its home when not known.
+    bool retired(const Guard& g, std::size_t i) noexcept {
+        if (at(i) == Unknown && g.core->remote->retired(g.core, side_of(g))) set(i, Retired);
+        return at(i) == Retired;
+    }
+
+private:
+    SmallArray<std::uint8_t> states_;
+    std::size_t n_;
+    bool any_ = false;
+};
+
 // all_retired: the choice has enabled channel guards and every one of them
 // is retired (API.md: it throws ChannelRetireException then, even when it
 // also has skip or timeout guards). With `locked`, the caller holds every
 // guard's lock; otherwise each is taken in turn (pass 0's look, which like
-// the rest of pass 0 is not atomic over the channels).
-bool all_retired(const Guard* guards, std::size_t n, bool locked) noexcept {
+// the rest of pass 0 is not atomic over the channels). A guard on a replica
+// is as the choice knows it (or asks).
+bool all_retired(const Guard* guards, std::size_t n, bool locked, RemoteGuards& remote) noexcept {
     bool any = false;
     for (std::size_t i = 0; i < n; ++i) {
         const Guard& g = guards[i];
         if (!g.enabled || !is_channel(g)) continue;
         any = true;
+        if (g.core->remote) {
+            // (Under the locks it is known: pass 0 tried every guard.)
+            if (locked ? remote.at(i) != RemoteGuards::Retired : !remote.retired(g, i)) return false;
+            continue;
+        }
         if (!locked) g.core->lock.lock();
         const bool retired = retired_locked(g);
         if (!locked) g.core->lock.unlock();
@@ -222,12 +266,16 @@ public:
     // value cannot be packed.
     bool pack(const Guard& g, std::size_t i) noexcept {
         const Crossing* x = g.core->crossing.load(std::memory_order_relaxed);
-        if (!x) return true;
+        if (!x && !g.core->remote) return true;
         if (!used_) {
             std::fill_n(parcels_.data(), n_, nullptr);
             used_ = true;
         }
-        return parcels_[i] || x->prepack(g.core, g.slot, &parcels_[i]);
+        if (parcels_[i]) return true;
+        if (x) return x->prepack(g.core, g.slot, &parcels_[i]);
+        // A replica's (remote.hpp): the value goes to its home as a parcel.
+        parcels_[i] = g.core->ops->pack ? g.core->ops->pack(g.slot) : nullptr;
+        return parcels_[i] != nullptr;
     }
     // pack_all: pack() for every enabled output guard.
     std::size_t pack_all(const Guard* guards) noexcept {
@@ -259,11 +307,64 @@ Attempt try_alone(Guard& g, Parcel** pre) noexcept {
     return a;
 }
 
+// try_remote tries guard i, on a replica, at its home (the caller waits).
+Outcome try_remote(Guard& g, Parcel* packed) noexcept {
+    if (g.kind == Guard::Kind::Input) return g.core->remote->try_read(g.core, g.slot);
+    return g.core->remote->try_write(g.core, packed);
+}
+
+// Parking: what a choice lets go of once it has parked: the offers of its
+// guards on replicas are posted (while the locks still keep its local
+// guards from firing), then the locks are released.
+struct Parking {
+    Locks* locks;
+    Guard* guards;
+    std::size_t n;
+    RemoteChoice* rc;  // null: no offers
+    RemoteGuards* remote;
+    Prepacked* pre;
+
+    static void release(void* arg) noexcept {
+        auto* self = static_cast<Parking*>(arg);
+        if (RemoteChoice* rc = self->rc) {
+            for (std::size_t i = 0; i < self->n; ++i) {
+                Guard& g = self->guards[i];
+                if (!g.enabled || !is_channel(g) || !g.core->remote || self->remote->at(i) != RemoteGuards::Live) {
+                    continue;
+                }
+                Parcel** value = g.kind == Guard::Kind::Output ? self->pre->of(i) : nullptr;
+                g.core->remote->offer(*rc, g.core, side_of(g), static_cast<std::uint32_t>(i),
+                                      value ? *value : nullptr);
+            }
+            // (The chooser may be awake already, waiting for this: after it,
+            // nothing here may be touched.)
+            Locks* locks = self->locks;
+            rc->posted.store(true, std::memory_order_release);
+            locks->unlock();
+            return;
+        }
+        self->locks->unlock();
+    }
+};
+
+// receive_remote: input guard g on a replica fired with the value rc got.
+Outcome receive_remote(Guard& g, RemoteChoice& rc) noexcept {
+    Parcel* got = std::exchange(rc.got, nullptr);
+    const bool ok = got && g.core->ops->unpack && g.core->ops->unpack(got, g.slot);
+    parcel_free(got);
+    if (ok) return Outcome::Done;
+    runtime::logger().error("channel '{}': a value from another rank could not be unpacked; poisoning it",
+                            g.core->name);
+    poison(g.core);
+    return Outcome::Poisoned;
+}
+
 }  // namespace
 
 Choice choose(Guard* guards, std::size_t n, Order how) {
     ChoiceOrder order(n, how);
     Prepacked pre(n);
+    RemoteGuards remote(n);
     bool has_output = false;  // an enabled output guard (pass 0 visits every guard before pass 1)
 
     // Pass 0: try each guard in order on its own, locking only its channel.
@@ -277,7 +378,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         Clock::time_point now{};
         // A skip or due timeout fires unless every channel guard is retired.
         const auto non_channel_fires = [&](std::size_t i) -> Choice {
-            if (!live && all_retired(guards, n, false)) return {Outcome::Retired, kNone};
+            if (!live && all_retired(guards, n, false, remote)) return {Outcome::Retired, kNone};
             return {Outcome::Done, i};
         };
         for (std::size_t k = 0; k < n; ++k) {
@@ -293,12 +394,26 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 if (now >= g.deadline) return non_channel_fires(i);
                 continue;
             }
-            if (g.core->remote) [[unlikely]] return {Outcome::Unsupported, i};  // (remote.hpp)
             Parcel** packed = nullptr;
             if (g.kind == Guard::Kind::Output) {
                 has_output = true;
                 if (!pre.pack(g, i)) [[unlikely]] return {Outcome::Unpackable, i};
                 packed = pre.of(i);
+            }
+            if (g.core->remote) [[unlikely]] {
+                // A replica's: tried at its home (remote.hpp).
+                const Outcome o = try_remote(g, packed ? *packed : nullptr);
+                if (o == kNotReady) {
+                    remote.set(i, RemoteGuards::Live);
+                    live = true;
+                    continue;
+                }
+                if (o == Outcome::Retired) {
+                    remote.set(i, RemoteGuards::Retired);
+                    continue;
+                }
+                if (o == Outcome::Done) trace_fired(g);
+                return {o, o == Outcome::Deadlocked ? kNone : i};
             }
             const Attempt a = try_alone(g, packed);
             if (a == Attempt::Done) {
@@ -310,11 +425,6 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         }
     }
 
-    for (std::size_t i = 0; i < n; ++i) {
-        if (guards[i].enabled && is_channel(guards[i]) && guards[i].core->remote) [[unlikely]] {
-            return {Outcome::Unsupported, i};  // (remote.hpp)
-        }
-    }
     runtime::Parker* me = runtime::current();
     WaiterBlock* block = waiter_block(me, n);  // allocate before any lock is held
     Locks locks(guards, n);
@@ -339,6 +449,12 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             Guard& g = guards[i];
             if (!g.enabled) continue;
             Attempt a = Attempt::Block;
+            if (is_channel(g) && g.core->remote) [[unlikely]] {
+                // A replica's: offered once parked (tried in pass 0).
+                a = remote.at(i) == RemoteGuards::Retired ? Attempt::Retired : Attempt::Block;
+                live += a == Attempt::Block ? 1 : 0;
+                continue;
+            }
             switch (g.kind) {
                 case Guard::Kind::Skip:
                     a = Attempt::Done;
@@ -369,7 +485,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             }
         }
         if (fired.index != kNone && !is_channel(guards[fired.index]) && live == 0 &&
-            all_retired(guards, n, true)) {
+            all_retired(guards, n, true, remote)) {
             fired = {Outcome::Retired, kNone};  // a skip or timeout, but every channel guard is retired
         }
         if (fired.index != kNone || fired.outcome == Outcome::Retired) {
@@ -382,7 +498,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             if (fired.outcome == Outcome::Done) trace_fired(guards[fired.index]);
             return fired;
         }
-        if (live == 0 && all_retired(guards, n, true)) {
+        if (live == 0 && all_retired(guards, n, true, remote)) {
             locks.unlock();
             return {Outcome::Retired, kNone};
         }
@@ -403,11 +519,16 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         // always give it the first guard (Go's TestPseudoRandomSend).
         const std::uint64_t token = runtime::begin_wait(me);
         Waiter* waiters = block->waiters();
+        bool offers = false;  // guards on replicas to offer at their homes
         for (std::size_t k = 0; k < n; ++k) {
             const std::size_t i = order.at(k);  // (pass 1 drew the whole order)
             Guard& g = guards[i];
             if (!g.enabled || !is_channel(g)) continue;
             auto* w = ::new (static_cast<void*>(&waiters[i])) Waiter;
+            if (g.core->remote) [[unlikely]] {
+                offers |= remote.at(i) == RemoteGuards::Live;
+                continue;  // (offered once parked: Parking)
+            }
             if (g.core->retired) continue;  // disabled: not queued
             w->parker = me;
             w->token = token;
@@ -421,14 +542,30 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         }
         // The locks are released only once we have parked (the park rule).
         const runtime::WaitReason* what = describe(block, locks);
-        const runtime::Release unlock_all{[](void* l) noexcept { static_cast<Locks*>(l)->unlock(); },
-                                          &locks};
+        RemoteChoice rc;
+        const Remote* transport = nullptr;
+        if (offers) [[unlikely]] {
+            rc.parker = me;
+            rc.token = token;
+            for (std::size_t i = 0; i < n && !transport; ++i) {
+                if (guards[i].enabled && is_channel(guards[i])) transport = guards[i].core->remote;
+            }
+            transport->open(rc);
+        }
+        Parking parking{&locks, guards, n, offers ? &rc : nullptr, &remote, &pre};
+        const runtime::Release unlock_all{&Parking::release, &parking};
         const std::uint32_t word =
             first_timeout == kNone
                 ? runtime::park(me, wait_kind(guards, n),
                                 what, unlock_all)
                 : runtime::park_until(me, token, runtime::WaitKind::Timed, what,
                                       guards[first_timeout].deadline, unlock_all);
+        if (offers) [[unlikely]] {
+            // Every offer posted before anything here goes; then no answer
+            // may touch rc any more, and the homes take the offers back.
+            while (!rc.posted.load(std::memory_order_acquire)) __builtin_ia32_pause();
+            transport->close(rc);
+        }
 
         // Pass 3: take the waiters that lost off their queues.
         locks.lock();
@@ -450,11 +587,21 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             else received = i;  // only a fired input guard gets one
         }
 
-        if (word == runtime::kTimedOut) return {Outcome::Done, first_timeout};
+        if (word == runtime::kTimedOut) {
+            parcel_free(rc.got);
+            return {Outcome::Done, first_timeout};
+        }
         Outcome o = outcome_part(word);
         if (received != kNone) {
             o = settle(guards[received].core, Side::Reader, &waiters[received], o, guards[received].slot);
         }
+        if (offers && o != Outcome::Deadlocked && guards[index_part(word)].core->remote) [[unlikely]] {
+            // A guard on a replica fired at its home, or was released there.
+            Guard& g = guards[index_part(word)];
+            if (o == Outcome::Retired && !rc.released) remote.set(index_part(word), RemoteGuards::Retired);
+            if (o == Outcome::Done && g.kind == Guard::Kind::Input) o = receive_remote(g, rc);
+        }
+        parcel_free(rc.got);
         if (o == Outcome::Retired) continue;  // a guard was disabled: choose again
         if (o == Outcome::Deadlocked) return {o, kNone};
         const std::size_t index = index_part(word);

@@ -58,16 +58,46 @@ inline void note_in_flight(ChannelCore* c, const Waiter* w) noexcept {
     c->in_flight = {w->parker, w->token, w->index};
 }
 
+// pass_over: offer w of a remote choice (remote.hpp) cannot be completed
+// with yet; unless `want` is false, its home hears of a partner once.
+[[gnu::noinline]] void pass_over(Waiter* w, bool want) noexcept {
+    if (!want || w->wanted) return;
+    w->wanted = true;
+    if (Distribution* d = distribution()) d->wanted(w->parker);
+}
+
 // take: take_here on any channel; a waiter of another OS process is noted
 // in flight, and must then be handed to woken() before the lock goes.
-[[gnu::always_inline]] inline Waiter* take(ChannelCore* c, WaiterQueue& q) noexcept {
-    while (!q.empty()) {
-        Waiter* w = q.head;
+// Offers of remote choices are passed over (and reported, with `want`), as
+// are choices that a home on another rank has reserved (runtime::kReserved:
+// busy for now, not stale). *busy names a choice met that may soon be back:
+// one so reserved, or one released (a choice whose wait ended Retired
+// chooses again).
+[[gnu::always_inline]] inline Waiter* take(ChannelCore* c, WaiterQueue& q, bool want = true,
+                                           Busy* busy = nullptr) noexcept {
+    Waiter* w = q.head;
+    while (w) {
+        Waiter* next = w->next;
+        if (w->offer) [[unlikely]] {
+            pass_over(w, want);
+            w = next;
+            continue;
+        }
         const bool there = !runtime::local(w->parker);
         if (there) [[unlikely]] note_in_flight(c, w);
-        q.pop_front();
-        if (win(w, Outcome::Done)) [[likely]] return w;
+        if (win(w, Outcome::Done)) [[likely]] {
+            q.remove(w);
+            return w;
+        }
         if (there) c->in_flight.parker = nullptr;
+        const std::uint64_t word = w->parker->selection.load(std::memory_order_relaxed);
+        const bool reserved = static_cast<std::uint32_t>(word) == runtime::kReserved && word >> 32 == w->token;
+        if (!reserved) q.remove(w);  // stale (a reserved one is left queued: it may yet be released)
+        if (busy && !w->solo && word >> 32 == w->token &&
+            (reserved || outcome_part(static_cast<std::uint32_t>(word)) == Outcome::Retired)) [[unlikely]] {
+            *busy = {w->parker, w->token, reserved};
+        }
+        w = next;
     }
     return nullptr;
 }
@@ -336,7 +366,8 @@ namespace {
 // alternation engine calls them through try_read_locked/try_write_locked.
 // The buffered read and the refill of the freed slot, off the hot path of
 // the unbuffered rendezvous.
-[[gnu::noinline]] Attempt read_buffered(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept {
+[[gnu::noinline]] Attempt read_buffered(ChannelCore* c, void* dst, Waiter** wake, Parcel** got,
+                                        bool want = true) noexcept {
     const Crossing* x = crossing_of(c);
     unsigned char* oldest = buffer_slot(c, 0);
     if (x) {
@@ -348,7 +379,7 @@ namespace {
     c->head = (c->head + 1) % c->capacity;
     --c->count;
     // A slot is free: a blocked writer's value moves into it.
-    if (Waiter* w = take(c, c->writers)) {
+    if (Waiter* w = take(c, c->writers, want)) {
         unsigned char* slot = buffer_slot(c, c->count);
         if (x) x->buffer_refill(c, slot, w);
         else c->ops->move_construct(slot, w->slot);
@@ -565,69 +596,161 @@ bool cancel_proxy(ChannelCore* c, Side side, runtime::Parker* p) noexcept {
     return true;
 }
 
-Attempt offer_read(ChannelCore* c, runtime::Parker* p, Parcel** got) noexcept {
+namespace {
+// room_for_read: a parcel to copy a trivially copyable buffered value into,
+// made before the lock is taken (null when not needed). Throws bad_alloc.
+Parcel* room_for_read(const ChannelCore* c) {
+    return c->ops->trivial && c->capacity > 0 ? parcel_new(c->ops->size) : nullptr;
+}
+
+// proxy_read_locked / proxy_write_locked: a proxy's read or write (lock
+// held): done now, or p's waiter queued (Block; `queue`: false leaves that
+// to the caller). *room is used (and nulled) when a buffered value is
+// copied out; a writer's *value is taken when used.
+Attempt proxy_read_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, Parcel** room, Waiter** wake,
+                          bool want, Busy* busy = nullptr) noexcept {
+    if (c->poisoned) return Attempt::Poisoned;
+    if (c->count > 0) {
+        read_buffered(c, *room ? (*room)->data() : nullptr, wake, got, want);
+        if (*room) *got = std::exchange(*room, nullptr);
+        return Attempt::Done;
+    }
+    if (Waiter* w = take(c, c->writers, want, busy)) {
+        *got = crossing_of(c)->take_from(c, w);  // (on a channel that crosses every queued writer has one)
+        woken(c, wake, w);
+        return Attempt::Done;
+    }
+    if (c->retired) return Attempt::Retired;
+    queue_proxy(c, Side::Reader, p);
+    return Attempt::Block;
+}
+
+Attempt proxy_write_locked(ChannelCore* c, runtime::Parker* p, Parcel** value, Waiter** wake, bool want,
+                           Busy* busy = nullptr) noexcept {
+    if (c->poisoned) return Attempt::Poisoned;
+    if (c->retired) return Attempt::Retired;
+    if (Waiter* w = take(c, c->readers, want, busy)) {
+        // Whoever reads it unpacks it (receive / settle), on its own thread.
+        w->parcel = std::exchange(*value, nullptr);
+        woken(c, wake, w);
+        return Attempt::Done;
+    }
+    if (c->count < c->capacity) {
+        unsigned char* slot = buffer_slot(c, c->count);
+        crossing_of(c)->buffer_put(c, slot, c->ops->trivial ? (*value)->data() : nullptr, value);
+        ++c->count;
+        return Attempt::Done;
+    }
+    Waiter* w = queue_proxy(c, Side::Writer, p);
+    w->slot = (*value)->data();
+    w->parcel = std::exchange(*value, nullptr);
+    return Attempt::Block;
+}
+
+bool side_retired_locked(const ChannelCore* c, Side side) noexcept {
+    if (c->poisoned || !c->retired) return false;
+    return side == Side::Writer || c->count == 0;
+}
+}  // namespace
+
+Attempt offer_read(ChannelCore* c, runtime::Parker* p, Parcel** got, bool want) noexcept {
     *got = nullptr;
-    // A trivially copyable buffered value is copied out, into a parcel made
-    // before the lock is taken.
     Parcel* room = nullptr;
-    if (c->ops->trivial && c->capacity > 0) {
-        try {
-            room = parcel_new(c->ops->size);
-        } catch (const std::bad_alloc&) {
-            return Attempt::Poisoned;  // (out of memory: the proxy reports poison)
-        }
+    try {
+        room = room_for_read(c);
+    } catch (const std::bad_alloc&) {
+        return Attempt::Poisoned;  // (out of memory: the proxy reports poison)
     }
     Waiter* wake = nullptr;
-    Attempt a = Attempt::Block;
     c->lock.lock();
-    if (c->poisoned) {
-        a = Attempt::Poisoned;
-    } else if (c->count > 0) {
-        read_buffered(c, room ? room->data() : nullptr, &wake, got);
-        if (room) *got = std::exchange(room, nullptr);
-        a = Attempt::Done;
-    } else if (Waiter* w = take(c, c->writers)) {
-        *got = crossing_of(c)->take_from(c, w);  // (on a channel that crosses every queued writer has one)
-        woken(c, &wake, w);
-        a = Attempt::Done;
-    } else if (c->retired) {
-        a = Attempt::Retired;
-    } else {
-        queue_proxy(c, Side::Reader, p);
-    }
+    const Attempt a = proxy_read_locked(c, p, got, &room, &wake, want);
     c->lock.unlock();
     if (wake) runtime::ready(wake->parker);
     parcel_free(room);
     return a;
 }
 
-Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value) noexcept {
+Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want) noexcept {
     Waiter* wake = nullptr;
-    Attempt a = Attempt::Block;
     c->lock.lock();
-    if (c->poisoned) {
-        a = Attempt::Poisoned;
-    } else if (c->retired) {
-        a = Attempt::Retired;
-    } else if (Waiter* w = take(c, c->readers)) {
-        // Whoever reads it unpacks it (receive / settle), on its own thread.
-        w->parcel = std::exchange(value, nullptr);
-        woken(c, &wake, w);
-        a = Attempt::Done;
-    } else if (c->count < c->capacity) {
-        unsigned char* slot = buffer_slot(c, c->count);
-        crossing_of(c)->buffer_put(c, slot, c->ops->trivial ? value->data() : nullptr, &value);
-        ++c->count;
-        a = Attempt::Done;
-    } else {
-        Waiter* w = queue_proxy(c, Side::Writer, p);
-        w->slot = value->data();
-        w->parcel = std::exchange(value, nullptr);
-    }
+    const Attempt a = proxy_write_locked(c, p, &value, &wake, want);
     c->lock.unlock();
     if (wake) runtime::ready(wake->parker);
     parcel_free(value);
     return a;
+}
+
+Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* value, bool* partner) noexcept {
+    *partner = false;
+    Attempt a = Attempt::Block;
+    {
+        Locked<SharedLock> hold(c->lock);
+        if (c->poisoned) {
+            a = Attempt::Poisoned;
+        } else if (side_retired_locked(c, side)) {
+            a = Attempt::Retired;
+        } else {
+            Waiter* w = queue_proxy(c, side, p);
+            w->offer = true;
+            if (side == Side::Writer) {
+                w->slot = value->data();
+                w->parcel = std::exchange(value, nullptr);
+                *partner = !c->readers.empty() || c->count < c->capacity;
+            } else {
+                // (A retired channel with values: a reader drains them.)
+                *partner = !c->writers.empty() || c->count > 0;
+            }
+            w->wanted = *partner;
+        }
+    }
+    parcel_free(value);
+    return a;
+}
+
+Commit commit_offer(ChannelCore* c, Side side, runtime::Parker* p, Parcel** got, Busy* busy) noexcept {
+    *got = nullptr;
+    *busy = {};
+    Parcel* room = nullptr;
+    if (side == Side::Reader) {
+        try {
+            room = room_for_read(c);
+        } catch (const std::bad_alloc&) {
+            // (Out of memory: the offer is taken back as if poisoned.)
+            if (cancel_proxy(c, side, p)) return Commit::Poisoned;
+            return Commit::Gone;
+        }
+    }
+    Waiter* wake = nullptr;
+    Attempt a;
+    {
+        Locked<SharedLock> hold(c->lock);
+        Waiter* w = proxy_waiter(p);
+        if (p->selection.load(std::memory_order_relaxed) != runtime::waiting_word(w->token)) {
+            parcel_free(room);
+            return Commit::Gone;  // (poison or retire ended it: p is readied)
+        }
+        if (w->queued) queue_of(c, side).remove(w);
+        if (side == Side::Reader) {
+            a = proxy_read_locked(c, p, got, &room, &wake, true, busy);
+        } else {
+            Parcel* value = std::exchange(w->parcel, nullptr);
+            a = proxy_write_locked(c, p, &value, &wake, true, busy);
+            parcel_free(value);  // (the channel was poisoned or retired: nobody takes it)
+        }
+    }
+    if (wake) runtime::ready(wake->parker);
+    parcel_free(room);
+    switch (a) {
+        case Attempt::Done: return Commit::Done;
+        case Attempt::Poisoned: return Commit::Poisoned;
+        case Attempt::Retired: return Commit::Retired;
+        default: return busy->parker ? Commit::Busy : Commit::Block;
+    }
+}
+
+bool side_retired(ChannelCore* c, Side side) noexcept {
+    Locked<SharedLock> hold(c->lock);
+    return side_retired_locked(c, side);
 }
 
 }  // namespace csp::channels

@@ -165,6 +165,14 @@ Outcome settle(ChannelCore* c, Side side, Waiter* w, Outcome o, void* slot) noex
 // is released is stored in *wake. A reader that is Done with *got set has
 // received a parcel instead of a value: receive it after unlocking.
 enum class Attempt { Done, Poisoned, Retired, Block };
+
+// Busy: a partner that could not be taken now but may be soon (see take in
+// channel.cpp and commit_offer in remote.hpp).
+struct Busy {
+    runtime::Parker* parker = nullptr;
+    std::uint64_t token = 0;
+    bool reserved = false;  // by a home (else released, choosing again)
+};
 Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept;
 // (pre: the writer's value prepacked, or null; taken from *pre when used.)
 Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake, Parcel** pre = nullptr) noexcept;

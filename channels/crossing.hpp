@@ -50,6 +50,7 @@ struct Parcel {
     std::size_t size;
     std::size_t capacity;
     unsigned char* data() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
+    const unsigned char* data() const noexcept { return reinterpret_cast<const unsigned char*>(this + 1); }
 };
 
 // parcel_new: a parcel of `size` bytes (capacity at least `capacity`);

@@ -13,6 +13,22 @@
 // without knowing who is remote: a proxy is just a waiter of another OS
 // process, and the channel crosses (values travel as parcels).
 //
+// A choice over a replica (alternation.cpp) cannot win a partner's wait at
+// the home, nor can the home win the chooser's selection word on another
+// rank, so it goes in two steps (docs/internals.md, "Alternation across
+// ranks"). First it tries each remote guard in turn (try_read, try_write:
+// done at the home only if a partner is there now; the chooser is queued
+// nowhere meanwhile, so a success is final). If nothing was ready it parks
+// and offers each remote guard to its home (RemoteChoice): there the offer
+// is a waiter marked `offer`, which completers pass over and report
+// (Distribution::wanted). The home then reserves the chooser (its rank's
+// communication thread moves the selection word from waiting to
+// runtime::kReserved, which no other completer can win), completes the
+// guard as an ordinary proxy's operation, and fires it (the word gets its
+// outcome, and the chooser is readied); or, when the partner has gone
+// meanwhile, releases it (the chooser chooses again). Two offers meet the
+// same way, each reserved by the home before they complete.
+//
 // Ends: the ends of a shared channel are counted by the Distribution for the
 // whole job (ends_changed, for every join and leave on every rank), and the
 // home retires a side when none is left anywhere (retire_side).
@@ -25,6 +41,24 @@
 
 namespace csp::channels {
 
+// kNotReady: what try_read / try_write say when nothing is there now.
+inline constexpr Outcome kNotReady = static_cast<Outcome>(0);
+
+// RemoteChoice: a choice's wait while it has offers at other ranks' homes
+// (in the chooser's frame; the transport fills what the home sends).
+struct RemoteChoice {
+    runtime::Parker* parker = nullptr;
+    std::uint64_t token = 0;  // the wait
+    Parcel* got = nullptr;    // the value of the input guard that fired (to free)
+    bool released = false;    // a home released it: choose again (the word says Retired)
+    // Set once every offer is posted (the chooser may wake before: it waits
+    // for this before its frame goes).
+    std::atomic<bool> posted{false};
+    // (The transport's:) the request, and the homes offered to.
+    std::uint64_t req = 0;
+    std::uint64_t homes = 0;  // bit r % 64 for rank r
+};
+
 // Remote: what a replica does instead of touching state it does not have.
 class Remote {
 public:
@@ -33,6 +67,24 @@ public:
     virtual Outcome write(ChannelCore* c, void* src) const noexcept = 0;
     // poison: poison the channel at its home (asynchronously).
     virtual void poison(ChannelCore* c) const noexcept = 0;
+
+    // try_read / try_write: the operation at the home if it can be done at
+    // once (the caller waits for the answer): Done (a reader's value
+    // constructed in *dst), Poisoned, Retired, Deadlocked (the wait for the
+    // answer was broken), Unsupported (as read), or kNotReady. A writer's
+    // value is packed (it stays the caller's).
+    virtual Outcome try_read(ChannelCore* c, void* dst) const noexcept = 0;
+    virtual Outcome try_write(ChannelCore* c, const Parcel* value) const noexcept = 0;
+    // retired: `side` of c is retired for a guard (a reader's: and empty);
+    // false when poisoned (asks the home; the caller waits).
+    virtual bool retired(ChannelCore* c, Side side) const noexcept = 0;
+
+    // A choice's offers: open before the chooser parks, offer (from its
+    // park's release, once it is parked), close once it has woken.
+    virtual void open(RemoteChoice& rc) const noexcept = 0;
+    virtual void offer(RemoteChoice& rc, ChannelCore* c, Side side, std::uint32_t index,
+                       const Parcel* value) const noexcept = 0;
+    virtual void close(RemoteChoice& rc) const noexcept = 0;
 
 protected:
     ~Remote() = default;
@@ -47,6 +99,10 @@ public:
     virtual void made(ChannelCore* c) noexcept = 0;
     // ends_changed: an end of shared channel c joined (+1) or left (-1) here.
     virtual void ends_changed(ChannelCore* c, Side side, int delta) noexcept = 0;
+    // wanted: a completer passed over offer p's waiter (an offer of a
+    // remote choice, at its home): a partner may be there. Called under the
+    // channel's lock, from any thread; once per offer.
+    virtual void wanted(runtime::Parker* p) noexcept = 0;
 
 protected:
     ~Distribution() = default;
@@ -61,8 +117,28 @@ inline Distribution* distribution() noexcept { return g_distribution.load(std::m
 // a solo waiter of wait `token`) is queued and p is readied when it
 // completes: a reader then finds its value in the waiter's parcel, a writer
 // has handed its value over. offer_write takes `value` in any case.
-Attempt offer_read(ChannelCore* c, runtime::Parker* p, Parcel** got) noexcept;
-Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value) noexcept;
+Attempt offer_read(ChannelCore* c, runtime::Parker* p, Parcel** got, bool want = true) noexcept;
+Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want = true) noexcept;
+
+// (want: whether completers in offer_* report the offers they pass over;
+// not for a try, which would only make them churn.)
+//
+// offer_choice: the offer of a remote choice's guard on `side` of c (p's
+// waiter is queued as an offer; a writer's takes `value`), unless the side
+// is poisoned or retired for it (Poisoned, Retired; `value` is freed).
+// *partner: something is there it might complete with (wanted at once).
+Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* value, bool* partner) noexcept;
+// commit_offer: the chooser of offer p is reserved: its waiter becomes an
+// ordinary proxy's, and does what offer_read / offer_write would (Block:
+// queued again, to be cancelled or completed; Busy: the same, and a partner
+// there may be back soon: *busy, a choice of this rank reserved by a home,
+// or released and about to choose again, in wait `token`). Gone: it was
+// completed meanwhile (poison, retire): p is readied with that. Call it
+// again for an offer that is queued again, to look once more.
+enum class Commit { Done, Poisoned, Retired, Block, Busy, Gone };
+Commit commit_offer(ChannelCore* c, Side side, runtime::Parker* p, Parcel** got, Busy* busy) noexcept;
+// side_retired: for a guard on `side` (at the home).
+bool side_retired(ChannelCore* c, Side side) noexcept;
 
 // proxy_waiter: the waiter offer_* queued for p.
 Waiter* proxy_waiter(runtime::Parker* p) noexcept;

@@ -28,11 +28,11 @@ enum class Outcome : std::uint32_t {
     // channel is as it was. Returned by write and by a choice with an output
     // guard (before it communicates), never in a selection word.
     Unpackable = 6,
-    // The operation cannot be done on this channel from here (a choice over
-    // a channel whose home is another rank, or any use of a channel shared by
-    // ranks from a csp::multiprocess child: see remote.hpp). Returned by a
-    // choice before it communicates, or by read and write; never in a
-    // selection word.
+    // The operation cannot be done on this channel from here (any use of a
+    // channel shared by MPI ranks from a csp::multiprocess child, which
+    // cannot reach the other ranks: see remote.hpp). Returned by a choice
+    // before it communicates, or by read and write; never in a selection
+    // word.
     Unsupported = 7,
 };
 
@@ -66,6 +66,12 @@ struct Waiter {
     // won without an atomic read-modify-write. An alternation's waiters are
     // raced for across channels and are won with a compare-and-swap.
     bool solo = false;
+    // An offer of a choice on another MPI rank (remote.hpp): queued at the
+    // home so that partners can find it, but nobody may complete with it
+    // until its chooser is reserved; a completer that meets it passes over
+    // it, and says so once (`wanted`) to the Distribution.
+    bool offer = false;
+    bool wanted = false;
     void* slot = nullptr;  // reader: storage to construct into; writer: value to move from
     // Across a boundary the slot is out of reach: the value travels here
     // instead (crossing.hpp says when).

@@ -129,9 +129,7 @@ void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t
         case channels::Outcome::Deadlocked: throw DeadlockError(runtime::deadlock_report());
         case channels::Outcome::Unpackable: throw_unpackable(guards[c.index].core);
         case channels::Outcome::Unsupported:
-            throw UsageError(std::string("csp: a choice over channel '") + guards[c.index].core->name +
-                             "', whose home is another MPI rank, is not supported yet: alternation across ranks "
-                             "works only in processes on the rank that is the channel's home");
+            throw_outcome(c.outcome, guards[c.index].core);  // (a multiprocess child's use of a shared channel)
         case channels::Outcome::Misused:  // (read and write only)
         case channels::Outcome::Done: break;
     }

@@ -16,6 +16,28 @@
 // (its epoch); the home applies it only once it has made as many itself,
 // so its count never runs ahead of its own place in the program. A side
 // retires when that count reaches zero.
+//
+// Choices across ranks (remote.hpp has the outline): a chooser's guard on a
+// replica is first tried at the home (a Read or Write of Way kTry: a proxy
+// that is queued and at once taken back if nothing completed it), then,
+// once the chooser has parked, offered (Offer). At the home an offer is a
+// proxy whose waiter is marked `offer`, known by its ticket, in one of
+// three states:
+//   Offered    queued; completers pass over it and report it (wanted);
+//   Reserving  a partner may be there: the chooser's rank was asked to
+//              reserve the choice (Reserve), the answer (Reserved) pending;
+//   Held       reserved: the chooser waits for this home's word. The offer
+//              is made an ordinary proxy's operation (commit_offer); what it
+//              does is sent as a Fire from the reserver. If it would wait,
+//              it waits only while an offer on the other side of the
+//              channel is being reserved (two choices meeting: the first
+//              held waits for the second, which then completes with it);
+//              otherwise it is taken back, and the chooser released (a Fire
+//              that makes it choose again).
+// A proxy that poison or retire ends before it is held is a Fire not from
+// the reserver: the chooser's rank applies it only if the choice still
+// waits. The chooser's rank withdraws its offers (Withdraw) once its wait
+// is over; an offer being reserved then is answered no, and goes.
 #include "mpi/comm.hpp"
 
 #include "channels/remote.hpp"
@@ -46,14 +68,26 @@ using channels::Side;
 
 std::uint32_t outcome_word(Outcome o) noexcept { return channels::encode(o, 0); }
 
-// Proxy: a process of another rank, reading or writing a channel here.
+// Proxy: a process of another rank, reading or writing a channel here; or
+// the offer of a guard of its choice (`choice`).
 struct Proxy : runtime::ProcessRecord {
     int peer = 0;
     std::uint64_t req = 0;
     bool reading = false;
     ChannelCore* chan = nullptr;  // (while queued)
     std::uint32_t epoch = 0;      // its rank's deadlocks when it asked
+    // An offer (see "choices across ranks" below):
+    bool choice = false;
+    enum State : std::uint8_t { Offered, Reserving, Held } state = Offered;
+    std::uint32_t index = 0;  // the guard
+    std::uint64_t ticket = 0;
+    bool finished = false;    // completed (poison, retire) while Reserving: `outcome`
+    bool busy_wait = false;   // held, waiting for a partner that may soon be back (see commit)
+    channels::Busy waits;     // (that partner)
+    Outcome outcome = Outcome::Done;
 };
+
+Side side_of(const Proxy* x) noexcept { return x->reading ? Side::Reader : Side::Writer; }
 
 class Shared final : public channels::Remote, public channels::Distribution {
 public:
@@ -91,6 +125,11 @@ public:
 
     // replays_pending: messages that came early wait to be handled (tick).
     bool replays_pending() {
+        if (!busy_.empty()) return true;  // (the communication thread's own)
+        {
+            std::lock_guard<std::mutex> hold(wanted_lock_);
+            if (!wanted_.empty()) return true;
+        }
         std::lock_guard<std::mutex> hold(lock_);
         return !ready_early_.empty();
     }
@@ -110,8 +149,13 @@ public:
             channels::parcel_free(pending.got);
             return o;
         }
-        const bool ok = pending.got && c->ops->unpack && c->ops->unpack(pending.got, dst);
-        channels::parcel_free(pending.got);
+        return unpacked(c, pending.got, dst);
+    }
+
+    // unpacked: the value that came (freed) into *dst.
+    static Outcome unpacked(ChannelCore* c, Parcel* got, void* dst) noexcept {
+        const bool ok = got && c->ops->unpack && c->ops->unpack(got, dst);
+        channels::parcel_free(got);
         if (!ok) {
             runtime::logger().error("channel '{}': a value from another rank could not be unpacked; poisoning it",
                                     c->name);
@@ -138,6 +182,80 @@ public:
         Header h{Kind::Poison};
         h.chan = c->shared_id;
         g_comm->post(home_of(c->shared_id), h);
+    }
+
+    Outcome try_read(ChannelCore* c, void* dst) const noexcept override {
+        if (!g_comm->reachable()) return Outcome::Unsupported;
+        Pending pending;
+        Header h{Kind::Read};
+        h.chan = c->shared_id;
+        h.pad = kTry;
+        const Outcome o = wait(c, Side::Reader, pending, h, nullptr);
+        if (o != Outcome::Done) {
+            channels::parcel_free(pending.got);
+            return o;
+        }
+        return unpacked(c, pending.got, dst);
+    }
+
+    Outcome try_write(ChannelCore* c, const Parcel* value) const noexcept override {
+        if (!g_comm->reachable()) return Outcome::Unsupported;
+        Pending pending;
+        Header h{Kind::Write};
+        h.chan = c->shared_id;
+        h.pad = kTry;
+        return wait(c, Side::Writer, pending, h, value);
+    }
+
+    bool retired(ChannelCore* c, Side side) const noexcept override {
+        if (!g_comm->reachable()) return false;
+        Pending pending;
+        Header h{side == Side::Reader ? Kind::Read : Kind::Write};
+        h.chan = c->shared_id;
+        h.pad = kProbe;
+        return wait(c, side, pending, h, nullptr) == Outcome::Retired;
+    }
+
+    void open(channels::RemoteChoice& rc) const noexcept override {
+        std::lock_guard<std::mutex> hold(asked_lock_);
+        rc.req = ++last_request_;
+        choices_[rc.req] = &rc;
+    }
+
+    void offer(channels::RemoteChoice& rc, ChannelCore* c, Side side, std::uint32_t index,
+               const Parcel* value) const noexcept override {
+        Header h{Kind::Offer};
+        h.chan = c->shared_id;
+        h.req = rc.req;
+        h.a = index;
+        h.b = g_comm->deadlocks();
+        h.pad = side == Side::Reader ? 0 : 1;
+        const int home = home_of(c->shared_id);
+        rc.homes |= std::uint64_t{1} << (home % 64);
+        if (value) g_comm->post(home, h, value->data(), value->size);
+        else g_comm->post(home, h);
+    }
+
+    void close(channels::RemoteChoice& rc) const noexcept override {
+        {
+            std::lock_guard<std::mutex> hold(asked_lock_);
+            choices_.erase(rc.req);
+        }
+        Header h{Kind::Withdraw};
+        h.req = rc.req;
+        for (int r = 0; r < g_comm->size; ++r) {
+            if (rc.homes & (std::uint64_t{1} << (r % 64))) g_comm->post(r, h);
+        }
+    }
+
+    void wanted(runtime::Parker* p) noexcept override {
+        // (Under the offer's channel lock: the proxy is alive.)
+        const std::uint64_t ticket = static_cast<Proxy*>(runtime::record_of(p))->ticket;
+        {
+            std::lock_guard<std::mutex> hold(wanted_lock_);
+            wanted_.push_back(ticket);
+        }
+        runtime::ring(g_comm->inbox());
     }
 
     void ends_changed(ChannelCore* c, Side side, int delta) noexcept override {
@@ -172,6 +290,14 @@ public:
             case Kind::Failed:
                 answer(m);
                 return;
+            case Kind::Reserve:
+                return reserve_here(m);
+            case Kind::Fire:
+                return fire_here(m);
+            case Kind::Reserved:
+                return on_reserved(m);
+            case Kind::Withdraw:
+                return withdraw(m.peer, h.req);
             default:
                 break;
         }
@@ -189,10 +315,12 @@ public:
     }
 
     bool tick() {
+        bool busy = drain_wanted();
+        busy |= look_again();
         std::vector<std::uint64_t> ids;
         {
             std::lock_guard<std::mutex> hold(lock_);
-            if (ready_early_.empty()) return false;
+            if (ready_early_.empty()) return busy;
             ids.swap(ready_early_);
         }
         for (std::uint64_t id : ids) {
@@ -212,6 +340,7 @@ public:
     void proxy_done(runtime::Parker* p) noexcept {
         queued_.erase(p);
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        if (x->choice) return offer_done(p, x);
         const Outcome o = channels::outcome_part(runtime::outcome_of(p));
         channels::Waiter* w = channels::proxy_waiter(p);
         Parcel* value = std::exchange(w->parcel, nullptr);
@@ -272,10 +401,10 @@ private:
 
     // wait: post h (with `value`) once the caller has parked, and wait for
     // the answer.
-    Outcome wait(ChannelCore* c, Side side, Pending& pending, Header h, Parcel* value) const noexcept {
+    Outcome wait(ChannelCore* c, Side side, Pending& pending, Header h, const Parcel* value) const noexcept {
         struct Post {
             Header h;
-            Parcel* value;
+            const Parcel* value;
             int home;
         } post{h, value, home_of(c->shared_id)};
         post.h.b = g_comm->deadlocks();
@@ -371,7 +500,309 @@ private:
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
         x->chan = c;
         x->epoch = h.b;
+        if (h.pad == kTry && channels::cancel_proxy(c, side_of(x), p)) {
+            // A try that found nobody: not ready (taken back before anyone
+            // completed it; otherwise proxy_done answers as for a wait).
+            reply(x->peer, x->req, channels::kNotReady);
+            p->completer_lock = nullptr;
+            drop_proxy(p);
+            return;
+        }
         queued_.insert(p);
+    }
+
+    void reply_probe(int peer, std::uint64_t req, ChannelCore* c, Side side) {
+        reply(peer, req, channels::side_retired(c, side) ? Outcome::Retired : channels::kNotReady);
+    }
+
+    // ---- choices across ranks: at the chooser's rank -------------------------------
+    // reserve_here: a home asks to reserve choice h.req for guard h.a.
+    void reserve_here(const Message& m) {
+        const Header& h = m.header();
+        bool yes = false;
+        {
+            std::lock_guard<std::mutex> hold(asked_lock_);
+            auto it = choices_.find(h.req);
+            if (it != choices_.end()) {
+                channels::RemoteChoice* rc = it->second;
+                yes = runtime::try_complete(rc->parker, rc->token, runtime::kReserved);
+            }
+        }
+        Header answer{Kind::Reserved};
+        answer.req = h.chan;  // the ticket
+        answer.a = yes ? 1 : 0;
+        g_comm->post(m.peer, answer);
+    }
+
+    // fire_here: a home ends choice h.req with guard h.a.
+    void fire_here(const Message& m) {
+        const Header& h = m.header();
+        const auto o = static_cast<Outcome>(h.b);
+        const std::uint32_t word = channels::encode(o, h.a);
+        Parcel* value = nullptr;
+        if (h.pad & kWithValue) {
+            try {
+                value = channels::parcel_new(m.payload_size());
+                std::memcpy(value->data(), m.payload(), m.payload_size());
+            } catch (const std::bad_alloc&) {
+                value = nullptr;  // (the chooser finds no value: it poisons the channel)
+            }
+        }
+        std::lock_guard<std::mutex> hold(asked_lock_);
+        auto it = choices_.find(h.req);
+        const bool mine = (h.pad & kByReserver) != 0;
+        if (it == choices_.end()) {
+            if (mine) runtime::logger().error("csp mpi: a choice reserved by rank {} was over before it fired", m.peer);
+            channels::parcel_free(value);
+            return;
+        }
+        channels::RemoteChoice* rc = it->second;
+        runtime::Parker* parker = rc->parker;
+        const std::uint64_t token = rc->token;
+        if (mine) {
+            // Reserved by that home: only it ends the wait.
+            rc->got = value;
+            rc->released = (h.pad & kReleased) != 0;
+            choices_.erase(it);
+            parker->selection.store(runtime::waiting_word(token) | word, std::memory_order_release);
+            runtime::ready(parker);
+            return;
+        }
+        // Poison or retire, from a home that has not reserved it: only if
+        // the choice still waits (else it sees it when it chooses again).
+        channels::parcel_free(value);
+        if (runtime::try_complete(parker, token, word)) {
+            choices_.erase(it);
+            runtime::ready(parker);
+        }
+    }
+
+    // ---- choices across ranks: at the home -----------------------------------------
+    void offered(ChannelCore* c, const Message& m) {
+        const Header& h = m.header();
+        if (stale(h)) return;
+        const bool reading = h.pad == 0;
+        Parcel* value = nullptr;
+        if (!reading) {
+            value = channels::parcel_new(m.payload_size());
+            std::memcpy(value->data(), m.payload(), m.payload_size());
+        }
+        runtime::Parker* p = new_proxy(m.peer, h.req, reading);
+        auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        x->choice = true;
+        x->index = h.a;
+        x->chan = c;
+        x->epoch = h.b;
+        x->ticket = ++last_ticket_;
+        bool partner = false;
+        const channels::Attempt a = channels::offer_choice(c, side_of(x), p, value, &partner);
+        if (a != channels::Attempt::Block) {
+            fire(x, outcome_of(a), 0, nullptr);  // poisoned or retired: only if the choice still waits
+            drop_proxy(p);
+            return;
+        }
+        tickets_[x->ticket] = p;
+        by_choice_[{x->peer, x->req}].push_back(x->ticket);
+        if (partner) reserve(x);
+    }
+
+    void reserve(Proxy* x) {
+        x->state = Proxy::Reserving;
+        Header h{Kind::Reserve};
+        h.req = x->req;
+        h.a = x->index;
+        h.chan = x->ticket;
+        g_comm->post(x->peer, h);
+    }
+
+    void fire(Proxy* x, Outcome o, std::uint32_t flags, Parcel* value) {
+        Header h{Kind::Fire};
+        h.req = x->req;
+        h.a = x->index;
+        h.b = static_cast<std::uint32_t>(o);
+        h.pad = flags | (value ? std::uint32_t{kWithValue} : 0u);
+        if (value) g_comm->post(x->peer, h, value->data(), value->size);
+        else g_comm->post(x->peer, h);
+    }
+
+    // forget_offer: offer p is done with (off every queue).
+    void forget_offer(runtime::Parker* p) noexcept {
+        auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        tickets_.erase(x->ticket);
+        busy_.erase(p);
+        auto it = by_choice_.find({x->peer, x->req});
+        if (it != by_choice_.end()) {
+            std::erase(it->second, x->ticket);
+            if (it->second.empty()) by_choice_.erase(it);
+        }
+        p->completer_lock = nullptr;
+        drop_proxy(p);
+    }
+
+    bool drain_wanted() {
+        std::vector<std::uint64_t> tickets;
+        {
+            std::lock_guard<std::mutex> hold(wanted_lock_);
+            if (wanted_.empty()) return false;
+            tickets.swap(wanted_);
+        }
+        for (std::uint64_t t : tickets) {
+            auto it = tickets_.find(t);
+            if (it == tickets_.end()) continue;
+            auto* x = static_cast<Proxy*>(runtime::record_of(it->second));
+            if (x->state == Proxy::Offered) reserve(x);
+        }
+        return true;
+    }
+
+    // on_reserved: the chooser's rank answers a Reserve.
+    void on_reserved(const Message& m) {
+        const Header& h = m.header();
+        auto it = tickets_.find(h.req);
+        if (it == tickets_.end()) return;
+        runtime::Parker* p = it->second;
+        auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        ChannelCore* c = x->chan;
+        const Side side = side_of(x);
+        if (h.a == 0) {
+            // The choice is over, or reserved by another home (then it is
+            // released and offers again): this offer goes.
+            if (x->finished || channels::cancel_proxy(c, side, p)) forget_offer(p);
+            else x->state = Proxy::Offered;  // (completed meanwhile: offer_done takes it)
+            return recheck(c);
+        }
+        x->state = Proxy::Held;
+        if (x->finished) {
+            fire(x, x->outcome, kByReserver, nullptr);
+            forget_offer(p);
+            return recheck(c);
+        }
+        commit(p, x);
+        recheck(c);
+    }
+
+    // commit: held offer p does what it can now (commit_offer). When it
+    // cannot, it is released (recheck) unless a partner may be back soon: a
+    // choice of this rank that was released (it chooses again, and will
+    // find this offer queued), or one that another home has reserved. Two
+    // homes may then each hold the choice the other one's partner is: the
+    // offer of the choice of the lower rank keeps waiting, the other is
+    // released, so one of them completes. One that waits looks again when
+    // that partner has moved on (look_again).
+    void commit(runtime::Parker* p, Proxy* x) {
+        Parcel* got = nullptr;
+        channels::Busy busy;
+        const channels::Commit r = channels::commit_offer(x->chan, side_of(x), p, &got, &busy);
+        switch (r) {
+            case channels::Commit::Done:
+            case channels::Commit::Poisoned:
+            case channels::Commit::Retired: {
+                const Outcome o = r == channels::Commit::Done       ? Outcome::Done
+                                  : r == channels::Commit::Poisoned ? Outcome::Poisoned
+                                                                    : Outcome::Retired;
+                fire(x, o, kByReserver, got);
+                channels::parcel_free(got);
+                forget_offer(p);
+                return;
+            }
+            case channels::Commit::Gone:
+                busy_.erase(p);
+                x->busy_wait = false;
+                return;  // (offer_done fires it)
+            case channels::Commit::Busy:
+            case channels::Commit::Block:
+                drain_wanted();  // (the offers it passed over: reserved now)
+                x->busy_wait = r == channels::Commit::Busy && (!busy.reserved || x->peer < g_comm->rank);
+                x->waits = busy;
+                if (x->busy_wait) busy_.insert(p);
+                else busy_.erase(p);
+                return;  // (recheck releases it if nobody is being reserved for it)
+        }
+    }
+
+    // look_again: held offers whose busy partner has moved on look again;
+    // true if any did. (A partner that comes back takes the offer itself,
+    // readying its proxy: this is for one that went elsewhere, and may be
+    // late, by a nap of the communication thread.)
+    bool look_again() {
+        if (busy_.empty()) return false;
+        const std::vector<runtime::Parker*> waiting(busy_.begin(), busy_.end());
+        std::vector<ChannelCore*> touched;
+        for (runtime::Parker* p : waiting) {
+            if (!busy_.count(p)) continue;
+            auto* x = static_cast<Proxy*>(runtime::record_of(p));
+            const std::uint64_t word = x->waits.parker->selection.load(std::memory_order_acquire);
+            const auto low = static_cast<std::uint32_t>(word);
+            if (word >> 32 == x->waits.token &&
+                (low == runtime::kReserved || channels::outcome_part(low) == Outcome::Retired)) {
+                continue;  // (not back yet)
+            }
+            ChannelCore* c = x->chan;
+            commit(p, x);
+            touched.push_back(c);
+        }
+        for (ChannelCore* c : touched) recheck(c);
+        return !touched.empty();
+    }
+
+    // recheck: a held offer on c that waits (Block) waits only while an
+    // offer on the other side is being reserved; otherwise it is taken back
+    // and its choice released (it chooses again).
+    void recheck(ChannelCore* c) {
+        bool reserving[2] = {false, false};
+        std::vector<runtime::Parker*> held;
+        for (auto& [ticket, p] : tickets_) {
+            auto* x = static_cast<Proxy*>(runtime::record_of(p));
+            if (x->chan != c) continue;
+            if (x->state == Proxy::Reserving) reserving[static_cast<int>(side_of(x))] = true;
+            if (x->state == Proxy::Held && !x->busy_wait) held.push_back(p);
+        }
+        for (runtime::Parker* p : held) {
+            auto* x = static_cast<Proxy*>(runtime::record_of(p));
+            const Side side = side_of(x);
+            if (reserving[side == Side::Reader ? 1 : 0]) continue;
+            if (!channels::cancel_proxy(c, side, p)) continue;  // (completed: offer_done fires it)
+            fire(x, Outcome::Retired, kByReserver | kReleased, nullptr);
+            forget_offer(p);
+        }
+    }
+
+    // offer_done: offer p's proxy completed: with a partner (held), or by
+    // poison or retire (in any state).
+    void offer_done(runtime::Parker* p, Proxy* x) noexcept {
+        const Outcome o = channels::outcome_part(runtime::outcome_of(p));
+        channels::Waiter* w = channels::proxy_waiter(p);
+        Parcel* value = std::exchange(w->parcel, nullptr);
+        switch (x->state) {
+            case Proxy::Offered:
+                fire(x, o, 0, nullptr);
+                forget_offer(p);
+                break;
+            case Proxy::Reserving:
+                x->finished = true;  // (the answer decides: on_reserved)
+                x->outcome = o;
+                break;
+            case Proxy::Held:
+                fire(x, o, kByReserver, x->reading && o == Outcome::Done ? value : nullptr);
+                forget_offer(p);
+                break;
+        }
+        channels::parcel_free(value);  // (a reader's, sent; or a writer's nobody took)
+    }
+
+    // withdraw: choice req of rank `peer` is over: its offers here go (those
+    // being reserved go with the answer, which is no).
+    void withdraw(int peer, std::uint64_t req) {
+        auto it = by_choice_.find({peer, req});
+        if (it == by_choice_.end()) return;
+        const std::vector<std::uint64_t> tickets = it->second;
+        for (std::uint64_t t : tickets) {
+            runtime::Parker* p = tickets_.at(t);
+            auto* x = static_cast<Proxy*>(runtime::record_of(p));
+            if (x->state != Proxy::Offered) continue;
+            if (channels::cancel_proxy(x->chan, side_of(x), p)) forget_offer(p);
+            // (else completed by poison or retire: offer_done takes it)
+        }
     }
 
     void drop_proxy(runtime::Parker* p) noexcept {
@@ -418,9 +849,10 @@ private:
                 return;
             case Kind::Read: {
                 if (stale(h)) return;
+                if (h.pad == kProbe) return reply_probe(m.peer, h.req, c, Side::Reader);
                 runtime::Parker* p = new_proxy(m.peer, h.req, true);
                 Parcel* got = nullptr;
-                const channels::Attempt a = channels::offer_read(c, p, &got);
+                const channels::Attempt a = channels::offer_read(c, p, &got, h.pad != kTry);
                 if (a == channels::Attempt::Block) return queued(p, c, h);  // (proxy_done answers)
                 if (a == channels::Attempt::Done) reply_data(m.peer, h.req, got);
                 else reply(m.peer, h.req, outcome_of(a));
@@ -430,15 +862,18 @@ private:
             }
             case Kind::Write: {
                 if (stale(h)) return;
+                if (h.pad == kProbe) return reply_probe(m.peer, h.req, c, Side::Writer);
                 Parcel* value = channels::parcel_new(m.payload_size());
                 std::memcpy(value->data(), m.payload(), m.payload_size());
                 runtime::Parker* p = new_proxy(m.peer, h.req, false);
-                const channels::Attempt a = channels::offer_write(c, p, value);
+                const channels::Attempt a = channels::offer_write(c, p, value, h.pad != kTry);
                 if (a == channels::Attempt::Block) return queued(p, c, h);
                 reply(m.peer, h.req, outcome_of(a));
                 drop_proxy(p);
                 return;
             }
+            case Kind::Offer:
+                return offered(c, m);
             default:
                 runtime::logger().error("csp mpi: unexpected message kind {} from rank {}",
                                         static_cast<unsigned>(h.kind), m.peer);
@@ -467,10 +902,21 @@ private:
         return left && e.count == 0;
     }
 
-    // The requests of this rank's processes still waiting for an answer.
+    // The requests of this rank's processes still waiting for an answer,
+    // and its choices with offers out.
     mutable std::mutex asked_lock_;
     mutable std::uint64_t last_request_ = 0;
     mutable std::unordered_map<std::uint64_t, Pending*> asked_;
+    mutable std::unordered_map<std::uint64_t, channels::RemoteChoice*> choices_;
+
+    // Offers of other ranks' choices here, by ticket, and by (rank, choice)
+    // (the communication thread's own); offers passed over, to reserve.
+    std::uint64_t last_ticket_ = 0;
+    std::unordered_map<std::uint64_t, runtime::Parker*> tickets_;
+    std::map<std::pair<int, std::uint64_t>, std::vector<std::uint64_t>> by_choice_;
+    std::mutex wanted_lock_;
+    std::vector<std::uint64_t> wanted_;
+    std::unordered_set<runtime::Parker*> busy_;  // held offers waiting for a busy partner
 
     std::mutex lock_;
     std::vector<std::array<Ends, 2>> ends_;              // by id - 1

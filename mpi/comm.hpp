@@ -40,12 +40,21 @@ enum class Kind : std::uint32_t {
     Hello,    // a replica was made: chan, payload = its name
     Ends,     // an end of side `a` joined or left a replica: b = delta + 1 (2 joined, 0 left), req = the
               // rank's SPMD ends of that side so far (its epoch; see channels.cpp)
-    Read,     // a process there reads chan: req, b = its rank's deadlocks so far
-    Write,    // a process there writes chan: req, b = as Read, payload = the value
+    Read,     // a process there reads chan: req, b = its rank's deadlocks so far, pad = a Way
+    Write,    // a process there writes chan: req, b = as Read, pad = as Read, payload = the value
     Poison,   // poison chan
     Data,     // to a reader: req, payload = the value
     Done,     // to a writer: req (the value was taken)
-    Failed,   // to either: req, a = the outcome (poisoned, retired)
+    Failed,   // to either: req, a = the outcome (poisoned, retired; 0: a try found nothing ready)
+    // A choice there (channels.cpp, "choices across ranks"):
+    Offer,     // to the home of chan: a choice's guard: req = the choice, a = the guard, b = as Read,
+               // pad = the side (0 reader, 1 writer), payload = a writer's value
+    Reserve,   // to the chooser's rank: reserve choice req for guard a; chan = the offer's ticket
+    Reserved,  // to the home: req = the ticket, a = 1 if reserved (0: the choice is over, or reserved
+               // elsewhere)
+    Fire,      // to the chooser's rank: choice req ends with guard a, b = the outcome, pad = FireFlags,
+               // payload = an input guard's value
+    Withdraw,  // to a home: the choice req is over; its offers there go
     // world.cpp
     Result,   // placement `chan`'s result: payload
     Failure,  // placement `chan` failed: a = the rank, payload = type '\0' what
@@ -58,6 +67,11 @@ enum class Kind : std::uint32_t {
     // comm.cpp (control too)
     Farewell,  // this rank has every Bye and sends nothing more (see Comm::loop)
 };
+
+// Way: how a Read or Write is meant (in pad).
+enum Way : std::uint32_t { kWait = 0, kTry = 1, kProbe = 2 };  // (probe: is that side retired?)
+// FireFlags (in a Fire's pad).
+enum FireFlags : std::uint32_t { kByReserver = 1, kReleased = 2, kWithValue = 4 };
 
 // control: a message of the deadlock detector, not counted.
 inline bool control(Kind k) noexcept { return k >= Kind::Quiet; }

@@ -54,6 +54,10 @@ namespace csp::runtime {
 // use small numbers (guard positions, channel outcomes); the runtime keeps the
 // top of the range for its own wakers.
 inline constexpr std::uint32_t kWaiting = 0;
+// (kReserved: held by one waker that ends the wait later, with the outcome
+// it then stores, and readies it: nobody else can win it meanwhile. For a
+// choice across MPI ranks, whose home reserves it: channels/remote.hpp.)
+inline constexpr std::uint32_t kReserved = 0xFFFFFFFCu;
 inline constexpr std::uint32_t kWoken = 0xFFFFFFFDu;       // join or io finished
 inline constexpr std::uint32_t kTimedOut = 0xFFFFFFFEu;    // a deadline passed
 inline constexpr std::uint32_t kDeadlocked = 0xFFFFFFFFu;  // the deadlock breaker

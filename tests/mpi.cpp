@@ -169,26 +169,179 @@ TEST_CASE("a process that throws on one rank is a ProcessError on every rank nam
     }
 }
 
-TEST_CASE("a choice over a channel whose home is another rank says it is not supported", "[mpi]") {
-    if (ranks() == 1) {
-        SUCCEED("one rank: every channel is at home");
-        return;
-    }
-    // Two channels made one after the other have different homes: on every
-    // rank at least one of them is at home elsewhere.
-    csp::Channel<int> c1{"alt-1"}, c2{"alt-2"};
-    auto chooser = csp::process([](csp::ChannelIn<int> a, csp::ChannelIn<int> b) {
-        int refused = 0;
-        for (csp::ChannelIn<int>* in : {&a, &b}) {
-            try {
-                (void)csp::PriSelect(csp::InputGuard(*in), csp::SkipGuard());
-            } catch (const csp::UsageError& e) {
-                refused += std::string(e.what()).find("not supported") != std::string::npos ? 1 : 0;
-            }
+// Alternation across ranks: channels made one after another have their homes
+// on different ranks, so a choice over several of them has guards homed on
+// other ranks on every rank.
+
+// merger: a choice over every input until all are retired; what it read.
+auto merger = csp::process("merger", [](std::vector<csp::ChannelIn<std::int64_t>> ins, bool fair) {
+    std::vector<csp::InputGuard<std::int64_t>> guards;
+    for (auto& in : ins) guards.emplace_back(in);
+    std::vector<std::int64_t> got;
+    try {
+        for (;;) {
+            auto [index, value] = fair ? csp::FairSelect(guards) : csp::PriSelect(guards);
+            (void)index;
+            got.push_back(*value);
         }
-        return refused;
+    } catch (const csp::ChannelRetireException&) {
+    }
+    return got;
+});
+
+TEST_CASE("choices over channels homed on every rank, by choosers on every rank: every value read once", "[mpi][alt]") {
+    for (std::size_t capacity : {std::size_t{0}, std::size_t{2}}) {
+        for (bool fair : {true, false}) {
+            CAPTURE(capacity, fair);
+            const int k = 2 * ranks() + 1;  // channels
+            const std::int64_t n = 200;     // values per writer
+            std::vector<csp::Channel<std::int64_t>> chans;
+            for (int c = 0; c < k; ++c) chans.emplace_back("merged-" + std::to_string(c), csp::buffer(capacity));
+            std::vector<csp::Process<std::int64_t>> ws;
+            for (int c = 0; c < k; ++c) ws.push_back(csp::on_rank((c + 1) % ranks(), writer(chans[c].writer(), c, n)));
+            std::vector<csp::Process<std::vector<std::int64_t>>> ms;
+            for (int r = 0; r < ranks(); ++r) {
+                std::vector<csp::ChannelIn<std::int64_t>> ins;
+                for (auto& ch : chans) ins.push_back(ch.reader());
+                ms.push_back(csp::on_rank(r, merger(std::move(ins), fair)));
+            }
+            auto [sent, got] = csp::Parallel(std::move(ws), std::move(ms));
+            CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == k * n);
+            std::vector<std::int64_t> all;
+            for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
+            check_every_id_once(std::move(all), k, n);
+        }
+    }
+}
+
+TEST_CASE("output guards homed on other ranks: every value written by a choice is read once", "[mpi][alt]") {
+    // Each chooser offers its next value on every channel at once; readers
+    // on every rank drain them.
+    const int k = ranks() + 1;
+    const std::int64_t n = 300;
+    std::vector<csp::Channel<std::int64_t>> chans;
+    for (int c = 0; c < k; ++c) chans.emplace_back("spread-" + std::to_string(c));
+    auto spreader = csp::process("spreader", [](std::vector<csp::ChannelOut<std::int64_t>> outs, std::int64_t w,
+                                                std::int64_t n) {
+        std::vector<std::int64_t> per(outs.size(), 0);
+        for (std::int64_t i = 0; i < n; ++i) {
+            std::vector<csp::OutputGuard<std::int64_t>> guards;
+            for (auto& out : outs) guards.emplace_back(out, w * kPer + i);
+            ++per[csp::FairSelect(std::move(guards)).first];
+        }
+        return per;
     });
-    CHECK(std::get<0>(csp::Parallel(chooser(c1.reader(), c2.reader()))) >= 1);
+    std::vector<csp::Process<std::vector<std::int64_t>>> ss;
+    for (int r = 0; r < ranks(); ++r) {
+        std::vector<csp::ChannelOut<std::int64_t>> outs;
+        for (auto& ch : chans) outs.push_back(ch.writer());
+        ss.push_back(csp::on_rank(r, spreader(std::move(outs), r, n)));
+    }
+    std::vector<csp::Process<std::vector<std::int64_t>>> rs;
+    for (int c = 0; c < k; ++c) rs.push_back(csp::on_rank(c % ranks(), reader(chans[c].reader())));
+    auto [per, got] = csp::Parallel(std::move(ss), std::move(rs));
+    std::vector<std::int64_t> all;
+    for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
+    check_every_id_once(std::move(all), ranks(), n);
+    for (int c = 0; c < k; ++c) {  // what each chooser says it sent on c, c's reader got
+        std::int64_t said = 0;
+        for (auto& p : per) said += p[static_cast<std::size_t>(c)];
+        CHECK(said == static_cast<std::int64_t>(got[static_cast<std::size_t>(c)].size()));
+    }
+}
+
+TEST_CASE("choices on both ends of channels across ranks: output guards meet input guards", "[mpi][alt]") {
+    // Two channels, homed on different ranks; a chooser writes with output
+    // guards over both, another reads with input guards over both: every
+    // communication is two choices meeting, on ranks other than the home.
+    csp::Channel<std::int64_t> a{"both-a"}, b{"both-b"};
+    const std::int64_t n = 300;
+    auto offerer = csp::process("offerer", [](csp::ChannelOut<std::int64_t> x, csp::ChannelOut<std::int64_t> y,
+                                              std::int64_t n) {
+        for (std::int64_t i = 0; i < n; ++i) (void)csp::FairSelect(csp::OutputGuard(x, i), csp::OutputGuard(y, i));
+    });
+    auto taker = csp::process("taker", [](csp::ChannelIn<std::int64_t> x, csp::ChannelIn<std::int64_t> y,
+                                          std::int64_t n) {
+        std::vector<std::int64_t> got;
+        for (std::int64_t i = 0; i < n; ++i) {
+            auto r = csp::FairSelect(csp::InputGuard(x), csp::InputGuard(y));
+            got.push_back(r.index() == 0 ? std::get<0>(r) : std::get<1>(r));
+        }
+        return got;
+    });
+    auto [nothing, got] = csp::Parallel(csp::on_rank(ranks() - 1, offerer(a.writer(), b.writer(), n)),
+                                        csp::on_rank(ranks() > 2 ? 2 : 0, taker(a.reader(), b.reader(), n)));
+    (void)nothing;
+    REQUIRE(got.size() == static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) CHECK(got[static_cast<std::size_t>(i)] == i);
+}
+
+TEST_CASE("a choice across ranks keeps priority, skip and timeouts", "[mpi][alt]") {
+    csp::Channel<int> first{"pri-first"}, second{"pri-second"}, go{"pri-go"};
+    auto feeder = csp::process([](csp::ChannelOut<int> a, csp::ChannelOut<int> b, csp::ChannelOut<int> go) {
+        go(0);
+        // Both ready (buffered) before the chooser looks again.
+        a(1);
+        b(2);
+    });
+    auto chooser = csp::process([](csp::ChannelIn<int> a, csp::ChannelIn<int> b, csp::ChannelIn<int> go) {
+        std::vector<int> seen;
+        // Nothing ready: the skip fires.
+        seen.push_back(static_cast<int>(csp::PriSelect(csp::InputGuard(a), csp::InputGuard(b), csp::SkipGuard()).index()));
+        // Nothing ready for 50 ms: the timeout fires, no sooner.
+        const auto start = std::chrono::steady_clock::now();
+        const auto r = csp::PriSelect(csp::InputGuard(a), csp::TimeoutGuard(std::chrono::milliseconds(50)));
+        seen.push_back(static_cast<int>(r.index()));
+        seen.push_back(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(50) ? 1 : 0);
+        go();
+        csp::sleep(std::chrono::milliseconds(100));
+        // Both ready: priority takes the first, then the second.
+        for (int i = 0; i < 2; ++i) {
+            const auto r2 = csp::PriSelect(csp::InputGuard(a), csp::InputGuard(b));
+            seen.push_back(r2.index() == 0 ? std::get<0>(r2) : std::get<1>(r2));
+        }
+        return seen;
+    });
+    csp::Channel<int> a{"pri-a", csp::buffer(1)}, b{"pri-b", csp::buffer(1)};
+    auto [nothing, seen] = csp::Parallel(csp::on_rank(0, feeder(a.writer(), b.writer(), go.writer())),
+                                         csp::on_rank(ranks() - 1, chooser(a.reader(), b.reader(), go.reader())));
+    (void)nothing;
+    (void)first;
+    (void)second;
+    CHECK(seen == std::vector<int>{2, 1, 1, 1, 2});
+}
+
+TEST_CASE("poison and retire reach a choice across ranks that is parked", "[mpi][alt]") {
+    csp::Channel<int> p{"parked-poison"}, q{"parked-quiet"}, r{"parked-retire"};
+    auto poisoned_chooser = csp::process([](csp::ChannelIn<int> p, csp::ChannelIn<int> q) {
+        try {
+            (void)csp::AltSelect(csp::InputGuard(p), csp::InputGuard(q));
+        } catch (const csp::ChannelPoisonException&) {
+            return 1;
+        }
+        return 0;
+    });
+    auto retired_chooser = csp::process([](csp::ChannelIn<int> r) {
+        try {
+            (void)csp::AltSelect(csp::InputGuard(r), csp::TimeoutGuard(std::chrono::seconds(30)));
+        } catch (const csp::ChannelRetireException&) {
+            return 1;
+        }
+        return 0;
+    });
+    auto poisoner = csp::process([](csp::ChannelOut<int> p, csp::ChannelOut<int> q, csp::ChannelOut<int> r) {
+        csp::sleep(std::chrono::milliseconds(100));
+        p.poison();
+        q.retire();
+        r.retire();
+    });
+    auto [poisoned, retired, nothing] =
+        csp::Parallel(csp::on_rank(ranks() - 1, poisoned_chooser(p.reader(), q.reader())),
+                      csp::on_rank(ranks() - 1, retired_chooser(r.reader())),
+                      csp::on_rank(0, poisoner(p.writer(), q.writer(), r.writer())));
+    (void)nothing;
+    CHECK(poisoned == 1);
+    CHECK(retired == 1);
 }
 
 TEST_CASE("a csp::multiprocess on a rank cannot reach a channel shared by ranks: a UsageError naming it, no hang",
@@ -263,6 +416,37 @@ TEST_CASE("a deadlock across ranks is a DeadlockError on every rank naming the p
         CHECK(what.find("reads-a-then-writes-b") != std::string::npos);
         CHECK(what.find("reads-b-then-writes-a") != std::string::npos);
     }
+}
+
+TEST_CASE("choices across ranks that nobody can serve are a DeadlockError on every rank, and lose nothing after",
+          "[mpi][deadlock][alt]") {
+    // Two choosers, on different ranks, each over two channels the other
+    // (and nobody else) would write only after its own choice. After the
+    // deadlock each goes on: one writes, the other reads it, once.
+    csp::Channel<int> a{"alt-deadlock-a"}, b{"alt-deadlock-b"}, c{"alt-deadlock-c"}, d{"alt-deadlock-d"};
+    auto chooser = csp::process("alt-deadlocked", [](csp::ChannelIn<int> x, csp::ChannelIn<int> y,
+                                                     csp::ChannelOut<int> out, csp::ChannelIn<int> back, bool first) {
+        int deadlocks = 0;
+        try {
+            (void)csp::FairSelect(csp::InputGuard(x), csp::InputGuard(y));
+        } catch (const csp::DeadlockError&) {
+            ++deadlocks;
+        }
+        // Afterwards: the first writes 7, the second reads it (through a
+        // choice again).
+        int got = 0;
+        if (first) {
+            out(7);
+        } else {
+            auto r = csp::PriSelect(csp::InputGuard(back), csp::InputGuard(x));
+            got = r.index() == 0 ? std::get<0>(r) : -1;
+        }
+        return deadlocks * 100 + got;
+    });
+    auto [one, two] = csp::Parallel(csp::on_rank(0, chooser(a.reader(), b.reader(), d.writer(), c.reader(), true)),
+                                    csp::on_rank(ranks() - 1, chooser(c.reader(), d.reader(), a.writer(), d.reader(), false)));
+    CHECK(one == 100);
+    CHECK(two == 107);
 }
 
 TEST_CASE("a process that catches a DeadlockError across ranks and reads again gets what is written next",

@@ -5,8 +5,8 @@
 // checks what Parallel returned there. tests/meson.build runs it on 1, 2
 // and 4 ranks. Left out: channel_ends.cpp, whose cases use both ends from
 // main itself (on every rank at once, under SPMD: not one network), and the
-// alternation suite's scenarios (alternation across ranks is not supported
-// yet).
+// alternation suite's scenarios, whose bodies share the test's variables by
+// reference (alternation across ranks is tested in mpi.cpp, "[alt]").
 #include "support.hpp"
 
 #include <csp/mpi.hpp>
