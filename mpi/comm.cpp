@@ -61,7 +61,7 @@ void Comm::post(int peer, const Header& h, const void* payload, std::size_t n) {
         sent_.fetch_add(1, std::memory_order_acq_rel);
         unsent_.fetch_add(1, std::memory_order_acq_rel);
     }
-    Message m{peer, std::vector<char>(sizeof(Header) + n)};
+    Message m{peer, Bytes(sizeof(Header) + n)};
     std::memcpy(m.bytes.data(), &h, sizeof h);
     if (n) std::memcpy(m.bytes.data() + sizeof h, payload, n);
     {
@@ -128,7 +128,7 @@ bool Comm::receive() {
         if (!flag) break;
         int count = 0;
         MPI_Get_count(&status, MPI_BYTE, &count);
-        Message m{status.MPI_SOURCE, std::vector<char>(static_cast<std::size_t>(count))};
+        Message m{status.MPI_SOURCE, Bytes(static_cast<std::size_t>(count))};
         MPI_Mrecv(m.bytes.data(), count, MPI_BYTE, &handle, &status);
         if (m.bytes.size() < sizeof(Header)) {
             runtime::logger().error("csp mpi: a message of {} bytes from rank {} is too short; ignored", count, m.peer);

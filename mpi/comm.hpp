@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -85,9 +86,24 @@ struct Header {
     std::uint64_t req = 0;
 };
 
+// Bytes: a message's bytes, not zeroed when made (a 1 MiB value would pay
+// a pass over memory for nothing: it is written at once).
+class Bytes {
+public:
+    Bytes() = default;
+    explicit Bytes(std::size_t n) : data_(new char[n]), size_(n) {}  // (uninitialised)
+    char* data() noexcept { return data_.get(); }
+    const char* data() const noexcept { return data_.get(); }
+    std::size_t size() const noexcept { return size_; }
+
+private:
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+};
+
 struct Message {
     int peer;  // the sender, or the destination
-    std::vector<char> bytes;
+    Bytes bytes;
     const Header& header() const noexcept { return *reinterpret_cast<const Header*>(bytes.data()); }
     const char* payload() const noexcept { return bytes.data() + sizeof(Header); }
     std::size_t payload_size() const noexcept { return bytes.size() - sizeof(Header); }
@@ -163,7 +179,7 @@ private:
     std::vector<Message> queue_;  // posted, not yet sent
     struct Sending {
         MPI_Request request;
-        std::vector<char> bytes;
+        Bytes bytes;
     };
     std::deque<Sending> sending_;
     std::atomic<bool> stopping_{false};
