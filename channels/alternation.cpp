@@ -336,11 +336,10 @@ struct Parking {
                 g.core->remote->offer(*rc, g.core, side_of(g), static_cast<std::uint32_t>(i),
                                       value ? *value : nullptr);
             }
+            self->locks->unlock();
             // (The chooser may be awake already, waiting for this: after it,
-            // nothing here may be touched.)
-            Locks* locks = self->locks;
+            // nothing of its frame may be touched.)
             rc->posted.store(true, std::memory_order_release);
-            locks->unlock();
             return;
         }
         self->locks->unlock();
@@ -602,7 +601,13 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             if (o == Outcome::Done && g.kind == Guard::Kind::Input) o = receive_remote(g, rc);
         }
         parcel_free(rc.got);
-        if (o == Outcome::Retired) continue;  // a guard was disabled: choose again
+        if (o == Outcome::Retired) {
+            // A guard was disabled, or a home released the choice: choose
+            // again. (A new wait at once: a home waiting for this choice to
+            // come back sees that it has looked, whatever it does next.)
+            (void)runtime::begin_wait(me);
+            continue;
+        }
         if (o == Outcome::Deadlocked) return {o, kNone};
         const std::size_t index = index_part(word);
         if (o == Outcome::Done) trace_fired(guards[index]);

@@ -93,8 +93,9 @@ inline void note_in_flight(ChannelCore* c, const Waiter* w) noexcept {
         const std::uint64_t word = w->parker->selection.load(std::memory_order_relaxed);
         const bool reserved = static_cast<std::uint32_t>(word) == runtime::kReserved && word >> 32 == w->token;
         if (!reserved) q.remove(w);  // stale (a reserved one is left queued: it may yet be released)
-        if (busy && !w->solo && word >> 32 == w->token &&
+        if (busy && !busy->parker && !w->solo && word >> 32 == w->token &&
             (reserved || outcome_part(static_cast<std::uint32_t>(word)) == Outcome::Retired)) [[unlikely]] {
+            w->parker->refs.fetch_add(1, std::memory_order_relaxed);  // (the caller's: release_parker)
             *busy = {w->parker, w->token, reserved};
         }
         w = next;
@@ -680,8 +681,30 @@ Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want
     return a;
 }
 
-Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* value, bool* partner) noexcept {
+namespace {
+// committed_partner: q holds a waiter an offer could complete with now: not
+// an offer (that one's chooser must be reserved first), nor a choice that a
+// home has reserved (busy: it comes back through its own look).
+bool committed_partner(const WaiterQueue& q) noexcept {
+    for (const Waiter* w = q.head; w; w = w->next) {
+        if (w->offer) continue;
+        if (runtime::outcome_of(w->parker) == runtime::kReserved) continue;
+        return true;
+    }
+    return false;
+}
+bool any_offer(const WaiterQueue& q) noexcept {
+    for (const Waiter* w = q.head; w; w = w->next) {
+        if (w->offer) return true;
+    }
+    return false;
+}
+}  // namespace
+
+Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* value, bool* partner,
+                     bool* offers) noexcept {
     *partner = false;
+    *offers = false;
     Attempt a = Attempt::Block;
     {
         Locked<SharedLock> hold(c->lock);
@@ -695,10 +718,12 @@ Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* valu
             if (side == Side::Writer) {
                 w->slot = value->data();
                 w->parcel = std::exchange(value, nullptr);
-                *partner = !c->readers.empty() || c->count < c->capacity;
+                *partner = committed_partner(c->readers) || c->count < c->capacity;
+                *offers = any_offer(c->readers);
             } else {
                 // (A retired channel with values: a reader drains them.)
-                *partner = !c->writers.empty() || c->count > 0;
+                *partner = committed_partner(c->writers) || c->count > 0;
+                *offers = any_offer(c->writers);
             }
             w->wanted = *partner;
         }

@@ -126,13 +126,16 @@ Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want
 // offer_choice: the offer of a remote choice's guard on `side` of c (p's
 // waiter is queued as an offer; a writer's takes `value`), unless the side
 // is poisoned or retired for it (Poisoned, Retired; `value` is freed).
-// *partner: something is there it might complete with (wanted at once).
-Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* value, bool* partner) noexcept;
+// *partner: something is there it might complete with (wanted at once);
+// *offers: offers (of other choices, or of its own) wait on the other side.
+Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* value, bool* partner,
+                     bool* offers) noexcept;
 // commit_offer: the chooser of offer p is reserved: its waiter becomes an
 // ordinary proxy's, and does what offer_read / offer_write would (Block:
 // queued again, to be cancelled or completed; Busy: the same, and a partner
 // there may be back soon: *busy, a choice of this rank reserved by a home,
-// or released and about to choose again, in wait `token`). Gone: it was
+// or released and about to choose again, in wait `token`; its parker has a
+// reference for the caller, to give back with release_parker). Gone: it was
 // completed meanwhile (poison, retire): p is readied with that. Call it
 // again for an offer that is queued again, to look once more.
 enum class Commit { Done, Poisoned, Retired, Block, Busy, Gone };

@@ -44,6 +44,7 @@
 #include "runtime/log.hpp"
 
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <cxxabi.h>
@@ -68,6 +69,15 @@ using channels::Side;
 
 std::uint32_t outcome_word(Outcome o) noexcept { return channels::encode(o, 0); }
 
+std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// kPatience: how long a held offer waits for a partner that may be back
+// soon before its choice is released (see Shared::commit).
+constexpr std::int64_t kPatience = 2'000'000;  // ns
+
 // Proxy: a process of another rank, reading or writing a channel here; or
 // the offer of a guard of its choice (`choice`).
 struct Proxy : runtime::ProcessRecord {
@@ -83,7 +93,8 @@ struct Proxy : runtime::ProcessRecord {
     std::uint64_t ticket = 0;
     bool finished = false;    // completed (poison, retire) while Reserving: `outcome`
     bool busy_wait = false;   // held, waiting for a partner that may soon be back (see commit)
-    channels::Busy waits;     // (that partner)
+    channels::Busy waits;     // (that partner, with a reference to its parker)
+    std::int64_t held_since = 0;  // (when it began to wait for it)
     Outcome outcome = Outcome::Done;
 };
 
@@ -561,10 +572,16 @@ private:
         const std::uint64_t token = rc->token;
         if (mine) {
             // Reserved by that home: only it ends the wait.
+            std::uint64_t reserved = runtime::waiting_word(token) | runtime::kReserved;
+            if (!parker->selection.compare_exchange_strong(reserved, runtime::waiting_word(token) | word,
+                                                           std::memory_order_acq_rel)) {
+                runtime::logger().error("csp mpi: rank {} fired a choice it had not reserved", m.peer);
+                channels::parcel_free(value);
+                return;
+            }
             rc->got = value;
             rc->released = (h.pad & kReleased) != 0;
             choices_.erase(it);
-            parker->selection.store(runtime::waiting_word(token) | word, std::memory_order_release);
             runtime::ready(parker);
             return;
         }
@@ -572,6 +589,7 @@ private:
         // the choice still waits (else it sees it when it chooses again).
         channels::parcel_free(value);
         if (runtime::try_complete(parker, token, word)) {
+            rc->released = (h.pad & kReleased) != 0;
             choices_.erase(it);
             runtime::ready(parker);
         }
@@ -594,8 +612,8 @@ private:
         x->chan = c;
         x->epoch = h.b;
         x->ticket = ++last_ticket_;
-        bool partner = false;
-        const channels::Attempt a = channels::offer_choice(c, side_of(x), p, value, &partner);
+        bool partner = false, offers = false;
+        const channels::Attempt a = channels::offer_choice(c, side_of(x), p, value, &partner, &offers);
         if (a != channels::Attempt::Block) {
             fire(x, outcome_of(a), 0, nullptr);  // poisoned or retired: only if the choice still waits
             drop_proxy(p);
@@ -603,7 +621,30 @@ private:
         }
         tickets_[x->ticket] = p;
         by_choice_[{x->peer, x->req}].push_back(x->ticket);
-        if (partner) reserve(x);
+        // (An offer of its own choice on the other side is no partner: a
+        // choice never communicates with itself.)
+        if (partner || (offers && other_offer_opposite(x))) reserve(x);
+    }
+
+    // other_offer_opposite: an offer of another choice waits on the other
+    // side of x's channel.
+    bool other_offer_opposite(const Proxy* x) const {
+        for (const auto& [ticket, q] : tickets_) {
+            const auto* y = static_cast<const Proxy*>(runtime::record_of(q));
+            if (y->chan == x->chan && y->reading != x->reading && (y->peer != x->peer || y->req != x->req)) return true;
+        }
+        return false;
+    }
+
+    // held_offer: the offer of choice (peer, req) that this home holds, if any.
+    runtime::Parker* held_offer(int peer, std::uint64_t req, Proxy::State state) const {
+        auto it = by_choice_.find({peer, req});
+        if (it == by_choice_.end()) return nullptr;
+        for (std::uint64_t t : it->second) {
+            runtime::Parker* q = tickets_.at(t);
+            if (static_cast<Proxy*>(runtime::record_of(q))->state == state) return q;
+        }
+        return nullptr;
     }
 
     void reserve(Proxy* x) {
@@ -616,6 +657,12 @@ private:
     }
 
     void fire(Proxy* x, Outcome o, std::uint32_t flags, Parcel* value) {
+        // A reader's offer ended by retire while values are still buffered
+        // (an offer is passed over, so values can be buffered while it
+        // waits): not retired for that guard: the choice chooses again.
+        if (o == Outcome::Retired && !(flags & kReleased) && x->reading && !channels::side_retired(x->chan, Side::Reader)) {
+            flags |= kReleased;
+        }
         Header h{Kind::Fire};
         h.req = x->req;
         h.a = x->index;
@@ -630,6 +677,7 @@ private:
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
         tickets_.erase(x->ticket);
         busy_.erase(p);
+        forget_partner(x);
         auto it = by_choice_.find({x->peer, x->req});
         if (it != by_choice_.end()) {
             std::erase(it->second, x->ticket);
@@ -649,8 +697,27 @@ private:
         for (std::uint64_t t : tickets) {
             auto it = tickets_.find(t);
             if (it == tickets_.end()) continue;
-            auto* x = static_cast<Proxy*>(runtime::record_of(it->second));
-            if (x->state == Proxy::Offered) reserve(x);
+            runtime::Parker* p = it->second;
+            auto* x = static_cast<Proxy*>(runtime::record_of(p));
+            if (x->state != Proxy::Offered) continue;
+            if (held_offer(x->peer, x->req, Proxy::Reserving)) continue;  // (its answer decides)
+            runtime::Parker* held = held_offer(x->peer, x->req, Proxy::Held);
+            if (!held) {
+                reserve(x);
+                continue;
+            }
+            // This home holds that choice already, through its offer on
+            // another channel (on the same channel it would meet itself):
+            // the reservation moves to this offer, whose partner is here.
+            auto* h = static_cast<Proxy*>(runtime::record_of(held));
+            if (h->chan == x->chan || !channels::cancel_proxy(h->chan, side_of(h), held)) continue;
+            ChannelCore* was = h->chan;
+            ChannelCore* now = x->chan;
+            forget_offer(held);
+            x->state = Proxy::Held;
+            commit(p, x);  // (x may be gone after)
+            recheck(was);
+            recheck(now);
         }
         return true;
     }
@@ -692,7 +759,16 @@ private:
     void commit(runtime::Parker* p, Proxy* x) {
         Parcel* got = nullptr;
         channels::Busy busy;
+        const bool was_waiting = x->busy_wait;
+        forget_partner(x);
         const channels::Commit r = channels::commit_offer(x->chan, side_of(x), p, &got, &busy);
+        // (The reference to a busy partner's parker goes unless kept below.)
+        struct Unref {
+            channels::Busy& busy;
+            ~Unref() {
+                if (busy.parker) runtime::release_parker(busy.parker);
+            }
+        } unref{busy};
         switch (r) {
             case channels::Commit::Done:
             case channels::Commit::Poisoned:
@@ -710,14 +786,29 @@ private:
                 x->busy_wait = false;
                 return;  // (offer_done fires it)
             case channels::Commit::Busy:
-            case channels::Commit::Block:
+            case channels::Commit::Block: {
+                // A partner it waits for that has not come back within
+                // kPatience is given up: the choice is released.
+                const std::int64_t now = now_ns();
+                if (!was_waiting) x->held_since = now;
+                x->busy_wait = r == channels::Commit::Busy && (!busy.reserved || x->peer < g_comm->rank) &&
+                               now - x->held_since < kPatience;
+                if (x->busy_wait) {
+                    x->waits = std::exchange(busy, {});
+                    busy_.insert(p);
+                } else {
+                    busy_.erase(p);
+                }
                 drain_wanted();  // (the offers it passed over: reserved now)
-                x->busy_wait = r == channels::Commit::Busy && (!busy.reserved || x->peer < g_comm->rank);
-                x->waits = busy;
-                if (x->busy_wait) busy_.insert(p);
-                else busy_.erase(p);
-                return;  // (recheck releases it if nobody is being reserved for it)
+                return;          // (recheck releases it if nobody is being reserved for it)
+            }
         }
+    }
+
+    // forget_partner: x no longer waits for a busy partner.
+    void forget_partner(Proxy* x) noexcept {
+        x->busy_wait = false;
+        if (x->waits.parker) runtime::release_parker(std::exchange(x->waits.parker, nullptr));
     }
 
     // look_again: held offers whose busy partner has moved on look again;
@@ -734,7 +825,8 @@ private:
             const std::uint64_t word = x->waits.parker->selection.load(std::memory_order_acquire);
             const auto low = static_cast<std::uint32_t>(word);
             if (word >> 32 == x->waits.token &&
-                (low == runtime::kReserved || channels::outcome_part(low) == Outcome::Retired)) {
+                (low == runtime::kReserved || channels::outcome_part(low) == Outcome::Retired) &&
+                now_ns() - x->held_since < kPatience) {
                 continue;  // (not back yet)
             }
             ChannelCore* c = x->chan;

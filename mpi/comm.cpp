@@ -251,6 +251,7 @@ void Comm::loop() noexcept {
             idle = 0;
             quiet_since = now_ns();
         } else {
+            if (idle == 0) quiet_again();
             nap(++idle, quiet_since);
         }
     }

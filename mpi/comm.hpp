@@ -207,6 +207,7 @@ void on_world_message(Message& m);
 void on_detector_message(Message& m);
 void start_detector() noexcept;  // (the World, once the communication thread runs)
 void after_messages();           // (the communication thread, having handled some)
+void quiet_again();              // (the communication thread, idle again)
 void stopping_rank();            // (the World: this rank's main is done)
 
 }  // namespace csp::mpi::detail

@@ -45,6 +45,10 @@ Coordinator g_coordinator;
 // What this rank last reported, so that a rank that stays quiet reports once.
 std::mutex g_report_lock;
 std::uint64_t g_reported_sent = ~std::uint64_t{0}, g_reported_received = ~std::uint64_t{0};
+// A Probe found this rank not quiet (its communication thread busy, say):
+// nothing else may make it look again, so that thread does once it is idle
+// (quiet_again). (The communication thread's own.)
+bool g_look_when_idle = false;
 
 void post_state(Kind kind, std::uint64_t wave, bool quiet, const std::string& lines) {
     Header h{kind};
@@ -78,6 +82,7 @@ void rank_quiet(const std::string& lines) {
         g_reported_sent = g_comm->sent();
         g_reported_received = g_comm->received();
     }
+    runtime::logger().debug("rank {}: quiet (sent {}, received {})", g_comm->rank, g_comm->sent(), g_comm->received());
     post_state(Kind::Quiet, 0, true, lines);
 }
 
@@ -140,6 +145,9 @@ void coordinate(const Message& m) {
     if (!all_quiet_and_balanced(states)) {
         k.previous.clear();
         k.wave = 0;  // (a rank that gets quiet again reports it, and the waves start over)
+        // (A rank may have reported itself quiet again while this wave was
+        // under way, after its State: then that report starts the next.)
+        if (all_quiet(k.reported)) start_wave(k);
         return;
     }
     bool same = k.previous.size() == states.size();
@@ -180,6 +188,14 @@ void after_messages() {
     }
 }
 
+void quiet_again() {
+    if (!g_look_when_idle) return;
+    std::string lines;
+    if (!runtime::rank_quiet_now(&lines) || !g_comm->idle()) return;  // (processes run: they look)
+    g_look_when_idle = false;
+    rank_quiet(lines);
+}
+
 void stopping_rank() {
     {
         std::lock_guard<std::mutex> hold(g_report_lock);
@@ -199,10 +215,12 @@ void on_detector_message(Message& m) {
             // (A rank whose main is done has no process left to run: only
             // its communication thread, which answers the others.)
             const bool quiet = (g_comm->main_done() || runtime::rank_quiet_now(&lines)) && g_comm->idle();
+            runtime::logger().debug("rank {}: probe {}: quiet {}", g_comm->rank, m.header().chan, quiet);
             if (!quiet) {
                 // (It reports again when it is quiet, even with the same counts.)
                 std::lock_guard<std::mutex> hold(g_report_lock);
                 g_reported_sent = g_reported_received = ~std::uint64_t{0};
+                g_look_when_idle = true;
             }
             post_state(Kind::State, m.header().chan, quiet, lines);
             return;

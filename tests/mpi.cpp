@@ -418,6 +418,43 @@ TEST_CASE("a deadlock across ranks is a DeadlockError on every rank naming the p
     }
 }
 
+TEST_CASE("a choice across ranks drains what was buffered before its writers retired", "[mpi][alt][retire]") {
+    // The chooser waits first; then a writer fills every buffer and leaves.
+    // One of the channels has its home on the writer's rank, where the
+    // chooser's offer waits while the values are buffered past it.
+    std::vector<csp::Channel<std::int64_t>> chans;
+    for (int c = 0; c < ranks(); ++c) chans.emplace_back("drained-" + std::to_string(c), csp::buffer(2));
+    auto filler = csp::process([](std::vector<csp::ChannelOut<std::int64_t>> outs) {
+        csp::sleep(std::chrono::milliseconds(100));
+        std::int64_t w = 0;
+        for (auto& out : outs) {
+            out(w * kPer);
+            out(w * kPer + 1);
+            ++w;
+        }
+    });
+    std::vector<csp::ChannelOut<std::int64_t>> outs;
+    std::vector<csp::ChannelIn<std::int64_t>> ins;
+    for (auto& ch : chans) {
+        outs.push_back(ch.writer());
+        ins.push_back(ch.reader());
+    }
+    auto [nothing, got] = csp::Parallel(csp::on_rank(0, filler(std::move(outs))),
+                                        csp::on_rank(ranks() - 1, merger(std::move(ins), false)));
+    (void)nothing;
+    check_every_id_once(std::move(got), ranks(), 2);
+}
+
+TEST_CASE("a choice over both ends of a channel homed elsewhere does not meet itself", "[mpi][alt]") {
+    csp::Channel<int> c{"both-ends-alone"};
+    auto alone = csp::process([](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        const auto r = csp::PriSelect(csp::InputGuard(in), csp::OutputGuard(out, 1),
+                                      csp::TimeoutGuard(std::chrono::milliseconds(200)));
+        return static_cast<int>(r.index());
+    });
+    CHECK(std::get<0>(csp::Parallel(csp::on_rank(ranks() - 1, alone(c.reader(), c.writer())))) == 2);
+}
+
 TEST_CASE("choices across ranks that nobody can serve are a DeadlockError on every rank, and lose nothing after",
           "[mpi][deadlock][alt]") {
     // Two choosers, on different ranks, each over two channels the other
