@@ -276,6 +276,43 @@ TEST_CASE("choices on both ends of channels across ranks: output guards meet inp
     for (std::int64_t i = 0; i < n; ++i) CHECK(got[static_cast<std::size_t>(i)] == i);
 }
 
+TEST_CASE("choosers on both ends of two channels with one home, on every rank: every value once", "[mpi][alt]") {
+    // Channels made `ranks()` apart share a home, so on every rank but that
+    // one both choosers are remote to both channels: their offers cross at
+    // the home.
+    std::vector<csp::Channel<std::int64_t>> chans;
+    for (int c = 0; c <= ranks(); ++c) chans.emplace_back("crossing-" + std::to_string(c));
+    csp::Channel<std::int64_t>& x = chans.front();
+    csp::Channel<std::int64_t>& y = chans.back();
+    const std::int64_t n = 100;
+    auto offerer = csp::process("crossing-writer", [](csp::ChannelOut<std::int64_t> a, csp::ChannelOut<std::int64_t> b,
+                                                      std::int64_t w, std::int64_t n) {
+        for (std::int64_t i = 0; i < n; ++i) {
+            (void)csp::FairSelect(csp::OutputGuard(a, w * kPer + i), csp::OutputGuard(b, w * kPer + i));
+        }
+    });
+    auto taker = csp::process("crossing-reader", [](csp::ChannelIn<std::int64_t> a, csp::ChannelIn<std::int64_t> b,
+                                                    std::int64_t n) {
+        std::vector<std::int64_t> got;
+        for (std::int64_t i = 0; i < n; ++i) {
+            auto r = csp::FairSelect(csp::InputGuard(a), csp::InputGuard(b));
+            got.push_back(r.index() == 0 ? std::get<0>(r) : std::get<1>(r));
+        }
+        return got;
+    });
+    std::vector<csp::Process<>> ws;
+    std::vector<csp::Process<std::vector<std::int64_t>>> rs;
+    for (int r = 0; r < ranks(); ++r) {
+        ws.push_back(csp::on_rank(r, offerer(x.writer(), y.writer(), r, n)));
+        rs.push_back(csp::on_rank(r, taker(x.reader(), y.reader(), n)));
+    }
+    auto [nothing, got] = csp::Parallel(std::move(ws), std::move(rs));
+    (void)nothing;
+    std::vector<std::int64_t> all;
+    for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
+    check_every_id_once(std::move(all), ranks(), n);
+}
+
 TEST_CASE("a choice across ranks keeps priority, skip and timeouts", "[mpi][alt]") {
     csp::Channel<int> first{"pri-first"}, second{"pri-second"}, go{"pri-go"};
     auto feeder = csp::process([](csp::ChannelOut<int> a, csp::ChannelOut<int> b, csp::ChannelOut<int> go) {
