@@ -233,7 +233,8 @@ Outcome settle(ChannelCore* c, Side side, Waiter* w, Outcome o, void* slot) noex
     return crossing_of(c)->settle(c, side, w, o, slot);
 }
 
-ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view name) {
+ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view name, BufferKind kind) {
+    if (kind == BufferKind::Infinite) capacity = kInfiniteFirst;
     // The creating thread may write or read later: count it as a possible
     // waker from now on (see the deadlock accounting in the runtime).
     (void)runtime::current();
@@ -241,6 +242,7 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
     c->home = runtime::g_local_inbox;
     c->ops = ops;
     c->capacity = capacity;
+    c->kind = capacity > 0 ? kind : BufferKind::Fifo;
     // A slot may come to hold a Parcel pointer instead (mark_cross).
     c->slot_size = ops->trivial ? ops->size : std::max(ops->size, sizeof(Parcel*));
     c->slot_size = (c->slot_size + ops->align - 1) / ops->align * ops->align;
@@ -390,6 +392,71 @@ namespace {
     return Attempt::Done;
 }
 
+// Room: what a writer finds in a full buffer (room_for_write).
+enum class Room { Yes, Drop, No };
+
+// grow: an infinite buffer, full, doubles (lock held); false when it cannot
+// (kMaxBuffer, or no memory: the writer then waits, as for a FIFO).
+[[gnu::noinline]] bool grow(ChannelCore* c) noexcept {
+    const std::size_t bigger = std::min(2 * c->capacity, kMaxBuffer);
+    if (bigger <= c->capacity) return false;
+    unsigned char* fresh;
+    try {
+        fresh = static_cast<unsigned char*>(
+            runtime::arena_allocate(bigger * c->slot_size, std::max(c->ops->align, alignof(std::max_align_t))));
+    } catch (...) {
+        return false;
+    }
+    // The values move, oldest first: in place as they are when they may
+    // be parcels or trivially copyable bytes (a channel that crosses), else
+    // by their move constructor.
+    const bool bytes = crossing_of(c) || c->ops->trivial;
+    for (std::size_t i = 0; i < c->count; ++i) {
+        unsigned char* from = buffer_slot(c, i);
+        unsigned char* to = fresh + i * c->slot_size;
+        if (bytes) {
+            std::memcpy(to, from, c->slot_size);
+        } else {
+            c->ops->move_construct(to, from);
+            c->ops->destroy(from);
+        }
+    }
+    // (The old buffer goes last: a holder of the lock that dies on the way
+    // leaves a channel whose buffer is whole, old or new, to poison.)
+    unsigned char* old = std::exchange(c->buffer, fresh);
+    c->capacity = bigger;
+    c->head = 0;
+    runtime::arena_free(old);
+    if (bigger >= kInfiniteWarning && !c->warned) {
+        c->warned = true;
+        runtime::logger().warn("channel '{}': its infinite buffer holds {} values and grows: is a reader missing?",
+                               c->name, c->count);
+    }
+    return true;
+}
+
+// room_for_write: a writer finds the buffer full (lock held): an
+// overwriting buffer drops its oldest value (destroyed here, once), a
+// dropping buffer drops the writer's (Drop: the write is done, its value
+// left to the writer, who destroys it), an infinite one grows.
+Room room_for_write(ChannelCore* c) noexcept {
+    if (c->count < c->capacity) return Room::Yes;
+    switch (c->kind) {
+        case BufferKind::Overwriting: {
+            unsigned char* oldest = buffer_slot(c, 0);
+            c->head = (c->head + 1) % c->capacity;
+            --c->count;
+            if (const Crossing* x = crossing_of(c)) x->buffer_discard(c, oldest);
+            else c->ops->destroy(oldest);
+            return Room::Yes;
+        }
+        case BufferKind::Dropping: return Room::Drop;
+        case BufferKind::Infinite: return grow(c) ? Room::Yes : Room::No;
+        case BufferKind::Fifo: break;
+    }
+    return Room::No;
+}
+
 [[gnu::always_inline]] inline Attempt try_read(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept {
     if (c->poisoned) return Attempt::Poisoned;
     if (c->count > 0) return read_buffered(c, dst, wake, got);
@@ -414,12 +481,17 @@ namespace {
         woken(c, wake, w);
         return Attempt::Done;
     }
-    if (c->count < c->capacity) {
-        unsigned char* slot = buffer_slot(c, c->count);
-        if (const Crossing* x = crossing_of(c)) x->buffer_put(c, slot, src, pre);
-        else c->ops->move_construct(slot, src);
-        ++c->count;
-        return Attempt::Done;
+    if (c->capacity == 0) return Attempt::Block;
+    switch (room_for_write(c)) {
+        case Room::Yes: {
+            unsigned char* slot = buffer_slot(c, c->count);
+            if (const Crossing* x = crossing_of(c)) x->buffer_put(c, slot, src, pre);
+            else c->ops->move_construct(slot, src);
+            ++c->count;
+            return Attempt::Done;
+        }
+        case Room::Drop: return Attempt::Done;  // (*src and *pre stay the writer's)
+        case Room::No: break;
     }
     return Attempt::Block;
 }
@@ -636,12 +708,14 @@ Attempt proxy_write_locked(ChannelCore* c, runtime::Parker* p, Parcel** value, W
         woken(c, wake, w);
         return Attempt::Done;
     }
-    if (c->count < c->capacity) {
+    const Room room = c->capacity > 0 ? room_for_write(c) : Room::No;
+    if (room == Room::Yes) {
         unsigned char* slot = buffer_slot(c, c->count);
         crossing_of(c)->buffer_put(c, slot, c->ops->trivial ? (*value)->data() : nullptr, value);
         ++c->count;
         return Attempt::Done;
     }
+    if (room == Room::Drop) return Attempt::Done;  // (the caller frees *value)
     Waiter* w = queue_proxy(c, Side::Writer, p);
     w->slot = (*value)->data();
     w->parcel = std::exchange(*value, nullptr);
@@ -718,7 +792,8 @@ Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* valu
             if (side == Side::Writer) {
                 w->slot = value->data();
                 w->parcel = std::exchange(value, nullptr);
-                *partner = committed_partner(c->readers) || c->count < c->capacity;
+                *partner = committed_partner(c->readers) || c->count < c->capacity ||
+                           (c->capacity > 0 && c->kind != BufferKind::Fifo);
                 *offers = any_offer(c->readers);
             } else {
                 // (A retired channel with values: a reader drains them.)

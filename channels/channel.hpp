@@ -61,6 +61,19 @@ struct ValueOps {
 // kMaxBuffer bounds buffer(n): larger is almost surely a mistake.
 inline constexpr std::size_t kMaxBuffer = std::size_t{1} << 28;
 
+// BufferKind: what a buffered channel does when its buffer is full and a
+// writer comes. Only Fifo makes the writer wait; the others never do.
+enum class BufferKind : std::uint8_t {
+    Fifo,         // the writer waits for room
+    Infinite,     // the buffer grows (up to kMaxBuffer; a warning at kInfiniteWarning)
+    Overwriting,  // the oldest unread value is dropped
+    Dropping,     // the value being written is dropped
+};
+// An infinite buffer's first capacity, and the size past which it says
+// (once per channel) that it may be missing a reader.
+inline constexpr std::size_t kInfiniteFirst = 16;
+inline constexpr std::size_t kInfiniteWarning = std::size_t{1} << 20;
+
 class Remote;  // (remote.hpp)
 
 // repair_channel: the Repair of a channel's lock, run by whoever takes it
@@ -85,7 +98,9 @@ struct ChannelCore {
     WaiterQueue readers;          // blocked readers (oldest first)
     WaiterQueue writers;          // blocked writers (oldest first)
     const ValueOps* ops;
-    std::size_t capacity;         // 0: unbuffered
+    std::size_t capacity;         // 0: unbuffered (an infinite buffer's grows)
+    BufferKind kind = BufferKind::Fifo;
+    bool warned = false;          // (an infinite buffer said it grew large)
     std::size_t head = 0;         // oldest buffered value
     std::size_t count = 0;        // buffered values
     unsigned char* buffer = nullptr;
@@ -120,8 +135,10 @@ inline bool fits_plain_wait(const ChannelCore* c) noexcept {
     return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes) && c->ops->align <= alignof(PlainWait);
 }
 
-// create makes a channel (one reference, held by the caller).
-ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view name);
+// create makes a channel (one reference, held by the caller). `capacity`:
+// 0 for unbuffered (Fifo only); for Infinite, ignored.
+ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view name,
+                    BufferKind kind = BufferKind::Fifo);
 void acquire(ChannelCore* c) noexcept;
 // release drops a reference; the last one destroys buffered values and frees.
 void release(ChannelCore* c) noexcept;

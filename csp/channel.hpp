@@ -33,27 +33,55 @@
 
 namespace csp {
 
-// Buffer: the capacity of a buffered channel; made by buffer(n).
+// Buffer: how a channel buffers: its capacity, and what a writer finds when
+// it is full (the kind). Made by buffer(n), infinite_buffer(),
+// overwriting_buffer(n), dropping_buffer(n).
 struct Buffer {
     std::size_t capacity;
+    channels::BufferKind kind = channels::BufferKind::Fifo;
 };
 
 namespace detail {
 // checked_capacity: the one check of a capacity, for buffer(n) and for a
 // Buffer made by hand, before any channel is made with it.
 [[noreturn]] void throw_bad_capacity(const std::string& given);
+[[noreturn]] void throw_bad_kind_capacity(const std::string& given);
 inline std::size_t checked_capacity(Buffer b) {
     if (b.capacity > channels::kMaxBuffer) throw_bad_capacity("csp::Buffer{" + std::to_string(b.capacity) + "}");
+    if (b.capacity == 0 && (b.kind == channels::BufferKind::Overwriting || b.kind == channels::BufferKind::Dropping)) {
+        throw_bad_kind_capacity("csp::Buffer{0} of an overwriting or dropping kind");
+    }
     return b.capacity;
+}
+inline std::size_t checked_size(const char* what, long long n, long long least) {
+    if (n < least || static_cast<unsigned long long>(n) > channels::kMaxBuffer) {
+        const std::string given = std::string("csp::") + what + "(" + std::to_string(n) + ")";
+        if (least > 0 && n >= 0 && n < least) throw_bad_kind_capacity(given);
+        throw_bad_capacity(given);
+    }
+    return static_cast<std::size_t>(n);
 }
 }  // namespace detail
 
-// buffer(n) asks for a FIFO buffer of n values; n must be in 0..2^28.
-inline Buffer buffer(long long n) {
-    if (n < 0 || static_cast<unsigned long long>(n) > channels::kMaxBuffer) {
-        detail::throw_bad_capacity("csp::buffer(" + std::to_string(n) + ")");
-    }
-    return Buffer{static_cast<std::size_t>(n)};
+// buffer(n) asks for a FIFO buffer of n values; n must be in 0..2^28. A
+// write waits while it is full.
+inline Buffer buffer(long long n) { return Buffer{detail::checked_size("buffer", n, 0)}; }
+
+// infinite_buffer(): a FIFO that grows; a write never waits. (One that
+// grows past 2^20 values says so once in the log: it is how a missing
+// reader shows.)
+inline Buffer infinite_buffer() { return Buffer{1, channels::BufferKind::Infinite}; }
+
+// overwriting_buffer(n): a FIFO of n (at least 1) values; a write to a
+// full one drops the oldest unread value. A write never waits.
+inline Buffer overwriting_buffer(long long n) {
+    return Buffer{detail::checked_size("overwriting_buffer", n, 1), channels::BufferKind::Overwriting};
+}
+
+// dropping_buffer(n): a FIFO of n (at least 1) values; a write to a full
+// one drops the value being written. A write never waits.
+inline Buffer dropping_buffer(long long n) {
+    return Buffer{detail::checked_size("dropping_buffer", n, 1), channels::BufferKind::Dropping};
 }
 
 // ChannelIn: the reading end of a channel. Copies are further reader ends.
@@ -130,7 +158,7 @@ public:
     Channel(const char* name, Buffer b = Buffer{0}) : Channel(std::string_view(name), b) {}
     Channel(const std::string& name, Buffer b = Buffer{0}) : Channel(std::string_view(name), b) {}
     Channel(std::string_view name, Buffer b)
-        : core_(channels::create(detail::value_ops<T>(), detail::checked_capacity(b), name)) {}
+        : core_(channels::create(detail::value_ops<T>(), detail::checked_capacity(b), name, b.kind)) {}
 
     Channel(const Channel& other) noexcept : core_(other.core_) { channels::acquire(core_); }
     Channel& operator=(const Channel& other) noexcept {

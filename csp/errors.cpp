@@ -140,6 +140,11 @@ void throw_bad_capacity(const std::string& given) {
     throw UsageError(given + ": capacity must be between 0 and " + std::to_string(channels::kMaxBuffer));
 }
 
+void throw_bad_kind_capacity(const std::string& given) {
+    throw UsageError(given + ": an overwriting or dropping buffer holds at least 1 value (and at most " +
+                     std::to_string(channels::kMaxBuffer) + ")");
+}
+
 void throw_empty_choice() {
     throw ChannelRetireException("", "csp: a choice over an empty std::vector of guards: no guard can ever "
                                      "fire, as when every guard has retired");

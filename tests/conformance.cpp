@@ -520,3 +520,88 @@ TEST_CASE("read and write are the named forms of the call operators", "[conforma
     });
     CHECK(csp_test::unreaped_children() == "");
 }
+
+// Buffer kinds (API.md): a write to an infinite, overwriting or dropping
+// buffer never waits, an output guard on one is ready, and a reader that
+// comes after every write gets what the kind kept: everything, the newest
+// n, or the oldest n. What was dropped was destroyed once (Tracked).
+TEST_CASE("a write to an infinite, overwriting or dropping buffer never waits; a late reader gets what it kept",
+          "[conformance][buffer-kinds]") {
+    constexpr int n = 100, kept = 4;
+    const int kind = GENERATE(0, 1, 2);
+    const char* kinds[] = {"infinite", "overwriting", "dropping"};
+    CAPTURE(csp_test::placement_name(), kinds[kind]);
+    const csp::Buffer buffer = kind == 0   ? csp::infinite_buffer()
+                               : kind == 1 ? csp::overwriting_buffer(kept)
+                                           : csp::dropping_buffer(kept);
+    with_each_value_type([&]<class T>() {
+        csp::Channel<T> data{"kinds", buffer};
+        csp::Channel<int> go{"kinds-go"};
+        std::vector<Body> bodies;
+        bodies.push_back([out = data.writer(), go_out = go.writer()](Seen& seen) mutable {
+            for (int i = 0; i < n; ++i) {
+                if (i % 2 == 0) {
+                    out(make_value<T>(i));
+                } else if (csp::PriSelect(csp::OutputGuard(out, make_value<T>(i)), csp::SkipGuard()).index() != 0) {
+                    seen.values.push_back(i);  // (the output guard was not ready)
+                }
+                ++seen.count;
+            }
+            go_out(1);  // every write is done before anything is read
+        });
+        bodies.push_back([in = data.reader(), go_in = go.reader()](Seen& seen) mutable {
+            go_in();
+            for (;;) seen.values.push_back(id_of(in()));
+        });
+        const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
+        CHECK(seen[0].count == n);
+        CHECK(seen[0].values.empty());
+        std::vector<int> expected;
+        for (int i = 0; i < n; ++i) {
+            if (kind == 0 || (kind == 1 && i >= n - kept) || (kind == 2 && i < kept)) expected.push_back(i);
+        }
+        CHECK(seen[1].values == expected);
+        CHECK(seen[1].ending == Ending::retired);
+    });
+    CHECK(csp_test::unreaped_children() == "");
+}
+
+// Any-to-any on a never-waiting kind: nothing read twice or invented, the
+// writers never wait, and an infinite buffer loses nothing.
+TEST_CASE("writers and readers on every buffer kind: each value read at most once, none invented",
+          "[conformance][buffer-kinds]") {
+    constexpr int writers = 3, readers = 2, per_writer = 200;
+    const int kind = GENERATE(0, 1, 2);
+    const char* kinds[] = {"infinite", "overwriting", "dropping"};
+    CAPTURE(csp_test::placement_name(), kinds[kind]);
+    const csp::Buffer buffer = kind == 0   ? csp::infinite_buffer()
+                               : kind == 1 ? csp::overwriting_buffer(2)
+                                           : csp::dropping_buffer(2);
+    with_each_value_type([&]<class T>() {
+        csp::Channel<T> data{"kinds-any", buffer};
+        std::vector<Body> bodies;
+        for (int w = 0; w < writers; ++w) {
+            bodies.push_back([w, out = data.writer()](Seen& seen) mutable {
+                for (int i = 0; i < per_writer; ++i, ++seen.count) out(make_value<T>(w * per_writer + i));
+            });
+        }
+        for (int r = 0; r < readers; ++r) {
+            bodies.push_back([in = data.reader()](Seen& seen) mutable {
+                for (;;) seen.values.push_back(id_of(in()));
+            });
+        }
+        const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
+        std::vector<int> all;
+        for (int r = 0; r < readers; ++r) {
+            const Seen& reader = seen[writers + r];
+            CHECK(in_writer_order(reader.values, per_writer));
+            CHECK(reader.ending == Ending::retired);
+            all.insert(all.end(), reader.values.begin(), reader.values.end());
+        }
+        std::sort(all.begin(), all.end());
+        CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());  // none twice
+        CHECK((all.empty() || (all.front() >= 0 && all.back() < writers * per_writer)));  // none invented
+        if (kind == 0) CHECK(all == ids_up_to(writers * per_writer));
+        for (int w = 0; w < writers; ++w) CHECK(seen[w].count == per_writer);
+    });
+}

@@ -24,6 +24,35 @@ TEST_CASE("misuse that is not about a channel end is a UsageError that says what
 
 }
 
+TEST_CASE("a buffer kind with no room or absurd room is a UsageError that says so", "[errors][buffer-kinds]") {
+    for (long long bad : {0LL, -1LL}) {
+        CHECK_THROWS_AS(csp::overwriting_buffer(bad), csp::UsageError);
+        CHECK_THROWS_AS(csp::dropping_buffer(bad), csp::UsageError);
+    }
+    CHECK_THROWS_WITH(csp::overwriting_buffer(0), Contains("holds at least 1 value"));
+    CHECK_THROWS_WITH(csp::dropping_buffer(0), Contains("csp::dropping_buffer(0)"));
+    CHECK_THROWS_WITH(csp::dropping_buffer(1LL << 40), Contains("capacity must be between 0 and"));
+    CHECK_THROWS_AS(csp::Channel<int>(csp::Buffer{0, csp::channels::BufferKind::Overwriting}), csp::UsageError);
+    // Fine: the smallest of each, and an infinite buffer.
+    csp::Channel<int> a{csp::overwriting_buffer(1)}, b{csp::dropping_buffer(1)}, c{csp::infinite_buffer()};
+    auto aw = a.writer();
+    auto ar = a.reader();
+    aw(1);
+    aw(2);
+    CHECK(ar() == 2);
+    auto bw = b.writer();
+    auto br = b.reader();
+    bw(1);
+    bw(2);
+    CHECK(br() == 1);
+    auto cw = c.writer();
+    auto cr = c.reader();
+    for (int i = 0; i < 100000; ++i) cw(i);  // (grows from 16, keeping the order)
+    bool in_order = true;
+    for (int i = 0; i < 100000; ++i) in_order &= cr() == i;
+    CHECK(in_order);
+}
+
 TEST_CASE("a choice over an empty vector of guards says so", "[errors]") {
     // (A ChannelRetireException, as if every guard had retired: a server
     // alting over a vector of its clients ends normally when none is left.)
