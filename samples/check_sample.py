@@ -20,6 +20,12 @@ def pipeline(lines, seconds):
     return lines == ["sum of i*i + 1 for i in 1..1000 = 333834500"]
 
 
+def commstime(lines, seconds):
+    # (The time per communication varies: only its form is checked.)
+    return (len(lines) == 2 and lines[0] == "commstime: 100000 numbers, each once and in order"
+            and re.fullmatch(r"\d+ ns per communication .*", lines[1]) is not None)
+
+
 def pycsp_parallel(lines, seconds):
     # P1 and P2 finish in either order; Terminating comes after both. The two
     # one-second sleeps overlap, so the run takes about one second, not two.
@@ -82,7 +88,7 @@ def mpi_hello_world(lines, seconds):
     return any(re.fullmatch(r"50 lines printed by 5 sinks on \d+ ranks", line) for line in lines)
 
 
-CHECKS = {"mpi-farm": mpi_farm, "mpi-hello_world": mpi_hello_world, "hello": hello, "pipeline": pipeline, "pycsp_parallel": pycsp_parallel,
+CHECKS = {"mpi-farm": mpi_farm, "mpi-hello_world": mpi_hello_world, "hello": hello, "pipeline": pipeline, "commstime": commstime, "pycsp_parallel": pycsp_parallel,
           "dining_philosophers": dining_philosophers, "multiplexer": multiplexer}
 
 # samples/ipc: the Python multiprocessing tutorial's examples, each printing
