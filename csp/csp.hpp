@@ -5,7 +5,7 @@
 //   csp::sleep, csp::io, retire/poison, and the exceptions in errors.hpp.
 //   csp::multiprocess(f): processes in OS processes of their own (multiprocess.hpp).
 //   Guards, csp::Alternation, AltSelect/PriSelect/FairSelect (alternation.hpp).
-//   csp::lib: ready-made processes (library.hpp).
+//   csp::lib: ready-made processes (library.hpp); csp::pipeline (pipeline.hpp).
 #pragma once
 
 #include "csp/alternation.hpp"
@@ -13,4 +13,5 @@
 #include "csp/errors.hpp"
 #include "csp/library.hpp"
 #include "csp/multiprocess.hpp"
+#include "csp/pipeline.hpp"
 #include "csp/process.hpp"

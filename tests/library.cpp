@@ -203,3 +203,57 @@ TEST_CASE("a network of library processes shuts down by poison from either end",
         CHECK(n == 100);
     }
 }
+
+// csp::pipeline (csp/pipeline.hpp).
+
+namespace {
+auto numbers_to(int n) {
+    return csp::process("source", [n](csp::ChannelOut<int> out) {
+        for (int i = 1; i <= n; ++i) out(i);
+    });
+}
+}  // namespace
+
+TEST_CASE("pipeline: a source, a stage run four times, and a sink; the sink's result comes back", "[library][pipeline]") {
+    auto summer = csp::process("summer", [](csp::ChannelIn<long> in) {
+        long total = 0;
+        try {
+            for (;;) total += in();
+        } catch (const csp::ChannelRetireException&) {
+        }
+        return total;
+    });
+    const long sum = csp::pipeline(numbers_to(1000), csp::stage([](int x) { return long{x} * x; }) * 4, summer);
+    CHECK(sum == 333833500L);
+}
+
+TEST_CASE("pipeline: ordered(stage * n) keeps the input order; factories are stages too", "[library][pipeline]") {
+    auto collect = csp::process("collect", [](csp::ChannelIn<std::string> in) {
+        std::vector<std::string> got;
+        try {
+            for (;;) got.push_back(in());
+        } catch (const csp::ChannelRetireException&) {
+        }
+        return got;
+    });
+    // Later values take less time, so unordered copies would finish out of order.
+    auto slow_double = csp::stage([](int x) {
+        csp::sleep(std::chrono::microseconds(200 * (50 - x % 50)));
+        return 2 * x;
+    });
+    auto to_text = csp::process("to_text", [](csp::ChannelIn<int> in, csp::ChannelOut<std::string> out) {
+        for (;;) out(std::to_string(in()));
+    });
+    const std::vector<std::string> got =
+        csp::pipeline(numbers_to(200), csp::ordered(slow_double * 4), to_text * 2, collect);
+    // to_text runs twice: its two copies may swap neighbours; sort by value to compare the set,
+    // and check the order with one copy.
+    std::vector<std::string> expected;
+    for (int i = 1; i <= 200; ++i) expected.push_back(std::to_string(2 * i));
+    std::vector<std::string> sorted_got = got, sorted_expected = expected;
+    std::sort(sorted_got.begin(), sorted_got.end());
+    std::sort(sorted_expected.begin(), sorted_expected.end());
+    CHECK(sorted_got == sorted_expected);
+    const std::vector<std::string> in_order = csp::pipeline(numbers_to(200), csp::ordered(slow_double * 4), to_text, collect);
+    CHECK(in_order == expected);
+}

@@ -1397,3 +1397,22 @@ TEST_CASE("a crashed child leaves alone a channel it had retired from", "[multip
     CHECK(held_poisoned);
     CHECK(unreaped_children() == "");
 }
+
+TEST_CASE("a pipeline stage may be a csp::multiprocess factory, run in copies", "[multiprocess][pipeline]") {
+    auto source = csp::process("source", [](csp::ChannelOut<int> out) {
+        for (int i = 1; i <= 300; ++i) out(i);
+    });
+    auto tripler = csp::multiprocess("tripler", [](csp::ChannelIn<int> in, csp::ChannelOut<long> out) {
+        for (;;) out(3L * in());
+    });
+    auto summer = csp::process("summer", [](csp::ChannelIn<long> in) {
+        long total = 0;
+        try {
+            for (;;) total += in();
+        } catch (const csp::ChannelRetireException&) {
+        }
+        return total;
+    });
+    CHECK(csp::pipeline(source, tripler * 3, summer) == 3L * 300 * 301 / 2);
+    CHECK(csp_test::unreaped_children() == "");
+}

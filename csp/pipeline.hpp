@@ -1,0 +1,226 @@
+// pipeline.hpp: csp::pipeline, a network built from its stages.
+//
+//   auto source = csp::process([](csp::ChannelOut<int> out) { for (int i = 1; i <= 100; ++i) out(i); });
+//   auto summer = csp::process([](csp::ChannelIn<long> in) { ... return total; });
+//   long sum = csp::pipeline(source, csp::stage([](int x) { return long{x} * x; }) * 4, summer);
+//
+// pipeline(first, stages..., last) makes a channel between each two
+// consecutive parts, runs all of them in Parallel and returns what `last`
+// returned. `first` is a process factory (csp::process or csp::multiprocess)
+// whose body's only parameter is a ChannelOut<A>; `last` one whose body takes
+// a ChannelIn<Z>; each stage is a factory whose body takes (ChannelIn<A>,
+// ChannelOut<B>), or csp::stage(f) for a callable B f(A). `stage * n` runs n
+// copies on the same two channels (outputs in whatever order they finish);
+// csp::ordered(stage * n) keeps the input order (values are numbered on the
+// way in and put back in order on the way out). The network ends as any
+// does: `first` returns (its end retires, and the retire flows down), or a
+// poison spreads from anywhere.
+//
+// The element types are read from the bodies' parameter lists, so bodies
+// must not be generic lambdas (auto parameters).
+#pragma once
+
+#include "csp/channel.hpp"
+#include "csp/multiprocess.hpp"
+#include "csp/process.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace csp {
+
+// Stage: a callable B f(A) as a pipeline stage, run `copies` times.
+template <class F>
+struct Stage {
+    F f;
+    std::size_t copies = 1;
+    bool ordered = false;
+};
+
+// stage(f): f as a stage of a pipeline.
+template <class F>
+Stage<std::decay_t<F>> stage(F&& f) {
+    return {std::forward<F>(f)};
+}
+
+// FactoryStage: a process factory as a stage, run `copies` times.
+template <class Factory>
+struct FactoryStage {
+    Factory factory;
+    std::size_t copies = 1;
+};
+
+template <class F>
+Stage<F> operator*(Stage<F> s, std::size_t n) {
+    s.copies = n;
+    return s;
+}
+template <class F>
+FactoryStage<ProcessFactory<F>> operator*(ProcessFactory<F> factory, std::size_t n) {
+    return {std::move(factory), n};
+}
+template <class F>
+FactoryStage<MultiProcessFactory<F>> operator*(MultiProcessFactory<F> factory, std::size_t n) {
+    return {std::move(factory), n};
+}
+
+// ordered(stage * n): its copies' outputs in the order of their inputs.
+template <class F>
+Stage<F> ordered(Stage<F> s) {
+    s.ordered = true;
+    return s;
+}
+
+namespace detail {
+
+// params_of<F>: the decayed parameter types of a non-generic callable.
+template <class F>
+struct params_of : params_of<decltype(&F::operator())> {};
+template <class C, class R, class... A>
+struct params_of<R (C::*)(A...) const> {
+    using type = std::tuple<std::decay_t<A>...>;
+};
+template <class C, class R, class... A>
+struct params_of<R (C::*)(A...)> {
+    using type = std::tuple<std::decay_t<A>...>;
+};
+template <class R, class... A>
+struct params_of<R (*)(A...)> {
+    using type = std::tuple<std::decay_t<A>...>;
+};
+
+template <class End>
+struct value_of_end;
+template <class T>
+struct value_of_end<ChannelIn<T>> {
+    using type = T;
+};
+template <class T>
+struct value_of_end<ChannelOut<T>> {
+    using type = T;
+};
+
+// factory_param<Factory, i>: the value type of the i-th end its body takes.
+template <class Factory>
+struct factory_body;
+template <class F>
+struct factory_body<ProcessFactory<F>> {
+    using type = F;
+};
+template <class F>
+struct factory_body<MultiProcessFactory<F>> {
+    using type = F;
+};
+template <class Factory, std::size_t I>
+using factory_param =
+    typename value_of_end<std::tuple_element_t<I, typename params_of<typename factory_body<Factory>::type>::type>>::type;
+
+// stage_output<S, A>: what stage S writes when it reads A.
+template <class S, class A>
+struct stage_output {
+    using type = factory_param<S, 1>;  // a factory
+};
+template <class F, class A>
+struct stage_output<Stage<F>, A> {
+    using type = std::decay_t<std::invoke_result_t<F&, A&&>>;
+};
+template <class Factory, class A>
+struct stage_output<FactoryStage<Factory>, A> {
+    using type = factory_param<Factory, 1>;
+};
+
+// add_stage: the processes of one stage, reading `in` and writing `out`.
+template <class Factory, class A, class B>
+void add_stage(std::vector<Process<>>& procs, const Factory& factory, std::size_t copies, ChannelIn<A>& in,
+               ChannelOut<B>& out) {
+    for (std::size_t i = 0; i < copies; ++i) procs.push_back(factory(in, out));
+}
+
+template <class F, class A, class B>
+void add_stage(std::vector<Process<>>& procs, const Stage<F>& s, ChannelIn<A>& in, ChannelOut<B>& out,
+               std::size_t k) {
+    if (!s.ordered) {
+        auto worker = process("stage " + std::to_string(k), [](F f, ChannelIn<A> in, ChannelOut<B> out) {
+            for (;;) out(B(f(in())));
+        });
+        for (std::size_t i = 0; i < s.copies; ++i) procs.push_back(worker(s.f, in, out));
+        return;
+    }
+    // Ordered: number the values, let the copies work, put them back in order.
+    using Task = std::pair<std::uint64_t, A>;
+    using Done = std::pair<std::uint64_t, B>;
+    Channel<Task> tasks{"stage " + std::to_string(k) + " tasks"};
+    Channel<Done> done{"stage " + std::to_string(k) + " done"};
+    procs.push_back(process("stage " + std::to_string(k) + " numbering", [](ChannelIn<A> in, ChannelOut<Task> out) {
+        for (std::uint64_t n = 0;; ++n) out(Task{n, in()});
+    })(in, tasks.writer()));
+    auto worker = process("stage " + std::to_string(k), [](F f, ChannelIn<Task> in, ChannelOut<Done> out) {
+        for (;;) {
+            Task t = in();
+            out(Done{t.first, B(f(std::move(t.second)))});
+        }
+    });
+    for (std::size_t i = 0; i < s.copies; ++i) procs.push_back(worker(s.f, tasks.reader(), done.writer()));
+    procs.push_back(process("stage " + std::to_string(k) + " ordering", [](ChannelIn<Done> in, ChannelOut<B> out) {
+        std::map<std::uint64_t, B> early;
+        std::uint64_t next = 0;
+        for (;;) {
+            Done d = in();
+            early.emplace(d.first, std::move(d.second));
+            for (auto it = early.begin(); it != early.end() && it->first == next; it = early.erase(it), ++next) {
+                out(std::move(it->second));
+            }
+        }
+    })(done.reader(), out));
+}
+
+// build: the channels and processes from `in` on; returns the last's process.
+template <class A, class Last>
+auto build(std::vector<Process<>>&, ChannelIn<A> in, std::size_t, Last& last) {
+    static_assert(std::is_same_v<factory_param<Last, 0>, A>,
+                  "csp::pipeline: the last part's body must take a ChannelIn of what the part before it writes");
+    return last(std::move(in));
+}
+
+template <class A, class S, class Next, class... Rest>
+auto build(std::vector<Process<>>& procs, ChannelIn<A> in, std::size_t k, S& s, Next& next, Rest&... rest) {
+    using B = typename stage_output<S, A>::type;
+    Channel<B> link{"pipeline " + std::to_string(k)};
+    auto out = link.writer();
+    if constexpr (requires { s.f; }) {
+        add_stage(procs, s, in, out, k);
+    } else if constexpr (requires { s.factory; }) {
+        static_assert(std::is_same_v<factory_param<decltype(s.factory), 0>, A>,
+                      "csp::pipeline: a stage's body must take a ChannelIn of what the part before it writes");
+        add_stage(procs, s.factory, s.copies, in, out);
+    } else {
+        static_assert(std::is_same_v<factory_param<S, 0>, A>,
+                      "csp::pipeline: a stage's body must take a ChannelIn of what the part before it writes");
+        add_stage(procs, s, 1, in, out);
+    }
+    in.retire();  // (the stage's processes hold their own copies)
+    out.retire();
+    return build(procs, link.reader(), k + 1, next, rest...);
+}
+
+}  // namespace detail
+
+// pipeline(first, stages..., last): see the top of this file.
+template <class First, class... Rest>
+    requires(sizeof...(Rest) >= 1)
+auto pipeline(First first, Rest... rest) {
+    using A = detail::factory_param<First, 0>;
+    Channel<A> head{"pipeline 0"};
+    std::vector<Process<>> middle;
+    auto last = detail::build(middle, head.reader(), 1, rest...);
+    auto results = Parallel(first(head.writer()), std::move(middle), std::move(last));
+    return std::get<2>(std::move(results));
+}
+
+}  // namespace csp
