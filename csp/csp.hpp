@@ -5,10 +5,12 @@
 //   csp::sleep, csp::io, retire/poison, and the exceptions in errors.hpp.
 //   csp::multiprocess(f): processes in OS processes of their own (multiprocess.hpp).
 //   Guards, csp::Alternation, AltSelect/PriSelect/FairSelect (alternation.hpp).
+//   csp::Barrier, csp::BarrierEnd (barrier.hpp).
 //   csp::lib: ready-made processes (library.hpp); csp::pipeline (pipeline.hpp).
 #pragma once
 
 #include "csp/alternation.hpp"
+#include "csp/barrier.hpp"
 #include "csp/channel.hpp"
 #include "csp/errors.hpp"
 #include "csp/library.hpp"

@@ -3,6 +3,7 @@
 #include "csp/errors.hpp"
 
 #include "channels/alternation.hpp"
+#include "channels/barrier.hpp"
 
 #include "csp/detail/unwinding.hpp"
 #include "csp/serialize.hpp"
@@ -138,6 +139,12 @@ void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t
 
 void throw_bad_capacity(const std::string& given) {
     throw UsageError(given + ": capacity must be between 0 and " + std::to_string(channels::kMaxBuffer));
+}
+
+void throw_barrier_outcome(channels::Outcome o, const channels::BarrierCore* b) {
+    if (o == channels::Outcome::Poisoned) throw ChannelPoisonException(b->name);
+    if (o == channels::Outcome::Deadlocked) throw DeadlockError(runtime::deadlock_report());
+    throw std::logic_error("csp: unexpected barrier outcome");
 }
 
 void throw_bad_kind_capacity(const std::string& given) {

@@ -1,0 +1,126 @@
+// barrier.hpp: csp::Barrier and csp::BarrierEnd.
+//
+//   csp::Barrier phase{"phase"};
+//   csp::BarrierEnd e = phase.end();  // enrolled while it lives; each copy enrols too
+//   e.sync();                         // waits until every enrolled end has synced in this phase
+//   e.resign();                       // leaves; a phase that waited only for this end completes
+//   e.poison();                       // every waiting and later sync throws ChannelPoisonException
+//
+// A BarrierEnd follows the unwinding rule of channel ends: destroyed while
+// its process unwinds from ChannelRetireException it resigns, from any other
+// exception it poisons; destroyed otherwise it resigns. A wait at a barrier
+// takes part in deadlock detection, and the report names the barrier.
+// (Between fibers and threads of one OS process so far; alting barriers,
+// csp::BarrierGuard, are not built yet.)
+#pragma once
+
+#include "channels/barrier.hpp"
+#include "csp/detail/unwinding.hpp"
+#include "csp/errors.hpp"
+
+#include <source_location>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace csp {
+
+namespace detail {
+std::string derived_name(const char* kind, const std::source_location& where);
+[[noreturn]] void throw_barrier_outcome(channels::Outcome o, const channels::BarrierCore* b);
+[[noreturn]] void throw_empty_end(const char* what);
+}  // namespace detail
+
+class Barrier;
+
+// BarrierEnd: one enrolled member of a barrier.
+class BarrierEnd : public detail::EndTag {
+public:
+    BarrierEnd() noexcept = default;
+    BarrierEnd(const BarrierEnd& other) noexcept : core_(other.core_) { join(); }
+    BarrierEnd(BarrierEnd&& other) noexcept
+        : core_(std::exchange(other.core_, nullptr)), resigned_(other.resigned_) {}
+    BarrierEnd& operator=(BarrierEnd other) noexcept {
+        std::swap(core_, other.core_);
+        std::swap(resigned_, other.resigned_);
+        return *this;
+    }
+    ~BarrierEnd() { leave(); }
+
+    // sync: waits until every enrolled end has synced in this phase.
+    void sync() {
+        check();
+        const channels::Outcome o = channels::barrier_sync(core_);
+        if (o != channels::Outcome::Done) detail::throw_barrier_outcome(o, core_);
+    }
+    void operator()() { sync(); }
+
+    // resign: this end leaves the barrier (it cannot sync again).
+    void resign() noexcept {
+        if (core_ && !resigned_) {
+            resigned_ = true;
+            channels::barrier_resign(core_);
+        }
+    }
+
+    // poison: every waiting and later sync of every end throws.
+    void poison() noexcept {
+        if (core_) channels::barrier_poison(core_);
+    }
+
+    explicit operator bool() const noexcept { return core_ != nullptr; }
+    const char* name() const noexcept { return core_ ? core_->name : ""; }
+
+private:
+    friend class Barrier;
+    explicit BarrierEnd(channels::BarrierCore* b) noexcept : core_(b) { join(); }
+
+    void join() noexcept {
+        if (!core_) return;
+        channels::barrier_acquire(core_);
+        channels::barrier_enrol(core_);
+    }
+    void leave() noexcept {
+        if (!core_) return;
+        if (!resigned_) {
+            if (std::uncaught_exceptions() > 0 && !detail::unwinding_from_retire()) channels::barrier_poison(core_);
+            channels::barrier_resign(core_);
+        }
+        channels::barrier_release(std::exchange(core_, nullptr));
+    }
+    void check() const {
+        if (!core_) detail::throw_empty_end("csp::BarrierEnd (from Barrier::end())");
+        if (resigned_) throw UsageError(std::string("csp: an end of barrier '") + core_->name + "' was used after it resigned");
+    }
+
+    channels::BarrierCore* core_ = nullptr;
+    bool resigned_ = false;
+};
+
+// Barrier: a cheap copyable handle on one barrier; its ends enrol.
+class Barrier {
+public:
+    explicit Barrier(std::source_location where = std::source_location::current())
+        : Barrier(std::string_view(detail::derived_name("barrier", where))) {}
+    explicit Barrier(const char* name) : Barrier(std::string_view(name)) {}
+    explicit Barrier(const std::string& name) : Barrier(std::string_view(name)) {}
+    explicit Barrier(std::string_view name) : core_(channels::barrier_create(name)) {}
+    Barrier(const Barrier& other) noexcept : core_(other.core_) { channels::barrier_acquire(core_); }
+    Barrier& operator=(const Barrier& other) noexcept {
+        channels::barrier_acquire(other.core_);
+        channels::barrier_release(core_);
+        core_ = other.core_;
+        return *this;
+    }
+    ~Barrier() { channels::barrier_release(core_); }
+
+    // end: a new enrolled end.
+    BarrierEnd end() const noexcept { return BarrierEnd(core_); }
+    void poison() noexcept { channels::barrier_poison(core_); }
+    const char* name() const noexcept { return core_->name; }
+
+private:
+    channels::BarrierCore* core_;
+};
+
+}  // namespace csp
