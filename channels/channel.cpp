@@ -242,6 +242,7 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
     c->home = runtime::g_local_inbox;
     c->ops = ops;
     c->capacity = capacity;
+    c->buffered = capacity > 0;
     c->kind = capacity > 0 ? kind : BufferKind::Fifo;
     // A slot may come to hold a Parcel pointer instead (mark_cross).
     c->slot_size = ops->trivial ? ops->size : std::max(ops->size, sizeof(Parcel*));
@@ -579,7 +580,7 @@ Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
 // waiter on it is local and none carries a parcel), and neither poisoned nor
 // retired: plain_locked.
 inline bool rendezvous_here(const ChannelCore* c) noexcept {
-    return c->capacity == 0 && c->home == runtime::g_local_inbox && !runtime::tracing();
+    return !c->buffered && c->home == runtime::g_local_inbox && !runtime::tracing();
 }
 
 // (Read under the lock: mark_cross sets `crossing` under it, before another
@@ -673,7 +674,7 @@ namespace {
 // room_for_read: a parcel to copy a trivially copyable buffered value into,
 // made before the lock is taken (null when not needed). Throws bad_alloc.
 Parcel* room_for_read(const ChannelCore* c) {
-    return c->ops->trivial && c->capacity > 0 ? parcel_new(c->ops->size) : nullptr;
+    return c->ops->trivial && c->buffered ? parcel_new(c->ops->size) : nullptr;
 }
 
 // proxy_read_locked / proxy_write_locked: a proxy's read or write (lock

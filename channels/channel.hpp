@@ -98,7 +98,8 @@ struct ChannelCore {
     WaiterQueue readers;          // blocked readers (oldest first)
     WaiterQueue writers;          // blocked writers (oldest first)
     const ValueOps* ops;
-    std::size_t capacity;         // 0: unbuffered (an infinite buffer's grows)
+    std::size_t capacity;         // 0: unbuffered (an infinite buffer's grows: read it under the lock)
+    bool buffered = false;        // capacity > 0 (never changes: read without the lock)
     BufferKind kind = BufferKind::Fifo;
     bool warned = false;          // (an infinite buffer said it grew large)
     std::size_t head = 0;         // oldest buffered value
