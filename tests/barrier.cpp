@@ -163,10 +163,12 @@ TEST_CASE("plain threads and fibers sync at one barrier", "[barrier][threads]") 
             if (in_phase[k].load() != 4) early.fetch_add(1);
         }
     };
-    csp::BarrierEnd t1 = barrier.end(), t2 = barrier.end();
+    // Every end enrolled before anyone syncs (else the first members to
+    // start would pass phases without the others).
+    csp::BarrierEnd t1 = barrier.end(), t2 = barrier.end(), f1 = barrier.end(), f2 = barrier.end();
     std::thread a(body, std::move(t1)), b(body, std::move(t2));
     auto fiber = csp::process("fiber", body);
-    csp::Parallel(fiber(barrier.end()), fiber(barrier.end()));
+    csp::Parallel(fiber(std::move(f1)), fiber(std::move(f2)));
     a.join();
     b.join();
     CHECK(early == 0);
