@@ -15,7 +15,7 @@ namespace {
 using runtime::Locked;
 using runtime::SharedLock;
 
-// end_phase: every parked member goes on with `o` (lock held); returns
+// end_waits: every parked member goes on with `o` (lock held); returns
 // them linked through `next`, to ready once the lock is released.
 Waiter* end_waits(BarrierCore* b, Outcome o) noexcept {
     Waiter* wake = nullptr;
@@ -26,14 +26,6 @@ Waiter* end_waits(BarrierCore* b, Outcome o) noexcept {
         wake = w;
     }
     return wake;
-}
-
-void ready_all(Waiter* w) noexcept {
-    while (w) {
-        Waiter* next = w->next;
-        runtime::ready(w->parker);
-        w = next;
-    }
 }
 
 // phase_done: every enrolled member has arrived (lock held).
@@ -72,7 +64,7 @@ void barrier_resign(BarrierCore* b) noexcept {
         --b->enrolled;
         if (!b->poisoned && b->arrived > 0 && b->arrived >= b->enrolled) wake = phase_done(b);
     }
-    ready_all(wake);
+    ready_waiters(wake);
 }
 
 Outcome barrier_sync(BarrierCore* b) noexcept {
@@ -84,17 +76,12 @@ Outcome barrier_sync(BarrierCore* b) noexcept {
     if (++b->arrived >= b->enrolled) {
         Waiter* wake = phase_done(b);
         b->lock.unlock();
-        ready_all(wake);
+        ready_waiters(wake);
         if (runtime::tracing()) runtime::trace_event("sync", b->name);
         return Outcome::Done;
     }
     runtime::Parker* me = runtime::current();
-    auto* pw = ::new (static_cast<void*>(runtime::upper_area<WaitArea>(me).plain_wait)) PlainWait;
-    Waiter* w = &pw->waiter;
-    w->parker = me;
-    w->token = runtime::begin_wait(me);
-    w->solo = true;
-    me->completer_lock = &b->lock;
+    Waiter* w = solo_waiter(me, &b->lock);
     b->waiting.push(w);
     const std::uint32_t word = runtime::park(me, runtime::WaitKind::Blocked, &b->reason, runtime::unlocking(b->lock));
     me->completer_lock = nullptr;
@@ -120,7 +107,7 @@ void barrier_poison(BarrierCore* b) noexcept {
         if (runtime::tracing()) runtime::trace_event("poison", b->name);
         wake = end_waits(b, Outcome::Poisoned);
     }
-    ready_all(wake);
+    ready_waiters(wake);
 }
 
 }  // namespace csp::channels

@@ -141,13 +141,7 @@ Waiter* end_all(ChannelCore* c, Outcome o) noexcept {
     return wake;
 }
 
-void ready_all(Waiter* w) noexcept {
-    while (w) {
-        Waiter* next = w->next;  // read before ready: the waiter's owner may reuse it
-        runtime::ready(w->parker);
-        w = next;
-    }
-}
+void ready_all(Waiter* w) noexcept { ready_waiters(w); }
 
 // discard_buffer destroys the buffered values, each taken off the buffer
 // before it is destroyed: a holder of the lock that dies on the way leaves a
@@ -642,12 +636,7 @@ Outcome write(ChannelCore* c, void* src) noexcept {
 namespace {
 // queue_proxy: p's waiter, on `side`'s queue of c (its lock held).
 Waiter* queue_proxy(ChannelCore* c, Side side, runtime::Parker* p) noexcept {
-    auto* pw = ::new (static_cast<void*>(runtime::upper_area<WaitArea>(p).plain_wait)) PlainWait;
-    Waiter* w = &pw->waiter;
-    w->parker = p;
-    w->token = runtime::begin_wait(p);
-    w->solo = true;
-    p->completer_lock = &c->lock;
+    Waiter* w = solo_waiter(p, &c->lock);
     queue_of(c, side).push(w);
     return w;
 }

@@ -108,6 +108,30 @@ static_assert(offsetof(PlainWait, waiter) == 0);
 static_assert(offsetof(PlainWait, bytes) == offsetof(PlainWait, parcel) + sizeof(Parcel));
 static_assert(offsetof(PlainWait, bytes) % alignof(PlainWait) == 0);
 
+// solo_waiter: p's PlainWait made afresh, its waiter starting a new wait of
+// p (a proxy's, or a barrier's; a plain read or write sets its own up in
+// channel.cpp's block, on the hot path). `lock` is the one lock every
+// completer of that wait holds (runtime::complete_locked).
+inline Waiter* solo_waiter(runtime::Parker* p, runtime::SharedLock* lock) noexcept {
+    auto* pw = ::new (static_cast<void*>(runtime::upper_area<WaitArea>(p).plain_wait)) PlainWait;
+    Waiter* w = &pw->waiter;
+    w->parker = p;
+    w->token = runtime::begin_wait(p);
+    w->solo = true;
+    p->completer_lock = lock;
+    return w;
+}
+
+// ready_waiters: ready the parkers of waiters linked through `next` (won
+// under a lock, readied after it is released).
+inline void ready_waiters(Waiter* w) noexcept {
+    while (w) {
+        Waiter* next = w->next;  // read before ready: the waiter's owner may reuse it
+        runtime::ready(w->parker);
+        w = next;
+    }
+}
+
 // Crossing: what a channel needs from the other side of a boundary. Every
 // call but prepack, receive and settle is made with the channel lock held.
 class Crossing {
