@@ -146,7 +146,7 @@ void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept {
     g_rank_quiet_hook.store(hook, std::memory_order_release);
 }
 
-Registry::Look Registry::look(std::vector<Parker*>* blocked, std::string* lines) const {
+Registry::Look Registry::look(std::vector<Parker*>* blocked) const {
     bool ranks = false;
     for (Parker* p : slots_) {
         if (!p) continue;
@@ -157,6 +157,10 @@ Registry::Look Registry::look(std::vector<Parker*>* blocked, std::string* lines)
         ranks |= kind == WaitKind::Rank || kind == WaitKind::RankJoin;
     }
     if (blocked->empty() && !ranks) return Look::Nobody;  // nobody left at all: a normal end
+    return ranks ? Look::QuietForRanks : Look::Deadlocked;
+}
+
+std::string Registry::lines() const {
     std::ostringstream out;
     for (Parker* p : slots_) {
         if (!p) continue;
@@ -164,8 +168,7 @@ Registry::Look Registry::look(std::vector<Parker*>* blocked, std::string* lines)
         out << "\n  process '" << name_of(p) << "' " << (why ? why->phrase : "is waiting");
         if (why && why->object) out << " '" << why->object << "'";
     }
-    *lines = out.str();
-    return ranks ? Look::QuietForRanks : Look::Deadlocked;
+    return out.str();
 }
 
 bool Registry::wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_ptr<const std::string> report,
@@ -205,11 +208,10 @@ bool Registry::wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_
 void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
     Runtime& r = started();
     std::vector<Parker*> blocked;
-    std::string lines;
     std::shared_ptr<const std::string> report;
     {
         Locked<SpinLock> hold(lock_);
-        const Look seen = look(&blocked, &lines);
+        const Look seen = look(&blocked);
         if (seen == Look::Busy || seen == Look::Nobody) return;
         // Was it one moment? Idle workers stay idle until roused (and the
         // rouser takes them off the count), fibers run only on workers, and
@@ -228,12 +230,16 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         }
         if (seen == Look::QuietForRanks) {
             // Only every rank together can tell (libcsp-mpi asks them).
-            if (auto* hook = g_rank_quiet_hook.load(std::memory_order_acquire)) hook(lines);
+            try {
+                if (auto* hook = g_rank_quiet_hook.load(std::memory_order_acquire)) hook(lines());
+            } catch (...) {
+                // no memory for the lines: look again later
+            }
             return;
         }
         try {
             report = std::make_shared<const std::string>(
-                "deadlock: every process is blocked and nothing can wake any of them:" + lines);
+                "deadlock: every process is blocked and nothing can wake any of them:" + lines());
         } catch (...) {
             return;  // no memory for the report: look again later
         }
@@ -246,8 +252,12 @@ bool Registry::quiet_for_ranks(std::string* lines) {
     std::vector<Parker*> blocked;
     Locked<SpinLock> hold(lock_);
     Runtime& r = started();
-    return look(&blocked, lines) == Look::QuietForRanks && r.running_threads.load(std::memory_order_seq_cst) == 0 &&
-           r.idle.load(std::memory_order_seq_cst) == static_cast<int>(r.workers.size());
+    if (look(&blocked) != Look::QuietForRanks || r.running_threads.load(std::memory_order_seq_cst) != 0 ||
+        r.idle.load(std::memory_order_seq_cst) != static_cast<int>(r.workers.size())) {
+        return false;
+    }
+    *lines = this->lines();
+    return true;
 }
 
 void Registry::break_for_ranks(std::shared_ptr<const std::string> report) noexcept {

@@ -275,8 +275,13 @@ public:
 private:
     enum class Look { Busy, Nobody, Deadlocked, QuietForRanks };
     // look: the walk (lock_ held): the parkers of a local deadlock in
-    // *blocked, the report's lines in *lines.
-    Look look(std::vector<Parker*>* blocked, std::string* lines) const;
+    // *blocked. It reads states only: what a parker waits on may be gone
+    // the moment after (woken, its channel freed and the memory reused), so
+    // names are read by lines() once the moment is known to be still.
+    Look look(std::vector<Parker*>* blocked) const;
+    // lines: the report's lines, a line per process (lock_ held, and every
+    // process known to be parked and unable to be woken meanwhile).
+    std::string lines() const;
     // wake_deadlocked: false when a completer lock was held (and !proven).
     bool wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_ptr<const std::string> report,
                          bool proven) noexcept;
