@@ -91,7 +91,25 @@ private:
 };
 
 bool is_channel(const Guard& g) noexcept {
-    return g.kind == Guard::Kind::Input || g.kind == Guard::Kind::Output;
+    return g.kind == Guard::Kind::Input || g.kind == Guard::Kind::Output || g.kind == Guard::Kind::ExtendedInput;
+}
+bool is_input(const Guard& g) noexcept {
+    return g.kind == Guard::Kind::Input || g.kind == Guard::Kind::ExtendedInput;
+}
+ExtendedSlot* extended_slot(const Guard& g) noexcept { return static_cast<ExtendedSlot*>(g.slot); }
+
+// try_extended: extended input guard g, its channel's lock held.
+Attempt try_extended(const Guard& g, Parcel** got) noexcept {
+    ExtendedSlot* x = extended_slot(g);
+    return try_read_extended_locked(g.core, x->value, &x->held, got);
+}
+// received_extended: extended input guard g fired with a parcel: unpacked
+// into its value, or (false) its hold is let go and the channel poisoned.
+bool received_extended(const Guard& g, Parcel* got) noexcept {
+    ExtendedSlot* x = extended_slot(g);
+    if (receive(g.core, got, x->value)) return true;
+    end_extended(g.core, &x->held, false);
+    return false;
 }
 
 // Locks: the distinct channels of a choice, locked in address order.
@@ -153,7 +171,7 @@ const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks) noexcept {
 
 void trace_fired(const Guard& g) noexcept {
     if (!runtime::tracing()) return;
-    if (g.kind == Guard::Kind::Input) runtime::trace_event("read", g.core->name);
+    if (is_input(g)) runtime::trace_event("read", g.core->name);
     if (g.kind == Guard::Kind::Output) runtime::trace_event("write", g.core->name);
 }
 
@@ -187,7 +205,7 @@ bool retired_locked(const Guard& g) noexcept {
     return g.kind == Guard::Kind::Output || c->count == 0;
 }
 
-Side side_of(const Guard& g) noexcept { return g.kind == Guard::Kind::Input ? Side::Reader : Side::Writer; }
+Side side_of(const Guard& g) noexcept { return is_input(g) ? Side::Reader : Side::Writer; }
 
 // RemoteGuards: what the choice knows of its guards on replicas (channels
 // whose home is another MPI rank, remote.hpp): Unknown until tried, then
@@ -299,11 +317,18 @@ Attempt try_alone(Guard& g, Parcel** pre) noexcept {
     Waiter* wake = nullptr;
     Parcel* got = nullptr;
     g.core->lock.lock();
-    const Attempt a = g.kind == Guard::Kind::Input ? try_read_locked(g.core, g.slot, &wake, &got)
-                                                   : try_write_locked(g.core, g.slot, &wake, pre);
+    Attempt a;
+    switch (g.kind) {
+        case Guard::Kind::Input: a = try_read_locked(g.core, g.slot, &wake, &got); break;
+        case Guard::Kind::ExtendedInput: a = try_extended(g, &got); break;
+        default: a = try_write_locked(g.core, g.slot, &wake, pre); break;
+    }
     g.core->lock.unlock();
     if (wake) runtime::ready(wake->parker);
-    if (got && !receive(g.core, got, g.slot)) return Attempt::Poisoned;
+    if (got) {
+        if (g.kind == Guard::Kind::ExtendedInput) return received_extended(g, got) ? a : Attempt::Poisoned;
+        if (!receive(g.core, got, g.slot)) return Attempt::Poisoned;
+    }
     return a;
 }
 
@@ -400,6 +425,8 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 packed = pre.of(i);
             }
             if (g.core->remote) [[unlikely]] {
+                // (Not yet: an extended read across ranks.)
+                if (g.kind == Guard::Kind::ExtendedInput) return {Outcome::Unsupported, i};
                 // A replica's: tried at its home (remote.hpp).
                 const Outcome o = try_remote(g, packed ? *packed : nullptr);
                 if (o == kNotReady) {
@@ -472,6 +499,9 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 case Guard::Kind::Input:
                     a = try_read_locked(g.core, g.slot, &wake, &got);
                     break;
+                case Guard::Kind::ExtendedInput:
+                    a = try_extended(g, &got);
+                    break;
                 case Guard::Kind::Output:
                     a = try_write_locked(g.core, g.slot, &wake, pre.of(i));
                     break;
@@ -491,8 +521,11 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             locks.unlock();
             if (fired.index == kNone) return fired;
             if (wake) runtime::ready(wake->parker);
-            if (got && !receive(guards[fired.index].core, got, guards[fired.index].slot)) {
-                fired.outcome = Outcome::Poisoned;
+            if (got) {
+                const Guard& g = guards[fired.index];
+                const bool ok = g.kind == Guard::Kind::ExtendedInput ? received_extended(g, got)
+                                                                     : receive(g.core, got, g.slot);
+                if (!ok) fired.outcome = Outcome::Poisoned;
             }
             if (fired.outcome == Outcome::Done) trace_fired(guards[fired.index]);
             return fired;
@@ -536,8 +569,19 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             if (g.kind == Guard::Kind::Output) {
                 if (Parcel** p = pre.of(i)) w->parcel = std::exchange(*p, nullptr);
                 queue_writer(g.core, w);
+                g.core->writers.push(w);
+                if (g.core->extended) [[unlikely]] {
+                    // (Readied before the locks go: this process is about to park.)
+                    if (Waiter* p = wake_probe(g.core, me)) runtime::ready(p->parker);
+                }
+                continue;
             }
-            (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).push(w);
+            if (g.kind == Guard::Kind::ExtendedInput) {
+                w->probe = true;  // woken when a value is within reach; takes it then
+                w->slot = nullptr;
+                g.core->extended = true;
+            }
+            g.core->readers.push(w);
         }
         // The locks are released only once we have parked (the park rule).
         const runtime::WaitReason* what = describe(block, locks);
@@ -572,7 +616,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             Guard& g = guards[i];
             if (!g.enabled || !is_channel(g)) continue;
             Waiter* w = &waiters[i];
-            if (w->queued) (g.kind == Guard::Kind::Input ? g.core->readers : g.core->writers).remove(w);
+            if (w->queued) (is_input(g) ? g.core->readers : g.core->writers).remove(w);
         }
         locks.unlock();
         // On channels that cross, what the waiters carry: an output guard's
@@ -610,6 +654,21 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         }
         if (o == Outcome::Deadlocked) return {o, kNone};
         const std::size_t index = index_part(word);
+        if (o == Outcome::Done && guards[index].kind == Guard::Kind::ExtendedInput) {
+            // A probe woken: a value is within reach; take it now, or, if
+            // another took it first, choose again.
+            Guard& g = guards[index];
+            Parcel* got = nullptr;
+            g.core->lock.lock();
+            const Attempt a = try_extended(g, &got);
+            g.core->lock.unlock();
+            if (a == Attempt::Poisoned) return {Outcome::Poisoned, index};
+            if (a != Attempt::Done) {
+                (void)runtime::begin_wait(me);
+                continue;
+            }
+            if (got && !received_extended(g, got)) return {Outcome::Poisoned, index};
+        }
         if (o == Outcome::Done) trace_fired(guards[index]);
         return {o, index};
     }

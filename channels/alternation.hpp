@@ -46,12 +46,21 @@ namespace csp::channels {
 // plain aggregate with no default initialisers, so that arrays of them cost
 // nothing to set up; give every field when making one.
 struct Guard {
-    enum class Kind : std::uint8_t { Input, Output, Skip, Timeout };
+    // (ExtendedInput: an input guard whose read is an extended one; its slot
+    // is an ExtendedSlot.)
+    enum class Kind : std::uint8_t { Input, Output, Skip, Timeout, ExtendedInput };
     Kind kind;
     bool enabled;       // the pre-condition
     ChannelCore* core;  // Input / Output
     void* slot;         // Input: raw storage to construct into; Output: value to move from
     std::chrono::steady_clock::time_point deadline;  // Timeout
+};
+
+// ExtendedSlot: an extended input guard's slot: where its value goes, and,
+// once it fired, what it holds until its action returns (end_extended).
+struct ExtendedSlot {
+    void* value;
+    Held held;
 };
 
 // Order: the order in which pass 1 tries the guards.

@@ -68,7 +68,7 @@ inline void note_in_flight(ChannelCore* c, const Waiter* w) noexcept {
 
 // take: take_here on any channel; a waiter of another OS process is noted
 // in flight, and must then be handed to woken() before the lock goes.
-// Offers of remote choices are passed over (and reported, with `want`), as
+// Probes of extended readers, and offers of remote choices, are passed over (and reported, with `want`), as
 // are choices that a home on another rank has reserved (runtime::kReserved:
 // busy for now, not stale). *busy names a choice met that may soon be back:
 // one so reserved, or one released (a choice whose wait ended Retired
@@ -78,8 +78,8 @@ inline void note_in_flight(ChannelCore* c, const Waiter* w) noexcept {
     Waiter* w = q.head;
     while (w) {
         Waiter* next = w->next;
-        if (w->offer) [[unlikely]] {
-            pass_over(w, want);
+        if (w->offer || w->probe) [[unlikely]] {
+            if (w->offer) pass_over(w, want);  // (a probe is woken once the writer's value is within reach)
             w = next;
             continue;
         }
@@ -114,6 +114,19 @@ inline void woken(ChannelCore* c, Waiter** wake, Waiter* w) noexcept {
     c->in_flight.parker = nullptr;
 }
 
+// end_held ends the wait of writer w, held by an extended reader (taken off
+// c->holding, lock held), with o: its word is reserved, or still waiting
+// when the reader's OS process died between taking it and winning it.
+bool end_held(Waiter* w, Outcome o) noexcept {
+    runtime::Parker* p = w->parker;
+    const std::uint64_t reserved = runtime::waiting_word(w->token) | runtime::kReserved;
+    if (p->selection.load(std::memory_order_acquire) == reserved) {
+        p->selection.store(runtime::waiting_word(w->token) | encode(o, w->index), std::memory_order_release);
+        return true;
+    }
+    return win(w, o);
+}
+
 // end_all empties both queues, ending every wait that can still be won with
 // `o`; returns the winners of this OS process linked through `next`, to be
 // readied after unlock (those of another are readied at once). Popping
@@ -128,6 +141,25 @@ Waiter* end_all(ChannelCore* c, Outcome o) noexcept {
             if (there) note_in_flight(c, w);
             q->pop_front();
             if (!win(w, o)) {
+                if (there) c->in_flight.parker = nullptr;
+            } else if (there) {
+                runtime::ready(w->parker);
+                c->in_flight.parker = nullptr;
+            } else {
+                w->next = wake;
+                wake = w;
+            }
+        }
+    }
+    if (o == Outcome::Poisoned) {
+        // Writers held by extended readers end now (retire cannot meet
+        // them: each holds an end of its side).
+        while (!c->holding.empty()) {
+            Waiter* w = c->holding.head;
+            const bool there = !runtime::local(w->parker);
+            if (there) note_in_flight(c, w);
+            c->holding.pop_front();
+            if (!end_held(w, o)) {
                 if (there) c->in_flight.parker = nullptr;
             } else if (there) {
                 runtime::ready(w->parker);
@@ -184,7 +216,7 @@ Waiter* retire_locked(ChannelCore* c, Side side) noexcept {
 // writer's value packed beforehand, which its waiter carries. (A template
 // on the side: one copy each, with the side's queue and words fixed.)
 template <Side side>
-Outcome block(ChannelCore* c, void* slot, Parcel* parcel = nullptr) noexcept {
+Outcome block(ChannelCore* c, void* slot, Parcel* parcel = nullptr, bool probe = false) noexcept {
     runtime::Parker* me = runtime::current();
     auto* pw = ::new (static_cast<void*>(runtime::upper_area<WaitArea>(me).plain_wait)) PlainWait;
     auto* w = &pw->waiter;
@@ -200,10 +232,15 @@ Outcome block(ChannelCore* c, void* slot, Parcel* parcel = nullptr) noexcept {
     }
     w->parcel = parcel;
     w->solo = true;
+    w->probe = probe;
     me->completer_lock = &c->lock;
     const Crossing* x = crossing_of(c);
     if (side == Side::Writer && x) x->queue_writer(c, w);
     queue_of(c, side).push(w);
+    if (side == Side::Writer && c->extended) [[unlikely]] {
+        // (Readied before the lock goes: this process is about to park.)
+        if (Waiter* p = wake_probe(c)) runtime::ready(p->parker);
+    }
     // The lock is released only once we have parked (the park rule).
     const std::uint32_t word =
         runtime::park(me, x ? wait_kind_across(c) : runtime::WaitKind::Blocked,
@@ -435,9 +472,10 @@ enum class Room { Yes, Drop, No };
 // dropping buffer drops the writer's (Drop: the write is done, its value
 // left to the writer, who destroys it), an infinite one grows.
 Room room_for_write(ChannelCore* c) noexcept {
-    if (c->count < c->capacity) return Room::Yes;
+    if (c->count + c->held < c->capacity) return Room::Yes;
     switch (c->kind) {
         case BufferKind::Overwriting: {
+            if (c->count == 0) return Room::Drop;  // every slot held by an extended read: nothing unread to drop
             unsigned char* oldest = buffer_slot(c, 0);
             c->head = (c->head + 1) % c->capacity;
             --c->count;
@@ -483,6 +521,7 @@ Room room_for_write(ChannelCore* c) noexcept {
             if (const Crossing* x = crossing_of(c)) x->buffer_put(c, slot, src, pre);
             else c->ops->move_construct(slot, src);
             ++c->count;
+            if (c->extended) [[unlikely]] *wake = wake_probe(c);  // (*wake is free: no reader was taken)
             return Attempt::Done;
         }
         case Room::Drop: return Attempt::Done;  // (*src and *pre stay the writer's)
@@ -580,7 +619,7 @@ inline bool rendezvous_here(const ChannelCore* c) noexcept {
 // (Read under the lock: mark_cross sets `crossing` under it, before another
 // OS process can touch the channel.)
 inline bool plain_locked(const ChannelCore* c) noexcept {
-    return !c->poisoned && !c->retired && !crossing_of(c);
+    return !c->poisoned && !c->retired && !crossing_of(c) && !c->extended;
 }
 
 // move_value moves a value between a waiter's slot and the caller's; small
@@ -628,6 +667,145 @@ Outcome read(ChannelCore* c, void* dst) noexcept {
 Outcome write(ChannelCore* c, void* src) noexcept {
     if (rendezvous_here(c)) [[likely]] return rendezvous<false>(c, src);
     return write_general(c, src);
+}
+
+
+// ---- extended rendezvous (channel.hpp) -------------------------------------------
+
+Waiter* wake_probe(ChannelCore* c, const runtime::Parker* self) noexcept {
+    for (Waiter* w = c->readers.head; w;) {
+        Waiter* next = w->next;
+        if (w->probe && w->parker != self) {
+            const bool there = !runtime::local(w->parker);
+            if (there) note_in_flight(c, w);
+            c->readers.remove(w);
+            if (win(w, Outcome::Done)) {
+                if (!there) return w;
+                runtime::ready(w->parker);
+                c->in_flight.parker = nullptr;
+                return nullptr;
+            }
+            if (there) c->in_flight.parker = nullptr;  // stale: dropped
+        }
+        w = next;
+    }
+    return nullptr;
+}
+
+namespace {
+// reserve_writer: the oldest queued writer that can be won, moved to
+// c->holding with its wait reserved (runtime::kReserved) instead of ended.
+// It goes to `holding` before it is won: should this OS process die on the
+// way, whoever repairs the channel finds it there (end_held).
+Waiter* reserve_writer(ChannelCore* c) noexcept {
+    for (Waiter* w = c->writers.head; w;) {
+        Waiter* next = w->next;
+        const auto reserved = [w] {
+            const std::uint64_t word = w->parker->selection.load(std::memory_order_relaxed);
+            return static_cast<std::uint32_t>(word) == runtime::kReserved && word >> 32 == w->token;
+        };
+        if (w->offer) {
+            pass_over(w, true);
+        } else if (!reserved()) {  // (one a home on another rank reserved is busy, left queued: see take)
+            c->writers.remove(w);
+            c->holding.push(w);
+            const bool won = w->solo ? runtime::complete_locked(w->parker, w->token, runtime::kReserved)
+                                     : runtime::try_complete(w->parker, w->token, runtime::kReserved);
+            if (won) return w;
+            c->holding.remove(w);  // stale: dropped
+            if (reserved()) c->writers.push(w);  // (reserved meanwhile: not ours to drop)
+        }
+        w = next;
+    }
+    return nullptr;
+}
+}  // namespace
+
+Attempt try_read_extended_locked(ChannelCore* c, void* dst, Held* held, Parcel** got) noexcept {
+    *held = {};
+    if (c->poisoned) return Attempt::Poisoned;
+    const Crossing* x = crossing_of(c);
+    if (c->count > 0) {
+        // The value leaves the buffer, its slot stays counted (c->held).
+        unsigned char* oldest = buffer_slot(c, 0);
+        if (x) {
+            *got = x->buffer_take(c, oldest, dst);
+        } else {
+            c->ops->move_construct(dst, oldest);
+            c->ops->destroy(oldest);
+        }
+        c->head = (c->head + 1) % c->capacity;
+        --c->count;
+        ++c->held;
+        held->slot = true;
+        return Attempt::Done;
+    }
+    if (Waiter* w = reserve_writer(c)) {
+        if (runtime::local(w->parker)) c->ops->move_construct(dst, w->slot);
+        else *got = x->take_from(c, w);  // (a writer there: the channel crosses)
+        held->writer = w;
+        return Attempt::Done;
+    }
+    return c->retired ? Attempt::Retired : Attempt::Block;
+}
+
+Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept {
+    if (c->remote) [[unlikely]] return Outcome::Unsupported;
+    if (foreign_here(c)) [[unlikely]] return misused_across(c);
+    for (;;) {
+        c->lock.lock();
+        c->extended = true;
+        Parcel* got = nullptr;
+        const Attempt a = try_read_extended_locked(c, dst, held, &got);
+        if (a == Attempt::Block) {
+            // Wait as a probe; woken Done, look again.
+            const Outcome o = block<Side::Reader>(c, nullptr, nullptr, true);
+            if (o == Outcome::Done) continue;
+            return o;
+        }
+        c->lock.unlock();
+        if (a == Attempt::Poisoned) return Outcome::Poisoned;
+        if (a == Attempt::Retired) return Outcome::Retired;
+        if (got && !receive(c, got, dst)) [[unlikely]] {
+            end_extended(c, held, false);
+            return Outcome::Poisoned;
+        }
+        if (runtime::tracing()) runtime::trace_event("read", c->name);
+        return Outcome::Done;
+    }
+}
+
+void end_extended(ChannelCore* c, Held* held, bool ok) noexcept {
+    Waiter* wake = nullptr;
+    {
+        Locked<SharedLock> hold(c->lock);
+        if (held->slot) {
+            --c->held;
+            // A slot is free: a blocked writer's value moves into it.
+            if (ok && !c->poisoned && c->count + c->held < c->capacity) {
+                if (Waiter* w = take(c, c->writers)) {
+                    unsigned char* slot = buffer_slot(c, c->count);
+                    if (const Crossing* x = crossing_of(c)) x->buffer_refill(c, slot, w);
+                    else c->ops->move_construct(slot, w->slot);
+                    ++c->count;
+                    woken(c, &wake, w);
+                }
+            }
+        }
+        if (Waiter* w = held->writer; w && ok && w->queued) {
+            // (Not queued: poison ended it already.)
+            const bool there = !runtime::local(w->parker);
+            if (there) note_in_flight(c, w);
+            c->holding.remove(w);
+            if (end_held(w, Outcome::Done)) woken(c, &wake, w);
+            else if (there) c->in_flight.parker = nullptr;
+        }
+    }
+    *held = {};
+    if (wake) runtime::ready(wake->parker);
+    // The action threw: the channel is poisoned, which ends the held
+    // writer's write with ChannelPoisonException (the unwinding rule).
+    if (!ok) poison(c);
 }
 
 
@@ -703,12 +881,14 @@ Attempt proxy_write_locked(ChannelCore* c, runtime::Parker* p, Parcel** value, W
         unsigned char* slot = buffer_slot(c, c->count);
         crossing_of(c)->buffer_put(c, slot, c->ops->trivial ? (*value)->data() : nullptr, value);
         ++c->count;
+        if (c->extended) [[unlikely]] *wake = wake_probe(c);
         return Attempt::Done;
     }
     if (room == Room::Drop) return Attempt::Done;  // (the caller frees *value)
     Waiter* w = queue_proxy(c, Side::Writer, p);
     w->slot = (*value)->data();
     w->parcel = std::exchange(*value, nullptr);
+    if (c->extended) [[unlikely]] *wake = wake_probe(c);
     return Attempt::Block;
 }
 
@@ -751,7 +931,7 @@ namespace {
 // home has reserved (busy: it comes back through its own look).
 bool committed_partner(const WaiterQueue& q) noexcept {
     for (const Waiter* w = q.head; w; w = w->next) {
-        if (w->offer) continue;
+        if (w->offer || w->probe) continue;
         if (runtime::outcome_of(w->parker) == runtime::kReserved) continue;
         return true;
     }
@@ -782,7 +962,7 @@ Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* valu
             if (side == Side::Writer) {
                 w->slot = value->data();
                 w->parcel = std::exchange(value, nullptr);
-                *partner = committed_partner(c->readers) || c->count < c->capacity ||
+                *partner = committed_partner(c->readers) || c->count + c->held < c->capacity ||
                            (c->capacity > 0 && c->kind != BufferKind::Fifo);
                 *offers = any_offer(c->readers);
             } else {

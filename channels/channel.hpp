@@ -105,6 +105,14 @@ struct ChannelCore {
     std::size_t head = 0;         // oldest buffered value
     std::size_t count = 0;        // buffered values
     unsigned char* buffer = nullptr;
+    // Extended rendezvous: writers whose values extended readers took and
+    // whose writes complete when their actions return (their selection
+    // words hold runtime::kReserved meanwhile), and the buffer slots such
+    // readers keep occupied. `extended`: an extended reader has waited here
+    // (its probes are in `readers`: the fast path is off for good).
+    WaiterQueue holding;
+    std::size_t held = 0;
+    bool extended = false;
     std::atomic<std::int64_t> reader_ends{0};  // ends alive on each side (no lock: see join_reader)
     std::atomic<std::int64_t> writer_ends{0};
     bool poisoned = false;
@@ -194,6 +202,39 @@ struct Busy {
 Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept;
 // (pre: the writer's value prepacked, or null; taken from *pre when used.)
 Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake, Parcel** pre = nullptr) noexcept;
+
+// Extended rendezvous (API.md): an extended read takes a value and holds
+// what delivered it until its action returns: the writer, whose write (or
+// output guard) completes only then, or on a buffered channel the value's
+// slot, which stays occupied (a write to a full channel finds no room there:
+// a FIFO's writer waits, an overwriting buffer drops its oldest unread value
+// or, when every slot is held, the new one; a dropping buffer the new one; an
+// infinite buffer grows). An extended reader is never handed a value: it
+// waits as a probe (Waiter::probe) that writers wake once a value is within
+// reach, and then takes it itself, so writers need not know of it.
+//
+// Held: what one extended read holds.
+struct Held {
+    Waiter* writer = nullptr;  // in c->holding, its wait reserved
+    bool slot = false;         // a buffer slot (counted in c->held)
+};
+// try_read_extended_locked: take a value for an extended read (lock held):
+// Done with the value in `dst` (or, on a channel that crosses, perhaps a
+// parcel in *got to receive after unlocking) and *held set. Nobody is
+// readied.
+Attempt try_read_extended_locked(ChannelCore* c, void* dst, Held* held, Parcel** got) noexcept;
+// read_extended: the blocking extended read (Done: *held must be ended with
+// end_extended). Unsupported on a channel whose home is another rank.
+Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept;
+// end_extended: the action returned (ok) and what *held holds is let go: its
+// writer completes, its slot frees; or it threw (!ok), and the channel is
+// poisoned: the writer's write ends Poisoned.
+void end_extended(ChannelCore* c, Held* held, bool ok) noexcept;
+// wake_probe: a value came within reach on c (lock held): the oldest probe
+// there (not of `self`) is woken; one of this OS process is returned, to be
+// readied by the caller (after unlocking, or at once), one of another is
+// readied now.
+Waiter* wake_probe(ChannelCore* c, const runtime::Parker* self = nullptr) noexcept;
 
 inline runtime::WaitKind wait_kind_across(const ChannelCore* c) noexcept {
     return c->shared_id ? runtime::WaitKind::Rank : runtime::WaitKind::Remote;

@@ -72,6 +72,11 @@ struct Waiter {
     // it, and says so once (`wanted`) to the Distribution.
     bool offer = false;
     bool wanted = false;
+    // An extended reader waiting (channel.hpp's extended rendezvous): it
+    // waits for a value to come within reach, not for one to be handed to
+    // it. A writer passes over it, and wakes it (Done) once its value is
+    // queued or buffered; the reader then takes it itself.
+    bool probe = false;
     void* slot = nullptr;  // reader: storage to construct into; writer: value to move from
     // Across a boundary the slot is out of reach: the value travels here
     // instead (crossing.hpp says when).

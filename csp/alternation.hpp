@@ -81,6 +81,68 @@ private:
     std::function<void(T)> action_;
 };
 
+// ExtendedInputGuard: an input guard whose read is an extended rendezvous
+// (ChannelIn::extended_read): when it fires, its action runs on the value
+// (as const T&) and only then does the writer's write complete. If the
+// action throws, the channel is poisoned and the exception goes on. The
+// select forms run the action too (it is part of the communication) and
+// return the value afterwards.
+template <class T>
+class ExtendedInputGuard : public detail::GuardBase<ExtendedInputGuard<T>> {
+public:
+    using value_type = T;
+
+    template <class F>
+    ExtendedInputGuard(ChannelIn<T>& in, F&& action) : end_(in), action_(make_action(std::forward<F>(action))) {}
+    template <class F>
+    ExtendedInputGuard(ChannelIn<T>&& in, F&& action)
+        : end_(std::move(in)), action_(make_action(std::forward<F>(action))) {}
+    template <class... A>
+    ExtendedInputGuard(const Channel<T>&, A&&...) : end_(ChannelIn<T>{}) {
+        static_assert(sizeof...(A) < 0,
+                      "csp::ExtendedInputGuard takes a channel end: pass ch.reader(), not the Channel");
+    }
+
+private:
+    friend struct detail::GuardAccess;
+
+    channels::Guard record(detail::ChoiceSlot<ExtendedInputGuard>& slot) {
+        channels::Guard g{channels::Guard::Kind::ExtendedInput, this->enabled(), nullptr, nullptr, {}};
+        if (g.enabled) {
+            g.core = detail::EndAccess::usable(end_.get());
+            if (g.core->remote) [[unlikely]] detail::throw_extended_across_ranks(g.core);
+        }
+        slot.ext = {slot.bytes, {}};
+        g.slot = &slot.ext;
+        return g;
+    }
+    void fired(detail::ChoiceSlot<ExtendedInputGuard>& slot) {
+        detail::run_extended<T>(detail::EndAccess::usable(end_.get()), &slot.ext.held, slot.bytes, action_,
+                                [](T&) {});
+    }
+    T fired_taking(detail::ChoiceSlot<ExtendedInputGuard>& slot) {
+        std::optional<T> out;
+        detail::run_extended<T>(detail::EndAccess::usable(end_.get()), &slot.ext.held, slot.bytes, action_,
+                                [&](T& v) { out.emplace(std::move(v)); });
+        return std::move(*out);
+    }
+
+    template <class F>
+    static std::function<void(const T&)> make_action(F&& f) {
+        if constexpr (std::is_invocable_v<F&, const T&>) {
+            return [g = std::forward<F>(f)](const T& v) mutable { (void)g(v); };
+        } else {
+            static_assert(std::is_invocable_v<F&>,
+                          "csp::ExtendedInputGuard: the action must be callable with the value read (as const T&), "
+                          "or with no arguments");
+            return [g = std::forward<F>(f)](const T&) mutable { (void)g(); };
+        }
+    }
+
+    detail::EndRef<ChannelIn<T>> end_;
+    std::function<void(const T&)> action_;
+};
+
 // OutputGuard: ready when its channel can take `value` now (or is poisoned).
 template <class T>
 class OutputGuard : public detail::GuardBase<OutputGuard<T>> {

@@ -22,7 +22,9 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <functional>
 #include <new>
+#include <optional>
 #include <source_location>
 #include <string>
 #include <string_view>
@@ -84,6 +86,59 @@ inline Buffer dropping_buffer(long long n) {
     return Buffer{detail::checked_size("dropping_buffer", n, 1), channels::BufferKind::Dropping};
 }
 
+namespace detail {
+[[noreturn]] void throw_extended_across_ranks(const channels::ChannelCore* c);
+
+// Extended<T>: the value an extended read took (from a wire_t<T> in
+// `storage`), owned while the action runs and then by whoever moves it out.
+template <class T>
+class Extended {
+public:
+    explicit Extended(void* storage) noexcept {
+        if constexpr (boxed_v<T>) box_.reset(*std::launder(static_cast<T**>(storage)));
+        else value_.emplace(take_out<T>(storage));  // (a nothrow move: T is not boxed)
+    }
+    T& get() noexcept {
+        if constexpr (boxed_v<T>) return *box_;
+        else return *value_;
+    }
+
+private:
+    std::unique_ptr<T> box_;
+    std::optional<T> value_;
+};
+
+// run_extended: an extended read of channel c took the value in `storage`
+// and holds *held: the action runs on the value, then what was held is let
+// go (its writer's write completes); if the action throws, the channel is
+// poisoned (the writer's write throws ChannelPoisonException) and the
+// exception goes on. Then `then` gets the value (to move it out).
+template <class T, class F, class Then>
+decltype(auto) run_extended(channels::ChannelCore* c, channels::Held* held, void* storage, F& action, Then then) {
+    bool ended = false;
+    try {
+        Extended<T> value(storage);
+        const T& seen = value.get();
+        using R = std::invoke_result_t<F&, const T&>;
+        if constexpr (std::is_void_v<R>) {
+            std::invoke(action, seen);
+            ended = true;
+            channels::end_extended(c, held, true);
+            return then(value.get());
+        } else {
+            R result = std::invoke(action, seen);
+            ended = true;
+            channels::end_extended(c, held, true);
+            (void)then(value.get());
+            return result;
+        }
+    } catch (...) {
+        if (!ended) channels::end_extended(c, held, false);
+        throw;
+    }
+}
+}  // namespace detail
+
 // ChannelIn: the reading end of a channel. Copies are further reader ends.
 template <class T>
 class ChannelIn : public detail::EndBase<true> {
@@ -101,6 +156,25 @@ public:
         return detail::take_value<T>(storage);
     }
     T operator()() { return read(); }
+
+    // extended_read: an extended rendezvous. The next value is taken and
+    // `action` runs on it (as const T&); only when it returns does the
+    // writer's write (or output guard) complete, and on a buffered channel
+    // the value's slot stays occupied until then. Returns what the action
+    // returns. If the action throws, the channel is poisoned (the waiting
+    // writer gets ChannelPoisonException) and the exception goes on.
+    template <class F>
+        requires std::is_invocable_v<F&, const T&>
+    std::invoke_result_t<F&, const T&> extended_read(F&& action) {
+        channels::ChannelCore* c = usable();
+        if (c->remote) [[unlikely]] detail::throw_extended_across_ranks(c);
+        using Wire = detail::wire_t<T>;
+        alignas(Wire) unsigned char storage[sizeof(Wire)];
+        channels::Held held;
+        const channels::Outcome o = channels::read_extended(c, storage, &held);
+        if (o != channels::Outcome::Done) detail::throw_outcome(o, c);
+        return detail::run_extended<T>(c, &held, storage, action, [](T&) {});
+    }
 };
 
 // ChannelOut: the writing end of a channel. Copies are further writer ends.

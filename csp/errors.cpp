@@ -109,6 +109,12 @@ void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
     throw std::logic_error("csp: unexpected channel outcome");
 }
 
+void throw_extended_across_ranks(const channels::ChannelCore* c) {
+    throw UsageError(std::string("csp: an extended read of channel '") + c->name +
+                     "', whose home is another MPI rank, is not supported yet (extended reads work on fibers, threads "
+                     "and OS processes)");
+}
+
 void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
     switch (c.outcome) {
         case channels::Outcome::Poisoned: throw ChannelPoisonException(guards[c.index].core->name);
@@ -118,7 +124,8 @@ void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t
             std::string names;
             for (std::size_t i = 0; i < count; ++i) {
                 const channels::Guard& g = guards[i];
-                const bool on_channel = g.kind == channels::Guard::Kind::Input || g.kind == channels::Guard::Kind::Output;
+                const bool on_channel = g.kind == channels::Guard::Kind::Input || g.kind == channels::Guard::Kind::Output ||
+                                        g.kind == channels::Guard::Kind::ExtendedInput;
                 if (!on_channel || !g.enabled) continue;
                 names += names.empty() ? "'" : ", '";
                 names += g.core->name;

@@ -605,3 +605,133 @@ TEST_CASE("writers and readers on every buffer kind: each value read at most onc
         for (int w = 0; w < writers; ++w) CHECK(seen[w].count == per_writer);
     });
 }
+
+// Extended rendezvous: readers that take each value by a plain read, an
+// extended_read or an ExtendedInputGuard by turns, any to any. Every value is
+// read exactly once, and on an unbuffered channel a writer's write returns
+// only after the action on its value has ended: both are told to an observer
+// over an unbuffered channel (the action's note completes before the action
+// returns, the writer's after its write returned), so the observer's order
+// is the order of the two events, in every placement.
+TEST_CASE("an extended read's writer completes only when the action has ended", "[conformance][extended]") {
+    if (csp_test::rank_count() > 1) {
+        SUCCEED("extended reads of channels shared by ranks are not supported yet");
+        return;
+    }
+    const int buffer = GENERATE(0, 1, 16);
+    const Topology topology = topologies[GENERATE(0, 1, 2, 3)];
+    CAPTURE(csp_test::placement_name(), buffer, topology.name);
+    constexpr int per_writer = 60;
+    const int total = topology.writers * per_writer;
+    with_each_value_type([&]<class T>() {
+        auto data = csp_test::make_channel<T>(buffer, "extended-data");
+        csp::Channel<int> notes{"extended-notes"};
+        csp::Channel<int> never{"extended-never"};  // (its writer ends are the writers': never ready)
+        std::vector<Body> bodies;
+        for (int w = 0; w < topology.writers; ++w) {
+            bodies.push_back([w, out = data.writer(), note = notes.writer(), keep = never.writer()](Seen& seen) mutable {
+                for (int i = 0; i < per_writer; ++i, ++seen.count) {
+                    const int id = w * per_writer + i;
+                    out(make_value<T>(id));
+                    note(2 * id + 1);  // its write returned
+                }
+            });
+        }
+        for (int r = 0; r < topology.readers; ++r) {
+            bodies.push_back([r, in = data.reader(), note = notes.writer(), quiet = never.reader()](Seen& seen) mutable {
+                const auto action = [&](const T& value) {
+                    note(2 * id_of(value));  // the action ends after this
+                    return id_of(value);
+                };
+                for (int k = r;; ++k) {
+                    switch (k % 3) {
+                        case 0: seen.values.push_back(2 * id_of(in()) + 1); break;  // plain
+                        case 1: seen.values.push_back(2 * in.extended_read(action)); break;
+                        default: {
+                            auto got = csp::PriSelect(csp::InputGuard(quiet), csp::ExtendedInputGuard(in, action));
+                            if (got.index() != 1) throw std::logic_error("a never-ready guard fired");
+                            seen.values.push_back(2 * id_of(std::get<1>(got)));
+                        }
+                    }
+                }
+            });
+        }
+        bodies.push_back([in = notes.reader()](Seen& seen) mutable {
+            for (;;) seen.values.push_back(in());
+        });
+        const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
+        std::vector<int> all;
+        std::vector<int> extended;  // ids read by an extended read or guard
+        for (int r = 0; r < topology.readers; ++r) {
+            const Seen& reader = seen[topology.writers + r];
+            CHECK(reader.ending == Ending::retired);
+            for (int v : reader.values) {
+                all.push_back(v / 2);
+                if (v % 2 == 0) extended.push_back(v / 2);
+            }
+        }
+        std::sort(all.begin(), all.end());
+        CHECK(all == ids_up_to(total));
+        CHECK_FALSE(extended.empty());
+        const Seen& observer = seen.back();
+        CHECK(observer.ending == Ending::retired);
+        std::vector<int> action_at(total, -1), returned_at(total, -1);
+        for (int k = 0; k < static_cast<int>(observer.values.size()); ++k) {
+            const int v = observer.values[k];
+            (v % 2 ? returned_at : action_at)[v / 2] = k;
+        }
+        int out_of_order = 0;
+        for (int id : extended) {
+            CHECK(action_at[id] >= 0);
+            CHECK(returned_at[id] >= 0);
+            if (buffer == 0 && action_at[id] > returned_at[id]) ++out_of_order;
+        }
+        CHECK(out_of_order == 0);
+        for (int w = 0; w < topology.writers; ++w) CHECK(seen[w].count == per_writer);
+    });
+    CHECK(csp_test::unreaped_children() == "");
+}
+
+// An action that throws poisons the channel: the writer waiting for it gets
+// ChannelPoisonException, not a completed write, and nothing else is lost.
+TEST_CASE("an extended read whose action throws poisons its waiting writer", "[conformance][extended]") {
+    if (csp_test::rank_count() > 1) {
+        SUCCEED("extended reads of channels shared by ranks are not supported yet");
+        return;
+    }
+    const int buffer = GENERATE(0, 1);
+    const bool guard = GENERATE(false, true);
+    CAPTURE(csp_test::placement_name(), buffer, guard);
+    static constexpr int fail_at = 5;
+    with_each_value_type([&]<class T>() {
+        auto data = csp_test::make_channel<T>(buffer, "extended-throw");
+        std::vector<Body> bodies;
+        bodies.push_back([out = data.writer()](Seen& seen) mutable {
+            for (int i = 0;; ++i, ++seen.count) out(make_value<T>(i));
+        });
+        bodies.push_back([guard, in = data.reader()](Seen& seen) mutable {
+            const auto action = [&](const T& value) {
+                if (id_of(value) == fail_at) throw std::runtime_error("the action failed");
+                seen.values.push_back(id_of(value));
+            };
+            try {
+                for (;;) {
+                    if (guard) csp::Alternation(csp::ExtendedInputGuard(in, action)).execute();
+                    else in.extended_read(action);
+                }
+            } catch (const std::runtime_error&) {
+                seen.count = -1;  // the action's exception came out of the read
+                in.read();        // and the channel is poisoned
+            }
+        });
+        const std::vector<Seen> seen = csp_test::run_network(std::move(bodies));
+        CHECK(seen[1].values == ids_up_to(fail_at));
+        CHECK(seen[1].count == -1);
+        CHECK(seen[1].ending == Ending::poisoned);
+        CHECK(seen[0].ending == Ending::poisoned);
+        // Unbuffered: the write of fail_at never completed. Buffered: it
+        // was buffered (completed), and the next one found the poison.
+        CHECK(seen[0].count == fail_at + buffer);
+    });
+    CHECK(csp_test::unreaped_children() == "");
+}

@@ -35,6 +35,8 @@ template <class T>
 class InputGuard;
 template <class T>
 class OutputGuard;
+template <class T>
+class ExtendedInputGuard;
 class SkipGuard;
 class TimeoutGuard;
 
@@ -85,6 +87,8 @@ template <class T>
 inline constexpr bool is_guard_v<InputGuard<T>> = true;
 template <class T>
 inline constexpr bool is_guard_v<OutputGuard<T>> = true;
+template <class T>
+inline constexpr bool is_guard_v<ExtendedInputGuard<T>> = true;
 template <>
 inline constexpr bool is_guard_v<SkipGuard> = true;
 template <>
@@ -100,6 +104,10 @@ inline constexpr bool is_input_v = false;
 template <class T>
 inline constexpr bool is_input_v<InputGuard<T>> = true;
 template <class G>
+inline constexpr bool is_extended_v = false;
+template <class T>
+inline constexpr bool is_extended_v<ExtendedInputGuard<T>> = true;
+template <class G>
 inline constexpr bool is_output_v = false;
 template <class T>
 inline constexpr bool is_output_v<OutputGuard<T>> = true;
@@ -114,8 +122,9 @@ using guard_value_t = typename G::value_type;
 
 // What a select returns for guard G: the value read for an input guard,
 // std::monostate for every other guard.
+// (An extended input guard's: the value, after its action ran on it.)
 template <class G>
-using guard_result_t = std::conditional_t<is_input_v<G>, guard_value_t<G>, std::monostate>;
+using guard_result_t = std::conditional_t<is_input_v<G> || is_extended_v<G>, guard_value_t<G>, std::monostate>;
 
 // ChoiceSlot: what one guard needs during one choice: storage for the value an
 // input guard reads (a wire_t<T>), the copy an output guard sends; for a
@@ -127,6 +136,11 @@ struct ChoiceSlot {};
 template <class T>
 struct ChoiceSlot<InputGuard<T>> {
     alignas(wire_t<T>) unsigned char bytes[sizeof(wire_t<T>)];
+};
+template <class T>
+struct ChoiceSlot<ExtendedInputGuard<T>> {
+    alignas(wire_t<T>) unsigned char bytes[sizeof(wire_t<T>)];
+    channels::ExtendedSlot ext{bytes, {}};
 };
 template <class T>
 struct ChoiceSlot<OutputGuard<T>> {
@@ -152,6 +166,7 @@ struct GuardAccess {
     template <class G>
     static channels::Guard record(G& g, ChoiceSlot<G>& slot, bool keep, Clock::time_point start) {
         if constexpr (is_input_v<G>) return g.record(slot.bytes);
+        else if constexpr (is_extended_v<G>) return g.record(slot);
         else if constexpr (is_output_v<G>) return g.record(slot, keep);
         else if constexpr (is_timeout_v<G>) return g.record(start);
         else return g.record();
@@ -160,6 +175,7 @@ struct GuardAccess {
     template <class G>
     static void fire(G& g, ChoiceSlot<G>& slot, bool keep) {
         if constexpr (is_input_v<G>) g.run_action(take_value<guard_value_t<G>>(slot.bytes));
+        else if constexpr (is_extended_v<G>) g.fired(slot);
         else if constexpr (is_output_v<G>) g.fired(keep);
         else g.fired();
     }
@@ -168,6 +184,8 @@ struct GuardAccess {
     static guard_result_t<G> take(G& g, ChoiceSlot<G>& slot, bool keep) {
         if constexpr (is_input_v<G>) {
             return take_value<guard_value_t<G>>(slot.bytes);
+        } else if constexpr (is_extended_v<G>) {
+            return g.fired_taking(slot);
         } else {
             if constexpr (is_output_v<G>) g.fired_quietly(keep);
             return {};
@@ -195,7 +213,7 @@ public:
     using Result = std::variant<guard_result_t<G>...>;
     static_assert(size > 0, "csp: a choice needs at least one guard");
     static_assert((is_guard_v<G> && ...),
-                  "csp: a choice takes guards: InputGuard, OutputGuard, SkipGuard, TimeoutGuard");
+                  "csp: a choice takes guards: InputGuard, OutputGuard, ExtendedInputGuard, SkipGuard, TimeoutGuard");
 
     // choose makes one choice. With RunAction it runs the chosen guard's
     // action and returns its position; otherwise it returns the variant.
@@ -259,7 +277,7 @@ auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
     } else {
         // (The position and, for an input guard, the value read.)
         std::pair<std::size_t, std::optional<guard_value_t<G>>> result{c.index, std::nullopt};
-        if constexpr (is_input_v<G>) result.second.emplace(GuardAccess::take(g, slot(c.index), keep));
+        if constexpr (is_input_v<G> || is_extended_v<G>) result.second.emplace(GuardAccess::take(g, slot(c.index), keep));
         else GuardAccess::take(g, slot(c.index), keep);
         return result;
     }
