@@ -424,9 +424,11 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 if (!pre.pack(g, i)) [[unlikely]] return {Outcome::Unpackable, i};
                 packed = pre.of(i);
             }
+            // (Not yet: an extended read of a channel shared by ranks.)
+            if (g.kind == Guard::Kind::ExtendedInput && extended_unsupported(g.core)) [[unlikely]] {
+                return {Outcome::Unsupported, i};
+            }
             if (g.core->remote) [[unlikely]] {
-                // (Not yet: an extended read across ranks.)
-                if (g.kind == Guard::Kind::ExtendedInput) return {Outcome::Unsupported, i};
                 // A replica's: tried at its home (remote.hpp).
                 const Outcome o = try_remote(g, packed ? *packed : nullptr);
                 if (o == kNotReady) {

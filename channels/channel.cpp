@@ -158,8 +158,11 @@ Waiter* end_all(ChannelCore* c, Outcome o) noexcept {
             Waiter* w = c->holding.head;
             const bool there = !runtime::local(w->parker);
             if (there) note_in_flight(c, w);
+            // (Ended before it leaves `holding`: should this OS process die
+            // between the two, the repair finds it there, already ended.)
+            const bool ended = end_held(w, o);
             c->holding.pop_front();
-            if (!end_held(w, o)) {
+            if (!ended) {
                 if (there) c->in_flight.parker = nullptr;
             } else if (there) {
                 runtime::ready(w->parker);
@@ -743,14 +746,15 @@ Attempt try_read_extended_locked(ChannelCore* c, void* dst, Held* held, Parcel**
     if (Waiter* w = reserve_writer(c)) {
         if (runtime::local(w->parker)) c->ops->move_construct(dst, w->slot);
         else *got = x->take_from(c, w);  // (a writer there: the channel crosses)
-        held->writer = w;
+        w->parker->refs.fetch_add(1, std::memory_order_relaxed);  // (end_extended's: release_parker)
+        *held = {w, w->parker, w->token, false};
         return Attempt::Done;
     }
     return c->retired ? Attempt::Retired : Attempt::Block;
 }
 
 Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept {
-    if (c->remote) [[unlikely]] return Outcome::Unsupported;
+    if (extended_unsupported(c)) [[unlikely]] return Outcome::Unsupported;
     if (foreign_here(c)) [[unlikely]] return misused_across(c);
     for (;;) {
         c->lock.lock();
@@ -792,15 +796,19 @@ void end_extended(ChannelCore* c, Held* held, bool ok) noexcept {
                 }
             }
         }
-        if (Waiter* w = held->writer; w && ok && w->queued) {
-            // (Not queued: poison ended it already.)
+        // The writer, unless poison ended it meanwhile (then its waiter may
+        // be in use again for another wait: only the word is looked at).
+        const std::uint64_t reserved = runtime::waiting_word(held->token) | runtime::kReserved;
+        if (held->writer && ok && held->parker->selection.load(std::memory_order_acquire) == reserved) {
+            Waiter* w = held->writer;
             const bool there = !runtime::local(w->parker);
             if (there) note_in_flight(c, w);
+            (void)end_held(w, Outcome::Done);  // (ended before it leaves `holding`: see end_all)
             c->holding.remove(w);
-            if (end_held(w, Outcome::Done)) woken(c, &wake, w);
-            else if (there) c->in_flight.parker = nullptr;
+            woken(c, &wake, w);
         }
     }
+    if (held->parker) runtime::release_parker(held->parker);
     *held = {};
     if (wake) runtime::ready(wake->parker);
     // The action threw: the channel is poisoned, which ends the held

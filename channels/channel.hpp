@@ -214,10 +214,19 @@ Attempt try_write_locked(ChannelCore* c, void* src, Waiter** wake, Parcel** pre 
 // reach, and then takes it itself, so writers need not know of it.
 //
 // Held: what one extended read holds.
+// The writer's waiter is touched again only while its wait is still the
+// one reserved (poison may have ended it, and its process reused the
+// waiter since): so the wait is named by parker and token, and the parker
+// is kept by a reference until end_extended.
 struct Held {
-    Waiter* writer = nullptr;  // in c->holding, its wait reserved
-    bool slot = false;         // a buffer slot (counted in c->held)
+    Waiter* writer = nullptr;  // in c->holding while its wait is reserved
+    runtime::Parker* parker = nullptr;  // the writer's (a reference held)
+    std::uint64_t token = 0;
+    bool slot = false;  // a buffer slot (counted in c->held)
 };
+// (A channel shared by MPI ranks has no extended reads yet, at its home or
+// elsewhere: read_extended returns Unsupported.)
+inline bool extended_unsupported(const ChannelCore* c) noexcept { return c->remote || c->shared_id; }
 // try_read_extended_locked: take a value for an extended read (lock held):
 // Done with the value in `dst` (or, on a channel that crosses, perhaps a
 // parcel in *got to receive after unlocking) and *held set. Nobody is
@@ -231,6 +240,8 @@ Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept;
 // poisoned: the writer's write ends Poisoned.
 void end_extended(ChannelCore* c, Held* held, bool ok) noexcept;
 // wake_probe: a value came within reach on c (lock held): the oldest probe
+// (one per value: so while probes wait, no value is buffered or queued
+// that no probe was woken for, and retire may end the probes left)
 // there (not of `self`) is woken; one of this OS process is returned, to be
 // readied by the caller (after unlocking, or at once), one of another is
 // readied now.

@@ -110,19 +110,19 @@ private:
         channels::Guard g{channels::Guard::Kind::ExtendedInput, this->enabled(), nullptr, nullptr, {}};
         if (g.enabled) {
             g.core = detail::EndAccess::usable(end_.get());
-            if (g.core->remote) [[unlikely]] detail::throw_extended_across_ranks(g.core);
+            if (channels::extended_unsupported(g.core)) [[unlikely]] detail::throw_extended_across_ranks(g.core);
         }
         slot.ext = {slot.bytes, {}};
+        slot.core = g.core;
         g.slot = &slot.ext;
         return g;
     }
     void fired(detail::ChoiceSlot<ExtendedInputGuard>& slot) {
-        detail::run_extended<T>(detail::EndAccess::usable(end_.get()), &slot.ext.held, slot.bytes, action_,
-                                [](T&) {});
+        detail::run_extended<T>(slot.core, &slot.ext.held, slot.bytes, action_, [](T&) {});
     }
     T fired_taking(detail::ChoiceSlot<ExtendedInputGuard>& slot) {
         std::optional<T> out;
-        detail::run_extended<T>(detail::EndAccess::usable(end_.get()), &slot.ext.held, slot.bytes, action_,
+        detail::run_extended<T>(slot.core, &slot.ext.held, slot.bytes, action_,
                                 [&](T& v) { out.emplace(std::move(v)); });
         return std::move(*out);
     }

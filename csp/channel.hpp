@@ -114,12 +114,12 @@ private:
 // poisoned (the writer's write throws ChannelPoisonException) and the
 // exception goes on. Then `then` gets the value (to move it out).
 template <class T, class F, class Then>
-decltype(auto) run_extended(channels::ChannelCore* c, channels::Held* held, void* storage, F& action, Then then) {
+auto run_extended(channels::ChannelCore* c, channels::Held* held, void* storage, F& action, Then then) {
     bool ended = false;
     try {
         Extended<T> value(storage);
         const T& seen = value.get();
-        using R = std::invoke_result_t<F&, const T&>;
+        using R = std::decay_t<std::invoke_result_t<F&, const T&>>;
         if constexpr (std::is_void_v<R>) {
             std::invoke(action, seen);
             ended = true;
@@ -163,11 +163,13 @@ public:
     // the value's slot stays occupied until then. Returns what the action
     // returns. If the action throws, the channel is poisoned (the waiting
     // writer gets ChannelPoisonException) and the exception goes on.
+    // (A reference the action returns is returned as a copy: what it refers
+    // to may be the value, gone by then.)
     template <class F>
         requires std::is_invocable_v<F&, const T&>
-    std::invoke_result_t<F&, const T&> extended_read(F&& action) {
+    std::decay_t<std::invoke_result_t<F&, const T&>> extended_read(F&& action) {
         channels::ChannelCore* c = usable();
-        if (c->remote) [[unlikely]] detail::throw_extended_across_ranks(c);
+        if (channels::extended_unsupported(c)) [[unlikely]] detail::throw_extended_across_ranks(c);
         using Wire = detail::wire_t<T>;
         alignas(Wire) unsigned char storage[sizeof(Wire)];
         channels::Held held;
@@ -194,10 +196,14 @@ public:
             const channels::Outcome o = channels::write(c, &wire);
             if (!wire) (void)box.release();  // handed on; otherwise packed, or not sent: still ours
             if (o != channels::Outcome::Done) {
+                // (Handed on and still not Done: an extended reader took it
+                // and then the channel was poisoned. The value is gone.)
                 if constexpr (std::is_move_assignable_v<T>) {
-                    try {
-                        value = std::move(*box);  // not sent: the value stays the writer's
-                    } catch (...) {
+                    if (box) {
+                        try {
+                            value = std::move(*box);  // not sent: the value stays the writer's
+                        } catch (...) {
+                        }
                     }
                 }
                 detail::throw_outcome(o, c);

@@ -108,7 +108,8 @@ struct Parker {
     // wait; what it read is used only if nothing moved meanwhile.)
     std::atomic<const WaitReason*> wait_reason{nullptr};
     // References: the process itself, plus each pending timer that may still
-    // try to complete one of its waits. Freed when the last one goes.
+    // try to complete one of its waits, and each waker that keeps its address
+    // past the wait it may end (release_parker). Freed when the last one goes.
     std::atomic<std::int32_t> refs{1};
     // Its slot in the registry of live parkers, walked by the deadlock
     // detector (under the registry's lock).
@@ -247,6 +248,10 @@ void ready(Parker* p) noexcept;
 // Inbox::rescues).
 void rescue(Parker* p, std::uint64_t token, std::uint32_t won_mask, std::uint32_t won_as,
             std::uint32_t outcome) noexcept;
+
+// release_parker drops a reference to p (one taken on p->refs by whoever
+// keeps p's address past a wait it may end).
+void release_parker(Parker* p) noexcept;
 
 // wake = try_complete + ready; true when this caller ended the wait.
 inline bool wake(Parker* p, std::uint64_t token, std::uint32_t outcome) noexcept {

@@ -258,3 +258,78 @@ TEST_CASE("extended reads by fibers and plain threads together: each value once"
     for (auto& t : times) wrong += t.load() != 1;
     CHECK(wrong == 0);
 }
+
+// A held writer that poison ended may wait again, on another channel, before
+// the action returns: the end of the extended read must leave that new wait
+// alone (it completes when a reader of that channel takes its value).
+TEST_CASE("a held writer ended by poison and waiting elsewhere is left alone when the action returns",
+          "[extended]") {
+    csp::Channel<int> c{"held-then-poisoned"}, d{"the-writers-next"}, go{"go"}, done{"done"};
+    int got = -1;
+    bool wrote_d = false;
+    auto writer = csp::process([&](csp::ChannelOut<int> out, csp::ChannelOut<int> next) {
+        try {
+            out(1);
+        } catch (const csp::ChannelPoisonException&) {
+            next(99);  // waits for the late reader below
+            wrote_d = true;
+        }
+    });
+    auto reader = csp::process([](csp::ChannelIn<int> in, csp::ChannelOut<int> go_out, csp::ChannelOut<int> done_out) {
+        in.extended_read([&](const int&) {
+            go_out(1);           // the poisoner poisons c: the writer moves on to d
+            csp::sleep(20ms);    // and waits there
+        });
+        done_out(1);
+    });
+    auto poisoner = csp::process([](csp::ChannelIn<int> go_in, csp::Channel<int> victim) {
+        go_in();
+        victim.poison();
+    });
+    auto late = csp::process([&](csp::ChannelIn<int> done_in, csp::ChannelIn<int> next) {
+        done_in();
+        got = next();
+    });
+    csp::Parallel(writer(c.writer(), d.writer()), reader(c.reader(), go.writer(), done.writer()),
+                  poisoner(go.reader(), c), late(done.reader(), d.reader()));
+    CHECK(got == 99);
+    CHECK(wrote_d);
+}
+
+namespace {
+// Boxy: a value whose move may throw (so the channel layer boxes it).
+struct Boxy {
+    std::string text;
+    explicit Boxy(std::string t) : text(std::move(t)) {}
+    Boxy(const Boxy&) = default;
+    Boxy(Boxy&& other) noexcept(false) : text(std::move(other.text)) {}
+    Boxy& operator=(Boxy&& other) noexcept(false) {
+        text = std::move(other.text);
+        return *this;
+    }
+};
+}  // namespace
+
+TEST_CASE("a boxed value's held writer gets poison, not a crash, when the action throws", "[extended]") {
+    csp::Channel<Boxy> ch{"boxed-held"};
+    bool writer_poisoned = false, reader_threw = false;
+    auto writer = csp::process([&](csp::ChannelOut<Boxy> out) {
+        try {
+            out(Boxy("a value"));
+        } catch (const csp::ChannelPoisonException&) {
+            writer_poisoned = true;
+        }
+    });
+    auto reader = csp::process([&](csp::ChannelIn<Boxy> in) {
+        try {
+            in.extended_read([](const Boxy& b) {
+                if (b.text == "a value") throw std::runtime_error("no");
+            });
+        } catch (const std::runtime_error&) {
+            reader_threw = true;
+        }
+    });
+    csp::Parallel(writer(ch.writer()), reader(ch.reader()));
+    CHECK(writer_poisoned);
+    CHECK(reader_threw);
+}

@@ -413,6 +413,45 @@ TEST_CASE("a csp::multiprocess on a rank cannot reach a channel shared by ranks:
     }
 }
 
+TEST_CASE("an extended read of a channel shared by ranks is a UsageError saying so, at its home and elsewhere",
+          "[mpi][extended]") {
+    // (Not supported yet. On one rank nothing is shared: it works.)
+    const int last = ranks() - 1;
+    auto feeder = csp::process("feeder", [](csp::ChannelOut<int> out) {
+        try {
+            out(7);
+        } catch (const csp::ChannelPoisonException&) {
+        } catch (const csp::ChannelRetireException&) {
+        }
+        return 0;
+    });
+    auto extended = csp::process("extended", [](csp::ChannelIn<int> in, bool guard) {
+        int got = -1;
+        try {
+            if (guard) csp::Alternation(csp::ExtendedInputGuard(in, [&](const int& v) { got = v; })).execute();
+            else got = in.extended_read([](const int& v) { return v; });
+        } catch (const csp::UsageError& e) {
+            const std::string what = e.what();
+            got = what.find("'extended-shared'") != std::string::npos &&
+                          what.find("another MPI rank") != std::string::npos
+                      ? -2
+                      : -3;
+            in.poison();
+        }
+        return got;
+    });
+    for (const int where : {0, last}) {
+        for (const bool guard : {false, true}) {
+            CAPTURE(where, guard);
+            csp::Channel<int> ch{"extended-shared"};
+            auto [got, fed] = csp::Parallel(csp::on_rank(where, extended(ch.reader(), guard)),
+                                            csp::on_rank(last, feeder(ch.writer())));
+            (void)fed;
+            CHECK(got == (ranks() == 1 ? 7 : -2));
+        }
+    }
+}
+
 TEST_CASE("a 100 MB value crosses ranks intact", "[mpi][big]") {
     csp::Channel<std::vector<char>> ch{"big"};
     const std::size_t size = 100u << 20;

@@ -141,6 +141,7 @@ template <class T>
 struct ChoiceSlot<ExtendedInputGuard<T>> {
     alignas(wire_t<T>) unsigned char bytes[sizeof(wire_t<T>)];
     channels::ExtendedSlot ext{bytes, {}};
+    channels::ChannelCore* core = nullptr;
 };
 template <class T>
 struct ChoiceSlot<OutputGuard<T>> {
