@@ -93,6 +93,8 @@ private:
 bool is_channel(const Guard& g) noexcept {
     return g.kind == Guard::Kind::Input || g.kind == Guard::Kind::Output || g.kind == Guard::Kind::ExtendedInput;
 }
+bool is_barrier(const Guard& g) noexcept { return g.kind == Guard::Kind::Barrier; }
+BarrierCore* barrier_of(const Guard& g) noexcept { return static_cast<BarrierCore*>(g.slot); }
 bool is_input(const Guard& g) noexcept {
     return g.kind == Guard::Kind::Input || g.kind == Guard::Kind::ExtendedInput;
 }
@@ -112,32 +114,44 @@ bool received_extended(const Guard& g, Parcel* got) noexcept {
     return false;
 }
 
-// Locks: the distinct channels of a choice, locked in address order.
+// Locks: the distinct channels (and barriers) of a choice, locked in
+// address order.
 class Locks {
 public:
-    Locks(Guard* guards, std::size_t n) : cores_(n) {
+    struct Entry {
+        runtime::SharedLock* lock;
+        const char* name;
+        bool operator<(const Entry& o) const noexcept { return lock < o.lock; }
+        bool operator==(const Entry& o) const noexcept { return lock == o.lock; }
+    };
+    Locks(Guard* guards, std::size_t n) : entries_(n) {
         for (std::size_t i = 0; i < n; ++i) {
-            if (is_channel(guards[i]) && guards[i].enabled) cores_[count_++] = guards[i].core;
+            const Guard& g = guards[i];
+            if (!g.enabled) continue;
+            if (is_channel(g)) entries_[count_++] = {&g.core->lock, g.core->name};
+            else if (is_barrier(g)) entries_[count_++] = {&barrier_of(g)->lock, barrier_of(g)->name};
         }
-        std::sort(cores_.begin(), cores_.begin() + count_);
-        count_ = static_cast<std::size_t>(std::unique(cores_.begin(), cores_.begin() + count_) - cores_.begin());
+        std::sort(entries_.begin(), entries_.begin() + count_);
+        count_ = static_cast<std::size_t>(std::unique(entries_.begin(), entries_.begin() + count_) - entries_.begin());
     }
     void lock() noexcept {
-        for (std::size_t i = 0; i < count_; ++i) cores_[i]->lock.lock();
+        for (std::size_t i = 0; i < count_; ++i) entries_[i].lock->lock();
     }
     void unlock() noexcept {
-        for (std::size_t i = count_; i > 0; --i) cores_[i - 1]->lock.unlock();
+        for (std::size_t i = count_; i > 0; --i) entries_[i - 1].lock->unlock();
     }
     std::uint64_t key() noexcept {
         std::uint64_t k = count_;
-        for (std::size_t i = 0; i < count_; ++i) k = k * 0x100000001B3ull ^ reinterpret_cast<std::uintptr_t>(cores_[i]);
+        for (std::size_t i = 0; i < count_; ++i) {
+            k = k * 0x100000001B3ull ^ reinterpret_cast<std::uintptr_t>(entries_[i].lock);
+        }
         return k;
     }
     std::size_t size() const noexcept { return count_; }
-    ChannelCore* operator[](std::size_t i) noexcept { return cores_[i]; }
+    const char* name(std::size_t i) noexcept { return entries_[i].name; }
 
 private:
-    SmallArray<ChannelCore*> cores_;
+    SmallArray<Entry> entries_;
     std::size_t count_ = 0;
 };
 
@@ -159,7 +173,7 @@ const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks) noexcept {
         for (std::size_t i = 0; i < locks.size(); ++i) {
             if (i > 0) put("', '");
             else put("'");
-            put(locks[i]->name);
+            put(locks.name(i));
         }
         put("'");
     }
@@ -172,6 +186,7 @@ const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks) noexcept {
 void trace_fired(const Guard& g) noexcept {
     if (!runtime::tracing()) return;
     if (is_input(g)) runtime::trace_event("read", g.core->name);
+    if (is_barrier(g)) runtime::trace_event("sync", barrier_of(g)->name);
     if (g.kind == Guard::Kind::Output) runtime::trace_event("write", g.core->name);
 }
 
@@ -246,6 +261,7 @@ bool all_retired(const Guard* guards, std::size_t n, bool locked, RemoteGuards& 
     bool any = false;
     for (std::size_t i = 0; i < n; ++i) {
         const Guard& g = guards[i];
+        if (g.enabled && is_barrier(g)) return false;  // (a barrier never retires)
         if (!g.enabled || !is_channel(g)) continue;
         any = true;
         if (g.core->remote) {
@@ -418,6 +434,22 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 if (now >= g.deadline) return non_channel_fires(i);
                 continue;
             }
+            if (g.kind == Guard::Kind::Barrier) {
+                BarrierCore* b = barrier_of(g);
+                Waiter* wake = nullptr;
+                b->lock.lock();
+                const bool poisoned = b->poisoned;
+                const bool fired = !poisoned && barrier_fire_locked(b, true, &wake);
+                b->lock.unlock();
+                ready_waiters(wake);
+                if (poisoned) return {Outcome::Poisoned, i};
+                if (fired) {
+                    trace_fired(g);
+                    return {Outcome::Done, i};
+                }
+                live = true;
+                continue;
+            }
             Parcel** packed = nullptr;
             if (g.kind == Guard::Kind::Output) {
                 has_output = true;
@@ -470,6 +502,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         bool have_now = false;
         Choice fired{Outcome::Done, kNone};
         Waiter* wake = nullptr;
+        Waiter* barrier_wake = nullptr;  // (a barrier's phase ended, or its offers were released)
         Parcel* got = nullptr;
         locks.lock();
         for (std::size_t k = 0; k < n && fired.index == kNone; ++k) {
@@ -504,6 +537,10 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 case Guard::Kind::ExtendedInput:
                     a = try_extended(g, &got);
                     break;
+                case Guard::Kind::Barrier:
+                    if (barrier_of(g)->poisoned) a = Attempt::Poisoned;
+                    else if (barrier_fire_locked(barrier_of(g), true, &barrier_wake)) a = Attempt::Done;
+                    break;
                 case Guard::Kind::Output:
                     a = try_write_locked(g.core, g.slot, &wake, pre.of(i));
                     break;
@@ -512,7 +549,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 case Attempt::Done: fired = {Outcome::Done, i}; break;
                 case Attempt::Poisoned: fired = {Outcome::Poisoned, i}; break;
                 case Attempt::Retired: break;  // disabled
-                case Attempt::Block: live += is_channel(g) ? 1 : 0; break;
+                case Attempt::Block: live += is_channel(g) || is_barrier(g) ? 1 : 0; break;
             }
         }
         if (fired.index != kNone && !is_channel(guards[fired.index]) && live == 0 &&
@@ -521,6 +558,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         }
         if (fired.index != kNone || fired.outcome == Outcome::Retired) {
             locks.unlock();
+            ready_waiters(barrier_wake);
             if (fired.index == kNone) return fired;
             if (wake) runtime::ready(wake->parker);
             if (got) {
@@ -534,6 +572,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         }
         if (live == 0 && all_retired(guards, n, true, remote)) {
             locks.unlock();
+            ready_waiters(barrier_wake);
             return {Outcome::Retired, kNone};
         }
         if (live == 0 && first_timeout == kNone) {
@@ -551,12 +590,21 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         // share a channel, a partner arriving later takes the first queued,
         // so queueing in argument order would make a waiting fair choice
         // always give it the first guard (Go's TestPseudoRandomSend).
+        ready_waiters(barrier_wake);  // (offers released by pass 1: this choice is about to park)
         const std::uint64_t token = runtime::begin_wait(me);
         Waiter* waiters = block->waiters();
         bool offers = false;  // guards on replicas to offer at their homes
         for (std::size_t k = 0; k < n; ++k) {
             const std::size_t i = order.at(k);  // (pass 1 drew the whole order)
             Guard& g = guards[i];
+            if (g.enabled && is_barrier(g)) {
+                auto* w = ::new (static_cast<void*>(&waiters[i])) Waiter;
+                w->parker = me;
+                w->token = token;
+                w->index = static_cast<std::uint32_t>(i);
+                barrier_of(g)->offers.push(w);
+                continue;
+            }
             if (!g.enabled || !is_channel(g)) continue;
             auto* w = ::new (static_cast<void*>(&waiters[i])) Waiter;
             if (g.core->remote) [[unlikely]] {
@@ -616,6 +664,10 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         locks.lock();
         for (std::size_t i = 0; i < n; ++i) {
             Guard& g = guards[i];
+            if (g.enabled && is_barrier(g)) {
+                if (waiters[i].queued) barrier_of(g)->offers.remove(&waiters[i]);
+                continue;
+            }
             if (!g.enabled || !is_channel(g)) continue;
             Waiter* w = &waiters[i];
             if (w->queued) (is_input(g) ? g.core->readers : g.core->writers).remove(w);
@@ -640,7 +692,8 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         if (received != kNone) {
             o = settle(guards[received].core, Side::Reader, &waiters[received], o, guards[received].slot);
         }
-        if (offers && o != Outcome::Deadlocked && guards[index_part(word)].core->remote) [[unlikely]] {
+        if (offers && o != Outcome::Deadlocked && is_channel(guards[index_part(word)]) &&
+            guards[index_part(word)].core->remote) [[unlikely]] {
             // A guard on a replica fired at its home, or was released there.
             Guard& g = guards[index_part(word)];
             if (o == Outcome::Retired && !rc.released) remote.set(index_part(word), RemoteGuards::Retired);

@@ -33,6 +33,7 @@
 // makes its guard ready; the caller turns that into an exception.
 #pragma once
 
+#include "channels/barrier.hpp"
 #include "channels/channel.hpp"
 
 #include <chrono>
@@ -47,8 +48,9 @@ namespace csp::channels {
 // nothing to set up; give every field when making one.
 struct Guard {
     // (ExtendedInput: an input guard whose read is an extended one; its slot
-    // is an ExtendedSlot.)
-    enum class Kind : std::uint8_t { Input, Output, Skip, Timeout, ExtendedInput };
+    // is an ExtendedSlot. Barrier: an alting barrier (barrier.hpp); its slot
+    // is the BarrierCore, `core` is null.)
+    enum class Kind : std::uint8_t { Input, Output, Skip, Timeout, ExtendedInput, Barrier };
     Kind kind;
     bool enabled;       // the pre-condition
     ChannelCore* core;  // Input / Output

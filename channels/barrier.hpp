@@ -9,6 +9,17 @@
 // barrier wait like any other Blocked wait, and its report names the barrier.
 // (One OS process for now: a BarrierEnd cannot be handed to a
 // csp::multiprocess.)
+//
+// Alting barriers (csp::BarrierGuard): a choice offers the barrier by
+// queueing a waiter of its wait on `offers`. The phase ends when the members
+// that synced, the live offers and the member arriving now make up every
+// enrolled member (Welch's one-phase oracle, with the barrier's lock as the
+// oracle's): whoever completes it first reserves every offer (its choice's
+// word to runtime::kReserved, so no channel partner can take that choice
+// meanwhile) and then ends them all Done. If an offer cannot be reserved (its
+// choice went another way), the phase does not end: the offers reserved so
+// far are released (ended Retired, which sends a choice round again, to
+// offer anew or find the partner that met it reserved).
 #pragma once
 
 #include "channels/waiter.hpp"
@@ -23,6 +34,7 @@ namespace csp::channels {
 struct BarrierCore {
     runtime::SharedLock lock{nullptr};
     WaiterQueue waiting;           // members synced in this phase, parked
+    WaiterQueue offers;            // choices offering it (BarrierGuard), parked
     std::int64_t enrolled = 0;     // members now
     std::int64_t arrived = 0;      // of them, synced in this phase
     std::uint64_t phase = 0;       // phases completed
@@ -43,5 +55,13 @@ void barrier_resign(BarrierCore* b) noexcept;
 // ended the wait; the member is no longer counted as arrived).
 Outcome barrier_sync(BarrierCore* b) noexcept;
 void barrier_poison(BarrierCore* b) noexcept;
+
+// barrier_fire_locked: for the alternation engine, with b->lock held: the
+// caller (if `self`, a member arriving now: a choice with a BarrierGuard)
+// and the members waiting make up the phase: it ends (true), every waiting
+// member and offer ended Done and linked through `next` onto *wake, to be
+// readied once the locks are released. False: not yet (stale offers are
+// dropped; reserved ones released, also onto *wake).
+bool barrier_fire_locked(BarrierCore* b, bool self, Waiter** wake) noexcept;
 
 }  // namespace csp::channels

@@ -10,13 +10,24 @@
 // its process unwinds from ChannelRetireException it resigns, from any other
 // exception it poisons; destroyed otherwise it resigns. A wait at a barrier
 // takes part in deadlock detection, and the report names the barrier.
-// (Between fibers and threads of one OS process so far; alting barriers,
-// csp::BarrierGuard, are not built yet.)
+//
+//   csp::Alternation alt{csp::BarrierGuard(e, [] { step(); }), csp::InputGuard(stop)};
+//
+// csp::BarrierGuard is an alting barrier (JCSP's AltingBarrier): it fires
+// only when every enrolled end of its barrier is syncing or offering it in a
+// choice, and then in all of them together (channels/barrier.hpp has the
+// oracle). Plain sync() and guards mix freely. Priority among several
+// barrier guards of one choice cannot be honoured (as in JCSP): a phase
+// that can end ends, whichever barrier it is. (Between fibers and threads of
+// one OS process so far.)
 #pragma once
 
 #include "channels/barrier.hpp"
+#include "csp/detail/choice.hpp"
 #include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
+
+#include <functional>
 
 #include <source_location>
 #include <string>
@@ -73,6 +84,7 @@ public:
 
 private:
     friend class Barrier;
+    friend class BarrierGuard;
     explicit BarrierEnd(channels::BarrierCore* b) noexcept : core_(b) { join(); }
 
     void join() noexcept {
@@ -95,6 +107,41 @@ private:
 
     channels::BarrierCore* core_ = nullptr;
     bool resigned_ = false;
+};
+
+// BarrierGuard: a guard that fires when the barrier's phase ends with this
+// end taking part (every other enrolled end syncing or offering it too).
+// It keeps a reference to the end (or owns it, when given a temporary).
+class BarrierGuard : public detail::GuardBase<BarrierGuard> {
+public:
+    using value_type = std::monostate;
+
+    explicit BarrierGuard(BarrierEnd& end) : end_(&end) {}
+    explicit BarrierGuard(BarrierEnd&& end) : owned_(std::move(end)), end_(nullptr) {}
+    template <class F>
+    BarrierGuard(BarrierEnd& end, F&& action) : end_(&end), action_(detail::nullary_action(std::forward<F>(action))) {}
+    template <class F>
+    BarrierGuard(BarrierEnd&& end, F&& action)
+        : owned_(std::move(end)), end_(nullptr), action_(detail::nullary_action(std::forward<F>(action))) {}
+
+private:
+    friend struct detail::GuardAccess;
+
+    BarrierEnd& end() noexcept { return end_ ? *end_ : owned_; }
+    channels::Guard record() {
+        channels::Guard g{channels::Guard::Kind::Barrier, this->enabled(), nullptr, nullptr, {}};
+        if (!g.enabled) return g;
+        end().check();
+        g.slot = end().core_;
+        return g;
+    }
+    void fired() {
+        if (action_) action_();
+    }
+
+    BarrierEnd owned_;
+    BarrierEnd* end_;
+    std::function<void()> action_;
 };
 
 // Barrier: a cheap copyable handle on one barrier; its ends enrol.

@@ -117,7 +117,13 @@ void throw_extended_across_ranks(const channels::ChannelCore* c) {
 
 void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
     switch (c.outcome) {
-        case channels::Outcome::Poisoned: throw ChannelPoisonException(guards[c.index].core->name);
+        case channels::Outcome::Poisoned: {
+            const channels::Guard& g = guards[c.index];
+            if (g.kind == channels::Guard::Kind::Barrier) {
+                throw ChannelPoisonException(static_cast<const channels::BarrierCore*>(g.slot)->name);
+            }
+            throw ChannelPoisonException(g.core->name);
+        }
         // The choice has enabled channel guards and every one is retired: it
         // can never communicate (a skip or timeout it has would only spin).
         case channels::Outcome::Retired: {

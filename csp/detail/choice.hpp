@@ -38,6 +38,7 @@ class OutputGuard;
 template <class T>
 class ExtendedInputGuard;
 class SkipGuard;
+class BarrierGuard;
 class TimeoutGuard;
 
 namespace detail {
@@ -91,6 +92,8 @@ template <class T>
 inline constexpr bool is_guard_v<ExtendedInputGuard<T>> = true;
 template <>
 inline constexpr bool is_guard_v<SkipGuard> = true;
+template <>
+inline constexpr bool is_guard_v<BarrierGuard> = true;
 template <>
 inline constexpr bool is_guard_v<TimeoutGuard> = true;
 
@@ -214,7 +217,8 @@ public:
     using Result = std::variant<guard_result_t<G>...>;
     static_assert(size > 0, "csp: a choice needs at least one guard");
     static_assert((is_guard_v<G> && ...),
-                  "csp: a choice takes guards: InputGuard, OutputGuard, ExtendedInputGuard, SkipGuard, TimeoutGuard");
+                  "csp: a choice takes guards: InputGuard, OutputGuard, ExtendedInputGuard, BarrierGuard, SkipGuard, "
+                  "TimeoutGuard");
 
     // choose makes one choice. With RunAction it runs the chosen guard's
     // action and returns its position; otherwise it returns the variant.
