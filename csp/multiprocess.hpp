@@ -29,6 +29,9 @@
 
 namespace csp {
 
+class Barrier;
+class BarrierEnd;
+
 namespace detail {
 
 // ChildRecord: what a multiprocess's child leaves for its parent, in the
@@ -119,8 +122,18 @@ struct Crossable<Channel<T>> : std::bool_constant<Transferable<T>> {};
 template <class X>
 struct Crossable<std::vector<X>> : Crossable<X> {};
 
+// Barriers do not cross OS processes yet (a forked child's end would be
+// counted in neither process): refused at compile time.
+template <class X>
+struct BarrierArg : std::bool_constant<std::is_same_v<X, BarrierEnd> || std::is_same_v<X, Barrier>> {};
+template <class X>
+struct BarrierArg<std::vector<X>> : BarrierArg<X> {};
+
 template <class X>
 constexpr void check_crossable() {
+    static_assert(!BarrierArg<X>::value,
+                  "csp::multiprocess: barriers (csp::Barrier, csp::BarrierEnd) cannot be handed to another OS "
+                  "process yet; use them between fibers and threads, or a channel between OS processes");
     static_assert(Crossable<X>::value,
                   "csp::multiprocess: this argument is a channel end whose values cannot cross OS "
                   "processes; make the value type trivially copyable, or give it a cereal "
