@@ -599,6 +599,14 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             Guard& g = guards[i];
             if (g.enabled && is_barrier(g)) {
                 auto* w = ::new (static_cast<void*>(&waiters[i])) Waiter;
+                // One offer per barrier: a choice is one member, whatever
+                // number of guards it has on it (the first in order speaks).
+                bool offered = false;
+                for (std::size_t j = 0; j < k && !offered; ++j) {
+                    const Guard& h = guards[order.at(j)];
+                    offered = h.enabled && is_barrier(h) && barrier_of(h) == barrier_of(g);
+                }
+                if (offered) continue;
                 w->parker = me;
                 w->token = token;
                 w->index = static_cast<std::uint32_t>(i);

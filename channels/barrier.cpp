@@ -58,9 +58,23 @@ std::int64_t live_offers(BarrierCore* b) noexcept {
     return live;
 }
 
+// drop_ended: members whose sync the deadlock breaker ended (it does not
+// dequeue) have not arrived after all (their own clean-up sees them gone).
+void drop_ended(BarrierCore* b) noexcept {
+    for (Waiter* w = b->waiting.head; w;) {
+        Waiter* next = w->next;
+        if (!still_waiting(w)) {
+            b->waiting.remove(w);
+            --b->arrived;
+        }
+        w = next;
+    }
+}
+
 // fire: the phase may end (lock held); see barrier_fire_locked.
 bool fire(BarrierCore* b, std::int64_t arriving, Waiter** wake) noexcept {
     if (b->poisoned) return false;
+    drop_ended(b);
     const std::int64_t live = live_offers(b);
     const std::int64_t present = b->arrived + arriving + live;
     if (present == 0 || present < b->enrolled) return false;

@@ -317,3 +317,57 @@ TEST_CASE("plain threads offering a barrier guard and fibers syncing: phases nev
     t2.join();
     CHECK(early == 0);
 }
+
+// A choice with two guards on one barrier is one member: two such choices
+// complete their phases (counted twice, each fire would fail on the other's
+// second offer and release it, for ever).
+TEST_CASE("a choice with two guards on the same barrier is one member", "[alting-barrier]") {
+    constexpr int phases = 200;
+    csp::Barrier barrier{"twice-offered"};
+    std::atomic<int> first{0}, second{0};
+    auto member = csp::process([&](csp::BarrierEnd end) {
+        for (int k = 0; k < phases; ++k) {
+            const auto chosen = csp::FairSelect(csp::BarrierGuard(end), csp::BarrierGuard(end)).index();
+            (chosen == 0 ? first : second).fetch_add(1);
+        }
+    });
+    csp::Parallel(member(barrier.end()), member(barrier.end()));
+    CHECK(first + second == 2 * phases);
+}
+
+// The deadlock breaker ends a member's sync without dequeueing it: until that
+// member has run, it must not count as arrived, or another member's sync
+// would end the phase without it.
+TEST_CASE("a sync the deadlock breaker ended does not count as arrived", "[alting-barrier][deadlock]") {
+    csp::Barrier barrier{"broken-sync"};
+    std::atomic<int> synced{0}, early{0};
+    std::atomic<bool> arrived_again{false};
+    auto syncer = csp::process([&](csp::BarrierEnd end) {
+        try {
+            end.sync();  // with the other member blocked elsewhere: a deadlock
+        } catch (const csp::DeadlockError&) {
+        }
+        arrived_again = true;
+        end.sync();
+        synced.fetch_add(1);
+    });
+    auto reader = csp::process([&](csp::BarrierEnd end, csp::ChannelIn<int> in) {
+        try {
+            in();
+        } catch (const csp::DeadlockError&) {
+        }
+        end.sync();
+        if (!arrived_again) early.fetch_add(1);  // a phase without the syncer
+        synced.fetch_add(1);
+    });
+    for (int round = 0; round < 20; ++round) {
+        arrived_again = false;
+        csp::Channel<int> nobody{"nobody-writes-here"};
+        auto keep = nobody.writer();
+        // (Both orders of waking, by turns.)
+        if (round % 2) csp::Parallel(syncer(barrier.end()), reader(barrier.end(), nobody.reader()));
+        else csp::Parallel(reader(barrier.end(), nobody.reader()), syncer(barrier.end()));
+    }
+    CHECK(synced == 40);
+    CHECK(early == 0);
+}
