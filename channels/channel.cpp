@@ -404,11 +404,11 @@ namespace {
 // alternation engine calls them through try_read_locked/try_write_locked.
 // The buffered read and the refill of the freed slot, off the hot path of
 // the unbuffered rendezvous.
-[[gnu::noinline]] Attempt read_buffered(ChannelCore* c, void* dst, Waiter** wake, Parcel** got,
-                                        bool want = true) noexcept {
-    const Crossing* x = crossing_of(c);
+// take_oldest: the oldest buffered value leaves the buffer into `dst` (or,
+// on a channel that crosses, perhaps as a parcel in *got).
+void take_oldest(ChannelCore* c, void* dst, Parcel** got) noexcept {
     unsigned char* oldest = buffer_slot(c, 0);
-    if (x) {
+    if (const Crossing* x = crossing_of(c)) {
         *got = x->buffer_take(c, oldest, dst);
     } else {
         c->ops->move_construct(dst, oldest);
@@ -416,14 +416,23 @@ namespace {
     }
     c->head = (c->head + 1) % c->capacity;
     --c->count;
-    // A slot is free: a blocked writer's value moves into it.
+}
+
+// refill: a slot is free: a blocked writer's value moves into it.
+void refill(ChannelCore* c, Waiter** wake, bool want = true) noexcept {
     if (Waiter* w = take(c, c->writers, want)) {
         unsigned char* slot = buffer_slot(c, c->count);
-        if (x) x->buffer_refill(c, slot, w);
+        if (const Crossing* x = crossing_of(c)) x->buffer_refill(c, slot, w);
         else c->ops->move_construct(slot, w->slot);
         ++c->count;
         woken(c, wake, w);
     }
+}
+
+[[gnu::noinline]] Attempt read_buffered(ChannelCore* c, void* dst, Waiter** wake, Parcel** got,
+                                        bool want = true) noexcept {
+    take_oldest(c, dst, got);
+    refill(c, wake, want);
     return Attempt::Done;
 }
 
@@ -730,15 +739,7 @@ Attempt try_read_extended_locked(ChannelCore* c, void* dst, Held* held, Parcel**
     const Crossing* x = crossing_of(c);
     if (c->count > 0) {
         // The value leaves the buffer, its slot stays counted (c->held).
-        unsigned char* oldest = buffer_slot(c, 0);
-        if (x) {
-            *got = x->buffer_take(c, oldest, dst);
-        } else {
-            c->ops->move_construct(dst, oldest);
-            c->ops->destroy(oldest);
-        }
-        c->head = (c->head + 1) % c->capacity;
-        --c->count;
+        take_oldest(c, dst, got);
         ++c->held;
         held->slot = true;
         return Attempt::Done;
@@ -785,16 +786,7 @@ void end_extended(ChannelCore* c, Held* held, bool ok) noexcept {
         Locked<SharedLock> hold(c->lock);
         if (held->slot) {
             --c->held;
-            // A slot is free: a blocked writer's value moves into it.
-            if (ok && !c->poisoned && c->count + c->held < c->capacity) {
-                if (Waiter* w = take(c, c->writers)) {
-                    unsigned char* slot = buffer_slot(c, c->count);
-                    if (const Crossing* x = crossing_of(c)) x->buffer_refill(c, slot, w);
-                    else c->ops->move_construct(slot, w->slot);
-                    ++c->count;
-                    woken(c, &wake, w);
-                }
-            }
+            if (ok && !c->poisoned && c->count + c->held < c->capacity) refill(c, &wake);
         }
         // The writer, unless poison ended it meanwhile (then its waiter may
         // be in use again for another wait: only the word is looked at).
