@@ -134,34 +134,18 @@ bool end_held(Waiter* w, Outcome o) noexcept {
 // lock left half changed (repair_channel).
 Waiter* end_all(ChannelCore* c, Outcome o) noexcept {
     Waiter* wake = nullptr;
-    for (WaiterQueue* q : {&c->readers, &c->writers}) {
+    // (Writers held by extended readers end by poison only: retire cannot
+    // meet them, as each holds an end of its side.)
+    for (WaiterQueue* q : {&c->readers, &c->writers, &c->holding}) {
+        if (q == &c->holding && o != Outcome::Poisoned) break;
         while (!q->empty()) {
             Waiter* w = q->head;
             const bool there = !runtime::local(w->parker);
             if (there) note_in_flight(c, w);
-            q->pop_front();
-            if (!win(w, o)) {
-                if (there) c->in_flight.parker = nullptr;
-            } else if (there) {
-                runtime::ready(w->parker);
-                c->in_flight.parker = nullptr;
-            } else {
-                w->next = wake;
-                wake = w;
-            }
-        }
-    }
-    if (o == Outcome::Poisoned) {
-        // Writers held by extended readers end now (retire cannot meet
-        // them: each holds an end of its side).
-        while (!c->holding.empty()) {
-            Waiter* w = c->holding.head;
-            const bool there = !runtime::local(w->parker);
-            if (there) note_in_flight(c, w);
-            // (Ended before it leaves `holding`: should this OS process die
+            // (Ended before it leaves its queue: should this OS process die
             // between the two, the repair finds it there, already ended.)
-            const bool ended = end_held(w, o);
-            c->holding.pop_front();
+            const bool ended = q == &c->holding ? end_held(w, o) : win(w, o);
+            q->pop_front();
             if (!ended) {
                 if (there) c->in_flight.parker = nullptr;
             } else if (there) {
