@@ -64,21 +64,45 @@ Process<> delta(ChannelIn<T> in, std::vector<ChannelOut<T>> outs) {
             guards.reserve(outs.size());
             for (auto& out : outs) guards.emplace_back(out, value);
             for (std::size_t left = outs.size(); left > 0; --left) {
-                const std::size_t sent = FairSelect(guards).first;
+                std::size_t sent;
+                try {
+                    sent = FairSelect(guards).first;
+                } catch (const ChannelRetireException&) {
+                    break;  // every output still waiting for this value has retired
+                }
                 guards[sent].when(false);
             }
+            // Outputs whose guard is still enabled have retired: left out.
+            std::vector<bool> retired(outs.size());
+            for (std::size_t i = 0; i < outs.size(); ++i) retired[i] = guards[i].enabled();
+            guards.clear();  // (they refer to the ends moved below)
+            std::size_t kept = 0;
+            for (std::size_t i = 0; i < outs.size(); ++i) {
+                if (!retired[i]) outs[kept++] = std::move(outs[i]);
+            }
+            outs.resize(kept);
+            if (outs.empty()) throw ChannelRetireException("", "csp::lib::delta: every output has retired");
         }
     })(std::move(in), std::move(outs));
 }
 
 // seq_delta: each value read goes to every output, one after another in
-// their order.
+// their order. An output that is retired is left out; the process ends when
+// every output is.
 template <class T>
 Process<> seq_delta(ChannelIn<T> in, std::vector<ChannelOut<T>> outs) {
     return process("seq_delta", [](ChannelIn<T> in, std::vector<ChannelOut<T>> outs) {
         for (;;) {
             const T value = in();
-            for (auto& out : outs) out(value);
+            for (auto out = outs.begin(); out != outs.end();) {
+                try {
+                    (*out)(value);
+                    ++out;
+                } catch (const ChannelRetireException&) {
+                    out = outs.erase(out);  // retired: left out
+                }
+            }
+            if (outs.empty()) throw ChannelRetireException("", "csp::lib::seq_delta: every output has retired");
         }
     })(std::move(in), std::move(outs));
 }

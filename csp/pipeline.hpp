@@ -95,17 +95,6 @@ struct params_of<R (*)(A...)> {
     using type = std::tuple<std::decay_t<A>...>;
 };
 
-template <class End>
-struct value_of_end;
-template <class T>
-struct value_of_end<ChannelIn<T>> {
-    using type = T;
-};
-template <class T>
-struct value_of_end<ChannelOut<T>> {
-    using type = T;
-};
-
 // factory_param<Factory, i>: the value type of the i-th end its body takes.
 template <class Factory>
 struct factory_body;
@@ -119,7 +108,7 @@ struct factory_body<MultiProcessFactory<F>> {
 };
 template <class Factory, std::size_t I>
 using factory_param =
-    typename value_of_end<std::tuple_element_t<I, typename params_of<typename factory_body<Factory>::type>::type>>::type;
+    typename std::tuple_element_t<I, typename params_of<typename factory_body<Factory>::type>::type>::value_type;
 
 // stage_output<S, A>: what stage S writes when it reads A.
 template <class S, class A>

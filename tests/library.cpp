@@ -107,6 +107,31 @@ TEST_CASE("delta and seq_delta give every value to every output", "[library]") {
     }
 }
 
+// delta's promise: an output that retires is left out, and the others go on
+// getting every value; it ends when every output has retired.
+TEST_CASE("delta and seq_delta leave out an output that retired and serve the rest", "[library]") {
+    for (bool sequential : {false, true}) {
+        CAPTURE(sequential);
+        csp::Channel<int> in{"in"}, x{"x"}, y{"y"};
+        std::vector<csp::ChannelOut<int>> outs;
+        outs.push_back(x.writer());
+        outs.push_back(y.writer());
+        auto splitter = sequential ? csp::lib::seq_delta(in.reader(), std::move(outs))
+                                   : csp::lib::delta(in.reader(), std::move(outs));
+        auto quitter = csp::process([](csp::ChannelIn<int> in) {
+            std::vector<int> got;
+            for (int i = 0; i < 3; ++i) got.push_back(in());
+            return got;  // its end retires here
+        });
+        auto [fed, split, gx, gy] =
+            csp::Parallel(feeder<int>()(iota(0, 100), in.writer()), std::move(splitter), quitter(x.reader()),
+                          collector<int>()(y.reader()));
+        (void)fed, (void)split;
+        CHECK(gx == iota(0, 3));
+        CHECK(gy == iota(0, 100));
+    }
+}
+
 TEST_CASE("merge reads every input fairly and ends when all have retired", "[library]") {
     constexpr int inputs = 4, per = 250;
     std::vector<csp::Channel<int>> chans;
