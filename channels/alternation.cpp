@@ -191,13 +191,16 @@ void trace_fired(const Guard& g) noexcept {
 }
 
 // wait_kind: what the choice's wait is: Remote when some enabled guard is on
-// a channel shared with another OS process (a partner there may end it: the
+// a channel or barrier shared with another OS process (a partner there may end it: the
 // deadlock detector cannot tell), else Rank when one is on a channel shared
 // by MPI ranks, else Blocked.
 runtime::WaitKind wait_kind(const Guard* guards, std::size_t n) noexcept {
     runtime::WaitKind kind = runtime::WaitKind::Blocked;
     for (std::size_t i = 0; i < n; ++i) {
         const Guard& g = guards[i];
+        if (g.enabled && is_barrier(g) && barrier_of(g)->crossing.load(std::memory_order_relaxed)) {
+            return runtime::WaitKind::Remote;  // (a member there may still come)
+        }
         if (!g.enabled || !is_channel(g)) continue;
         if (g.core->remote) {  // (a replica: its home is another rank)
             kind = runtime::WaitKind::Rank;

@@ -3,9 +3,11 @@
 
 #include "channels/crossing.hpp"
 #include "runtime/arena.hpp"
+#include "runtime/log.hpp"
 #include "runtime/trace.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <new>
 
@@ -15,16 +17,32 @@ namespace {
 using runtime::Locked;
 using runtime::SharedLock;
 
-// end_waits: every parked member goes on with `o` (lock held); returns
-// them linked through `next`, to ready once the lock is released.
+// end_member: member w, the head of b->waiting, goes on with `o` (lock
+// held): dequeued, and onto *wake to be readied once the lock is released;
+// one of another OS process is readied at once, named in_flight from before
+// its wait is won until then (so that the repair can finish it should this
+// OS process die on the way).
+void end_member(BarrierCore* b, Outcome o, Waiter** wake) noexcept {
+    Waiter* w = b->waiting.head;
+    runtime::Parker* p = w->parker;
+    const bool there = !runtime::local(p);
+    if (there) [[unlikely]] b->in_flight = {p, w->token, 0};
+    const bool won = runtime::complete_locked(p, w->token, encode(o, 0));  // (else: the detector's)
+    b->waiting.pop_front();
+    if (there) [[unlikely]] {
+        if (won) runtime::ready(p);
+        b->in_flight.parker = nullptr;
+    } else if (won) {
+        w->next = *wake;
+        *wake = w;
+    }
+}
+
+// end_waits: every parked member goes on with `o` (lock held); those of
+// this OS process linked through `next`, to ready once the lock is released.
 Waiter* end_waits(BarrierCore* b, Outcome o) noexcept {
     Waiter* wake = nullptr;
-    while (!b->waiting.empty()) {
-        Waiter* w = b->waiting.pop_front();
-        if (!runtime::complete_locked(w->parker, w->token, encode(o, 0))) continue;  // (the detector's)
-        w->next = wake;
-        wake = w;
-    }
+    while (!b->waiting.empty()) end_member(b, o, &wake);
     return wake;
 }
 
@@ -35,15 +53,48 @@ Waiter* phase_done(BarrierCore* b) noexcept {
     return end_waits(b, Outcome::Done);
 }
 
-bool still_waiting(const Waiter* w) noexcept {
-    return w->parker->selection.load(std::memory_order_acquire) == runtime::waiting_word(w->token);
-}
-
-// end_reserved: offer w, reserved by this caller, ends with `o`; onto *wake.
-void end_reserved(Waiter* w, Outcome o, Waiter** wake) noexcept {
-    w->parker->selection.store(runtime::waiting_word(w->token) | encode(o, w->index), std::memory_order_release);
+// end_reserved: the head of b->reserved, an offer this lock's holder has
+// reserved, ends with `o` (as end_member does; the repair ends what is
+// left on b->reserved).
+void end_reserved(BarrierCore* b, Outcome o, Waiter** wake) noexcept {
+    Waiter* w = b->reserved.head;
+    runtime::Parker* p = w->parker;
+    p->selection.store(runtime::waiting_word(w->token) | encode(o, w->index), std::memory_order_release);
+    b->reserved.pop_front();
+    if (!runtime::local(p)) [[unlikely]] {
+        runtime::ready(p);  // (its choice takes this lock before it touches w again)
+        return;
+    }
     w->next = *wake;
     *wake = w;
+}
+
+// poison_locked: the barrier is poisoned (lock held); returns the waiters
+// of this OS process to ready.
+Waiter* poison_locked(BarrierCore* b) noexcept {
+    b->poisoned = true;
+    if (runtime::tracing()) runtime::trace_event("poison", b->name);
+    Waiter* wake = end_waits(b, Outcome::Poisoned);
+    while (!b->offers.empty()) {
+        Waiter* w = b->offers.head;
+        runtime::Parker* p = w->parker;
+        const bool there = !runtime::local(p);
+        if (there) [[unlikely]] b->in_flight = {p, w->token, w->index};
+        const bool won = runtime::try_complete(p, w->token, encode(Outcome::Poisoned, w->index));
+        b->offers.pop_front();
+        if (there) [[unlikely]] {
+            if (won) runtime::ready(p);
+            b->in_flight.parker = nullptr;
+        } else if (won) {
+            w->next = wake;
+            wake = w;
+        }
+    }
+    return wake;
+}
+
+bool still_waiting(const Waiter* w) noexcept {
+    return w->parker->selection.load(std::memory_order_acquire) == runtime::waiting_word(w->token);
 }
 
 // live_offers: the offers still waiting (stale ones dropped).
@@ -78,23 +129,16 @@ bool fire(BarrierCore* b, std::int64_t arriving, Waiter** wake) noexcept {
     const std::int64_t live = live_offers(b);
     const std::int64_t present = b->arrived + arriving + live;
     if (present == 0 || present < b->enrolled) return false;
-    // Reserve every offer; those reserved leave the queue (onto `reserved`).
-    Waiter* reserved = nullptr;
+    // Reserve every offer; those reserved move to b->reserved. (Should this
+    // OS process die between reserving one and moving it, that choice would
+    // stay reserved: two instructions' window.)
     bool failed = false;
     while (!b->offers.empty()) {
         Waiter* w = b->offers.pop_front();
-        if (runtime::try_complete(w->parker, w->token, runtime::kReserved)) {
-            w->next = reserved;
-            reserved = w;
-        } else {
-            failed = true;  // its choice went another way: stale
-        }
+        if (runtime::try_complete(w->parker, w->token, runtime::kReserved)) b->reserved.push(w);
+        else failed = true;  // its choice went another way: stale
     }
-    for (Waiter* w = reserved; w;) {
-        Waiter* next = w->next;
-        end_reserved(w, failed ? Outcome::Retired : Outcome::Done, wake);
-        w = next;
-    }
+    while (!b->reserved.empty()) end_reserved(b, failed ? Outcome::Retired : Outcome::Done, wake);
     if (failed) return false;
     Waiter* members = phase_done(b);
     while (members) {
@@ -110,9 +154,47 @@ bool fire(BarrierCore* b, std::int64_t arriving, Waiter** wake) noexcept {
 
 bool barrier_fire_locked(BarrierCore* b, bool self, Waiter** wake) noexcept { return fire(b, self ? 1 : 0, wake); }
 
+void repair_barrier(runtime::SharedLock* lock) noexcept {
+    static_assert(offsetof(BarrierCore, lock) == 0);
+    auto* b = reinterpret_cast<BarrierCore*>(lock);
+    runtime::logger().warn("barrier '{}': an OS process died holding its lock; poisoning it", b->name);
+    if (runtime::Parker* p = b->in_flight.parker) {
+        const std::uint32_t i = b->in_flight.index;
+        runtime::rescue(p, b->in_flight.token, kIndexMask, index_bits(i), encode(Outcome::Poisoned, i));
+        b->in_flight.parker = nullptr;
+    }
+    // Offers the dead holder reserved: still reserved, or ended and perhaps
+    // not readied (their own OS process finds out: rescue).
+    while (!b->reserved.empty()) {
+        Waiter* w = b->reserved.pop_front();
+        runtime::Parker* p = w->parker;
+        const std::uint64_t reserved = runtime::waiting_word(w->token) | runtime::kReserved;
+        if (p->selection.load(std::memory_order_acquire) == reserved) {
+            p->selection.store(runtime::waiting_word(w->token) | encode(Outcome::Poisoned, w->index),
+                               std::memory_order_release);
+            runtime::ready(p);
+        } else {
+            runtime::rescue(p, w->token, kIndexMask, index_bits(w->index), encode(Outcome::Poisoned, w->index));
+        }
+    }
+    // (Readied with the lock held: the caller of lock() goes on holding it.)
+    if (!b->poisoned) ready_waiters(poison_locked(b));
+}
+
+void barrier_mark_cross(BarrierCore* b) noexcept {
+    Locked<SharedLock> hold(b->lock);
+    b->crossing.store(true, std::memory_order_relaxed);
+}
+
+void barrier_misused(BarrierCore* b) noexcept {
+    runtime::logger().error("barrier '{}' is used from an OS process it was not handed to; poisoning it", b->name);
+    barrier_poison(b);
+}
+
 BarrierCore* barrier_create(std::string_view name) {
     (void)runtime::current();  // (a possible waker from now on: see channels::create)
     auto* b = runtime::arena_new<BarrierCore>();
+    b->home = runtime::g_local_inbox;
     const std::size_t n = std::min(name.size(), sizeof b->name - 1);
     std::memcpy(b->name, name.data(), n);
     b->name[n] = '\0';
@@ -161,7 +243,9 @@ Outcome barrier_sync(BarrierCore* b) noexcept {
     // may end it then): readied now, as this member is about to park (they
     // find the lock once it has).
     ready_waiters(wake);
-    const std::uint32_t word = runtime::park(me, runtime::WaitKind::Blocked, &b->reason, runtime::unlocking(b->lock));
+    const runtime::WaitKind kind =
+        b->crossing.load(std::memory_order_relaxed) ? runtime::WaitKind::Remote : runtime::WaitKind::Blocked;
+    const std::uint32_t word = runtime::park(me, kind, &b->reason, runtime::unlocking(b->lock));
     me->completer_lock = nullptr;
     const Outcome o = outcome_part(word);
     if (o == Outcome::Deadlocked) {
@@ -181,15 +265,7 @@ void barrier_poison(BarrierCore* b) noexcept {
     {
         Locked<SharedLock> hold(b->lock);
         if (b->poisoned) return;
-        b->poisoned = true;
-        if (runtime::tracing()) runtime::trace_event("poison", b->name);
-        wake = end_waits(b, Outcome::Poisoned);
-        while (!b->offers.empty()) {
-            Waiter* w = b->offers.pop_front();
-            if (!runtime::try_complete(w->parker, w->token, encode(Outcome::Poisoned, w->index))) continue;
-            w->next = wake;
-            wake = w;
-        }
+        wake = poison_locked(b);
     }
     ready_waiters(wake);
 }

@@ -7,8 +7,15 @@
 // waiters are the channel layer's (one solo Waiter in the process's
 // PlainWait, won under the barrier's lock), so the deadlock detector ends a
 // barrier wait like any other Blocked wait, and its report names the barrier.
-// (One OS process for now: a BarrierEnd cannot be handed to a
-// csp::multiprocess.)
+//
+// Across OS processes (barrier_mark_cross, before a forked child may use
+// it): the core is in the shared arena, its lock a SharedLock, and a member
+// or offer of another OS process is woken through its inbox, as on a
+// channel. Such a waiter is won and readied before the lock is released
+// (named in `in_flight`, or kept on `reserved`, meanwhile), so that if the
+// holder dies on the way, the lock's repair (repair_barrier: it poisons the
+// barrier) finishes its wait. A wait at a barrier that crosses is Remote to
+// the deadlock detector (a member there may still come).
 //
 // Alting barriers (csp::BarrierGuard): a choice offers the barrier by
 // queueing a waiter of its wait on `offers`. The phase ends when the members
@@ -31,14 +38,23 @@
 
 namespace csp::channels {
 
+// repair_barrier: the Repair of a barrier's lock (an OS process died holding
+// it): the waits it was ending are finished and the barrier is poisoned.
+void repair_barrier(runtime::SharedLock* lock) noexcept;
+
 struct BarrierCore {
-    runtime::SharedLock lock{nullptr};
+    runtime::SharedLock lock{&repair_barrier};  // (first: repair_barrier finds the barrier from it)
+    InFlight in_flight;            // a member of another OS process being ended
     WaiterQueue waiting;           // members synced in this phase, parked
     WaiterQueue offers;            // choices offering it (BarrierGuard), parked
+    WaiterQueue reserved;          // offers the lock's holder has reserved, to end before it unlocks
     std::int64_t enrolled = 0;     // members now
     std::int64_t arrived = 0;      // of them, synced in this phase
     std::uint64_t phase = 0;       // phases completed
     bool poisoned = false;
+    // Members may be in other OS processes: set under the lock, never unset.
+    std::atomic<bool> crossing{false};
+    runtime::Inbox* home = nullptr;     // the OS process that made it
     std::atomic<std::int64_t> refs{1};  // the handle(s) and ends
     char name[64];
     runtime::WaitReason reason{"is waiting at barrier", name};
@@ -63,5 +79,17 @@ void barrier_poison(BarrierCore* b) noexcept;
 // readied once the locks are released. False: not yet (stale offers are
 // dropped; reserved ones released, also onto *wake).
 bool barrier_fire_locked(BarrierCore* b, bool self, Waiter** wake) noexcept;
+
+// barrier_mark_cross: b may now be used from a forked OS process too (call
+// before that process can use it).
+void barrier_mark_cross(BarrierCore* b) noexcept;
+// barrier_foreign: b was never handed to this OS process (it reached it
+// through a reference or a global), so this OS process is not counted among
+// its users; barrier_misused poisons it (its members must not wait for a
+// member nobody counts) and logs why.
+inline bool barrier_foreign(const BarrierCore* b) noexcept {
+    return b->home != runtime::g_local_inbox && !b->crossing.load(std::memory_order_relaxed);
+}
+void barrier_misused(BarrierCore* b) noexcept;
 
 }  // namespace csp::channels

@@ -81,16 +81,6 @@ class Remote;  // (remote.hpp)
 // half changed, so it is poisoned (see channel.cpp).
 void repair_channel(runtime::SharedLock* lock) noexcept;
 
-// InFlight: the waiter of another OS process that the lock's holder is
-// completing (from before it wins the waiter's wait until that process is
-// readied, all under the lock): if the holder dies on the way, whoever
-// repairs the channel finishes that wait (runtime::rescue).
-struct InFlight {
-    runtime::Parker* parker = nullptr;
-    std::uint64_t token = 0;
-    std::uint32_t index = 0;
-};
-
 // ChannelCore: the state of one channel, in the shared arena.
 struct ChannelCore {
     runtime::SharedLock lock{&repair_channel};  // (first: repair_channel finds the channel from it)

@@ -237,7 +237,7 @@ void count_ends_in(EndTally* tally, std::size_t n) noexcept {
     g_end_tally = n ? tally : nullptr;
 }
 
-void counted_end(ChannelCore* c, int delta) noexcept {
+void counted_end(const void* c, int delta) noexcept {
     for (std::size_t i = 0; i < g_end_tally_size; ++i) {
         if (g_end_tally[i].core == c) {
             g_end_tally[i].ends.fetch_add(delta, std::memory_order_relaxed);

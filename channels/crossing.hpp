@@ -182,23 +182,25 @@ const Crossing& arena_crossing() noexcept;
 // queued writers pack theirs, and it crosses by arena_crossing.
 void mark_cross(ChannelCore* c) noexcept;
 
-// EndTally: the ends a forked child holds of one channel it was handed,
-// counted in the arena as the child makes and drops them, so that if the
-// child dies its parent poisons only the channels it still had ends of: one
-// it had retired from is left to its other users, buffered values and all.
+// EndTally: the ends a forked child holds of one channel (or barrier) it
+// was handed, counted in the arena as the child makes and drops them, so
+// that if the child dies its parent poisons only the channels and barriers
+// it still had ends of: one it had retired from (or resigned) is left to
+// its other users, buffered values and all.
 struct EndTally {
-    ChannelCore* core;
+    const void* core;  // a ChannelCore or a BarrierCore
     std::atomic<std::int64_t> ends;
 };
 // count_ends_in: from now on this OS process (a child, before it runs
-// anything) counts its ends of the channels in tally[0..n).
+// anything) counts its ends of the channels and barriers in tally[0..n).
 void count_ends_in(EndTally* tally, std::size_t n) noexcept;
-// count_end: an end of c joined (+1: before it counts on the channel) or
-// left (-1: after) in this OS process; free when no tally is kept.
-void counted_end(ChannelCore* c, int delta) noexcept;
+// count_end: an end of `core` (a channel or barrier) joined (+1: before it
+// counts there) or left (-1: after) in this OS process; free when no tally
+// is kept.
+void counted_end(const void* core, int delta) noexcept;
 extern EndTally* g_end_tally;
-inline void count_end(ChannelCore* c, int delta) noexcept {
-    if (g_end_tally) [[unlikely]] counted_end(c, delta);
+inline void count_end(const void* core, int delta) noexcept {
+    if (g_end_tally) [[unlikely]] counted_end(core, delta);
 }
 
 // misused_across: the channel was never handed to the OS process using it

@@ -121,4 +121,15 @@ struct WaiterQueue {
     }
 };
 
+// InFlight: the waiter of another OS process that the holder of a lock
+// (a channel's, a barrier's) is completing, from before it wins the
+// waiter's wait until that process is readied, all under the lock: if the
+// holder dies on the way, whoever repairs the lock's object finishes that
+// wait (runtime::rescue).
+struct InFlight {
+    runtime::Parker* parker = nullptr;
+    std::uint64_t token = 0;
+    std::uint32_t index = 0;
+};
+
 }  // namespace csp::channels

@@ -18,12 +18,18 @@
 // choice, and then in all of them together (channels/barrier.hpp has the
 // oracle). Plain sync() and guards mix freely. Priority among several
 // barrier guards of one choice cannot be honoured (as in JCSP): a phase
-// that can end ends, whichever barrier it is. (Between fibers and threads of
-// one OS process so far.)
+// that can end ends, whichever barrier it is.
+//
+// Ends and handles handed to a csp::multiprocess (as arguments, or captured
+// by value) work from the child as from here; a child that dies with ends
+// of a barrier poisons it. A barrier the child reaches otherwise (through a
+// reference or a global) is poisoned at its first use there, with a
+// ChannelEndError saying why.
 #pragma once
 
 #include "channels/barrier.hpp"
 #include "csp/detail/choice.hpp"
+#include "csp/detail/ends.hpp"
 #include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
 
@@ -40,6 +46,7 @@ namespace detail {
 std::string derived_name(const char* kind, const std::source_location& where);
 [[noreturn]] void throw_barrier_outcome(channels::Outcome o, const channels::BarrierCore* b);
 [[noreturn]] void throw_empty_end(const char* what);
+[[noreturn]] void throw_barrier_misused(channels::BarrierCore* b);
 }  // namespace detail
 
 class Barrier;
@@ -71,6 +78,7 @@ public:
         if (core_ && !resigned_) {
             resigned_ = true;
             channels::barrier_resign(core_);
+            channels::count_end(core_, -1);
         }
     }
 
@@ -90,19 +98,28 @@ private:
     void join() noexcept {
         if (!core_) return;
         channels::barrier_acquire(core_);
+        channels::count_end(core_, +1);
         channels::barrier_enrol(core_);
     }
     void leave() noexcept {
         if (!core_) return;
+        if (detail::t_forgetting) [[unlikely]] {
+            // A multiprocess's parent drops its copy: the child's owns it now.
+            (resigned_ ? detail::t_forgetting->barrier_handles : detail::t_forgetting->barrier_ends)
+                .push_back(std::exchange(core_, nullptr));
+            return;
+        }
         if (!resigned_) {
             if (std::uncaught_exceptions() > 0 && !detail::unwinding_from_retire()) channels::barrier_poison(core_);
             channels::barrier_resign(core_);
+            channels::count_end(core_, -1);
         }
         channels::barrier_release(std::exchange(core_, nullptr));
     }
     void check() const {
         if (!core_) detail::throw_empty_end("csp::BarrierEnd (from Barrier::end())");
         if (resigned_) throw UsageError(std::string("csp: an end of barrier '") + core_->name + "' was used after it resigned");
+        if (channels::barrier_foreign(core_)) [[unlikely]] detail::throw_barrier_misused(core_);
     }
 
     channels::BarrierCore* core_ = nullptr;
@@ -159,7 +176,13 @@ public:
         core_ = other.core_;
         return *this;
     }
-    ~Barrier() { channels::barrier_release(core_); }
+    ~Barrier() {
+        if (detail::t_forgetting) [[unlikely]] {
+            detail::t_forgetting->barrier_handles.push_back(core_);  // (see BarrierEnd::leave)
+            return;
+        }
+        channels::barrier_release(core_);
+    }
 
     // end: a new enrolled end.
     BarrierEnd end() const noexcept { return BarrierEnd(core_); }

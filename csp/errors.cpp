@@ -154,6 +154,14 @@ void throw_bad_capacity(const std::string& given) {
     throw UsageError(given + ": capacity must be between 0 and " + std::to_string(channels::kMaxBuffer));
 }
 
+void throw_barrier_misused(channels::BarrierCore* b) {
+    channels::barrier_misused(b);
+    throw ChannelEndError(std::string("csp: barrier '") + b->name +
+                          "' is used from an OS process it was not handed to (through a reference or a global); pass "
+                          "its ends (or the Barrier) to the csp::multiprocess as arguments, or capture them by value. "
+                          "The barrier is poisoned.");
+}
+
 void throw_barrier_outcome(channels::Outcome o, const channels::BarrierCore* b) {
     if (o == channels::Outcome::Poisoned) throw ChannelPoisonException(b->name);
     if (o == channels::Outcome::Deadlocked) throw DeadlockError(runtime::deadlock_report());

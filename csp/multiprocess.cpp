@@ -7,9 +7,9 @@
 //   2. The parent, right after the fork, destroys its copy of the child's
 //      call with t_forgetting set: the ends and channel handles in it do not
 //      leave their channels (the child's copies own those counts now) but
-//      are listed. That list is exactly the channels the child holds. Each
-//      is marked as crossing OS processes (so writers pack values for it)
-//      and kept referenced, to be poisoned if the child dies.
+//      are listed. That list is exactly the channels (and barriers) the
+//      child holds. Each is marked as crossing OS processes (so writers pack
+//      values for it) and kept referenced, to be poisoned if the child dies.
 //   3. Only then does the parent let the child start (the `go` word).
 //   4. The child runs the call on a fresh runtime of its own as the one
 //      process of a Parallel, leaves its result or failure in the record,
@@ -117,6 +117,7 @@ struct ForkState {
     ChildRecord* rec;
     Forgotten forgotten;                       // what the parent's copy of the call held
     std::vector<channels::ChannelCore*> held;  // the channels the child holds
+    std::vector<channels::BarrierCore*> barriers;  // and the barriers
     int pid = 0;
 };
 
@@ -174,13 +175,14 @@ void refuse(ForkState* s, channels::ChannelCore* bad, bool shared) noexcept {
     }
     s->rec->state = ChildRecord::kFailed;
     for (channels::ChannelCore* c : s->held) channels::poison(c);
+    for (channels::BarrierCore* b : s->barriers) channels::barrier_poison(b);
 }
 
-// tally_ends: the child's ends of each channel it holds, for it to count on
-// (without a tally, if no memory is left, every held channel is poisoned
-// should the child die, as before).
+// tally_ends: the child's ends of each channel and barrier it holds (in
+// that order), for it to count on (without a tally, if no memory is left,
+// every one it holds is poisoned should the child die, as before).
 void tally_ends(ForkState* s) noexcept {
-    const std::size_t n = s->held.size();
+    const std::size_t n = s->held.size() + s->barriers.size();
     if (n == 0) return;
     channels::EndTally* tally = nullptr;
     try {
@@ -188,18 +190,28 @@ void tally_ends(ForkState* s) noexcept {
     } catch (const std::bad_alloc&) {
         return;
     }
-    for (std::size_t i = 0; i < n; ++i) {
-        channels::ChannelCore* c = s->held[i];
-        const auto ends = std::count(s->forgotten.ends.begin(), s->forgotten.ends.end(), c);
-        ::new (&tally[i]) channels::EndTally{c, {static_cast<std::int64_t>(ends)}};
+    const Forgotten& f = s->forgotten;
+    std::size_t i = 0;
+    for (channels::ChannelCore* c : s->held) {
+        ::new (&tally[i++]) channels::EndTally{c, {std::count(f.ends.begin(), f.ends.end(), c)}};
+    }
+    for (channels::BarrierCore* b : s->barriers) {
+        ::new (&tally[i++]) channels::EndTally{b, {std::count(f.barrier_ends.begin(), f.barrier_ends.end(), b)}};
     }
     s->rec->tally = tally;
     s->rec->tally_size = n;
 }
 
-// still_held: the child, dead, still had ends of channel i (or kept no tally).
+// still_held: the child, dead, still had ends of entry i of the tally (or
+// kept no tally).
 bool still_held(const ChildRecord* rec, std::size_t i) noexcept {
     return !rec->tally || rec->tally[i].ends.load(std::memory_order_relaxed) > 0;
+}
+
+template <class T>
+void sorted_unique(std::vector<T>& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
 }
 
 void parent_side(void* arg, int pid) noexcept {
@@ -213,16 +225,21 @@ void parent_side(void* arg, int pid) noexcept {
     }
     s->held = s->forgotten.ends;
     s->held.insert(s->held.end(), s->forgotten.handles.begin(), s->forgotten.handles.end());
-    std::sort(s->held.begin(), s->held.end());
-    s->held.erase(std::unique(s->held.begin(), s->held.end()), s->held.end());
+    sorted_unique(s->held);
+    s->barriers = s->forgotten.barrier_ends;
+    s->barriers.insert(s->barriers.end(), s->forgotten.barrier_handles.begin(), s->forgotten.barrier_handles.end());
+    sorted_unique(s->barriers);
     tally_ends(s);
-    for (channels::ChannelCore* c : s->held) channels::acquire(c);  // the parent's own, until the child is reaped
+    // The parent's own references, until the child is reaped.
+    for (channels::ChannelCore* c : s->held) channels::acquire(c);
+    for (channels::BarrierCore* b : s->barriers) channels::barrier_acquire(b);
     if (channels::ChannelCore* bad = cannot_cross(s->held)) {
         refuse(s, bad, false);
     } else if (channels::ChannelCore* shared = shared_by_ranks(s->held)) {
         refuse(s, shared, true);
     } else {
         for (channels::ChannelCore* c : s->held) channels::mark_cross(c);
+        for (channels::BarrierCore* b : s->barriers) channels::barrier_mark_cross(b);
     }
     s->rec->go.store(1, std::memory_order_release);
     runtime::futex_wake(s->rec->go, 1);
@@ -236,12 +253,13 @@ void parent_side(void* arg, int pid) noexcept {
 void ended_side(void* arg, int pid, int) noexcept {
     auto* s = static_cast<ForkState*>(arg);
     for (channels::ChannelCore* c : s->held) c->lock.take_from_dead(static_cast<std::uint32_t>(pid));
+    for (channels::BarrierCore* b : s->barriers) b->lock.take_from_dead(static_cast<std::uint32_t>(pid));
 }
 
 }  // namespace
 
 ChildRecord* run_forked(const ForkSpec& spec) {
-    ForkState s{&spec, runtime::arena_new<ChildRecord>(), {}, {}, 0};
+    ForkState s{&spec, runtime::arena_new<ChildRecord>(), {}, {}, {}, 0};
     s.held.reserve(16);
     const int status = runtime::run_os_process({&child_side, &parent_side, &ended_side, &s});
     if (s.pid < 0) {
@@ -258,8 +276,12 @@ ChildRecord* run_forked(const ForkSpec& spec) {
         for (std::size_t i = 0; i < s.held.size(); ++i) {
             if (still_held(s.rec, i)) channels::poison(s.held[i]);
         }
+        for (std::size_t i = 0; i < s.barriers.size(); ++i) {
+            if (still_held(s.rec, s.held.size() + i)) channels::barrier_poison(s.barriers[i]);
+        }
     }
     for (channels::ChannelCore* c : s.held) channels::release(c);
+    for (channels::BarrierCore* b : s.barriers) channels::barrier_release(b);
     if (died) {
         free_record(s.rec);
         const int sig = status != -1 && WIFSIGNALED(status) ? WTERMSIG(status) : 0;

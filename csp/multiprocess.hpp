@@ -4,9 +4,9 @@
 //   csp::Parallel(worker(jobs.reader()) * 4, collector(results.reader()));
 //
 // csp::multiprocess(f) is csp::process(f) in a forked OS process: channels
-// handed to it (as arguments, or captured by value) work from both sides
-// with the same retire, poison and alternation rules, and its result or
-// failure comes back to the combinator. How one runs: csp/multiprocess.cpp;
+// and barriers handed to it (as arguments, or captured by value) work from
+// both sides with the same retire, poison and alternation rules, and its
+// result or failure comes back to the combinator. How one runs: csp/multiprocess.cpp;
 // how values cross: csp/serialize.hpp and channels/crossing.hpp.
 #pragma once
 
@@ -28,9 +28,6 @@
 #include <vector>
 
 namespace csp {
-
-class Barrier;
-class BarrierEnd;
 
 namespace detail {
 
@@ -122,18 +119,8 @@ struct Crossable<Channel<T>> : std::bool_constant<Transferable<T>> {};
 template <class X>
 struct Crossable<std::vector<X>> : Crossable<X> {};
 
-// Barriers do not cross OS processes yet (a forked child's end would be
-// counted in neither process): refused at compile time.
-template <class X>
-struct BarrierArg : std::bool_constant<std::is_same_v<X, BarrierEnd> || std::is_same_v<X, Barrier>> {};
-template <class X>
-struct BarrierArg<std::vector<X>> : BarrierArg<X> {};
-
 template <class X>
 constexpr void check_crossable() {
-    static_assert(!BarrierArg<X>::value,
-                  "csp::multiprocess: barriers (csp::Barrier, csp::BarrierEnd) cannot be handed to another OS "
-                  "process yet; use them between fibers and threads, or a channel between OS processes");
     static_assert(Crossable<X>::value,
                   "csp::multiprocess: this argument is a channel end whose values cannot cross OS "
                   "processes; make the value type trivially copyable, or give it a cereal "

@@ -12,6 +12,7 @@
 //     releases: the forked child that owns its copy does.
 #pragma once
 
+#include "channels/barrier.hpp"
 #include "channels/channel.hpp"
 #include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
@@ -112,6 +113,8 @@ T take_value(void* storage) {
 struct Forgotten {
     std::vector<channels::ChannelCore*> ends;     // one entry per end (not retired)
     std::vector<channels::ChannelCore*> handles;  // one per Channel<T> handle
+    std::vector<channels::BarrierCore*> barrier_ends;     // one per enrolled BarrierEnd
+    std::vector<channels::BarrierCore*> barrier_handles;  // one per Barrier, or resigned end
 };
 inline thread_local Forgotten* t_forgetting = nullptr;
 
