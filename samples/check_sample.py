@@ -56,6 +56,33 @@ def dining_philosophers(lines, seconds):
             and lines[6] == "no philosopher starved")
 
 
+def heat(lines, seconds):
+    return (lines[:1] == ["1200 cells in 8 blocks, 2000 steps"] and len(lines) == 6
+            and all(re.fullmatch(r"cell \d+: \d+\.\d{4}", line) for line in lines[1:4])
+            and re.fullmatch(r"total heat 10000\.0000 before and 10000\.0000 after: conserved", lines[4]) is not None
+            and lines[5] == "the same as the sequential computation, cell for cell")
+
+
+def alting_philosophers(lines, seconds):
+    return lines == [f"philosopher {i} ate 1000 meals" for i in range(5)] + ["no two neighbours ever ate at once"]
+
+
+COMMAND = []  # the command being checked (main sets it)
+
+
+def word_count(lines, seconds):
+    # The same count, done here in Python, of the file the sample was given.
+    import collections
+    words = re.findall(r"[a-z]+", open(COMMAND[-1], encoding="utf-8", errors="replace").read().lower())
+    counts = collections.Counter(words)
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    want = [f"{len(words)} words, {len(counts)} distinct"] + [f"{n} {w}" for w, n in top]
+    if lines != want:
+        print("expected:\n" + "\n".join(want))
+        return False
+    return True
+
+
 def multiplexer(lines, seconds):
     return lines == [
         "consumer 0: 1000 messages from producer 0, in order",
@@ -89,7 +116,8 @@ def mpi_hello_world(lines, seconds):
 
 
 CHECKS = {"mpi-farm": mpi_farm, "mpi-hello_world": mpi_hello_world, "hello": hello, "pipeline": pipeline, "commstime": commstime, "pycsp_parallel": pycsp_parallel,
-          "dining_philosophers": dining_philosophers, "multiplexer": multiplexer}
+          "dining_philosophers": dining_philosophers, "multiplexer": multiplexer, "heat": heat,
+          "alting_philosophers": alting_philosophers, "word_count": word_count}
 
 # samples/ipc: the Python multiprocessing tutorial's examples, each printing
 # exactly what its Python original prints.
@@ -121,6 +149,7 @@ def main():
     run = subprocess.run(command, capture_output=True, text=True, timeout=60)
     seconds = time.monotonic() - start
     lines = run.stdout.splitlines()
+    COMMAND[:] = command
     ok = run.returncode == 0 and CHECKS[name](lines, seconds)
     if not ok:
         print(f"{name}: unexpected result (exit code {run.returncode}, {seconds:.2f} s)")
