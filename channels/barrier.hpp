@@ -55,6 +55,9 @@ struct BarrierCore {
     // Members may be in other OS processes: set under the lock, never unset.
     std::atomic<bool> crossing{false};
     runtime::Inbox* home = nullptr;     // the OS process that made it
+    // An end of it went with a process placed on another MPI rank (see
+    // csp::detail::t_placed_elsewhere): it cannot be synced here.
+    std::atomic<bool> elsewhere{false};
     std::atomic<std::int64_t> refs{1};  // the handle(s) and ends
     char name[64];
     runtime::WaitReason reason{"is waiting at barrier", name};

@@ -24,7 +24,10 @@
 // by value) work from the child as from here; a child that dies with ends
 // of a barrier poisons it. A barrier the child reaches otherwise (through a
 // reference or a global) is poisoned at its first use there, with a
-// ChannelEndError saying why.
+// ChannelEndError saying why. Barriers are not shared by MPI ranks yet: a
+// barrier some of whose ends went with processes placed on another rank
+// (csp::on_rank, csp::spread) throws csp::UsageError at its first sync or
+// guard, rather than end phases without those members.
 #pragma once
 
 #include "channels/barrier.hpp"
@@ -47,6 +50,7 @@ std::string derived_name(const char* kind, const std::source_location& where);
 [[noreturn]] void throw_barrier_outcome(channels::Outcome o, const channels::BarrierCore* b);
 [[noreturn]] void throw_empty_end(const char* what);
 [[noreturn]] void throw_barrier_misused(channels::BarrierCore* b);
+[[noreturn]] void throw_barrier_across_ranks(const channels::BarrierCore* b);
 }  // namespace detail
 
 class Barrier;
@@ -109,6 +113,7 @@ private:
                 .push_back(std::exchange(core_, nullptr));
             return;
         }
+        if (detail::t_placed_elsewhere) [[unlikely]] core_->elsewhere.store(true, std::memory_order_relaxed);
         if (!resigned_) {
             if (std::uncaught_exceptions() > 0 && !detail::unwinding_from_retire()) channels::barrier_poison(core_);
             channels::barrier_resign(core_);
@@ -120,6 +125,7 @@ private:
         if (!core_) detail::throw_empty_end("csp::BarrierEnd (from Barrier::end())");
         if (resigned_) throw UsageError(std::string("csp: an end of barrier '") + core_->name + "' was used after it resigned");
         if (channels::barrier_foreign(core_)) [[unlikely]] detail::throw_barrier_misused(core_);
+        if (core_->elsewhere.load(std::memory_order_relaxed)) [[unlikely]] detail::throw_barrier_across_ranks(core_);
     }
 
     channels::BarrierCore* core_ = nullptr;

@@ -162,6 +162,13 @@ void throw_barrier_misused(channels::BarrierCore* b) {
                           "The barrier is poisoned.");
 }
 
+void throw_barrier_across_ranks(const channels::BarrierCore* b) {
+    throw UsageError(std::string("csp: barrier '") + b->name +
+                     "' has members placed on other MPI ranks (csp::on_rank, csp::spread); barriers are not shared "
+                     "by ranks yet (they work between fibers, threads and OS processes of one rank): place all of "
+                     "a barrier's members on one rank");
+}
+
 void throw_barrier_outcome(channels::Outcome o, const channels::BarrierCore* b) {
     if (o == channels::Outcome::Poisoned) throw ChannelPoisonException(b->name);
     if (o == channels::Outcome::Deadlocked) throw DeadlockError(runtime::deadlock_report());

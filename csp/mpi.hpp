@@ -23,14 +23,17 @@
 // What works across ranks so far: reads and writes (unbuffered and buffered,
 // any number of readers and writers on any ranks), retire counted over all
 // ranks, poison from any rank, the unwinding rule, results and failures,
-// deadlocks reported on every rank. A choice over a channel whose home is
-// another rank throws csp::UsageError, and so does any use of a shared
-// channel from a csp::multiprocess child (it cannot reach MPI).
+// deadlocks reported on every rank, alternation over channels of any rank.
+// An extended read of a channel whose home is another rank throws
+// csp::UsageError, and so does any use of a shared channel from a
+// csp::multiprocess child (it cannot reach MPI), and a sync on a barrier
+// with members placed on other ranks (barriers are not shared by ranks yet).
 #pragma once
 
 #include "csp/errors.hpp"
 #include "csp/process.hpp"
 #include "csp/serialize.hpp"
+#include "csp/detail/ends.hpp"
 #include "csp/detail/storage.hpp"
 
 #include <cstdint>
@@ -132,7 +135,11 @@ Process<R> on_rank(int r, Process<R> p) {
     // Elsewhere p's ends leave here and now (it runs on rank r, with ends of
     // its own): a parameter would live until the whole Parallel(...) has
     // returned, and its ends would keep their channels from retiring.
-    { Process<R> gone = std::move(p); }
+    // (A barrier end among them marks its barrier: see t_placed_elsewhere.)
+    {
+        csp::detail::PlacedElsewhere mark;
+        Process<R> gone = std::move(p);
+    }
     return mpi::detail::make_process(name, [id = mpi::detail::Placed<std::uint64_t>(id)]() -> R {
         std::string type, what;
         channels::Parcel* got = mpi::detail::await_result(id.held, type, what);

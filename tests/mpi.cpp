@@ -452,6 +452,39 @@ TEST_CASE("an extended read of a channel shared by ranks is a UsageError saying 
     }
 }
 
+TEST_CASE("a barrier with members placed on different ranks is a UsageError; one whose members share a rank works",
+          "[mpi][barrier]") {
+    const int last = ranks() - 1;
+    auto member = csp::process("member", [](csp::BarrierEnd end) {
+        int phases = 0;
+        try {
+            for (; phases < 50; ++phases) end.sync();
+        } catch (const csp::UsageError& e) {
+            const std::string what = e.what();
+            return what.find("'spanning'") != std::string::npos && what.find("other MPI ranks") != std::string::npos
+                       ? -2
+                       : -3;
+        }
+        return phases;
+    });
+    {
+        // Both members on one rank (the last): phases end there, and every
+        // rank gets the results.
+        csp::Barrier together{"together"};
+        auto [a, b] = csp::Parallel(csp::on_rank(last, member(together.end())), csp::on_rank(last, member(together.end())));
+        CHECK(a == 50);
+        CHECK(b == 50);
+    }
+    {
+        // One member on rank 0, one on the last: refused on both (on one
+        // rank there is nothing to refuse).
+        csp::Barrier spanning{"spanning"};
+        auto [a, b] = csp::Parallel(csp::on_rank(0, member(spanning.end())), csp::on_rank(last, member(spanning.end())));
+        CHECK(a == (ranks() == 1 ? 50 : -2));
+        CHECK(b == (ranks() == 1 ? 50 : -2));
+    }
+}
+
 TEST_CASE("a 100 MB value crosses ranks intact", "[mpi][big]") {
     csp::Channel<std::vector<char>> ch{"big"};
     const std::size_t size = 100u << 20;

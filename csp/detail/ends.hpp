@@ -118,6 +118,19 @@ struct Forgotten {
 };
 inline thread_local Forgotten* t_forgetting = nullptr;
 
+// t_placed_elsewhere: while set (csp::on_rank dropping, on this rank, a
+// process placed on another), a barrier end destroyed on this thread marks
+// its barrier as having a member on another rank. Barriers are not shared
+// by ranks yet, so a sync there is a UsageError, not a phase that silently
+// leaves that member out (csp/barrier.hpp).
+inline thread_local bool t_placed_elsewhere = false;
+struct PlacedElsewhere {
+    PlacedElsewhere() noexcept { t_placed_elsewhere = true; }
+    ~PlacedElsewhere() { t_placed_elsewhere = false; }
+    PlacedElsewhere(const PlacedElsewhere&) = delete;
+    PlacedElsewhere& operator=(const PlacedElsewhere&) = delete;
+};
+
 std::string derived_name(const char* kind, const std::source_location& where);
 
 [[noreturn]] void throw_outcome(channels::Outcome o, const channels::ChannelCore* c);
