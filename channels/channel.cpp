@@ -498,6 +498,25 @@ Room room_for_write(ChannelCore* c) noexcept {
     return c->retired ? Attempt::Retired : Attempt::Block;
 }
 
+// t_crowded: a write on this thread has just brought an infinite buffer to a
+// multiple of kInfiniteYieldAt values. Its writer never waits, so a fiber
+// writing in a loop would keep its worker until the loop ends, while the
+// values pile up (growing the buffer: memory, copies, page faults) and a
+// reader on the same worker waits its turn. Instead the writing fiber then
+// yields once (yield_to_reader), which lets such a reader drain the buffer.
+// (Every kInfiniteYieldAt-th value, not every value past it: with several
+// workers the reader usually runs elsewhere, and yielding at each write
+// only made it empty the buffer and park, to be woken again: 15% slower
+// in bench/buffered on two workers.) A plain thread does not yield (the
+// reader has a thread of its own). A choice's output guard leaves the flag
+// for its thread's next plain write: one yield, later.
+thread_local bool t_crowded = false;
+
+[[gnu::noinline]] void yield_to_reader() noexcept {
+    t_crowded = false;
+    if (!runtime::current()->is_thread) runtime::yield();
+}
+
 // pre: the writer's value packed before the lock was taken (or null); taken
 // from *pre when used.
 [[gnu::always_inline]] inline Attempt try_write(ChannelCore* c, void* src, Waiter** wake,
@@ -517,6 +536,7 @@ Room room_for_write(ChannelCore* c) noexcept {
             if (const Crossing* x = crossing_of(c)) x->buffer_put(c, slot, src, pre);
             else c->ops->move_construct(slot, src);
             ++c->count;
+            if (c->kind == BufferKind::Infinite && c->count % kInfiniteYieldAt == 0) [[unlikely]] t_crowded = true;
             if (c->extended) [[unlikely]] *wake = wake_probe(c);  // (*wake is free: no reader was taken)
             return Attempt::Done;
         }
@@ -600,6 +620,7 @@ Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
     if (foreign_here(c)) [[unlikely]] return misused_across(c);
     const Outcome o = write_impl(c, src);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
+    if (t_crowded) [[unlikely]] yield_to_reader();
     return o;
 }
 

@@ -73,6 +73,9 @@ enum class BufferKind : std::uint8_t {
 // (once per channel) that it may be missing a reader.
 inline constexpr std::size_t kInfiniteFirst = 16;
 inline constexpr std::size_t kInfiniteWarning = std::size_t{1} << 20;
+// (A fiber whose write brings an infinite buffer to a multiple of this many
+// values yields once: channel.cpp, t_crowded.)
+inline constexpr std::size_t kInfiniteYieldAt = 16384;
 
 class Remote;  // (remote.hpp)
 

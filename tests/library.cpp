@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -281,4 +283,39 @@ TEST_CASE("pipeline: ordered(stage * n) keeps the input order; factories are sta
     CHECK(sorted_got == sorted_expected);
     const std::vector<std::string> in_order = csp::pipeline(numbers_to(200), csp::ordered(slow_double * 4), to_text, collect);
     CHECK(in_order == expected);
+}
+
+// An infinite buffer never makes its writer wait, but a fiber writing into
+// one in a loop yields now and then (channels/channel.cpp, t_crowded), so a
+// reader on the same worker drains it as it goes instead of after the whole
+// loop (the buffer would hold every value at once).
+TEST_CASE("a fiber writing into an infinite buffer lets a reader on its worker drain it as it goes",
+          "[buffer-kinds]") {
+    constexpr long n = 200'000;
+    csp::Channel<long> ch{"crowded", csp::infinite_buffer()};
+    std::atomic<long> written{0};
+    long most_behind = 0, sum = 0, got = 0;
+    auto writer = csp::process("writer", [&](csp::ChannelOut<long> out) {
+        for (long i = 0; i < n; ++i) {
+            out(i);
+            written.fetch_add(1, std::memory_order_relaxed);
+        }
+    });
+    auto reader = csp::process("reader", [&](csp::ChannelIn<long> in) {
+        try {
+            for (;;) {
+                sum += in();
+                ++got;
+                most_behind = std::max(most_behind, written.load(std::memory_order_relaxed) - got);
+            }
+        } catch (const csp::ChannelRetireException&) {
+        }
+    });
+    csp::Parallel(writer(ch.writer()), reader(ch.reader()));
+    CHECK(got == n);
+    CHECK(sum == n * (n - 1) / 2);
+    // On one worker the reader runs only when the writer yields: at most
+    // one yield period behind (and a little). Elsewhere it runs beside it.
+    const char* threads = std::getenv("CSP_THREADS");
+    if (threads && std::string(threads) == "1") CHECK(most_behind <= 2 * 16384);
 }
