@@ -54,19 +54,43 @@ Waiter* phase_done(BarrierCore* b) noexcept {
 }
 
 // end_reserved: the head of b->reserved, an offer this lock's holder has
-// reserved, ends with `o` (as end_member does; the repair ends what is
-// left on b->reserved).
+// reserved, ends with `o`: dequeued, and onto *wake to be readied once the
+// lock is released; one of another OS process is readied first and only
+// then dequeued, so that the repair finds it on b->reserved should this OS
+// process die before (it rescues it: its own OS process can tell whether
+// it was readied). Its choice takes this lock before it touches w again.
 void end_reserved(BarrierCore* b, Outcome o, Waiter** wake) noexcept {
     Waiter* w = b->reserved.head;
     runtime::Parker* p = w->parker;
     p->selection.store(runtime::waiting_word(w->token) | encode(o, w->index), std::memory_order_release);
-    b->reserved.pop_front();
     if (!runtime::local(p)) [[unlikely]] {
-        runtime::ready(p);  // (its choice takes this lock before it touches w again)
+        runtime::ready(p);
+        b->reserved.pop_front();
         return;
     }
+    b->reserved.pop_front();
     w->next = *wake;
     *wake = w;
+}
+
+// reserve_offers: every offer's choice reserved (its word to kReserved, so
+// that no channel partner can take it meanwhile) and moved to b->reserved;
+// false if one went another way (it is dropped). Each is named in_flight
+// from before its reservation until it is on b->reserved, so that the
+// repair finds it should this OS process die in between.
+bool reserve_offers(BarrierCore* b) noexcept {
+    bool all = true;
+    while (!b->offers.empty()) {
+        Waiter* w = b->offers.head;
+        b->in_flight = {w->parker, w->token, w->index};
+        const bool reserved = runtime::try_complete(w->parker, w->token, runtime::kReserved);
+        if (!reserved) b->in_flight.parker = nullptr;  // (at once: a reservation there is another's)
+        b->offers.pop_front();
+        if (reserved) b->reserved.push(w);
+        else all = false;  // its choice went another way: stale
+        b->in_flight.parker = nullptr;
+    }
+    return all;
 }
 
 // poison_locked: the barrier is poisoned (lock held); returns the waiters
@@ -129,15 +153,7 @@ bool fire(BarrierCore* b, std::int64_t arriving, Waiter** wake) noexcept {
     const std::int64_t live = live_offers(b);
     const std::int64_t present = b->arrived + arriving + live;
     if (present == 0 || present < b->enrolled) return false;
-    // Reserve every offer; those reserved move to b->reserved. (Should this
-    // OS process die between reserving one and moving it, that choice would
-    // stay reserved: two instructions' window.)
-    bool failed = false;
-    while (!b->offers.empty()) {
-        Waiter* w = b->offers.pop_front();
-        if (runtime::try_complete(w->parker, w->token, runtime::kReserved)) b->reserved.push(w);
-        else failed = true;  // its choice went another way: stale
-    }
+    const bool failed = !reserve_offers(b);
     while (!b->reserved.empty()) end_reserved(b, failed ? Outcome::Retired : Outcome::Done, wake);
     if (failed) return false;
     Waiter* members = phase_done(b);
@@ -150,6 +166,23 @@ bool fire(BarrierCore* b, std::int64_t arriving, Waiter** wake) noexcept {
     return true;
 }
 
+// finish_for_dead: wait `token` of p, which a holder of the lock that died
+// was ending (with the guard at `index`): reserved by it (an offer; a
+// reservation of one named in_flight is the dead holder's, unless it died
+// in the one store between failing its own and clearing in_flight), ended
+// Poisoned and readied; otherwise
+// rescued (won here if still waiting; if the dead holder won it, p's OS
+// process decides whether it was readied).
+void finish_for_dead(runtime::Parker* p, std::uint64_t token, std::uint32_t index) noexcept {
+    const std::uint64_t reserved = runtime::waiting_word(token) | runtime::kReserved;
+    if (p->selection.load(std::memory_order_acquire) == reserved) {
+        p->selection.store(runtime::waiting_word(token) | encode(Outcome::Poisoned, index), std::memory_order_release);
+        runtime::ready(p);
+        return;
+    }
+    runtime::rescue(p, token, kIndexMask, index_bits(index), encode(Outcome::Poisoned, index));
+}
+
 }  // namespace
 
 bool barrier_fire_locked(BarrierCore* b, bool self, Waiter** wake) noexcept { return fire(b, self ? 1 : 0, wake); }
@@ -158,27 +191,22 @@ void repair_barrier(runtime::SharedLock* lock) noexcept {
     static_assert(offsetof(BarrierCore, lock) == 0);
     auto* b = reinterpret_cast<BarrierCore*>(lock);
     runtime::logger().warn("barrier '{}': an OS process died holding its lock; poisoning it", b->name);
+    // The wait the dead holder was ending (a member's, or an offer's it was
+    // reserving), and the offers it had reserved: each still waiting or
+    // reserved is ended Poisoned here; one already ended, perhaps not
+    // readied, is rescued (its own OS process can tell).
     if (runtime::Parker* p = b->in_flight.parker) {
-        const std::uint32_t i = b->in_flight.index;
-        runtime::rescue(p, b->in_flight.token, kIndexMask, index_bits(i), encode(Outcome::Poisoned, i));
+        finish_for_dead(p, b->in_flight.token, b->in_flight.index);
         b->in_flight.parker = nullptr;
     }
-    // Offers the dead holder reserved: still reserved, or ended and perhaps
-    // not readied (their own OS process finds out: rescue).
     while (!b->reserved.empty()) {
         Waiter* w = b->reserved.pop_front();
-        runtime::Parker* p = w->parker;
-        const std::uint64_t reserved = runtime::waiting_word(w->token) | runtime::kReserved;
-        if (p->selection.load(std::memory_order_acquire) == reserved) {
-            p->selection.store(runtime::waiting_word(w->token) | encode(Outcome::Poisoned, w->index),
-                               std::memory_order_release);
-            runtime::ready(p);
-        } else {
-            runtime::rescue(p, w->token, kIndexMask, index_bits(w->index), encode(Outcome::Poisoned, w->index));
-        }
+        finish_for_dead(w->parker, w->token, w->index);
     }
-    // (Readied with the lock held: the caller of lock() goes on holding it.)
-    if (!b->poisoned) ready_waiters(poison_locked(b));
+    // (Even if the dead holder had set `poisoned`: it may have died before
+    // it ended every wait. Readied with the lock held: the caller of lock()
+    // goes on holding it.)
+    ready_waiters(poison_locked(b));
 }
 
 void barrier_mark_cross(BarrierCore* b) noexcept {

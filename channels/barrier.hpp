@@ -12,7 +12,7 @@
 // it): the core is in the shared arena, its lock a SharedLock, and a member
 // or offer of another OS process is woken through its inbox, as on a
 // channel. Such a waiter is won and readied before the lock is released
-// (named in `in_flight`, or kept on `reserved`, meanwhile), so that if the
+// (named in `in_flight`, or kept on `reserved` until readied), so that if the
 // holder dies on the way, the lock's repair (repair_barrier: it poisons the
 // barrier) finishes its wait. A wait at a barrier that crosses is Remote to
 // the deadlock detector (a member there may still come).
@@ -44,7 +44,7 @@ void repair_barrier(runtime::SharedLock* lock) noexcept;
 
 struct BarrierCore {
     runtime::SharedLock lock{&repair_barrier};  // (first: repair_barrier finds the barrier from it)
-    InFlight in_flight;            // a member of another OS process being ended
+    InFlight in_flight;            // a member being ended, or an offer being reserved
     WaiterQueue waiting;           // members synced in this phase, parked
     WaiterQueue offers;            // choices offering it (BarrierGuard), parked
     WaiterQueue reserved;          // offers the lock's holder has reserved, to end before it unlocks
@@ -55,9 +55,10 @@ struct BarrierCore {
     // Members may be in other OS processes: set under the lock, never unset.
     std::atomic<bool> crossing{false};
     runtime::Inbox* home = nullptr;     // the OS process that made it
-    // An end of it went with a process placed on another MPI rank (see
-    // csp::detail::t_placed_elsewhere): it cannot be synced here.
-    std::atomic<bool> elsewhere{false};
+    // Processes placed on other MPI ranks, still running, that took ends or
+    // handles of it (csp::detail::PlacedElsewhere): while any runs, it
+    // cannot be synced here.
+    std::atomic<std::int64_t> elsewhere{0};
     std::atomic<std::int64_t> refs{1};  // the handle(s) and ends
     char name[64];
     runtime::WaitReason reason{"is waiting at barrier", name};

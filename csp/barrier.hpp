@@ -24,10 +24,11 @@
 // by value) work from the child as from here; a child that dies with ends
 // of a barrier poisons it. A barrier the child reaches otherwise (through a
 // reference or a global) is poisoned at its first use there, with a
-// ChannelEndError saying why. Barriers are not shared by MPI ranks yet: a
-// barrier some of whose ends went with processes placed on another rank
-// (csp::on_rank, csp::spread) throws csp::UsageError at its first sync or
-// guard, rather than end phases without those members.
+// ChannelEndError saying why. Barriers are not shared by MPI ranks yet: on a
+// rank that dropped ends (or a handle) of a barrier for a process placed on
+// another rank (csp::on_rank, csp::spread), the barrier's syncs and guards
+// throw csp::UsageError while that process runs, rather than end phases
+// without the members there.
 #pragma once
 
 #include "channels/barrier.hpp"
@@ -109,11 +110,12 @@ private:
         if (!core_) return;
         if (detail::t_forgetting) [[unlikely]] {
             // A multiprocess's parent drops its copy: the child's owns it now.
+            if (!resigned_) channels::count_end(core_, -1);  // (in a child: handed on to a grandchild)
             (resigned_ ? detail::t_forgetting->barrier_handles : detail::t_forgetting->barrier_ends)
                 .push_back(std::exchange(core_, nullptr));
             return;
         }
-        if (detail::t_placed_elsewhere) [[unlikely]] core_->elsewhere.store(true, std::memory_order_relaxed);
+        if (detail::t_placed_elsewhere && !resigned_) [[unlikely]] detail::placed_elsewhere(core_);
         if (!resigned_) {
             if (std::uncaught_exceptions() > 0 && !detail::unwinding_from_retire()) channels::barrier_poison(core_);
             channels::barrier_resign(core_);
@@ -125,7 +127,7 @@ private:
         if (!core_) detail::throw_empty_end("csp::BarrierEnd (from Barrier::end())");
         if (resigned_) throw UsageError(std::string("csp: an end of barrier '") + core_->name + "' was used after it resigned");
         if (channels::barrier_foreign(core_)) [[unlikely]] detail::throw_barrier_misused(core_);
-        if (core_->elsewhere.load(std::memory_order_relaxed)) [[unlikely]] detail::throw_barrier_across_ranks(core_);
+        if (core_->elsewhere.load(std::memory_order_relaxed) > 0) [[unlikely]] detail::throw_barrier_across_ranks(core_);
     }
 
     channels::BarrierCore* core_ = nullptr;
@@ -187,6 +189,7 @@ public:
             detail::t_forgetting->barrier_handles.push_back(core_);  // (see BarrierEnd::leave)
             return;
         }
+        if (detail::t_placed_elsewhere) [[unlikely]] detail::placed_elsewhere(core_);  // (it may make ends there)
         channels::barrier_release(core_);
     }
 

@@ -37,6 +37,7 @@
 #include "csp/detail/storage.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -135,12 +136,18 @@ Process<R> on_rank(int r, Process<R> p) {
     // Elsewhere p's ends leave here and now (it runs on rank r, with ends of
     // its own): a parameter would live until the whole Parallel(...) has
     // returned, and its ends would keep their channels from retiring.
-    // (A barrier end among them marks its barrier: see t_placed_elsewhere.)
+    // (Barriers of ends and handles among them count it as a member elsewhere
+    // until its result is here: see t_placed_elsewhere.)
+    auto elsewhere = std::make_shared<csp::detail::PlacedElsewhere>();
     {
-        csp::detail::PlacedElsewhere mark;
         Process<R> gone = std::move(p);
     }
-    return mpi::detail::make_process(name, [id = mpi::detail::Placed<std::uint64_t>(id)]() -> R {
+    elsewhere->listed();
+    return mpi::detail::make_process(name, [id = mpi::detail::Placed<std::uint64_t>(id), elsewhere]() -> R {
+        struct Over {
+            csp::detail::PlacedElsewhere& marks;
+            ~Over() { marks.end(); }
+        } over{*elsewhere};
         std::string type, what;
         channels::Parcel* got = mpi::detail::await_result(id.held, type, what);
         if (!got) {

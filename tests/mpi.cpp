@@ -482,6 +482,22 @@ TEST_CASE("a barrier with members placed on different ranks is a UsageError; one
         auto [a, b] = csp::Parallel(csp::on_rank(0, member(spanning.end())), csp::on_rank(last, member(spanning.end())));
         CHECK(a == (ranks() == 1 ? 50 : -2));
         CHECK(b == (ranks() == 1 ? 50 : -2));
+        // Once those processes are over, the barrier's members may meet on
+        // one rank again.
+        auto [c, d] = csp::Parallel(csp::on_rank(0, member(spanning.end())), csp::on_rank(0, member(spanning.end())));
+        CHECK(c == 50);
+        CHECK(d == 50);
+    }
+    {
+        // A placed process that makes its end from a captured handle counts
+        // as a member there too.
+        csp::Barrier spanning{"spanning"};
+        auto from_handle = csp::process("from-handle", [member](csp::Barrier b) {
+            return std::get<0>(csp::Parallel(member(b.end())));
+        });
+        auto [a, b] = csp::Parallel(csp::on_rank(0, from_handle(spanning)), csp::on_rank(last, member(spanning.end())));
+        CHECK(a == (ranks() == 1 ? 50 : -2));
+        CHECK(b == (ranks() == 1 ? 50 : -2));
     }
 }
 

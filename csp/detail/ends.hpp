@@ -119,16 +119,45 @@ struct Forgotten {
 inline thread_local Forgotten* t_forgetting = nullptr;
 
 // t_placed_elsewhere: while set (csp::on_rank dropping, on this rank, a
-// process placed on another), a barrier end destroyed on this thread marks
-// its barrier as having a member on another rank. Barriers are not shared
-// by ranks yet, so a sync there is a UsageError, not a phase that silently
-// leaves that member out (csp/barrier.hpp).
-inline thread_local bool t_placed_elsewhere = false;
-struct PlacedElsewhere {
-    PlacedElsewhere() noexcept { t_placed_elsewhere = true; }
-    ~PlacedElsewhere() { t_placed_elsewhere = false; }
-    PlacedElsewhere(const PlacedElsewhere&) = delete;
-    PlacedElsewhere& operator=(const PlacedElsewhere&) = delete;
+// process placed on another), a barrier end or handle destroyed on this
+// thread lists its barrier there (placed_elsewhere, with a reference). For
+// as long as that process runs there, the barrier has a member on another
+// rank: barriers are not shared by ranks yet, so a sync on it here is a
+// UsageError, not a phase that silently leaves that member out
+// (BarrierCore::elsewhere counts such processes; csp/barrier.hpp).
+inline thread_local std::vector<channels::BarrierCore*>* t_placed_elsewhere = nullptr;
+inline void placed_elsewhere(channels::BarrierCore* b) {
+    channels::barrier_acquire(b);
+    t_placed_elsewhere->push_back(b);
+}
+// PlacedElsewhere: while it lives, barriers of the ends and handles
+// destroyed on this thread are listed (see t_placed_elsewhere); then each
+// counts one more process elsewhere until end() (once that process is over).
+class PlacedElsewhere {
+public:
+    PlacedElsewhere() noexcept { t_placed_elsewhere = &barriers_; }
+    ~PlacedElsewhere() { end(); }
+    PlacedElsewhere(PlacedElsewhere&& other) noexcept : barriers_(std::move(other.barriers_)) {}
+    PlacedElsewhere& operator=(PlacedElsewhere&&) = delete;
+    // listed: stop listing; each listed barrier now counts the process.
+    void listed() noexcept {
+        t_placed_elsewhere = nullptr;
+        for (channels::BarrierCore* b : barriers_) b->elsewhere.fetch_add(1, std::memory_order_relaxed);
+        counted_ = true;
+    }
+    // end: the process placed elsewhere is over.
+    void end() noexcept {
+        if (t_placed_elsewhere == &barriers_) t_placed_elsewhere = nullptr;
+        for (channels::BarrierCore* b : barriers_) {
+            if (counted_) b->elsewhere.fetch_sub(1, std::memory_order_relaxed);
+            channels::barrier_release(b);
+        }
+        barriers_.clear();
+    }
+
+private:
+    std::vector<channels::BarrierCore*> barriers_;
+    bool counted_ = false;
 };
 
 std::string derived_name(const char* kind, const std::source_location& where);
