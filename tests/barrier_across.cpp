@@ -9,6 +9,8 @@
 // board in memory they all share (MAP_SHARED, made before the forks).
 #include "support.hpp"
 
+#include "channels/barrier.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -64,6 +66,18 @@ bool ends_with_os_death(F&& f) {
     }
     return false;
 }
+
+// core_of: the barrier core behind an end (through the guard protocol), for
+// the tests that play a holder of its lock dying at a chosen point.
+csp::channels::BarrierCore* core_of(csp::BarrierEnd& end) {
+    csp::BarrierGuard guard(end);
+    csp::detail::ChoiceSlot<csp::BarrierGuard> slot;
+    return static_cast<csp::channels::BarrierCore*>(
+        csp::detail::GuardAccess::record(guard, slot, false, csp::detail::Clock::time_point{}).slot);
+}
+
+// How the child of the repair test dies holding the barrier's lock.
+enum class Dying : int { holding, after_poisoned, reserved_an_offer, reserving_an_offer };
 
 int env_int(const char* name, int fallback) {
     const char* v = std::getenv(name);
@@ -354,5 +368,59 @@ TEST_CASE("children killed at random moments of alting-barrier traffic: nobody h
         REQUIRE(unreaped_children() == "");
     }
     CHECK(killed == rounds);
+    free_board(board);
+}
+
+TEST_CASE("a child that dies holding a barrier's lock at any step: the repair ends every wait here, poisoned",
+          "[multiprocess][barrier][crash]") {
+    const Dying dying = GENERATE(Dying::holding, Dying::after_poisoned, Dying::reserved_an_offer,
+                                 Dying::reserving_an_offer);
+    CAPTURE(static_cast<int>(dying));
+    Board* board = new_board();
+    csp::Barrier barrier{"repaired"};
+    csp::Channel<int> quiet{"quiet"};
+    // The child waits until both members here are parked (a sync, and a
+    // choice offering the barrier), takes the barrier's lock, does part of
+    // what a completer or a poisoner does, and dies.
+    auto dies = csp::multiprocess("dies-holding", [board, dying](csp::BarrierEnd end) {
+        csp::channels::BarrierCore* b = core_of(end);
+        while (board->arrived[0].load() < 2) csp::sleep(1ms);
+        csp::sleep(20ms);  // (both parked by now, as a rule; the test holds either way)
+        b->lock.lock();
+        switch (dying) {
+            case Dying::holding: break;
+            case Dying::after_poisoned: b->poisoned = true; break;  // (poison_locked's first step)
+            case Dying::reserved_an_offer:
+            case Dying::reserving_an_offer:
+                if (csp::channels::Waiter* w = b->offers.head) {
+                    if (dying == Dying::reserving_an_offer) b->in_flight = {w->parker, w->token, w->index};
+                    csp::runtime::try_complete(w->parker, w->token, csp::runtime::kReserved);
+                    if (dying == Dying::reserved_an_offer) b->reserved.push(b->offers.pop_front());
+                }
+                break;
+        }
+        std::raise(SIGKILL);
+    });
+    auto syncer = csp::process("syncer", [board](csp::BarrierEnd end) {
+        board->arrived[0].fetch_add(1);
+        try {
+            end.sync();
+        } catch (const csp::ChannelPoisonException&) {
+            board->poisoned.fetch_add(1);
+        }
+    });
+    auto offerer = csp::process("offerer", [board](csp::BarrierEnd end, csp::ChannelIn<int> in) {
+        board->arrived[0].fetch_add(1);
+        try {
+            csp::Alternation{csp::BarrierGuard(end), csp::InputGuard(in)}.pri_execute();
+        } catch (const csp::ChannelPoisonException&) {
+            board->poisoned.fetch_add(1);
+        }
+    });
+    auto keep = quiet.writer();
+    CHECK(ends_with_os_death(
+        [&] { csp::Parallel(dies(barrier.end()), syncer(barrier.end()), offerer(barrier.end(), quiet.reader())); }));
+    CHECK(board->poisoned.load() == 2);
+    CHECK(unreaped_children() == "");
     free_board(board);
 }
