@@ -455,23 +455,34 @@ TEST_CASE("an extended read of a channel shared by ranks is a UsageError saying 
 TEST_CASE("a barrier with members placed on different ranks is a UsageError; one whose members share a rank works",
           "[mpi][barrier]") {
     const int last = ranks() - 1;
-    auto member = csp::process("member", [](csp::BarrierEnd end) {
+    // A member tries 50 phases, then meets its partner on a channel (the
+    // first writes, the second reads), so that neither is over, here or
+    // there, before both have tried: a barrier counts a member elsewhere
+    // only while its process runs.
+    auto member = csp::process("member", [](csp::BarrierEnd end, bool first, csp::ChannelOut<int> out,
+                                            csp::ChannelIn<int> in) {
         int phases = 0;
         try {
             for (; phases < 50; ++phases) end.sync();
         } catch (const csp::UsageError& e) {
             const std::string what = e.what();
-            return what.find("'spanning'") != std::string::npos && what.find("other MPI ranks") != std::string::npos
-                       ? -2
-                       : -3;
+            phases = what.find("'spanning'") != std::string::npos && what.find("other MPI ranks") != std::string::npos
+                         ? -2
+                         : -3;
         }
+        end.resign();
+        if (first) out(1);
+        else in();
         return phases;
     });
+    // (A channel per Parallel: once a Parallel's ends are gone it is retired.)
+    csp::Channel<int> meet1{"meet-1"}, meet2{"meet-2"}, meet3{"meet-3"}, meet4{"meet-4"};
     {
         // Both members on one rank (the last): phases end there, and every
         // rank gets the results.
         csp::Barrier together{"together"};
-        auto [a, b] = csp::Parallel(csp::on_rank(last, member(together.end())), csp::on_rank(last, member(together.end())));
+        auto [a, b] = csp::Parallel(csp::on_rank(last, member(together.end(), true, meet1.writer(), meet1.reader())),
+                                    csp::on_rank(last, member(together.end(), false, meet1.writer(), meet1.reader())));
         CHECK(a == 50);
         CHECK(b == 50);
     }
@@ -479,12 +490,14 @@ TEST_CASE("a barrier with members placed on different ranks is a UsageError; one
         // One member on rank 0, one on the last: refused on both (on one
         // rank there is nothing to refuse).
         csp::Barrier spanning{"spanning"};
-        auto [a, b] = csp::Parallel(csp::on_rank(0, member(spanning.end())), csp::on_rank(last, member(spanning.end())));
+        auto [a, b] = csp::Parallel(csp::on_rank(0, member(spanning.end(), true, meet2.writer(), meet2.reader())),
+                                    csp::on_rank(last, member(spanning.end(), false, meet2.writer(), meet2.reader())));
         CHECK(a == (ranks() == 1 ? 50 : -2));
         CHECK(b == (ranks() == 1 ? 50 : -2));
         // Once those processes are over, the barrier's members may meet on
         // one rank again.
-        auto [c, d] = csp::Parallel(csp::on_rank(0, member(spanning.end())), csp::on_rank(0, member(spanning.end())));
+        auto [c, d] = csp::Parallel(csp::on_rank(0, member(spanning.end(), true, meet3.writer(), meet3.reader())),
+                                    csp::on_rank(0, member(spanning.end(), false, meet3.writer(), meet3.reader())));
         CHECK(c == 50);
         CHECK(d == 50);
     }
@@ -492,10 +505,12 @@ TEST_CASE("a barrier with members placed on different ranks is a UsageError; one
         // A placed process that makes its end from a captured handle counts
         // as a member there too.
         csp::Barrier spanning{"spanning"};
-        auto from_handle = csp::process("from-handle", [member](csp::Barrier b) {
-            return std::get<0>(csp::Parallel(member(b.end())));
+        auto from_handle = csp::process("from-handle", [member](csp::Barrier b, csp::ChannelOut<int> out,
+                                                                 csp::ChannelIn<int> in) {
+            return std::get<0>(csp::Parallel(member(b.end(), true, std::move(out), std::move(in))));
         });
-        auto [a, b] = csp::Parallel(csp::on_rank(0, from_handle(spanning)), csp::on_rank(last, member(spanning.end())));
+        auto [a, b] = csp::Parallel(csp::on_rank(0, from_handle(spanning, meet4.writer(), meet4.reader())),
+                                    csp::on_rank(last, member(spanning.end(), false, meet4.writer(), meet4.reader())));
         CHECK(a == (ranks() == 1 ? 50 : -2));
         CHECK(b == (ranks() == 1 ? 50 : -2));
     }
