@@ -79,11 +79,6 @@ csp::channels::BarrierCore* core_of(csp::BarrierEnd& end) {
 // How the child of the repair test dies holding the barrier's lock.
 enum class Dying : int { holding, after_poisoned, reserved_an_offer, reserving_an_offer };
 
-int env_int(const char* name, int fallback) {
-    const char* v = std::getenv(name);
-    return v ? std::atoi(v) : fallback;
-}
-
 }  // namespace
 
 TEST_CASE("members in children and fibers here: no member passes phase k before all arrived (8 x 1000)",
@@ -309,7 +304,7 @@ TEST_CASE("a barrier a child reaches by reference is a clear error there, and po
 }
 
 TEST_CASE("children killed at random moments of alting-barrier traffic: nobody hangs", "[multiprocess][barrier][kill]") {
-    const int rounds = env_int("CSP_TEST_BARRIER_KILLS", 150);
+    const int rounds = csp_test::env_int("CSP_TEST_BARRIER_KILLS", 150);
     std::mt19937_64 rng(Catch::rngSeed() + 29);
     Board* board = new_board();
     int killed = 0;

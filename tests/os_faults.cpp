@@ -119,16 +119,11 @@ void ended_by_channel(F f) {
     }
 }
 
-int env_int(const char* name, int fallback) {
-    const char* v = std::getenv(name);
-    return v ? std::atoi(v) : fallback;
-}
-
 }  // namespace
 
 TEST_CASE("children killed at random moments of any-to-any traffic: nobody hangs, no value is read twice or invented",
           "[multiprocess][faults][kill]") {
-    const int rounds = env_int("CSP_TEST_KILLS", 1000);
+    const int rounds = csp_test::env_int("CSP_TEST_KILLS", 1000);
     const std::int64_t n = 400;  // values per writer
     std::mt19937_64 rng(Catch::rngSeed() + 13);
     Watchdog watchdog(20s);
@@ -276,7 +271,7 @@ bool is_stopped(int pid) {
 
 TEST_CASE("a child stopped while it holds a channel's lock holds up that channel only, not the worker of its partners",
           "[multiprocess][faults][stop]") {
-    const int rounds = env_int("CSP_TEST_STOPS", 60);
+    const int rounds = csp_test::env_int("CSP_TEST_STOPS", 60);
     const int n = 20000;
     std::mt19937_64 rng(Catch::rngSeed() + 17);
     Watchdog watchdog(20s);

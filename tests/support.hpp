@@ -16,6 +16,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <ostream>
@@ -67,6 +68,13 @@ enum class Placement {
     ranks,         // body i on MPI rank i % ranks (csp::on_rank): the MPI
                    // conformance executable (mpi_conformance.cpp) sets it
 };
+
+// env_int: environment variable `name` as a number (a test's round count,
+// say), or `fallback` when it is not set.
+inline int env_int(const char* name, int fallback) {
+    const char* v = std::getenv(name);
+    return v ? std::atoi(v) : fallback;
+}
 
 // Placement of this run: CSP_TEST_PLACEMENT=threads, os_processes or mixed
 // selects that placement; anything else (or nothing) fibers; ranks when a
