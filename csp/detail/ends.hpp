@@ -137,8 +137,8 @@ class PlacedElsewhere {
 public:
     PlacedElsewhere() noexcept { t_placed_elsewhere = &barriers_; }
     ~PlacedElsewhere() { end(); }
-    PlacedElsewhere(PlacedElsewhere&& other) noexcept : barriers_(std::move(other.barriers_)) {}
-    PlacedElsewhere& operator=(PlacedElsewhere&&) = delete;
+    PlacedElsewhere(const PlacedElsewhere&) = delete;  // (t_placed_elsewhere points at it)
+    PlacedElsewhere& operator=(const PlacedElsewhere&) = delete;
     // listed: stop listing; each listed barrier now counts the process.
     void listed() noexcept {
         t_placed_elsewhere = nullptr;
