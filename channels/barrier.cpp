@@ -17,18 +17,22 @@ namespace {
 using runtime::Locked;
 using runtime::SharedLock;
 
-// end_member: member w, the head of b->waiting, goes on with `o` (lock
-// held): dequeued, and onto *wake to be readied once the lock is released;
-// one of another OS process is readied at once, named in_flight from before
-// its wait is won until then (so that the repair can finish it should this
-// OS process die on the way).
-void end_member(BarrierCore* b, Outcome o, Waiter** wake) noexcept {
-    Waiter* w = b->waiting.head;
+// end_head: the head of q (b->waiting: a member, won as every completer of
+// its wait holds this lock; b->offers: a choice's offer, won by CAS) goes on
+// with `o` (lock held): dequeued, and onto *wake to be readied once the lock
+// is released; one of another OS process is readied at once, named
+// in_flight from before its wait is won until then (so that the repair can
+// finish it should this OS process die on the way). One whose wait ended
+// elsewhere (the detector's, or its choice's) is just dequeued.
+void end_head(BarrierCore* b, WaiterQueue& q, Outcome o, Waiter** wake) noexcept {
+    Waiter* w = q.head;
     runtime::Parker* p = w->parker;
+    const std::uint32_t word = encode(o, w->index);
     const bool there = !runtime::local(p);
-    if (there) [[unlikely]] b->in_flight = {p, w->token, 0};
-    const bool won = runtime::complete_locked(p, w->token, encode(o, 0));  // (else: the detector's)
-    b->waiting.pop_front();
+    if (there) [[unlikely]] b->in_flight = {p, w->token, w->index};
+    const bool won = &q == &b->waiting ? runtime::complete_locked(p, w->token, word)
+                                       : runtime::try_complete(p, w->token, word);
+    q.pop_front();
     if (there) [[unlikely]] {
         if (won) runtime::ready(p);
         b->in_flight.parker = nullptr;
@@ -42,7 +46,7 @@ void end_member(BarrierCore* b, Outcome o, Waiter** wake) noexcept {
 // this OS process linked through `next`, to ready once the lock is released.
 Waiter* end_waits(BarrierCore* b, Outcome o) noexcept {
     Waiter* wake = nullptr;
-    while (!b->waiting.empty()) end_member(b, o, &wake);
+    while (!b->waiting.empty()) end_head(b, b->waiting, o, &wake);
     return wake;
 }
 
@@ -54,8 +58,9 @@ Waiter* phase_done(BarrierCore* b) noexcept {
 }
 
 // end_reserved: the head of b->reserved, an offer this lock's holder has
-// reserved, ends with `o`: dequeued, and onto *wake to be readied once the
-// lock is released; one of another OS process is readied first and only
+// reserved, ends with `o` (as end_head, but its word is this holder's to
+// store): dequeued, and onto *wake to be readied once the lock is released;
+// one of another OS process is readied first and only
 // then dequeued, so that the repair finds it on b->reserved should this OS
 // process die before (it rescues it: its own OS process can tell whether
 // it was readied). Its choice takes this lock before it touches w again.
@@ -83,11 +88,13 @@ bool reserve_offers(BarrierCore* b) noexcept {
     while (!b->offers.empty()) {
         Waiter* w = b->offers.head;
         b->in_flight = {w->parker, w->token, w->index};
-        const bool reserved = runtime::try_complete(w->parker, w->token, runtime::kReserved);
-        if (!reserved) b->in_flight.parker = nullptr;  // (at once: a reservation there is another's)
-        b->offers.pop_front();
-        if (reserved) b->reserved.push(w);
-        else all = false;  // its choice went another way: stale
+        if (!runtime::try_complete(w->parker, w->token, runtime::kReserved)) {
+            b->in_flight.parker = nullptr;  // (at once: a reservation there is another's)
+            b->offers.pop_front();          // its choice went another way: stale
+            all = false;
+            continue;
+        }
+        b->reserved.push(b->offers.pop_front());
         b->in_flight.parker = nullptr;
     }
     return all;
@@ -99,21 +106,7 @@ Waiter* poison_locked(BarrierCore* b) noexcept {
     b->poisoned = true;
     if (runtime::tracing()) runtime::trace_event("poison", b->name);
     Waiter* wake = end_waits(b, Outcome::Poisoned);
-    while (!b->offers.empty()) {
-        Waiter* w = b->offers.head;
-        runtime::Parker* p = w->parker;
-        const bool there = !runtime::local(p);
-        if (there) [[unlikely]] b->in_flight = {p, w->token, w->index};
-        const bool won = runtime::try_complete(p, w->token, encode(Outcome::Poisoned, w->index));
-        b->offers.pop_front();
-        if (there) [[unlikely]] {
-            if (won) runtime::ready(p);
-            b->in_flight.parker = nullptr;
-        } else if (won) {
-            w->next = wake;
-            wake = w;
-        }
-    }
+    while (!b->offers.empty()) end_head(b, b->offers, Outcome::Poisoned, &wake);
     return wake;
 }
 

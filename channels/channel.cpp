@@ -508,8 +508,9 @@ Room room_for_write(ChannelCore* c) noexcept {
 // workers the reader usually runs elsewhere, and yielding at each write
 // only made it empty the buffer and park, to be woken again: 15% slower
 // in bench/buffered on two workers.) A plain thread does not yield (the
-// reader has a thread of its own). A choice's output guard leaves the flag
-// for its thread's next plain write: one yield, later.
+// reader has a thread of its own). Only writes to infinite buffers look at
+// the flag (a TLS load off every other write path); a choice's output guard
+// leaves it for its thread's next plain write to one: one yield, later.
 thread_local bool t_crowded = false;
 
 [[gnu::noinline]] void yield_to_reader() noexcept {
@@ -620,7 +621,7 @@ Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
     if (foreign_here(c)) [[unlikely]] return misused_across(c);
     const Outcome o = write_impl(c, src);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
-    if (t_crowded) [[unlikely]] yield_to_reader();
+    if (c->kind == BufferKind::Infinite && t_crowded) [[unlikely]] yield_to_reader();
     return o;
 }
 

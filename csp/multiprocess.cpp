@@ -208,10 +208,14 @@ bool still_held(const ChildRecord* rec, std::size_t i) noexcept {
     return !rec->tally || rec->tally[i].ends.load(std::memory_order_relaxed) > 0;
 }
 
+// distinct: the cores named in `ends` or `handles`, each once.
 template <class T>
-void sorted_unique(std::vector<T>& v) {
+std::vector<T*> distinct(const std::vector<T*>& ends, const std::vector<T*>& handles) {
+    std::vector<T*> v = ends;
+    v.insert(v.end(), handles.begin(), handles.end());
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
 }
 
 void parent_side(void* arg, int pid) noexcept {
@@ -223,12 +227,8 @@ void parent_side(void* arg, int pid) noexcept {
         s->spec->forget(s->spec->arg);
         t_forgetting = nullptr;
     }
-    s->held = s->forgotten.ends;
-    s->held.insert(s->held.end(), s->forgotten.handles.begin(), s->forgotten.handles.end());
-    sorted_unique(s->held);
-    s->barriers = s->forgotten.barrier_ends;
-    s->barriers.insert(s->barriers.end(), s->forgotten.barrier_handles.begin(), s->forgotten.barrier_handles.end());
-    sorted_unique(s->barriers);
+    s->held = distinct(s->forgotten.ends, s->forgotten.handles);
+    s->barriers = distinct(s->forgotten.barrier_ends, s->forgotten.barrier_handles);
     tally_ends(s);
     // The parent's own references, until the child is reaped.
     for (channels::ChannelCore* c : s->held) channels::acquire(c);
@@ -260,7 +260,6 @@ void ended_side(void* arg, int pid, int) noexcept {
 
 ChildRecord* run_forked(const ForkSpec& spec) {
     ForkState s{&spec, runtime::arena_new<ChildRecord>(), {}, {}, {}, 0};
-    s.held.reserve(16);
     const int status = runtime::run_os_process({&child_side, &parent_side, &ended_side, &s});
     if (s.pid < 0) {
         free_record(s.rec);
