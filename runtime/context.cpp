@@ -258,6 +258,56 @@ inline fc::fcontext_t resumable(Context& to) noexcept {
     return to.fctx;
 }
 
+// The exception state. The C++ runtime keeps what std::uncaught_exceptions()
+// counts and the stack of caught exceptions (std::current_exception(),
+// `throw;`) per OS thread, in the Itanium ABI's __cxa_eh_globals, which
+// knows nothing of fibers. A fiber that yields or parks while an exception
+// unwinds it (a destructor that communicates, a contended lock in an end's
+// destructor) or inside a catch block would leave its state to whichever
+// fiber runs next on that thread, and take that fiber's state when it
+// resumes, perhaps on another thread: the next fiber would see
+// uncaught_exceptions() == 1 and its ends, dropped normally, would poison
+// (the unwinding rule), and two catch blocks would pop each other's
+// exceptions. So every switch puts the thread's state aside in the context
+// it leaves and installs the state of the context it resumes. Four loads
+// and four stores; the thread's
+// __cxa_eh_globals is found once per thread (its address is fixed for the
+// thread's life) and kept in an initial-exec thread-local.
+//
+// The layout is the Itanium C++ ABI's (libstdc++'s unwind-cxx.h and libc++'s
+// cxa_exception.h agree): the caught stack's top, then the count. ARM's EHABI
+// adds a third field, a propagating-exceptions list, which this does not
+// carry, so the build refuses that target until it does.
+#if defined(__ARM_EABI_UNWINDER__)
+#error "csp keeps the exception state per fiber for the Itanium ABI only (see context.cpp)"
+#endif
+struct EhGlobals {
+    void* caught;
+    unsigned uncaught;
+};
+extern "C" EhGlobals* __cxa_get_globals() noexcept;  // <cxxabi.h> declares it with an opaque type
+
+constinit __attribute__((tls_model("initial-exec"))) thread_local EhGlobals* t_eh = nullptr;
+
+inline EhGlobals& thread_eh() noexcept {
+    EhGlobals* g = t_eh;
+    if (!g) [[unlikely]]
+        g = t_eh = __cxa_get_globals();
+    return *g;
+}
+
+// exchange_eh: put the thread's exception state aside in `from` (null: a
+// fiber that has ended, with nothing in flight), and install `to`'s.
+[[gnu::always_inline]] inline void exchange_eh(Context* from, const Context& to) noexcept {
+    EhGlobals& g = thread_eh();
+    if (from) {
+        from->eh_caught = g.caught;
+        from->eh_uncaught = g.uncaught;
+    }
+    g.caught = to.eh_caught;
+    g.uncaught = to.eh_uncaught;
+}
+
 // SwitchRecord: what one switch hands to its destination, on the source's
 // stack (the source is suspended until the destination has read it: nobody
 // can resume the source before its arrival work has run).
@@ -318,6 +368,7 @@ void give_back(void* arg) noexcept { pool().give(*static_cast<char* const*>(arg)
     // This fiber is done: switch to `next` for good; the destination gives
     // this stack back to the pool.
     before_switch(nullptr, *next);
+    exchange_eh(nullptr, *next);
     SwitchRecord last{nullptr, next, give_back, &stack, nullptr};
 #ifdef CSP_TSAN
     last.tsan_to_destroy = own_tsan_fiber;
@@ -361,6 +412,8 @@ void make_context(Context& c, Entry entry, void* arg) {
     c.entry = entry;
     c.entry_arg = arg;
     c.fctx = nullptr;  // its first frame is written when it first runs (resumable)
+    c.eh_caught = nullptr;  // (a pooled record may keep what its last process had)
+    c.eh_uncaught = 0;
 #ifdef CSP_TSAN
     c.tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -370,6 +423,7 @@ void discard_context(Context& c) noexcept { pool().give(static_cast<char*>(const
 
 void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept {
     before_switch(&from.asan_fake_stack, to);
+    exchange_eh(&from, to);
     SwitchRecord rec{&from, &to, arrival, arg, nullptr};
     const fc::transfer_t t = jump(resumable(to), &rec);
     // Back in `from`, perhaps on another thread.

@@ -8,7 +8,8 @@
 // hand-over state are needed (see switch_context). Every switch
 // goes through switch_context (or a fiber's final switch), which is also
 // where the switches are announced to AddressSanitizer and ThreadSanitizer so
-// that they follow the program from stack to stack.
+// that they follow the program from stack to stack, and where each context's
+// C++ exception state is kept apart from the others'.
 #pragma once
 
 #include <boost/context/detail/fcontext.hpp>
@@ -32,6 +33,11 @@ struct Context {
     void* asan_fake_stack = nullptr;  // AddressSanitizer's per-context state
     void* tsan_fiber = nullptr;       // ThreadSanitizer's per-context state
     const char* name = nullptr;       // the process's name, for the overflow report
+    // The C++ runtime's exception state while this context is suspended
+    // (context.cpp, "The exception state"): the stack of caught exceptions and
+    // std::uncaught_exceptions().
+    void* eh_caught = nullptr;
+    unsigned eh_uncaught = 0;
 };
 
 // Arrival: work that must happen on the destination, right after the switch,

@@ -259,3 +259,56 @@ TEST_CASE("ends a process made or received follow the unwinding rule", "[termina
         CHECK_NOTHROW(run());
     CHECK(observed.load() == (trigger == retire_trigger ? Ending::retired : Ending::poisoned));
 }
+
+// The C++ runtime keeps its exception state (std::uncaught_exceptions(), the
+// stack of caught exceptions) per OS thread. A fiber that yields while an
+// exception unwinds it, or inside a catch block, must keep that state to itself:
+// the process that runs next on the worker never threw, so an end it drops
+// there leaves normally instead of poisoning its channel.
+TEST_CASE("a process that yields while unwinding keeps its exception state to itself", "[termination][unwinding]") {
+    csp::Channel<int> untouched{"untouched", csp::buffer(1)};
+    std::atomic<int> after_yield_seen{-1}, bystander_seen{-1};
+    std::atomic<bool> caught_kept{false}, bystander_clean{false}, own_catch_ok{false};
+
+    struct YieldOnUnwind {
+        std::atomic<int>* after;
+        ~YieldOnUnwind() {
+            csp::yield();
+            *after = std::uncaught_exceptions();
+        }
+    };
+    auto thrower = csp::process([&] {
+        try {
+            YieldOnUnwind y{&after_yield_seen};
+            throw 1;
+        } catch (int) {
+            csp::yield();  // inside the catch block: the caught exception stays ours
+            caught_kept = std::current_exception() != nullptr;
+        }
+    });
+    // On one worker the two take turns: the bystander starts while the thrower
+    // unwinds, and looks again while the thrower is in its catch block.
+    auto bystander = csp::process([&](csp::ChannelOut<int> out) {
+        bystander_seen = std::uncaught_exceptions();
+        {
+            csp::ChannelOut<int> copy = out;  // dropped normally: no poison
+        }
+        csp::yield();
+        bystander_clean = std::current_exception() == nullptr;
+        try {
+            throw 2;  // an exception of its own, caught while the thrower is suspended in its catch
+        } catch (int v) {
+            csp::yield();
+            own_catch_ok = v == 2 && std::current_exception() != nullptr;
+        }
+        out(7);
+    });
+    CHECK_NOTHROW(csp::Parallel(thrower(), bystander(untouched.writer())));
+    CHECK(after_yield_seen.load() == 1);
+    CHECK(caught_kept.load());
+    CHECK(bystander_seen.load() == 0);
+    CHECK(bystander_clean.load());
+    CHECK(own_catch_ok.load());
+    CHECK(untouched.reader()() == 7);  // not poisoned: retired once its writer left
+    CHECK_THROWS_AS(untouched.reader()(), csp::ChannelRetireException);
+}
