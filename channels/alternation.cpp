@@ -459,8 +459,8 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 if (!pre.pack(g, i)) [[unlikely]] return {Outcome::Unpackable, i};
                 packed = pre.of(i);
             }
-            // (Not yet: an extended read of a channel shared by ranks.)
-            if (g.kind == Guard::Kind::ExtendedInput && extended_unsupported(g.core)) [[unlikely]] {
+            // (Not yet: an extended input guard on a replica.)
+            if (g.kind == Guard::Kind::ExtendedInput && extended_guard_unsupported(g.core)) [[unlikely]] {
                 return {Outcome::Unsupported, i};
             }
             if (g.core->remote) [[unlikely]] {

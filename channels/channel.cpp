@@ -761,7 +761,8 @@ Attempt try_read_extended_locked(ChannelCore* c, void* dst, Held* held, Parcel**
 }
 
 Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept {
-    if (extended_unsupported(c)) [[unlikely]] return Outcome::Unsupported;
+    *held = {};
+    if (c->remote) [[unlikely]] return c->remote->read_extended(c, dst, held);
     if (foreign_here(c)) [[unlikely]] return misused_across(c);
     for (;;) {
         c->lock.lock();
@@ -787,6 +788,11 @@ Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept {
 }
 
 void end_extended(ChannelCore* c, Held* held, bool ok) noexcept {
+    if (c->remote) [[unlikely]] {
+        if (held->remote) c->remote->end_extended(c, held, ok);
+        *held = {};
+        return;
+    }
     Waiter* wake = nullptr;
     {
         Locked<SharedLock> hold(c->lock);
@@ -931,13 +937,52 @@ Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want
     return a;
 }
 
+Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept {
+    *got = nullptr;
+    *held = {};
+    Parcel* room = nullptr;  // a trivially copyable buffered value is copied out into it
+    try {
+        if (c->ops->trivial) room = parcel_new(c->ops->size);
+    } catch (const std::bad_alloc&) {
+        return Attempt::Poisoned;  // (out of memory: the proxy reports poison)
+    }
+    Attempt a;
+    {
+        Locked<SharedLock> hold(c->lock);
+        c->extended = true;
+        if (c->poisoned) {
+            a = Attempt::Poisoned;
+        } else if (c->count > 0) {
+            // (As try_read_extended_locked: the slot stays counted in c->held.)
+            take_oldest(c, room ? room->data() : nullptr, got);
+            if (!*got) *got = std::exchange(room, nullptr);
+            ++c->held;
+            held->slot = true;
+            a = Attempt::Done;
+        } else if (Waiter* w = reserve_writer(c)) {
+            *got = crossing_of(c)->take_from(c, w);  // (every queued writer has a parcel: queue_writer)
+            w->parker->refs.fetch_add(1, std::memory_order_relaxed);  // (end_extended's: release_parker)
+            *held = {w, w->parker, w->token, false};
+            a = Attempt::Done;
+        } else if (c->retired) {
+            a = Attempt::Retired;
+        } else {
+            queue_proxy(c, Side::Reader, p)->probe = true;
+            a = Attempt::Block;
+        }
+    }
+    parcel_free(room);
+    return a;
+}
+
 namespace {
 // committed_partner: q holds a waiter an offer could complete with now: not
 // an offer (that one's chooser must be reserved first), nor a choice that a
-// home has reserved (busy: it comes back through its own look).
+// home has reserved (busy: it comes back through its own look). An extended
+// reader's probe is one: woken, it takes the writer itself.
 bool committed_partner(const WaiterQueue& q) noexcept {
     for (const Waiter* w = q.head; w; w = w->next) {
-        if (w->offer || w->probe) continue;
+        if (w->offer) continue;
         if (runtime::outcome_of(w->parker) == runtime::kReserved) continue;
         return true;
     }
@@ -1009,9 +1054,23 @@ Commit commit_offer(ChannelCore* c, Side side, runtime::Parker* p, Parcel** got,
         if (side == Side::Reader) {
             a = proxy_read_locked(c, p, got, &room, &wake, true, busy);
         } else {
+            // An extended reader's probe that this write wakes takes the
+            // writer itself, soon: the offer is busy, not left, meanwhile.
+            const Waiter* probe = nullptr;
+            if (c->extended) [[unlikely]] {
+                for (const Waiter* r = c->readers.head; r && !probe; r = r->next) {
+                    if (r->probe) probe = r;
+                }
+            }
+            runtime::Parker* probe_parker = probe ? probe->parker : nullptr;
+            const std::uint64_t probe_token = probe ? probe->token : 0;
             Parcel* value = std::exchange(w->parcel, nullptr);
             a = proxy_write_locked(c, p, &value, &wake, true, busy);
             parcel_free(value);  // (the channel was poisoned or retired: nobody takes it)
+            if (a == Attempt::Block && probe_parker && !busy->parker) {
+                probe_parker->refs.fetch_add(1, std::memory_order_relaxed);  // (the caller's: release_parker)
+                *busy = {probe_parker, probe_token, false, true};
+            }
         }
     }
     if (wake) runtime::ready(wake->parker);

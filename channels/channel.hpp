@@ -191,6 +191,7 @@ struct Busy {
     runtime::Parker* parker = nullptr;
     std::uint64_t token = 0;
     bool reserved = false;  // by a home (else released, choosing again)
+    bool probe = false;     // an extended reader's probe, woken to take the writer
 };
 Attempt try_read_locked(ChannelCore* c, void* dst, Waiter** wake, Parcel** got) noexcept;
 // (pre: the writer's value prepacked, or null; taken from *pre when used.)
@@ -216,17 +217,20 @@ struct Held {
     runtime::Parker* parker = nullptr;  // the writer's (a reference held)
     std::uint64_t token = 0;
     bool slot = false;  // a buffer slot (counted in c->held)
+    // On a replica (a channel whose home is another rank): the request by
+    // which the home holds the writer or slot for this read (remote.hpp).
+    std::uint64_t remote = 0;
 };
-// (A channel shared by MPI ranks has no extended reads yet, at its home or
-// elsewhere: read_extended returns Unsupported.)
-inline bool extended_unsupported(const ChannelCore* c) noexcept { return c->remote || c->shared_id; }
+// (An ExtendedInputGuard on a replica, a channel whose home is another
+// rank, is not supported yet; extended_read is.)
+inline bool extended_guard_unsupported(const ChannelCore* c) noexcept { return c->remote != nullptr; }
 // try_read_extended_locked: take a value for an extended read (lock held):
 // Done with the value in `dst` (or, on a channel that crosses, perhaps a
 // parcel in *got to receive after unlocking) and *held set. Nobody is
 // readied.
 Attempt try_read_extended_locked(ChannelCore* c, void* dst, Held* held, Parcel** got) noexcept;
 // read_extended: the blocking extended read (Done: *held must be ended with
-// end_extended). Unsupported on a channel whose home is another rank.
+// end_extended). On a replica, done at the home (Remote::read_extended).
 Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept;
 // end_extended: the action returned (ok) and what *held holds is let go: its
 // writer completes, its slot frees; or it threw (!ok), and the channel is

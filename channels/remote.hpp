@@ -75,6 +75,13 @@ public:
     // value is packed (it stays the caller's).
     virtual Outcome try_read(ChannelCore* c, void* dst) const noexcept = 0;
     virtual Outcome try_write(ChannelCore* c, const Parcel* value) const noexcept = 0;
+    // read_extended: an extended read at the home (the caller waits): Done
+    // with the value in *dst, and held->remote naming what the home holds
+    // for it until end_extended; otherwise as read.
+    virtual Outcome read_extended(ChannelCore* c, void* dst, Held* held) const noexcept = 0;
+    // end_extended: the reader's action is over (ok) or threw: the home
+    // completes the writer and frees the slot, or poisons the channel.
+    virtual void end_extended(ChannelCore* c, const Held* held, bool ok) const noexcept = 0;
     // retired: `side` of c is retired for a guard (a reader's: and empty);
     // false when poisoned (asks the home; the caller waits).
     virtual bool retired(ChannelCore* c, Side side) const noexcept = 0;
@@ -119,6 +126,13 @@ inline Distribution* distribution() noexcept { return g_distribution.load(std::m
 // has handed its value over. offer_write takes `value` in any case.
 Attempt offer_read(ChannelCore* c, runtime::Parker* p, Parcel** got, bool want = true) noexcept;
 Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want = true) noexcept;
+// offer_extended: a proxy's extended read (channel.hpp, "Extended
+// rendezvous") of c at its home: Done when a value is within reach, its
+// parcel in *got (to free) and what delivered it in *held, until
+// end_extended; otherwise (Block) p's waiter is queued as a probe, and p is
+// readied when a value may be there (Done: call it again) or the channel is
+// poisoned or retired.
+Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept;
 
 // (want: whether completers in offer_* report the offers they pass over;
 // not for a try, which would only make them churn.)

@@ -169,7 +169,6 @@ public:
         requires std::is_invocable_v<F&, const T&>
     std::decay_t<std::invoke_result_t<F&, const T&>> extended_read(F&& action) {
         channels::ChannelCore* c = usable();
-        if (channels::extended_unsupported(c)) [[unlikely]] detail::throw_extended_across_ranks(c);
         using Wire = detail::wire_t<T>;
         alignas(Wire) unsigned char storage[sizeof(Wire)];
         channels::Held held;

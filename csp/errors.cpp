@@ -110,9 +110,9 @@ void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
 }
 
 void throw_extended_across_ranks(const channels::ChannelCore* c) {
-    throw UsageError(std::string("csp: an extended read of channel '") + c->name +
-                     "', whose home is another MPI rank, is not supported yet (extended reads work on fibers, threads "
-                     "and OS processes)");
+    throw UsageError(std::string("csp: an ExtendedInputGuard on channel '") + c->name +
+                     "', whose home is another MPI rank, is not supported yet (extended_read is, and the guard works "
+                     "at the channel's home rank, on fibers, threads and OS processes)");
 }
 
 void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {

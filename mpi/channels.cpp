@@ -38,6 +38,18 @@
 // the reserver: the chooser's rank applies it only if the choice still
 // waits. The chooser's rank withdraws its offers (Withdraw) once its wait
 // is over; an offer being reserved then is answered no, and goes.
+//
+// Extended reads across ranks (channel.hpp, "Extended rendezvous"): a reader
+// on another rank asks the home (ExtRead). There a proxy does the extended
+// read (offer_extended): it takes the value and holds its writer (or its
+// buffer slot), or waits as a probe and looks again when woken. The value
+// goes back as Data; the writer stays held, its write not complete, until
+// the reader's action is over and the reader says so (ExtDone): then the
+// home completes the writer, or, if the action threw, poisons the channel.
+// An answer that comes after its reader stopped waiting (a deadlock across
+// ranks ended that wait) is given back the same way, as an action that
+// threw: the value is not lost silently. (An ExtendedInputGuard on a replica
+// is not supported yet: a UsageError.)
 #include "mpi/comm.hpp"
 
 #include "channels/remote.hpp"
@@ -96,6 +108,9 @@ struct Proxy : runtime::ProcessRecord {
     channels::Busy waits;     // (that partner, with a reference to its parker)
     std::int64_t held_since = 0;  // (when it began to wait for it)
     Outcome outcome = Outcome::Done;
+    // An extended read (ExtRead), and what it holds once its value is sent:
+    bool extended = false;
+    channels::Held held;
 };
 
 Side side_of(const Proxy* x) noexcept { return x->reading ? Side::Reader : Side::Writer; }
@@ -186,6 +201,38 @@ public:
         const Outcome o = wait(c, Side::Writer, pending, h, value);
         channels::parcel_free(value);
         return o;
+    }
+
+    Outcome read_extended(ChannelCore* c, void* dst, channels::Held* held) const noexcept override {
+        if (!g_comm->reachable()) return Outcome::Unsupported;
+        Pending pending;
+        Header h{Kind::ExtRead};
+        h.chan = c->shared_id;
+        const Outcome o = wait(c, Side::Reader, pending, h, nullptr);
+        if (o != Outcome::Done) {
+            channels::parcel_free(pending.got);
+            return o;
+        }
+        held->remote = pending.req;
+        const Outcome u = unpacked(c, pending.got, dst);
+        if (u != Outcome::Done) {
+            // (unpacked poisoned the channel; the home lets its writer go.)
+            end_extended(c, held, false);
+            held->remote = 0;
+        }
+        return u;
+    }
+
+    void end_extended(ChannelCore* c, const channels::Held* held, bool ok) const noexcept override {
+        ext_done(c->shared_id, held->remote, ok);
+    }
+
+    static void ext_done(std::uint64_t chan, std::uint64_t req, bool ok) noexcept {
+        Header h{Kind::ExtDone};
+        h.chan = chan;
+        h.req = req;
+        h.a = ok ? 1 : 0;
+        g_comm->post(home_of(chan), h);
     }
 
     void poison(ChannelCore* c) const noexcept override {
@@ -353,6 +400,13 @@ public:
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
         if (x->choice) return offer_done(p, x);
         const Outcome o = channels::outcome_part(runtime::outcome_of(p));
+        if (x->extended) {
+            p->completer_lock = nullptr;
+            if (x->epoch < epoch_seen_) return drop_proxy(p);  // (its reader's wait was ended by a deadlock)
+            if (o == Outcome::Done) return serve_extended(p);  // (a value may be within reach: look again)
+            reply(x->peer, x->req, o);
+            return drop_proxy(p);
+        }
         channels::Waiter* w = channels::proxy_waiter(p);
         Parcel* value = std::exchange(w->parcel, nullptr);
         if (x->reading && o == Outcome::Done) reply_data(x->peer, x->req, value);
@@ -387,6 +441,14 @@ public:
     }
 
     void release_all() noexcept {
+        // (Nothing is held by now: every reader said ExtDone before its
+        // process ended, and the ranks have quiesced.)
+        for (auto& [key, p] : holding_) {
+            auto* x = static_cast<Proxy*>(runtime::record_of(p));
+            channels::end_extended(x->chan, &x->held, false);
+            drop_proxy(p);
+        }
+        holding_.clear();
         std::vector<ChannelCore*> held;
         {
             std::lock_guard<std::mutex> hold(lock_);
@@ -424,6 +486,7 @@ private:
         {
             std::lock_guard<std::mutex> hold(asked_lock_);
             post.h.req = ++last_request_;
+            pending.req = post.h.req;
             asked_[post.h.req] = &pending;
         }
         const RankWait counted;
@@ -451,7 +514,12 @@ private:
         const Header& h = m.header();
         std::lock_guard<std::mutex> hold(asked_lock_);
         auto it = asked_.find(h.req);
-        if (it == asked_.end()) return;
+        if (it == asked_.end()) {
+            // The value of an extended read whose reader waits no more: its
+            // writer is let go as if the action had thrown (see the top).
+            if (h.kind == Kind::Data && h.a == 1) ext_done(h.chan, h.req, false);
+            return;
+        }
         Pending* p = it->second;
         asked_.erase(it);
         if (h.kind == Kind::Failed) return finish(p, outcome_word(static_cast<Outcome>(h.a)));
@@ -464,6 +532,45 @@ private:
             }
         }
         finish(p, outcome_word(Outcome::Done));
+    }
+
+    // serve_extended: extended-read proxy p takes a value for its reader
+    // and holds what delivered it (holding_), or waits as a probe (queued_).
+    void serve_extended(runtime::Parker* p) {
+        auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        Parcel* got = nullptr;
+        const channels::Attempt a = channels::offer_extended(x->chan, p, &got, &x->held);
+        if (a == channels::Attempt::Block) {
+            queued_.insert(p);
+            return;
+        }
+        if (a == channels::Attempt::Done) {
+            Header h{Kind::Data};
+            h.req = x->req;
+            h.chan = x->chan->shared_id;
+            h.a = 1;
+            g_comm->post(x->peer, h, got ? got->data() : nullptr, got ? got->size : 0);
+            channels::parcel_free(got);
+            holding_[{x->peer, x->req}] = p;
+            return;
+        }
+        reply(x->peer, x->req, outcome_of(a));
+        drop_proxy(p);
+    }
+
+    // ext_done_here: the reader of extended-read request `req` of rank
+    // `peer` is done with its value.
+    void ext_done_here(int peer, std::uint64_t req, bool ok) {
+        auto it = holding_.find({peer, req});
+        if (it == holding_.end()) {
+            runtime::logger().error("csp mpi: rank {} ended an extended read this rank does not hold", peer);
+            return;
+        }
+        runtime::Parker* p = it->second;
+        holding_.erase(it);
+        auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        channels::end_extended(x->chan, &x->held, ok);
+        drop_proxy(p);
     }
 
     void reply(int peer, std::uint64_t req, Outcome o) {
@@ -824,9 +931,13 @@ private:
             auto* x = static_cast<Proxy*>(runtime::record_of(p));
             const std::uint64_t word = x->waits.parker->selection.load(std::memory_order_acquire);
             const auto low = static_cast<std::uint32_t>(word);
-            if (word >> 32 == x->waits.token &&
-                (low == runtime::kReserved || channels::outcome_part(low) == Outcome::Retired) &&
-                now_ns() - x->held_since < kPatience) {
+            // (A busy partner is back once its wait has moved on: a choice
+            // reserved or released no more, a woken probe that has run.)
+            const bool away = x->waits.probe ? low != runtime::kWaiting && low != runtime::kReserved &&
+                                                   channels::outcome_part(low) == Outcome::Done
+                                             : low == runtime::kReserved ||
+                                                   channels::outcome_part(low) == Outcome::Retired;
+            if (word >> 32 == x->waits.token && away && now_ns() - x->held_since < kPatience) {
                 continue;  // (not back yet)
             }
             ChannelCore* c = x->chan;
@@ -966,6 +1077,17 @@ private:
             }
             case Kind::Offer:
                 return offered(c, m);
+            case Kind::ExtRead: {
+                if (stale(h)) return;
+                runtime::Parker* p = new_proxy(m.peer, h.req, true);
+                auto* x = static_cast<Proxy*>(runtime::record_of(p));
+                x->extended = true;
+                x->chan = c;
+                x->epoch = h.b;
+                return serve_extended(p);
+            }
+            case Kind::ExtDone:
+                return ext_done_here(m.peer, h.req, h.a != 0);
             default:
                 runtime::logger().error("csp mpi: unexpected message kind {} from rank {}",
                                         static_cast<unsigned>(h.kind), m.peer);
@@ -1020,6 +1142,9 @@ private:
     // the most deadlocks across ranks any rank is known to have had.
     std::unordered_set<runtime::Parker*> queued_;
     std::uint32_t epoch_seen_ = 0;
+    // Extended reads of other ranks' processes whose value was sent, by
+    // (rank, request): each holds its writer or slot until ExtDone.
+    std::map<std::pair<int, std::uint64_t>, runtime::Parker*> holding_;
 };
 
 Shared g_shared;

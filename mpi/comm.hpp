@@ -44,7 +44,7 @@ enum class Kind : std::uint32_t {
     Read,     // a process there reads chan: req, b = its rank's deadlocks so far, pad = a Way
     Write,    // a process there writes chan: req, b = as Read, pad = as Read, payload = the value
     Poison,   // poison chan
-    Data,     // to a reader: req, payload = the value
+    Data,     // to a reader: req, payload = the value; for an ExtRead a = 1 and chan = the channel
     Done,     // to a writer: req (the value was taken)
     Failed,   // to either: req, a = the outcome (poisoned, retired; 0: a try found nothing ready)
     // A choice there (channels.cpp, "choices across ranks"):
@@ -56,6 +56,9 @@ enum class Kind : std::uint32_t {
     Fire,      // to the chooser's rank: choice req ends with guard a, b = the outcome, pad = FireFlags,
                // payload = an input guard's value
     Withdraw,  // to a home: the choice req is over; its offers there go
+    // An extended read there (channels.cpp, "extended reads across ranks"):
+    ExtRead,  // to the home of chan: as Read; answered with Data (a = 1) while the home holds the writer
+    ExtDone,  // to the home of chan: the reader's action for request req is over: a = 1 returned, 0 threw
     // world.cpp
     Result,   // placement `chan`'s result: payload
     Failure,  // placement `chan` failed: a = the rank, payload = type '\0' what
@@ -115,6 +118,7 @@ struct Pending {
     runtime::Parker* parker = nullptr;
     std::uint64_t token = 0;
     channels::Parcel* got = nullptr;  // what came (Data, Result), to free
+    std::uint64_t req = 0;            // (channels.cpp: the request it waits for)
 };
 // finish: end the wait of `p` with `outcome` (from the communication thread).
 void finish(Pending* p, std::uint32_t outcome) noexcept;

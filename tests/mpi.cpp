@@ -10,8 +10,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -413,43 +415,177 @@ TEST_CASE("a csp::multiprocess on a rank cannot reach a channel shared by ranks:
     }
 }
 
-TEST_CASE("an extended read of a channel shared by ranks is a UsageError saying so, at its home and elsewhere",
+// (Consecutive channels have consecutive homes: among max(2, ranks)
+// channels made in a row, a process on rank 0 meets one homed on its own
+// rank and ones homed on others.)
+int channels_for_every_home() { return std::max(2, ranks()); }
+
+TEST_CASE("an extended read across ranks: the write completes only when the action returns, every value once",
           "[mpi][extended]") {
-    // (Not supported yet. On one rank nothing is shared: it works.)
     const int last = ranks() - 1;
-    auto feeder = csp::process("feeder", [](csp::ChannelOut<int> out) {
-        try {
-            out(7);
-        } catch (const csp::ChannelPoisonException&) {
-        } catch (const csp::ChannelRetireException&) {
+    const std::int64_t n = 40;
+    // The writer drains the notes each action leaves before it returns:
+    // once its write of value i is over, the actions of values 0..i have
+    // returned, but for the values a buffer of `capacity` slots holds.
+    auto writing = csp::process("ext-writer", [](csp::ChannelOut<std::int64_t> out, csp::ChannelIn<int> notes,
+                                                 std::int64_t n, std::int64_t capacity) {
+        std::int64_t seen = 0, early = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            out(i);
+            while (csp::PriSelect(csp::InputGuard(notes), csp::SkipGuard()).index() == 0) ++seen;
+            if (seen < i + 1 - capacity) ++early;
         }
-        return 0;
+        for (; seen < n; ++seen) notes();  // (the actions of values still buffered)
+        return early;
     });
-    auto extended = csp::process("extended", [](csp::ChannelIn<int> in, bool guard) {
-        int got = -1;
-        try {
-            if (guard) csp::Alternation(csp::ExtendedInputGuard(in, [&](const int& v) { got = v; })).execute();
-            else got = in.extended_read([](const int& v) { return v; });
-        } catch (const csp::UsageError& e) {
-            const std::string what = e.what();
-            got = what.find("'extended-shared'") != std::string::npos &&
-                          what.find("another MPI rank") != std::string::npos
-                      ? -2
-                      : -3;
-            in.poison();
+    auto reading = csp::process("ext-reader", [](csp::ChannelIn<std::int64_t> in, csp::ChannelOut<int> notes,
+                                                 std::int64_t n) {
+        std::vector<std::int64_t> got;
+        for (std::int64_t i = 0; i < n; ++i) {
+            got.push_back(in.extended_read([&](const std::int64_t& v) {
+                csp::sleep(std::chrono::microseconds(200));  // (a write that completed early would be seen)
+                notes(1);
+                return v;
+            }));
         }
         return got;
     });
-    for (const int where : {0, last}) {
-        for (const bool guard : {false, true}) {
-            CAPTURE(where, guard);
-            csp::Channel<int> ch{"extended-shared"};
-            auto [got, fed] = csp::Parallel(csp::on_rank(where, extended(ch.reader(), guard)),
-                                            csp::on_rank(last, feeder(ch.writer())));
-            (void)fed;
-            CHECK(got == (ranks() == 1 ? 7 : -2));
+    for (const std::int64_t capacity : {0, 1}) {
+        for (int k = 0; k < channels_for_every_home(); ++k) {
+            CAPTURE(capacity, k);
+            csp::Channel<std::int64_t> ch{"extended-" + std::to_string(k), csp::buffer(static_cast<std::size_t>(capacity))};
+            csp::Channel<int> notes{"extended-notes-" + std::to_string(k), csp::buffer(static_cast<std::size_t>(n))};
+            auto [early, got] = csp::Parallel(csp::on_rank(last, writing(ch.writer(), notes.reader(), n, capacity)),
+                                              csp::on_rank(0, reading(ch.reader(), notes.writer(), n)));
+            CHECK(early == 0);
+            REQUIRE(got.size() == static_cast<std::size_t>(n));
+            for (std::int64_t i = 0; i < n; ++i) REQUIRE(got[static_cast<std::size_t>(i)] == i);
         }
     }
+}
+
+TEST_CASE("extended reads across ranks, any-to-any: readers and writers on every rank, every value once",
+          "[mpi][extended]") {
+    auto ext_reader = csp::process("ext-any-reader", [](csp::ChannelIn<std::int64_t> in) {
+        std::vector<std::int64_t> got;
+        try {
+            for (;;) got.push_back(in.extended_read([](const std::int64_t& v) { return v; }));
+        } catch (const csp::ChannelRetireException&) {
+        }
+        return got;
+    });
+    for (std::size_t capacity : {std::size_t{0}, std::size_t{4}}) {
+        CAPTURE(capacity);
+        csp::Channel<std::int64_t> ch{"extended-any", csp::buffer(capacity)};
+        const std::int64_t writers = 2 * ranks(), n = 200;
+        std::vector<csp::Process<std::int64_t>> ws;
+        for (std::int64_t w = 0; w < writers; ++w) ws.push_back(writer(ch.writer(), w, n));
+        auto [sent, got] = csp::Parallel(csp::spread(std::move(ws)), csp::spread(ext_reader(ch.reader()) * (2 * ranks())));
+        CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == writers * n);
+        std::vector<std::int64_t> all;
+        for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
+        check_every_id_once(std::move(all), writers, n);
+    }
+}
+
+TEST_CASE("an extended read across ranks whose action throws poisons the channel: the writer gets poison",
+          "[mpi][extended]") {
+    const int last = ranks() - 1;
+    auto feeder = csp::process("ext-feeder", [](csp::ChannelOut<int> out) {
+        try {
+            out(7);
+        } catch (const csp::ChannelPoisonException&) {
+            return 1;
+        }
+        return 0;
+    });
+    auto failing = csp::process("ext-failing", [](csp::ChannelIn<int> in) {
+        int seen = 0;
+        try {
+            in.extended_read([&](const int& v) {
+                seen = v;
+                throw std::runtime_error("action failed");
+            });
+        } catch (const std::runtime_error&) {
+            return seen;
+        }
+        return -1;
+    });
+    for (int k = 0; k < channels_for_every_home(); ++k) {
+        CAPTURE(k);
+        csp::Channel<int> ch{"extended-throws-" + std::to_string(k)};
+        auto [poisoned, seen] = csp::Parallel(csp::on_rank(last, feeder(ch.writer())), csp::on_rank(0, failing(ch.reader())));
+        CHECK(poisoned == 1);
+        CHECK(seen == 7);
+    }
+}
+
+TEST_CASE("output guards across ranks complete with extended readers only when the action returns", "[mpi][extended][alt]") {
+    const int last = ranks() - 1;
+    const std::int64_t n = 60;
+    auto chooser = csp::process("ext-chooser", [](csp::ChannelOut<std::int64_t> out, csp::ChannelIn<int> notes,
+                                                  std::int64_t n) {
+        std::int64_t seen = 0, early = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            csp::Alternation(csp::OutputGuard(out, i)).execute();
+            while (csp::PriSelect(csp::InputGuard(notes), csp::SkipGuard()).index() == 0) ++seen;
+            if (seen < i + 1) ++early;
+        }
+        return early;
+    });
+    auto reading = csp::process("ext-reader", [](csp::ChannelIn<std::int64_t> in, csp::ChannelOut<int> notes,
+                                                 std::int64_t n) {
+        std::int64_t sum = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            sum += in.extended_read([&](const std::int64_t& v) {
+                notes(1);
+                return v;
+            });
+        }
+        return sum;
+    });
+    for (int k = 0; k < channels_for_every_home(); ++k) {
+        CAPTURE(k);
+        csp::Channel<std::int64_t> ch{"extended-guarded-" + std::to_string(k)};
+        csp::Channel<int> notes{"extended-guarded-notes-" + std::to_string(k), csp::buffer(static_cast<std::size_t>(n))};
+        auto [early, sum] = csp::Parallel(csp::on_rank(last, chooser(ch.writer(), notes.reader(), n)),
+                                          csp::on_rank(0, reading(ch.reader(), notes.writer(), n)));
+        CHECK(early == 0);
+        CHECK(sum == n * (n - 1) / 2);
+    }
+}
+
+TEST_CASE("an ExtendedInputGuard works at its channel's home rank and is a UsageError on the others",
+          "[mpi][extended][alt]") {
+    const std::int64_t n = 50;
+    auto guarded = csp::process("ext-guarded", [](csp::ChannelIn<std::int64_t> in, std::int64_t n) {
+        std::int64_t sum = 0;
+        try {
+            for (std::int64_t i = 0; i < n; ++i) {
+                csp::Alternation(csp::ExtendedInputGuard(in, [&](const std::int64_t& v) { sum += v; })).execute();
+            }
+        } catch (const csp::UsageError& e) {
+            const std::string what = e.what();
+            return what.find("'extended-at-home'") != std::string::npos &&
+                           what.find("another MPI rank") != std::string::npos
+                       ? std::int64_t{-2}
+                       : std::int64_t{-3};
+        }
+        return sum;
+    });
+    // A reader on every rank; the one at the home takes every value.
+    csp::Channel<std::int64_t> ch{"extended-at-home"};
+    std::vector<csp::Process<std::int64_t>> readers;
+    for (int r = 0; r < ranks(); ++r) readers.push_back(guarded(ch.reader(), n));
+    auto [sent, sums] = csp::Parallel(csp::on_rank(ranks() - 1, writer(ch.writer(), 0, n)), csp::spread(std::move(readers)));
+    CHECK(sent == n);
+    int served = 0, refused = 0;
+    for (std::int64_t s : sums) {
+        if (s == n * (n - 1) / 2) ++served;
+        if (s == -2) ++refused;
+    }
+    CHECK(served == 1);
+    CHECK(refused == ranks() - 1);
 }
 
 TEST_CASE("a barrier with members placed on different ranks is a UsageError; one whose members share a rank works",
