@@ -2,8 +2,10 @@
 #include "channels/barrier.hpp"
 
 #include "channels/crossing.hpp"
+#include "channels/remote.hpp"
 #include "runtime/arena.hpp"
 #include "runtime/log.hpp"
+#include "runtime/scheduler.hpp"
 #include "runtime/trace.hpp"
 
 #include <algorithm>
@@ -141,7 +143,7 @@ void drop_ended(BarrierCore* b) noexcept {
 
 // fire: the phase may end (lock held); see barrier_fire_locked.
 bool fire(BarrierCore* b, std::int64_t arriving, Waiter** wake) noexcept {
-    if (b->poisoned) return false;
+    if (b->poisoned || b->shared_id) return false;  // (a barrier shared by ranks: its home ends phases)
     drop_ended(b);
     const std::int64_t live = live_offers(b);
     const std::int64_t present = b->arrived + arriving + live;
@@ -219,6 +221,7 @@ BarrierCore* barrier_create(std::string_view name) {
     const std::size_t n = std::min(name.size(), sizeof b->name - 1);
     std::memcpy(b->name, name.data(), n);
     b->name[n] = '\0';
+    if (Distribution* d = distribution()) d->barrier_made(b);
     return b;
 }
 
@@ -229,8 +232,11 @@ void barrier_release(BarrierCore* b) noexcept {
 }
 
 void barrier_enrol(BarrierCore* b) noexcept {
-    Locked<SharedLock> hold(b->lock);
-    ++b->enrolled;
+    {
+        Locked<SharedLock> hold(b->lock);
+        ++b->enrolled;
+    }
+    if (b->shared_id) [[unlikely]] distribution()->barrier_ends_changed(b, +1);
 }
 
 void barrier_resign(BarrierCore* b) noexcept {
@@ -241,9 +247,96 @@ void barrier_resign(BarrierCore* b) noexcept {
         (void)fire(b, 0, &wake);
     }
     ready_waiters(wake);
+    if (b->shared_id) [[unlikely]] distribution()->barrier_ends_changed(b, -1);
 }
 
+namespace {
+// shared_sync: a sync of a barrier shared by ranks: the member waits here,
+// counted as arrived, and its arrival is reported to the home as it parks;
+// the home ends the phase (barrier_end_phase).
+Outcome shared_sync(BarrierCore* b) noexcept {
+    if (b->home != runtime::g_local_inbox) return Outcome::Unsupported;  // (a multiprocess child: no MPI there)
+    b->lock.lock();
+    if (b->poisoned) {
+        b->lock.unlock();
+        return Outcome::Poisoned;
+    }
+    ++b->arrived;
+    runtime::Parker* me = runtime::current();
+    Waiter* w = solo_waiter(me, &b->lock);
+    b->waiting.push(w);
+    struct Arrival {
+        SharedLock* lock;
+        std::uint64_t id;
+        std::uint64_t phase;
+        std::uint64_t epoch;
+    } arrival{&b->lock, b->shared_id, b->phase, b->spmd_ends.load(std::memory_order_acquire)};
+    runtime::Runtime& rt = runtime::started();
+    rt.rank_waits.fetch_add(1, std::memory_order_relaxed);  // (idle workers stay awake a while)
+    const std::uint32_t word = runtime::park(
+        me, runtime::WaitKind::Rank, &b->reason,
+        runtime::Release{[](void* arg) noexcept {
+                             // (Read before unlocking: once unlocked the member may be
+                             // ended and gone, and with it this record.)
+                             const Arrival a = *static_cast<const Arrival*>(arg);
+                             a.lock->unlock();
+                             distribution()->barrier_arrived(a.id, a.phase, a.epoch, +1);
+                         },
+                         &arrival});
+    rt.rank_waits.fetch_sub(1, std::memory_order_relaxed);
+    me->completer_lock = nullptr;
+    const Outcome o = outcome_part(word);
+    if (o == Outcome::Deadlocked) {
+        // (The detector does not dequeue; this member has not arrived after all.)
+        bool taken_back = false;
+        {
+            Locked<SharedLock> hold(b->lock);
+            if (w->queued) {
+                b->waiting.remove(w);
+                --b->arrived;
+                taken_back = true;
+            }
+        }
+        if (taken_back) distribution()->barrier_arrived(arrival.id, arrival.phase, arrival.epoch, -1);
+    }
+    if (o == Outcome::Done && runtime::tracing()) runtime::trace_event("sync", b->name);
+    return o;
+}
+}  // namespace
+
+void barrier_end_phase(BarrierCore* b, std::uint64_t phase) noexcept {
+    Waiter* wake = nullptr;
+    {
+        Locked<SharedLock> hold(b->lock);
+        if (b->poisoned) return;
+        if (phase != b->phase) {
+            runtime::logger().error("barrier '{}': phase {} ended by its home, but this rank is in phase {}",
+                                    b->name, phase, b->phase);
+            return;
+        }
+        wake = phase_done(b);
+    }
+    ready_waiters(wake);
+}
+
+namespace {
+// poison_here: b poisoned in this OS process; false if it was already.
+bool poison_here(BarrierCore* b) noexcept {
+    Waiter* wake = nullptr;
+    {
+        Locked<SharedLock> hold(b->lock);
+        if (b->poisoned) return false;
+        wake = poison_locked(b);
+    }
+    ready_waiters(wake);
+    return true;
+}
+}  // namespace
+
+void barrier_poisoned_elsewhere(BarrierCore* b) noexcept { (void)poison_here(b); }
+
 Outcome barrier_sync(BarrierCore* b) noexcept {
+    if (b->shared_id) [[unlikely]] return shared_sync(b);
     b->lock.lock();
     if (b->poisoned) {
         b->lock.unlock();
@@ -282,13 +375,7 @@ Outcome barrier_sync(BarrierCore* b) noexcept {
 }
 
 void barrier_poison(BarrierCore* b) noexcept {
-    Waiter* wake = nullptr;
-    {
-        Locked<SharedLock> hold(b->lock);
-        if (b->poisoned) return;
-        wake = poison_locked(b);
-    }
-    ready_waiters(wake);
+    if (poison_here(b) && b->shared_id) [[unlikely]] distribution()->barrier_poisoned(b);
 }
 
 }  // namespace csp::channels

@@ -17,6 +17,15 @@
 // barrier) finishes its wait. A wait at a barrier that crosses is Remote to
 // the deadlock detector (a member there may still come).
 //
+// Across MPI ranks (a barrier made in the SPMD part while a World exists:
+// shared_id): each rank's core holds its own members, and the phase is the
+// home rank's to end (mpi/channels.cpp, "barriers across ranks"). A member's
+// sync here counts it as arrived and reports the arrival (Distribution::
+// barrier_arrived) before it parks; the home ends the phase when the
+// arrivals reported for it make up every member of the job, and each rank
+// then ends its waiting members (barrier_end_phase). Enrol and resign are
+// reported too (barrier_ends_changed), and poison goes to every rank.
+//
 // Alting barriers (csp::BarrierGuard): a choice offers the barrier by
 // queueing a waiter of its wait on `offers`. The phase ends when the members
 // that synced, the live offers and the member arriving now make up every
@@ -59,6 +68,8 @@ struct BarrierCore {
     // handles of it (csp::detail::PlacedElsewhere): while any runs, it
     // cannot be synced here.
     std::atomic<std::int64_t> elsewhere{0};
+    std::uint64_t shared_id = 0;        // shared by MPI ranks (see the top): its id in the job
+    std::atomic<std::uint64_t> spmd_ends{0};  // (shared) ends made in this rank's SPMD part (mpi/channels.cpp)
     std::atomic<std::int64_t> refs{1};  // the handle(s) and ends
     char name[64];
     runtime::WaitReason reason{"is waiting at barrier", name};
@@ -83,6 +94,12 @@ void barrier_poison(BarrierCore* b) noexcept;
 // readied once the locks are released. False: not yet (stale offers are
 // dropped; reserved ones released, also onto *wake).
 bool barrier_fire_locked(BarrierCore* b, bool self, Waiter** wake) noexcept;
+
+// barrier_end_phase: (shared by ranks) the home ended phase `phase` of b:
+// the members waiting here go on (Done). A stale phase is ignored.
+void barrier_end_phase(BarrierCore* b, std::uint64_t phase) noexcept;
+// barrier_poisoned_elsewhere: (shared by ranks) another rank poisoned b.
+void barrier_poisoned_elsewhere(BarrierCore* b) noexcept;
 
 // barrier_mark_cross: b may now be used from a forked OS process too (call
 // before that process can use it).

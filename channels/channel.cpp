@@ -762,7 +762,11 @@ Attempt try_read_extended_locked(ChannelCore* c, void* dst, Held* held, Parcel**
 
 Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept {
     *held = {};
-    if (c->remote) [[unlikely]] return c->remote->read_extended(c, dst, held);
+    if (c->remote) [[unlikely]] {
+        const Outcome o = c->remote->read_extended(c, dst, held);
+        if (o == Outcome::Done && runtime::tracing()) runtime::trace_event("read", c->name);
+        return o;
+    }
     if (foreign_here(c)) [[unlikely]] return misused_across(c);
     for (;;) {
         c->lock.lock();
@@ -975,6 +979,15 @@ Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* h
     return a;
 }
 
+void pass_on_wake(ChannelCore* c) noexcept {
+    Waiter* wake = nullptr;
+    {
+        Locked<SharedLock> hold(c->lock);
+        wake = wake_probe(c);
+    }
+    if (wake) runtime::ready(wake->parker);
+}
+
 namespace {
 // committed_partner: q holds a waiter an offer could complete with now: not
 // an offer (that one's chooser must be reserved first), nor a choice that a
@@ -1056,10 +1069,14 @@ Commit commit_offer(ChannelCore* c, Side side, runtime::Parker* p, Parcel** got,
         } else {
             // An extended reader's probe that this write wakes takes the
             // writer itself, soon: the offer is busy, not left, meanwhile.
+            // (wake_probe wins the oldest probe still waiting: that one.)
             const Waiter* probe = nullptr;
             if (c->extended) [[unlikely]] {
                 for (const Waiter* r = c->readers.head; r && !probe; r = r->next) {
-                    if (r->probe) probe = r;
+                    if (r->probe && r->parker->selection.load(std::memory_order_relaxed) ==
+                                        runtime::waiting_word(r->token)) {
+                        probe = r;
+                    }
                 }
             }
             runtime::Parker* probe_parker = probe ? probe->parker : nullptr;
@@ -1067,7 +1084,11 @@ Commit commit_offer(ChannelCore* c, Side side, runtime::Parker* p, Parcel** got,
             Parcel* value = std::exchange(w->parcel, nullptr);
             a = proxy_write_locked(c, p, &value, &wake, true, busy);
             parcel_free(value);  // (the channel was poisoned or retired: nobody takes it)
-            if (a == Attempt::Block && probe_parker && !busy->parker) {
+            const auto woken = [&] {
+                const std::uint64_t word = probe_parker->selection.load(std::memory_order_relaxed);
+                return word >> 32 == probe_token && static_cast<std::uint32_t>(word) != runtime::kWaiting;
+            };
+            if (a == Attempt::Block && probe_parker && !busy->parker && woken()) {
                 probe_parker->refs.fetch_add(1, std::memory_order_relaxed);  // (the caller's: release_parker)
                 *busy = {probe_parker, probe_token, false, true};
             }

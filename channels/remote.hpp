@@ -37,6 +37,7 @@
 // core library knows no MPI.
 #pragma once
 
+#include "channels/barrier.hpp"
 #include "channels/channel.hpp"
 
 namespace csp::channels {
@@ -111,6 +112,19 @@ public:
     // channel's lock, from any thread; once per offer.
     virtual void wanted(runtime::Parker* p) noexcept = 0;
 
+    // Barriers (barrier.hpp, "across MPI ranks"): b was just made (it is
+    // shared by ranks if it gets a shared_id); a member of shared barrier b
+    // enrolled (+1) or resigned (-1) here; `delta` members arrived (+1) in
+    // phase `phase` here, or an arrival was taken back (-1: the deadlock
+    // breaker ended its wait); b was poisoned here.
+    virtual void barrier_made(BarrierCore* b) noexcept = 0;
+    virtual void barrier_ends_changed(BarrierCore* b, int delta) noexcept = 0;
+    // (barrier_arrived names b by its id, and gives its spmd_ends as the
+    // member saw them: it is called as the member parks, when b may already
+    // be gone.)
+    virtual void barrier_arrived(std::uint64_t id, std::uint64_t phase, std::uint64_t epoch, int delta) noexcept = 0;
+    virtual void barrier_poisoned(BarrierCore* b) noexcept = 0;
+
 protected:
     ~Distribution() = default;
 };
@@ -133,6 +147,9 @@ Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want
 // readied when a value may be there (Done: call it again) or the channel is
 // poisoned or retired.
 Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept;
+// pass_on_wake: a probe woken on c goes without looking: the next probe
+// there is woken in its place.
+void pass_on_wake(ChannelCore* c) noexcept;
 
 // (want: whether completers in offer_* report the offers they pass over;
 // not for a try, which would only make them churn.)

@@ -24,11 +24,16 @@
 // by value) work from the child as from here; a child that dies with ends
 // of a barrier poisons it. A barrier the child reaches otherwise (through a
 // reference or a global) is poisoned at its first use there, with a
-// ChannelEndError saying why. Barriers are not shared by MPI ranks yet: on a
-// rank that dropped ends (or a handle) of a barrier for a process placed on
-// another rank (csp::on_rank, csp::spread), the barrier's syncs and guards
-// throw csp::UsageError while that process runs, rather than end phases
-// without the members there.
+// ChannelEndError saying why.
+//
+// A barrier made in main after the csp::mpi::World (the SPMD part) is shared
+// by the MPI ranks: its members may be placed on any rank (csp::on_rank,
+// csp::spread) and a phase ends when every member of every rank has synced.
+// A BarrierGuard on such a barrier is not supported yet (csp::UsageError).
+// A barrier made otherwise is its rank's own: on a rank that dropped ends
+// (or a handle) of one for a process placed on another rank, its syncs and
+// guards throw csp::UsageError while that process runs, rather than end
+// phases without the members there.
 #pragma once
 
 #include "channels/barrier.hpp"
@@ -52,6 +57,7 @@ std::string derived_name(const char* kind, const std::source_location& where);
 [[noreturn]] void throw_empty_end(const char* what);
 [[noreturn]] void throw_barrier_misused(channels::BarrierCore* b);
 [[noreturn]] void throw_barrier_across_ranks(const channels::BarrierCore* b);
+[[noreturn]] void throw_barrier_guard_across_ranks(const channels::BarrierCore* b);
 }  // namespace detail
 
 class Barrier;
@@ -157,6 +163,7 @@ private:
         channels::Guard g{channels::Guard::Kind::Barrier, this->enabled(), nullptr, nullptr, {}};
         if (!g.enabled) return g;
         end().check();
+        if (end().core_->shared_id) [[unlikely]] detail::throw_barrier_guard_across_ranks(end().core_);
         g.slot = end().core_;
         return g;
     }

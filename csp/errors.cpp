@@ -115,6 +115,12 @@ void throw_extended_across_ranks(const channels::ChannelCore* c) {
                      "at the channel's home rank, on fibers, threads and OS processes)");
 }
 
+void throw_barrier_guard_across_ranks(const channels::BarrierCore* b) {
+    throw UsageError(std::string("csp: a BarrierGuard on barrier '") + b->name +
+                     "', which is shared by MPI ranks, is not supported yet (sync() is; alting barriers work on "
+                     "fibers, threads and OS processes)");
+}
+
 void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
     switch (c.outcome) {
         case channels::Outcome::Poisoned: {
@@ -172,6 +178,12 @@ void throw_barrier_across_ranks(const channels::BarrierCore* b) {
 void throw_barrier_outcome(channels::Outcome o, const channels::BarrierCore* b) {
     if (o == channels::Outcome::Poisoned) throw ChannelPoisonException(b->name);
     if (o == channels::Outcome::Deadlocked) throw DeadlockError(runtime::deadlock_report());
+    if (o == channels::Outcome::Unsupported) {
+        throw UsageError(std::string("csp: barrier '") + b->name +
+                         "' is shared by MPI ranks and is synced from a csp::multiprocess child, which cannot reach "
+                         "the other ranks; only the processes of a rank's own OS process (fibers and threads) can "
+                         "sync it, so far");
+    }
     throw std::logic_error("csp: unexpected barrier outcome");
 }
 

@@ -50,6 +50,24 @@
 // ranks ended that wait) is given back the same way, as an action that
 // threw: the value is not lost silently. (An ExtendedInputGuard on a replica
 // is not supported yet: a UsageError.)
+//
+// Barriers across ranks (channels/barrier.hpp): a barrier made in the SPMD
+// part has an id (numbered apart from channels) and a home rank, like a
+// channel. Each rank's core keeps its own members; the home counts the
+// members of the whole job as it counts a channel's ends (Ends: SPMD ends
+// for every rank, other enrols and resigns as BarrierEnds messages stamped
+// with the sender's SPMD epoch) and the arrivals of the current phase
+// (BarrierArrive, tagged with the phase the member arrived in, one from a
+// phase already over being stale, and with its rank's SPMD epoch). When
+// the arrivals make up every member, and no rank is ahead of the home in
+// the SPMD part (none has changes the home cannot apply yet, `later`, nor
+// members arrived at an epoch the home has not reached, `ahead`: ends made
+// there, and made here only later, are not counted yet), the phase is
+// over: every rank gets BarrierPhase and
+// lets its waiting members go. Every change, the home's own included, is a
+// message to the home's communication thread, which alone ends phases.
+// Poison goes to the home and from there to every rank. (A BarrierGuard on
+// a barrier shared by ranks is not supported yet: a UsageError.)
 #include "mpi/comm.hpp"
 
 #include "channels/remote.hpp"
@@ -210,6 +228,9 @@ public:
         h.chan = c->shared_id;
         const Outcome o = wait(c, Side::Reader, pending, h, nullptr);
         if (o != Outcome::Done) {
+            // (A value that came as the deadlock breaker won this wait: the
+            // home holds its writer; let it go as if the action threw.)
+            if (pending.got) ext_done(c->shared_id, pending.req, false);
             channels::parcel_free(pending.got);
             return o;
         }
@@ -339,9 +360,150 @@ public:
         if (retire) channels::retire_side(c, side);
     }
 
+    // ---- barriers across ranks (see the top) ----------------------------------------
+    void barrier_made(channels::BarrierCore* b) noexcept override {
+        if (!g_comm || !in_spmd_part()) return;
+        channels::barrier_acquire(b);  // (until the World ends: messages may still name it)
+        std::uint64_t id;
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            id = barriers_.size() + 1;
+            b->shared_id = id;
+            barriers_.push_back(BarrierState{b});
+            if (early_.count(id | kBarrierBit)) ready_early_.push_back(id | kBarrierBit);
+        }
+        if (home_of(id) == g_comm->rank) {
+            runtime::ring(g_comm->inbox());  // (tick replays what came early)
+        } else {
+            Header h{Kind::BarrierHello};
+            h.chan = id | kBarrierBit;
+            g_comm->post(home_of(id), h, b->name, std::strlen(b->name));
+        }
+    }
+
+    void barrier_ends_changed(channels::BarrierCore* b, int delta) noexcept override {
+        if (!g_comm->reachable()) return;  // (a multiprocess child's copies: its parent counted them)
+        const std::uint64_t id = b->shared_id;
+        const bool spmd = delta > 0 && in_spmd_part();
+        const bool here = home_of(id) == g_comm->rank;
+        // (The epoch: this rank's SPMD ends of b so far. b's own count, read
+        // by its members as they arrive, too: see barrier_arrived.)
+        const std::uint64_t epoch = spmd ? b->spmd_ends.fetch_add(1, std::memory_order_acq_rel) + 1
+                                         : b->spmd_ends.load(std::memory_order_acquire);
+        if (spmd && !here) return;  // (the home counts it, for every rank, as it makes its own)
+        Header h{Kind::BarrierEnds};
+        h.chan = id | kBarrierBit;
+        h.a = spmd ? 1 : 0;
+        h.b = static_cast<std::uint32_t>(delta + 1);
+        h.req = epoch;
+        g_comm->post(home_of(id), h);
+    }
+
+    void barrier_arrived(std::uint64_t id, std::uint64_t phase, std::uint64_t epoch, int delta) noexcept override {
+        Header h{Kind::BarrierArrive};
+        h.chan = id | kBarrierBit;
+        h.req = phase;
+        h.a = static_cast<std::uint32_t>(delta + 1);
+        h.b = static_cast<std::uint32_t>(epoch);
+        g_comm->post(home_of(id), h);
+    }
+
+    void barrier_poisoned(channels::BarrierCore* b) noexcept override {
+        if (!g_comm->reachable()) return;
+        Header h{Kind::BarrierPoison};
+        h.chan = b->shared_id | kBarrierBit;
+        g_comm->post(home_of(b->shared_id), h);
+    }
+
+    // at_barrier: a message about barrier `id` (made here).
+    void at_barrier(std::uint64_t id, const Message& m) {
+        const Header& h = m.header();
+        channels::BarrierCore* core = nullptr;
+        std::uint64_t ended = 0;
+        bool end_phase = false, poison = false;
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            BarrierState& st = barriers_[id - 1];
+            core = st.core;
+            switch (h.kind) {
+                case Kind::BarrierHello: {
+                    const std::string theirs(m.payload(), m.payload_size());
+                    if (theirs != core->name) {
+                        runtime::log_fatal(fmt::format(
+                            "csp mpi: barrier {} of the job is '{}' on rank {}, but '{}' on rank {}: every rank must "
+                            "make the barriers it shares (outside any process, after the World) in the same order",
+                            id, theirs, m.peer, core->name, g_comm->rank).c_str());
+                    }
+                    return;
+                }
+                case Kind::BarrierEnds:
+                    if (h.a == 1) {
+                        ++st.ends.spmd;
+                        (void)change(st.ends, g_comm->size);
+                    } else {
+                        st.ends.later.emplace(h.req, static_cast<std::int64_t>(h.b) - 1);
+                        (void)change(st.ends, 0);
+                    }
+                    break;
+                case Kind::BarrierArrive:
+                    if (h.req != st.phase || st.poisoned) return;  // (stale: that phase is over)
+                    st.arrivals += static_cast<std::int64_t>(h.a) - 1;
+                    st.ahead = std::max<std::uint64_t>(st.ahead, h.b);
+                    break;
+                case Kind::BarrierPhase:
+                    ended = h.req;
+                    end_phase = true;
+                    break;
+                case Kind::BarrierPoison:
+                    if (home_of(id) == g_comm->rank) {
+                        if (st.poisoned) return;
+                        st.poisoned = true;
+                        Header out{Kind::BarrierPoison};
+                        out.chan = id | kBarrierBit;
+                        for (int r = 0; r < g_comm->size; ++r) {
+                            if (r != g_comm->rank) g_comm->post(r, out);
+                        }
+                    }
+                    poison = true;
+                    break;
+                default:
+                    return;
+            }
+            // The home: is the phase over?
+            // (Not while a rank ahead of this one in the SPMD part has
+            // made ends this one has not counted yet: changes it sent wait
+            // in `later`, and its arrivals say how far it was, `ahead`.)
+            if (!end_phase && !poison && home_of(id) == g_comm->rank && !st.poisoned && st.ends.later.empty() &&
+                st.ends.spmd >= st.ahead && st.ends.count > 0 && st.arrivals >= st.ends.count) {
+                ended = st.phase++;
+                st.arrivals = 0;
+                end_phase = true;
+                Header out{Kind::BarrierPhase};
+                out.chan = id | kBarrierBit;
+                out.req = ended;
+                for (int r = 0; r < g_comm->size; ++r) {
+                    if (r != g_comm->rank) g_comm->post(r, out);
+                }
+            }
+        }
+        if (poison) channels::barrier_poisoned_elsewhere(core);
+        if (end_phase) channels::barrier_end_phase(core, ended);
+    }
+
     // ---- the communication thread ----------------------------------------------
     void handle(Message& m) {
         const Header& h = m.header();
+        if (h.chan & kBarrierBit) {
+            const std::uint64_t id = h.chan & ~kBarrierBit;
+            {
+                std::lock_guard<std::mutex> hold(lock_);
+                if (id == 0 || id > barriers_.size() || early_.count(h.chan)) {
+                    early_[h.chan].push_back(std::move(m));
+                    return;
+                }
+            }
+            return at_barrier(id, m);
+        }
         switch (h.kind) {
             case Kind::Data:
             case Kind::Done:
@@ -383,14 +545,17 @@ public:
         }
         for (std::uint64_t id : ids) {
             std::vector<Message> waiting;
-            ChannelCore* c;
+            ChannelCore* c = nullptr;
             {
                 std::lock_guard<std::mutex> hold(lock_);
                 waiting = std::move(early_[id]);
                 early_.erase(id);
-                c = channels_[id - 1];
+                if (!(id & kBarrierBit)) c = channels_[id - 1];
             }
-            for (Message& m : waiting) at_home(c, m);
+            for (Message& m : waiting) {
+                if (c) at_home(c, m);
+                else at_barrier(id & ~kBarrierBit, m);
+            }
         }
         return true;
     }
@@ -402,7 +567,12 @@ public:
         const Outcome o = channels::outcome_part(runtime::outcome_of(p));
         if (x->extended) {
             p->completer_lock = nullptr;
-            if (x->epoch < epoch_seen_) return drop_proxy(p);  // (its reader's wait was ended by a deadlock)
+            if (x->epoch < epoch_seen_) {
+                // (Its reader's wait was ended by a deadlock. A wake it got
+                // goes to the next probe: one is woken per value.)
+                if (o == Outcome::Done) channels::pass_on_wake(x->chan);
+                return drop_proxy(p);
+            }
             if (o == Outcome::Done) return serve_extended(p);  // (a value may be within reach: look again)
             reply(x->peer, x->req, o);
             return drop_proxy(p);
@@ -450,12 +620,15 @@ public:
         }
         holding_.clear();
         std::vector<ChannelCore*> held;
+        std::vector<BarrierState> barriers;
         {
             std::lock_guard<std::mutex> hold(lock_);
             held.swap(channels_);
+            barriers.swap(barriers_);
             early_.clear();
         }
         for (ChannelCore* c : held) channels::release(c);
+        for (BarrierState& st : barriers) channels::barrier_release(st.core);
     }
 
 private:
@@ -528,6 +701,7 @@ private:
                 p->got = channels::parcel_new(m.payload_size());
                 std::memcpy(p->got->data(), m.payload(), m.payload_size());
             } catch (const std::bad_alloc&) {
+                if (h.a == 1) ext_done(h.chan, h.req, false);  // (the home holds its writer: see the top)
                 return finish(p, outcome_word(Outcome::Poisoned));
             }
         }
@@ -1132,7 +1306,18 @@ private:
     std::vector<std::uint64_t> wanted_;
     std::unordered_set<runtime::Parker*> busy_;  // held offers waiting for a busy partner
 
+    // A barrier shared by ranks (see the top); at its home, the job's count.
+    struct BarrierState {
+        channels::BarrierCore* core = nullptr;
+        Ends ends;                  // (at the home) its members in the job
+        std::uint64_t phase = 0;    // (at the home) phases over
+        std::uint64_t ahead = 0;    // (at the home) the furthest SPMD epoch its members arrived at
+        std::int64_t arrivals = 0;  // (at the home) members arrived in this phase
+        bool poisoned = false;
+    };
+
     std::mutex lock_;
+    std::vector<BarrierState> barriers_;                 // by id - 1
     std::vector<std::array<Ends, 2>> ends_;              // by id - 1
     std::vector<ChannelCore*> channels_;                 // by id - 1
     std::map<std::uint64_t, std::vector<Message>> early_;  // for channels not made here yet

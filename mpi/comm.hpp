@@ -59,6 +59,13 @@ enum class Kind : std::uint32_t {
     // An extended read there (channels.cpp, "extended reads across ranks"):
     ExtRead,  // to the home of chan: as Read; answered with Data (a = 1) while the home holds the writer
     ExtDone,  // to the home of chan: the reader's action for request req is over: a = 1 returned, 0 threw
+    // Barriers shared by ranks (channels.cpp, "barriers across ranks"; chan = the barrier's id | kBarrierBit):
+    BarrierHello,   // a replica was made: payload = its name
+    BarrierEnds,    // to the home: b = delta + 1, req = the sender's SPMD ends of it so far (its epoch),
+                    // a = 1: the home's own SPMD end (counted for every rank)
+    BarrierArrive,  // to the home: a member arrived (a = 2) or was taken back (a = 0) in phase req
+    BarrierPhase,   // from the home: phase req is over
+    BarrierPoison,  // to the home: poisoned there; from the home: poison it here
     // world.cpp
     Result,   // placement `chan`'s result: payload
     Failure,  // placement `chan` failed: a = the rank, payload = type '\0' what
@@ -71,6 +78,10 @@ enum class Kind : std::uint32_t {
     // comm.cpp (control too)
     Farewell,  // this rank has every Bye and sends nothing more (see Comm::loop)
 };
+
+// kBarrierBit: marks a barrier's id in a message's chan (channels and
+// barriers are numbered apart).
+inline constexpr std::uint64_t kBarrierBit = std::uint64_t{1} << 63;
 
 // Way: how a Read or Write is meant (in pad).
 enum Way : std::uint32_t { kWait = 0, kTry = 1, kProbe = 2 };  // (probe: is that side retired?)

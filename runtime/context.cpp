@@ -24,6 +24,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <cxxabi.h>
 #include <mutex>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -278,21 +279,20 @@ inline fc::fcontext_t resumable(Context& to) noexcept {
 // cxa_exception.h agree): the caught stack's top, then the count. ARM's EHABI
 // adds a third field, a propagating-exceptions list, which this does not
 // carry, so the build refuses that target until it does.
-#if defined(__ARM_EABI_UNWINDER__)
+#if defined(__arm__) && !defined(__aarch64__)
 #error "csp keeps the exception state per fiber for the Itanium ABI only (see context.cpp)"
 #endif
 struct EhGlobals {
     void* caught;
     unsigned uncaught;
 };
-extern "C" EhGlobals* __cxa_get_globals() noexcept;  // <cxxabi.h> declares it with an opaque type
 
 constinit __attribute__((tls_model("initial-exec"))) thread_local EhGlobals* t_eh = nullptr;
 
 inline EhGlobals& thread_eh() noexcept {
     EhGlobals* g = t_eh;
-    if (!g) [[unlikely]]
-        g = t_eh = __cxa_get_globals();
+    if (!g) [[unlikely]]  // (<cxxabi.h> declares the type opaque: the layout is above)
+        g = t_eh = reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals());
     return *g;
 }
 
@@ -367,8 +367,8 @@ void give_back(void* arg) noexcept { pool().give(*static_cast<char* const*>(arg)
     Context* next = self->entry(self->entry_arg);
     // This fiber is done: switch to `next` for good; the destination gives
     // this stack back to the pool.
-    before_switch(nullptr, *next);
     exchange_eh(nullptr, *next);
+    before_switch(nullptr, *next);
     SwitchRecord last{nullptr, next, give_back, &stack, nullptr};
 #ifdef CSP_TSAN
     last.tsan_to_destroy = own_tsan_fiber;
@@ -422,8 +422,8 @@ void make_context(Context& c, Entry entry, void* arg) {
 void discard_context(Context& c) noexcept { pool().give(static_cast<char*>(const_cast<void*>(c.stack_bottom))); }
 
 void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noexcept {
-    before_switch(&from.asan_fake_stack, to);
     exchange_eh(&from, to);
+    before_switch(&from.asan_fake_stack, to);
     SwitchRecord rec{&from, &to, arrival, arg, nullptr};
     const fc::transfer_t t = jump(resumable(to), &rec);
     // Back in `from`, perhaps on another thread.

@@ -588,67 +588,174 @@ TEST_CASE("an ExtendedInputGuard works at its channel's home rank and is a Usage
     CHECK(refused == ranks() - 1);
 }
 
-TEST_CASE("a barrier with members placed on different ranks is a UsageError; one whose members share a rank works",
+// (The ranks of the suite run on one machine: steady_clock is the same
+// clock in all of them, so times taken on different ranks compare.)
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+TEST_CASE("a barrier shared by ranks: members on every rank, no member leaves a phase before all arrived",
+          "[mpi][barrier]") {
+    const std::int64_t phases = 100;
+    // Each member notes when it arrives at each phase and when it leaves it.
+    auto member = csp::process("phased", [](csp::BarrierEnd end, std::int64_t phases) {
+        std::vector<std::int64_t> times;
+        for (std::int64_t k = 0; k < phases; ++k) {
+            times.push_back(now_ns());
+            end.sync();
+            times.push_back(now_ns());
+        }
+        return times;
+    });
+    for (const int per_rank : {1, 2}) {
+        CAPTURE(per_rank);
+        csp::Barrier phase{"phased-" + std::to_string(per_rank)};
+        std::vector<csp::Process<std::vector<std::int64_t>>> members;
+        for (int m = 0; m < per_rank * ranks(); ++m) members.push_back(member(phase.end(), phases));
+        auto times = std::get<0>(csp::Parallel(csp::spread(std::move(members))));
+        REQUIRE(times.size() == static_cast<std::size_t>(per_rank * ranks()));
+        std::int64_t overlaps = 0;
+        for (std::int64_t k = 0; k < phases; ++k) {
+            std::int64_t last_arrival = 0, first_leave = INT64_MAX;
+            for (const auto& t : times) {
+                REQUIRE(t.size() == static_cast<std::size_t>(2 * phases));
+                last_arrival = std::max(last_arrival, t[static_cast<std::size_t>(2 * k)]);
+                first_leave = std::min(first_leave, t[static_cast<std::size_t>(2 * k + 1)]);
+            }
+            if (first_leave < last_arrival) ++overlaps;
+        }
+        CHECK(overlaps == 0);
+    }
+}
+
+TEST_CASE("a barrier shared by ranks: a member that resigns on one rank lets the others go on", "[mpi][barrier]") {
+    const int last = ranks() - 1;
+    auto member = csp::process("resigner", [](csp::BarrierEnd end, std::int64_t phases) {
+        std::int64_t done = 0;
+        for (; done < phases; ++done) end.sync();
+        end.resign();
+        return done;
+    });
+    csp::Barrier b{"resigning"};
+    auto [few, many] = csp::Parallel(csp::on_rank(0, member(b.end(), 20)), csp::on_rank(last, member(b.end(), 60)));
+    CHECK(few == 20);
+    CHECK(many == 60);
+}
+
+TEST_CASE("a barrier shared by ranks: members that share a rank, and ends made there from a captured handle",
           "[mpi][barrier]") {
     const int last = ranks() - 1;
-    // A member tries 50 phases, then meets its partner on a channel (the
-    // first writes, the second reads), so that neither is over, here or
-    // there, before both have tried: a barrier counts a member elsewhere
-    // only while its process runs.
-    auto member = csp::process("member", [](csp::BarrierEnd end, bool first, csp::ChannelOut<int> out,
-                                            csp::ChannelIn<int> in) {
+    auto member = csp::process("member", [](csp::BarrierEnd end) {
         int phases = 0;
-        try {
-            for (; phases < 50; ++phases) end.sync();
-        } catch (const csp::UsageError& e) {
-            const std::string what = e.what();
-            phases = what.find("'spanning'") != std::string::npos && what.find("other MPI ranks") != std::string::npos
-                         ? -2
-                         : -3;
-        }
-        end.resign();
-        if (first) out(1);
-        else in();
+        for (; phases < 50; ++phases) end.sync();
         return phases;
     });
-    // (A channel per Parallel: once a Parallel's ends are gone it is retired.)
-    csp::Channel<int> meet1{"meet-1"}, meet2{"meet-2"}, meet3{"meet-3"}, meet4{"meet-4"};
     {
-        // Both members on one rank (the last): phases end there, and every
-        // rank gets the results.
         csp::Barrier together{"together"};
-        auto [a, b] = csp::Parallel(csp::on_rank(last, member(together.end(), true, meet1.writer(), meet1.reader())),
-                                    csp::on_rank(last, member(together.end(), false, meet1.writer(), meet1.reader())));
+        auto [a, b] = csp::Parallel(csp::on_rank(last, member(together.end())), csp::on_rank(last, member(together.end())));
         CHECK(a == 50);
         CHECK(b == 50);
     }
     {
-        // One member on rank 0, one on the last: refused on both (on one
-        // rank there is nothing to refuse).
         csp::Barrier spanning{"spanning"};
-        auto [a, b] = csp::Parallel(csp::on_rank(0, member(spanning.end(), true, meet2.writer(), meet2.reader())),
-                                    csp::on_rank(last, member(spanning.end(), false, meet2.writer(), meet2.reader())));
-        CHECK(a == (ranks() == 1 ? 50 : -2));
-        CHECK(b == (ranks() == 1 ? 50 : -2));
-        // Once those processes are over, the barrier's members may meet on
-        // one rank again.
-        auto [c, d] = csp::Parallel(csp::on_rank(0, member(spanning.end(), true, meet3.writer(), meet3.reader())),
-                                    csp::on_rank(0, member(spanning.end(), false, meet3.writer(), meet3.reader())));
-        CHECK(c == 50);
-        CHECK(d == 50);
-    }
-    {
-        // A placed process that makes its end from a captured handle counts
-        // as a member there too.
-        csp::Barrier spanning{"spanning"};
-        auto from_handle = csp::process("from-handle", [member](csp::Barrier b, csp::ChannelOut<int> out,
-                                                                 csp::ChannelIn<int> in) {
-            return std::get<0>(csp::Parallel(member(b.end(), true, std::move(out), std::move(in))));
+        auto from_handle = csp::process("from-handle", [member](csp::Barrier b) {
+            return std::get<0>(csp::Parallel(member(b.end())));
         });
-        auto [a, b] = csp::Parallel(csp::on_rank(0, from_handle(spanning, meet4.writer(), meet4.reader())),
-                                    csp::on_rank(last, member(spanning.end(), false, meet4.writer(), meet4.reader())));
-        CHECK(a == (ranks() == 1 ? 50 : -2));
-        CHECK(b == (ranks() == 1 ? 50 : -2));
+        auto [a, b] = csp::Parallel(csp::on_rank(0, from_handle(spanning)), csp::on_rank(last, member(spanning.end())));
+        CHECK(a == 50);
+        CHECK(b == 50);
+    }
+}
+
+TEST_CASE("a barrier shared by ranks: poison from one rank ends the syncs of every rank", "[mpi][barrier]") {
+    const int last = ranks() - 1;
+    auto waiter = csp::process("poison-waiter", [](csp::BarrierEnd end) {
+        try {
+            for (int k = 0; k < 1000; ++k) end.sync();
+        } catch (const csp::ChannelPoisonException&) {
+            return 1;
+        }
+        return 0;
+    });
+    auto poisoner = csp::process("poisoner", [](csp::BarrierEnd end) {
+        for (int k = 0; k < 10; ++k) end.sync();
+        csp::sleep(std::chrono::milliseconds(20));  // (the others wait in the next phase meanwhile)
+        end.poison();
+        return 1;
+    });
+    csp::Barrier b{"poisoned"};
+    std::vector<csp::Process<int>> waiters;
+    for (int r = 0; r < ranks(); ++r) waiters.push_back(waiter(b.end()));
+    auto [poisoned, done] = csp::Parallel(csp::spread(std::move(waiters)), csp::on_rank(last, poisoner(b.end())));
+    CHECK(done == 1);
+    CHECK(std::accumulate(poisoned.begin(), poisoned.end(), 0) == ranks());
+}
+
+TEST_CASE("a barrier shared by ranks: a member that fails poisons it (the unwinding rule) on every rank",
+          "[mpi][barrier]") {
+    auto waiter = csp::process("unwound-waiter", [](csp::BarrierEnd end) {
+        try {
+            for (int k = 0; k < 1000; ++k) end.sync();
+        } catch (const csp::ChannelPoisonException&) {
+        }
+    });
+    auto failing = csp::process("failing-member", [](csp::BarrierEnd end) {
+        for (int k = 0; k < 5; ++k) end.sync();
+        throw std::runtime_error("member failed");
+    });
+    csp::Barrier b{"unwound"};
+    std::vector<csp::Process<>> waiters;
+    for (int r = 0; r < ranks(); ++r) waiters.push_back(waiter(b.end()));
+    try {
+        csp::Parallel(csp::spread(std::move(waiters)), csp::on_rank(0, failing(b.end())));
+        FAIL("no ProcessError");
+    } catch (const csp::ProcessError& e) {
+        CHECK(std::string(e.what()).find("failing-member") != std::string::npos);
+    }
+}
+
+TEST_CASE("a BarrierGuard on a barrier shared by ranks is a UsageError saying so", "[mpi][barrier]") {
+    auto guarded = csp::process("barrier-guarded", [](csp::BarrierEnd end) {
+        try {
+            csp::Alternation(csp::BarrierGuard(end)).execute();
+        } catch (const csp::UsageError& e) {
+            const std::string what = e.what();
+            return what.find("'guarded-shared'") != std::string::npos &&
+                           what.find("shared by MPI ranks") != std::string::npos
+                       ? -2
+                       : -3;
+        }
+        return 1;
+    });
+    csp::Barrier b{"guarded-shared"};
+    auto [got] = csp::Parallel(csp::on_rank(0, guarded(b.end())));
+    CHECK(got == (ranks() == 1 ? 1 : -2));
+}
+
+TEST_CASE("a deadlock at a barrier shared by ranks is a DeadlockError on every rank", "[mpi][barrier][deadlock]") {
+    // Two members wait at the barrier for a third, which waits for a value
+    // that one of them would write after the phase.
+    csp::Channel<int> never{"never-written"};
+    auto syncer = csp::process("syncs-then-writes", [](csp::BarrierEnd end, csp::ChannelOut<int> out) {
+        end.sync();
+        out(1);
+    });
+    auto plain = csp::process("syncs", [](csp::BarrierEnd end) { end.sync(); });
+    auto reader = csp::process("reads-then-syncs", [](csp::BarrierEnd end, csp::ChannelIn<int> in) {
+        in();
+        end.sync();
+    });
+    csp::Barrier b{"deadlocked-barrier"};
+    try {
+        csp::Parallel(csp::on_rank(0, syncer(b.end(), never.writer())), csp::on_rank(ranks() - 1, plain(b.end())),
+                      csp::on_rank(ranks() / 2, reader(b.end(), never.reader())));
+        FAIL("no DeadlockError");
+    } catch (const csp::DeadlockError& e) {
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find("reads-then-syncs") != std::string::npos);
+        CHECK(what.find("syncs-then-writes") != std::string::npos);
     }
 }
 

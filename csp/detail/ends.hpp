@@ -122,11 +122,14 @@ inline thread_local Forgotten* t_forgetting = nullptr;
 // process placed on another), a barrier end or handle destroyed on this
 // thread lists its barrier there (placed_elsewhere, with a reference). For
 // as long as that process runs there, the barrier has a member on another
-// rank: barriers are not shared by ranks yet, so a sync on it here is a
-// UsageError, not a phase that silently leaves that member out
+// rank. A barrier made in the SPMD part is shared by the ranks and counts
+// that member there; one made otherwise (before the World) is not, so a
+// sync on it here is a UsageError, not a phase that silently leaves that
+// member out
 // (BarrierCore::elsewhere counts such processes; csp/barrier.hpp).
 inline thread_local std::vector<channels::BarrierCore*>* t_placed_elsewhere = nullptr;
 inline void placed_elsewhere(channels::BarrierCore* b) {
+    if (b->shared_id) return;  // (shared by the ranks: its members there count)
     channels::barrier_acquire(b);
     t_placed_elsewhere->push_back(b);
 }
