@@ -201,6 +201,10 @@ runtime::WaitKind wait_kind(const Guard* guards, std::size_t n) noexcept {
         if (g.enabled && is_barrier(g) && barrier_of(g)->crossing.load(std::memory_order_relaxed)) {
             return runtime::WaitKind::Remote;  // (a member there may still come)
         }
+        if (g.enabled && is_barrier(g) && barrier_of(g)->shared_id) {
+            kind = runtime::WaitKind::Rank;  // (shared by MPI ranks: its home ends the phase)
+            continue;
+        }
         if (!g.enabled || !is_channel(g)) continue;
         if (g.core->remote) {  // (a replica: its home is another rank)
             kind = runtime::WaitKind::Rank;
@@ -613,7 +617,11 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 w->parker = me;
                 w->token = token;
                 w->index = static_cast<std::uint32_t>(i);
+                // (Its member's epoch, for a barrier shared by MPI ranks:
+                // barrier_reserve_round.)
+                w->slot = reinterpret_cast<void*>(static_cast<std::uintptr_t>(g.epoch));
                 barrier_of(g)->offers.push(w);
+                if (barrier_of(g)->shared_id) [[unlikely]] barrier_offers_changed(barrier_of(g));
                 continue;
             }
             if (!g.enabled || !is_channel(g)) continue;
@@ -676,7 +684,10 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         for (std::size_t i = 0; i < n; ++i) {
             Guard& g = guards[i];
             if (g.enabled && is_barrier(g)) {
-                if (waiters[i].queued) barrier_of(g)->offers.remove(&waiters[i]);
+                if (waiters[i].queued) {
+                    barrier_of(g)->offers.remove(&waiters[i]);
+                    if (barrier_of(g)->shared_id) [[unlikely]] barrier_offers_changed(barrier_of(g));
+                }
                 continue;
             }
             if (!g.enabled || !is_channel(g)) continue;

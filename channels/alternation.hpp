@@ -56,6 +56,7 @@ struct Guard {
     ChannelCore* core;  // Input / Output
     void* slot;         // Input: raw storage to construct into; Output: value to move from
     std::chrono::steady_clock::time_point deadline;  // Timeout
+    std::uint64_t epoch = 0;  // Barrier: the member's (barrier_enrol)
 };
 
 // ExtendedSlot: an extended input guard's slot: where its value goes, and,

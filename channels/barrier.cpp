@@ -109,6 +109,7 @@ Waiter* poison_locked(BarrierCore* b) noexcept {
     if (runtime::tracing()) runtime::trace_event("poison", b->name);
     Waiter* wake = end_waits(b, Outcome::Poisoned);
     while (!b->offers.empty()) end_head(b, b->offers, Outcome::Poisoned, &wake);
+    while (!b->reserved.empty()) end_reserved(b, Outcome::Poisoned, &wake);  // (a round across ranks')
     return wake;
 }
 
@@ -231,12 +232,15 @@ void barrier_release(BarrierCore* b) noexcept {
     if (b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) runtime::arena_delete(b);
 }
 
-void barrier_enrol(BarrierCore* b) noexcept {
+std::uint64_t barrier_enrol(BarrierCore* b) noexcept {
     {
         Locked<SharedLock> hold(b->lock);
         ++b->enrolled;
     }
-    if (b->shared_id) [[unlikely]] distribution()->barrier_ends_changed(b, +1);
+    if (b->shared_id) [[unlikely]] {
+        if (Distribution* d = distribution()) return d->barrier_ends_changed(b, +1);
+    }
+    return 0;
 }
 
 void barrier_resign(BarrierCore* b) noexcept {
@@ -247,15 +251,18 @@ void barrier_resign(BarrierCore* b) noexcept {
         (void)fire(b, 0, &wake);
     }
     ready_waiters(wake);
-    if (b->shared_id) [[unlikely]] distribution()->barrier_ends_changed(b, -1);
+    if (b->shared_id) [[unlikely]] {
+        if (Distribution* d = distribution()) (void)d->barrier_ends_changed(b, -1);
+    }
 }
 
 namespace {
 // shared_sync: a sync of a barrier shared by ranks: the member waits here,
 // counted as arrived, and its arrival is reported to the home as it parks;
 // the home ends the phase (barrier_end_phase).
-Outcome shared_sync(BarrierCore* b) noexcept {
-    if (b->home != runtime::g_local_inbox) return Outcome::Unsupported;  // (a multiprocess child: no MPI there)
+Outcome shared_sync(BarrierCore* b, std::uint64_t epoch) noexcept {
+    // (A multiprocess child has no MPI; after the World, no rank is there.)
+    if (b->home != runtime::g_local_inbox || !distribution()) return Outcome::Unsupported;
     b->lock.lock();
     if (b->poisoned) {
         b->lock.unlock();
@@ -270,7 +277,7 @@ Outcome shared_sync(BarrierCore* b) noexcept {
         std::uint64_t id;
         std::uint64_t phase;
         std::uint64_t epoch;
-    } arrival{&b->lock, b->shared_id, b->phase, b->spmd_ends.load(std::memory_order_acquire)};
+    } arrival{&b->lock, b->shared_id, b->phase, epoch};
     runtime::Runtime& rt = runtime::started();
     rt.rank_waits.fetch_add(1, std::memory_order_relaxed);  // (idle workers stay awake a while)
     const std::uint32_t word = runtime::park(
@@ -280,7 +287,7 @@ Outcome shared_sync(BarrierCore* b) noexcept {
                              // ended and gone, and with it this record.)
                              const Arrival a = *static_cast<const Arrival*>(arg);
                              a.lock->unlock();
-                             distribution()->barrier_arrived(a.id, a.phase, a.epoch, +1);
+                             if (Distribution* d = distribution()) d->barrier_arrived(a.id, a.phase, a.epoch, +1);
                          },
                          &arrival});
     rt.rank_waits.fetch_sub(1, std::memory_order_relaxed);
@@ -297,7 +304,7 @@ Outcome shared_sync(BarrierCore* b) noexcept {
                 taken_back = true;
             }
         }
-        if (taken_back) distribution()->barrier_arrived(arrival.id, arrival.phase, arrival.epoch, -1);
+        if (Distribution* d = distribution(); taken_back && d) d->barrier_arrived(arrival.id, arrival.phase, arrival.epoch, -1);
     }
     if (o == Outcome::Done && runtime::tracing()) runtime::trace_event("sync", b->name);
     return o;
@@ -314,7 +321,58 @@ void barrier_end_phase(BarrierCore* b, std::uint64_t phase) noexcept {
                                     b->name, phase, b->phase);
             return;
         }
-        wake = phase_done(b);
+        while (!b->reserved.empty()) end_reserved(b, Outcome::Done, &wake);  // (the offers of this phase)
+        Waiter* members = phase_done(b);
+        while (members) {
+            Waiter* next = members->next;
+            members->next = wake;
+            wake = members;
+            members = next;
+        }
+        // Offers still here wait for the next phase: the home hears of them again.
+        if (!b->offers.empty()) barrier_offers_changed(b);
+    }
+    ready_waiters(wake);
+}
+
+void barrier_offers_changed(BarrierCore* b) noexcept {
+    Distribution* d = distribution();
+    if (!b->shared_id || !d) return;
+    std::int64_t count = 0;
+    for (const Waiter* w = b->offers.head; w; w = w->next) ++count;
+    d->barrier_offers(b, b->phase, count, ++b->offer_reports);
+}
+
+std::int64_t barrier_reserve_round(BarrierCore* b, std::uint64_t phase, std::uint64_t home_epoch,
+                                   std::int64_t* skipped) noexcept {
+    *skipped = 0;
+    Locked<SharedLock> hold(b->lock);
+    if (b->poisoned || phase != b->phase) return 0;
+    // As reserve_offers, but only the offers of members the home counts
+    // (one enrolled at an epoch it has not reached waits for a later round).
+    std::int64_t reserved = 0;
+    for (Waiter* w = b->offers.head; w;) {
+        Waiter* next = w->next;
+        if (reinterpret_cast<std::uintptr_t>(w->slot) <= home_epoch) {
+            b->offers.remove(w);
+            if (runtime::try_complete(w->parker, w->token, runtime::kReserved)) {
+                b->reserved.push(w);
+                ++reserved;
+            }  // (else its choice went another way: stale, dropped)
+        } else {
+            ++*skipped;
+        }
+        w = next;
+    }
+    return reserved;
+}
+
+void barrier_release_round(BarrierCore* b) noexcept {
+    Waiter* wake = nullptr;
+    {
+        Locked<SharedLock> hold(b->lock);
+        while (!b->reserved.empty()) end_reserved(b, Outcome::Retired, &wake);
+        barrier_offers_changed(b);
     }
     ready_waiters(wake);
 }
@@ -335,8 +393,8 @@ bool poison_here(BarrierCore* b) noexcept {
 
 void barrier_poisoned_elsewhere(BarrierCore* b) noexcept { (void)poison_here(b); }
 
-Outcome barrier_sync(BarrierCore* b) noexcept {
-    if (b->shared_id) [[unlikely]] return shared_sync(b);
+Outcome barrier_sync(BarrierCore* b, std::uint64_t epoch) noexcept {
+    if (b->shared_id) [[unlikely]] return shared_sync(b, epoch);
     b->lock.lock();
     if (b->poisoned) {
         b->lock.unlock();
@@ -375,7 +433,9 @@ Outcome barrier_sync(BarrierCore* b) noexcept {
 }
 
 void barrier_poison(BarrierCore* b) noexcept {
-    if (poison_here(b) && b->shared_id) [[unlikely]] distribution()->barrier_poisoned(b);
+    if (poison_here(b) && b->shared_id) [[unlikely]] {
+        if (Distribution* d = distribution()) d->barrier_poisoned(b);
+    }
 }
 
 }  // namespace csp::channels

@@ -70,6 +70,7 @@ struct BarrierCore {
     std::atomic<std::int64_t> elsewhere{0};
     std::uint64_t shared_id = 0;        // shared by MPI ranks (see the top): its id in the job
     std::atomic<std::uint64_t> spmd_ends{0};  // (shared) ends made in this rank's SPMD part (mpi/channels.cpp)
+    std::uint64_t offer_reports = 0;          // (shared) reports of this rank's offers so far (barrier_offers_changed)
     std::atomic<std::int64_t> refs{1};  // the handle(s) and ends
     char name[64];
     runtime::WaitReason reason{"is waiting at barrier", name};
@@ -80,11 +81,15 @@ void barrier_acquire(BarrierCore* b) noexcept;
 void barrier_release(BarrierCore* b) noexcept;
 
 // enrol / resign: a member joins or leaves (resign may end the phase).
-void barrier_enrol(BarrierCore* b) noexcept;
+// enrol returns the member's epoch: on a barrier shared by ranks, how many
+// SPMD ends of it this rank had made (the home counts the member once it has
+// made as many: mpi/channels.cpp); 0 otherwise.
+std::uint64_t barrier_enrol(BarrierCore* b) noexcept;
 void barrier_resign(BarrierCore* b) noexcept;
 // sync: Done when the phase ended, Poisoned, or Deadlocked (the detector
-// ended the wait; the member is no longer counted as arrived).
-Outcome barrier_sync(BarrierCore* b) noexcept;
+// ended the wait; the member is no longer counted as arrived). `epoch`: the
+// member's, from enrol.
+Outcome barrier_sync(BarrierCore* b, std::uint64_t epoch = 0) noexcept;
 void barrier_poison(BarrierCore* b) noexcept;
 
 // barrier_fire_locked: for the alternation engine, with b->lock held: the
@@ -100,6 +105,19 @@ bool barrier_fire_locked(BarrierCore* b, bool self, Waiter** wake) noexcept;
 void barrier_end_phase(BarrierCore* b, std::uint64_t phase) noexcept;
 // barrier_poisoned_elsewhere: (shared by ranks) another rank poisoned b.
 void barrier_poisoned_elsewhere(BarrierCore* b) noexcept;
+// Alting barriers shared by ranks: the home gathers how many offers each
+// rank has (barrier_offers_changed, with b's lock held, whenever a choice
+// queues or takes back an offer here), and when they may end the phase it
+// reserves them: barrier_reserve_round reserves every offer here (moved to
+// b->reserved) and says how many, for phase `phase` (0 if b is in another);
+// then the phase ends (barrier_end_phase, which ends them Done) or they are
+// released (barrier_release_round: ended Retired, their choices choose again).
+// (An offer's waiter keeps its member's epoch in `slot`; a round reserves
+// only the offers of members the home counts: epoch <= home_epoch.)
+void barrier_offers_changed(BarrierCore* b) noexcept;
+std::int64_t barrier_reserve_round(BarrierCore* b, std::uint64_t phase, std::uint64_t home_epoch,
+                                   std::int64_t* skipped) noexcept;
+void barrier_release_round(BarrierCore* b) noexcept;
 
 // barrier_mark_cross: b may now be used from a forked OS process too (call
 // before that process can use it).

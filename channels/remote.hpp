@@ -118,12 +118,16 @@ public:
     // phase `phase` here, or an arrival was taken back (-1: the deadlock
     // breaker ended its wait); b was poisoned here.
     virtual void barrier_made(BarrierCore* b) noexcept = 0;
-    virtual void barrier_ends_changed(BarrierCore* b, int delta) noexcept = 0;
-    // (barrier_arrived names b by its id, and gives its spmd_ends as the
-    // member saw them: it is called as the member parks, when b may already
-    // be gone.)
+    // (barrier_ends_changed returns the member's epoch: see barrier_enrol.)
+    virtual std::uint64_t barrier_ends_changed(BarrierCore* b, int delta) noexcept = 0;
+    // (barrier_arrived names b by its id, and gives the member's epoch: it
+    // is called as the member parks, when b may already be gone.)
     virtual void barrier_arrived(std::uint64_t id, std::uint64_t phase, std::uint64_t epoch, int delta) noexcept = 0;
     virtual void barrier_poisoned(BarrierCore* b) noexcept = 0;
+    // `count` choices offer b here in phase `phase` (the `seq`-th report of
+    // b's offers here: a later one supersedes it). Called with b's lock held.
+    virtual void barrier_offers(const BarrierCore* b, std::uint64_t phase, std::int64_t count,
+                                std::uint64_t seq) noexcept = 0;
 
 protected:
     ~Distribution() = default;

@@ -29,7 +29,8 @@
 // A barrier made in main after the csp::mpi::World (the SPMD part) is shared
 // by the MPI ranks: its members may be placed on any rank (csp::on_rank,
 // csp::spread) and a phase ends when every member of every rank has synced.
-// A BarrierGuard on such a barrier is not supported yet (csp::UsageError).
+// BarrierGuards work on it too (the home reserves every rank's offers
+// before a phase ends with them).
 // A barrier made otherwise is its rank's own: on a rank that dropped ends
 // (or a handle) of one for a process placed on another rank, its syncs and
 // guards throw csp::UsageError while that process runs, rather than end
@@ -57,7 +58,6 @@ std::string derived_name(const char* kind, const std::source_location& where);
 [[noreturn]] void throw_empty_end(const char* what);
 [[noreturn]] void throw_barrier_misused(channels::BarrierCore* b);
 [[noreturn]] void throw_barrier_across_ranks(const channels::BarrierCore* b);
-[[noreturn]] void throw_barrier_guard_across_ranks(const channels::BarrierCore* b);
 }  // namespace detail
 
 class Barrier;
@@ -68,10 +68,11 @@ public:
     BarrierEnd() noexcept = default;
     BarrierEnd(const BarrierEnd& other) noexcept : core_(other.core_) { join(); }
     BarrierEnd(BarrierEnd&& other) noexcept
-        : core_(std::exchange(other.core_, nullptr)), resigned_(other.resigned_) {}
+        : core_(std::exchange(other.core_, nullptr)), resigned_(other.resigned_), epoch_(other.epoch_) {}
     BarrierEnd& operator=(BarrierEnd other) noexcept {
         std::swap(core_, other.core_);
         std::swap(resigned_, other.resigned_);
+        std::swap(epoch_, other.epoch_);
         return *this;
     }
     ~BarrierEnd() { leave(); }
@@ -79,7 +80,7 @@ public:
     // sync: waits until every enrolled end has synced in this phase.
     void sync() {
         check();
-        const channels::Outcome o = channels::barrier_sync(core_);
+        const channels::Outcome o = channels::barrier_sync(core_, epoch_);
         if (o != channels::Outcome::Done) detail::throw_barrier_outcome(o, core_);
     }
     void operator()() { sync(); }
@@ -110,7 +111,7 @@ private:
         if (!core_) return;
         channels::barrier_acquire(core_);
         channels::count_end(core_, +1);
-        channels::barrier_enrol(core_);
+        epoch_ = channels::barrier_enrol(core_);
     }
     void leave() noexcept {
         if (!core_) return;
@@ -138,6 +139,7 @@ private:
 
     channels::BarrierCore* core_ = nullptr;
     bool resigned_ = false;
+    std::uint64_t epoch_ = 0;  // (a barrier shared by MPI ranks: see channels::barrier_enrol)
 };
 
 // BarrierGuard: a guard that fires when the barrier's phase ends with this
@@ -163,8 +165,8 @@ private:
         channels::Guard g{channels::Guard::Kind::Barrier, this->enabled(), nullptr, nullptr, {}};
         if (!g.enabled) return g;
         end().check();
-        if (end().core_->shared_id) [[unlikely]] detail::throw_barrier_guard_across_ranks(end().core_);
         g.slot = end().core_;
+        g.epoch = end().epoch_;
         return g;
     }
     void fired() {

@@ -115,12 +115,6 @@ void throw_extended_across_ranks(const channels::ChannelCore* c) {
                      "at the channel's home rank, on fibers, threads and OS processes)");
 }
 
-void throw_barrier_guard_across_ranks(const channels::BarrierCore* b) {
-    throw UsageError(std::string("csp: a BarrierGuard on barrier '") + b->name +
-                     "', which is shared by MPI ranks, is not supported yet (sync() is; alting barriers work on "
-                     "fibers, threads and OS processes)");
-}
-
 void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
     switch (c.outcome) {
         case channels::Outcome::Poisoned: {

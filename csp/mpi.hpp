@@ -23,11 +23,11 @@
 // What works across ranks so far: reads and writes (unbuffered and buffered,
 // any number of readers and writers on any ranks), retire counted over all
 // ranks, poison from any rank, the unwinding rule, results and failures,
-// deadlocks reported on every rank, alternation over channels of any rank.
-// An extended read of a channel whose home is another rank throws
-// csp::UsageError, and so does any use of a shared channel from a
-// csp::multiprocess child (it cannot reach MPI), and a sync on a barrier
-// with members placed on other ranks (barriers are not shared by ranks yet).
+// deadlocks reported on every rank, alternation over channels of any rank,
+// extended reads, and barriers (plain and alting) made in the SPMD part. An
+// ExtendedInputGuard on a channel whose home is another rank throws
+// csp::UsageError, and so does any use of a shared channel or barrier from
+// a csp::multiprocess child (it cannot reach MPI).
 #pragma once
 
 #include "csp/errors.hpp"

@@ -157,11 +157,16 @@ channels::ChannelCore* shared_by_ranks(const std::vector<channels::ChannelCore*>
 // expects values, or MPI it cannot reach): its failure is a UsageError
 // saying which channel and why, and the channels it holds are poisoned so
 // its partners stop too.
-void refuse(ForkState* s, channels::ChannelCore* bad, bool shared) noexcept {
+void refuse(ForkState* s, channels::ChannelCore* bad, bool shared, const channels::BarrierCore* barrier = nullptr) noexcept {
     try {
         s->rec->error_type = pack_string("csp::UsageError");
         s->rec->error_message = pack_string(
-            shared ? "channel '" + std::string(bad->name) + "' is shared by MPI ranks, and OS process '" +
+            barrier ? "barrier '" + std::string(barrier->name) + "' is shared by MPI ranks, and OS process '" +
+                          *s->spec->name +
+                          "' was handed an end of it: a csp::multiprocess child cannot reach the other ranks, so "
+                          "only the processes of a rank's own OS process (fibers and threads) can use such a "
+                          "barrier, so far"
+            : shared ? "channel '" + std::string(bad->name) + "' is shared by MPI ranks, and OS process '" +
                          *s->spec->name +
                          "' was handed an end of it: a csp::multiprocess child cannot reach the other ranks, so "
                          "only the processes of a rank's own OS process (fibers and threads) can use such a "
@@ -237,6 +242,10 @@ void parent_side(void* arg, int pid) noexcept {
         refuse(s, bad, false);
     } else if (channels::ChannelCore* shared = shared_by_ranks(s->held)) {
         refuse(s, shared, true);
+    } else if (auto it = std::find_if(s->barriers.begin(), s->barriers.end(),
+                                      [](const channels::BarrierCore* b) { return b->shared_id != 0; });
+               it != s->barriers.end()) {
+        refuse(s, nullptr, true, *it);
     } else {
         for (channels::ChannelCore* c : s->held) channels::mark_cross(c);
         for (channels::BarrierCore* b : s->barriers) channels::barrier_mark_cross(b);

@@ -58,16 +58,26 @@
 // for every rank, other enrols and resigns as BarrierEnds messages stamped
 // with the sender's SPMD epoch) and the arrivals of the current phase
 // (BarrierArrive, tagged with the phase the member arrived in, one from a
-// phase already over being stale, and with its rank's SPMD epoch). When
-// the arrivals make up every member, and no rank is ahead of the home in
-// the SPMD part (none has changes the home cannot apply yet, `later`, nor
-// members arrived at an epoch the home has not reached, `ahead`: ends made
-// there, and made here only later, are not counted yet), the phase is
-// over: every rank gets BarrierPhase and
+// phase already over being stale, and with the member's epoch: an arrival
+// of a member the home does not count yet, enrolled at an epoch it has not
+// reached, waits in `held` until it has). When the arrivals make up every
+// member (counting the enrols of ranks ahead of the home in the SPMD part
+// that it cannot apply yet, but not their resigns: members()), the phase
+// is over: every rank gets BarrierPhase and
 // lets its waiting members go. Every change, the home's own included, is a
 // message to the home's communication thread, which alone ends phases.
-// Poison goes to the home and from there to every rank. (A BarrierGuard on
-// a barrier shared by ranks is not supported yet: a UsageError.)
+// Poison goes to the home and from there to every rank.
+//
+// Alting barriers across ranks: each rank reports how many choices offer
+// the barrier there (BarrierOffers, numbered so that a later report wins).
+// When the arrivals and the offers may make up every member, the home runs
+// a round: every rank reserves its offers of counted members (their
+// choices' words to kReserved) and answers how many (BarrierReserve,
+// BarrierReserved). If the arrivals and the reserved offers make up every
+// member, the phase is over (BarrierPhase fires the reserved offers too);
+// otherwise they are released (BarrierRelease: their choices choose again)
+// and no new round starts until the count of arrivals, offers or members
+// has changed.
 #include "mpi/comm.hpp"
 
 #include "channels/remote.hpp"
@@ -369,7 +379,7 @@ public:
             std::lock_guard<std::mutex> hold(lock_);
             id = barriers_.size() + 1;
             b->shared_id = id;
-            barriers_.push_back(BarrierState{b});
+            barriers_.emplace_back().core = b;
             if (early_.count(id | kBarrierBit)) ready_early_.push_back(id | kBarrierBit);
         }
         if (home_of(id) == g_comm->rank) {
@@ -381,8 +391,8 @@ public:
         }
     }
 
-    void barrier_ends_changed(channels::BarrierCore* b, int delta) noexcept override {
-        if (!g_comm->reachable()) return;  // (a multiprocess child's copies: its parent counted them)
+    std::uint64_t barrier_ends_changed(channels::BarrierCore* b, int delta) noexcept override {
+        if (!g_comm->reachable()) return 0;  // (a multiprocess child's copies: its parent counted them)
         const std::uint64_t id = b->shared_id;
         const bool spmd = delta > 0 && in_spmd_part();
         const bool here = home_of(id) == g_comm->rank;
@@ -390,13 +400,14 @@ public:
         // by its members as they arrive, too: see barrier_arrived.)
         const std::uint64_t epoch = spmd ? b->spmd_ends.fetch_add(1, std::memory_order_acq_rel) + 1
                                          : b->spmd_ends.load(std::memory_order_acquire);
-        if (spmd && !here) return;  // (the home counts it, for every rank, as it makes its own)
+        if (spmd && !here) return epoch;  // (the home counts it, for every rank, as it makes its own)
         Header h{Kind::BarrierEnds};
         h.chan = id | kBarrierBit;
         h.a = spmd ? 1 : 0;
         h.b = static_cast<std::uint32_t>(delta + 1);
         h.req = epoch;
         g_comm->post(home_of(id), h);
+        return epoch;
     }
 
     void barrier_arrived(std::uint64_t id, std::uint64_t phase, std::uint64_t epoch, int delta) noexcept override {
@@ -404,8 +415,26 @@ public:
         h.chan = id | kBarrierBit;
         h.req = phase;
         h.a = static_cast<std::uint32_t>(delta + 1);
-        h.b = static_cast<std::uint32_t>(epoch);
+        put64(h, epoch);
         g_comm->post(home_of(id), h);
+    }
+
+    // put64 / get64: a 64-bit number in a header's b (low half) and pad.
+    static void put64(Header& h, std::uint64_t v) noexcept {
+        h.b = static_cast<std::uint32_t>(v);
+        h.pad = static_cast<std::uint32_t>(v >> 32);
+    }
+    static std::uint64_t get64(const Header& h) noexcept { return (std::uint64_t{h.pad} << 32) | h.b; }
+
+    void barrier_offers(const channels::BarrierCore* b, std::uint64_t phase, std::int64_t count,
+                        std::uint64_t seq) noexcept override {
+        if (!g_comm->reachable()) return;
+        Header h{Kind::BarrierOffers};
+        h.chan = b->shared_id | kBarrierBit;
+        h.req = phase;
+        h.a = static_cast<std::uint32_t>(count);
+        h.b = static_cast<std::uint32_t>(seq);
+        g_comm->post(home_of(b->shared_id), h);
     }
 
     void barrier_poisoned(channels::BarrierCore* b) noexcept override {
@@ -421,6 +450,35 @@ public:
         channels::BarrierCore* core = nullptr;
         std::uint64_t ended = 0;
         bool end_phase = false, poison = false;
+        // (Messages from the home to this rank's own core.)
+        switch (h.kind) {
+            case Kind::BarrierReserve: {
+                {
+                    std::lock_guard<std::mutex> hold(lock_);
+                    core = barriers_[id - 1].core;
+                }
+                Header out{Kind::BarrierReserved};
+                out.chan = id | kBarrierBit;
+                out.req = h.req;
+                out.a = h.a;
+                std::int64_t skipped = 0;
+                out.b = static_cast<std::uint32_t>(channels::barrier_reserve_round(core, h.req, get64(h), &skipped));
+                out.pad = static_cast<std::uint32_t>(skipped);
+                g_comm->post(m.peer, out);
+                return;
+            }
+            case Kind::BarrierRelease: {
+                {
+                    std::lock_guard<std::mutex> hold(lock_);
+                    core = barriers_[id - 1].core;
+                }
+                channels::barrier_release_round(core);
+                return;
+            }
+            default:
+                break;
+        }
+        bool release = false, commit = false;
         {
             std::lock_guard<std::mutex> hold(lock_);
             BarrierState& st = barriers_[id - 1];
@@ -444,11 +502,48 @@ public:
                         st.ends.later.emplace(h.req, static_cast<std::int64_t>(h.b) - 1);
                         (void)change(st.ends, 0);
                     }
+                    // Arrivals (and offers) of members it counts now.
+                    if (h.a == 1) st.uncounted = 0;
+                    while (!st.held.empty() && st.held.begin()->first <= st.ends.spmd) {
+                        st.arrivals += st.held.begin()->second;
+                        st.held.erase(st.held.begin());
+                    }
                     break;
-                case Kind::BarrierArrive:
+                case Kind::BarrierArrive: {
                     if (h.req != st.phase || st.poisoned) return;  // (stale: that phase is over)
-                    st.arrivals += static_cast<std::int64_t>(h.a) - 1;
-                    st.ahead = std::max<std::uint64_t>(st.ahead, h.b);
+                    const std::int64_t delta = static_cast<std::int64_t>(h.a) - 1;
+                    // A member enrolled at an epoch the home has not reached
+                    // is not counted yet: nor is its arrival, until then.
+                    if (get64(h) <= st.ends.spmd) st.arrivals += delta;
+                    else st.held.emplace(get64(h), delta);
+                    break;
+                }
+                case Kind::BarrierOffers: {
+                    if (st.offers.empty()) st.offers.resize(static_cast<std::size_t>(g_comm->size));
+                    Offers& o = st.offers[static_cast<std::size_t>(m.peer)];
+                    if (h.b <= o.seq) return;  // (an older report, overtaken)
+                    o.seq = h.b;
+                    o.count = h.req == st.phase ? static_cast<std::int64_t>(h.a) : 0;
+                    break;
+                }
+                case Kind::BarrierReserved:
+                    if (!st.round || h.a != st.rounds) return;
+                    st.reserved += static_cast<std::int64_t>(h.b);
+                    st.skipped += static_cast<std::int64_t>(h.pad);
+                    if (++st.answers < g_comm->size) return;
+                    st.round = false;
+                    // Every rank has answered: the phase ends with the offers
+                    // reserved (every member is there: one enrolled since was
+                    // counted before its rank's answer came), or they are
+                    // released.
+                    if (!st.poisoned && st.arrivals + st.reserved >= members(st) && members(st) > 0) {
+                        commit = true;
+                    } else {
+                        release = true;
+                        // (Offers of members it does not count yet would only
+                        // start the same round again: not until it does.)
+                        st.uncounted = st.skipped;
+                    }
                     break;
                 case Kind::BarrierPhase:
                     ended = h.req;
@@ -470,13 +565,17 @@ public:
                     return;
             }
             // The home: is the phase over?
-            // (Not while a rank ahead of this one in the SPMD part has
-            // made ends this one has not counted yet: changes it sent wait
-            // in `later`, and its arrivals say how far it was, `ahead`.)
-            if (!end_phase && !poison && home_of(id) == g_comm->rank && !st.poisoned && st.ends.later.empty() &&
-                st.ends.spmd >= st.ahead && st.ends.count > 0 && st.arrivals >= st.ends.count) {
+            const std::int64_t needed = members(st);
+            const bool ready = !end_phase && !poison && !release && home_of(id) == g_comm->rank && !st.poisoned &&
+                               !st.round && needed > 0;
+            std::int64_t offered = 0;
+            for (const Offers& o : st.offers) offered += o.count;
+            if (commit || (ready && st.arrivals >= needed)) {
                 ended = st.phase++;
                 st.arrivals = 0;
+                st.held.clear();  // (those members go on with their ranks' phase end)
+                st.uncounted = 0;
+                for (Offers& o : st.offers) o.count = 0;  // (each rank tells its offers left anew)
                 end_phase = true;
                 Header out{Kind::BarrierPhase};
                 out.chan = id | kBarrierBit;
@@ -484,6 +583,27 @@ public:
                 for (int r = 0; r < g_comm->size; ++r) {
                     if (r != g_comm->rank) g_comm->post(r, out);
                 }
+            } else if (ready && offered > 0 && st.arrivals + offered - st.uncounted >= needed) {
+                // The offers may end the phase: reserve them all (every rank
+                // answers how many it reserved).
+                st.round = true;
+                ++st.rounds;
+                st.answers = 0;
+                st.reserved = 0;
+                st.skipped = 0;
+                Header out{Kind::BarrierReserve};
+                out.chan = id | kBarrierBit;
+                out.req = st.phase;
+                out.a = st.rounds;
+                put64(out, st.ends.spmd);  // (the offers of members it counts)
+                for (int r = 0; r < g_comm->size; ++r) g_comm->post(r, out);
+            }
+            if (release) {
+                Header out{Kind::BarrierRelease};
+                out.chan = id | kBarrierBit;
+                out.req = st.phase;
+                out.a = st.rounds;
+                for (int r = 0; r < g_comm->size; ++r) g_comm->post(r, out);
             }
         }
         if (poison) channels::barrier_poisoned_elsewhere(core);
@@ -1307,14 +1427,37 @@ private:
     std::unordered_set<runtime::Parker*> busy_;  // held offers waiting for a busy partner
 
     // A barrier shared by ranks (see the top); at its home, the job's count.
+    struct Offers {
+        std::uint64_t seq = 0;   // the last report's sequence
+        std::int64_t count = 0;  // choices offering it there in this phase
+    };
     struct BarrierState {
         channels::BarrierCore* core = nullptr;
+        // (At the home, alting barriers:) each rank's offers, and the round
+        // of reservations under way (`rounds` numbers them).
+        std::vector<Offers> offers;
+        std::int64_t uncounted = 0;  // offers of members not counted yet, as the last round found
+        std::int64_t skipped = 0;    // (of the round under way)
+        bool round = false;
+        std::uint32_t rounds = 0;
+        int answers = 0;
+        std::int64_t reserved = 0;
         Ends ends;                  // (at the home) its members in the job
         std::uint64_t phase = 0;    // (at the home) phases over
-        std::uint64_t ahead = 0;    // (at the home) the furthest SPMD epoch its members arrived at
+        std::multimap<std::uint64_t, std::int64_t> held;  // (at the home) arrivals of members not counted yet, by epoch
         std::int64_t arrivals = 0;  // (at the home) members arrived in this phase
         bool poisoned = false;
     };
+
+    // members: a shared barrier's members as the home counts them: those
+    // it has applied, and the enrols of ranks ahead of it in the SPMD part
+    // that it cannot apply yet (their resigns, not: counting a member
+    // too many only makes a phase wait, never end early).
+    static std::int64_t members(const BarrierState& st) noexcept {
+        std::int64_t n = st.ends.count;
+        for (const auto& [epoch, delta] : st.ends.later) n += std::max<std::int64_t>(delta, 0);
+        return n;
+    }
 
     std::mutex lock_;
     std::vector<BarrierState> barriers_;                 // by id - 1

@@ -66,6 +66,11 @@ enum class Kind : std::uint32_t {
     BarrierArrive,  // to the home: a member arrived (a = 2) or was taken back (a = 0) in phase req
     BarrierPhase,   // from the home: phase req is over
     BarrierPoison,  // to the home: poisoned there; from the home: poison it here
+    // Alting barriers shared by ranks:
+    BarrierOffers,    // to the home: a = how many choices offer it there in phase req; b = the report's sequence
+    BarrierReserve,   // from the home: reserve the offers here for phase req (round a), of members of epoch <= b, pad
+    BarrierReserved,  // to the home: b offers reserved for phase req (round a); pad of members it does not count yet
+    BarrierRelease,   // from the home: round a failed: the offers reserved here choose again
     // world.cpp
     Result,   // placement `chan`'s result: payload
     Failure,  // placement `chan` failed: a = the rank, payload = type '\0' what

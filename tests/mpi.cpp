@@ -715,22 +715,144 @@ TEST_CASE("a barrier shared by ranks: a member that fails poisons it (the unwind
     }
 }
 
-TEST_CASE("a BarrierGuard on a barrier shared by ranks is a UsageError saying so", "[mpi][barrier]") {
-    auto guarded = csp::process("barrier-guarded", [](csp::BarrierEnd end) {
-        try {
-            csp::Alternation(csp::BarrierGuard(end)).execute();
-        } catch (const csp::UsageError& e) {
-            const std::string what = e.what();
-            return what.find("'guarded-shared'") != std::string::npos &&
-                           what.find("shared by MPI ranks") != std::string::npos
-                       ? -2
-                       : -3;
+TEST_CASE("alting barriers across ranks: members in choices and at plain syncs, no phase overlaps",
+          "[mpi][barrier][alt]") {
+    const std::int64_t phases = 60;
+    // A chooser offers the barrier beside a timeout that never comes first;
+    // a plain member syncs. Both note their times as in the test above.
+    auto chooser = csp::process("alting", [](csp::BarrierEnd end, std::int64_t phases) {
+        std::vector<std::int64_t> times;
+        for (std::int64_t k = 0; k < phases; ++k) {
+            times.push_back(now_ns());
+            const auto r = csp::PriSelect(csp::BarrierGuard(end), csp::TimeoutGuard(std::chrono::seconds(60)));
+            if (r.index() != 0) return std::vector<std::int64_t>{};
+            times.push_back(now_ns());
         }
+        return times;
+    });
+    auto plain = csp::process("plain", [](csp::BarrierEnd end, std::int64_t phases) {
+        std::vector<std::int64_t> times;
+        for (std::int64_t k = 0; k < phases; ++k) {
+            times.push_back(now_ns());
+            end.sync();
+            times.push_back(now_ns());
+        }
+        return times;
+    });
+    for (const bool all_choosers : {true, false}) {
+        CAPTURE(all_choosers);
+        csp::Barrier phase{std::string("alting-") + (all_choosers ? "all" : "mixed")};
+        std::vector<csp::Process<std::vector<std::int64_t>>> members;
+        for (int m = 0; m < 2 * ranks(); ++m) {
+            members.push_back(all_choosers || m % 2 == 0 ? chooser(phase.end(), phases) : plain(phase.end(), phases));
+        }
+        auto times = std::get<0>(csp::Parallel(csp::spread(std::move(members))));
+        std::int64_t overlaps = 0;
+        for (std::int64_t k = 0; k < phases; ++k) {
+            std::int64_t last_arrival = 0, first_leave = INT64_MAX;
+            for (const auto& t : times) {
+                REQUIRE(t.size() == static_cast<std::size_t>(2 * phases));
+                last_arrival = std::max(last_arrival, t[static_cast<std::size_t>(2 * k)]);
+                first_leave = std::min(first_leave, t[static_cast<std::size_t>(2 * k + 1)]);
+            }
+            if (first_leave < last_arrival) ++overlaps;
+        }
+        CHECK(overlaps == 0);
+    }
+}
+
+TEST_CASE("alting barriers across ranks: choices over the barrier and a channel each, every value read once",
+          "[mpi][barrier][alt]") {
+    const int phases = 40, values = 30;
+    // Each member alts over the barrier (until it has done its phases) and
+    // its own channel (until it retires), fed from another rank.
+    auto member = csp::process("alting-reader", [](csp::BarrierEnd end, csp::ChannelIn<int> data, int phases) {
+        int done = 0, got = 0;
+        bool open = true;
+        while (done < phases || open) {
+            try {
+                const auto r = csp::PriSelect(csp::BarrierGuard(end).when(done < phases), csp::InputGuard(data).when(open));
+                if (r.index() == 0) ++done;
+                else got += std::get<1>(r) == got ? 1 : 1000;  // (in order)
+            } catch (const csp::ChannelRetireException&) {
+                open = false;
+            }
+        }
+        return std::pair<int, int>{done, got};
+    });
+    auto feeder = csp::process("alting-feeder", [](csp::ChannelOut<int> out, int values) {
+        for (int v = 0; v < values; ++v) out(v);
+    });
+    csp::Barrier b{"alting-with-channels"};
+    const int members = 2 * ranks();
+    std::vector<csp::Channel<int>> chans;
+    for (int m = 0; m < members; ++m) chans.emplace_back("alting-data-" + std::to_string(m));
+    std::vector<csp::Process<std::pair<int, int>>> ms;
+    std::vector<csp::Process<>> fs;
+    for (int m = 0; m < members; ++m) {
+        ms.push_back(csp::on_rank(m % ranks(), member(b.end(), chans[m].reader(), phases)));
+        fs.push_back(csp::on_rank((m + 1) % ranks(), feeder(chans[m].writer(), values)));
+    }
+    auto [got, fed] = csp::Parallel(std::move(ms), std::move(fs));
+    (void)fed;
+    for (const auto& [done, n] : got) {
+        CHECK(done == phases);
+        CHECK(n == values);
+    }
+}
+
+TEST_CASE("alting barriers across ranks: poison from one rank reaches the choices offering it", "[mpi][barrier][alt]") {
+    auto chooser = csp::process("poisoned-chooser", [](csp::BarrierEnd end) {
+        try {
+            for (int k = 0; k < 1000; ++k) csp::Alternation(csp::BarrierGuard(end)).execute();
+        } catch (const csp::ChannelPoisonException&) {
+            return 1;
+        }
+        return 0;
+    });
+    auto poisoner = csp::process("alt-poisoner", [](csp::BarrierEnd end) {
+        for (int k = 0; k < 10; ++k) end.sync();
+        csp::sleep(std::chrono::milliseconds(20));
+        end.poison();
         return 1;
     });
-    csp::Barrier b{"guarded-shared"};
-    auto [got] = csp::Parallel(csp::on_rank(0, guarded(b.end())));
-    CHECK(got == (ranks() == 1 ? 1 : -2));
+    csp::Barrier b{"alt-poisoned"};
+    std::vector<csp::Process<int>> choosers;
+    for (int r = 0; r < ranks(); ++r) choosers.push_back(chooser(b.end()));
+    auto [poisoned, done] = csp::Parallel(csp::spread(std::move(choosers)), csp::on_rank(ranks() - 1, poisoner(b.end())));
+    CHECK(done == 1);
+    CHECK(std::accumulate(poisoned.begin(), poisoned.end(), 0) == ranks());
+}
+
+TEST_CASE("a csp::multiprocess handed an end of a barrier shared by ranks: a UsageError naming it, no hang",
+          "[mpi][barrier]") {
+    csp::Barrier b{"to-child-barrier"};
+    auto child = csp::multiprocess("barrier-child", [](csp::BarrierEnd end) {
+        end.sync();
+        return 1;
+    });
+    auto partner = csp::process("barrier-partner", [](csp::BarrierEnd end) {
+        try {
+            end.sync();
+            return 0;
+        } catch (const csp::ChannelPoisonException&) {
+            return 1;  // the refused child's barrier is poisoned
+        }
+    });
+    if (ranks() == 1) {
+        auto [a, c] = csp::Parallel(child(b.end()), partner(b.end()));
+        CHECK(a == 1);
+        CHECK(c == 0);
+        return;
+    }
+    try {
+        csp::Parallel(csp::on_rank(ranks() - 1, child(b.end())), csp::on_rank(0, partner(b.end())));
+        FAIL("no ProcessError");
+    } catch (const csp::ProcessError& e) {
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find("'to-child-barrier' is shared by MPI ranks") != std::string::npos);
+    }
 }
 
 TEST_CASE("a deadlock at a barrier shared by ranks is a DeadlockError on every rank", "[mpi][barrier][deadlock]") {
