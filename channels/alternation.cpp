@@ -358,7 +358,30 @@ Attempt try_alone(Guard& g, Parcel** pre) noexcept {
 // try_remote tries guard i, on a replica, at its home (the caller waits).
 Outcome try_remote(Guard& g, Parcel* packed) noexcept {
     if (g.kind == Guard::Kind::Input) return g.core->remote->try_read(g.core, g.slot);
+    if (g.kind == Guard::Kind::ExtendedInput) {
+        ExtendedSlot* x = extended_slot(g);
+        return g.core->remote->try_read_extended(g.core, x->value, &x->held);
+    }
     return g.core->remote->try_write(g.core, packed);
+}
+
+// receive_remote_extended: extended input guard g on a replica fired with
+// the value rc got; its home holds what delivered it, named by rc.req,
+// until end_extended (or, if the value cannot be unpacked, lets it go now:
+// the channel is poisoned).
+Outcome receive_remote_extended(Guard& g, RemoteChoice& rc) noexcept {
+    ExtendedSlot* x = extended_slot(g);
+    x->held = {};
+    x->held.remote = rc.req;
+    Parcel* got = std::exchange(rc.got, nullptr);
+    const bool ok = got && g.core->ops->unpack && g.core->ops->unpack(got, x->value);
+    parcel_free(got);
+    if (ok) return Outcome::Done;
+    runtime::logger().error("channel '{}': a value from another rank could not be unpacked; poisoning it",
+                            g.core->name);
+    end_extended(g.core, &x->held, false);
+    poison(g.core);
+    return Outcome::Poisoned;
 }
 
 // Parking: what a choice lets go of once it has parked: the offers of its
@@ -382,7 +405,7 @@ struct Parking {
                 }
                 Parcel** value = g.kind == Guard::Kind::Output ? self->pre->of(i) : nullptr;
                 g.core->remote->offer(*rc, g.core, side_of(g), static_cast<std::uint32_t>(i),
-                                      value ? *value : nullptr);
+                                      value ? *value : nullptr, g.kind == Guard::Kind::ExtendedInput);
             }
             self->locks->unlock();
             // (The chooser may be awake already, waiting for this: after it,
@@ -462,10 +485,6 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                 has_output = true;
                 if (!pre.pack(g, i)) [[unlikely]] return {Outcome::Unpackable, i};
                 packed = pre.of(i);
-            }
-            // (Not yet: an extended input guard on a replica.)
-            if (g.kind == Guard::Kind::ExtendedInput && extended_guard_unsupported(g.core)) [[unlikely]] {
-                return {Outcome::Unsupported, i};
             }
             if (g.core->remote) [[unlikely]] {
                 // A replica's: tried at its home (remote.hpp).
@@ -720,6 +739,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             Guard& g = guards[index_part(word)];
             if (o == Outcome::Retired && !rc.released) remote.set(index_part(word), RemoteGuards::Retired);
             if (o == Outcome::Done && g.kind == Guard::Kind::Input) o = receive_remote(g, rc);
+            if (o == Outcome::Done && g.kind == Guard::Kind::ExtendedInput) o = receive_remote_extended(g, rc);
         }
         parcel_free(rc.got);
         if (o == Outcome::Retired) {
@@ -731,9 +751,10 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         }
         if (o == Outcome::Deadlocked) return {o, kNone};
         const std::size_t index = index_part(word);
-        if (o == Outcome::Done && guards[index].kind == Guard::Kind::ExtendedInput) {
+        if (o == Outcome::Done && guards[index].kind == Guard::Kind::ExtendedInput && !guards[index].core->remote) {
             // A probe woken: a value is within reach; take it now, or, if
-            // another took it first, choose again.
+            // another took it first, choose again. (A replica's fired at its
+            // home, which holds what delivered the value: above.)
             Guard& g = guards[index];
             Parcel* got = nullptr;
             g.core->lock.lock();

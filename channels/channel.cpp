@@ -941,6 +941,11 @@ Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want
     return a;
 }
 
+namespace {
+// proxy_extended_locked: offer_extended's work (lock held); `room` as there.
+Attempt proxy_extended_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held, Parcel** room) noexcept;
+}  // namespace
+
 Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept {
     *got = nullptr;
     *held = {};
@@ -953,13 +958,53 @@ Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* h
     Attempt a;
     {
         Locked<SharedLock> hold(c->lock);
+        a = proxy_extended_locked(c, p, got, held, &room);
+    }
+    parcel_free(room);
+    return a;
+}
+
+Commit commit_extended_offer(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept {
+    *got = nullptr;
+    *held = {};
+    Parcel* room = nullptr;
+    try {
+        if (c->ops->trivial) room = parcel_new(c->ops->size);
+    } catch (const std::bad_alloc&) {
+        if (cancel_proxy(c, Side::Reader, p)) return Commit::Poisoned;
+        return Commit::Gone;
+    }
+    Attempt a;
+    {
+        Locked<SharedLock> hold(c->lock);
+        Waiter* w = proxy_waiter(p);
+        if (p->selection.load(std::memory_order_relaxed) != runtime::waiting_word(w->token)) {
+            parcel_free(room);
+            return Commit::Gone;  // (poison or retire ended it, or a writer woke its probe: p is readied)
+        }
+        if (w->queued) c->readers.remove(w);
+        a = proxy_extended_locked(c, p, got, held, &room);
+    }
+    parcel_free(room);
+    switch (a) {
+        case Attempt::Done: return Commit::Done;
+        case Attempt::Poisoned: return Commit::Poisoned;
+        case Attempt::Retired: return Commit::Retired;
+        default: return Commit::Block;
+    }
+}
+
+namespace {
+Attempt proxy_extended_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held, Parcel** room) noexcept {
+    Attempt a;
+    {
         c->extended = true;
         if (c->poisoned) {
             a = Attempt::Poisoned;
         } else if (c->count > 0) {
             // (As try_read_extended_locked: the slot stays counted in c->held.)
-            take_oldest(c, room ? room->data() : nullptr, got);
-            if (!*got) *got = std::exchange(room, nullptr);
+            take_oldest(c, *room ? (*room)->data() : nullptr, got);
+            if (!*got) *got = std::exchange(*room, nullptr);
             ++c->held;
             held->slot = true;
             a = Attempt::Done;
@@ -975,9 +1020,9 @@ Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* h
             a = Attempt::Block;
         }
     }
-    parcel_free(room);
     return a;
 }
+}  // namespace
 
 void pass_on_wake(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;

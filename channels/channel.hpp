@@ -221,9 +221,6 @@ struct Held {
     // which the home holds the writer or slot for this read (remote.hpp).
     std::uint64_t remote = 0;
 };
-// (An ExtendedInputGuard on a replica, a channel whose home is another
-// rank, is not supported yet; extended_read is.)
-inline bool extended_guard_unsupported(const ChannelCore* c) noexcept { return c->remote != nullptr; }
 // try_read_extended_locked: take a value for an extended read (lock held):
 // Done with the value in `dst` (or, on a channel that crosses, perhaps a
 // parcel in *got to receive after unlocking) and *held set. Nobody is

@@ -75,6 +75,10 @@ public:
     // answer was broken), Unsupported (as read), or kNotReady. A writer's
     // value is packed (it stays the caller's).
     virtual Outcome try_read(ChannelCore* c, void* dst) const noexcept = 0;
+    // try_read_extended: an extended read at the home if a value is within
+    // reach now: Done with held->remote naming the hold (end_extended),
+    // otherwise as try_read.
+    virtual Outcome try_read_extended(ChannelCore* c, void* dst, Held* held) const noexcept = 0;
     virtual Outcome try_write(ChannelCore* c, const Parcel* value) const noexcept = 0;
     // read_extended: an extended read at the home (the caller waits): Done
     // with the value in *dst, and held->remote naming what the home holds
@@ -90,8 +94,10 @@ public:
     // A choice's offers: open before the chooser parks, offer (from its
     // park's release, once it is parked), close once it has woken.
     virtual void open(RemoteChoice& rc) const noexcept = 0;
-    virtual void offer(RemoteChoice& rc, ChannelCore* c, Side side, std::uint32_t index,
-                       const Parcel* value) const noexcept = 0;
+    // (extended: an ExtendedInputGuard's offer: the home holds what it takes
+    // for it until end_extended, the hold named by rc.req.)
+    virtual void offer(RemoteChoice& rc, ChannelCore* c, Side side, std::uint32_t index, const Parcel* value,
+                       bool extended = false) const noexcept = 0;
     virtual void close(RemoteChoice& rc) const noexcept = 0;
 
 protected:
@@ -175,6 +181,11 @@ Attempt offer_choice(ChannelCore* c, Side side, runtime::Parker* p, Parcel* valu
 // again for an offer that is queued again, to look once more.
 enum class Commit { Done, Poisoned, Retired, Block, Busy, Gone };
 Commit commit_offer(ChannelCore* c, Side side, runtime::Parker* p, Parcel** got, Busy* busy) noexcept;
+// commit_extended_offer: the same for the offer of an ExtendedInputGuard:
+// it takes a value as offer_extended does (Done: what delivered it held in
+// *held until end_extended), or waits as a probe (Block; readied Done when
+// a value may be within reach: call it again).
+Commit commit_extended_offer(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept;
 // side_retired: for a guard on `side` (at the home).
 bool side_retired(ChannelCore* c, Side side) noexcept;
 

@@ -110,7 +110,6 @@ private:
         channels::Guard g{channels::Guard::Kind::ExtendedInput, this->enabled(), nullptr, nullptr, {}};
         if (g.enabled) {
             g.core = detail::EndAccess::usable(end_.get());
-            if (channels::extended_guard_unsupported(g.core)) [[unlikely]] detail::throw_extended_across_ranks(g.core);
         }
         slot.ext = {slot.bytes, {}};
         slot.core = g.core;

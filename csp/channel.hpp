@@ -87,7 +87,6 @@ inline Buffer dropping_buffer(long long n) {
 }
 
 namespace detail {
-[[noreturn]] void throw_extended_across_ranks(const channels::ChannelCore* c);
 
 // Extended<T>: the value an extended read took (from a wire_t<T> in
 // `storage`), owned while the action runs and then by whoever moves it out.

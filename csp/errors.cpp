@@ -109,12 +109,6 @@ void throw_outcome(channels::Outcome o, const channels::ChannelCore* c) {
     throw std::logic_error("csp: unexpected channel outcome");
 }
 
-void throw_extended_across_ranks(const channels::ChannelCore* c) {
-    throw UsageError(std::string("csp: an ExtendedInputGuard on channel '") + c->name +
-                     "', whose home is another MPI rank, is not supported yet (extended_read is, and the guard works "
-                     "at the channel's home rank, on fibers, threads and OS processes)");
-}
-
 void throw_choice(channels::Choice c, const channels::Guard* guards, std::size_t count) {
     switch (c.outcome) {
         case channels::Outcome::Poisoned: {

@@ -24,10 +24,9 @@
 // any number of readers and writers on any ranks), retire counted over all
 // ranks, poison from any rank, the unwinding rule, results and failures,
 // deadlocks reported on every rank, alternation over channels of any rank,
-// extended reads, and barriers (plain and alting) made in the SPMD part. An
-// ExtendedInputGuard on a channel whose home is another rank throws
-// csp::UsageError, and so does any use of a shared channel or barrier from
-// a csp::multiprocess child (it cannot reach MPI).
+// extended reads and extended input guards, and barriers (plain and alting)
+// made in the SPMD part. Any use of a shared channel or barrier from a
+// csp::multiprocess child (it cannot reach MPI) throws csp::UsageError.
 #pragma once
 
 #include "csp/errors.hpp"

@@ -48,8 +48,11 @@
 // home completes the writer, or, if the action threw, poisons the channel.
 // An answer that comes after its reader stopped waiting (a deadlock across
 // ranks ended that wait) is given back the same way, as an action that
-// threw: the value is not lost silently. (An ExtendedInputGuard on a replica
-// is not supported yet: a UsageError.)
+// threw: the value is not lost silently. An ExtendedInputGuard on a replica
+// is tried (ExtRead of way kTry) and offered (Offer, side 2) as any remote
+// guard is; its offer, committed, does the extended take and fires with the
+// value, and the proxy holds what delivered it until the chooser's ExtDone,
+// named by the choice's request (commit_extended).
 //
 // Barriers across ranks (channels/barrier.hpp): a barrier made in the SPMD
 // part has an id (numbered apart from channels) and a home rank, like a
@@ -232,10 +235,22 @@ public:
     }
 
     Outcome read_extended(ChannelCore* c, void* dst, channels::Held* held) const noexcept override {
+        return extended(c, dst, held, false);
+    }
+
+    Outcome try_read_extended(ChannelCore* c, void* dst, channels::Held* held) const noexcept override {
+        return extended(c, dst, held, true);
+    }
+
+    // extended: an extended read at the home (a try: only if a value is
+    // within reach now, else kNotReady).
+    Outcome extended(ChannelCore* c, void* dst, channels::Held* held, bool try_only) const noexcept {
+        *held = {};
         if (!g_comm->reachable()) return Outcome::Unsupported;
         Pending pending;
         Header h{Kind::ExtRead};
         h.chan = c->shared_id;
+        if (try_only) h.pad = kTry;
         const Outcome o = wait(c, Side::Reader, pending, h, nullptr);
         if (o != Outcome::Done) {
             // (A value that came as the deadlock breaker won this wait: the
@@ -311,14 +326,14 @@ public:
         choices_[rc.req] = &rc;
     }
 
-    void offer(channels::RemoteChoice& rc, ChannelCore* c, Side side, std::uint32_t index,
-               const Parcel* value) const noexcept override {
+    void offer(channels::RemoteChoice& rc, ChannelCore* c, Side side, std::uint32_t index, const Parcel* value,
+               bool extended) const noexcept override {
         Header h{Kind::Offer};
         h.chan = c->shared_id;
         h.req = rc.req;
         h.a = index;
         h.b = g_comm->deadlocks();
-        h.pad = side == Side::Reader ? 0 : 1;
+        h.pad = side == Side::Reader ? (extended ? 2 : 0) : 1;
         const int home = home_of(c->shared_id);
         rc.homes |= std::uint64_t{1} << (home % 64);
         if (value) g_comm->post(home, h, value->data(), value->size);
@@ -400,14 +415,17 @@ public:
         // by its members as they arrive, too: see barrier_arrived.)
         const std::uint64_t epoch = spmd ? b->spmd_ends.fetch_add(1, std::memory_order_acq_rel) + 1
                                          : b->spmd_ends.load(std::memory_order_acquire);
-        if (spmd && !here) return epoch;  // (the home counts it, for every rank, as it makes its own)
+        // (The member's epoch: an SPMD end's is its own; any other enrol the
+        // home counts from its message on, members(), so 0: see at_barrier.)
+        const std::uint64_t member_epoch = spmd ? epoch : 0;
+        if (spmd && !here) return member_epoch;  // (the home counts it, for every rank, as it makes its own)
         Header h{Kind::BarrierEnds};
         h.chan = id | kBarrierBit;
         h.a = spmd ? 1 : 0;
         h.b = static_cast<std::uint32_t>(delta + 1);
         h.req = epoch;
         g_comm->post(home_of(id), h);
-        return epoch;
+        return member_epoch;
     }
 
     void barrier_arrived(std::uint64_t id, std::uint64_t phase, std::uint64_t epoch, int delta) noexcept override {
@@ -433,7 +451,7 @@ public:
         h.chan = b->shared_id | kBarrierBit;
         h.req = phase;
         h.a = static_cast<std::uint32_t>(count);
-        h.b = static_cast<std::uint32_t>(seq);
+        put64(h, seq);
         g_comm->post(home_of(b->shared_id), h);
     }
 
@@ -503,7 +521,9 @@ public:
                         (void)change(st.ends, 0);
                     }
                     // Arrivals (and offers) of members it counts now.
-                    if (h.a == 1) st.uncounted = 0;
+                    if (h.a == 1) {
+                        for (Offers& o : st.offers) o.skipped = 0;
+                    }
                     while (!st.held.empty() && st.held.begin()->first <= st.ends.spmd) {
                         st.arrivals += st.held.begin()->second;
                         st.held.erase(st.held.begin());
@@ -521,16 +541,17 @@ public:
                 case Kind::BarrierOffers: {
                     if (st.offers.empty()) st.offers.resize(static_cast<std::size_t>(g_comm->size));
                     Offers& o = st.offers[static_cast<std::size_t>(m.peer)];
-                    if (h.b <= o.seq) return;  // (an older report, overtaken)
-                    o.seq = h.b;
+                    if (get64(h) <= o.seq) return;  // (an older report, overtaken)
+                    o.seq = get64(h);
                     o.count = h.req == st.phase ? static_cast<std::int64_t>(h.a) : 0;
+                    o.skipped = 0;
                     break;
                 }
                 case Kind::BarrierReserved:
                     if (!st.round || h.a != st.rounds) return;
                     st.reserved += static_cast<std::int64_t>(h.b);
-                    st.skipped += static_cast<std::int64_t>(h.pad);
-                    if (++st.answers < g_comm->size) return;
+                    if (!st.offers.empty()) st.offers[static_cast<std::size_t>(m.peer)].skipped = h.pad;
+                    if (++st.answers < st.asked) return;
                     st.round = false;
                     // Every rank has answered: the phase ends with the offers
                     // reserved (every member is there: one enrolled since was
@@ -539,10 +560,13 @@ public:
                     if (!st.poisoned && st.arrivals + st.reserved >= members(st) && members(st) > 0) {
                         commit = true;
                     } else {
+                        // (Each rank reports its offers again once released;
+                        // offers of members the home does not count yet
+                        // stay left out, `skipped`, until their rank reports
+                        // anew or the home's epoch moves: they would only
+                        // start the same round again.)
                         release = true;
-                        // (Offers of members it does not count yet would only
-                        // start the same round again: not until it does.)
-                        st.uncounted = st.skipped;
+                        for (Offers& o : st.offers) o.count = 0;
                     }
                     break;
                 case Kind::BarrierPhase:
@@ -569,13 +593,12 @@ public:
             const bool ready = !end_phase && !poison && !release && home_of(id) == g_comm->rank && !st.poisoned &&
                                !st.round && needed > 0;
             std::int64_t offered = 0;
-            for (const Offers& o : st.offers) offered += o.count;
+            for (const Offers& o : st.offers) offered += std::max<std::int64_t>(o.count - o.skipped, 0);
             if (commit || (ready && st.arrivals >= needed)) {
                 ended = st.phase++;
                 st.arrivals = 0;
                 st.held.clear();  // (those members go on with their ranks' phase end)
-                st.uncounted = 0;
-                for (Offers& o : st.offers) o.count = 0;  // (each rank tells its offers left anew)
+                for (Offers& o : st.offers) o = {o.seq, 0, 0};  // (each rank tells its offers left anew)
                 end_phase = true;
                 Header out{Kind::BarrierPhase};
                 out.chan = id | kBarrierBit;
@@ -583,29 +606,40 @@ public:
                 for (int r = 0; r < g_comm->size; ++r) {
                     if (r != g_comm->rank) g_comm->post(r, out);
                 }
-            } else if (ready && offered > 0 && st.arrivals + offered - st.uncounted >= needed) {
-                // The offers may end the phase: reserve them all (every rank
-                // answers how many it reserved).
+            } else if (ready && offered > 0 && st.arrivals + offered >= needed) {
+                // The offers may end the phase: reserve them (each rank that
+                // has some answers how many it reserved).
                 st.round = true;
                 ++st.rounds;
                 st.answers = 0;
+                st.asked = 0;
                 st.reserved = 0;
-                st.skipped = 0;
                 Header out{Kind::BarrierReserve};
                 out.chan = id | kBarrierBit;
                 out.req = st.phase;
                 out.a = st.rounds;
                 put64(out, st.ends.spmd);  // (the offers of members it counts)
-                for (int r = 0; r < g_comm->size; ++r) g_comm->post(r, out);
+                for (int r = 0; r < g_comm->size; ++r) {
+                    if (st.offers[static_cast<std::size_t>(r)].count - st.offers[static_cast<std::size_t>(r)].skipped <= 0) {
+                        continue;
+                    }
+                    ++st.asked;
+                    g_comm->post(r, out);
+                }
             }
             if (release) {
+                // (The home's own at once: a phase end it decides later must
+                // not find them still reserved.)
                 Header out{Kind::BarrierRelease};
                 out.chan = id | kBarrierBit;
                 out.req = st.phase;
                 out.a = st.rounds;
-                for (int r = 0; r < g_comm->size; ++r) g_comm->post(r, out);
+                for (int r = 0; r < g_comm->size; ++r) {
+                    if (r != g_comm->rank) g_comm->post(r, out);
+                }
             }
         }
+        if (release) channels::barrier_release_round(core);
         if (poison) channels::barrier_poisoned_elsewhere(core);
         if (end_phase) channels::barrier_end_phase(core, ended);
     }
@@ -830,11 +864,19 @@ private:
 
     // serve_extended: extended-read proxy p takes a value for its reader
     // and holds what delivered it (holding_), or waits as a probe (queued_).
-    void serve_extended(runtime::Parker* p) {
+    void serve_extended(runtime::Parker* p, bool try_only = false) {
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
         Parcel* got = nullptr;
         const channels::Attempt a = channels::offer_extended(x->chan, p, &got, &x->held);
         if (a == channels::Attempt::Block) {
+            if (try_only && channels::cancel_proxy(x->chan, Side::Reader, p)) {
+                // A try that found nothing: not ready (taken back before a
+                // writer woke it; otherwise proxy_done looks again).
+                reply(x->peer, x->req, channels::kNotReady);
+                p->completer_lock = nullptr;
+                drop_proxy(p);
+                return;
+            }
             queued_.insert(p);
             return;
         }
@@ -1000,7 +1042,7 @@ private:
     void offered(ChannelCore* c, const Message& m) {
         const Header& h = m.header();
         if (stale(h)) return;
-        const bool reading = h.pad == 0;
+        const bool reading = h.pad != 1;
         Parcel* value = nullptr;
         if (!reading) {
             value = channels::parcel_new(m.payload_size());
@@ -1009,6 +1051,7 @@ private:
         runtime::Parker* p = new_proxy(m.peer, h.req, reading);
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
         x->choice = true;
+        x->extended = h.pad == 2;
         x->index = h.a;
         x->chan = c;
         x->epoch = h.b;
@@ -1158,6 +1201,7 @@ private:
     // released, so one of them completes. One that waits looks again when
     // that partner has moved on (look_again).
     void commit(runtime::Parker* p, Proxy* x) {
+        if (x->extended) return commit_extended(p, x, false);
         Parcel* got = nullptr;
         channels::Busy busy;
         const bool was_waiting = x->busy_wait;
@@ -1203,6 +1247,55 @@ private:
                 drain_wanted();  // (the offers it passed over: reserved now)
                 return;          // (recheck releases it if nobody is being reserved for it)
             }
+        }
+    }
+
+    // commit_extended: held offer p of an ExtendedInputGuard takes a value
+    // as an extended read (commit_extended_offer; `again`: its probe was
+    // woken, it looks once more); then it fires with the value, and the
+    // proxy holds what delivered it (holding_, named by the choice) until
+    // the chooser's ExtDone. If it would wait, it waits as a probe, and is
+    // released unless a partner is being reserved (recheck).
+    void commit_extended(runtime::Parker* p, Proxy* x, bool again) {
+        forget_partner(x);
+        busy_.erase(p);
+        Parcel* got = nullptr;
+        channels::Commit r;
+        if (again) {
+            switch (channels::offer_extended(x->chan, p, &got, &x->held)) {
+                case channels::Attempt::Done: r = channels::Commit::Done; break;
+                case channels::Attempt::Poisoned: r = channels::Commit::Poisoned; break;
+                case channels::Attempt::Retired: r = channels::Commit::Retired; break;
+                default: r = channels::Commit::Block; break;
+            }
+        } else {
+            r = channels::commit_extended_offer(x->chan, p, &got, &x->held);
+        }
+        switch (r) {
+            case channels::Commit::Done: {
+                fire(x, Outcome::Done, kByReserver, got);
+                channels::parcel_free(got);
+                // (Off the offers' books; kept until ExtDone.)
+                tickets_.erase(x->ticket);
+                auto it = by_choice_.find({x->peer, x->req});
+                if (it != by_choice_.end()) {
+                    std::erase(it->second, x->ticket);
+                    if (it->second.empty()) by_choice_.erase(it);
+                }
+                p->completer_lock = nullptr;
+                holding_[{x->peer, x->req}] = p;
+                return;
+            }
+            case channels::Commit::Poisoned:
+            case channels::Commit::Retired:
+                fire(x, r == channels::Commit::Poisoned ? Outcome::Poisoned : Outcome::Retired, kByReserver, nullptr);
+                forget_offer(p);
+                return;
+            case channels::Commit::Gone:
+                return;  // (offer_done takes it)
+            default:
+                drain_wanted();
+                return;  // (recheck releases it if nobody is being reserved for it)
         }
     }
 
@@ -1280,6 +1373,13 @@ private:
                 x->outcome = o;
                 break;
             case Proxy::Held:
+                if (x->extended && o == Outcome::Done) {
+                    // Its probe was woken: a value may be within reach.
+                    ChannelCore* c = x->chan;
+                    commit_extended(p, x, true);
+                    recheck(c);
+                    break;
+                }
                 fire(x, o, kByReserver, x->reading && o == Outcome::Done ? value : nullptr);
                 forget_offer(p);
                 break;
@@ -1378,7 +1478,7 @@ private:
                 x->extended = true;
                 x->chan = c;
                 x->epoch = h.b;
-                return serve_extended(p);
+                return serve_extended(p, h.pad == kTry);
             }
             case Kind::ExtDone:
                 return ext_done_here(m.peer, h.req, h.a != 0);
@@ -1428,16 +1528,16 @@ private:
 
     // A barrier shared by ranks (see the top); at its home, the job's count.
     struct Offers {
-        std::uint64_t seq = 0;   // the last report's sequence
-        std::int64_t count = 0;  // choices offering it there in this phase
+        std::uint64_t seq = 0;     // the last report's sequence
+        std::int64_t count = 0;    // choices offering it there in this phase
+        std::int64_t skipped = 0;  // of them, of members not counted yet (the last round found)
     };
     struct BarrierState {
         channels::BarrierCore* core = nullptr;
         // (At the home, alting barriers:) each rank's offers, and the round
         // of reservations under way (`rounds` numbers them).
         std::vector<Offers> offers;
-        std::int64_t uncounted = 0;  // offers of members not counted yet, as the last round found
-        std::int64_t skipped = 0;    // (of the round under way)
+        int asked = 0;  // ranks asked in the round under way
         bool round = false;
         std::uint32_t rounds = 0;
         int answers = 0;

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -332,4 +333,38 @@ TEST_CASE("a boxed value's held writer gets poison, not a crash, when the action
     csp::Parallel(writer(ch.writer()), reader(ch.reader()));
     CHECK(writer_poisoned);
     CHECK(reader_threw);
+}
+
+TEST_CASE("a vector of extended input guards over different channels: each value once, each hold let go",
+          "[extended]") {
+    // (Each guard of the vector keeps its own channel and hold: with one slot
+    // shared, the hold of the guard that fired was let go on another
+    // channel, and its writer never completed.)
+    constexpr int channels = 3, per = 200;
+    std::vector<csp::Channel<int>> chans;
+    const std::size_t capacity = GENERATE(std::size_t{0}, std::size_t{1});
+    CAPTURE(capacity);
+    for (int c = 0; c < channels; ++c) chans.emplace_back("extended-vector-" + std::to_string(c), csp::buffer(capacity));
+    auto writer = csp::process([](csp::ChannelOut<int> out, int c) {
+        for (int i = 0; i < per; ++i) out(c * per + i);
+    });
+    auto chooser = csp::process([](std::vector<csp::ChannelIn<int>> ins, std::vector<int>* got) {
+        try {
+            for (;;) {
+                std::vector<csp::ExtendedInputGuard<int>> guards;
+                for (auto& in : ins) guards.emplace_back(in, [got](const int& v) { got->push_back(v); });
+                csp::Alternation(std::move(guards)).fair_execute();
+            }
+        } catch (const csp::ChannelRetireException&) {
+        }
+    });
+    std::vector<int> got;
+    std::vector<csp::ChannelIn<int>> ins;
+    for (auto& ch : chans) ins.push_back(ch.reader());
+    std::vector<csp::Process<>> ws;
+    for (int c = 0; c < channels; ++c) ws.push_back(writer(chans[c].writer(), c));
+    csp::Parallel(std::move(ws), chooser(std::move(ins), &got));
+    std::sort(got.begin(), got.end());
+    REQUIRE(got.size() == static_cast<std::size_t>(channels * per));
+    for (int i = 0; i < channels * per; ++i) REQUIRE(got[static_cast<std::size_t>(i)] == i);
 }

@@ -438,25 +438,29 @@ TEST_CASE("an extended read across ranks: the write completes only when the acti
         for (; seen < n; ++seen) notes();  // (the actions of values still buffered)
         return early;
     });
+    // (By extended_read, or by an ExtendedInputGuard in a choice.)
     auto reading = csp::process("ext-reader", [](csp::ChannelIn<std::int64_t> in, csp::ChannelOut<int> notes,
-                                                 std::int64_t n) {
+                                                 std::int64_t n, bool guard) {
         std::vector<std::int64_t> got;
+        const auto action = [&](const std::int64_t& v) {
+            csp::sleep(std::chrono::microseconds(200));  // (a write that completed early would be seen)
+            notes(1);
+            got.push_back(v);
+        };
         for (std::int64_t i = 0; i < n; ++i) {
-            got.push_back(in.extended_read([&](const std::int64_t& v) {
-                csp::sleep(std::chrono::microseconds(200));  // (a write that completed early would be seen)
-                notes(1);
-                return v;
-            }));
+            if (guard) csp::Alternation(csp::ExtendedInputGuard(in, action)).execute();
+            else in.extended_read(action);
         }
         return got;
     });
-    for (const std::int64_t capacity : {0, 1}) {
+    for (const bool guard : {false, true}) for (const std::int64_t capacity : {0, 1}) {
         for (int k = 0; k < channels_for_every_home(); ++k) {
-            CAPTURE(capacity, k);
-            csp::Channel<std::int64_t> ch{"extended-" + std::to_string(k), csp::buffer(static_cast<std::size_t>(capacity))};
-            csp::Channel<int> notes{"extended-notes-" + std::to_string(k), csp::buffer(static_cast<std::size_t>(n))};
+            CAPTURE(guard, capacity, k);
+            const std::string tag = std::to_string(k) + (guard ? "g" : "");
+            csp::Channel<std::int64_t> ch{"extended-" + tag, csp::buffer(static_cast<std::size_t>(capacity))};
+            csp::Channel<int> notes{"extended-notes-" + tag, csp::buffer(static_cast<std::size_t>(n))};
             auto [early, got] = csp::Parallel(csp::on_rank(last, writing(ch.writer(), notes.reader(), n, capacity)),
-                                              csp::on_rank(0, reading(ch.reader(), notes.writer(), n)));
+                                              csp::on_rank(0, reading(ch.reader(), notes.writer(), n, guard)));
             CHECK(early == 0);
             REQUIRE(got.size() == static_cast<std::size_t>(n));
             for (std::int64_t i = 0; i < n; ++i) REQUIRE(got[static_cast<std::size_t>(i)] == i);
@@ -555,37 +559,39 @@ TEST_CASE("output guards across ranks complete with extended readers only when t
     }
 }
 
-TEST_CASE("an ExtendedInputGuard works at its channel's home rank and is a UsageError on the others",
+TEST_CASE("ExtendedInputGuards across ranks: choosers on every rank, over channels of every home, every value once",
           "[mpi][extended][alt]") {
-    const std::int64_t n = 50;
-    auto guarded = csp::process("ext-guarded", [](csp::ChannelIn<std::int64_t> in, std::int64_t n) {
-        std::int64_t sum = 0;
+    // Each chooser alts over the extended guards of every channel until
+    // every one has retired (a retired guard takes no part meanwhile).
+    auto chooser = csp::process("ext-chooser-any", [](std::vector<csp::ChannelIn<std::int64_t>> ins) {
+        std::vector<std::int64_t> got;
         try {
-            for (std::int64_t i = 0; i < n; ++i) {
-                csp::Alternation(csp::ExtendedInputGuard(in, [&](const std::int64_t& v) { sum += v; })).execute();
+            for (;;) {
+                std::vector<csp::ExtendedInputGuard<std::int64_t>> guards;
+                for (auto& in : ins) guards.emplace_back(in, [&](const std::int64_t& v) { got.push_back(v); });
+                csp::Alternation(std::move(guards)).fair_execute();
             }
-        } catch (const csp::UsageError& e) {
-            const std::string what = e.what();
-            return what.find("'extended-at-home'") != std::string::npos &&
-                           what.find("another MPI rank") != std::string::npos
-                       ? std::int64_t{-2}
-                       : std::int64_t{-3};
+        } catch (const csp::ChannelRetireException&) {
         }
-        return sum;
+        return got;
     });
-    // A reader on every rank; the one at the home takes every value.
-    csp::Channel<std::int64_t> ch{"extended-at-home"};
-    std::vector<csp::Process<std::int64_t>> readers;
-    for (int r = 0; r < ranks(); ++r) readers.push_back(guarded(ch.reader(), n));
-    auto [sent, sums] = csp::Parallel(csp::on_rank(ranks() - 1, writer(ch.writer(), 0, n)), csp::spread(std::move(readers)));
-    CHECK(sent == n);
-    int served = 0, refused = 0;
-    for (std::int64_t s : sums) {
-        if (s == n * (n - 1) / 2) ++served;
-        if (s == -2) ++refused;
+    const int k = channels_for_every_home();
+    const std::int64_t n = 100;
+    std::vector<csp::Channel<std::int64_t>> chans;
+    for (int c = 0; c < k; ++c) chans.emplace_back("ext-any-guarded-" + std::to_string(c));
+    std::vector<csp::Process<std::int64_t>> ws;
+    for (int c = 0; c < k; ++c) ws.push_back(csp::on_rank((c + 1) % ranks(), writer(chans[c].writer(), c, n)));
+    std::vector<csp::Process<std::vector<std::int64_t>>> cs;
+    for (int r = 0; r < ranks(); ++r) {
+        std::vector<csp::ChannelIn<std::int64_t>> ins;
+        for (auto& ch : chans) ins.push_back(ch.reader());
+        cs.push_back(csp::on_rank(r, chooser(std::move(ins))));
     }
-    CHECK(served == 1);
-    CHECK(refused == ranks() - 1);
+    auto [sent, got] = csp::Parallel(std::move(ws), std::move(cs));
+    CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == k * n);
+    std::vector<std::int64_t> all;
+    for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
+    check_every_id_once(std::move(all), k, n);
 }
 
 // (The ranks of the suite run on one machine: steady_clock is the same

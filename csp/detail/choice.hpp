@@ -254,7 +254,7 @@ private:
 
 // choose_among makes one choice over a runtime-sized vector of guards of one
 // type. Input guards share one value storage (only one guard fires); output
-// guards that keep their values have a copy each.
+// guards that keep their values, and extended input guards, have one each.
 template <bool RunAction, class G>
 auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
     static_assert(is_guard_v<G>, "csp: a choice takes a std::vector of guards");
@@ -268,6 +268,9 @@ auto choose_among(std::vector<G>& guards, bool keep, channels::Order order) {
     constexpr bool output = is_output_v<G>;
     bool copy_each = false;
     if constexpr (output) copy_each = keep || boxed_v<guard_value_t<G>>;
+    // (Extended input guards too: the slot names the guard's channel and
+    // what its read holds, until the action has run.)
+    if constexpr (is_extended_v<G>) copy_each = true;
     if (copy_each) copies.resize(n);
     const auto slot = [&](std::size_t i) -> ChoiceSlot<G>& { return copy_each ? copies[i] : shared; };
     channels::SmallArray<channels::Guard> records(n);
