@@ -141,6 +141,7 @@ struct Proxy : runtime::ProcessRecord {
     Outcome outcome = Outcome::Done;
     // An extended read (ExtRead), and what it holds once its value is sent:
     bool extended = false;
+    bool try_only = false;  // (an ExtRead of way kTry: never waits)
     channels::Held held;
 };
 
@@ -544,13 +545,19 @@ public:
                     if (get64(h) <= o.seq) return;  // (an older report, overtaken)
                     o.seq = get64(h);
                     o.count = h.req == st.phase ? static_cast<std::int64_t>(h.a) : 0;
-                    o.skipped = 0;
+                    // (o.skipped stays: its members are not counted until the
+                    // home's epoch moves or the phase ends.)
                     break;
                 }
                 case Kind::BarrierReserved:
                     if (!st.round || h.a != st.rounds) return;
                     st.reserved += static_cast<std::int64_t>(h.b);
-                    if (!st.offers.empty()) st.offers[static_cast<std::size_t>(m.peer)].skipped = h.pad;
+                    // (Skipped against the epoch the round asked with: none,
+                    // if the home has moved past it since.)
+                    if (!st.offers.empty()) {
+                        st.offers[static_cast<std::size_t>(m.peer)].skipped =
+                            st.round_epoch == st.ends.spmd ? static_cast<std::int64_t>(h.pad) : 0;
+                    }
                     if (++st.answers < st.asked) return;
                     st.round = false;
                     // Every rank has answered: the phase ends with the offers
@@ -619,6 +626,7 @@ public:
                 out.req = st.phase;
                 out.a = st.rounds;
                 put64(out, st.ends.spmd);  // (the offers of members it counts)
+                st.round_epoch = st.ends.spmd;
                 for (int r = 0; r < g_comm->size; ++r) {
                     if (st.offers[static_cast<std::size_t>(r)].count - st.offers[static_cast<std::size_t>(r)].skipped <= 0) {
                         continue;
@@ -727,7 +735,7 @@ public:
                 if (o == Outcome::Done) channels::pass_on_wake(x->chan);
                 return drop_proxy(p);
             }
-            if (o == Outcome::Done) return serve_extended(p);  // (a value may be within reach: look again)
+            if (o == Outcome::Done) return serve_extended(p, x->try_only);  // (a value may be within reach: look again)
             reply(x->peer, x->req, o);
             return drop_proxy(p);
         }
@@ -866,12 +874,14 @@ private:
     // and holds what delivered it (holding_), or waits as a probe (queued_).
     void serve_extended(runtime::Parker* p, bool try_only = false) {
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        x->try_only = try_only;
         Parcel* got = nullptr;
         const channels::Attempt a = channels::offer_extended(x->chan, p, &got, &x->held);
         if (a == channels::Attempt::Block) {
             if (try_only && channels::cancel_proxy(x->chan, Side::Reader, p)) {
                 // A try that found nothing: not ready (taken back before a
-                // writer woke it; otherwise proxy_done looks again).
+                // writer woke it; otherwise proxy_done looks once more, and
+                // answers not ready if it finds nothing then).
                 reply(x->peer, x->req, channels::kNotReady);
                 p->completer_lock = nullptr;
                 drop_proxy(p);
@@ -1005,10 +1015,15 @@ private:
         std::lock_guard<std::mutex> hold(asked_lock_);
         auto it = choices_.find(h.req);
         const bool mine = (h.pad & kByReserver) != 0;
+        // (An extended guard's value that nobody takes: its home lets the
+        // writer go, as if the action had thrown.)
+        const auto drop = [&] {
+            if (h.pad & kExtended) ext_done(h.chan, h.req, false);
+            channels::parcel_free(value);
+        };
         if (it == choices_.end()) {
             if (mine) runtime::logger().error("csp mpi: a choice reserved by rank {} was over before it fired", m.peer);
-            channels::parcel_free(value);
-            return;
+            return drop();
         }
         channels::RemoteChoice* rc = it->second;
         runtime::Parker* parker = rc->parker;
@@ -1019,8 +1034,7 @@ private:
             if (!parker->selection.compare_exchange_strong(reserved, runtime::waiting_word(token) | word,
                                                            std::memory_order_acq_rel)) {
                 runtime::logger().error("csp mpi: rank {} fired a choice it had not reserved", m.peer);
-                channels::parcel_free(value);
-                return;
+                return drop();
             }
             rc->got = value;
             rc->released = (h.pad & kReleased) != 0;
@@ -1112,6 +1126,10 @@ private:
         h.a = x->index;
         h.b = static_cast<std::uint32_t>(o);
         h.pad = flags | (value ? std::uint32_t{kWithValue} : 0u);
+        if (x->extended && value) {
+            h.pad |= kExtended;
+            h.chan = x->chan->shared_id;
+        }
         if (value) g_comm->post(x->peer, h, value->data(), value->size);
         else g_comm->post(x->peer, h);
     }
@@ -1538,6 +1556,7 @@ private:
         // of reservations under way (`rounds` numbers them).
         std::vector<Offers> offers;
         int asked = 0;  // ranks asked in the round under way
+        std::uint64_t round_epoch = 0;  // the home's epoch when it began
         bool round = false;
         std::uint32_t rounds = 0;
         int answers = 0;

@@ -53,7 +53,7 @@ enum class Kind : std::uint32_t {
     Reserve,   // to the chooser's rank: reserve choice req for guard a; chan = the offer's ticket
     Reserved,  // to the home: req = the ticket, a = 1 if reserved (0: the choice is over, or reserved
                // elsewhere)
-    Fire,      // to the chooser's rank: choice req ends with guard a, b = the outcome, pad = FireFlags,
+    Fire,      // to the chooser's rank: choice req ends with guard a, b = the outcome, pad = FireFlags (chan: kExtended),
                // payload = an input guard's value
     Withdraw,  // to a home: the choice req is over; its offers there go
     // An extended read there (channels.cpp, "extended reads across ranks"):
@@ -91,7 +91,9 @@ inline constexpr std::uint64_t kBarrierBit = std::uint64_t{1} << 63;
 // Way: how a Read or Write is meant (in pad).
 enum Way : std::uint32_t { kWait = 0, kTry = 1, kProbe = 2 };  // (probe: is that side retired?)
 // FireFlags (in a Fire's pad).
-enum FireFlags : std::uint32_t { kByReserver = 1, kReleased = 2, kWithValue = 4 };
+// (kExtended: an ExtendedInputGuard's value, whose home holds its writer:
+// chan names the channel, for an ExtDone should the choice be gone.)
+enum FireFlags : std::uint32_t { kByReserver = 1, kReleased = 2, kWithValue = 4, kExtended = 8 };
 
 // control: a message of the deadlock detector, not counted.
 inline bool control(Kind k) noexcept { return k >= Kind::Quiet; }

@@ -601,6 +601,23 @@ std::int64_t now_ns() {
         .count();
 }
 
+// overlapping_phases: of `phases` phases, those that some member left
+// before another arrived there. times: per member, when it arrived at and
+// left each phase in turn.
+std::int64_t overlapping_phases(const std::vector<std::vector<std::int64_t>>& times, std::int64_t phases) {
+    std::int64_t overlaps = 0;
+    for (std::int64_t k = 0; k < phases; ++k) {
+        std::int64_t last_arrival = 0, first_leave = INT64_MAX;
+        for (const auto& t : times) {
+            REQUIRE(t.size() == static_cast<std::size_t>(2 * phases));
+            last_arrival = std::max(last_arrival, t[static_cast<std::size_t>(2 * k)]);
+            first_leave = std::min(first_leave, t[static_cast<std::size_t>(2 * k + 1)]);
+        }
+        if (first_leave < last_arrival) ++overlaps;
+    }
+    return overlaps;
+}
+
 TEST_CASE("a barrier shared by ranks: members on every rank, no member leaves a phase before all arrived",
           "[mpi][barrier]") {
     const std::int64_t phases = 100;
@@ -621,17 +638,7 @@ TEST_CASE("a barrier shared by ranks: members on every rank, no member leaves a 
         for (int m = 0; m < per_rank * ranks(); ++m) members.push_back(member(phase.end(), phases));
         auto times = std::get<0>(csp::Parallel(csp::spread(std::move(members))));
         REQUIRE(times.size() == static_cast<std::size_t>(per_rank * ranks()));
-        std::int64_t overlaps = 0;
-        for (std::int64_t k = 0; k < phases; ++k) {
-            std::int64_t last_arrival = 0, first_leave = INT64_MAX;
-            for (const auto& t : times) {
-                REQUIRE(t.size() == static_cast<std::size_t>(2 * phases));
-                last_arrival = std::max(last_arrival, t[static_cast<std::size_t>(2 * k)]);
-                first_leave = std::min(first_leave, t[static_cast<std::size_t>(2 * k + 1)]);
-            }
-            if (first_leave < last_arrival) ++overlaps;
-        }
-        CHECK(overlaps == 0);
+        CHECK(overlapping_phases(times, phases) == 0);
     }
 }
 
@@ -753,17 +760,7 @@ TEST_CASE("alting barriers across ranks: members in choices and at plain syncs, 
             members.push_back(all_choosers || m % 2 == 0 ? chooser(phase.end(), phases) : plain(phase.end(), phases));
         }
         auto times = std::get<0>(csp::Parallel(csp::spread(std::move(members))));
-        std::int64_t overlaps = 0;
-        for (std::int64_t k = 0; k < phases; ++k) {
-            std::int64_t last_arrival = 0, first_leave = INT64_MAX;
-            for (const auto& t : times) {
-                REQUIRE(t.size() == static_cast<std::size_t>(2 * phases));
-                last_arrival = std::max(last_arrival, t[static_cast<std::size_t>(2 * k)]);
-                first_leave = std::min(first_leave, t[static_cast<std::size_t>(2 * k + 1)]);
-            }
-            if (first_leave < last_arrival) ++overlaps;
-        }
-        CHECK(overlaps == 0);
+        CHECK(overlapping_phases(times, phases) == 0);
     }
 }
 
