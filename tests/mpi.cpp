@@ -49,6 +49,21 @@ void check_every_id_once(std::vector<std::int64_t> ids, std::int64_t writers, st
     }
 }
 
+// any_to_any: 2 writers and 2 readers (made by `reading`, which reads until
+// retired) per rank on one channel: every value is read once.
+template <class Reading>
+void any_to_any(Reading& reading, const std::string& name, std::size_t capacity, std::int64_t n) {
+    csp::Channel<std::int64_t> ch{name, csp::buffer(capacity)};
+    const std::int64_t writers = 2 * ranks();
+    std::vector<csp::Process<std::int64_t>> ws;
+    for (std::int64_t w = 0; w < writers; ++w) ws.push_back(writer(ch.writer(), w, n));
+    auto [sent, got] = csp::Parallel(csp::spread(std::move(ws)), csp::spread(reading(ch.reader()) * (2 * ranks())));
+    CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == writers * n);
+    std::vector<std::int64_t> all;
+    for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
+    check_every_id_once(std::move(all), writers, n);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,15 +102,7 @@ TEST_CASE("values of a serialized type cross ranks intact", "[mpi]") {
 TEST_CASE("any-to-any across ranks: writers and readers on every rank, every value read once", "[mpi]") {
     for (std::size_t capacity : {std::size_t{0}, std::size_t{1}, std::size_t{16}}) {
         CAPTURE(capacity);
-        csp::Channel<std::int64_t> ch{"any-to-any", csp::buffer(capacity)};
-        const std::int64_t writers = 2 * ranks(), n = 500;
-        std::vector<csp::Process<std::int64_t>> ws;
-        for (std::int64_t w = 0; w < writers; ++w) ws.push_back(writer(ch.writer(), w, n));
-        auto [sent, got] = csp::Parallel(csp::spread(std::move(ws)), csp::spread(reader(ch.reader()) * (2 * ranks())));
-        CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == writers * n);
-        std::vector<std::int64_t> all;
-        for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
-        check_every_id_once(std::move(all), writers, n);
+        any_to_any(reader, "any-to-any", capacity, 500);
     }
 }
 
@@ -480,15 +487,7 @@ TEST_CASE("extended reads across ranks, any-to-any: readers and writers on every
     });
     for (std::size_t capacity : {std::size_t{0}, std::size_t{4}}) {
         CAPTURE(capacity);
-        csp::Channel<std::int64_t> ch{"extended-any", csp::buffer(capacity)};
-        const std::int64_t writers = 2 * ranks(), n = 200;
-        std::vector<csp::Process<std::int64_t>> ws;
-        for (std::int64_t w = 0; w < writers; ++w) ws.push_back(writer(ch.writer(), w, n));
-        auto [sent, got] = csp::Parallel(csp::spread(std::move(ws)), csp::spread(ext_reader(ch.reader()) * (2 * ranks())));
-        CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == writers * n);
-        std::vector<std::int64_t> all;
-        for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
-        check_every_id_once(std::move(all), writers, n);
+        any_to_any(ext_reader, "extended-any", capacity, 200);
     }
 }
 
@@ -618,19 +617,22 @@ std::int64_t overlapping_phases(const std::vector<std::vector<std::int64_t>>& ti
     return overlaps;
 }
 
+// phased: a member that syncs `phases` times, noting when it arrives at
+// each phase and when it leaves it.
+auto phased = csp::process("phased", [](csp::BarrierEnd end, std::int64_t phases) {
+    std::vector<std::int64_t> times;
+    for (std::int64_t k = 0; k < phases; ++k) {
+        times.push_back(now_ns());
+        end.sync();
+        times.push_back(now_ns());
+    }
+    return times;
+});
+
 TEST_CASE("a barrier shared by ranks: members on every rank, no member leaves a phase before all arrived",
           "[mpi][barrier]") {
     const std::int64_t phases = 100;
-    // Each member notes when it arrives at each phase and when it leaves it.
-    auto member = csp::process("phased", [](csp::BarrierEnd end, std::int64_t phases) {
-        std::vector<std::int64_t> times;
-        for (std::int64_t k = 0; k < phases; ++k) {
-            times.push_back(now_ns());
-            end.sync();
-            times.push_back(now_ns());
-        }
-        return times;
-    });
+    auto& member = phased;
     for (const int per_rank : {1, 2}) {
         CAPTURE(per_rank);
         csp::Barrier phase{"phased-" + std::to_string(per_rank)};
@@ -743,15 +745,7 @@ TEST_CASE("alting barriers across ranks: members in choices and at plain syncs, 
         }
         return times;
     });
-    auto plain = csp::process("plain", [](csp::BarrierEnd end, std::int64_t phases) {
-        std::vector<std::int64_t> times;
-        for (std::int64_t k = 0; k < phases; ++k) {
-            times.push_back(now_ns());
-            end.sync();
-            times.push_back(now_ns());
-        }
-        return times;
-    });
+    auto& plain = phased;
     for (const bool all_choosers : {true, false}) {
         CAPTURE(all_choosers);
         csp::Barrier phase{std::string("alting-") + (all_choosers ? "all" : "mixed")};
