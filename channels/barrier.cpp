@@ -84,22 +84,48 @@ void end_reserved(BarrierCore* b, Outcome o, Waiter** wake) noexcept {
 // that no channel partner can take it meanwhile) and moved to b->reserved;
 // false if one went another way (it is dropped). Each is named in_flight
 // from before its reservation until it is on b->reserved, so that the
-// repair finds it should this OS process die in between.
-bool reserve_offers(BarrierCore* b) noexcept {
+// repair finds it should this OS process die in between. On a barrier
+// shared by ranks, only offers of members of epoch <= max_epoch (those the
+// home counts; an offer's waiter keeps its member's epoch in `slot`): the
+// others stay offered, counted in *skipped.
+bool reserve_offers(BarrierCore* b, std::uint64_t max_epoch = UINT64_MAX, std::int64_t* skipped = nullptr) noexcept {
     bool all = true;
-    while (!b->offers.empty()) {
-        Waiter* w = b->offers.head;
-        b->in_flight = {w->parker, w->token, w->index};
-        if (!runtime::try_complete(w->parker, w->token, runtime::kReserved)) {
-            b->in_flight.parker = nullptr;  // (at once: a reservation there is another's)
-            b->offers.pop_front();          // its choice went another way: stale
-            all = false;
+    for (Waiter* w = b->offers.head; w;) {
+        Waiter* next = w->next;
+        if (reinterpret_cast<std::uintptr_t>(w->slot) > max_epoch) {
+            ++*skipped;
+            w = next;
             continue;
         }
-        b->reserved.push(b->offers.pop_front());
+        b->in_flight = {w->parker, w->token, w->index};
+        b->offers.remove(w);
+        if (runtime::try_complete(w->parker, w->token, runtime::kReserved)) b->reserved.push(w);
+        else all = false;  // its choice went another way: stale, dropped
         b->in_flight.parker = nullptr;
+        w = next;
     }
     return all;
+}
+
+// prepend: the waiters linked through `next` from `list` go before *wake.
+void prepend(Waiter* list, Waiter** wake) noexcept {
+    while (list) {
+        Waiter* next = list->next;
+        list->next = *wake;
+        *wake = list;
+        list = next;
+    }
+}
+
+// take_back: member w, whose sync the deadlock breaker ended (it does not
+// dequeue), has not arrived after all; false if the phase's end took it
+// first.
+bool take_back(BarrierCore* b, Waiter* w) noexcept {
+    Locked<SharedLock> hold(b->lock);
+    if (!w->queued) return false;
+    b->waiting.remove(w);
+    --b->arrived;
+    return true;
 }
 
 // poison_locked: the barrier is poisoned (lock held); returns the waiters
@@ -152,13 +178,7 @@ bool fire(BarrierCore* b, std::int64_t arriving, Waiter** wake) noexcept {
     const bool failed = !reserve_offers(b);
     while (!b->reserved.empty()) end_reserved(b, failed ? Outcome::Retired : Outcome::Done, wake);
     if (failed) return false;
-    Waiter* members = phase_done(b);
-    while (members) {
-        Waiter* next = members->next;
-        members->next = *wake;
-        *wake = members;
-        members = next;
-    }
+    prepend(phase_done(b), wake);
     return true;
 }
 
@@ -293,18 +313,8 @@ Outcome shared_sync(BarrierCore* b, std::uint64_t epoch) noexcept {
     rt.rank_waits.fetch_sub(1, std::memory_order_relaxed);
     me->completer_lock = nullptr;
     const Outcome o = outcome_part(word);
-    if (o == Outcome::Deadlocked) {
-        // (The detector does not dequeue; this member has not arrived after all.)
-        bool taken_back = false;
-        {
-            Locked<SharedLock> hold(b->lock);
-            if (w->queued) {
-                b->waiting.remove(w);
-                --b->arrived;
-                taken_back = true;
-            }
-        }
-        if (Distribution* d = distribution(); taken_back && d) d->barrier_arrived(arrival.id, arrival.phase, arrival.epoch, -1);
+    if (o == Outcome::Deadlocked && take_back(b, w)) {
+        if (Distribution* d = distribution()) d->barrier_arrived(arrival.id, arrival.phase, arrival.epoch, -1);
     }
     if (o == Outcome::Done && runtime::tracing()) runtime::trace_event("sync", b->name);
     return o;
@@ -322,13 +332,7 @@ void barrier_end_phase(BarrierCore* b, std::uint64_t phase) noexcept {
             return;
         }
         while (!b->reserved.empty()) end_reserved(b, Outcome::Done, &wake);  // (the offers of this phase)
-        Waiter* members = phase_done(b);
-        while (members) {
-            Waiter* next = members->next;
-            members->next = wake;
-            wake = members;
-            members = next;
-        }
+        prepend(phase_done(b), &wake);
         // Offers still here wait for the next phase: the home hears of them again.
         if (!b->offers.empty()) barrier_offers_changed(b);
     }
@@ -348,22 +352,9 @@ std::int64_t barrier_reserve_round(BarrierCore* b, std::uint64_t phase, std::uin
     *skipped = 0;
     Locked<SharedLock> hold(b->lock);
     if (b->poisoned || phase != b->phase) return 0;
-    // As reserve_offers, but only the offers of members the home counts
-    // (one enrolled at an epoch it has not reached waits for a later round).
+    (void)reserve_offers(b, home_epoch, skipped);
     std::int64_t reserved = 0;
-    for (Waiter* w = b->offers.head; w;) {
-        Waiter* next = w->next;
-        if (reinterpret_cast<std::uintptr_t>(w->slot) <= home_epoch) {
-            b->offers.remove(w);
-            if (runtime::try_complete(w->parker, w->token, runtime::kReserved)) {
-                b->reserved.push(w);
-                ++reserved;
-            }  // (else its choice went another way: stale, dropped)
-        } else {
-            ++*skipped;
-        }
-        w = next;
-    }
+    for (const Waiter* w = b->reserved.head; w; w = w->next) ++reserved;
     return reserved;
 }
 
@@ -420,14 +411,7 @@ Outcome barrier_sync(BarrierCore* b, std::uint64_t epoch) noexcept {
     const std::uint32_t word = runtime::park(me, kind, &b->reason, runtime::unlocking(b->lock));
     me->completer_lock = nullptr;
     const Outcome o = outcome_part(word);
-    if (o == Outcome::Deadlocked) {
-        // (The detector does not dequeue; this member has not arrived after all.)
-        Locked<SharedLock> hold(b->lock);
-        if (w->queued) {
-            b->waiting.remove(w);
-            --b->arrived;
-        }
-    }
+    if (o == Outcome::Deadlocked) (void)take_back(b, w);
     if (o == Outcome::Done && runtime::tracing()) runtime::trace_event("sync", b->name);
     return o;
 }

@@ -942,19 +942,59 @@ Attempt offer_write(ChannelCore* c, runtime::Parker* p, Parcel* value, bool want
 }
 
 namespace {
-// proxy_extended_locked: offer_extended's work (lock held); `room` as there.
-Attempt proxy_extended_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held, Parcel** room) noexcept;
+// extended_room: a parcel a trivially copyable buffered value is copied out
+// into, made before the lock is taken (null when not needed); false when
+// memory ran out.
+bool extended_room(const ChannelCore* c, Parcel** room) noexcept {
+    *room = nullptr;
+    try {
+        if (c->ops->trivial) *room = parcel_new(c->ops->size);
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+    return true;
+}
+
+// proxy_extended_locked: a proxy's extended read (lock held): what
+// try_read_extended_locked does, with the value always as a parcel (*room,
+// nulled when used), or p's waiter queued as a probe (Block).
+Attempt proxy_extended_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held, Parcel** room) noexcept {
+    c->extended = true;
+    if (c->poisoned) return Attempt::Poisoned;
+    if (c->count > 0) {
+        // (As try_read_extended_locked: the slot stays counted in c->held.)
+        take_oldest(c, *room ? (*room)->data() : nullptr, got);
+        if (!*got) *got = std::exchange(*room, nullptr);
+        ++c->held;
+        held->slot = true;
+        return Attempt::Done;
+    }
+    if (Waiter* w = reserve_writer(c)) {
+        *got = crossing_of(c)->take_from(c, w);  // (every queued writer has a parcel: queue_writer)
+        w->parker->refs.fetch_add(1, std::memory_order_relaxed);  // (end_extended's: release_parker)
+        *held = {w, w->parker, w->token, false};
+        return Attempt::Done;
+    }
+    if (c->retired) return Attempt::Retired;
+    queue_proxy(c, Side::Reader, p)->probe = true;
+    return Attempt::Block;
+}
+
+Commit commit_of(Attempt a) noexcept {
+    switch (a) {
+        case Attempt::Done: return Commit::Done;
+        case Attempt::Poisoned: return Commit::Poisoned;
+        case Attempt::Retired: return Commit::Retired;
+        default: return Commit::Block;
+    }
+}
 }  // namespace
 
 Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept {
     *got = nullptr;
     *held = {};
-    Parcel* room = nullptr;  // a trivially copyable buffered value is copied out into it
-    try {
-        if (c->ops->trivial) room = parcel_new(c->ops->size);
-    } catch (const std::bad_alloc&) {
-        return Attempt::Poisoned;  // (out of memory: the proxy reports poison)
-    }
+    Parcel* room;
+    if (!extended_room(c, &room)) return Attempt::Poisoned;  // (out of memory: the proxy reports poison)
     Attempt a;
     {
         Locked<SharedLock> hold(c->lock);
@@ -964,13 +1004,15 @@ Attempt offer_extended(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* h
     return a;
 }
 
-Commit commit_extended_offer(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept {
+Commit commit_extended_offer(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held, bool woken) noexcept {
+    if (woken) {
+        // (Its probe's waker dequeued it: a fresh look, queued anew if need be.)
+        return commit_of(offer_extended(c, p, got, held));
+    }
     *got = nullptr;
     *held = {};
-    Parcel* room = nullptr;
-    try {
-        if (c->ops->trivial) room = parcel_new(c->ops->size);
-    } catch (const std::bad_alloc&) {
+    Parcel* room;
+    if (!extended_room(c, &room)) {
         if (cancel_proxy(c, Side::Reader, p)) return Commit::Poisoned;
         return Commit::Gone;
     }
@@ -986,43 +1028,8 @@ Commit commit_extended_offer(ChannelCore* c, runtime::Parker* p, Parcel** got, H
         a = proxy_extended_locked(c, p, got, held, &room);
     }
     parcel_free(room);
-    switch (a) {
-        case Attempt::Done: return Commit::Done;
-        case Attempt::Poisoned: return Commit::Poisoned;
-        case Attempt::Retired: return Commit::Retired;
-        default: return Commit::Block;
-    }
+    return commit_of(a);
 }
-
-namespace {
-Attempt proxy_extended_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held, Parcel** room) noexcept {
-    Attempt a;
-    {
-        c->extended = true;
-        if (c->poisoned) {
-            a = Attempt::Poisoned;
-        } else if (c->count > 0) {
-            // (As try_read_extended_locked: the slot stays counted in c->held.)
-            take_oldest(c, *room ? (*room)->data() : nullptr, got);
-            if (!*got) *got = std::exchange(*room, nullptr);
-            ++c->held;
-            held->slot = true;
-            a = Attempt::Done;
-        } else if (Waiter* w = reserve_writer(c)) {
-            *got = crossing_of(c)->take_from(c, w);  // (every queued writer has a parcel: queue_writer)
-            w->parker->refs.fetch_add(1, std::memory_order_relaxed);  // (end_extended's: release_parker)
-            *held = {w, w->parker, w->token, false};
-            a = Attempt::Done;
-        } else if (c->retired) {
-            a = Attempt::Retired;
-        } else {
-            queue_proxy(c, Side::Reader, p)->probe = true;
-            a = Attempt::Block;
-        }
-    }
-    return a;
-}
-}  // namespace
 
 void pass_on_wake(ChannelCore* c) noexcept {
     Waiter* wake = nullptr;
@@ -1141,12 +1148,8 @@ Commit commit_offer(ChannelCore* c, Side side, runtime::Parker* p, Parcel** got,
     }
     if (wake) runtime::ready(wake->parker);
     parcel_free(room);
-    switch (a) {
-        case Attempt::Done: return Commit::Done;
-        case Attempt::Poisoned: return Commit::Poisoned;
-        case Attempt::Retired: return Commit::Retired;
-        default: return busy->parker ? Commit::Busy : Commit::Block;
-    }
+    const Commit r = commit_of(a);
+    return r == Commit::Block && busy->parker ? Commit::Busy : r;
 }
 
 bool side_retired(ChannelCore* c, Side side) noexcept {

@@ -184,8 +184,9 @@ Commit commit_offer(ChannelCore* c, Side side, runtime::Parker* p, Parcel** got,
 // commit_extended_offer: the same for the offer of an ExtendedInputGuard:
 // it takes a value as offer_extended does (Done: what delivered it held in
 // *held until end_extended), or waits as a probe (Block; readied Done when
-// a value may be within reach: call it again).
-Commit commit_extended_offer(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held) noexcept;
+// a value may be within reach: call it again with `woken`).
+Commit commit_extended_offer(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held,
+                             bool woken = false) noexcept;
 // side_retired: for a guard on `side` (at the home).
 bool side_retired(ChannelCore* c, Side side) noexcept;
 

@@ -66,9 +66,9 @@
 // reached, waits in `held` until it has). When the arrivals make up every
 // member (counting the enrols of ranks ahead of the home in the SPMD part
 // that it cannot apply yet, but not their resigns: members()), the phase
-// is over: every rank gets BarrierPhase and
-// lets its waiting members go. Every change, the home's own included, is a
-// message to the home's communication thread, which alone ends phases.
+// is over: every rank gets BarrierPhase and lets its waiting members go.
+// Every change, the home's own included, is a message to the home's
+// communication thread, which alone ends phases.
 // Poison goes to the home and from there to every rank.
 //
 // Alting barriers across ranks: each rank reports how many choices offer
@@ -78,9 +78,10 @@
 // choices' words to kReserved) and answers how many (BarrierReserve,
 // BarrierReserved). If the arrivals and the reserved offers make up every
 // member, the phase is over (BarrierPhase fires the reserved offers too);
-// otherwise they are released (BarrierRelease: their choices choose again)
-// and no new round starts until the count of arrivals, offers or members
-// has changed.
+// otherwise they are released (BarrierRelease: their choices choose again).
+// A rank's offers of members the home does not count yet (`skipped`, as a
+// round at the home's current epoch found them) stay out of the next
+// trigger until the epoch moves or the phase ends.
 #include "mpi/comm.hpp"
 
 #include "channels/remote.hpp"
@@ -463,6 +464,18 @@ public:
         g_comm->post(home_of(b->shared_id), h);
     }
 
+    channels::BarrierCore* barrier_core(std::uint64_t id) {
+        std::lock_guard<std::mutex> hold(lock_);
+        return barriers_[id - 1].core;
+    }
+
+    // to_others: h to every rank but this one.
+    static void to_others(const Header& h) {
+        for (int r = 0; r < g_comm->size; ++r) {
+            if (r != g_comm->rank) g_comm->post(r, h);
+        }
+    }
+
     // at_barrier: a message about barrier `id` (made here).
     void at_barrier(std::uint64_t id, const Message& m) {
         const Header& h = m.header();
@@ -472,10 +485,7 @@ public:
         // (Messages from the home to this rank's own core.)
         switch (h.kind) {
             case Kind::BarrierReserve: {
-                {
-                    std::lock_guard<std::mutex> hold(lock_);
-                    core = barriers_[id - 1].core;
-                }
+                core = barrier_core(id);
                 Header out{Kind::BarrierReserved};
                 out.chan = id | kBarrierBit;
                 out.req = h.req;
@@ -486,14 +496,8 @@ public:
                 g_comm->post(m.peer, out);
                 return;
             }
-            case Kind::BarrierRelease: {
-                {
-                    std::lock_guard<std::mutex> hold(lock_);
-                    core = barriers_[id - 1].core;
-                }
-                channels::barrier_release_round(core);
-                return;
-            }
+            case Kind::BarrierRelease:
+                return channels::barrier_release_round(barrier_core(id));
             default:
                 break;
         }
@@ -517,14 +521,12 @@ public:
                     if (h.a == 1) {
                         ++st.ends.spmd;
                         (void)change(st.ends, g_comm->size);
+                        for (Offers& o : st.offers) o.skipped = 0;  // (offers of members it may count now)
                     } else {
                         st.ends.later.emplace(h.req, static_cast<std::int64_t>(h.b) - 1);
                         (void)change(st.ends, 0);
                     }
-                    // Arrivals (and offers) of members it counts now.
-                    if (h.a == 1) {
-                        for (Offers& o : st.offers) o.skipped = 0;
-                    }
+                    // Arrivals of members it counts now.
                     while (!st.held.empty() && st.held.begin()->first <= st.ends.spmd) {
                         st.arrivals += st.held.begin()->second;
                         st.held.erase(st.held.begin());
@@ -569,9 +571,9 @@ public:
                     } else {
                         // (Each rank reports its offers again once released;
                         // offers of members the home does not count yet
-                        // stay left out, `skipped`, until their rank reports
-                        // anew or the home's epoch moves: they would only
-                        // start the same round again.)
+                        // stay left out, `skipped`, until the home's epoch
+                        // moves or the phase ends: they would only start the
+                        // same round again.)
                         release = true;
                         for (Offers& o : st.offers) o.count = 0;
                     }
@@ -586,9 +588,7 @@ public:
                         st.poisoned = true;
                         Header out{Kind::BarrierPoison};
                         out.chan = id | kBarrierBit;
-                        for (int r = 0; r < g_comm->size; ++r) {
-                            if (r != g_comm->rank) g_comm->post(r, out);
-                        }
+                        to_others(out);
                     }
                     poison = true;
                     break;
@@ -610,9 +610,7 @@ public:
                 Header out{Kind::BarrierPhase};
                 out.chan = id | kBarrierBit;
                 out.req = ended;
-                for (int r = 0; r < g_comm->size; ++r) {
-                    if (r != g_comm->rank) g_comm->post(r, out);
-                }
+                to_others(out);
             } else if (ready && offered > 0 && st.arrivals + offered >= needed) {
                 // The offers may end the phase: reserve them (each rank that
                 // has some answers how many it reserved).
@@ -642,9 +640,7 @@ public:
                 out.chan = id | kBarrierBit;
                 out.req = st.phase;
                 out.a = st.rounds;
-                for (int r = 0; r < g_comm->size; ++r) {
-                    if (r != g_comm->rank) g_comm->post(r, out);
-                }
+                to_others(out);
             }
         }
         if (release) channels::barrier_release_round(core);
@@ -891,11 +887,7 @@ private:
             return;
         }
         if (a == channels::Attempt::Done) {
-            Header h{Kind::Data};
-            h.req = x->req;
-            h.chan = x->chan->shared_id;
-            h.a = 1;
-            g_comm->post(x->peer, h, got ? got->data() : nullptr, got ? got->size : 0);
+            reply_data(x->peer, x->req, got, x->chan->shared_id);
             channels::parcel_free(got);
             holding_[{x->peer, x->req}] = p;
             return;
@@ -926,9 +918,15 @@ private:
         g_comm->post(peer, h);
     }
 
-    void reply_data(int peer, std::uint64_t req, Parcel* value) {
+    // (extended_chan: the value of an extended read, whose home holds its
+    // writer: see answer().)
+    void reply_data(int peer, std::uint64_t req, Parcel* value, std::uint64_t extended_chan = 0) {
         Header h{Kind::Data};
         h.req = req;
+        if (extended_chan) {
+            h.chan = extended_chan;
+            h.a = 1;
+        }
         g_comm->post(peer, h, value ? value->data() : nullptr, value ? value->size : 0);
     }
 
@@ -1136,6 +1134,13 @@ private:
 
     // forget_offer: offer p is done with (off every queue).
     void forget_offer(runtime::Parker* p) noexcept {
+        unlist_offer(p);
+        drop_proxy(p);
+    }
+
+    // unlist_offer: offer p is off the offers' books (tickets, busy partner,
+    // its choice's list).
+    void unlist_offer(runtime::Parker* p) noexcept {
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
         tickets_.erase(x->ticket);
         busy_.erase(p);
@@ -1146,7 +1151,6 @@ private:
             if (it->second.empty()) by_choice_.erase(it);
         }
         p->completer_lock = nullptr;
-        drop_proxy(p);
     }
 
     bool drain_wanted() {
@@ -1275,35 +1279,15 @@ private:
     // the chooser's ExtDone. If it would wait, it waits as a probe, and is
     // released unless a partner is being reserved (recheck).
     void commit_extended(runtime::Parker* p, Proxy* x, bool again) {
-        forget_partner(x);
-        busy_.erase(p);
         Parcel* got = nullptr;
-        channels::Commit r;
-        if (again) {
-            switch (channels::offer_extended(x->chan, p, &got, &x->held)) {
-                case channels::Attempt::Done: r = channels::Commit::Done; break;
-                case channels::Attempt::Poisoned: r = channels::Commit::Poisoned; break;
-                case channels::Attempt::Retired: r = channels::Commit::Retired; break;
-                default: r = channels::Commit::Block; break;
-            }
-        } else {
-            r = channels::commit_extended_offer(x->chan, p, &got, &x->held);
-        }
+        const channels::Commit r = channels::commit_extended_offer(x->chan, p, &got, &x->held, again);
         switch (r) {
-            case channels::Commit::Done: {
+            case channels::Commit::Done:
                 fire(x, Outcome::Done, kByReserver, got);
                 channels::parcel_free(got);
-                // (Off the offers' books; kept until ExtDone.)
-                tickets_.erase(x->ticket);
-                auto it = by_choice_.find({x->peer, x->req});
-                if (it != by_choice_.end()) {
-                    std::erase(it->second, x->ticket);
-                    if (it->second.empty()) by_choice_.erase(it);
-                }
-                p->completer_lock = nullptr;
+                unlist_offer(p);  // (kept until ExtDone)
                 holding_[{x->peer, x->req}] = p;
                 return;
-            }
             case channels::Commit::Poisoned:
             case channels::Commit::Retired:
                 fire(x, r == channels::Commit::Poisoned ? Outcome::Poisoned : Outcome::Retired, kByReserver, nullptr);

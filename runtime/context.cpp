@@ -271,9 +271,9 @@ inline fc::fcontext_t resumable(Context& to) noexcept {
 // (the unwinding rule), and two catch blocks would pop each other's
 // exceptions. So every switch puts the thread's state aside in the context
 // it leaves and installs the state of the context it resumes. Four loads
-// and four stores; the thread's
-// __cxa_eh_globals is found once per thread (its address is fixed for the
-// thread's life) and kept in an initial-exec thread-local.
+// and four stores; the thread's __cxa_eh_globals is found once per thread
+// (its address is fixed for the thread's life) and kept in an initial-exec
+// thread-local.
 //
 // The layout is the Itanium C++ ABI's (libstdc++'s unwind-cxx.h and libc++'s
 // cxa_exception.h agree): the caught stack's top, then the count. ARM's EHABI
