@@ -64,6 +64,29 @@ void any_to_any(Reading& reading, const std::string& name, std::size_t capacity,
     check_every_id_once(std::move(all), writers, n);
 }
 
+// merge_on_every_rank: k channels named prefix + c, each written by a
+// writer (n values) on rank c + 1; on every rank a reader of all of them,
+// made by `reading(ins)`, reads until every one has retired: every value is
+// read once.
+template <class Reading>
+void merge_on_every_rank(const std::string& prefix, int k, std::int64_t n, std::size_t capacity, Reading reading) {
+    std::vector<csp::Channel<std::int64_t>> chans;
+    for (int c = 0; c < k; ++c) chans.emplace_back(prefix + std::to_string(c), csp::buffer(capacity));
+    std::vector<csp::Process<std::int64_t>> ws;
+    for (int c = 0; c < k; ++c) ws.push_back(csp::on_rank((c + 1) % ranks(), writer(chans[c].writer(), c, n)));
+    std::vector<csp::Process<std::vector<std::int64_t>>> rs;
+    for (int r = 0; r < ranks(); ++r) {
+        std::vector<csp::ChannelIn<std::int64_t>> ins;
+        for (auto& ch : chans) ins.push_back(ch.reader());
+        rs.push_back(csp::on_rank(r, reading(std::move(ins))));
+    }
+    auto [sent, got] = csp::Parallel(std::move(ws), std::move(rs));
+    CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == k * n);
+    std::vector<std::int64_t> all;
+    for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
+    check_every_id_once(std::move(all), k, n);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -202,23 +225,8 @@ TEST_CASE("choices over channels homed on every rank, by choosers on every rank:
     for (std::size_t capacity : {std::size_t{0}, std::size_t{2}}) {
         for (bool fair : {true, false}) {
             CAPTURE(capacity, fair);
-            const int k = 2 * ranks() + 1;  // channels
-            const std::int64_t n = 200;     // values per writer
-            std::vector<csp::Channel<std::int64_t>> chans;
-            for (int c = 0; c < k; ++c) chans.emplace_back("merged-" + std::to_string(c), csp::buffer(capacity));
-            std::vector<csp::Process<std::int64_t>> ws;
-            for (int c = 0; c < k; ++c) ws.push_back(csp::on_rank((c + 1) % ranks(), writer(chans[c].writer(), c, n)));
-            std::vector<csp::Process<std::vector<std::int64_t>>> ms;
-            for (int r = 0; r < ranks(); ++r) {
-                std::vector<csp::ChannelIn<std::int64_t>> ins;
-                for (auto& ch : chans) ins.push_back(ch.reader());
-                ms.push_back(csp::on_rank(r, merger(std::move(ins), fair)));
-            }
-            auto [sent, got] = csp::Parallel(std::move(ws), std::move(ms));
-            CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == k * n);
-            std::vector<std::int64_t> all;
-            for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
-            check_every_id_once(std::move(all), k, n);
+            merge_on_every_rank("merged-", 2 * ranks() + 1, 200, capacity,
+                                [&](std::vector<csp::ChannelIn<std::int64_t>> ins) { return merger(std::move(ins), fair); });
         }
     }
 }
@@ -574,23 +582,8 @@ TEST_CASE("ExtendedInputGuards across ranks: choosers on every rank, over channe
         }
         return got;
     });
-    const int k = channels_for_every_home();
-    const std::int64_t n = 100;
-    std::vector<csp::Channel<std::int64_t>> chans;
-    for (int c = 0; c < k; ++c) chans.emplace_back("ext-any-guarded-" + std::to_string(c));
-    std::vector<csp::Process<std::int64_t>> ws;
-    for (int c = 0; c < k; ++c) ws.push_back(csp::on_rank((c + 1) % ranks(), writer(chans[c].writer(), c, n)));
-    std::vector<csp::Process<std::vector<std::int64_t>>> cs;
-    for (int r = 0; r < ranks(); ++r) {
-        std::vector<csp::ChannelIn<std::int64_t>> ins;
-        for (auto& ch : chans) ins.push_back(ch.reader());
-        cs.push_back(csp::on_rank(r, chooser(std::move(ins))));
-    }
-    auto [sent, got] = csp::Parallel(std::move(ws), std::move(cs));
-    CHECK(std::accumulate(sent.begin(), sent.end(), std::int64_t{0}) == k * n);
-    std::vector<std::int64_t> all;
-    for (auto& part : got) all.insert(all.end(), part.begin(), part.end());
-    check_every_id_once(std::move(all), k, n);
+    merge_on_every_rank("ext-any-guarded-", channels_for_every_home(), 100, 0,
+                        [&](std::vector<csp::ChannelIn<std::int64_t>> ins) { return chooser(std::move(ins)); });
 }
 
 // (The ranks of the suite run on one machine: steady_clock is the same
