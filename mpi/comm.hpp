@@ -191,7 +191,7 @@ private:
     bool receive();
     bool progress_sends();
     bool finish_proxies();
-    void nap(int idle_rounds, std::int64_t quiet_since) noexcept;
+    void nap(std::int64_t quiet_since) noexcept;
     void dispatch(Message& m);
 
     MPI_Comm comm_;

@@ -261,9 +261,13 @@ void Worker::loop() noexcept {
         // such a partner off for over 100 us). Measured with an OS-process
         // ping-pong (bench/ipc) on 2 cores and pinned to one: 16 x 8 pauses
         // then up to 64 yields gave 0.6 us and 6 us one-way, where 200 x 20
-        // pauses gave 1.4-116 us and 230 us.
+        // pauses gave 1.4-116 us and 230 us. Not while a process waits for
+        // another MPI rank: its answer comes through the communication
+        // thread, which shares this core (mpirun binds the rank to one) and
+        // runs only when this one yields (bench/mpi: 14 against 10 us
+        // one-way).
         Task* found = nullptr;
-        for (int i = 0; i < 16 && !found; ++i) {
+        for (int i = 0; i < 16 && !found && r.rank_waits.load(std::memory_order_relaxed) == 0; ++i) {
             for (int j = 0; j < 8; ++j) __builtin_ia32_pause();
             found = find_work();
         }
