@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <mutex>
+#include <pthread.h>
 #include <sched.h>
 
 namespace csp::mpi::detail {
@@ -26,6 +28,10 @@ constexpr int kTag = 7011;
 constexpr std::int64_t kHotSpan = 5'000'000;     // ns
 constexpr std::int64_t kFirstNap = 20'000;       // ns
 constexpr std::int64_t kLongestNap = 1'000'000;  // ns
+// While workers serve (see loop): a look now and then, for messages that
+// come while every server runs a process for long.
+constexpr std::int64_t kFirstServerNap = 50'000;     // ns
+constexpr std::int64_t kLongestServerNap = 200'000;  // ns
 
 std::int64_t now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -33,16 +39,55 @@ std::int64_t now_ns() noexcept {
 }
 }  // namespace
 
+// The turn: whoever holds it does the communication thread's work (one MPI
+// caller at a time: MPI_THREAD_SERIALIZED). Usually that thread; while
+// processes wait for another rank, an idle worker (runtime's serve_ranks),
+// and the thread sleeps meanwhile (g_servers): two threads taking turns on
+// one core cost a context switch or two per message. Static, not members,
+// so that a worker that loaded the hook late can still call it after the
+// Comm is gone: g_turn_comm is then null.
+runtime::SpinLock g_turn;
+Comm* g_turn_comm = nullptr;                         // (guarded by g_turn)
+std::atomic<std::uint32_t> g_servers{0};  // workers serving now (a futex word: the thread waits on it)
+
+bool serve_from_worker(runtime::RankServe step) noexcept {
+    switch (step) {
+        case runtime::RankServe::Begin:
+            g_servers.fetch_add(1, std::memory_order_seq_cst);
+            return false;
+        case runtime::RankServe::End:
+            if (g_servers.fetch_sub(1, std::memory_order_seq_cst) == 1) runtime::futex_wake(g_servers);
+            return false;
+        case runtime::RankServe::Round:
+            break;
+    }
+    if (!g_turn.try_lock()) return false;
+    bool busy = false;
+    if (Comm* c = g_turn_comm) busy = c->serve_turn();
+    g_turn.unlock();
+    return busy;
+}
+
 void finish(Pending* p, std::uint32_t outcome) noexcept {
     if (runtime::try_complete(p->parker, p->token, outcome)) runtime::ready(p->parker);
 }
 
+std::atomic<bool> Comm::g_forked{false};
+
 Comm::Comm(MPI_Comm comm, int r, int n) : rank(r), size(n), comm_(comm) {
+    static const int registered =
+        pthread_atfork(nullptr, nullptr, [] { g_forked.store(true, std::memory_order_relaxed); });
+    (void)registered;
     inbox_ = runtime::arena_new<runtime::Inbox>();
     inbox_->words = static_cast<std::atomic<std::uint32_t>*>(runtime::arena_allocate(sizeof(std::atomic<std::uint32_t>)));
     ::new (static_cast<void*>(inbox_->words)) std::atomic<std::uint32_t>(runtime::kAwake);
     inbox_->count = inbox_->capacity = 1;
     thread_ = std::thread([this] { loop(); });
+    {
+        runtime::Locked<runtime::SpinLock> hold(g_turn);
+        g_turn_comm = this;
+    }
+    runtime::set_rank_serve_hook(&serve_from_worker);
 }
 
 Comm::~Comm() {
@@ -79,8 +124,9 @@ void Comm::stop() {
     for (int r = 0; r < size; ++r) {
         if (r != rank) post(r, Header{Kind::Bye});
     }
-    stopping_.store(true, std::memory_order_release);  // (after the Byes: the loop ends once they are sent)
+    stopping_.store(true, std::memory_order_seq_cst);  // (after the Byes: the loop ends once they are sent)
     runtime::ring(inbox_);
+    runtime::futex_wake(g_servers);
     thread_.join();
 }
 
@@ -211,21 +257,62 @@ void Comm::nap(std::int64_t quiet_since) noexcept {
     word.store(runtime::kAwake, std::memory_order_seq_cst);
 }
 
+bool Comm::serve() {
+    bool busy = send_queued();
+    busy |= finish_proxies();
+    if (receive()) {
+        busy = true;
+        after_messages();
+    }
+    busy |= progress_sends();
+    busy |= channels_tick();
+    return busy;
+}
+
+bool Comm::serve_turn() noexcept {
+    // (A forked csp::multiprocess child has a copy of this object: not its
+    // MPI.)
+    if (!reachable() || done_) return false;
+    return serve();
+}
+
+void Comm::wait_for_servers(std::int64_t nap) noexcept {
+    // Woken by the last server to End, or by stop(); not by posts, which
+    // the servers send, nor by a server leaving to run the process it woke
+    // (it is back soon: waking for either cost two context switches a
+    // message, and spinning here took half the core from the process).
+    const std::uint32_t serving = g_servers.load(std::memory_order_seq_cst);
+    if (serving > 0 && !stopping_.load(std::memory_order_seq_cst)) runtime::futex_wait(g_servers, serving, nap);
+}
+
 void Comm::loop() noexcept {
     // A known thread: it wakes only processes in Remote waits, which the
     // deadlock detector never reports anyway, so it must not veto reports.
     runtime::rt().registry.note_thread(true);
     int idle = 0;
     std::int64_t quiet_since = now_ns();
+    std::int64_t server_nap = kFirstServerNap;
     for (;;) {
-        bool busy = send_queued();
-        busy |= finish_proxies();
-        if (receive()) {
-            busy = true;
-            after_messages();
+        if (g_servers.load(std::memory_order_seq_cst) > 0 && !stopping_.load(std::memory_order_acquire)) {
+            // Workers serve, or run processes they woke and come back: look
+            // only now and then (for one that runs long), with naps that
+            // double while nothing is found.
+            wait_for_servers(server_nap);
+            bool busy = false;
+            if (g_servers.load(std::memory_order_seq_cst) > 0 && g_turn.try_lock()) {
+                busy = serve();
+                g_turn.unlock();
+            }
+            server_nap = busy ? kFirstServerNap : std::min(server_nap * 2, kLongestServerNap);
+            idle = 0;
+            quiet_since = now_ns();  // (traffic ran: hot)
+            continue;
         }
-        busy |= progress_sends();
-        busy |= channels_tick();
+        if (!g_turn.try_lock()) {  // (a worker that stopped serving finishes its round)
+            sched_yield();
+            continue;
+        }
+        bool busy = serve();
         // Ending: once every rank has said Bye (no channel or placement
         // message comes any more), the detector's control messages may
         // still be under way, and one left unreceived at MPI_Finalize hangs
@@ -239,12 +326,16 @@ void Comm::loop() noexcept {
                 if (r != rank) post(r, Header{Kind::Farewell});
             }
             farewell_sent_.store(true, std::memory_order_release);
-            continue;
-        }
-        if (farewell_sent_.load(std::memory_order_relaxed) && farewells_ == size - 1 && sending_.empty()) {
+            busy = true;
+        } else if (farewell_sent_.load(std::memory_order_relaxed) && farewells_ == size - 1 && sending_.empty()) {
             runtime::Locked<runtime::SpinLock> hold(queue_lock_);
-            if (queue_.empty()) break;
+            if (queue_.empty()) {
+                done_ = true;
+                g_turn_comm = nullptr;  // (no worker serves any more)
+            }
         }
+        g_turn.unlock();
+        if (done_) break;
         if (busy) {
             idle = 0;
             quiet_since = now_ns();

@@ -32,6 +32,7 @@
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace csp::mpi::detail {
@@ -160,8 +161,10 @@ public:
     // The OS process that owns MPI here: a csp::multiprocess child (a fork)
     // has a copy of this object but no communication thread, and must not
     // touch MPI (see reachable()).
-    const int pid = static_cast<int>(::getpid());
-    bool reachable() const noexcept { return static_cast<int>(::getpid()) == pid; }
+    bool reachable() const noexcept { return !g_forked.load(std::memory_order_relaxed); }
+    // (Set in a child by a pthread_atfork handler: getpid() is a system call,
+    // and every channel operation asks.)
+    static std::atomic<bool> g_forked;
 
     // post: queue a message for `peer` (any thread, any time before stop).
     void post(int peer, const Header& h, const void* payload = nullptr, std::size_t n = 0);
@@ -185,13 +188,19 @@ public:
     std::uint32_t deadlocks() const noexcept { return deadlocks_.load(std::memory_order_acquire); }
     std::uint32_t note_deadlock() noexcept { return deadlocks_.fetch_add(1, std::memory_order_acq_rel) + 1; }
 
+    // serve_turn: one round of this thread's work, by an idle worker that
+    // holds the turn (comm.cpp); whether it did something.
+    bool serve_turn() noexcept;
+
 private:
     void loop() noexcept;
+    bool serve();
     bool send_queued();
     bool receive();
     bool progress_sends();
     bool finish_proxies();
     void nap(std::int64_t quiet_since) noexcept;
+    void wait_for_servers(std::int64_t nap) noexcept;
     void dispatch(Message& m);
 
     MPI_Comm comm_;
@@ -212,6 +221,7 @@ private:
     int byes_ = 0;
     int farewells_ = 0;
     std::atomic<bool> farewell_sent_{false};
+    bool done_ = false;                        // (guarded by the turn: the loop has ended)
     std::thread thread_;
 };
 
@@ -219,7 +229,8 @@ private:
 // more than one rank).
 extern Comm* g_comm;
 
-// Handlers (channels.cpp, world.cpp), on the communication thread.
+// Handlers (channels.cpp, world.cpp), on the communication thread or a
+// worker serving in its turn (comm.cpp): one at a time.
 void on_channel_message(Message& m);
 bool channels_tick();  // messages that came before their channel was made here
 bool channel_replays_pending();
@@ -228,7 +239,7 @@ void deadlock_broken(std::uint32_t deadlocks);  // (deadlock.cpp: before this ra
 void on_world_message(Message& m);
 void on_detector_message(Message& m);
 void start_detector() noexcept;  // (the World, once the communication thread runs)
-void after_messages();           // (the communication thread, having handled some)
+void after_messages();           // (whoever holds the turn, having handled some)
 void quiet_again();              // (the communication thread, idle again)
 void stopping_rank();            // (the World: this rank's main is done)
 

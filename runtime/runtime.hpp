@@ -334,6 +334,15 @@ void run_io(const std::function<void()>& call) noexcept;
 // `report`, once every rank has been found quiet at once.
 void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept;
 
+// set_rank_serve_hook: what an idle worker calls while processes wait for
+// another MPI rank: Begin, then Round after Round (one round of libcsp-mpi's
+// communication thread's work, taken in turn with that thread: see
+// mpi/comm.cpp; true if it did something), then End when it stops (to sleep,
+// or because no process waits for a rank any more). A worker that leaves to
+// run a process it woke stays begun: it comes back soon. nullptr: none.
+enum class RankServe { Begin, Round, End };
+void set_rank_serve_hook(bool (*hook)(RankServe step) noexcept) noexcept;
+
 // ignore_threads_started_so_far: the OS threads there now that do not use
 // csp (an MPI library's, started by MPI_Init) do not count as threads that
 // may wake a process, which would keep the deadlock detector from reporting.

@@ -131,6 +131,8 @@ inline ProcessRecord* record_of(const Parker* p) noexcept { return static_cast<P
 inline Task* task_of(const Parker* p) noexcept { return static_cast<Task*>(record_of(p)); }
 inline ThreadRecord* thread_of(const Parker* p) noexcept { return static_cast<ThreadRecord*>(record_of(p)); }
 
+struct Runtime;
+
 struct Worker {
     int index = 0;
     Context scheduler;       // the worker thread's own stack
@@ -228,6 +230,9 @@ struct Worker {
     bool drain_inbox() noexcept;
     void loop() noexcept;
     Task* find_work() noexcept;
+    Task* serve_ranks(Runtime& r) noexcept;  // (worker.cpp)
+    void stop_serving_ranks() noexcept;
+    bool (*rank_server)(RankServe) noexcept = nullptr;  // the hook it began serving with (not ended)
     // Timers (timers.cpp): fire the due ones; add one (kept off the park
     // path); fire other workers' overdue ones (an idle worker); sleep until
     // a timer here, or one overdue elsewhere, wants this worker.
@@ -325,8 +330,10 @@ struct Runtime {
     std::atomic<std::int64_t> running_threads{0};  // registered, not in a Blocked/Join park
     std::atomic<std::int64_t> live{0};             // fiber processes not yet ended
     // Processes waiting for another MPI rank (counted by libcsp-mpi): while
-    // there are some, idle workers stay awake a while (Worker::loop).
+    // there are some, idle workers stay awake a while and serve the ranks'
+    // messages themselves (Worker::loop, set_rank_serve_hook).
     std::atomic<int> rank_waits{0};
+    std::atomic<bool (*)(RankServe) noexcept> serve_ranks{nullptr};
     std::atomic<std::uint32_t> live_zero{1};       // futex word: 1 when live == 0
     std::atomic<int> idle{0};
     std::atomic<bool> stopping{false};

@@ -241,6 +241,53 @@ bool Worker::take_over_woken() noexcept {
     return false;
 }
 
+// serve_ranks: a process waits for another MPI rank, whose answer comes
+// through the communication thread: stay awake a while, and do that
+// thread's work here (libcsp-mpi's hook, in turn with the thread, which
+// sleeps meanwhile: mpi/comm.cpp). Waking a sleeping worker takes tens of
+// microseconds on a virtual machine, and handing each message between two
+// threads that share a core (mpirun binds a rank to one) a context switch
+// or two: bench/mpi's one-way latency went from 37 us (the thread spinning
+// on pause, then yielding), to 10 (yielding at once), to 5 (serving here in
+// turn with it) and 1.5 (serving here while it sleeps). Yield now and then
+// all the same: ranks may outnumber cores. A worker that finds a process
+// to run stays counted as serving (the thread keeps sleeping, but for a
+// look now and then): it comes back when that process waits again.
+Task* Worker::serve_ranks(Runtime& r) noexcept {
+    constexpr unsigned kRoundsPerYield = 32;
+    auto* serve = r.serve_ranks.load(std::memory_order_acquire);
+    if (!serve) return nullptr;
+    if (rank_server != serve) {
+        stop_serving_ranks();
+        rank_server = serve;
+        serve(RankServe::Begin);
+    }
+    const auto until = std::chrono::steady_clock::now() + kRemoteStayAwake;
+    for (unsigned round = 1;; ++round) {
+        const bool served = serve(RankServe::Round);
+        if (Task* found = find_work()) return found;
+        // (Not for longer than the stay even while messages come: then this
+        // worker sleeps, and its runtime may look for a deadlock.)
+        if (round % kRoundsPerYield == 0) {
+            if (std::chrono::steady_clock::now() >= until) break;
+            if (!served) sched_yield();
+        }
+        if (served) continue;
+        if (r.rank_waits.load(std::memory_order_relaxed) == 0) break;
+        __builtin_ia32_pause();
+    }
+    stop_serving_ranks();
+    return nullptr;
+}
+
+void Worker::stop_serving_ranks() noexcept {
+    if (auto* serve = std::exchange(rank_server, nullptr)) serve(RankServe::End);
+}
+
+void set_rank_serve_hook(bool (*hook)(RankServe step) noexcept) noexcept {
+    rt().serve_ranks.store(hook, std::memory_order_release);
+}
+
 void Worker::loop() noexcept {
     t_worker = this;
     Runtime& r = rt();
@@ -261,33 +308,20 @@ void Worker::loop() noexcept {
         // such a partner off for over 100 us). Measured with an OS-process
         // ping-pong (bench/ipc) on 2 cores and pinned to one: 16 x 8 pauses
         // then up to 64 yields gave 0.6 us and 6 us one-way, where 200 x 20
-        // pauses gave 1.4-116 us and 230 us. Not while a process waits for
-        // another MPI rank: its answer comes through the communication
-        // thread, which shares this core (mpirun binds the rank to one) and
-        // runs only when this one yields (bench/mpi: 14 against 10 us
-        // one-way).
+        // pauses gave 1.4-116 us and 230 us.
         Task* found = nullptr;
-        for (int i = 0; i < 16 && !found && r.rank_waits.load(std::memory_order_relaxed) == 0; ++i) {
-            for (int j = 0; j < 8; ++j) __builtin_ia32_pause();
-            found = find_work();
-        }
-        for (int i = 0; i < 64 && !found; ++i) {
-            sched_yield();
-            found = find_work();
-        }
-        // A process waits for another MPI rank, whose answer comes through
-        // the communication thread: stay awake for it a while (a sleeping
-        // worker takes tens of microseconds to wake on a virtual machine;
-        // bench/mpi's 1 MiB ping-pong went from 1.6 to 3 GB/s). Not for
-        // other OS processes: there a worker that yields holds up the
-        // partner sharing its core (bench/ipc got slower).
-        if (!found && r.rank_waits.load(std::memory_order_relaxed) > 0) {
-            const auto until = std::chrono::steady_clock::now() + kRemoteStayAwake;
-            while (!found && r.rank_waits.load(std::memory_order_relaxed) > 0 &&
-                   std::chrono::steady_clock::now() < until) {
+        if (r.rank_waits.load(std::memory_order_relaxed) > 0) {
+            found = serve_ranks(r);
+        } else {
+            for (int i = 0; i < 16 && !found; ++i) {
+                for (int j = 0; j < 8; ++j) __builtin_ia32_pause();
+                found = find_work();
+            }
+            for (int i = 0; i < 64 && !found; ++i) {
                 sched_yield();
                 found = find_work();
             }
+            stop_serving_ranks();  // (if it served before the last process ran)
         }
         if (found) {
             run_task(this, found);

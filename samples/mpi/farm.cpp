@@ -9,10 +9,13 @@
 // picture and the total iteration count, the same however many ranks ran it.
 //
 //   mpi-farm [WIDTH HEIGHT MAX_ITERATIONS]   (default 78 24 2000: a picture for a terminal)
+//   mpi-farm ROWS                            (bench/run's mpi-farm: 1200 x ROWS, 5000; rank 0
+//                                             prints a RESULT line, timed from main's start)
 #include <csp/csp.hpp>
 #include <csp/mpi.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <complex>
 #include <cstdint>
@@ -75,9 +78,12 @@ auto picture = csp::process("picture", [](csp::ChannelIn<Row> results, Size s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    const auto start = std::chrono::steady_clock::now();
     csp::mpi::World world{argc, argv};
     Size size{78, 24, 2000};
     if (argc == 4) size = {std::atoi(argv[1]), std::atoi(argv[2]), std::atoi(argv[3])};
+    const bool bench = argc == 2;
+    if (bench) size = {1200, std::atoi(argv[1]), 5000};
 
     csp::Channel<int> jobs{"jobs", csp::buffer(16)};  // (row numbers wait here for whichever worker asks next)
     csp::Channel<Row> results{"results", csp::buffer(16)};
@@ -87,6 +93,15 @@ int main(int argc, char** argv) {
                       csp::on_rank(0, picture(results.reader(), size)));
     (void)nothing;
     if (world.rank() != 0) return 0;
+    if (bench) {
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const std::string impl = world.size() == 1   ? "csp-1rank"
+                                 : world.size() == 2 ? "csp"
+                                                     : "csp-" + std::to_string(world.size()) + "ranks";
+        std::printf("RESULT name=mpi-farm impl=%s workers=1 ns_per_op=%.1f seconds=%.4f ranks=%d rows=%d\n",
+                    impl.c_str(), seconds * 1e9 / size.height, seconds, world.size(), size.height);
+        return 0;
+    }
     std::int64_t total = 0, rows_done = 0;
     const char* shades = " .:-=+*#%@";
     for (const auto& row : image) {
