@@ -398,6 +398,52 @@ TEST_CASE("poison and retire reach a choice across ranks that is parked", "[mpi]
     CHECK(retired == 1);
 }
 
+// A rank whose processes all compute must still answer other ranks: its
+// communication thread looks in while its worker, which was serving the
+// ranks' messages, runs a process that does not yield (mpi/comm.cpp). On
+// one clock (one host): the far reader's reads of the channels homed on
+// rank 0 end while rank 0's process still computes.
+TEST_CASE("a rank whose worker computes for long still answers the other ranks' reads of its channels", "[mpi][serve]") {
+    using Clock = std::chrono::steady_clock;
+    constexpr int kValues = 100;
+    const auto now_ns = [] {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+    };
+    // (A channel of each home, so that one at least is rank 0's.)
+    std::vector<csp::Channel<int>> data, go;
+    for (int r = 0; r < ranks(); ++r) data.emplace_back("serve-data" + std::to_string(r), csp::buffer(kValues));
+    for (int r = 0; r < ranks(); ++r) go.emplace_back("serve-go" + std::to_string(r), csp::buffer(1));
+    std::vector<csp::ChannelOut<int>> fill, start;
+    std::vector<csp::ChannelIn<int>> drain, started;
+    for (auto& ch : data) fill.push_back(ch.writer()), drain.push_back(ch.reader());
+    for (auto& ch : go) start.push_back(ch.writer()), started.push_back(ch.reader());
+    auto computer = csp::process("computer", [&](std::vector<csp::ChannelOut<int>> outs,
+                                                 std::vector<csp::ChannelIn<int>> gos) {
+        for (auto& out : outs) {
+            for (int i = 0; i < kValues; ++i) out(i);
+        }
+        for (auto& g : gos) g();
+        const auto begun = Clock::now();
+        volatile std::uint64_t spins = 0;
+        while (Clock::now() - begun < std::chrono::milliseconds(1000)) spins = spins + 1;  // (never yields)
+        return now_ns();
+    });
+    auto far_reader = csp::process("far reader", [&](std::vector<csp::ChannelIn<int>> ins,
+                                                     std::vector<csp::ChannelOut<int>> gos) {
+        for (auto& g : gos) g(1);
+        csp::sleep(std::chrono::milliseconds(50));  // (the computer computes by now)
+        std::int64_t sum = 0;
+        for (auto& in : ins) {
+            for (int i = 0; i < kValues; ++i) sum += in() == i ? 1 : 0;
+        }
+        return std::pair<std::int64_t, std::int64_t>{sum, now_ns()};
+    });
+    auto [computed_until, read] = csp::Parallel(csp::on_rank(0, computer(std::move(fill), std::move(started))),
+                                                csp::on_rank(ranks() - 1, far_reader(std::move(drain), std::move(start))));
+    CHECK(read.first == kValues * ranks());  // (every value, in order)
+    if (ranks() > 1) CHECK(read.second < computed_until);
+}
+
 TEST_CASE("a csp::multiprocess on a rank cannot reach a channel shared by ranks: a UsageError naming it, no hang",
           "[mpi]") {
     // (On one rank nothing is shared: the child reads as any multiprocess does.)
