@@ -184,7 +184,7 @@ public:
 
     // replays_pending: messages that came early wait to be handled (tick).
     bool replays_pending() {
-        if (!busy_.empty()) return true;  // (the communication thread's own)
+        if (!busy_.empty()) return true;  // (whoever holds the turn's: comm.cpp)
         {
             std::lock_guard<std::mutex> hold(wanted_lock_);
             if (!wanted_.empty()) return true;
@@ -648,7 +648,7 @@ public:
         if (end_phase) channels::barrier_end_phase(core, ended);
     }
 
-    // ---- the communication thread ----------------------------------------------
+    // ---- the communication thread (or a worker in its turn: comm.cpp) ----------
     void handle(Message& m) {
         const Header& h = m.header();
         if (h.chan & kBarrierBit) {
@@ -1520,7 +1520,7 @@ private:
     mutable std::unordered_map<std::uint64_t, channels::RemoteChoice*> choices_;
 
     // Offers of other ranks' choices here, by ticket, and by (rank, choice)
-    // (the communication thread's own); offers passed over, to reserve.
+    // (whoever holds the turn's: comm.cpp); offers passed over, to reserve.
     std::uint64_t last_ticket_ = 0;
     std::unordered_map<std::uint64_t, runtime::Parker*> tickets_;
     std::map<std::pair<int, std::uint64_t>, std::vector<std::uint64_t>> by_choice_;
@@ -1569,7 +1569,7 @@ private:
     std::map<std::uint64_t, std::vector<Message>> early_;  // for channels not made here yet
     std::vector<std::uint64_t> ready_early_;             // made since: replay (tick)
 
-    // (The communication thread's own:) proxies whose offer is queued, and
+    // (Whoever holds the turn's, comm.cpp:) proxies whose offer is queued, and
     // the most deadlocks across ranks any rank is known to have had.
     std::unordered_set<runtime::Parker*> queued_;
     std::uint32_t epoch_seen_ = 0;

@@ -334,15 +334,15 @@ void Comm::loop() noexcept {
                 g_turn_comm = nullptr;  // (no worker serves any more)
             }
         }
-        g_turn.unlock();
-        if (done_) break;
         if (busy) {
             idle = 0;
             quiet_since = now_ns();
-        } else {
-            if (idle++ == 0) quiet_again();
-            nap(quiet_since);
+        } else if (!done_ && idle++ == 0) {
+            quiet_again();  // (with the turn held: a serving worker answers probes)
         }
+        g_turn.unlock();
+        if (done_) break;
+        if (!busy) nap(quiet_since);
     }
     runtime::rt().registry.note_thread(false);
 }

@@ -47,7 +47,7 @@ std::mutex g_report_lock;
 std::uint64_t g_reported_sent = ~std::uint64_t{0}, g_reported_received = ~std::uint64_t{0};
 // A Probe found this rank not quiet (its communication thread busy, say):
 // nothing else may make it look again, so that thread does once it is idle
-// (quiet_again). (The communication thread's own.)
+// (quiet_again). (Whoever holds the turn's: mpi/comm.cpp.)
 bool g_look_when_idle = false;
 
 void post_state(Kind kind, std::uint64_t wave, bool quiet, const std::string& lines) {

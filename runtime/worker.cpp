@@ -256,7 +256,10 @@ bool Worker::take_over_woken() noexcept {
 Task* Worker::serve_ranks(Runtime& r) noexcept {
     constexpr unsigned kRoundsPerYield = 32;
     auto* serve = r.serve_ranks.load(std::memory_order_acquire);
-    if (!serve) return nullptr;
+    if (!serve) {
+        stop_serving_ranks();
+        return nullptr;
+    }
     if (rank_server != serve) {
         stop_serving_ranks();
         rank_server = serve;
@@ -265,6 +268,13 @@ Task* Worker::serve_ranks(Runtime& r) noexcept {
     const auto until = std::chrono::steady_clock::now() + kRemoteStayAwake;
     for (unsigned round = 1;; ++round) {
         const bool served = serve(RankServe::Round);
+        // (What the round woke beyond the next to run here went to this
+        // worker's private list: share it, or the other workers, serving or
+        // asleep, would not run it until this one parks again.)
+        if (served && local_head) {
+            publish();
+            if (r.idle.load(std::memory_order_seq_cst) > 0) r.wake_idle_worker();
+        }
         if (Task* found = find_work()) return found;
         // (Not for longer than the stay even while messages come: then this
         // worker sleeps, and its runtime may look for a deadlock.)
@@ -299,7 +309,10 @@ void Worker::loop() noexcept {
             run_task(this, t);
             continue;
         }
-        if (r.stopping.load(std::memory_order_acquire)) break;
+        if (r.stopping.load(std::memory_order_acquire)) {
+            stop_serving_ranks();
+            break;
+        }
         // Spin a little: a wake-up from the other core (or another OS
         // process) is often on its way, and sleeping costs a futex round
         // trip of tens of microseconds. Then yield a few times before
@@ -313,6 +326,7 @@ void Worker::loop() noexcept {
         if (r.rank_waits.load(std::memory_order_relaxed) > 0) {
             found = serve_ranks(r);
         } else {
+            stop_serving_ranks();  // (if it served before the last process ran: nobody serves now)
             for (int i = 0; i < 16 && !found; ++i) {
                 for (int j = 0; j < 8; ++j) __builtin_ia32_pause();
                 found = find_work();
@@ -321,7 +335,6 @@ void Worker::loop() noexcept {
                 sched_yield();
                 found = find_work();
             }
-            stop_serving_ranks();  // (if it served before the last process ran)
         }
         if (found) {
             run_task(this, found);

@@ -84,6 +84,10 @@ int main(int argc, char** argv) {
     if (argc == 4) size = {std::atoi(argv[1]), std::atoi(argv[2]), std::atoi(argv[3])};
     const bool bench = argc == 2;
     if (bench) size = {1200, std::atoi(argv[1]), 5000};
+    if (size.width <= 0 || size.height <= 0 || size.limit <= 0) {
+        if (world.rank() == 0) std::fprintf(stderr, "usage: mpi-farm [WIDTH HEIGHT MAX_ITERATIONS] | ROWS (positive numbers)\n");
+        return 2;
+    }
 
     csp::Channel<int> jobs{"jobs", csp::buffer(16)};  // (row numbers wait here for whichever worker asks next)
     csp::Channel<Row> results{"results", csp::buffer(16)};
