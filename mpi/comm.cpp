@@ -46,9 +46,12 @@ std::int64_t now_ns() noexcept {
 // one core cost a context switch or two per message. Static, not members,
 // so that a worker that loaded the hook late can still call it after the
 // Comm is gone: g_turn_comm is then null.
+namespace {
 runtime::SpinLock g_turn;
-Comm* g_turn_comm = nullptr;                         // (guarded by g_turn)
-std::atomic<std::uint32_t> g_servers{0};  // workers serving now (a futex word: the thread waits on it)
+Comm* g_turn_comm = nullptr;  // (guarded by g_turn)
+// Workers that began serving and have not ended: serving, or away running a
+// process they woke (a futex word: the thread waits on it).
+std::atomic<std::uint32_t> g_servers{0};
 
 bool serve_from_worker(runtime::RankServe step) noexcept {
     switch (step) {
@@ -67,6 +70,7 @@ bool serve_from_worker(runtime::RankServe step) noexcept {
     g_turn.unlock();
     return busy;
 }
+}  // namespace
 
 void finish(Pending* p, std::uint32_t outcome) noexcept {
     if (runtime::try_complete(p->parker, p->token, outcome)) runtime::ready(p->parker);

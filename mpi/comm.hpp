@@ -1,17 +1,21 @@
-// comm.hpp: the communication thread of a rank, the one thread that calls
-// MPI (between MPI_Init_thread and MPI_Finalize, which the World calls).
+// comm.hpp: the communication thread of a rank, and the turn it shares with
+// idle workers: one caller of MPI at a time (between MPI_Init_thread and
+// MPI_Finalize, which the World calls).
 //
-// Fibers never call MPI: they queue messages (post) and park; the
-// communication thread sends them, receives what other ranks send
-// (MPI_Improbe / MPI_Mrecv on a duplicated communicator, so user MPI traffic
-// never matches csp's), hands each to its handler (channels.cpp, world.cpp)
-// and readies the processes waiting for it with runtime::ready. It also
-// finishes the proxies of other ranks' processes (channels.cpp): their
-// parkers' home is its inbox, so their completions reach it like wake-ups
-// from another OS process. Idle, it spins briefly, yields, then sleeps on
-// its inbox's word for growing spans (up to kLongestNap: messages from other
-// ranks arrive without ringing it; see comm.cpp), and a post or a
-// completion rouses it.
+// Fibers never call MPI: they queue messages (post) and park; whoever holds
+// the turn sends them, receives what other ranks send (MPI_Improbe /
+// MPI_Mrecv on a duplicated communicator, so user MPI traffic never matches
+// csp's), hands each to its handler (channels.cpp, world.cpp) and readies
+// the processes waiting for it with runtime::ready. It also finishes the
+// proxies of other ranks' processes (channels.cpp): their parkers' home is
+// the thread's inbox, so their completions reach it like wake-ups from
+// another OS process. The turn is the communication thread's, except while
+// idle workers of this rank serve (a process waits for another rank: they
+// do the rounds from their scheduler loops, and the thread sleeps, looking
+// in now and then; see comm.cpp). Idle with no server, the thread yields
+// while messages came lately, then sleeps on its inbox's word for growing
+// spans (up to kLongestNap: messages from other ranks arrive without ringing
+// it), and a post or a completion rouses it.
 //
 // Every message is one MPI message of bytes: a Header, then a payload.
 // Messages between two ranks arrive in the order they were posted (MPI's
