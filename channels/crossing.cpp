@@ -174,6 +174,8 @@ Parcel* parcel_new(std::size_t size, std::size_t capacity) {
     return p;
 }
 
+bool parcel_own(const Parcel* p) noexcept { return p && p != kLost && p->capacity != kInlineMark; }
+
 void parcel_free(Parcel* p) noexcept {
     if (p && p != kLost && p->capacity != kInlineMark) runtime::arena_free(p);
 }
@@ -187,7 +189,7 @@ Parcel* ParcelWriter::release() noexcept { return std::exchange(parcel_, nullptr
 void ParcelWriter::reserve(std::size_t more) {
     const std::size_t need = parcel_->size + more;
     if (need <= parcel_->capacity) return;
-    Parcel* bigger = parcel_new(parcel_->size, std::max(need, 2 * parcel_->capacity));
+    Parcel* bigger = parcel_new(parcel_->size, std::max(need + kParcelTailRoom, 2 * parcel_->capacity));
     std::memcpy(bigger->data(), parcel_->data(), parcel_->size);
     parcel_free(std::exchange(parcel_, bigger));
 }

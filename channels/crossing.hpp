@@ -58,6 +58,15 @@ struct Parcel {
 // and a parcel kept inside a PlainWait are ignored).
 Parcel* parcel_new(std::size_t size, std::size_t capacity = 0);
 void parcel_free(Parcel* p) noexcept;
+// parcel_own: whether p is a parcel of its own in the arena (one that
+// parcel_free gives back, not the lost parcel nor one inside a PlainWait),
+// which its owner may hand on.
+bool parcel_own(const Parcel* p) noexcept;
+
+// kParcelTailRoom: room a ParcelWriter leaves after the bytes when it grows
+// a parcel, where a transport may put its header and send the parcel as it
+// is (libcsp-mpi: Comm::post_parcel), rather than copy a large value again.
+inline constexpr std::size_t kParcelTailRoom = 64;
 
 // ParcelWriter: a stream buffer that writes straight into a parcel,
 // growing it geometrically (a 64 KiB vector is one copy). For serializers.

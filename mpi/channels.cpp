@@ -737,9 +737,12 @@ public:
         }
         channels::Waiter* w = channels::proxy_waiter(p);
         Parcel* value = std::exchange(w->parcel, nullptr);
-        if (x->reading && o == Outcome::Done) reply_data(x->peer, x->req, value);
-        else reply(x->peer, x->req, o);
-        channels::parcel_free(value);  // (a reader's, sent; or a writer's nobody took)
+        if (x->reading && o == Outcome::Done) {
+            reply_data(x->peer, x->req, value);  // (a reader's: it takes it)
+        } else {
+            reply(x->peer, x->req, o);
+            channels::parcel_free(value);  // (a writer's nobody took)
+        }
         p->completer_lock = nullptr;
         runtime::release_parker(p);
         delete x;
@@ -841,7 +844,7 @@ private:
     // waits for it; dropped if none does any more (a deadlock ended its
     // wait). Under asked_lock_: that process, ended otherwise, takes its
     // request back under it too, so its record is never written after.
-    void answer(const Message& m) const {
+    void answer(Message& m) const {
         const Header& h = m.header();
         std::lock_guard<std::mutex> hold(asked_lock_);
         auto it = asked_.find(h.req);
@@ -856,8 +859,7 @@ private:
         if (h.kind == Kind::Failed) return finish(p, outcome_word(static_cast<Outcome>(h.a)));
         if (h.kind == Kind::Data) {
             try {
-                p->got = channels::parcel_new(m.payload_size());
-                std::memcpy(p->got->data(), m.payload(), m.payload_size());
+                p->got = m.take_parcel();
             } catch (const std::bad_alloc&) {
                 if (h.a == 1) ext_done(h.chan, h.req, false);  // (the home holds its writer: see the top)
                 return finish(p, outcome_word(Outcome::Poisoned));
@@ -887,8 +889,7 @@ private:
             return;
         }
         if (a == channels::Attempt::Done) {
-            reply_data(x->peer, x->req, got, x->chan->shared_id);
-            channels::parcel_free(got);
+            reply_data(x->peer, x->req, got, x->chan->shared_id);  // (it takes got)
             holding_[{x->peer, x->req}] = p;
             return;
         }
@@ -918,8 +919,10 @@ private:
         g_comm->post(peer, h);
     }
 
-    // (extended_chan: the value of an extended read, whose home holds its
-    // writer: see answer().)
+    // reply_data: Data for a reader there, with `value`, which it takes:
+    // sent from it when it is a parcel of its own (Comm::post_parcel: no
+    // copy), else copied and freed. (extended_chan: the value of an extended
+    // read, whose home holds its writer: see answer().)
     void reply_data(int peer, std::uint64_t req, Parcel* value, std::uint64_t extended_chan = 0) {
         Header h{Kind::Data};
         h.req = req;
@@ -927,7 +930,9 @@ private:
             h.chan = extended_chan;
             h.a = 1;
         }
+        if (channels::parcel_own(value)) return g_comm->post_parcel(peer, h, value);
         g_comm->post(peer, h, value ? value->data() : nullptr, value ? value->size : 0);
+        channels::parcel_free(value);
     }
 
     static Outcome outcome_of(channels::Attempt a) noexcept {
@@ -997,15 +1002,14 @@ private:
     }
 
     // fire_here: a home ends choice h.req with guard h.a.
-    void fire_here(const Message& m) {
+    void fire_here(Message& m) {
         const Header& h = m.header();
         const auto o = static_cast<Outcome>(h.b);
         const std::uint32_t word = channels::encode(o, h.a);
         Parcel* value = nullptr;
         if (h.pad & kWithValue) {
             try {
-                value = channels::parcel_new(m.payload_size());
-                std::memcpy(value->data(), m.payload(), m.payload_size());
+                value = m.take_parcel();
             } catch (const std::bad_alloc&) {
                 value = nullptr;  // (the chooser finds no value: it poisons the channel)
             }
@@ -1051,14 +1055,13 @@ private:
     }
 
     // ---- choices across ranks: at the home -----------------------------------------
-    void offered(ChannelCore* c, const Message& m) {
+    void offered(ChannelCore* c, Message& m) {
         const Header& h = m.header();
         if (stale(h)) return;
         const bool reading = h.pad != 1;
         Parcel* value = nullptr;
         if (!reading) {
-            value = channels::parcel_new(m.payload_size());
-            std::memcpy(value->data(), m.payload(), m.payload_size());
+            value = m.take_parcel();
         }
         runtime::Parker* p = new_proxy(m.peer, h.req, reading);
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
@@ -1453,17 +1456,19 @@ private:
                 Parcel* got = nullptr;
                 const channels::Attempt a = channels::offer_read(c, p, &got, h.pad != kTry);
                 if (a == channels::Attempt::Block) return queued(p, c, h);  // (proxy_done answers)
-                if (a == channels::Attempt::Done) reply_data(m.peer, h.req, got);
-                else reply(m.peer, h.req, outcome_of(a));
-                channels::parcel_free(got);
+                if (a == channels::Attempt::Done) {
+                    reply_data(m.peer, h.req, got);  // (it takes got)
+                } else {
+                    reply(m.peer, h.req, outcome_of(a));
+                    channels::parcel_free(got);
+                }
                 drop_proxy(p);
                 return;
             }
             case Kind::Write: {
                 if (stale(h)) return;
                 if (h.pad == kProbe) return reply_probe(m.peer, h.req, c, Side::Writer);
-                Parcel* value = channels::parcel_new(m.payload_size());
-                std::memcpy(value->data(), m.payload(), m.payload_size());
+                Parcel* value = m.take_parcel();
                 runtime::Parker* p = new_proxy(m.peer, h.req, false);
                 const channels::Attempt a = channels::offer_write(c, p, value, h.pad != kTry);
                 if (a == channels::Attempt::Block) return queued(p, c, h);

@@ -72,6 +72,14 @@ bool serve_from_worker(runtime::RankServe step) noexcept {
 }
 }  // namespace
 
+channels::Parcel* Message::take_parcel() {
+    if (parcel) return std::exchange(parcel, nullptr);
+    channels::Parcel* copy = channels::parcel_new(payload_size());
+    std::memcpy(copy->data(), payload(), payload_size());
+    bytes = Bytes();
+    return copy;
+}
+
 void finish(Pending* p, std::uint32_t outcome) noexcept {
     if (runtime::try_complete(p->parker, p->token, outcome)) runtime::ready(p->parker);
 }
@@ -108,13 +116,31 @@ void Comm::post(int peer, const Header& h, const void* payload, std::size_t n) {
     }
     runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, peer,
                             static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, n);
-    if (!control(h.kind)) {
+    Outgoing m{peer, h.kind, Bytes(n + sizeof(Header)), {}};
+    if (n) std::memcpy(m.bytes.data(), payload, n);
+    std::memcpy(m.bytes.data() + n, &h, sizeof h);
+    enqueue(std::move(m));
+}
+
+static_assert(sizeof(Header) <= channels::kParcelTailRoom, "a packed value's parcel has room for a Header after it");
+
+void Comm::post_parcel(int peer, const Header& h, channels::Parcel* value) {
+    SentParcel owned(value);
+    if (!value || value->capacity - value->size < sizeof(Header) ||
+        farewell_sent_.load(std::memory_order_acquire)) {
+        return post(peer, h, value ? value->data() : nullptr, value ? value->size : 0);
+    }
+    runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes, sent from its parcel)",
+                            rank, peer, static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, value->size);
+    std::memcpy(value->data() + value->size, &h, sizeof h);
+    enqueue(Outgoing{peer, h.kind, Bytes(), std::move(owned)});
+}
+
+void Comm::enqueue(Outgoing m) {
+    if (!control(m.kind)) {
         sent_.fetch_add(1, std::memory_order_acq_rel);
         unsent_.fetch_add(1, std::memory_order_acq_rel);
     }
-    Message m{peer, Bytes(sizeof(Header) + n)};
-    std::memcpy(m.bytes.data(), &h, sizeof h);
-    if (n) std::memcpy(m.bytes.data() + sizeof h, payload, n);
     {
         runtime::Locked<runtime::SpinLock> hold(queue_lock_);
         queue_.push_back(std::move(m));
@@ -135,21 +161,21 @@ void Comm::stop() {
 }
 
 bool Comm::send_queued() {
-    std::vector<Message> batch;
+    std::vector<Outgoing> batch;
     {
         runtime::Locked<runtime::SpinLock> hold(queue_lock_);
         if (queue_.empty()) return false;
         batch.swap(queue_);
     }
-    for (Message& m : batch) {
-        if (!control(m.header().kind)) unsent_.fetch_sub(1, std::memory_order_acq_rel);
-        Sending s{MPI_REQUEST_NULL, std::move(m.bytes)};
-        sending_.push_back(std::move(s));
+    for (Outgoing& m : batch) {
+        if (!control(m.kind)) unsent_.fetch_sub(1, std::memory_order_acq_rel);
+        const int peer = m.peer;
+        sending_.push_back(Sending{MPI_REQUEST_NULL, std::move(m)});
         Sending& sent = sending_.back();
-        if (sent.bytes.size() > static_cast<std::size_t>(INT32_MAX)) {
+        if (sent.message.size() > static_cast<std::size_t>(INT32_MAX)) {
             runtime::log_fatal("csp mpi: a value of 2 GB or more cannot cross ranks yet (one MPI message each)");
         }
-        MPI_Isend(sent.bytes.data(), static_cast<int>(sent.bytes.size()), MPI_BYTE, m.peer, kTag, comm_,
+        MPI_Isend(sent.message.data(), static_cast<int>(sent.message.size()), MPI_BYTE, peer, kTag, comm_,
                   &sent.request);
     }
     return true;
@@ -180,12 +206,24 @@ bool Comm::receive() {
         if (!flag) break;
         int count = 0;
         MPI_Get_count(&status, MPI_BYTE, &count);
-        Message m{status.MPI_SOURCE, Bytes(static_cast<std::size_t>(count))};
-        MPI_Mrecv(m.bytes.data(), count, MPI_BYTE, &handle, &status);
-        if (m.bytes.size() < sizeof(Header)) {
+        const auto n = static_cast<std::size_t>(count);
+        Message m;
+        m.peer = status.MPI_SOURCE;
+        char* into = nullptr;
+        try {
+            m.parcel = channels::parcel_new(n);
+            into = reinterpret_cast<char*>(m.parcel->data());
+        } catch (const std::bad_alloc&) {
+            m.bytes = Bytes(n);  // (the handler's take_parcel throws, if the arena stays full)
+            into = m.bytes.data();
+        }
+        MPI_Mrecv(into, count, MPI_BYTE, &handle, &status);
+        if (n < sizeof(Header)) {
             runtime::logger().error("csp mpi: a message of {} bytes from rank {} is too short; ignored", count, m.peer);
             continue;
         }
+        std::memcpy(&m.head, into + n - sizeof(Header), sizeof(Header));
+        if (m.parcel) m.parcel->size = n - sizeof(Header);
         dispatch(m);
         any = true;
     }

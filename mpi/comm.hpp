@@ -17,7 +17,8 @@
 // spans (up to kLongestNap: messages from other ranks arrive without ringing
 // it), and a post or a completion rouses it.
 //
-// Every message is one MPI message of bytes: a Header, then a payload.
+// Every message is one MPI message of bytes: a payload, then a Header (see
+// Message).
 // Messages between two ranks arrive in the order they were posted (MPI's
 // non-overtaking rule, one tag, one communicator), which the end counts
 // and the shutdown rely on.
@@ -127,12 +128,73 @@ private:
     std::size_t size_ = 0;
 };
 
-struct Message {
-    int peer;  // the sender, or the destination
+// On the wire a message is its payload, then its Header: at the end, so
+// that a received payload lands at the start of a parcel that the handler
+// takes as it is (take_parcel), with no copy. (A 1 MiB value was copied
+// once more on receipt; see BENCHMARKS.md, mpi.)
+//
+// SentParcel: a parcel a message is sent from, freed with it.
+struct SentParcel {
+    channels::Parcel* parcel = nullptr;
+    SentParcel() = default;
+    explicit SentParcel(channels::Parcel* p) noexcept : parcel(p) {}
+    SentParcel(SentParcel&& o) noexcept : parcel(std::exchange(o.parcel, nullptr)) {}
+    SentParcel& operator=(SentParcel&& o) noexcept {
+        if (this != &o) {
+            channels::parcel_free(parcel);
+            parcel = std::exchange(o.parcel, nullptr);
+        }
+        return *this;
+    }
+    ~SentParcel() { channels::parcel_free(parcel); }
+};
+
+// Outgoing: a message posted, to be sent: its bytes, or (post_parcel) a
+// parcel with the header after its payload.
+struct Outgoing {
+    int peer;  // the destination
+    Kind kind;
     Bytes bytes;
-    const Header& header() const noexcept { return *reinterpret_cast<const Header*>(bytes.data()); }
-    const char* payload() const noexcept { return bytes.data() + sizeof(Header); }
-    std::size_t payload_size() const noexcept { return bytes.size() - sizeof(Header); }
+    SentParcel from;
+    char* data() noexcept { return from.parcel ? reinterpret_cast<char*>(from.parcel->data()) : bytes.data(); }
+    std::size_t size() const noexcept { return from.parcel ? from.parcel->size + sizeof(Header) : bytes.size(); }
+};
+
+// Message: a message received: its header, and its payload in a parcel of
+// the arena (its capacity holds the header too), or, when the arena had no
+// room, on the heap.
+struct Message {
+    int peer = 0;  // the sender
+    Header head{};
+    channels::Parcel* parcel = nullptr;
+    Bytes bytes;  // (payload then header: only without a parcel)
+
+    Message() = default;
+    Message(Message&& o) noexcept
+        : peer(o.peer), head(o.head), parcel(std::exchange(o.parcel, nullptr)), bytes(std::move(o.bytes)) {}
+    Message& operator=(Message&& o) noexcept {
+        if (this != &o) {
+            channels::parcel_free(parcel);
+            peer = o.peer;
+            head = o.head;
+            parcel = std::exchange(o.parcel, nullptr);
+            bytes = std::move(o.bytes);
+        }
+        return *this;
+    }
+    ~Message() { channels::parcel_free(parcel); }
+
+    const Header& header() const noexcept { return head; }
+    const char* payload() const noexcept {
+        return parcel ? reinterpret_cast<const char*>(parcel->data()) : bytes.data();
+    }
+    std::size_t payload_size() const noexcept {
+        return parcel ? parcel->size : bytes.size() > sizeof(Header) ? bytes.size() - sizeof(Header) : 0;
+    }
+    // take_parcel: the payload as a parcel, the caller's to free: the one it
+    // came in (no copy), or a copy (throws std::bad_alloc). Once taken, the
+    // payload is gone from the message.
+    channels::Parcel* take_parcel();
 };
 
 // Pending: a process of this rank waiting for an answer (Data, Done,
@@ -172,6 +234,10 @@ public:
 
     // post: queue a message for `peer` (any thread, any time before stop).
     void post(int peer, const Header& h, const void* payload = nullptr, std::size_t n = 0);
+    // post_parcel: post with `value`'s bytes as payload, taking `value` (the
+    // caller's to give: parcel_own): sent from it when its capacity has room
+    // for the header after its bytes (no copy), else copied and freed.
+    void post_parcel(int peer, const Header& h, channels::Parcel* value);
     // inbox: where proxies' parkers are readied.
     runtime::Inbox* inbox() noexcept { return inbox_; }
     // stop: say Bye to every rank, serve until every rank has said it,
@@ -211,11 +277,12 @@ private:
     runtime::Inbox* inbox_;
     std::atomic<std::uint32_t> word_{0};
     runtime::SpinLock queue_lock_;
-    std::vector<Message> queue_;  // posted, not yet sent
+    std::vector<Outgoing> queue_;  // posted, not yet sent
     struct Sending {
         MPI_Request request;
-        Bytes bytes;
+        Outgoing message;
     };
+    void enqueue(Outgoing m);
     std::deque<Sending> sending_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> main_done_{false};

@@ -127,8 +127,7 @@ void on_world_message(Message& m) {
         arrival.what = split == std::string::npos ? "" : payload.substr(split + 1);
     } else {
         try {
-            arrival.result = channels::parcel_new(m.payload_size());
-            std::memcpy(arrival.result->data(), m.payload(), m.payload_size());
+            arrival.result = m.take_parcel();
         } catch (const std::bad_alloc&) {
             arrival.failed = true;
             arrival.type = "std::bad_alloc";
