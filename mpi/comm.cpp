@@ -53,6 +53,8 @@ Comm* g_turn_comm = nullptr;  // (guarded by g_turn)
 // process they woke (a futex word: the thread waits on it).
 std::atomic<std::uint32_t> g_servers{0};
 
+// serve_from_worker: the hook (a Round is also the thread's look while
+// workers serve: see loop).
 bool serve_from_worker(runtime::RankServe step) noexcept {
     switch (step) {
         case runtime::RankServe::Begin:
@@ -340,11 +342,8 @@ void Comm::loop() noexcept {
             // only now and then (for one that runs long), with naps that
             // double while nothing is found.
             wait_for_servers(server_nap);
-            bool busy = false;
-            if (g_servers.load(std::memory_order_seq_cst) > 0 && g_turn.try_lock()) {
-                busy = serve();
-                g_turn.unlock();
-            }
+            const bool busy =
+                g_servers.load(std::memory_order_seq_cst) > 0 && serve_from_worker(runtime::RankServe::Round);
             server_nap = busy ? kFirstServerNap : std::min(server_nap * 2, kLongestServerNap);
             idle = 0;
             quiet_since = now_ns();  // (traffic ran: hot)

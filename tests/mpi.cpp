@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -468,9 +469,17 @@ TEST_CASE("a rank whose worker computes for long still answers the other ranks' 
             for (int i = 0; i < kValues; ++i) out(i);
         }
         for (auto& g : gos) g();
-        const auto begun = Clock::now();
+        // One second of this thread's own CPU time, not of the clock: on a
+        // loaded machine (4 ranks and a build on 2 cores) the wall-clock
+        // second ended before the far reader, starved too, was done.
+        const auto cpu_ns = [] {
+            timespec t{};
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+            return std::int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+        };
+        const std::int64_t begun = cpu_ns();
         volatile std::uint64_t spins = 0;
-        while (Clock::now() - begun < std::chrono::milliseconds(1000)) spins = spins + 1;  // (never yields)
+        while (cpu_ns() - begun < 1'000'000'000) spins = spins + 1;  // (never yields)
         return now_ns();
     });
     auto far_reader = csp::process("far reader", [&](std::vector<csp::ChannelIn<int>> ins,
