@@ -258,12 +258,12 @@ std::uint64_t barrier_enrol(BarrierCore* b) noexcept {
         ++b->enrolled;
     }
     if (b->shared_id) [[unlikely]] {
-        if (Distribution* d = distribution()) return d->barrier_ends_changed(b, +1);
+        if (Distribution* d = distribution()) return d->barrier_ends_changed(b, +1, 0);
     }
     return 0;
 }
 
-void barrier_resign(BarrierCore* b) noexcept {
+void barrier_resign(BarrierCore* b, std::uint64_t epoch) noexcept {
     Waiter* wake = nullptr;
     {
         Locked<SharedLock> hold(b->lock);
@@ -272,7 +272,7 @@ void barrier_resign(BarrierCore* b) noexcept {
     }
     ready_waiters(wake);
     if (b->shared_id) [[unlikely]] {
-        if (Distribution* d = distribution()) (void)d->barrier_ends_changed(b, -1);
+        if (Distribution* d = distribution()) (void)d->barrier_ends_changed(b, -1, epoch);
     }
 }
 

@@ -83,9 +83,9 @@ void barrier_release(BarrierCore* b) noexcept;
 // enrol / resign: a member joins or leaves (resign may end the phase).
 // enrol returns the member's epoch: on a barrier shared by ranks, how many
 // SPMD ends of it this rank had made (the home counts the member once it has
-// made as many: mpi/channels.cpp); 0 otherwise.
+// made as many: mpi/channels.cpp); 0 otherwise. resign is given it back.
 std::uint64_t barrier_enrol(BarrierCore* b) noexcept;
-void barrier_resign(BarrierCore* b) noexcept;
+void barrier_resign(BarrierCore* b, std::uint64_t epoch = 0) noexcept;
 // sync: Done when the phase ended, Poisoned, or Deadlocked (the detector
 // ended the wait; the member is no longer counted as arrived). `epoch`: the
 // member's, from enrol.

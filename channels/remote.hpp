@@ -124,8 +124,9 @@ public:
     // phase `phase` here, or an arrival was taken back (-1: the deadlock
     // breaker ended its wait); b was poisoned here.
     virtual void barrier_made(BarrierCore* b) noexcept = 0;
-    // (barrier_ends_changed returns the member's epoch: see barrier_enrol.)
-    virtual std::uint64_t barrier_ends_changed(BarrierCore* b, int delta) noexcept = 0;
+    // (barrier_ends_changed returns the member's epoch: see barrier_enrol;
+    // a resign, -1, is given the member's epoch back.)
+    virtual std::uint64_t barrier_ends_changed(BarrierCore* b, int delta, std::uint64_t epoch) noexcept = 0;
     // (barrier_arrived names b by its id, and gives the member's epoch: it
     // is called as the member parks, when b may already be gone.)
     virtual void barrier_arrived(std::uint64_t id, std::uint64_t phase, std::uint64_t epoch, int delta) noexcept = 0;

@@ -89,7 +89,7 @@ public:
     void resign() noexcept {
         if (core_ && !resigned_) {
             resigned_ = true;
-            channels::barrier_resign(core_);
+            channels::barrier_resign(core_, epoch_);
             channels::count_end(core_, -1);
         }
     }
@@ -125,7 +125,7 @@ private:
         if (detail::t_placed_elsewhere && !resigned_) [[unlikely]] detail::placed_elsewhere(core_);
         if (!resigned_) {
             if (std::uncaught_exceptions() > 0 && !detail::unwinding_from_retire()) channels::barrier_poison(core_);
-            channels::barrier_resign(core_);
+            channels::barrier_resign(core_, epoch_);
             channels::count_end(core_, -1);
         }
         channels::barrier_release(std::exchange(core_, nullptr));

@@ -57,9 +57,11 @@
 // Barriers across ranks (channels/barrier.hpp): a barrier made in the SPMD
 // part has an id (numbered apart from channels) and a home rank, like a
 // channel. Each rank's core keeps its own members; the home counts the
-// members of the whole job as it counts a channel's ends (Ends: SPMD ends
-// for every rank, other enrols and resigns as BarrierEnds messages stamped
-// with the sender's SPMD epoch) and the arrivals of the current phase
+// members of the whole job much as it counts a channel's ends (Ends: an
+// SPMD end for every rank as the home makes its own, unless that rank is
+// behind, RankEnds; every rank says which SPMD ends it made and resigned,
+// and sends its other enrols and resigns as BarrierEnds messages stamped
+// with its SPMD epoch) and the arrivals of the current phase
 // (BarrierArrive, tagged with the phase the member arrived in, one from a
 // phase already over being stale, and with the member's epoch: an arrival
 // of a member the home does not count yet, enrolled at an epoch it has not
@@ -94,6 +96,7 @@
 #include <cxxabi.h>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -117,6 +120,11 @@ std::int64_t now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+
+// A BarrierEnds message's `a`: an end made in the SPMD part (req: its
+// epoch); an SPMD end resigned (req: its epoch); any other enrol or resign
+// (b: the change + 1, req: the sender's epoch).
+constexpr std::uint32_t kOtherEnd = 0, kSpmdMade = 1, kSpmdResigned = 2;
 
 // kPatience: how long a held offer waits for a partner that may be back
 // soon before its choice is released (see Shared::commit).
@@ -408,11 +416,10 @@ public:
         }
     }
 
-    std::uint64_t barrier_ends_changed(channels::BarrierCore* b, int delta) noexcept override {
+    std::uint64_t barrier_ends_changed(channels::BarrierCore* b, int delta, std::uint64_t member) noexcept override {
         if (!g_comm->reachable()) return 0;  // (a multiprocess child's copies: its parent counted them)
         const std::uint64_t id = b->shared_id;
         const bool spmd = delta > 0 && in_spmd_part();
-        const bool here = home_of(id) == g_comm->rank;
         // (The epoch: this rank's SPMD ends of b so far. b's own count, read
         // by its members as they arrive, too: see barrier_arrived.)
         const std::uint64_t epoch = spmd ? b->spmd_ends.fetch_add(1, std::memory_order_acq_rel) + 1
@@ -420,12 +427,17 @@ public:
         // (The member's epoch: an SPMD end's is its own; any other enrol the
         // home counts from its message on, members(), so 0: see at_barrier.)
         const std::uint64_t member_epoch = spmd ? epoch : 0;
-        if (spmd && !here) return member_epoch;  // (the home counts it, for every rank, as it makes its own)
         Header h{Kind::BarrierEnds};
         h.chan = id | kBarrierBit;
-        h.a = spmd ? 1 : 0;
+        if (spmd) {
+            h.a = kSpmdMade;  // (made here: the home counts it, see RankEnds)
+        } else if (delta < 0 && member > 0) {
+            h.a = kSpmdResigned;  // (the SPMD end `member` of this rank)
+        } else {
+            h.a = kOtherEnd;
+        }
         h.b = static_cast<std::uint32_t>(delta + 1);
-        h.req = epoch;
+        h.req = delta < 0 && member > 0 ? member : epoch;
         g_comm->post(home_of(id), h);
         return member_epoch;
     }
@@ -518,10 +530,15 @@ public:
                     return;
                 }
                 case Kind::BarrierEnds:
-                    if (h.a == 1) {
-                        ++st.ends.spmd;
-                        (void)change(st.ends, g_comm->size);
-                        for (Offers& o : st.offers) o.skipped = 0;  // (offers of members it may count now)
+                    if (h.a == kSpmdMade) {
+                        const bool epoch_moves = m.peer == g_comm->rank;
+                        spmd_made(st, m.peer, h.req);
+                        if (epoch_moves) {
+                            (void)change(st.ends, 0);  // (and the other ends of ranks ahead, made up to here)
+                            for (Offers& o : st.offers) o.skipped = 0;  // (offers of members it may count now)
+                        }
+                    } else if (h.a == kSpmdResigned) {
+                        spmd_resigned(st, m.peer, h.req);
                     } else {
                         st.ends.later.emplace(h.req, static_cast<std::int64_t>(h.b) - 1);
                         (void)change(st.ends, 0);
@@ -1539,6 +1556,22 @@ private:
         std::int64_t count = 0;    // choices offering it there in this phase
         std::int64_t skipped = 0;  // of them, of members not counted yet (the last round found)
     };
+    // RankEnds: (at the home) one rank's SPMD ends of a shared barrier.
+    // When the home makes its own SPMD end k, it counts rank r's k too,
+    // before r has said it made it: r may not have got there yet, and the
+    // phases must not go on without r's member of the same Parallel. Unless
+    // r has not made k and still has an older SPMD end: then r is behind
+    // (the ranks' programs diverged: a member of r's earlier Parallel is
+    // still there, and may be syncing with the home's new members), and
+    // its k counts only once r says it made it, or once its older ends
+    // have resigned (`deferred`). An SPMD end that r made and resigned
+    // before the home made its own (r was ahead) is `gone`: never counted.
+    struct RankEnds {
+        std::uint64_t made = 0;             // SPMD ends it said it made
+        std::set<std::uint64_t> live;       // counted, not resigned
+        std::set<std::uint64_t> deferred;   // made at the home, not counted yet
+        std::set<std::uint64_t> gone;
+    };
     struct BarrierState {
         channels::BarrierCore* core = nullptr;
         // (At the home, alting barriers:) each rank's offers, and the round
@@ -1550,12 +1583,57 @@ private:
         std::uint32_t rounds = 0;
         int answers = 0;
         std::int64_t reserved = 0;
-        Ends ends;                  // (at the home) its members in the job
+        Ends ends;                  // (at the home) its members in the job (SPMD ends: `ranks`)
+        std::vector<RankEnds> ranks;  // (at the home) by rank
         std::uint64_t phase = 0;    // (at the home) phases over
         std::multimap<std::uint64_t, std::int64_t> held;  // (at the home) arrivals of members not counted yet, by epoch
         std::int64_t arrivals = 0;  // (at the home) members arrived in this phase
         bool poisoned = false;
     };
+
+    // spmd_made: (at the home) rank r made SPMD end k of the barrier; if r
+    // is the home, the home's epoch moves to k and k is counted for every
+    // rank (RankEnds says how). spmd_resigned: rank r resigned its SPMD end
+    // k. (lock_ held.)
+    static RankEnds& rank_ends(BarrierState& st, int r) {
+        if (st.ranks.empty()) st.ranks.resize(static_cast<std::size_t>(g_comm->size));
+        return st.ranks[static_cast<std::size_t>(r)];
+    }
+    static void count_spmd(BarrierState& st, RankEnds& e, std::uint64_t k) {
+        e.live.insert(k);
+        ++st.ends.count;
+    }
+    static void spmd_made(BarrierState& st, int r, std::uint64_t k) {
+        rank_ends(st, r).made = k;
+        if (r != g_comm->rank) {
+            // (Made where the home had counted it not yet: now it counts.)
+            RankEnds& e = rank_ends(st, r);
+            if (k <= st.ends.spmd && e.deferred.erase(k) > 0) count_spmd(st, e, k);
+            return;
+        }
+        st.ends.spmd = k;
+        for (int q = 0; q < g_comm->size; ++q) {
+            RankEnds& e = rank_ends(st, q);
+            if (e.gone.erase(k) > 0) continue;  // (made and resigned there already)
+            const bool behind = e.made < k && !e.live.empty() && *e.live.begin() < k;
+            if (behind) e.deferred.insert(k);
+            else count_spmd(st, e, k);
+        }
+    }
+    static void spmd_resigned(BarrierState& st, int r, std::uint64_t k) {
+        RankEnds& e = rank_ends(st, r);
+        if (e.live.erase(k) > 0) {
+            --st.ends.count;
+            // No older end left there: the first end it has not made yet
+            // counts from now on, as at the start.
+            if (!e.deferred.empty() && (e.live.empty() || *e.live.begin() > *e.deferred.begin())) {
+                count_spmd(st, e, *e.deferred.begin());
+                e.deferred.erase(e.deferred.begin());
+            }
+        } else if (k > st.ends.spmd) {
+            e.gone.insert(k);
+        }
+    }
 
     // members: a shared barrier's members as the home counts them: those
     // it has applied, and the enrols of ranks ahead of it in the SPMD part

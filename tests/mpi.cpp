@@ -751,6 +751,48 @@ TEST_CASE("a barrier shared by ranks: a member that resigns on one rank lets the
     CHECK(many == 60);
 }
 
+TEST_CASE("a barrier shared by ranks: ranks whose programs diverge (one rank's unplaced member syncs more) go on",
+          "[mpi][barrier]") {
+    // On every rank an unplaced member syncs 3 times; on rank `slow` it
+    // pauses, then syncs twice more, while the other ranks have gone on to
+    // the next Parallel, whose members (plain or alting) sync 5 times. The
+    // slow rank's extra syncs are phases with those members: nobody waits
+    // for a member of the slow rank's next Parallel while its member of
+    // this one is still there (that was a DeadlockError when the barrier's
+    // home was ahead). A spacer barrier moves the next home along, so the
+    // slow rank is the home, or before or after it, across the iterations.
+    auto first = csp::process("diverging-first", [](csp::BarrierEnd end, std::int64_t syncs) {
+        std::int64_t done = 0;
+        for (; done < 3; ++done) end.sync();
+        if (syncs > 3) csp::sleep(std::chrono::milliseconds(50));
+        for (; done < syncs; ++done) end.sync();
+        return done;
+    });
+    auto second = csp::process("diverging-second", [](csp::BarrierEnd end, bool alting) {
+        std::int64_t done = 0;
+        for (; done < 5; ++done) {
+            if (!alting) {
+                end.sync();
+            } else if (csp::PriSelect(csp::BarrierGuard(end), csp::TimeoutGuard(std::chrono::seconds(60))).index() != 0) {
+                return std::int64_t{-1};
+            }
+        }
+        return done;
+    });
+    for (const bool alting : {false, true}) {
+        for (int slow = 0; slow < ranks(); ++slow) {
+            CAPTURE(alting, slow);
+            csp::Barrier b{"diverging-" + std::to_string(slow) + (alting ? "-alting" : "")};
+            const std::int64_t syncs = csp::mpi::rank() == slow ? 5 : 3;
+            auto [first_done] = csp::Parallel(first(b.end(), syncs));
+            CHECK(first_done == syncs);
+            auto [second_done] = csp::Parallel(second(b.end(), alting));
+            CHECK(second_done == 5);
+            csp::Barrier spacer{"spacer-" + std::to_string(slow)};
+        }
+    }
+}
+
 TEST_CASE("a barrier shared by ranks: members that share a rank, and ends made there from a captured handle",
           "[mpi][barrier]") {
     const int last = ranks() - 1;
