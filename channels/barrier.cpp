@@ -342,9 +342,12 @@ void barrier_end_phase(BarrierCore* b, std::uint64_t phase) noexcept {
 void barrier_offers_changed(BarrierCore* b) noexcept {
     Distribution* d = distribution();
     if (!b->shared_id || !d) return;
-    std::int64_t count = 0;
-    for (const Waiter* w = b->offers.head; w; w = w->next) ++count;
-    d->barrier_offers(b, b->phase, count, ++b->offer_reports);
+    std::int64_t count = 0, ahead = 0;
+    for (const Waiter* w = b->offers.head; w; w = w->next) {
+        ++count;
+        if (reinterpret_cast<std::uintptr_t>(w->slot) > b->home_epoch) ++ahead;
+    }
+    d->barrier_offers(b, b->phase, count, ahead, ++b->offer_reports);
 }
 
 std::int64_t barrier_reserve_round(BarrierCore* b, std::uint64_t phase, std::uint64_t home_epoch,
@@ -352,6 +355,7 @@ std::int64_t barrier_reserve_round(BarrierCore* b, std::uint64_t phase, std::uin
     *skipped = 0;
     Locked<SharedLock> hold(b->lock);
     if (b->poisoned || phase != b->phase) return 0;
+    b->home_epoch = std::max(b->home_epoch, home_epoch);
     (void)reserve_offers(b, home_epoch, skipped);
     std::int64_t reserved = 0;
     for (const Waiter* w = b->reserved.head; w; w = w->next) ++reserved;

@@ -71,6 +71,7 @@ struct BarrierCore {
     std::uint64_t shared_id = 0;        // shared by MPI ranks (see the top): its id in the job
     std::atomic<std::uint64_t> spmd_ends{0};  // (shared) ends made in this rank's SPMD part (mpi/channels.cpp)
     std::uint64_t offer_reports = 0;          // (shared) reports of this rank's offers so far (barrier_offers_changed)
+    std::uint64_t home_epoch = 0;             // (shared) the home's epoch in its last round here (barrier_reserve_round)
     std::atomic<std::int64_t> refs{1};  // the handle(s) and ends
     char name[64];
     runtime::WaitReason reason{"is waiting at barrier", name};
@@ -83,7 +84,8 @@ void barrier_release(BarrierCore* b) noexcept;
 // enrol / resign: a member joins or leaves (resign may end the phase).
 // enrol returns the member's epoch: on a barrier shared by ranks, how many
 // SPMD ends of it this rank had made (the home counts the member once it has
-// made as many: mpi/channels.cpp); 0 otherwise. resign is given it back.
+// made as many, or, if this rank is behind it, once this rank says it made
+// it: mpi/channels.cpp's RankEnds); 0 otherwise. resign is given it back.
 std::uint64_t barrier_enrol(BarrierCore* b) noexcept;
 void barrier_resign(BarrierCore* b, std::uint64_t epoch = 0) noexcept;
 // sync: Done when the phase ended, Poisoned, or Deadlocked (the detector

@@ -132,8 +132,9 @@ public:
     virtual void barrier_arrived(std::uint64_t id, std::uint64_t phase, std::uint64_t epoch, int delta) noexcept = 0;
     virtual void barrier_poisoned(BarrierCore* b) noexcept = 0;
     // `count` choices offer b here in phase `phase` (the `seq`-th report of
-    // b's offers here: a later one supersedes it). Called with b's lock held.
-    virtual void barrier_offers(const BarrierCore* b, std::uint64_t phase, std::int64_t count,
+    // b's offers here: a later one supersedes it), `ahead` of them for
+    // members enrolled past b->home_epoch. Called with b's lock held.
+    virtual void barrier_offers(const BarrierCore* b, std::uint64_t phase, std::int64_t count, std::int64_t ahead,
                                 std::uint64_t seq) noexcept = 0;
 
 protected:

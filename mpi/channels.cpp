@@ -81,9 +81,10 @@
 // BarrierReserved). If the arrivals and the reserved offers make up every
 // member, the phase is over (BarrierPhase fires the reserved offers too);
 // otherwise they are released (BarrierRelease: their choices choose again).
-// A rank's offers of members the home does not count yet (`skipped`, as a
-// round at the home's current epoch found them) stay out of the next
-// trigger until the epoch moves or the phase ends.
+// A rank's offers of members the home does not count yet (`skipped`: past
+// the home's epoch as the rank last heard it in a round, which each of its
+// offers reports names) stay out of the trigger while the home's epoch is
+// still that one.
 #include "mpi/comm.hpp"
 
 #include "channels/remote.hpp"
@@ -458,7 +459,7 @@ public:
     }
     static std::uint64_t get64(const Header& h) noexcept { return (std::uint64_t{h.pad} << 32) | h.b; }
 
-    void barrier_offers(const channels::BarrierCore* b, std::uint64_t phase, std::int64_t count,
+    void barrier_offers(const channels::BarrierCore* b, std::uint64_t phase, std::int64_t count, std::int64_t ahead,
                         std::uint64_t seq) noexcept override {
         if (!g_comm->reachable()) return;
         Header h{Kind::BarrierOffers};
@@ -466,7 +467,10 @@ public:
         h.req = phase;
         h.a = static_cast<std::uint32_t>(count);
         put64(h, seq);
-        g_comm->post(home_of(b->shared_id), h);
+        // (Of them, the offers of members past the home's epoch as this
+        // rank last heard it, and that epoch: see at_barrier.)
+        const std::uint64_t ahead_of[2] = {static_cast<std::uint64_t>(ahead), b->home_epoch};
+        g_comm->post(home_of(b->shared_id), h, ahead_of, sizeof ahead_of);
     }
 
     void barrier_poisoned(channels::BarrierCore* b) noexcept override {
@@ -542,6 +546,7 @@ public:
                     } else {
                         st.ends.later.emplace(h.req, static_cast<std::int64_t>(h.b) - 1);
                         (void)change(st.ends, 0);
+                        other_end(st, m.peer, static_cast<std::int64_t>(h.b) - 1);
                     }
                     // Arrivals of members it counts now.
                     while (!st.held.empty() && st.held.begin()->first <= st.ends.spmd) {
@@ -564,8 +569,12 @@ public:
                     if (get64(h) <= o.seq) return;  // (an older report, overtaken)
                     o.seq = get64(h);
                     o.count = h.req == st.phase ? static_cast<std::int64_t>(h.a) : 0;
-                    // (o.skipped stays: its members are not counted until the
-                    // home's epoch moves or the phase ends.)
+                    // The offers of members the home does not count yet:
+                    // those past its epoch, if the rank knew it (from the
+                    // last round there); if not, none (a round finds them).
+                    std::uint64_t ahead_of[2] = {0, 0};
+                    if (m.payload_size() == sizeof ahead_of) std::memcpy(ahead_of, m.payload(), sizeof ahead_of);
+                    o.skipped = ahead_of[1] == st.ends.spmd ? static_cast<std::int64_t>(ahead_of[0]) : 0;
                     break;
                 }
                 case Kind::BarrierReserved:
@@ -588,9 +597,9 @@ public:
                     } else {
                         // (Each rank reports its offers again once released;
                         // offers of members the home does not count yet
-                        // stay left out, `skipped`, until the home's epoch
-                        // moves or the phase ends: they would only start the
-                        // same round again.)
+                        // stay left out, `skipped`, while the home's epoch
+                        // is the same: they would only start the same round
+                        // again.)
                         release = true;
                         for (Offers& o : st.offers) o.count = 0;
                     }
@@ -1554,23 +1563,25 @@ private:
     struct Offers {
         std::uint64_t seq = 0;     // the last report's sequence
         std::int64_t count = 0;    // choices offering it there in this phase
-        std::int64_t skipped = 0;  // of them, of members not counted yet (the last round found)
+        std::int64_t skipped = 0;  // of them, of members not counted yet (the last report or round)
     };
     // RankEnds: (at the home) one rank's SPMD ends of a shared barrier.
     // When the home makes its own SPMD end k, it counts rank r's k too,
     // before r has said it made it: r may not have got there yet, and the
     // phases must not go on without r's member of the same Parallel. Unless
-    // r has not made k and still has an older SPMD end: then r is behind
-    // (the ranks' programs diverged: a member of r's earlier Parallel is
-    // still there, and may be syncing with the home's new members), and
-    // its k counts only once r says it made it, or once its older ends
-    // have resigned (`deferred`). An SPMD end that r made and resigned
-    // before the home made its own (r was ahead) is `gone`: never counted.
+    // r has not made k and still has an older member (an SPMD end, or one
+    // enrolled in a process): then r is behind (its program diverged from
+    // the home's, or a member lives across Parallels: it may be syncing
+    // with the home's new members meanwhile), and its k counts only once r
+    // says it made it, or once its older members have resigned
+    // (`deferred`). An SPMD end that r made and resigned before the home
+    // made its own (r was ahead) is `gone`: never counted.
     struct RankEnds {
         std::uint64_t made = 0;             // SPMD ends it said it made
         std::set<std::uint64_t> live;       // counted, not resigned
         std::set<std::uint64_t> deferred;   // made at the home, not counted yet
         std::set<std::uint64_t> gone;
+        std::int64_t others = 0;            // its other members (enrolled in processes), as it said
     };
     struct BarrierState {
         channels::BarrierCore* core = nullptr;
@@ -1615,7 +1626,9 @@ private:
         for (int q = 0; q < g_comm->size; ++q) {
             RankEnds& e = rank_ends(st, q);
             if (e.gone.erase(k) > 0) continue;  // (made and resigned there already)
-            const bool behind = e.made < k && !e.live.empty() && *e.live.begin() < k;
+            // (Every member it has, as far as the home has heard, is older
+            // than k if it has not made k.)
+            const bool behind = e.made < k && (!e.live.empty() || e.others > 0);
             if (behind) e.deferred.insert(k);
             else count_spmd(st, e, k);
         }
@@ -1624,15 +1637,22 @@ private:
         RankEnds& e = rank_ends(st, r);
         if (e.live.erase(k) > 0) {
             --st.ends.count;
-            // No older end left there: the first end it has not made yet
-            // counts from now on, as at the start.
-            if (!e.deferred.empty() && (e.live.empty() || *e.live.begin() > *e.deferred.begin())) {
-                count_spmd(st, e, *e.deferred.begin());
-                e.deferred.erase(e.deferred.begin());
-            }
+            promote(st, e);
         } else if (k > st.ends.spmd) {
             e.gone.insert(k);
         }
+    }
+    static void other_end(BarrierState& st, int r, std::int64_t delta) {
+        RankEnds& e = rank_ends(st, r);
+        e.others += delta;
+        if (delta < 0) promote(st, e);
+    }
+    // promote: no older member left there: the first end it has not made
+    // yet counts from now on, as at the start.
+    static void promote(BarrierState& st, RankEnds& e) {
+        if (e.deferred.empty() || !e.live.empty() || e.others > 0) return;
+        count_spmd(st, e, *e.deferred.begin());
+        e.deferred.erase(e.deferred.begin());
     }
 
     // members: a shared barrier's members as the home counts them: those

@@ -759,9 +759,16 @@ TEST_CASE("a barrier shared by ranks: ranks whose programs diverge (one rank's u
     // slow rank's extra syncs are phases with those members: nobody waits
     // for a member of the slow rank's next Parallel while its member of
     // this one is still there (that was a DeadlockError when the barrier's
-    // home was ahead). A spacer barrier moves the next home along, so the
-    // slow rank is the home, or before or after it, across the iterations.
-    auto first = csp::process("diverging-first", [](csp::BarrierEnd end, std::int64_t syncs) {
+    // home was ahead), nor for it while the slow rank's syncs are made by a
+    // copy of the end made in the process (`copied`: its own end resigns at
+    // once). A spacer barrier moves the next home along, so the slow rank is
+    // the home, or before or after it, across the iterations.
+    auto first = csp::process("diverging-first", [](csp::BarrierEnd end, std::int64_t syncs, bool copied) {
+        if (copied) {
+            csp::BarrierEnd copy = end;
+            end.resign();
+            end = std::move(copy);
+        }
         std::int64_t done = 0;
         for (; done < 3; ++done) end.sync();
         if (syncs > 3) csp::sleep(std::chrono::milliseconds(50));
@@ -779,12 +786,13 @@ TEST_CASE("a barrier shared by ranks: ranks whose programs diverge (one rank's u
         }
         return done;
     });
-    for (const bool alting : {false, true}) {
+    for (const int variant : {0, 1, 2}) {
+        const bool alting = variant == 1, copied = variant == 2;
         for (int slow = 0; slow < ranks(); ++slow) {
-            CAPTURE(alting, slow);
-            csp::Barrier b{"diverging-" + std::to_string(slow) + (alting ? "-alting" : "")};
+            CAPTURE(alting, copied, slow);
+            csp::Barrier b{"diverging-" + std::to_string(slow) + "-" + std::to_string(variant)};
             const std::int64_t syncs = csp::mpi::rank() == slow ? 5 : 3;
-            auto [first_done] = csp::Parallel(first(b.end(), syncs));
+            auto [first_done] = csp::Parallel(first(b.end(), syncs, copied));
             CHECK(first_done == syncs);
             auto [second_done] = csp::Parallel(second(b.end(), alting));
             CHECK(second_done == 5);
@@ -930,6 +938,58 @@ TEST_CASE("alting barriers across ranks: choices over the barrier and a channel 
     for (const auto& [done, n] : got) {
         CHECK(done == phases);
         CHECK(n == values);
+    }
+}
+
+TEST_CASE("alting barriers across ranks: a rank ahead of the home whose uncounted chooser goes elsewhere, and whose "
+          "counted member offers instead, completes the phase",
+          "[mpi][barrier][alt]") {
+    // Rank h's member offers the barrier late; every other rank is ahead
+    // of h in the SPMD part (its member of the first Parallel is gone at
+    // once). There a chooser holding an end made in the next Parallel (not
+    // counted while the home, when it is h, has not made it) offers the
+    // barrier or a channel; a member made in a process from the barrier's
+    // handle (counted) waits, writes the channel (the chooser takes it and
+    // goes), then offers the barrier. That offer and h's make the phase:
+    // the home must not leave it out as one of the uncounted offers an
+    // earlier round found there (it did: both waited until their
+    // timeouts). A spacer barrier moves the next home along, so that some
+    // iteration has h as the home on 2, 3 and 4 ranks.
+    auto late = csp::process("offers-late", [](csp::BarrierEnd end, bool offers) {
+        if (!offers) return 0;
+        csp::sleep(std::chrono::milliseconds(100));
+        return csp::PriSelect(csp::BarrierGuard(end), csp::TimeoutGuard(std::chrono::seconds(5))).index() == 0 ? 1 : -1;
+    });
+    auto chooser = csp::process("ahead-chooser", [](csp::BarrierEnd end, csp::ChannelIn<int> go, csp::ChannelOut<int> gone) {
+        const bool went = csp::PriSelect(csp::BarrierGuard(end), csp::InputGuard(go)).index() == 1;
+        gone(1);  // (its offer of the barrier is withdrawn by now)
+        return went ? 1 : -1;
+    });
+    auto copier = csp::process("ahead-copy", [](csp::Barrier handle, csp::ChannelOut<int> go, csp::ChannelIn<int> gone) {
+        csp::BarrierEnd mine = handle.end();
+        csp::sleep(std::chrono::milliseconds(300));
+        go(1);
+        gone();
+        return csp::PriSelect(csp::BarrierGuard(mine), csp::TimeoutGuard(std::chrono::seconds(5))).index() == 0 ? 1 : -1;
+    });
+    auto ahead = csp::process("ahead", [chooser, copier](csp::BarrierEnd end, csp::Barrier handle) {
+        csp::Channel<int> go{"go"}, gone{"gone"};  // (made in a process: its rank's own)
+        auto [chose, copied] = csp::Parallel(chooser(std::move(end), go.reader(), gone.writer()),
+                                             copier(handle, go.writer(), gone.reader()));
+        return chose + copied;
+    });
+    for (int h = 0; h < ranks(); ++h) {
+        CAPTURE(h);
+        csp::Barrier b{"ahead-of-" + std::to_string(h)};
+        auto [offered] = csp::Parallel(late(b.end(), csp::mpi::rank() == h));
+        CHECK(offered == (csp::mpi::rank() == h ? 1 : 0));
+        std::vector<csp::Process<int>> others;
+        for (int r = 0; r < ranks(); ++r) {
+            if (r != h) others.push_back(csp::on_rank(r, ahead(b.end(), b)));
+        }
+        const std::vector<int> done = csp::Parallel(std::move(others));
+        for (const int d : done) CHECK(d == 2);
+        csp::Barrier spacer{"ahead-spacer-" + std::to_string(h)};
     }
 }
 
