@@ -1646,6 +1646,18 @@ private:
         RankEnds& e = rank_ends(st, r);
         e.others += delta;
         if (delta < 0) promote(st, e);
+        else demote(st, e);
+    }
+    // demote: a member enrolled there (in a process) before it made the SPMD
+    // ends counted for it ahead of time: it is behind after all (its
+    // process resigned its last member and enrolled a new one, say), and
+    // those ends count once made, or once its older members have gone.
+    static void demote(BarrierState& st, RankEnds& e) {
+        while (!e.live.empty() && *e.live.rbegin() > e.made) {
+            e.deferred.insert(*e.live.rbegin());
+            e.live.erase(std::prev(e.live.end()));
+            --st.ends.count;
+        }
     }
     // promote: no older member left there: the first end it has not made
     // yet counts from now on, as at the start.

@@ -760,18 +760,26 @@ TEST_CASE("a barrier shared by ranks: ranks whose programs diverge (one rank's u
     // for a member of the slow rank's next Parallel while its member of
     // this one is still there (that was a DeadlockError when the barrier's
     // home was ahead), nor for it while the slow rank's syncs are made by a
-    // copy of the end made in the process (`copied`: its own end resigns at
-    // once). A spacer barrier moves the next home along, so the slow rank is
+    // copy of the end made in the process (its own end resigns at once), or
+    // by an end made from the barrier's handle after the pause, when its own
+    // resigned (for a moment the slow rank has no member). A spacer barrier moves the next home along, so the slow rank is
     // the home, or before or after it, across the iterations.
-    auto first = csp::process("diverging-first", [](csp::BarrierEnd end, std::int64_t syncs, bool copied) {
-        if (copied) {
+    auto first = csp::process("diverging-first", [](csp::BarrierEnd end, std::int64_t syncs, int variant,
+                                                    csp::Barrier handle) {
+        if (variant == 2) {  // (a copy, then the end resigns)
             csp::BarrierEnd copy = end;
             end.resign();
             end = std::move(copy);
         }
         std::int64_t done = 0;
         for (; done < 3; ++done) end.sync();
-        if (syncs > 3) csp::sleep(std::chrono::milliseconds(50));
+        if (syncs > 3) {
+            csp::sleep(std::chrono::milliseconds(50));
+            if (variant == 3) {  // (the end resigns, then a new one from the handle)
+                end.resign();
+                end = handle.end();
+            }
+        }
         for (; done < syncs; ++done) end.sync();
         return done;
     });
@@ -786,13 +794,13 @@ TEST_CASE("a barrier shared by ranks: ranks whose programs diverge (one rank's u
         }
         return done;
     });
-    for (const int variant : {0, 1, 2}) {
-        const bool alting = variant == 1, copied = variant == 2;
+    for (const int variant : {0, 1, 2, 3}) {
+        const bool alting = variant == 1;
         for (int slow = 0; slow < ranks(); ++slow) {
-            CAPTURE(alting, copied, slow);
+            CAPTURE(variant, slow);
             csp::Barrier b{"diverging-" + std::to_string(slow) + "-" + std::to_string(variant)};
             const std::int64_t syncs = csp::mpi::rank() == slow ? 5 : 3;
-            auto [first_done] = csp::Parallel(first(b.end(), syncs, copied));
+            auto [first_done] = csp::Parallel(first(b.end(), syncs, variant, b));
             CHECK(first_done == syncs);
             auto [second_done] = csp::Parallel(second(b.end(), alting));
             CHECK(second_done == 5);
@@ -958,7 +966,7 @@ TEST_CASE("alting barriers across ranks: a rank ahead of the home whose uncounte
     auto late = csp::process("offers-late", [](csp::BarrierEnd end, bool offers) {
         if (!offers) return 0;
         csp::sleep(std::chrono::milliseconds(100));
-        return csp::PriSelect(csp::BarrierGuard(end), csp::TimeoutGuard(std::chrono::seconds(5))).index() == 0 ? 1 : -1;
+        return csp::PriSelect(csp::BarrierGuard(end), csp::TimeoutGuard(std::chrono::seconds(30))).index() == 0 ? 1 : -1;
     });
     auto chooser = csp::process("ahead-chooser", [](csp::BarrierEnd end, csp::ChannelIn<int> go, csp::ChannelOut<int> gone) {
         const bool went = csp::PriSelect(csp::BarrierGuard(end), csp::InputGuard(go)).index() == 1;
@@ -970,7 +978,7 @@ TEST_CASE("alting barriers across ranks: a rank ahead of the home whose uncounte
         csp::sleep(std::chrono::milliseconds(300));
         go(1);
         gone();
-        return csp::PriSelect(csp::BarrierGuard(mine), csp::TimeoutGuard(std::chrono::seconds(5))).index() == 0 ? 1 : -1;
+        return csp::PriSelect(csp::BarrierGuard(mine), csp::TimeoutGuard(std::chrono::seconds(30))).index() == 0 ? 1 : -1;
     });
     auto ahead = csp::process("ahead", [chooser, copier](csp::BarrierEnd end, csp::Barrier handle) {
         csp::Channel<int> go{"go"}, gone{"gone"};  // (made in a process: its rank's own)
