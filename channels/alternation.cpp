@@ -76,7 +76,10 @@ public:
     std::size_t at(std::size_t k) noexcept {
         if (random_ && k >= shuffled_) {
             // j uniform in [k, n): multiply-shift instead of a division.
-            const std::size_t j = k + static_cast<std::size_t>(((next_random() >> 32) * (n_ - k)) >> 32);
+            // (Simulated: a decision, runtime.hpp.)
+            const std::size_t j =
+                k + (runtime::simulating() ? runtime::sim_choose(static_cast<std::uint32_t>(n_ - k))
+                                           : static_cast<std::size_t>(((next_random() >> 32) * (n_ - k)) >> 32));
             std::swap(order_[k], order_[j]);
             shuffled_ = k + 1;
         }
@@ -458,7 +461,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             if (g.kind == Guard::Kind::Skip) return non_channel_fires(i);
             if (g.kind == Guard::Kind::Timeout) {
                 if (!have_now) {
-                    now = Clock::now();
+                    now = runtime::now();
                     have_now = true;
                 }
                 if (now >= g.deadline) return non_channel_fires(i);
@@ -548,7 +551,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
                     break;
                 case Guard::Kind::Timeout:
                     if (!have_now) {
-                        now = Clock::now();
+                        now = runtime::now();
                         have_now = true;
                     }
                     if (now >= g.deadline) {

@@ -17,3 +17,4 @@
 #include "csp/multiprocess.hpp"
 #include "csp/pipeline.hpp"
 #include "csp/process.hpp"
+#include "csp/sim.hpp"

@@ -190,10 +190,10 @@ Process<> regulate(std::chrono::duration<Rep, Period> period, ChannelIn<T> in, C
     const auto step = std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
     return process("regulate", [](std::chrono::steady_clock::duration step, ChannelIn<T> in, ChannelOut<T> out) {
         std::optional<T> latest;
-        auto next = std::chrono::steady_clock::now() + step;
+        auto next = runtime::now() + step;
         try {
             for (;;) {
-                const auto now = std::chrono::steady_clock::now();
+                const auto now = runtime::now();
                 auto r = PriSelect(TimeoutGuard(now < next ? next - now : std::chrono::steady_clock::duration{}),
                                    InputGuard(in));
                 if (r.index() == 1) {

@@ -81,6 +81,8 @@ public:
             std::unique_ptr<Call<R>>& inner;
             ~Drop() { inner.reset(); }
         } drop{inner_};
+        // (Simulated, it runs here as a fiber: csp/sim.hpp.)
+        if (runtime::simulating()) return inner_->invoke();
         ChildRecord* rec = run_forked({&os_name_, &child_main, &forget, this});
         struct Free {
             ChildRecord* r;

@@ -76,6 +76,7 @@ namespace {
 // worker loop, in another file.)
 [[gnu::always_inline]] inline Task* pick_next(Worker* w) noexcept {
     w->turns.store(w->turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (simulating()) [[unlikely]] return sim_pick(w);
     if (Task* t = w->run_next) {
         w->run_next = nullptr;
         ++w->streak;
@@ -105,7 +106,7 @@ namespace {
 // park path: fire due timers; hand surplus runnable processes to idle workers.
 [[gnu::noinline]] void park_chores(Worker* w) noexcept {
     if (w->has_timers()) w->fire_timers();
-    if (w->local_head && started().idle.load(std::memory_order_relaxed) > 0) {
+    if (w->local_head && started().idle.load(std::memory_order_relaxed) > 0 && !simulating()) {
         w->publish();  // more runnable processes here than this worker can run
         started().wake_idle_worker();
     }
@@ -308,6 +309,7 @@ namespace {
 // worker is idle: it goes where that worker can take it (next_shared, or
 // the shared queue once run_next has had its streak).
 [[gnu::noinline]] void ready_beside_idle(Worker* w, Task* t) noexcept {
+    if (simulating()) return w->push_local(t);  // (the other workers do not run processes now)
     if (w->streak >= kRunNextStreak) return share(w, t);
     if (Task* displaced = w->next_shared.exchange(t, std::memory_order_acq_rel)) share(w, displaced);
 }

@@ -18,6 +18,7 @@ namespace {
 // memory the fiber first touches when it first runs.
 Task* make_task(std::unique_ptr<ProcessBody>& body) {
     Task* t = new_task();
+    t->sim_id = simulating() ? sim_next_id() : 0;
     try {
         make_context(t->context, task_entry, t);
     } catch (...) {
@@ -63,11 +64,12 @@ void start_processes(std::vector<std::unique_ptr<ProcessBody>>& bodies) {
             t->home.store(w->index, std::memory_order_relaxed);
             w->push(t);
         }
-        r.wake_idle_worker();
+        if (!simulating()) r.wake_idle_worker();
         return;
     }
     // From a thread: deal them out over the workers, then wake each once.
-    const std::size_t n = r.workers.size();
+    // (Simulated: the first worker runs them all.)
+    const std::size_t n = simulating() ? 1 : r.workers.size();
     std::size_t i = r.next_worker.fetch_add(1, std::memory_order_relaxed);
     for (Task* t : tasks) {
         Worker* w = r.workers[i++ % n].get();

@@ -359,6 +359,45 @@ std::string deadlock_report();
 // in_fiber tells whether the caller is a fiber process (not a plain thread).
 bool in_fiber() noexcept;
 
+// ---- deterministic simulation (sim.cpp; csp/sim.hpp drives it) ---------------
+//
+// While a simulation runs, one worker (the first) runs every fiber, each
+// pick of the next process to run and each choice of an order among guards
+// is a decision taken from a seeded generator or a script (sim_choose), and
+// time is virtual: now() stands still while processes run and jumps to the
+// next timer when none can (sim_advance).
+
+// g_sim_now: the virtual time (steady-clock ns) while a simulation runs, 0
+// otherwise.
+extern std::atomic<std::int64_t> g_sim_now;
+inline bool simulating() noexcept { return g_sim_now.load(std::memory_order_relaxed) != 0; }
+
+// now: the steady clock, or the virtual time of a simulation.
+inline std::chrono::steady_clock::time_point now() noexcept {
+    if (const std::int64_t v = g_sim_now.load(std::memory_order_relaxed)) [[unlikely]] {
+        return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(v));
+    }
+    return std::chrono::steady_clock::now();
+}
+
+// sim_choose: a decision in [0, n) (0 when n <= 1, not recorded).
+std::uint32_t sim_choose(std::uint32_t n) noexcept;
+// sim_elapsed_ns: the virtual time since the simulation began.
+std::int64_t sim_elapsed_ns() noexcept;
+
+// sim_begin: a simulation starts, its decisions from `seed`, or first from
+// `script` (then from the seed when it runs out). The caller is a plain
+// thread, and no process may be running. Throws std::logic_error otherwise.
+// sim_end: it is over (every process it ran has ended); the decisions it
+// took, and whether a script did not fit (a decision out of range, or the
+// run went beyond the script's end).
+void sim_begin(std::uint64_t seed, const std::vector<std::uint32_t>* script);
+struct SimRecord {
+    std::vector<std::uint32_t> decisions;
+    bool misfit = false;
+};
+SimRecord sim_end() noexcept;
+
 // ---- OS processes -------------------------------------------------------------
 
 // ForkHooks: what run_os_process runs on each side of a fork.

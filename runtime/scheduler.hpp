@@ -115,6 +115,7 @@ struct Task : ProcessRecord {
     bool timed = false;
     Timer timer{};
     std::atomic<int> home{0};  // the worker it last ran on: a hint, read by remote wakers
+    std::uint64_t sim_id = 0;  // made n-th in a simulation (sim.cpp)
 };
 
 // ThreadRecord: the private record of a plain thread that uses csp.
@@ -403,6 +404,13 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Rel
 void run_task(Worker* w, Task* t) noexcept;
 Task* next_local(Worker* w) noexcept;
 Context* task_entry(void* arg) noexcept;
+
+// sim.cpp: while a simulation runs, the next process to run, as a decision
+// chooses among all that can (pick_next); and the virtual time moved to
+// the first worker's next timer, which fire (false: it has none).
+Task* sim_pick(Worker* w) noexcept;
+bool sim_advance(Worker& w) noexcept;
+std::uint64_t sim_next_id() noexcept;  // (make_task's, while simulating)
 
 // threads.cpp
 ThreadRecord& this_thread_record();

@@ -67,7 +67,7 @@ bool fire_due(Worker& w, std::chrono::steady_clock::time_point now) noexcept {
 }  // namespace
 
 bool Worker::fire_timers() noexcept {
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = runtime::now();
     if (next_due.load(std::memory_order_relaxed) > steady_ns(now)) return false;
     Locked<SpinLock> hold(timer_lock);
     return fire_due(*this, now);
@@ -138,7 +138,7 @@ void Worker::add_timer(const Timer& t) noexcept {
     // An idle worker asleep past this timer's grace would not be there to
     // take it over should this worker be busy then: rouse one to look again.
     Runtime& r = started();
-    if (r.idle.load(std::memory_order_seq_cst) == 0) return;
+    if (r.idle.load(std::memory_order_seq_cst) == 0 || simulating()) return;
     const std::int64_t want = steady_ns(t.deadline) + kTimerGrace;
     for (auto& other : r.workers) {
         if (other.get() != this && other->wakes_at.load(std::memory_order_seq_cst) > want) {
@@ -150,8 +150,7 @@ void Worker::add_timer(const Timer& t) noexcept {
 std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const WaitReason* reason,
                          std::chrono::steady_clock::time_point deadline, Release release) noexcept {
     if (p->is_thread) {
-        auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        deadline - std::chrono::steady_clock::now()).count();
+        auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - runtime::now()).count();
         return park_thread(p, kind, reason, std::max<std::int64_t>(0, left), token, release);
     }
     Task* me = this_worker()->current;
@@ -170,7 +169,7 @@ void sleep_for(std::chrono::nanoseconds duration) noexcept {
     Parker* me = current();
     const std::uint64_t token = begin_wait(me);
     static constexpr WaitReason kSleeping{"is sleeping"};
-    park_until(me, token, WaitKind::Timed, &kSleeping, std::chrono::steady_clock::now() + duration);
+    park_until(me, token, WaitKind::Timed, &kSleeping, runtime::now() + duration);
 }
 
 }  // namespace csp::runtime

@@ -6,6 +6,7 @@
 
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/scheduler.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -45,13 +46,19 @@ struct Trace {
     ~Trace() { flush(); }
 
     std::int64_t now() const {
+        // (Simulated: virtual time since the run began, the same every run.)
+        if (simulating()) return sim_elapsed_ns() / 1000;
         return std::chrono::duration_cast<std::chrono::microseconds>(
                    std::chrono::steady_clock::now() - start).count();
     }
-    void add(char phase, const void* track, const char* name, const char* object) {
+    static std::uint64_t track_of(const Parker* p) {
+        // (Simulated: the order in which the process was made; threads 0.)
+        if (simulating()) return p && !p->is_thread ? task_of(p)->sim_id : 0;
+        return reinterpret_cast<std::uintptr_t>(p);
+    }
+    void add(char phase, const Parker* track, const char* name, const char* object) {
         std::lock_guard<std::mutex> hold(mutex);
-        events.push_back({phase, reinterpret_cast<std::uintptr_t>(track), now(), name ? name : "",
-                          object ? object : ""});
+        events.push_back({phase, track_of(track), now(), name ? name : "", object ? object : ""});
     }
     void flush();
 };
@@ -132,5 +139,19 @@ void trace_event(const char* what, const char* object) noexcept {
     // Threads' tracks are named when they register, processes' when they start.
     trace().add('i', current(), what, object);
 }
+
+std::size_t trace_mark() noexcept {
+    if (!tracing()) return 0;
+    std::lock_guard<std::mutex> hold(trace().mutex);
+    return trace().events.size();
+}
+
+void trace_drop_since(std::size_t mark) noexcept {
+    if (!tracing()) return;
+    std::lock_guard<std::mutex> hold(trace().mutex);
+    if (trace().events.size() > mark) trace().events.resize(mark);
+}
+
+const char* trace_path() noexcept { return tracing() ? trace().path.c_str() : ""; }
 
 }  // namespace csp::runtime

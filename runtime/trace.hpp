@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace csp::runtime {
@@ -27,5 +28,15 @@ void trace_process_end(const Parker* p) noexcept;
 // trace_event: an instant event on the calling process's track, e.g.
 // ("write", "jobs"), ("poison", "jobs").
 void trace_event(const char* what, const char* object) noexcept;
+
+// For simulations (csp/sim.cpp): trace_mark, where the events of a run
+// begin; trace_drop_since, those events dropped (a run that passed: the
+// trace keeps the one that failed); trace_path, the file ("" when not
+// tracing). While a simulation runs, times are virtual and a process's
+// track is the order in which it was made, so that the same run gives the
+// same events.
+std::size_t trace_mark() noexcept;
+void trace_drop_since(std::size_t mark) noexcept;
+const char* trace_path() noexcept;
 
 }  // namespace csp::runtime

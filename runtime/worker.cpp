@@ -199,6 +199,7 @@ bool Worker::drain_inbox() noexcept {
 }
 
 Task* Worker::find_work() noexcept {
+    if (simulating() && index != 0) [[unlikely]] return nullptr;  // (the first runs them all: sim.cpp)
     if (has_timers()) fire_timers();
     drain_inbox();
     if (Task* t = next_local(this)) return t;
@@ -309,6 +310,8 @@ void Worker::loop() noexcept {
             run_task(this, t);
             continue;
         }
+        // (Simulated: nothing can run, so the virtual time moves to the next timer.)
+        if (simulating() && index == 0 && sim_advance(*this)) [[unlikely]] continue;
         if (r.stopping.load(std::memory_order_acquire)) {
             stop_serving_ranks();
             break;

@@ -205,7 +205,7 @@ inline void check_choice(channels::Choice c, const channels::Guard* guards, std:
 }
 
 inline Clock::time_point choice_start(bool has_timeout) {
-    return has_timeout ? Clock::now() : Clock::time_point{};
+    return has_timeout ? runtime::now() : Clock::time_point{};  // (virtual in a simulation)
 }
 
 // GuardList, a fixed list of guards of any kinds, makes one choice over them;

@@ -1,0 +1,171 @@
+// sim.cpp: check_random and replay (csp/sim.hpp) on the runtime's
+// simulation (runtime/sim.cpp).
+//
+// A schedule string is "s<seed>:" then the decisions, each a digit of base
+// 36 (0-9, a-z), or "(n)" in decimal for larger ones, a run of k >= 4 equal
+// decisions written once with "*k," after it.
+#include "csp/sim.hpp"
+
+#include "csp/process.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/trace.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+namespace csp::sim {
+namespace {
+
+constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+std::string encode(std::uint64_t seed, const std::vector<std::uint32_t>& decisions) {
+    std::string s = fmt::format("s{}:", seed);
+    for (std::size_t i = 0; i < decisions.size();) {
+        const std::uint32_t d = decisions[i];
+        std::size_t run = 1;
+        while (i + run < decisions.size() && decisions[i + run] == d) ++run;
+        if (d < 36) s += kDigits[d];
+        else s += fmt::format("({})", d);
+        if (run >= 4) {
+            s += fmt::format("*{},", run);
+            i += run;
+        } else {
+            i += 1;
+        }
+    }
+    return s;
+}
+
+[[noreturn]] void bad_schedule(std::string_view schedule, const char* why) {
+    throw UsageError(fmt::format("csp::sim::replay: '{}' is not a schedule string ({})",
+                                 schedule.size() > 60 ? std::string(schedule.substr(0, 60)) + "..." : std::string(schedule),
+                                 why));
+}
+
+std::uint64_t parse_number(std::string_view schedule, std::size_t& i, char end) {
+    std::uint64_t v = 0;
+    const auto [p, ec] = std::from_chars(schedule.data() + i, schedule.data() + schedule.size(), v);
+    if (ec != std::errc{} || p == schedule.data() + schedule.size() || *p != end) bad_schedule(schedule, "a bad number");
+    i = static_cast<std::size_t>(p - schedule.data()) + 1;
+    return v;
+}
+
+void decode(std::string_view schedule, std::uint64_t& seed, std::vector<std::uint32_t>& decisions) {
+    if (schedule.empty() || schedule[0] != 's') bad_schedule(schedule, "it starts with 's' and the seed");
+    std::size_t i = 1;
+    seed = parse_number(schedule, i, ':');
+    while (i < schedule.size()) {
+        const char c = schedule[i];
+        std::uint64_t d;
+        if (c >= '0' && c <= '9') {
+            d = static_cast<std::uint64_t>(c - '0');
+            ++i;
+        } else if (c >= 'a' && c <= 'z') {
+            d = static_cast<std::uint64_t>(c - 'a' + 10);
+            ++i;
+        } else if (c == '(') {
+            ++i;
+            d = parse_number(schedule, i, ')');
+        } else {
+            bad_schedule(schedule, "an unknown character");
+        }
+        if (d > UINT32_MAX) bad_schedule(schedule, "a decision out of range");
+        std::uint64_t run = 1;
+        if (i < schedule.size() && schedule[i] == '*') {
+            ++i;
+            run = parse_number(schedule, i, ',');
+            if (run == 0 || run > (std::uint64_t{1} << 32)) bad_schedule(schedule, "a bad run length");
+        }
+        decisions.insert(decisions.end(), run, static_cast<std::uint32_t>(d));
+    }
+}
+
+struct Run {
+    std::exception_ptr error;
+    std::string what;
+    std::string schedule;
+    bool misfit = false;
+};
+
+Run run_once(const std::function<void()>& body, std::uint64_t seed, const std::vector<std::uint32_t>* script) {
+    try {
+        runtime::sim_begin(seed, script);
+    } catch (const std::logic_error& e) {
+        throw UsageError(std::string("csp::sim: ") + e.what());
+    }
+    Run run;
+    try {
+        auto simulated = process("simulated", [&body] { body(); });
+        Parallel(simulated());
+    } catch (const std::exception& e) {
+        run.error = std::current_exception();
+        run.what = e.what();
+    } catch (...) {
+        run.error = std::current_exception();
+        run.what = "an exception that is not a std::exception";
+    }
+    runtime::SimRecord record = runtime::sim_end();
+    run.schedule = encode(seed, record.decisions);
+    run.misfit = record.misfit;
+    return run;
+}
+
+std::uint64_t first_seed(const Options& options) {
+    if (options.seed) return *options.seed;
+    if (const char* env = std::getenv("CSP_SIM_SEED")) {
+        std::uint64_t v = 0;
+        const std::string_view s(env);
+        const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc{} || p != s.data() + s.size()) {
+            throw UsageError(fmt::format("csp::sim: CSP_SIM_SEED='{}' is not a seed (a number)", env));
+        }
+        return v;
+    }
+    std::random_device device;
+    return (std::uint64_t{device()} << 32) | device();
+}
+
+[[noreturn]] void fail(const Run& run, std::uint64_t seed, const std::string& where) {
+    const std::string path = runtime::trace_path();
+    std::string what = fmt::format(
+        "csp::sim: {} failed (seed {}): {}\n  the same run again: csp::sim::replay(body, \"{}\"), or "
+        "CSP_SIM_SEED={} as the first seed\n  {}",
+        where, seed, run.what, run.schedule, seed,
+        path.empty() ? std::string("its trace: run with CSP_TRACE=file.json")
+                     : fmt::format("its trace: {} (written at exit; the runs that passed are left out)", path));
+    std::fprintf(stderr, "%s\n", what.c_str());
+    throw Failure(what, seed, run.schedule, run.error);
+}
+
+}  // namespace
+
+void check_random(const std::function<void()>& body, Options options) {
+    const std::uint64_t first = first_seed(options);
+    for (std::uint64_t i = 0; i < options.iterations; ++i) {
+        const std::uint64_t seed = first + i;
+        const std::size_t mark = runtime::trace_mark();
+        const Run run = run_once(body, seed, nullptr);
+        if (run.error) fail(run, seed, fmt::format("run {} of {}", i + 1, options.iterations));
+        runtime::trace_drop_since(mark);  // (the trace keeps the run that failed)
+    }
+}
+
+void replay(const std::function<void()>& body, std::string_view schedule) {
+    std::uint64_t seed = 0;
+    std::vector<std::uint32_t> decisions;
+    decode(schedule, seed, decisions);
+    const Run run = run_once(body, seed, &decisions);
+    if (run.misfit) {
+        throw UsageError(fmt::format("csp::sim::replay: the schedule does not fit this body: its run took other "
+                                     "decisions (was the body changed?){}",
+                                     run.error ? std::string("; the run failed: ") + run.what : std::string()));
+    }
+    if (run.error) fail(run, seed, "the replayed run");
+}
+
+}  // namespace csp::sim
