@@ -290,8 +290,9 @@ public:
     // runs that guard's action; returns its position.
     std::size_t pri_execute() { return run<true>(detail::priority()); }
     // execute: whichever ready guard is cheapest to find, which is the
-    // first one in order (the engine tries guards in order).
-    std::size_t execute() { return pri_execute(); }
+    // first one in order (the engine tries guards in order); in a
+    // simulation any ready one.
+    std::size_t execute() { return run<true>(detail::arbitrary()); }
     // fair_execute: round-robin, starting after the guard chosen last time,
     // so a guard that stays ready waits at most n-1 choices.
     std::size_t fair_execute() { return fair<true>(); }
@@ -299,7 +300,7 @@ public:
     // The select forms choose and communicate like the execute forms but run
     // no action; they return what PriSelect returns.
     typename List::Result pri_select() { return run<false>(detail::priority()); }
-    typename List::Result select() { return pri_select(); }
+    typename List::Result select() { return run<false>(detail::arbitrary()); }
     typename List::Result fair_select() { return fair<false>(); }
 
     // guard<I>() is guard I, e.g. to change its pre-condition between
@@ -346,7 +347,7 @@ public:
     std::size_t execute() { return pri_execute(); }
     std::size_t fair_execute() { return fair<true>(); }
     auto pri_select() { return detail::choose_among<false>(guards_, true, detail::priority()); }
-    auto select() { return pri_select(); }
+    auto select() { return detail::choose_among<false>(guards_, true, detail::arbitrary()); }
     auto fair_select() { return fair<false>(); }
 
     // guards: the guards, e.g. to change pre-conditions between choices.
@@ -383,11 +384,12 @@ auto PriSelect(G&&... guards) {
 }
 
 // AltSelect chooses whichever ready guard is cheapest to find: the first
-// in order, as PriSelect does (the engine tries guards in order).
+// in order, as PriSelect does (the engine tries guards in order); in a
+// simulation any ready guard, as a decision (csp/sim.hpp).
 template <class... G>
     requires(sizeof...(G) > 0 && (detail::is_guard_v<std::remove_cvref_t<G>> && ...))
 auto AltSelect(G&&... guards) {
-    return PriSelect(std::forward<G>(guards)...);
+    return detail::select_guards(detail::arbitrary(), std::forward<G>(guards)...);
 }
 
 // FairSelect chooses uniformly at random among the ready guards.
@@ -408,7 +410,7 @@ auto PriSelect(V&& guards) {
 template <class V>
     requires detail::is_guard_vector_v<std::remove_cvref_t<V>>
 auto AltSelect(V&& guards) {
-    return PriSelect(std::forward<V>(guards));
+    return detail::choose_among<false>(guards, std::is_lvalue_reference_v<V>, detail::arbitrary());
 }
 template <class V>
     requires detail::is_guard_vector_v<std::remove_cvref_t<V>>

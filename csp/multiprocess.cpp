@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cstring>
 #include <cxxabi.h>
+#include <tuple>
 #include <sys/wait.h>
 #include <new>
 #include <system_error>
@@ -83,7 +84,9 @@ std::exception_ptr take_pack_failure() noexcept { return std::exchange(t_pack_fa
 
 // ---- running a child ------------------------------------------------------------
 
-void record_failure(ChildRecord* rec, std::exception_ptr e) noexcept {
+namespace {
+// failure_of: the type name and message a parent gets for exception e.
+std::pair<std::string, std::string> failure_of(std::exception_ptr e) {
     std::string type = "unknown exception", message;
     try {
         std::rethrow_exception(e);
@@ -95,6 +98,29 @@ void record_failure(ChildRecord* rec, std::exception_ptr e) noexcept {
         message = x.what();
     } catch (...) {
         if (auto* t = abi::__cxa_current_exception_type()) type = demangle(t->name());
+    }
+    return {type, message};
+}
+}  // namespace
+
+void throw_as_remote(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const ChannelPoisonException&) {
+        throw;  // (ends the process as a child's poison does)
+    } catch (const ChannelRetireException&) {
+        throw;
+    } catch (...) {
+    }
+    auto [type, message] = failure_of(e);
+    throw RemoteError(std::move(type), message);
+}
+
+void record_failure(ChildRecord* rec, std::exception_ptr e) noexcept {
+    std::string type = "unknown exception", message;
+    try {
+        std::tie(type, message) = failure_of(e);
+    } catch (...) {  // (out of memory: the defaults)
     }
     rec->error_type = pack_string(type);
     rec->error_message = pack_string(message);

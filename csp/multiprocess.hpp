@@ -62,6 +62,9 @@ ChildRecord* run_forked(const ForkSpec& spec);
 void free_record(ChildRecord* rec) noexcept;
 // record_failure: in the child, note the exception its body ended with.
 void record_failure(ChildRecord* rec, std::exception_ptr e) noexcept;
+// throw_as_remote: e as the parent of a child that failed with it sees it
+// (a RemoteError; poison and retire as they are): a simulated multiprocess.
+[[noreturn]] void throw_as_remote(std::exception_ptr e);
 
 // MultiCall: a call that runs in a forked OS process.
 template <class R>
@@ -81,8 +84,15 @@ public:
             std::unique_ptr<Call<R>>& inner;
             ~Drop() { inner.reset(); }
         } drop{inner_};
-        // (Simulated, it runs here as a fiber: csp/sim.hpp.)
-        if (runtime::simulating()) return inner_->invoke();
+        // (Simulated, it runs here as a fiber: csp/sim.hpp; a failure is a
+        // RemoteError, as from a child.)
+        if (runtime::simulating()) {
+            try {
+                return inner_->invoke();
+            } catch (...) {
+                throw_as_remote(std::current_exception());
+            }
+        }
         ChildRecord* rec = run_forked({&os_name_, &child_main, &forget, this});
         struct Free {
             ChildRecord* r;

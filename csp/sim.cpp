@@ -22,6 +22,7 @@ namespace csp::sim {
 namespace {
 
 constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+constexpr std::uint64_t kMaxDecisions = std::uint64_t{1} << 28;  // (a schedule past this is not one)
 
 std::string encode(std::uint64_t seed, const std::vector<std::uint32_t>& decisions) {
     std::string s = fmt::format("s{}:", seed);
@@ -81,6 +82,7 @@ void decode(std::string_view schedule, std::uint64_t& seed, std::vector<std::uin
             run = parse_number(schedule, i, ',');
             if (run == 0 || run > (std::uint64_t{1} << 32)) bad_schedule(schedule, "a bad run length");
         }
+        if (run > kMaxDecisions - decisions.size()) bad_schedule(schedule, "too many decisions");
         decisions.insert(decisions.end(), run, static_cast<std::uint32_t>(d));
     }
 }
@@ -99,9 +101,19 @@ Run run_once(const std::function<void()>& body, std::uint64_t seed, const std::v
         throw UsageError(std::string("csp::sim: ") + e.what());
     }
     Run run;
+    std::exception_ptr escaped;  // (poison or retire from the body: Parallel would not say)
     try {
-        auto simulated = process("simulated", [&body] { body(); });
+        auto simulated = process("simulated", [&body, &escaped] {
+            try {
+                body();
+            } catch (const ChannelPoisonException&) {
+                escaped = std::current_exception();
+            } catch (const ChannelRetireException&) {
+                escaped = std::current_exception();
+            }
+        });
         Parallel(simulated());
+        if (escaped) std::rethrow_exception(escaped);
     } catch (const std::exception& e) {
         run.error = std::current_exception();
         run.what = e.what();

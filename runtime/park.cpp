@@ -309,7 +309,15 @@ namespace {
 // worker is idle: it goes where that worker can take it (next_shared, or
 // the shared queue once run_next has had its streak).
 [[gnu::noinline]] void ready_beside_idle(Worker* w, Task* t) noexcept {
-    if (simulating()) return w->push_local(t);  // (the other workers do not run processes now)
+    if (simulating()) {
+        // (The other workers do not run processes now: one of them that
+        // found a deadlock hands the processes it wakes to the first.)
+        if (w->index == 0) return w->push_local(t);
+        Worker* first = started().workers.front().get();
+        first->push(t);
+        (void)first->rouse();
+        return;
+    }
     if (w->streak >= kRunNextStreak) return share(w, t);
     if (Task* displaced = w->next_shared.exchange(t, std::memory_order_acq_rel)) share(w, displaced);
 }

@@ -40,6 +40,8 @@ struct Sim {
 // some: see sim_pick.)
 std::atomic<Sim*> g_sim{nullptr};
 
+void drop_timers() noexcept;
+
 std::int64_t steady_ns(std::chrono::steady_clock::time_point t) noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
@@ -77,6 +79,7 @@ void sim_begin(std::uint64_t seed, const std::vector<std::uint32_t>* script) {
     if (r.live.load(std::memory_order_acquire) != 0) {
         throw std::logic_error("processes are running: a simulation needs the runtime to itself");
     }
+    drop_timers();  // (stale ones of processes before, on real time: they would stop the clock)
     auto* s = new Sim;
     s->generator.seed(seed);
     s->script = script;
@@ -88,6 +91,17 @@ void sim_begin(std::uint64_t seed, const std::vector<std::uint32_t>* script) {
     g_sim_now.store(s->began, std::memory_order_seq_cst);
 }
 
+namespace {
+// drop_timers: the first worker's timers, all stale (no process runs).
+void drop_timers() noexcept {
+    Worker& w = *started().workers.front();
+    Locked<SpinLock> hold(w.timer_lock);
+    for (Timer& t : w.timers) release_parker(t.parker);
+    w.timers.clear();
+    w.next_due.store(Worker::kNoTimer, std::memory_order_relaxed);
+}
+}  // namespace
+
 SimRecord sim_end() noexcept {
     if (!g_sim.load(std::memory_order_acquire)) return {};
     // The processes it ran may still be ending (the caller's Parallel has
@@ -95,15 +109,10 @@ SimRecord sim_end() noexcept {
     Runtime& r = started();
     while (r.live.load(std::memory_order_acquire) != 0) futex_wait(r.live_zero, 0);
     // Timers left (of waits that ended otherwise) are on virtual time: drop them.
-    Worker& w = *started().workers.front();
-    {
-        Locked<SpinLock> hold(w.timer_lock);
-        for (Timer& t : w.timers) release_parker(t.parker);
-        w.timers.clear();
-        w.next_due.store(Worker::kNoTimer, std::memory_order_relaxed);
-    }
+    drop_timers();
     g_sim_now.store(0, std::memory_order_seq_cst);
     Sim* s = g_sim.exchange(nullptr, std::memory_order_acq_rel);
+    if (s->script && s->next < s->script->size()) s->record.misfit = true;  // (decisions left unused)
     SimRecord record = std::move(s->record);
     delete s;
     return record;

@@ -110,10 +110,13 @@ void Worker::sleep_idle() noexcept {
     wakes_at.store(at, std::memory_order_seq_cst);
     std::int64_t timeout = -1;
     if (at != kNoTimer) timeout = std::max<std::int64_t>(0, at - steady_ns(std::chrono::steady_clock::now()));
+    // (Simulated: the first worker's timers are on virtual time, and it
+    // fires them itself; the others sleep until roused.)
+    if (simulating() && index != 0) timeout = -1;
     // Another worker is busy: look now and then whether it keeps a process
     // it woke from running (take_over_woken).
     if (started().idle.load(std::memory_order_relaxed) < static_cast<int>(started().workers.size()) &&
-        (timeout < 0 || timeout > kBusyLook)) {
+        (timeout < 0 || timeout > kBusyLook) && !simulating()) {
         timeout = kBusyLook;
     }
     if (timeout != 0) futex_wait(sleeping, 1, timeout);

@@ -208,7 +208,15 @@ Task* Worker::find_work() noexcept {
     const std::size_t n = r.workers.size();
     for (std::size_t i = 1; i < n; ++i) {
         Worker* victim = r.workers[(static_cast<std::size_t>(index) + i) % n].get();
-        if (Task* t = victim->pop()) return t;
+        if (Task* t = victim->pop()) {
+            // (A simulation began since this worker looked: the first runs it.)
+            if (simulating() && index != 0) [[unlikely]] {
+                r.workers.front()->push(t);
+                (void)r.workers.front()->rouse();
+                return nullptr;
+            }
+            return t;
+        }
     }
     // Nothing to run: fire the overdue timers of a worker that is busy, or
     // take a process woken there.

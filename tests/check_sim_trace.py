@@ -10,9 +10,9 @@ import sys
 import tempfile
 
 
-def events_of(seed, scratch, name):
+def events_of(seed, scratch, name, workers):
     path = os.path.join(scratch, name)
-    env = dict(os.environ, CSP_TRACE=path)
+    env = dict(os.environ, CSP_TRACE=path, CSP_THREADS=str(workers))
     run = subprocess.run([sys.argv[1], str(seed)], env=env, capture_output=True, text=True, timeout=60)
     if run.returncode != 0:
         sys.exit(f"program failed ({run.returncode}): {run.stderr[-1000:]}")
@@ -23,9 +23,9 @@ def events_of(seed, scratch, name):
 
 
 with tempfile.TemporaryDirectory() as scratch:
-    first = events_of(11, scratch, "a.json")
-    again = events_of(11, scratch, "b.json")
-    other = events_of(12, scratch, "c.json")
+    first = events_of(11, scratch, "a.json", 1)
+    again = events_of(11, scratch, "b.json", 4)  # (the same run on 4 workers: the first runs it)
+    other = events_of(12, scratch, "c.json", 1)
 
 problems = []
 starts = [e for e in first if e["ph"] == "B" and e["name"] == "reader"]

@@ -268,8 +268,20 @@ TEST_CASE("simulation: misuse is a UsageError", "[sim]") {
     CHECK_THROWS_AS(csp::sim::replay(nothing, "s1:(12"), csp::UsageError);
     std::vector<int> log;
     CHECK_THROWS_AS(csp::sim::replay(tagged_network(log), "s1:zzzz"), csp::UsageError);
-    // A schedule that fits replays quietly.
+    // A schedule that fits replays quietly; one with decisions left over
+    // does not fit.
     csp::sim::replay(nothing, "s1:");
+    CHECK_THROWS_AS(csp::sim::replay(nothing, "s1:1"), csp::UsageError);
+    CHECK_THROWS_AS(csp::sim::replay(nothing, "s1:0*4294967296,"), csp::UsageError);
+    // Poison escaping the body is a failed run, not a quiet one.
+    CHECK_THROWS_AS(csp::sim::check_random(
+                        [] {
+                            csp::Channel<int> c;
+                            c.writer().poison();
+                            c.reader().read();
+                        },
+                        {.iterations = 1, .seed = 1}),
+                    csp::sim::Failure);
 }
 
 }  // namespace

@@ -302,6 +302,9 @@ auto select_guards(channels::Order order, G&&... guards) {
 
 inline channels::Order priority() noexcept { return {channels::Order::Kind::Priority, 0}; }
 inline channels::Order random_order() noexcept { return {channels::Order::Kind::Random, 0}; }
+// arbitrary: the first ready guard in order, as cheapest; in a simulation
+// (csp/sim.hpp) a random order, so that every ready guard may be chosen.
+inline channels::Order arbitrary() noexcept { return runtime::simulating() ? random_order() : priority(); }
 inline channels::Order round_robin(std::size_t next) noexcept { return {channels::Order::Kind::RoundRobin, next}; }
 
 }  // namespace detail
