@@ -344,7 +344,7 @@ public:
     explicit Alternation(std::vector<G> guards) : guards_(std::move(guards)) {}
 
     std::size_t pri_execute() { return detail::choose_among<true>(guards_, true, detail::priority()); }
-    std::size_t execute() { return pri_execute(); }
+    std::size_t execute() { return detail::choose_among<true>(guards_, true, detail::arbitrary()); }
     std::size_t fair_execute() { return fair<true>(); }
     auto pri_select() { return detail::choose_among<false>(guards_, true, detail::priority()); }
     auto select() { return detail::choose_among<false>(guards_, true, detail::arbitrary()); }

@@ -1602,10 +1602,8 @@ private:
         bool poisoned = false;
     };
 
-    // spmd_made: (at the home) rank r made SPMD end k of the barrier; if r
-    // is the home, the home's epoch moves to k and k is counted for every
-    // rank (RankEnds says how). spmd_resigned: rank r resigned its SPMD end
-    // k. (lock_ held.)
+    // (At the home, lock_ held:) rank_ends, rank r's; count_spmd, its SPMD
+    // end k counted.
     static RankEnds& rank_ends(BarrierState& st, int r) {
         if (st.ranks.empty()) st.ranks.resize(static_cast<std::size_t>(g_comm->size));
         return st.ranks[static_cast<std::size_t>(r)];
@@ -1614,12 +1612,15 @@ private:
         e.live.insert(k);
         ++st.ends.count;
     }
+    // spmd_made: rank r made SPMD end k of the barrier; if r is the home,
+    // the home's epoch moves to k and k is counted for every rank
+    // (RankEnds says how). spmd_resigned: rank r resigned its SPMD end k.
     static void spmd_made(BarrierState& st, int r, std::uint64_t k) {
-        rank_ends(st, r).made = k;
+        RankEnds& mine = rank_ends(st, r);
+        mine.made = k;
         if (r != g_comm->rank) {
             // (Made where the home had counted it not yet: now it counts.)
-            RankEnds& e = rank_ends(st, r);
-            if (k <= st.ends.spmd && e.deferred.erase(k) > 0) count_spmd(st, e, k);
+            if (k <= st.ends.spmd && mine.deferred.erase(k) > 0) count_spmd(st, mine, k);
             return;
         }
         st.ends.spmd = k;

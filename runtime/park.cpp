@@ -313,10 +313,7 @@ namespace {
         // (The other workers do not run processes now: one of them that
         // found a deadlock hands the processes it wakes to the first.)
         if (w->index == 0) return w->push_local(t);
-        Worker* first = started().workers.front().get();
-        first->push(t);
-        (void)first->rouse();
-        return;
+        return sim_hand_to_first(t);
     }
     if (w->streak >= kRunNextStreak) return share(w, t);
     if (Task* displaced = w->next_shared.exchange(t, std::memory_order_acq_rel)) share(w, displaced);

@@ -411,6 +411,9 @@ Context* task_entry(void* arg) noexcept;
 Task* sim_pick(Worker* w) noexcept;
 bool sim_advance(Worker& w) noexcept;
 std::uint64_t sim_next_id() noexcept;  // (make_task's, while simulating)
+// sim_hand_to_first: runnable t, found by a worker other than the first
+// while simulating, to the first (which runs every process then).
+void sim_hand_to_first(Task* t) noexcept;
 
 // threads.cpp
 ThreadRecord& this_thread_record();

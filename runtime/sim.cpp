@@ -42,6 +42,14 @@ std::atomic<Sim*> g_sim{nullptr};
 
 void drop_timers() noexcept;
 
+// next_in_order: the next runnable process as the scheduler would take it
+// without a simulation (sim_pick's way out when it cannot decide).
+Task* next_in_order(Worker* w) noexcept {
+    if (Task* t = std::exchange(w->run_next, nullptr)) return t;
+    if (Task* t = w->pop_local()) return t;
+    return w->pop();
+}
+
 std::int64_t steady_ns(std::chrono::steady_clock::time_point t) noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
@@ -136,11 +144,7 @@ Task* sim_pick(Worker* w) noexcept {
         return nullptr;
     }
     Sim* s = g_sim.load(std::memory_order_acquire);
-    if (!s) [[unlikely]] {  // (a moment after a run's end)
-        if (Task* t = std::exchange(w->run_next, nullptr)) return t;
-        if (Task* t = w->pop_local()) return t;
-        return w->pop();
-    }
+    if (!s) [[unlikely]] return next_in_order(w);  // (a moment after a run's end)
     std::vector<Task*>& ready = s->runnable;
     ready.clear();
     // (Capacity for them all first: push_back must not throw below.)
@@ -151,9 +155,7 @@ Task* sim_pick(Worker* w) noexcept {
     } catch (...) {
         // (Out of memory: the next in order, and the schedule is off.)
         s->record.misfit = true;
-        if (Task* t = std::exchange(w->run_next, nullptr)) return t;
-        if (Task* t = w->pop_local()) return t;
-        return w->pop();
+        return next_in_order(w);
     }
     if (Task* t = std::exchange(w->run_next, nullptr)) ready.push_back(t);
     if (Task* t = w->next_shared.exchange(nullptr, std::memory_order_acquire)) ready.push_back(t);
@@ -169,6 +171,12 @@ Task* sim_pick(Worker* w) noexcept {
         if (i != k) w->push_local(ready[i]);
     }
     return ready[k];
+}
+
+void sim_hand_to_first(Task* t) noexcept {
+    Worker* first = started().workers.front().get();
+    first->push(t);
+    (void)first->rouse();
 }
 
 bool sim_advance(Worker& w) noexcept {

@@ -211,8 +211,7 @@ Task* Worker::find_work() noexcept {
         if (Task* t = victim->pop()) {
             // (A simulation began since this worker looked: the first runs it.)
             if (simulating() && index != 0) [[unlikely]] {
-                r.workers.front()->push(t);
-                (void)r.workers.front()->rouse();
+                sim_hand_to_first(t);
                 return nullptr;
             }
             return t;
