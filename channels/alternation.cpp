@@ -27,7 +27,13 @@ struct WaiterBlock {
     std::size_t capacity;      // waiter records that follow
     std::uint64_t described;   // key of the guard set `what` describes
     char what[192];            // "is blocked in a choice over channels 'a', 'b'": for deadlock reports
-    runtime::WaitReason reason;  // {what}
+    runtime::WaitReason reason;  // {what, nullptr, this, Choice}: set once, when made
+    // The first of its enabled channel guards (not retired), for the views
+    // of the network: each a channel's address | 1 for an input. Relaxed
+    // atomics: a view may read them while the next choice writes them (it
+    // keeps what it read only if this choice was waiting throughout).
+    std::atomic<std::uint32_t> waits{0};
+    std::atomic<std::uintptr_t> on[kChoiceWaitsKept];
     Waiter* waiters() noexcept { return reinterpret_cast<Waiter*>(this + 1); }
 };
 static_assert(alignof(WaiterBlock) >= alignof(Waiter));
@@ -40,7 +46,8 @@ WaiterBlock* waiter_block(runtime::Parker* me, std::size_t n) {
     void* mem = runtime::arena_allocate(sizeof(WaiterBlock) + capacity * sizeof(Waiter),
                                         alignof(WaiterBlock));
     runtime::arena_free(me->upper_block);
-    b = ::new (mem) WaiterBlock{capacity, 0, {}, {}};
+    b = ::new (mem) WaiterBlock{capacity, 0, {}, {}, {0}, {}};
+    b->reason = {b->what, nullptr, b, runtime::Subject::Choice};
     me->upper_block = b;
     return b;
 }
@@ -159,8 +166,18 @@ private:
 };
 
 // describe writes what the choice waits on, for the deadlock report, when
-// the guard set differs from the one described last time.
-const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks) noexcept {
+// the guard set differs from the one described last time; and which channel
+// guards it has (their sides may differ from one choice to the next).
+const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks, const Guard* guards, std::size_t n) noexcept {
+    std::uint32_t waits = 0;
+    for (std::size_t i = 0; i < n && waits < kChoiceWaitsKept; ++i) {
+        const Guard& g = guards[i];
+        if (g.enabled && is_channel(g) && !g.core->retired) {
+            b->on[waits++].store(reinterpret_cast<std::uintptr_t>(g.core) | (is_input(g) ? 1u : 0u),
+                                 std::memory_order_relaxed);
+        }
+    }
+    b->waits.store(waits, std::memory_order_relaxed);
     const std::uint64_t key = locks.key();
     if (b->described == key && b->what[0] != '\0') return &b->reason;
     std::size_t used = 0;
@@ -182,7 +199,6 @@ const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks) noexcept {
     }
     b->what[used] = '\0';
     b->described = key;
-    b->reason = {b->what, nullptr};
     return &b->reason;
 }
 
@@ -675,7 +691,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
             g.core->readers.push(w);
         }
         // The locks are released only once we have parked (the park rule).
-        const runtime::WaitReason* what = describe(block, locks);
+        const runtime::WaitReason* what = describe(block, locks, guards, n);
         RemoteChoice rc;
         const Remote* transport = nullptr;
         if (offers) [[unlikely]] {
@@ -772,6 +788,29 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         }
         if (o == Outcome::Done) trace_fired(guards[index]);
         return {o, index};
+    }
+}
+
+void waits_of(const runtime::WaitReason* why, std::vector<ChannelWait>* out) {
+    if (!why) return;
+    switch (why->subject_kind) {
+    case runtime::Subject::Read:
+        out->push_back({static_cast<const ChannelCore*>(why->subject), Side::Reader});
+        break;
+    case runtime::Subject::Write:
+        out->push_back({static_cast<const ChannelCore*>(why->subject), Side::Writer});
+        break;
+    case runtime::Subject::Choice: {
+        const auto* b = static_cast<const WaiterBlock*>(why->subject);
+        const std::uint32_t n = std::min<std::uint32_t>(b->waits.load(std::memory_order_relaxed), kChoiceWaitsKept);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const std::uintptr_t w = b->on[i].load(std::memory_order_relaxed);
+            out->push_back({reinterpret_cast<const ChannelCore*>(w & ~std::uintptr_t{1}), w & 1u ? Side::Reader : Side::Writer});
+        }
+        break;
+    }
+    default:
+        break;
     }
 }
 

@@ -74,7 +74,7 @@ struct BarrierCore {
     std::uint64_t home_epoch = 0;             // (shared) the home's epoch in its last round here (barrier_reserve_round)
     std::atomic<std::int64_t> refs{1};  // the handle(s) and ends
     char name[64];
-    runtime::WaitReason reason{"is waiting at barrier", name};
+    runtime::WaitReason reason{"is waiting at barrier", name, this, runtime::Subject::Barrier};
 };
 
 BarrierCore* barrier_create(std::string_view name);

@@ -123,8 +123,8 @@ struct ChannelCore {
     char name[64];
     // What a process blocked on each side waits on, for deadlock reports
     // (indexed by Side).
-    runtime::WaitReason blocked_on[2] = {{"is blocked reading from channel", name},
-                                         {"is blocked writing to channel", name}};
+    runtime::WaitReason blocked_on[2] = {{"is blocked reading from channel", name, this, runtime::Subject::Read},
+                                         {"is blocked writing to channel", name, this, runtime::Subject::Write}};
 };
 
 // wait_kind_across: what a wait on channel c, which crosses, is: one that
@@ -136,6 +136,19 @@ inline runtime::WaitKind wait_kind_across(const ChannelCore* c) noexcept;
 inline bool fits_plain_wait(const ChannelCore* c) noexcept {
     return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes) && c->ops->align <= alignof(PlainWait);
 }
+
+// ChannelWait: a channel a parked process waits on, and as which side.
+struct ChannelWait {
+    const ChannelCore* channel;
+    Side side;
+};
+// waits_of appends to *out the channels of the wait `why` (a parked
+// process's wait_reason: a read, a write, or a choice's enabled channel
+// guards not retired, up to kChoiceWaitsKept of them). For the views of the
+// network (csp/network.cpp): what it reads holds only if that process was
+// parked in that wait throughout.
+inline constexpr std::size_t kChoiceWaitsKept = 8;
+void waits_of(const runtime::WaitReason* why, std::vector<ChannelWait>* out);
 
 // create makes a channel (one reference, held by the caller). `capacity`:
 // 0 for unbuffered (Fifo only); for Infinite, ignored.

@@ -7,12 +7,14 @@
 //   Guards, csp::Alternation, AltSelect/PriSelect/FairSelect (alternation.hpp).
 //   csp::Barrier, csp::BarrierEnd (barrier.hpp).
 //   csp::lib: ready-made processes (library.hpp); csp::pipeline (pipeline.hpp).
+//   csp::write_graph: the network as Graphviz DOT (graph.hpp).
 #pragma once
 
 #include "csp/alternation.hpp"
 #include "csp/barrier.hpp"
 #include "csp/channel.hpp"
 #include "csp/errors.hpp"
+#include "csp/graph.hpp"
 #include "csp/library.hpp"
 #include "csp/multiprocess.hpp"
 #include "csp/pipeline.hpp"

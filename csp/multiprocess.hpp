@@ -75,17 +75,22 @@ public:
     std::unique_ptr<Call<R>> clone() const override {
         return std::make_unique<MultiCall>(inner_->clone(), os_name_);
     }
+    // (Only simulated is it a fiber here holding ends; inner_ then stays.)
+    void held_ends(EndSeen see, void* ctx) const noexcept override {
+        if (runtime::simulating() && inner_) inner_->held_ends(see, ctx);
+    }
+    void forget_end(const channels::ChannelCore* c, bool reader) noexcept override {
+        if (runtime::simulating() && inner_) inner_->forget_end(c, reader);
+    }
 
     R invoke() override {
         // The parent's copy of the call is gone by the time this returns or
         // throws (once forked, the child's copy owns its channel ends; see
         // forget), or the ends it holds would outlive the process.
-        struct Drop {
-            std::unique_ptr<Call<R>>& inner;
-            ~Drop() { inner.reset(); }
-        } drop{inner_};
         // (Simulated, it runs here as a fiber: csp/sim.hpp; a failure is a
-        // RemoteError, as from a child.)
+        // RemoteError, as from a child. The inner call's invoke consumes
+        // its ends; the call itself stays until this one goes, so that a
+        // deadlock's explanation may look at it: held_ends.)
         if (runtime::simulating()) {
             try {
                 return inner_->invoke();
@@ -93,6 +98,10 @@ public:
                 throw_as_remote(std::current_exception());
             }
         }
+        struct Drop {
+            std::unique_ptr<Call<R>>& inner;
+            ~Drop() { inner.reset(); }
+        } drop{inner_};
         ChildRecord* rec = run_forked({&os_name_, &child_main, &forget, this});
         struct Free {
             ChildRecord* r;

@@ -8,6 +8,14 @@
 
 namespace csp::detail {
 
+// (Here, where every program that runs processes links: network.cpp's
+// explanation of a deadlock, and CSP_GRAPH, are given to the runtime at
+// load.)
+void explain_deadlocks() noexcept;
+namespace {
+const bool g_deadlocks_explained = (explain_deadlocks(), true);
+}
+
 std::string derived_name(const char* kind, const std::source_location& where) {
     std::string_view file = where.file_name();
     if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);

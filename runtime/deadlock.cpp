@@ -77,6 +77,8 @@ const ThreadsAtLoad g_threads_at_load;
 
 int this_tid() noexcept { return static_cast<int>(syscall(SYS_gettid)); }
 
+ProcessBody* body_of(const Parker* p) noexcept { return p->is_thread ? nullptr : task_of(p)->body.get(); }
+
 const char* name_of(const Parker* p) noexcept {
     if (p->is_thread) return thread_of(p)->name.c_str();
     auto* t = task_of(p);
@@ -144,6 +146,49 @@ std::atomic<void (*)(const std::string&)> g_rank_quiet_hook{nullptr};
 
 void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept {
     g_rank_quiet_hook.store(hook, std::memory_order_release);
+}
+
+namespace {
+std::atomic<DeadlockExplainer> g_explainer{nullptr};
+std::atomic<void (*)() noexcept> g_reported{nullptr};
+}
+
+void set_deadlock_explainer(DeadlockExplainer explain, void (*reported)() noexcept) noexcept {
+    g_reported.store(reported, std::memory_order_release);
+    g_explainer.store(explain, std::memory_order_release);
+}
+
+void Registry::with_all(void (*see)(const std::vector<Parker*>&, void*), void* ctx) {
+    std::vector<Parker*> all;
+    Locked<SpinLock> hold(lock_);
+    for (Parker* p : slots_) {
+        if (p) all.push_back(p);
+    }
+    see(all, ctx);
+}
+
+void with_registered(void (*see)(const std::vector<Parker*>& parked, void* ctx), void* ctx) {
+    rt().registry.with_all(see, ctx);
+}
+
+WaitSeen wait_seen(const Parker* p) noexcept {
+    const std::uint64_t word = p->selection.load(std::memory_order_acquire);
+    const bool parked = p->state.load(std::memory_order_acquire) == kParked;
+    return {word, parked && static_cast<std::uint32_t>(word) == kWaiting};
+}
+
+std::string Registry::explained() const {
+    DeadlockExplainer explain = g_explainer.load(std::memory_order_acquire);
+    if (!explain) return {};
+    std::vector<Parker*> parked;
+    for (Parker* p : slots_) {
+        if (p) parked.push_back(p);
+    }
+    try {
+        return explain(parked);
+    } catch (...) {
+        return {};  // (the report goes without it)
+    }
 }
 
 Registry::Look Registry::look(std::vector<Parker*>* blocked) const {
@@ -239,13 +284,14 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         }
         try {
             report = std::make_shared<const std::string>(
-                "deadlock: every process is blocked and nothing can wake any of them:" + lines());
+                "deadlock: every process is blocked and nothing can wake any of them:" + lines() + explained());
         } catch (...) {
             return;  // no memory for the report: look again later
         }
         if (!wake_deadlocked(blocked, report, false)) return;
     }
     logger().info("{}", *report);
+    if (auto* reported = g_reported.load(std::memory_order_acquire)) reported();
 }
 
 bool Registry::quiet_for_ranks(std::string* lines) {

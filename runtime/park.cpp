@@ -140,9 +140,13 @@ Context* task_entry(void* arg) noexcept {
     trace_process_start(t->parker, t->body->name_c_str());
     t->body->run();
     trace_process_end(t->parker);
-    t->body.reset();
     Runtime& r = rt();
+    // Out of the registry first: while in it, its body (and name) is there
+    // for a view of the network (with_registered). (Its arguments are gone
+    // already; and while this runs its worker is busy, so no deadlock can be
+    // found meanwhile.)
     r.registry.remove(t->parker);
+    t->body.reset();
     release_parker(t->parker);
     Worker* w = this_worker();
     if (r.live.fetch_sub(1, std::memory_order_acq_rel) == 1) {

@@ -100,8 +100,7 @@ void Join::wait() noexcept {
     Parker* me = current();
     token_ = begin_wait(me);
     joiner_ = me;
-    static constexpr WaitReason kJoining{"is waiting for the processes it runs to end"};
-    park(me, WaitKind::Join, &kJoining, unlocking(lock_));
+    park(me, WaitKind::Join, &reason_, unlocking(lock_));
 }
 
 }  // namespace csp::runtime

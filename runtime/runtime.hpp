@@ -80,9 +80,16 @@ enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote, Rank
 // parks it, for deadlock reports: "process 'p' " + phrase, then " 'object'"
 // when object is set. park takes a pointer to one that stays valid while the
 // process is parked (a static one; one kept in the object it waits on).
+// `subject` says what the wait is on, for the layers above, which explain a
+// deadlock (set_deadlock_explainer): a Join (kind Join, here), or an object
+// of theirs (a channel read or written, a choice, a barrier). The runtime
+// only carries it.
+enum class Subject : std::uint8_t { None, Join, Read, Write, Choice, Barrier };
 struct WaitReason {
     const char* phrase = "is waiting";
     const char* object = nullptr;
+    const void* subject = nullptr;
+    Subject subject_kind = Subject::None;
 };
 
 // kUpperBytes: the per-process storage a Parker keeps for the layers above
@@ -306,12 +313,16 @@ public:
     void arrive() noexcept;
     // wait parks the caller until every process has arrived.
     void wait() noexcept;
+    // waited_as: the reason its joiner waits with: the Join's identity in
+    // the views of the network (a joiner's wait_reason; a process's group).
+    const WaitReason* waited_as() const noexcept { return &reason_; }
 
 private:
     std::atomic<std::int64_t> remaining_;
     SpinLock lock_;             // held by the joiner until it has parked
     Parker* joiner_ = nullptr;  // under lock_
     std::uint64_t token_ = 0;
+    WaitReason reason_{"is waiting for the processes it runs to end", nullptr, this, Subject::Join};
 };
 
 // sleep_for suspends only the calling process; zero or less yields.
@@ -333,6 +344,34 @@ void run_io(const std::function<void()>& call) noexcept;
 // break_rank_deadlock ends every Blocked and Rank wait with kDeadlocked and
 // `report`, once every rank has been found quiet at once.
 void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept;
+
+// A deadlock's explanation, by the layers above: the detector calls it with
+// every registered parker (each parked, none can wake any: the registry is
+// locked, so none leaves while it looks) and appends what it returns to the
+// report (the wait-for cycle, ends nobody holds). It may throw (then the
+// report goes without it). body_of(p): the body a process runs, null for a
+// plain thread; name_of(p): its name.
+// `reported` is called once the deadlock is broken, outside every lock (the
+// explainer may find a moment that turns out no deadlock: then it is not).
+using DeadlockExplainer = std::string (*)(const std::vector<Parker*>& parked);
+void set_deadlock_explainer(DeadlockExplainer explain, void (*reported)() noexcept) noexcept;
+ProcessBody* body_of(const Parker* p) noexcept;
+const char* name_of(const Parker* p) noexcept;
+// with_registered: `see` runs with every registered parker, under the
+// registry's lock: none leaves meanwhile (its body and name stay), but those
+// not parked go on running. For a view of the network at any time
+// (csp::write_graph): what a parker waits on may be read only while
+// wait_seen(p) says it waits, and reads the same before and after.
+void with_registered(void (*see)(const std::vector<Parker*>& parked, void* ctx), void* ctx);
+struct WaitSeen {
+    std::uint64_t word;  // changes whenever p begins or ends a wait
+    bool waiting;        // parked in a wait not yet ended
+    bool operator==(const WaitSeen&) const noexcept = default;
+};
+WaitSeen wait_seen(const Parker* p) noexcept;
+// set_exit_hook: called once as main's runtime begins to stop at exit,
+// before it joins the processes still running (CSP_GRAPH's graph at exit).
+void set_exit_hook(void (*hook)() noexcept) noexcept;
 
 // set_rank_serve_hook: what an idle worker calls while processes wait for
 // another MPI rank: Begin, then Round after Round (one round of libcsp-mpi's

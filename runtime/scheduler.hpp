@@ -257,6 +257,8 @@ public:
     void add(Parker* const* p, std::size_t n);
     void add(Parker* p) { add(&p, 1); }
     void remove(Parker* p) noexcept;
+    // with_all: see(every registered parker) under the lock (with_registered).
+    void with_all(void (*see)(const std::vector<Parker*>&, void*), void* ctx);
     // note_thread: the calling thread starts (true) or stops (false) using
     // csp. One that stops is exiting, or is main running static destructors:
     // it will not wake anybody any more, so it counts as an older thread.
@@ -288,6 +290,9 @@ private:
     // lines: the report's lines, a line per process (lock_ held, and every
     // process known to be parked and unable to be woken meanwhile).
     std::string lines() const;
+    // explained: the layers' explanation of the deadlock (see
+    // set_deadlock_explainer), or nothing; under the same conditions.
+    std::string explained() const;
     // wake_deadlocked: false when a completer lock was held (and !proven).
     bool wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_ptr<const std::string> report,
                          bool proven) noexcept;
@@ -423,7 +428,6 @@ void forget_thread_record_after_fork() noexcept;
 void release_thread_parker_at_exit() noexcept;
 
 // deadlock.cpp
-int this_tid() noexcept;
-const char* name_of(const Parker* p) noexcept;
+int this_tid() noexcept;  // (name_of: runtime.hpp)
 
 }  // namespace csp::runtime

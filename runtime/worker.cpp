@@ -74,6 +74,12 @@ Runtime::Runtime() {
     logger().debug("runtime started with {} worker threads", n);
 }
 
+namespace {
+std::atomic<void (*)() noexcept> g_exit_hook{nullptr};
+}
+
+void set_exit_hook(void (*hook)() noexcept) noexcept { g_exit_hook.store(hook, std::memory_order_release); }
+
 Runtime::~Runtime() {
     // main's scope of the runtime ends: join the processes still running
     // (spawned ones), then stop the workers.
@@ -82,6 +88,7 @@ Runtime::~Runtime() {
         for (auto& w : workers) w->thread.detach();
         return;
     }
+    if (auto* hook = g_exit_hook.load(std::memory_order_acquire)) hook();
     while (live.load(std::memory_order_acquire) != 0) futex_wait(live_zero, 0);
     stopping.store(true);
     for (auto& w : workers) {

@@ -9,7 +9,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <thread>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using Catch::Contains;
@@ -166,4 +171,195 @@ TEST_CASE("main in a choice whose every guard is disabled gets DeadlockError", "
     }
     CHECK_THAT(report, Contains("STOP"));
     CHECK(in() == 1);
+}
+
+// ---------------------------------------------------------------------------
+// Explanations: the wait-for cycle, and ends that no running process holds
+// (API.md, "Seeing the network").
+
+// cycle_named(report, hops): the report names the wait-for cycle through
+// `hops` (process, channel, process, ...), begun at any of its processes.
+bool cycle_named(const std::string& report, const std::vector<std::string>& hops) {
+    for (std::size_t first = 0; first < hops.size(); first += 2) {
+        std::string line = "wait-for cycle: ";
+        for (std::size_t i = 0; i < hops.size(); ++i) line += hops[(first + i) % hops.size()] + " -> ";
+        line += hops[first];
+        if (report.find(line) != std::string::npos) return true;
+    }
+    return false;
+}
+
+// Story: three stages in a ring each read before they write. The report names
+// the cycle, stage by stage, with the channel each waits on.
+TEST_CASE("a ring of readers is reported as its wait-for cycle", "[deadlock][cycle]") {
+    csp::Channel<int> a{"ring-a"}, b{"ring-b"}, c{"ring-c"};
+    auto stage = [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) { out(in()); };
+    auto p = csp::process("stage-p", stage), q = csp::process("stage-q", stage), r = csp::process("stage-r", stage);
+    const std::string report = deadlock_report(
+        [&] { csp::Parallel(p(a.reader(), b.writer()), q(b.reader(), c.writer()), r(c.reader(), a.writer())); });
+    CAPTURE(report);
+    CHECK(cycle_named(report, {"process 'stage-p'", "channel 'ring-a'", "process 'stage-r'", "channel 'ring-c'",
+                               "process 'stage-q'", "channel 'ring-b'"}));
+    CHECK_THAT(report, !Contains("no running process holds"));  // every end is an argument here
+}
+
+// Story (issue 16): a Process built in main but never run keeps a writer end
+// alive. The reader is the only process blocked; the report says why its
+// channel never retires.
+TEST_CASE("a writer end kept by a Process never run is named", "[deadlock][cycle]") {
+    csp::Channel<int> orphan{"orphan-wire"};
+    auto writer = csp::process("never-run", [](csp::ChannelOut<int> out) { out(1); })(orphan.writer());
+    auto reader = csp::process("waiting-reader", [](csp::ChannelIn<int> in) {
+        for (;;) in();  // until the writers retire, which they never do
+    });
+    const std::string report = deadlock_report([&] { csp::Parallel(reader(orphan.reader())); });
+    CAPTURE(report);
+    CHECK_THAT(report, Contains("channel 'orphan-wire' has 1 writer end that no running process holds"));
+    CHECK_THAT(report, !Contains("wait-for cycle"));
+}
+
+// A choice waits on each of its channels: a cycle may go through any of them.
+// And a process waiting for the processes it runs waits on each of them.
+TEST_CASE("a cycle through a choice and through a Parallel's end is named", "[deadlock][cycle]") {
+    csp::Channel<int> in1{"alt-one"}, in2{"alt-two"}, back{"alt-back"};
+    // 'chooser' waits on alt-one or alt-two; 'parent' holds both writer ends
+    // and runs 'child', which waits on alt-back, whose writer is 'chooser'.
+    auto chooser = csp::process("chooser", [](csp::ChannelIn<int> x, csp::ChannelIn<int> y, csp::ChannelOut<int> out) {
+        csp::AltSelect(csp::InputGuard(x), csp::InputGuard(y));
+        out(0);
+    });
+    auto child = csp::process("child", [](csp::ChannelIn<int> in) { in(); });
+    auto parent = csp::process("parent", [&](csp::ChannelOut<int> x, csp::ChannelOut<int> y, csp::ChannelIn<int> b) {
+        csp::Parallel(child(std::move(b)));
+        x(1);
+        y(2);
+    });
+    const std::string report = deadlock_report([&] {
+        csp::Parallel(chooser(in1.reader(), in2.reader(), back.writer()),
+                      parent(in1.writer(), in2.writer(), back.reader()));
+    });
+    CAPTURE(report);
+    CHECK((cycle_named(report, {"process 'parent'", "the end of the processes it runs", "process 'child'",
+                                "channel 'alt-back'", "process 'chooser'", "channel 'alt-one'"}) ||
+           cycle_named(report, {"process 'parent'", "the end of the processes it runs", "process 'child'",
+                                "channel 'alt-back'", "process 'chooser'", "channel 'alt-two'"})));
+    CHECK_THAT(report, !Contains("no running process holds"));
+}
+
+// A process that waits to read and holds the only writer end itself.
+TEST_CASE("a process waiting on a channel whose other end it holds itself is a cycle of one", "[deadlock][cycle]") {
+    csp::Channel<int> self{"self-wire"};
+    auto selfish = csp::process("selfish", [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        in();
+        out(1);
+    });
+    const std::string report = deadlock_report([&] { csp::Parallel(selfish(self.reader(), self.writer())); });
+    CAPTURE(report);
+    CHECK_THAT(report, Contains("wait-for cycle: process 'selfish' -> channel 'self-wire' -> process 'selfish'"));
+}
+
+// An end the process retired is no longer its: the writer end main keeps is
+// what holds the channel open, and the report says so.
+TEST_CASE("an end its process retired is not counted as held", "[deadlock][cycle]") {
+    csp::Channel<int> wire{"half-retired"}, never{"never-written"};
+    auto keep = wire.writer();  // main's, never used
+    auto quitter = csp::process("quitter", [](csp::ChannelOut<int> out, csp::ChannelIn<int> in) {
+        out.retire();
+        in();  // nobody writes here
+    });
+    auto reader = csp::process("reader", [](csp::ChannelIn<int> in) { in(); });
+    auto idle_writer = never.writer();
+    const std::string report = deadlock_report(
+        [&] { csp::Parallel(quitter(wire.writer(), never.reader()), reader(wire.reader())); });
+    CAPTURE(report);
+    CHECK_THAT(report, Contains("channel 'half-retired' has 1 writer end that no running process holds"));
+    CHECK_THAT(report, Contains("channel 'never-written' has 1 writer end that no running process holds"));
+    CHECK_THAT(report, !Contains("wait-for cycle"));
+}
+
+// Ends in a std::vector argument count as held, one by one.
+TEST_CASE("a cycle through an end given in a vector is named", "[deadlock][cycle]") {
+    csp::Channel<int> req{"fan-request"};
+    std::vector<csp::Channel<int>> replies;
+    for (int i = 0; i < 3; ++i) replies.emplace_back("fan-reply-" + std::to_string(i));
+    auto server = csp::process("server", [](std::vector<csp::ChannelIn<int>> from, csp::ChannelOut<int> ask) {
+        for (auto& in : from) in();  // waits for replies before it asks: the bug
+        ask(0);
+    });
+    auto client = csp::process("client", [](csp::ChannelIn<int> asked, csp::ChannelOut<int> reply) {
+        reply(asked());
+    });
+    std::vector<csp::ChannelIn<int>> ins;
+    for (auto& r : replies) ins.push_back(r.reader());
+    std::vector<csp::Process<>> clients;
+    clients.push_back(client(req.reader(), replies[0].writer()));
+    const std::string report = deadlock_report([&] {
+        csp::Parallel(server(std::move(ins), req.writer()), std::move(clients));
+    });
+    CAPTURE(report);
+    CHECK(cycle_named(report, {"process 'server'", "channel 'fan-reply-0'", "process 'client'", "channel 'fan-request'"}));
+}
+
+// Story (from the review): a parent given a channel's ends hands them on to
+// the processes it runs. It holds them no more, so no cycle may go through it.
+TEST_CASE("ends handed on to the processes a parent runs are theirs, not the parent's", "[deadlock][cycle]") {
+    csp::Channel<int> x{"handed-wire"}, y{"nobody-writes"};
+    auto keep = y.writer();  // main's: never used
+    auto a = csp::process("child-a", [](csp::ChannelOut<int> out, csp::ChannelIn<int> in) { out(in()); });
+    auto b = csp::process("child-b", [](csp::ChannelIn<int> in) { in(); });
+    auto parent = csp::process("parent", [&](csp::ChannelOut<int> w, csp::ChannelIn<int> r, csp::ChannelIn<int> never) {
+        csp::Parallel(a(std::move(w), std::move(never)), b(std::move(r)));
+    });
+    const std::string report = deadlock_report([&] { csp::Parallel(parent(x.writer(), x.reader(), y.reader())); });
+    CAPTURE(report);
+    CHECK_THAT(report, !Contains("wait-for cycle"));
+    CHECK_THAT(report, Contains("channel 'nobody-writes' has 1 writer end that no running process holds"));
+    CHECK_THAT(report, !Contains("channel 'handed-wire' has"));
+}
+
+// csp::write_graph at any time: while processes come and go, choose, read
+// and write, a watcher draws the network again and again. Nothing it reads
+// may be freed under it (run under ASan and TSan in CI), and every file is
+// whole.
+TEST_CASE("write_graph while the network churns draws whole files", "[graph]") {
+    const std::string path = "csp-graph-churn-" + std::to_string(::getpid()) + ".dot";
+    csp::Channel<int> jobs{"churn-jobs"}, results{"churn-results", csp::buffer(2)};
+    std::atomic<bool> stop{false};
+    auto worker = csp::process("churn-worker", [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        for (;;) {
+            const int v = in();
+            // A short-lived helper per job: processes come and go.
+            csp::Channel<int> inner{"churn-inner"};
+            auto [got, _] = csp::Parallel(csp::process([](csp::ChannelIn<int> i) { return i(); })(inner.reader()),
+                                          csp::process([v](csp::ChannelOut<int> o) { o(v); })(inner.writer()));
+            out(got);
+        }
+    });
+    int drawn = 0;
+    long sum = 0;
+    csp::Parallel(
+        csp::process("churn-source", [&](csp::ChannelOut<int> out) {
+            for (int i = 0; !stop.load(); ++i) out(i % 7);
+            out.retire();
+        })(jobs.writer()),
+        csp::process("churn-sink", [&](csp::ChannelIn<int> in) {
+            for (;;) {  // (until the workers retire: then the choice throws)
+                csp::AltSelect(csp::InputGuard(in, [&](int v) { sum += v; }), csp::TimeoutGuard(1ms));
+            }
+        })(results.reader()),
+        worker(jobs.reader(), results.writer()), worker(jobs.reader(), results.writer()),
+        csp::process("churn-watcher", [&] {
+            for (; drawn < 40; ++drawn) {
+                csp::write_graph(path);
+                std::ifstream file(path);
+                const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+                REQUIRE(text.rfind("digraph csp {", 0) == 0);
+                REQUIRE(text.size() > 2);
+                REQUIRE(text.substr(text.size() - 2) == "}\n");
+                csp::yield();
+            }
+            stop.store(true);
+        })());
+    std::remove(path.c_str());
+    CHECK(drawn == 40);
 }

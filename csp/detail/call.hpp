@@ -18,10 +18,13 @@
 #include "csp/errors.hpp"
 #include "runtime/runtime.hpp"
 
+#include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -31,6 +34,10 @@
 #include <vector>
 
 namespace csp {
+
+namespace channels {
+struct ChannelCore;
+}
 
 template <class R>
 class Process;
@@ -67,14 +74,139 @@ void join_spawned() noexcept;
 // may have seen the count reach zero and returned.
 using JoinRef = std::shared_ptr<runtime::Join>;
 
+// EndSeen: told of each channel end a process holds among its arguments
+// (for deadlock explanations): the channel, and whether it is a reader end.
+using EndSeen = void (*)(void* ctx, const channels::ChannelCore* channel, bool reader);
+
 // BodyBase: what every process body shares: the Join it arrives at.
 class BodyBase : public runtime::ProcessBody {
 public:
     // join_at: arrive at `j` when done (set before the process starts).
-    void join_at(JoinRef j) noexcept { join_ = std::move(j); }
+    void join_at(JoinRef j) noexcept {
+        group_ = j ? j->waited_as() : nullptr;
+        join_ = std::move(j);
+    }
+    // group: the Join it arrives at, as its joiner's wait reason; set
+    // before it starts and kept after it has arrived (when the Join may be
+    // gone: compared, never read).
+    const void* group() const noexcept { return group_; }
+    // held_ends: the ends it holds, for deadlock explanations (only while
+    // it is parked): those among the arguments it was called with, but for
+    // those it has retired since (forget_end). What its callable captured
+    // is out of sight, and an end it handed on still counts.
+    virtual void held_ends(EndSeen, void*) const noexcept {}
+    virtual void forget_end(const channels::ChannelCore*, bool /*reader*/) noexcept {}
 
 protected:
     JoinRef join_;
+
+private:
+    const void* group_ = nullptr;
+};
+
+// HeldEnd: one end among a call's arguments, as its call began: its
+// channel's address, with the low bit set for a reader end (8 bytes per end;
+// channels are aligned; a relaxed atomic, since a view of the network may
+// read it while its process runs: csp::write_graph). No reference is kept (a
+// spawn pays no atomic count for it): the channel may be gone once the end
+// is handed on, so an explanation only compares this address with those of
+// channels some process waits on, and never reads through it.
+class HeldEnd {
+public:
+    static std::uintptr_t bits(const channels::ChannelCore* c, bool reader) noexcept {
+        return reinterpret_cast<std::uintptr_t>(c) | (reader ? 1u : 0u);
+    }
+    void set(const channels::ChannelCore* c, bool reader) noexcept { bits_.store(bits(c, reader), std::memory_order_relaxed); }
+    void clear() noexcept { bits_.store(0, std::memory_order_relaxed); }
+    // seen: tells `see` of it, if set.
+    void seen(EndSeen see, void* ctx) const noexcept {
+        const std::uintptr_t b = bits_.load(std::memory_order_relaxed);
+        if (b) see(ctx, reinterpret_cast<const channels::ChannelCore*>(b & ~std::uintptr_t{1}), b & 1u);
+    }
+    bool is(const channels::ChannelCore* c, bool reader) const noexcept {
+        return bits_.load(std::memory_order_relaxed) == bits(c, reader);
+    }
+
+private:
+    std::atomic<std::uintptr_t> bits_{0};
+};
+
+// end_count_v<X>: how many ends an argument of type X is (vectors of ends
+// count apart: vector_of_ends_v).
+template <class X>
+inline constexpr std::size_t end_count_v = requires(const X& x) { x.held_channel(); X::kReaderEnd; } ? 1 : 0;
+template <class X>
+inline constexpr bool vector_of_ends_v = false;
+template <class X>
+inline constexpr bool vector_of_ends_v<std::vector<X>> = end_count_v<X> == 1;
+
+// HeldEnds<Args...>: the ends among arguments of types Args, noted when the
+// call begins (note) and shown until it ends (clear). Takes no room for a
+// call without ends.
+template <class... Args>
+class HeldEnds {
+public:
+    static constexpr std::size_t kFixed = (end_count_v<Args> + ... + std::size_t{0});
+    static constexpr bool kVectors = (vector_of_ends_v<Args> || ...);
+
+    void note(const std::tuple<Args...>& args) noexcept {
+        if constexpr (kVectors) {
+            std::size_t n = 0;
+            std::apply([&](const auto&... a) { (count_in(a, n), ...); }, args);
+            more_.reset(new (std::nothrow) HeldEnd[n]);  // (none: the explanation goes without)
+            more_count_ = more_ ? n : 0;
+        }
+        std::size_t k = 0, m = 0;
+        std::apply([&](const auto&... a) { (note_one(a, k, m), ...); }, args);
+    }
+    void clear() noexcept {
+        for_each([](HeldEnd& h) { h.clear(); });
+    }
+    void seen(EndSeen see, void* ctx) const noexcept {
+        const_cast<HeldEnds*>(this)->for_each([&](HeldEnd& h) { h.seen(see, ctx); });
+    }
+    void forget(const channels::ChannelCore* c, bool reader) noexcept {
+        bool done = false;
+        for_each([&](HeldEnd& h) {
+            if (!done && h.is(c, reader)) {
+                h.clear();
+                done = true;
+            }
+        });
+    }
+
+private:
+    template <class F>
+    void for_each(F&& f) noexcept {
+        if constexpr (kFixed > 0) {
+            for (HeldEnd& h : fixed_) f(h);
+        }
+        if constexpr (kVectors) {
+            for (std::size_t i = 0; i < more_count_; ++i) f(more_[i]);
+        }
+    }
+    template <class X>
+    static void count_in(const X& x, std::size_t& n) noexcept {
+        if constexpr (vector_of_ends_v<X>) n += x.size();
+    }
+    template <class X>
+    void note_one(const X& x, std::size_t& k, std::size_t& m) noexcept {
+        if constexpr (end_count_v<X> == 1) {
+            if (x.held_channel()) fixed_[k].set(x.held_channel(), X::kReaderEnd);
+            ++k;
+        } else if constexpr (vector_of_ends_v<X>) {
+            for (const auto& e : x) {
+                if (m < more_count_ && e.held_channel()) more_[m].set(e.held_channel(), std::decay_t<decltype(e)>::kReaderEnd);
+                ++m;
+            }
+        }
+    }
+    struct Empty {};
+    [[no_unique_address]] std::conditional_t<(kFixed > 0), std::array<HeldEnd, kFixed>, Empty> fixed_{};
+    // (Vectors: an array made once, when the call begins, and kept until
+    // the call goes, so that a view may read it while the process runs.)
+    [[no_unique_address]] std::conditional_t<kVectors, std::unique_ptr<HeldEnd[]>, Empty> more_{};
+    [[no_unique_address]] std::conditional_t<kVectors, std::size_t, Empty> more_count_{};
 };
 
 void log_spawned_failure(const char* name, std::exception_ptr e) noexcept;
@@ -155,6 +287,11 @@ public:
         F body = std::move(bound_->f);
         std::tuple<Args...> local = std::move(bound_->args);
         bound_.reset();
+        held_.note(local);
+        struct Shown {
+            HeldEnds<Args...>& held;
+            ~Shown() { held.clear(); }
+        } shown{held_};
         try {
             if constexpr (std::is_invocable_v<F&, Args&&...>) {
                 return std::apply(body, std::move(local));
@@ -169,6 +306,9 @@ public:
         }
     }
 
+    void held_ends(EndSeen see, void* ctx) const noexcept override { held_.seen(see, ctx); }
+    void forget_end(const channels::ChannelCore* c, bool reader) noexcept override { held_.forget(c, reader); }
+
 private:
     struct Bound {
         template <class G>
@@ -178,6 +318,7 @@ private:
     };
     explicit BoundCall(const std::optional<Bound>& b) : bound_(b) {}
     std::optional<Bound> bound_;  // empty once invoked
+    HeldEnds<Args...> held_;  // the ends among them, while invoked
 };
 
 // Discard: a Process<R> seen as a Process<void>.
@@ -188,10 +329,11 @@ public:
     std::unique_ptr<Call<void>> clone() const override {
         return std::make_unique<Discard>(inner_->clone());
     }
-    void invoke() override {
-        std::unique_ptr<Call<R>> inner = std::move(inner_);
-        (void)inner->invoke();
-    }
+    // (The inner call's invoke consumes its callable and arguments; the
+    // emptied call stays until this one goes, for held_ends.)
+    void invoke() override { (void)inner_->invoke(); }
+    void held_ends(EndSeen see, void* ctx) const noexcept override { inner_->held_ends(see, ctx); }
+    void forget_end(const channels::ChannelCore* c, bool reader) noexcept override { inner_->forget_end(c, reader); }
 
 private:
     std::unique_ptr<Call<R>> inner_;

@@ -168,6 +168,9 @@ std::string derived_name(const char* kind, const std::source_location& where);
 [[noreturn]] void throw_outcome(channels::Outcome o, const channels::ChannelCore* c);
 [[noreturn]] void throw_empty_end(const char* what);
 [[noreturn]] void throw_retired_end(const char* channel);
+// forget_held_end: the calling process retired an end of c of that side:
+// deadlock explanations no longer count it as held (detail/call.hpp).
+void forget_held_end(const channels::ChannelCore* c, bool reader) noexcept;
 
 // EndBase: what reader and writer ends share: one counted reference to the
 // channel and whether this end has retired.
@@ -201,6 +204,7 @@ public:
         if (!retired_) {
             retired_ = true;
             IsReader ? channels::leave_reader(core_) : channels::leave_writer(core_);
+            forget_held_end(core_, IsReader);
         }
     }
 
@@ -215,6 +219,11 @@ public:
 
     // valid: false for a default-constructed or moved-from end.
     explicit operator bool() const noexcept { return core_ != nullptr; }
+
+    // held_channel: the channel this end counts on, or null (moved from,
+    // retired). For deadlock explanations (detail/call.hpp's held_ends).
+    static constexpr bool kReaderEnd = IsReader;
+    const channels::ChannelCore* held_channel() const noexcept { return retired_ ? nullptr : core_; }
 
 protected:
     friend struct EndAccess;

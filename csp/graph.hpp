@@ -1,0 +1,24 @@
+// graph.hpp: the process network as a picture (API.md, "Seeing the network").
+//
+//   csp::write_graph("net.dot");   // then: dot -Tsvg net.dot -o net.svg
+//
+// Writes the processes of this OS process as Graphviz DOT: each with its
+// state (running or ready, blocked reading, writing, in a choice, at a
+// barrier, waiting for its processes, timed), grouped by the Parallel that
+// runs it, and the channels they wait on with name, kind and buffer
+// occupancy; an arrow for each end a process holds among its arguments
+// (writer -> channel -> reader), a dashed one for each wait. With
+// CSP_GRAPH=file.dot the same is written when a deadlock is found (the
+// wait-for cycle in red) and at exit (unless a deadlock's graph is there).
+// Callable at any time, from any process or thread: what the others are
+// doing while it looks is taken only where it held still.
+#pragma once
+
+#include <string>
+
+namespace csp {
+
+// write_graph: throws csp::UsageError when the file cannot be written.
+void write_graph(const std::string& path);
+
+}  // namespace csp

@@ -1,0 +1,630 @@
+// network.cpp: seeing the network (API.md): a snapshot of the processes of
+// this OS process and the channels they wait on, the wait-for graph over
+// it, and its two views: the explanation a DeadlockError carries (the
+// wait-for cycle, process -> channel -> process, and ends of a channel waited
+// on that no running process holds) and the Graphviz DOT of
+// csp::write_graph and CSP_GRAPH.
+//
+// The snapshot is taken under the registry's lock, so no process leaves
+// while it is read (its body and name stay). When the runtime's detector has
+// found a deadlock (the explainer, runtime::set_deadlock_explainer) every
+// process is parked and none can wake: all of it is read as it is. At any
+// other time (write_graph) the others go on running: what a process waits
+// on is read only while it is parked, and kept only if its wait word reads
+// the same afterwards (runtime::wait_seen): then it waited all along, so it
+// held an end of each channel it waits on, which were therefore alive.
+//
+// What a process waits on comes from its wait reason (channels::waits_of; a
+// Parallel's Join); what it holds, from the channel ends among the arguments
+// of its running call (BodyBase::held_ends), compared by address only with
+// channels some process waits on (never read through: see HeldEnd). That
+// leaves out ends a callable captured and ends held by plain threads
+// (main): so a channel with more live ends on a side than processes hold is
+// named, with who may keep the rest.
+//
+// The graph has three kinds of node: processes, "the other side of channel
+// c" (whose successors are the processes holding an end of that side) and
+// Joins (whose successors are the processes arriving at it). One iterative
+// depth-first walk finds its cycles: linear in processes, waits and ends.
+#include "csp/graph.hpp"
+
+#include "csp/detail/call.hpp"
+
+#include "channels/channel.hpp"
+#include "runtime/log.hpp"
+#include "runtime/runtime.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace csp {
+namespace detail {
+namespace {
+
+constexpr std::size_t kCyclesShown = 4;
+using channels::Side;
+
+Side other(Side s) noexcept { return s == Side::Reader ? Side::Writer : Side::Reader; }
+
+// What a process is doing, as the graph colours it.
+enum class Doing : std::uint8_t { Running, Reading, Writing, Choosing, Syncing, Joining, Timed, Elsewhere, Waiting };
+
+struct Snapshot {
+    struct Channel {
+        const channels::ChannelCore* core;
+        std::string name;
+        std::string kind;       // "unbuffered", "buffer 4 (2 in it)", ...
+        std::int64_t ends[2];   // alive, by Side
+        bool across;            // crosses to other OS processes or ranks
+    };
+    struct Waits {
+        std::size_t channel;  // index into channels
+        Side side;            // as which side it waits
+    };
+    struct Process {
+        std::string name;
+        Doing doing = Doing::Running;
+        std::vector<Waits> waits;
+        // Joins, by their joiners' wait reasons (Join::waited_as): compared,
+        // never read.
+        const void* joining = nullptr;  // the Join it waits at
+        const void* arrives = nullptr;  // the Join it arrives at
+        std::vector<std::pair<const channels::ChannelCore*, Side>> held;
+    };
+    std::vector<Process> processes;
+    std::vector<Channel> channels;
+    std::map<const channels::ChannelCore*, std::size_t> channel_at;
+};
+
+std::string kind_of(const channels::ChannelCore* c) {
+    if (!c->buffered) return "unbuffered";
+    std::string k;
+    switch (c->kind) {
+    case channels::BufferKind::Fifo: k = "buffer " + std::to_string(c->capacity); break;
+    case channels::BufferKind::Infinite: k = "infinite buffer"; break;
+    case channels::BufferKind::Overwriting: k = "overwriting buffer " + std::to_string(c->capacity); break;
+    case channels::BufferKind::Dropping: k = "dropping buffer " + std::to_string(c->capacity); break;
+    }
+    // (Read without the channel's lock: a moment's count, for the eye.)
+    return k + ", " + std::to_string(__atomic_load_n(&c->count, __ATOMIC_RELAXED)) + " in it";
+}
+
+Doing doing_of(const runtime::WaitReason* why, runtime::WaitKind kind) {
+    if (kind == runtime::WaitKind::Timed) return Doing::Timed;
+    if (kind == runtime::WaitKind::Remote || kind == runtime::WaitKind::Rank || kind == runtime::WaitKind::RankJoin) {
+        return Doing::Elsewhere;
+    }
+    switch (why ? why->subject_kind : runtime::Subject::None) {
+    case runtime::Subject::Read: return Doing::Reading;
+    case runtime::Subject::Write: return Doing::Writing;
+    case runtime::Subject::Choice: return Doing::Choosing;
+    case runtime::Subject::Barrier: return Doing::Syncing;
+    case runtime::Subject::Join: return Doing::Joining;
+    case runtime::Subject::None: break;
+    }
+    return Doing::Waiting;
+}
+
+// handed_on: an end given to a process and handed on to one it runs
+// still counts for the first (HeldEnds notes the arguments once, when the
+// call begins). Where a channel side waited on has more ends noted than
+// alive, the notes of processes some of whose descendants note it too are
+// the stale ones: they are dropped, the oldest ancestor first, until the
+// notes no longer exceed the ends.
+void drop_handed_on(Snapshot& s) {
+    const std::size_t n = s.processes.size();
+    constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+    std::map<const void*, std::size_t> joiner;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (s.processes[i].joining) joiner[s.processes[i].joining] = i;
+    }
+    std::vector<std::size_t> parent(n, kNone);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (auto it = joiner.find(s.processes[i].arrives); s.processes[i].arrives && it != joiner.end()) parent[i] = it->second;
+    }
+    std::map<std::pair<const channels::ChannelCore*, Side>, std::vector<std::size_t>> noted;
+    for (std::size_t i = 0; i < n; ++i) {
+        for (const auto& h : s.processes[i].held) noted[h].push_back(i);
+    }
+    for (auto& [key, who] : noted) {
+        const Snapshot::Channel& ch = s.channels[s.channel_at.at(key.first)];
+        std::int64_t excess = static_cast<std::int64_t>(who.size()) - ch.ends[static_cast<int>(key.second)];
+        if (excess <= 0 || ch.across) continue;
+        std::vector<bool> noting(n, false);
+        for (std::size_t i : who) noting[i] = true;
+        std::vector<std::size_t> stale;  // ancestors of a noting process that note it too
+        for (std::size_t i : who) {
+            for (std::size_t a = parent[i], hops = 0; a != kNone && hops < n; a = parent[a], ++hops) {
+                if (noting[a] && std::find(stale.begin(), stale.end(), a) == stale.end()) stale.push_back(a);
+            }
+        }
+        auto depth = [&](std::size_t i) {
+            std::size_t d = 0;
+            for (std::size_t a = parent[i]; a != kNone && d < n; a = parent[a]) ++d;
+            return d;
+        };
+        std::sort(stale.begin(), stale.end(), [&](std::size_t x, std::size_t y) { return depth(x) < depth(y); });
+        for (std::size_t a : stale) {
+            if (excess-- <= 0) break;
+            auto& held = s.processes[a].held;
+            held.erase(std::find(held.begin(), held.end(), key));
+        }
+    }
+}
+
+// take: the snapshot of `parked` (under the registry's lock). `quiet`: every
+// one is parked and stays so (a deadlock found), so nothing need be checked.
+// Otherwise what a process waits on is read only while it waits, and kept
+// only if it was the same wait throughout (runtime::wait_seen). What is read
+// then is never freed memory: a Join is not read at all (a joiner's reason
+// is the Join's identity, by its address), and every other wait reason is
+// static or in the shared arena (channels, choices' waiter blocks,
+// barriers), as are the channels, which stay mapped.
+Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet) {
+    Snapshot s;
+    s.processes.reserve(parked.size());
+    std::vector<channels::ChannelWait> waits;
+    std::vector<Snapshot::Channel> seen;
+    for (runtime::Parker* p : parked) {
+        Snapshot::Process proc;
+        proc.name = runtime::name_of(p);
+        const auto* body = dynamic_cast<const BodyBase*>(runtime::body_of(p));
+        if (body) proc.arrives = body->group();
+        const runtime::WaitSeen before = runtime::wait_seen(p);
+        if (!quiet && !before.waiting) {
+            s.processes.push_back(std::move(proc));  // running or ready: nothing more is steady
+            continue;
+        }
+        const runtime::WaitReason* why = p->wait_reason.load(std::memory_order_acquire);
+        const runtime::WaitKind kind = p->wait_kind.load(std::memory_order_acquire);
+        waits.clear();
+        seen.clear();
+        if (kind == runtime::WaitKind::Join) {
+            proc.doing = Doing::Joining;
+            proc.joining = why;
+        } else {
+            proc.doing = doing_of(why, kind);
+            channels::waits_of(why, &waits);
+            for (const channels::ChannelWait& w : waits) {
+                const channels::ChannelCore* c = w.channel;
+                seen.push_back({c, std::string(c->name, strnlen(c->name, sizeof c->name)), kind_of(c),
+                                {c->reader_ends.load(std::memory_order_relaxed), c->writer_ends.load(std::memory_order_relaxed)},
+                                c->crossing.load(std::memory_order_relaxed) != nullptr || c->shared_id != 0});
+            }
+        }
+        if (body) {
+            body->held_ends(
+                [](void* ctx, const channels::ChannelCore* c, bool reader) {
+                    static_cast<Snapshot::Process*>(ctx)->held.push_back({c, reader ? Side::Reader : Side::Writer});
+                },
+                &proc);
+        }
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (!quiet && runtime::wait_seen(p) != before) {
+            // It moved on meanwhile: what was read may be stale.
+            Snapshot::Process moved;
+            moved.name = std::move(proc.name);
+            moved.arrives = proc.arrives;
+            s.processes.push_back(std::move(moved));
+            continue;
+        }
+        for (std::size_t i = 0; i < waits.size(); ++i) {
+            auto [it, fresh] = s.channel_at.try_emplace(seen[i].core, s.channels.size());
+            if (fresh) s.channels.push_back(std::move(seen[i]));
+            proc.waits.push_back({it->second, waits[i].side});
+        }
+        s.processes.push_back(std::move(proc));
+    }
+    // Held ends count only on channels someone waits on (alive: see HeldEnd).
+    for (auto& proc : s.processes) {
+        std::erase_if(proc.held, [&](const auto& h) { return !s.channel_at.count(h.first); });
+    }
+    drop_handed_on(s);
+    return s;
+}
+
+// Graph: the wait-for graph of a snapshot. Nodes: processes (index < the
+// number of processes), channel sides, Joins.
+struct Graph {
+    struct Node {
+        enum Kind { Process, ChannelSide, Join } kind;
+        std::size_t index;  // of the process, or of the channel
+        Side needs = Side::Reader;  // ChannelSide: the side whose holders it waits for
+        std::vector<std::size_t> next;
+    };
+    std::vector<Node> nodes;
+    std::map<std::pair<std::size_t, Side>, std::size_t> sides;
+    std::map<const void*, std::size_t> joins;
+    std::map<std::pair<std::size_t, Side>, std::int64_t> held;  // ends held, per channel side waited on
+};
+
+Graph build(const Snapshot& s) {
+    Graph g;
+    const std::size_t procs = s.processes.size();
+    for (std::size_t i = 0; i < procs; ++i) g.nodes.push_back({Graph::Node::Process, i, Side::Reader, {}});
+    for (std::size_t i = 0; i < procs; ++i) {
+        const auto& proc = s.processes[i];
+        for (const auto& w : proc.waits) {
+            const std::pair<std::size_t, Side> key{w.channel, other(w.side)};
+            auto [it, fresh] = g.sides.try_emplace(key, g.nodes.size());
+            if (fresh) g.nodes.push_back({Graph::Node::ChannelSide, w.channel, key.second, {}});
+            g.nodes[i].next.push_back(it->second);
+        }
+        if (proc.joining) {
+            auto [it, fresh] = g.joins.try_emplace(proc.joining, g.nodes.size());
+            if (fresh) g.nodes.push_back({Graph::Node::Join, 0, Side::Reader, {}});
+            g.nodes[i].next.push_back(it->second);
+        }
+    }
+    for (std::size_t i = 0; i < procs; ++i) {
+        const auto& proc = s.processes[i];
+        if (proc.arrives) {
+            if (auto it = g.joins.find(proc.arrives); it != g.joins.end()) g.nodes[it->second].next.push_back(i);
+        }
+        for (const auto& [core, side] : proc.held) {
+            const std::pair<std::size_t, Side> key{s.channel_at.at(core), side};
+            if (auto it = g.sides.find(key); it != g.sides.end()) {
+                g.nodes[it->second].next.push_back(i);
+                ++g.held[key];
+            }
+        }
+    }
+    return g;
+}
+
+// cycles: up to kCyclesShown cycles, each the nodes along it, begun at a
+// process, by one iterative depth-first walk.
+std::vector<std::vector<std::size_t>> cycles(const Graph& g) {
+    enum Colour : std::uint8_t { White, Grey, Black };
+    std::vector<Colour> colour(g.nodes.size(), White);
+    std::vector<std::vector<std::size_t>> found;
+    std::vector<std::pair<std::size_t, std::size_t>> stack;  // (node, next edge)
+    for (std::size_t start = 0; start < g.nodes.size() && found.size() < kCyclesShown; ++start) {
+        if (colour[start] != White || g.nodes[start].kind != Graph::Node::Process) continue;
+        stack.push_back({start, 0});
+        colour[start] = Grey;
+        while (!stack.empty() && found.size() < kCyclesShown) {
+            auto& [n, e] = stack.back();
+            if (e == g.nodes[n].next.size()) {
+                colour[n] = Black;
+                stack.pop_back();
+                continue;
+            }
+            const std::size_t m = g.nodes[n].next[e++];
+            if (colour[m] == White) {
+                colour[m] = Grey;
+                stack.push_back({m, 0});
+            } else if (colour[m] == Grey) {
+                // A back edge: the cycle is the stack from m on.
+                std::vector<std::size_t> cycle;
+                auto from = std::find_if(stack.begin(), stack.end(), [m](const auto& s) { return s.first == m; });
+                for (auto it = from; it != stack.end(); ++it) cycle.push_back(it->first);
+                auto first = std::find_if(cycle.begin(), cycle.end(),
+                                          [&](std::size_t k) { return g.nodes[k].kind == Graph::Node::Process; });
+                std::rotate(cycle.begin(), first, cycle.end());
+                found.push_back(std::move(cycle));
+            }
+        }
+        stack.clear();
+    }
+    return found;
+}
+
+std::string quoted(const std::string& s) {
+    std::string q;
+    q.reserve(s.size() + 2);
+    return q.append(1, '\'').append(s).append(1, '\'');
+}
+
+std::string hop(const Snapshot& s, const Graph& g, std::size_t n) {
+    const Graph::Node& node = g.nodes[n];
+    switch (node.kind) {
+    case Graph::Node::Process: return "process " + quoted(s.processes[node.index].name);
+    case Graph::Node::ChannelSide: return "channel " + quoted(s.channels[node.index].name);
+    case Graph::Node::Join: return "the end of the processes it runs";
+    }
+    return {};
+}
+
+// Unheld: channel sides waited on with ends alive that no process holds.
+struct Unheld {
+    std::size_t channel;
+    Side side;
+    std::int64_t count;
+};
+std::vector<Unheld> unheld(const Snapshot& s, const Graph& g) {
+    std::vector<Unheld> out;
+    for (const auto& [key, node] : g.sides) {
+        const auto [c, side] = key;
+        const Snapshot::Channel& ch = s.channels[c];
+        if (ch.across) continue;  // (ends in other OS processes or ranks too)
+        const auto it = g.held.find(key);
+        const std::int64_t n = ch.ends[static_cast<int>(side)] - (it == g.held.end() ? 0 : it->second);
+        if (n > 0) out.push_back({c, side, n});
+    }
+    return out;
+}
+
+std::string explanation(const Snapshot& s, const Graph& g, const std::vector<std::vector<std::size_t>>& found) {
+    std::ostringstream out;
+    for (const auto& cycle : found) {
+        out << "\n  wait-for cycle: ";
+        for (std::size_t n : cycle) out << hop(s, g, n) << " -> ";
+        out << hop(s, g, cycle.front());
+    }
+    for (const Unheld& u : unheld(s, g)) {
+        out << "\n  channel " << quoted(s.channels[u.channel].name) << " has " << u.count << ' '
+            << (u.side == Side::Reader ? "reader" : "writer") << " end" << (u.count == 1 ? "" : "s")
+            << " that no running process holds as an argument (kept by main, by a Process never run, or in a "
+               "captured copy), so that side never retires";
+    }
+    return out.str();
+}
+
+// ---------------------------------------------------------------------------
+// DOT
+
+// node_id('p', 3): "p3". (Built by appending: GCC 12 warns, wrongly, of an
+// overlapping copy in "p" + std::to_string(i).)
+std::string node_id(char kind, std::size_t i) {
+    std::string id(1, kind);
+    return id.append(std::to_string(i));
+}
+
+std::string dot_escaped(const std::string& text) {
+    std::string out;
+    for (char ch : text) {
+        if (ch == '"' || ch == '\\') out += '\\';
+        if (ch == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += ch;
+    }
+    return out;
+}
+
+const char* colour_of(Doing d) {
+    switch (d) {
+    case Doing::Running: return "#b7e4a5";    // running or ready to run
+    case Doing::Reading: return "#a9cdf0";
+    case Doing::Writing: return "#f5c28c";
+    case Doing::Choosing: return "#d3b8ee";
+    case Doing::Syncing: return "#d9c7a7";
+    case Doing::Joining: return "#dddddd";
+    case Doing::Timed: return "#f7ee9c";
+    case Doing::Elsewhere: return "#bfe8e4";
+    case Doing::Waiting: return "#eeeeee";
+    }
+    return "#ffffff";
+}
+
+const char* state_of(Doing d) {
+    switch (d) {
+    case Doing::Running: return "running or ready";
+    case Doing::Reading: return "blocked reading";
+    case Doing::Writing: return "blocked writing";
+    case Doing::Choosing: return "blocked in a choice";
+    case Doing::Syncing: return "at a barrier";
+    case Doing::Joining: return "waiting for its processes";
+    case Doing::Timed: return "sleeping, timed or in io";
+    case Doing::Elsewhere: return "waiting on another OS process or rank";
+    case Doing::Waiting: return "waiting";
+    }
+    return "";
+}
+
+std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector<std::size_t>>& found,
+                const std::string& title) {
+    // Edges on a cycle, drawn in red: process -> channel (it waits on the
+    // channel), channel -> process (that process holds the end it waits
+    // for), and the Join hops as process -> process.
+    std::map<std::pair<std::string, std::string>, bool> red;
+    auto id = [&](std::size_t n) -> std::string {
+        const Graph::Node& node = g.nodes[n];
+        if (node.kind == Graph::Node::Process) return node_id('p', node.index);
+        if (node.kind == Graph::Node::ChannelSide) return node_id('c', node.index);
+        return {};
+    };
+    for (const auto& cycle : found) {
+        for (std::size_t i = 0; i < cycle.size(); ++i) {
+            std::size_t a = cycle[i], b = cycle[(i + 1) % cycle.size()];
+            if (g.nodes[b].kind == Graph::Node::Join) b = cycle[(i + 2) % cycle.size()];
+            if (g.nodes[a].kind == Graph::Node::Join) continue;
+            // (A hop from a channel to the holder of its writer end is drawn
+            // as the holder's arrow into the channel.)
+            if (g.nodes[a].kind == Graph::Node::ChannelSide && g.nodes[a].needs == Side::Writer) {
+                red[{id(b), id(a)}] = true;
+            } else {
+                red[{id(a), id(b)}] = true;
+            }
+        }
+    }
+    std::ostringstream out;
+    out << "digraph csp {\n  label=\"" << dot_escaped(title) << "\";\n  labelloc=t;\n  rankdir=LR;\n"
+        << "  node [fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n";
+    out << "  subgraph cluster_os {\n    label=\"OS process " << getpid() << "\";\n";
+    // Processes, grouped by the Parallel (Join) they arrive at.
+    // (In the order of their first members, so that the file reads the
+    // same from one run to the next.)
+    std::vector<std::pair<const void*, std::vector<std::size_t>>> groups;
+    std::map<const void*, std::size_t> group_at;
+    std::map<const void*, std::size_t> parent;
+    for (std::size_t i = 0; i < s.processes.size(); ++i) {
+        auto [it, fresh] = group_at.try_emplace(s.processes[i].arrives, groups.size());
+        if (fresh) groups.push_back({s.processes[i].arrives, {}});
+        groups[it->second].second.push_back(i);
+        if (s.processes[i].joining) parent[s.processes[i].joining] = i;
+    }
+    std::size_t cluster = 0;
+    for (const auto& [join, members] : groups) {
+        const bool grouped = join != nullptr;
+        if (grouped) {
+            out << "    subgraph cluster_" << cluster++ << " {\n      label=\"";
+            if (auto it = parent.find(join); it != parent.end()) {
+                out << "run by " << dot_escaped(quoted(s.processes[it->second].name));
+            } else {
+                out << "Parallel";
+            }
+            out << "\";\n      style=rounded;\n";
+        }
+        for (std::size_t i : members) {
+            const auto& proc = s.processes[i];
+            const bool on_cycle =
+                std::any_of(found.begin(), found.end(), [&](const auto& c) { return std::count(c.begin(), c.end(), i) > 0; });
+            out << (grouped ? "      " : "    ") << "p" << i << " [shape=box, style=\"rounded,filled\", fillcolor=\""
+                << colour_of(proc.doing) << "\", label=\"" << dot_escaped(proc.name + "\n" + state_of(proc.doing))
+                << "\"" << (on_cycle ? ", color=red, penwidth=2" : "") << "];\n";
+        }
+        if (grouped) out << "    }\n";
+    }
+    out << "  }\n";
+    for (std::size_t c = 0; c < s.channels.size(); ++c) {
+        const auto& ch = s.channels[c];
+        out << "  c" << c << " [shape=ellipse, label=\"" << dot_escaped(ch.name + "\n" + ch.kind) << "\"];\n";
+    }
+    auto edge = [&](const std::string& a, const std::string& b, const char* label, const char* style) {
+        const bool on_cycle = red.count({a, b}) > 0;
+        out << "  " << a << " -> " << b << " [label=\"" << label << "\"" << style
+            << (on_cycle ? ", color=red, fontcolor=red, penwidth=2" : "") << "];\n";
+    };
+    for (std::size_t i = 0; i < s.processes.size(); ++i) {
+        const auto& proc = s.processes[i];
+        const std::string p = node_id('p', i);
+        // Ends held: a writer's arrow goes into its channel, a reader's out.
+        for (const auto& [core, side] : proc.held) {
+            const std::string c = node_id('c', s.channel_at.at(core));
+            if (side == Side::Writer) edge(p, c, "writer end", "");
+            else edge(c, p, "reader end", "");
+        }
+        // Waits (dashed), from the waiting process to what it waits for.
+        for (const auto& w : proc.waits) {
+            edge(p, node_id('c', w.channel), w.side == Side::Reader ? "waits to read" : "waits to write",
+                 ", style=dashed");
+        }
+        if (proc.joining) {
+            for (std::size_t k = 0; k < s.processes.size(); ++k) {
+                if (s.processes[k].arrives == proc.joining) edge(p, node_id('p', k), "waits for", ", style=dotted");
+            }
+        }
+    }
+    out << "}\n";
+    return out.str();
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+    std::ofstream file(path, std::ios::trunc);
+    file << text;
+    file.flush();
+    return static_cast<bool>(file);
+}
+
+// CSP_GRAPH: the path, read once, when libcsp is loaded; written by the OS
+// process that read it (a forked child's graph would overwrite its
+// parent's). Never destroyed: the runtime's exit may come after static
+// destructors.
+struct GraphEnv {
+    std::string path;
+    pid_t pid = 0;
+    std::atomic<bool> deadlock_written{false};
+    // A deadlock's graph, made under the registry's lock by the explainer
+    // and written once the deadlock is broken (deadlock_reported).
+    std::mutex pending_lock;
+    std::string pending;
+    GraphEnv() {
+        if (const char* p = std::getenv("CSP_GRAPH"); p && *p) {
+            path = p;
+            pid = getpid();
+        }
+    }
+    bool here() const noexcept { return !path.empty() && getpid() == pid; }
+};
+GraphEnv& graph_env() {
+    static GraphEnv* env = new GraphEnv;
+    return *env;
+}
+
+std::string explain(const std::vector<runtime::Parker*>& parked) {
+    const Snapshot s = take(parked, true);
+    const Graph g = build(s);
+    const auto found = cycles(g);
+    GraphEnv& env = graph_env();
+    if (env.here()) {
+        std::string text = dot(s, g, found, "csp: deadlock");
+        std::lock_guard hold(env.pending_lock);
+        env.pending = std::move(text);
+    }
+    return explanation(s, g, found);
+}
+
+void deadlock_reported() noexcept {
+    GraphEnv& env = graph_env();
+    if (!env.here()) return;
+    std::string text;
+    {
+        std::lock_guard hold(env.pending_lock);
+        text.swap(env.pending);
+    }
+    if (text.empty()) return;
+    try {
+        if (write_file(env.path, text)) env.deadlock_written.store(true);
+        else runtime::logger().warn("CSP_GRAPH: cannot write {}", env.path);
+    } catch (...) {
+    }
+}
+
+// At exit (main's runtime stopping): the network as it is then, unless a
+// deadlock's graph is there.
+void graph_at_exit() noexcept {
+    GraphEnv& env = graph_env();
+    if (!env.here() || env.deadlock_written.load()) return;
+    try {
+        write_graph(env.path);
+    } catch (const std::exception& e) {
+        runtime::logger().warn("CSP_GRAPH: {}", e.what());
+    } catch (...) {
+    }
+}
+
+}  // namespace
+
+void forget_held_end(const channels::ChannelCore* c, bool reader) noexcept {
+    if (!runtime::in_fiber()) return;
+    if (auto* body = dynamic_cast<BodyBase*>(runtime::body_of(runtime::current()))) body->forget_end(c, reader);
+}
+
+void explain_deadlocks() noexcept {
+    runtime::set_deadlock_explainer(&explain, &deadlock_reported);
+    if (graph_env().here()) runtime::set_exit_hook(&graph_at_exit);  // (read now, in the OS process that loads libcsp)
+}
+
+}  // namespace detail
+
+void write_graph(const std::string& path) {
+    struct Taken {
+        detail::Snapshot s;
+    } taken;
+    runtime::with_registered(
+        [](const std::vector<runtime::Parker*>& all, void* ctx) {
+            static_cast<Taken*>(ctx)->s = detail::take(all, false);
+        },
+        &taken);
+    const detail::Graph g = detail::build(taken.s);
+    const auto found = detail::cycles(g);
+    if (!detail::write_file(path, detail::dot(taken.s, g, found, "csp network"))) {
+        throw UsageError("csp::write_graph: cannot write " + path);
+    }
+}
+
+}  // namespace csp

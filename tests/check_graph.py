@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""check_graph.py PROGRAM: run PROGRAM (graph_child) in its three modes and
+check the Graphviz DOT it leaves: the processes and channels are named, with
+their states; a deadlock's cycle is drawn in red; and graphviz's `dot`
+renders every file to SVG (a file that does not parse fails here)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+program = sys.argv[1]
+problems = []
+
+
+def run(args, graph=None):
+    env = dict(os.environ)
+    env.pop("CSP_GRAPH", None)
+    if graph:
+        env["CSP_GRAPH"] = graph
+    done = subprocess.run([program] + args, env=env, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        problems.append(f"{' '.join(args)}: exit {done.returncode}: {done.stderr[-800:]}")
+
+
+def read(path):
+    if not os.path.exists(path):
+        problems.append(f"no graph at {path}")
+        return ""
+    with open(path) as f:
+        return f.read()
+
+
+def expect(text, what, where):
+    if what not in text:
+        problems.append(f"{where}: missing {what!r}")
+
+
+def render(path, where):
+    dot = shutil.which("dot")
+    if not dot:
+        problems.append("graphviz's dot is not installed (setup.sh installs graphviz)")
+        return
+    done = subprocess.run([dot, "-Tsvg", path], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 or "<svg" not in done.stdout:
+        problems.append(f"{where}: dot -Tsvg failed ({done.returncode}): {done.stderr[-800:]}")
+
+
+with tempfile.TemporaryDirectory() as scratch:
+    # A deadlock: the ring, the cycle's edges in red.
+    path = os.path.join(scratch, "deadlock.dot")
+    run(["deadlock"], path)
+    text = read(path)
+    for name in ["stage-p", "stage-q", "stage-r", "ring-a", "ring-b", "ring-c", "blocked reading", "unbuffered"]:
+        expect(text, name, "deadlock")
+    red_edges = [line for line in text.splitlines() if "->" in line and "color=red" in line]
+    if len(red_edges) != 6:  # three processes, three channels: six hops
+        problems.append(f"deadlock: expected the 6 edges of the cycle in red, got {len(red_edges)}: {red_edges}")
+    render(path, "deadlock")
+
+    # At exit: the process left waiting, with its channel.
+    path = os.path.join(scratch, "exit.dot")
+    run(["exit"], path)
+    text = read(path)
+    for name in ["csp network", "left-waiting", "left-sleeping", "late-wire", "sleeping, timed or in io",
+                 "blocked reading"]:
+        expect(text, name, "exit")
+    if "finisher-in" in text:
+        problems.append("exit: a process that had ended is in the graph")
+    if "color=red" in text:
+        problems.append("exit: a cycle drawn where there is none")
+    render(path, "exit")
+
+    # At any time: write_graph from a process, others running or sleeping.
+    path = os.path.join(scratch, "live.dot")
+    run(["live", path])
+    text = read(path)
+    for name in ["sleepy-producer", "patient-consumer", "watcher", "slow-wire", "sleeping, timed or in io",
+                 "blocked reading", "running or ready"]:
+        expect(text, name, "live")
+    # The consumer holds the reader end of the channel it waits on; the
+    # producer the writer end.
+    ids = dict((label, node) for node, label in re.findall(r'(\w+) \[[^\]]*label="([\w-]+)\\n', text))
+    for a, b in [(ids.get("sleepy-producer"), ids.get("slow-wire")), (ids.get("slow-wire"), ids.get("patient-consumer"))]:
+        if not a or not b or not re.search(rf"\b{a} -> {b} \[", text):
+            problems.append(f"live: no edge {a} -> {b}")
+    render(path, "live")
+
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+print("graphs ok")

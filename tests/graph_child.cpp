@@ -1,0 +1,68 @@
+// graph_child: a program for check_graph.py, run with CSP_GRAPH set.
+//
+//   graph_child deadlock   a ring of three stages that each read before they
+//                          write: the DeadlockError's graph, cycle in red
+//   graph_child exit       a pipeline that ends normally, then two spawned
+//                          processes still running (one sleeping, one
+//                          blocked reading from it) when main returns: the
+//                          graph at exit
+//   graph_child live PATH  csp::write_graph(PATH) from a process while a
+//                          producer sleeps and a buffered channel holds 2
+//
+// Prints nothing on success; exits 1 if the run did not go as planned.
+#include <csp/csp.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+using namespace std::chrono_literals;
+
+int main(int argc, char** argv) {
+    const std::string mode = argc > 1 ? argv[1] : "";
+    if (mode == "deadlock") {
+        csp::Channel<int> a{"ring-a"}, b{"ring-b"}, c{"ring-c"};
+        auto stage = [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) { out(in()); };
+        auto p = csp::process("stage-p", stage), q = csp::process("stage-q", stage), r = csp::process("stage-r", stage);
+        try {
+            csp::Parallel(p(a.reader(), b.writer()), q(b.reader(), c.writer()), r(c.reader(), a.writer()));
+        } catch (const csp::DeadlockError&) {
+            return 0;
+        }
+        return 1;
+    }
+    if (mode == "exit") {
+        csp::Channel<int> done{"finished-wire"};
+        csp::Parallel(csp::process("finisher-out", [](csp::ChannelOut<int> o) { o(1); })(done.writer()),
+                      csp::process("finisher-in", [](csp::ChannelIn<int> i) { i(); })(done.reader()));
+        // Still running at exit, which writes the graph before it waits for
+        // it: one sleeping, one blocked reading from it.
+        csp::Channel<int> late{"late-wire"};
+        csp::Spawn(csp::process("left-sleeping", [](csp::ChannelOut<int> o) {
+                       csp::sleep(300ms);
+                       o(1);
+                   })(late.writer()),
+                   csp::process("left-waiting", [](csp::ChannelIn<int> i) { i(); })(late.reader()));
+        return 0;
+    }
+    if (mode == "live" && argc > 2) {
+        const std::string path = argv[2];
+        csp::Channel<int> slow{"slow-wire"}, held{"held-wire", csp::buffer(4)};
+        auto out = held.writer();
+        out(1);
+        out(2);
+        bool ok = false;
+        csp::Parallel(
+            csp::process("sleepy-producer", [](csp::ChannelOut<int> o) { csp::sleep(300ms); o(7); })(slow.writer()),
+            csp::process("patient-consumer", [](csp::ChannelIn<int> i) { i(); })(slow.reader()),
+            csp::process("watcher", [&] {
+                csp::sleep(100ms);
+                csp::write_graph(path);
+                ok = true;
+            })());
+        return ok ? 0 : 1;
+    }
+    std::fprintf(stderr, "usage: graph_child deadlock|exit|live PATH\n");
+    return 2;
+}
