@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 
 using namespace std::chrono_literals;
 
@@ -37,13 +38,19 @@ int main(int argc, char** argv) {
         csp::Parallel(csp::process("finisher-out", [](csp::ChannelOut<int> o) { o(1); })(done.writer()),
                       csp::process("finisher-in", [](csp::ChannelIn<int> i) { i(); })(done.reader()));
         // Still running at exit, which writes the graph before it waits for
-        // it: one sleeping, one blocked reading from it.
-        csp::Channel<int> late{"late-wire"};
-        csp::Spawn(csp::process("left-sleeping", [](csp::ChannelOut<int> o) {
-                       csp::sleep(300ms);
+        // them: one sleeping, one blocked reading from it. (main waits until
+        // the sleeper has begun, then a moment for both to be in their
+        // waits: under a loaded CI machine a spawned process may not have
+        // run yet when main returns.)
+        csp::Channel<int> late{"late-wire"}, begun{"begun"};
+        csp::Spawn(csp::process("left-sleeping", [](csp::ChannelOut<int> started, csp::ChannelOut<int> o) {
+                       started(1);
+                       csp::sleep(1500ms);
                        o(1);
-                   })(late.writer()),
+                   })(begun.writer(), late.writer()),
                    csp::process("left-waiting", [](csp::ChannelIn<int> i) { i(); })(late.reader()));
+        begun.reader()();
+        std::this_thread::sleep_for(300ms);
         return 0;
     }
     if (mode == "live" && argc > 2) {
@@ -54,10 +61,10 @@ int main(int argc, char** argv) {
         out(2);
         bool ok = false;
         csp::Parallel(
-            csp::process("sleepy-producer", [](csp::ChannelOut<int> o) { csp::sleep(300ms); o(7); })(slow.writer()),
+            csp::process("sleepy-producer", [](csp::ChannelOut<int> o) { csp::sleep(2000ms); o(7); })(slow.writer()),
             csp::process("patient-consumer", [](csp::ChannelIn<int> i) { i(); })(slow.reader()),
             csp::process("watcher", [&] {
-                csp::sleep(100ms);
+                csp::sleep(200ms);  // (the others in their waits by now, even on a loaded machine)
                 csp::write_graph(path);
                 ok = true;
             })());
