@@ -181,9 +181,17 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet) {
         proc.name = runtime::name_of(p);
         const auto* body = dynamic_cast<const BodyBase*>(runtime::body_of(p));
         if (body) proc.arrives = body->group();
+        // (Running or ready, or moved on while looked at: its name and
+        // group only, nothing else holds still.)
+        auto bare = [&] {
+            Snapshot::Process only;
+            only.name = std::move(proc.name);
+            only.arrives = proc.arrives;
+            s.processes.push_back(std::move(only));
+        };
         const runtime::WaitSeen before = runtime::wait_seen(p);
         if (!quiet && !before.waiting) {
-            s.processes.push_back(std::move(proc));  // running or ready: nothing more is steady
+            bare();
             continue;
         }
         const runtime::WaitReason* why = p->wait_reason.load(std::memory_order_acquire);
@@ -212,11 +220,7 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet) {
         }
         std::atomic_thread_fence(std::memory_order_acquire);
         if (!quiet && runtime::wait_seen(p) != before) {
-            // It moved on meanwhile: what was read may be stale.
-            Snapshot::Process moved;
-            moved.name = std::move(proc.name);
-            moved.arrives = proc.arrives;
-            s.processes.push_back(std::move(moved));
+            bare();  // it moved on meanwhile: what was read may be stale
             continue;
         }
         for (std::size_t i = 0; i < waits.size(); ++i) {

@@ -158,13 +158,17 @@ void set_deadlock_explainer(DeadlockExplainer explain, void (*reported)() noexce
     g_explainer.store(explain, std::memory_order_release);
 }
 
-void Registry::with_all(void (*see)(const std::vector<Parker*>&, void*), void* ctx) {
+std::vector<Parker*> Registry::registered() const {
     std::vector<Parker*> all;
-    Locked<SpinLock> hold(lock_);
     for (Parker* p : slots_) {
         if (p) all.push_back(p);
     }
-    see(all, ctx);
+    return all;
+}
+
+void Registry::with_all(void (*see)(const std::vector<Parker*>&, void*), void* ctx) {
+    Locked<SpinLock> hold(lock_);
+    see(registered(), ctx);
 }
 
 void with_registered(void (*see)(const std::vector<Parker*>& parked, void* ctx), void* ctx) {
@@ -180,12 +184,8 @@ WaitSeen wait_seen(const Parker* p) noexcept {
 std::string Registry::explained() const {
     DeadlockExplainer explain = g_explainer.load(std::memory_order_acquire);
     if (!explain) return {};
-    std::vector<Parker*> parked;
-    for (Parker* p : slots_) {
-        if (p) parked.push_back(p);
-    }
     try {
-        return explain(parked);
+        return explain(registered());
     } catch (...) {
         return {};  // (the report goes without it)
     }

@@ -293,6 +293,8 @@ private:
     // explained: the layers' explanation of the deadlock (see
     // set_deadlock_explainer), or nothing; under the same conditions.
     std::string explained() const;
+    // registered: the parkers in the registry now (lock_ held).
+    std::vector<Parker*> registered() const;
     // wake_deadlocked: false when a completer lock was held (and !proven).
     bool wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_ptr<const std::string> report,
                          bool proven) noexcept;
