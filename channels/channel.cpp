@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -114,6 +115,36 @@ inline void woken(ChannelCore* c, Waiter** wake, Waiter* w) noexcept {
     c->in_flight.parker = nullptr;
 }
 
+// Tracing: a flow per value (runtime/trace.hpp), from its writer to its
+// reader. A value that enters the channel takes the next of its numbers in,
+// one that leaves it (read, or dropped) the next of its numbers out: every
+// buffer is FIFO, so a value leaves with the number it came in with. (Off
+// the paths that run when nobody traces; lock held.)
+inline std::uint64_t flow_id(const ChannelCore* c, std::uint32_t n) noexcept {
+    return std::uint64_t{c->trace_number} << 32 | n;
+}
+[[gnu::noinline, gnu::cold]] void traced_in(ChannelCore* c, const runtime::Parker* writer) noexcept {
+    runtime::trace_flow_start(writer, c->name, flow_id(c, c->trace_in++));
+}
+[[gnu::noinline, gnu::cold]] void traced_out(ChannelCore* c, const runtime::Parker* reader,
+                                             const char* how = "read") noexcept {
+    runtime::trace_flow_end(reader, c->name, flow_id(c, c->trace_out++), how);
+}
+// traced_handed: a value handed from writer to reader without the buffer.
+[[gnu::noinline, gnu::cold]] void traced_handed(ChannelCore* c, const runtime::Parker* writer,
+                                                const runtime::Parker* reader) noexcept {
+    traced_in(c, writer);
+    traced_out(c, reader);
+}
+// traced_count: the buffer's occupancy, as a counter.
+[[gnu::noinline, gnu::cold]] void traced_count(const ChannelCore* c) noexcept {
+    char name[sizeof c->name + 16];
+    std::snprintf(name, sizeof name, "buffer '%s'", c->name);
+    runtime::trace_counter(name, static_cast<std::int64_t>(c->count));
+}
+// me: the process the calling thread runs (null for a thread that is none).
+inline const runtime::Parker* me() noexcept { return runtime::current_if_known(); }
+
 // end_held ends the wait of writer w, held by an extended reader (taken off
 // c->holding, lock held), with o: its word is reserved, or still waiting
 // when the reader's OS process died between taking it and winning it.
@@ -167,14 +198,17 @@ void ready_all(Waiter* w) noexcept { ready_waiters(w); }
 // buffer to discard further, never a value destroyed twice.
 void discard_buffer(ChannelCore* c) noexcept {
     const Crossing* x = crossing_of(c);
+    const bool traced = runtime::tracing() && c->count > 0;
     while (c->count > 0) {
         unsigned char* slot = buffer_slot(c, 0);
         c->head = (c->head + 1) % c->capacity;
         --c->count;
+        if (traced) traced_out(c, me(), "discarded");
         if (x) x->buffer_discard(c, slot);
         else c->ops->destroy(slot);
     }
     c->head = 0;
+    if (traced) traced_count(c);
 }
 
 // retire_locked marks the channel retired (its `side` left) and ends every
@@ -268,6 +302,7 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
     const std::size_t n = std::min(name.size(), sizeof c->name - 1);
     std::memcpy(c->name, name.data(), n);
     c->name[n] = '\0';
+    if (runtime::tracing()) c->trace_number = runtime::trace_channel_number();
     if (capacity > 0) {
         try {
             c->buffer = static_cast<unsigned char*>(
@@ -400,6 +435,7 @@ void take_oldest(ChannelCore* c, void* dst, Parcel** got) noexcept {
     }
     c->head = (c->head + 1) % c->capacity;
     --c->count;
+    if (runtime::tracing()) [[unlikely]] traced_out(c, me());
 }
 
 // refill: a slot is free: a blocked writer's value moves into it.
@@ -409,6 +445,7 @@ void refill(ChannelCore* c, Waiter** wake, bool want = true) noexcept {
         if (const Crossing* x = crossing_of(c)) x->buffer_refill(c, slot, w);
         else c->ops->move_construct(slot, w->slot);
         ++c->count;
+        if (runtime::tracing()) [[unlikely]] traced_in(c, w->parker);
         woken(c, wake, w);
     }
 }
@@ -417,6 +454,7 @@ void refill(ChannelCore* c, Waiter** wake, bool want = true) noexcept {
                                         bool want = true) noexcept {
     take_oldest(c, dst, got);
     refill(c, wake, want);
+    if (runtime::tracing()) [[unlikely]] traced_count(c);
     return Attempt::Done;
 }
 
@@ -475,6 +513,7 @@ Room room_for_write(ChannelCore* c) noexcept {
             unsigned char* oldest = buffer_slot(c, 0);
             c->head = (c->head + 1) % c->capacity;
             --c->count;
+            if (runtime::tracing()) [[unlikely]] traced_out(c, me(), "overwritten");
             if (const Crossing* x = crossing_of(c)) x->buffer_discard(c, oldest);
             else c->ops->destroy(oldest);
             return Room::Yes;
@@ -492,6 +531,7 @@ Room room_for_write(ChannelCore* c) noexcept {
     if (Waiter* w = take(c, c->writers)) {  // unbuffered rendezvous
         if (runtime::local(w->parker)) [[likely]] c->ops->move_construct(dst, w->slot);
         else *got = crossing_of(c)->take_from(c, w);  // (a writer there: the channel crosses)
+        if (runtime::tracing()) [[unlikely]] traced_handed(c, w->parker, me());
         woken(c, wake, w);
         return Attempt::Done;
     }
@@ -527,6 +567,7 @@ thread_local bool t_crowded = false;
     if (Waiter* w = take(c, c->readers)) {  // a reader waits: hand over directly
         if (runtime::local(w->parker)) [[likely]] c->ops->move_construct(w->slot, src);
         else crossing_of(c)->hand_to(c, w, src, pre);  // (a reader there: the channel crosses)
+        if (runtime::tracing()) [[unlikely]] traced_handed(c, me(), w->parker);
         woken(c, wake, w);
         return Attempt::Done;
     }
@@ -537,6 +578,10 @@ thread_local bool t_crowded = false;
             if (const Crossing* x = crossing_of(c)) x->buffer_put(c, slot, src, pre);
             else c->ops->move_construct(slot, src);
             ++c->count;
+            if (runtime::tracing()) [[unlikely]] {
+                traced_in(c, me());
+                traced_count(c);
+            }
             if (c->kind == BufferKind::Infinite && c->count % kInfiniteYieldAt == 0) [[unlikely]] t_crowded = true;
             if (c->extended) [[unlikely]] *wake = wake_probe(c);  // (*wake is free: no reader was taken)
             return Attempt::Done;
@@ -748,11 +793,13 @@ Attempt try_read_extended_locked(ChannelCore* c, void* dst, Held* held, Parcel**
         take_oldest(c, dst, got);
         ++c->held;
         held->slot = true;
+        if (runtime::tracing()) [[unlikely]] traced_count(c);
         return Attempt::Done;
     }
     if (Waiter* w = reserve_writer(c)) {
         if (runtime::local(w->parker)) c->ops->move_construct(dst, w->slot);
         else *got = x->take_from(c, w);  // (a writer there: the channel crosses)
+        if (runtime::tracing()) [[unlikely]] traced_handed(c, w->parker, me());
         w->parker->refs.fetch_add(1, std::memory_order_relaxed);  // (end_extended's: release_parker)
         *held = {w, w->parker, w->token, false};
         return Attempt::Done;
@@ -802,7 +849,10 @@ void end_extended(ChannelCore* c, Held* held, bool ok) noexcept {
         Locked<SharedLock> hold(c->lock);
         if (held->slot) {
             --c->held;
-            if (ok && !c->poisoned && c->count + c->held < c->capacity) refill(c, &wake);
+            if (ok && !c->poisoned && c->count + c->held < c->capacity) {
+                refill(c, &wake);
+                if (runtime::tracing()) [[unlikely]] traced_count(c);
+            }
         }
         // The writer, unless poison ended it meanwhile (then its waiter may
         // be in use again for another wait: only the word is looked at).
@@ -874,6 +924,7 @@ Attempt proxy_read_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, Parc
     }
     if (Waiter* w = take(c, c->writers, want, busy)) {
         *got = crossing_of(c)->take_from(c, w);  // (on a channel that crosses every queued writer has one)
+        if (runtime::tracing()) [[unlikely]] traced_handed(c, w->parker, p);
         woken(c, wake, w);
         return Attempt::Done;
     }
@@ -889,6 +940,7 @@ Attempt proxy_write_locked(ChannelCore* c, runtime::Parker* p, Parcel** value, W
     if (Waiter* w = take(c, c->readers, want, busy)) {
         // Whoever reads it unpacks it (receive / settle), on its own thread.
         w->parcel = std::exchange(*value, nullptr);
+        if (runtime::tracing()) [[unlikely]] traced_handed(c, p, w->parker);
         woken(c, wake, w);
         return Attempt::Done;
     }
@@ -897,6 +949,10 @@ Attempt proxy_write_locked(ChannelCore* c, runtime::Parker* p, Parcel** value, W
         unsigned char* slot = buffer_slot(c, c->count);
         crossing_of(c)->buffer_put(c, slot, c->ops->trivial ? (*value)->data() : nullptr, value);
         ++c->count;
+        if (runtime::tracing()) [[unlikely]] {
+            traced_in(c, p);
+            traced_count(c);
+        }
         if (c->extended) [[unlikely]] *wake = wake_probe(c);
         return Attempt::Done;
     }
@@ -967,10 +1023,12 @@ Attempt proxy_extended_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, 
         if (!*got) *got = std::exchange(*room, nullptr);
         ++c->held;
         held->slot = true;
+        if (runtime::tracing()) [[unlikely]] traced_count(c);
         return Attempt::Done;
     }
     if (Waiter* w = reserve_writer(c)) {
         *got = crossing_of(c)->take_from(c, w);  // (every queued writer has a parcel: queue_writer)
+        if (runtime::tracing()) [[unlikely]] traced_handed(c, w->parker, p);
         w->parker->refs.fetch_add(1, std::memory_order_relaxed);  // (end_extended's: release_parker)
         *held = {w, w->parker, w->token, false};
         return Attempt::Done;

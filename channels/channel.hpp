@@ -120,6 +120,12 @@ struct ChannelCore {
     std::uint64_t shared_id = 0;
     const Remote* remote = nullptr;
     std::atomic<std::int64_t> refs{1};  // handles and ends
+    // Tracing (runtime/trace.hpp): the channel's number in the network, and
+    // the values that have entered it (written into its buffer or handed to
+    // a reader) and left it (read, or dropped); lock held.
+    std::uint32_t trace_number = 0;
+    std::uint32_t trace_in = 0;
+    std::uint32_t trace_out = 0;
     char name[64];
     // What a process blocked on each side waits on, for deadlock reports
     // (indexed by Side).

@@ -21,6 +21,7 @@
 #include "runtime/arena.hpp"
 #include "runtime/futex.hpp"
 #include "runtime/log.hpp"
+#include "runtime/trace.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -149,6 +150,7 @@ struct ForkState {
 
 void child_side(void* arg) noexcept {
     auto* s = static_cast<ForkState*>(arg);
+    if (runtime::tracing()) runtime::trace_os_process_name("multiprocess '" + *s->spec->name + "'");
     while (s->rec->go.load(std::memory_order_acquire) == 0) runtime::futex_wait(s->rec->go, 0);
     // (Already failed: the parent refused a channel it holds; see refuse.)
     if (s->rec->state != ChildRecord::kFailed) {

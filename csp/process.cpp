@@ -3,6 +3,7 @@
 #include "csp/process.hpp"
 
 #include "runtime/log.hpp"
+#include "runtime/trace.hpp"
 
 #include <string_view>
 
@@ -31,6 +32,16 @@ void rethrow_failure(const std::string& name, std::exception_ptr e) {
         throw ProcessError(name, e, x.what());
     } catch (...) {
         throw ProcessError(name, e, "an exception not derived from std::exception");
+    }
+}
+
+void trace_failure(std::exception_ptr e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        runtime::trace_event("exception", x.what());
+    } catch (...) {
+        runtime::trace_event("exception", "a non-standard exception");
     }
 }
 

@@ -22,8 +22,8 @@
 //     rt() is free at the fork, since the parent's runtime already exists;
 //   - the free lists and pools (pools.cpp), the stack pool (context.cpp),
 //     the logger (log.cpp): replaced by new, empty objects over the old
-//     ones before anything uses them; tracing is switched off (the parent
-//     writes the trace file);
+//     ones before anything uses them; so is the trace's (the child writes
+//     its own events, for the parent to take in: trace.cpp);
 //   - thread-locals of the forking thread: its worker (none) and its thread
 //     record (the parent's, released without destroying it);
 //   - malloc and stdio: glibc's own fork handlers make them usable.
@@ -133,7 +133,7 @@ void after_fork_in_child(Inbox* given) noexcept {
         adopt_free_parkers(given->spare_parkers);
         given->spare_parkers = nullptr;
     }
-    trace_detail::enabled.store(false);
+    trace_after_fork_in_child();
     t_worker = nullptr;
     forget_thread_record_after_fork();
     g_runtime.store(nullptr);
@@ -178,6 +178,7 @@ int run_os_process(const ForkHooks& hooks) noexcept {
             hooks.parent(hooks.arg, -error);
             return;
         }
+        trace_child_forked(pid);
         hooks.parent(hooks.arg, pid);
         // Wait for it to end, but leave it unreaped until what it may have
         // held is taken back (its pid names it in the locks it held).
@@ -207,6 +208,7 @@ int run_os_process(const ForkHooks& hooks) noexcept {
 
 void exit_os_process(int code) noexcept {
     if (code == 0) hand_back();
+    trace_child_exit();
     flush_output();
     _exit(code);
 }

@@ -171,6 +171,11 @@ Parker* current() noexcept {
     return this_thread_record().parker;
 }
 
+Parker* current_if_known() noexcept {
+    if (Worker* w = t_worker; w && w->current) return w->current->parker;
+    return known_thread_parker();
+}
+
 const char* current_name() noexcept {
     if (Worker* w = this_worker(); w && w->current && w->current->body) {
         return w->current->body->name_c_str();
@@ -212,7 +217,21 @@ void yield() noexcept {
                }, me});
 }
 
+namespace {
+// (Tracing: the wait is a slice on the process's track, begun before the
+// park, so before any partner can see it, and ended once it runs again.)
+[[gnu::noinline]] std::uint32_t park_traced(Parker* p, WaitKind kind, const WaitReason* reason,
+                                            Release release) noexcept {
+    trace_block_begin(p, reason);
+    const std::uint32_t word =
+        p->is_thread ? park_thread(p, kind, reason, -1, 0, release) : park_fiber(p, kind, reason, release);
+    trace_block_end(p);
+    return word;
+}
+}  // namespace
+
 std::uint32_t park(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept {
+    if (tracing()) [[unlikely]] return park_traced(p, kind, reason, release);
     if (p->is_thread) return park_thread(p, kind, reason, -1, 0, release);
     return park_fiber(p, kind, reason, release);
 }

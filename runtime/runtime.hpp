@@ -94,7 +94,7 @@ struct WaitReason {
 
 // kUpperBytes: the per-process storage a Parker keeps for the layers above
 // (see Parker::upper).
-inline constexpr std::size_t kUpperBytes = 160;
+inline constexpr std::size_t kUpperBytes = 144;
 
 struct Inbox;
 
@@ -111,6 +111,8 @@ struct Parker {
     std::atomic<WaitKind> wait_kind{WaitKind::Running};
     // True for plain threads (main, std::thread), false for fibers.
     bool is_thread = false;
+    // Its track in the trace (trace.cpp), given when its process starts.
+    std::uint32_t trace_track = 0;
     // (Atomic: the detector reads it while a thread may be starting a new
     // wait; what it read is used only if nothing moved meanwhile.)
     std::atomic<const WaitReason*> wait_reason{nullptr};
@@ -173,6 +175,9 @@ inline bool local(const Parker* p) noexcept { return p->home == g_local_inbox; }
 // current returns the parker of the calling process: its fiber's, or the
 // calling thread's (registered on first use).
 Parker* current() noexcept;
+// current_if_known: the same, or null from a thread that has not used csp
+// (registering nobody).
+Parker* current_if_known() noexcept;
 
 // current_name returns the name of the calling process ("main", a thread id,
 // or the process's name).
@@ -386,6 +391,11 @@ void set_rank_serve_hook(bool (*hook)(RankServe step) noexcept) noexcept;
 // csp (an MPI library's, started by MPI_Init) do not count as threads that
 // may wake a process, which would keep the deadlock detector from reporting.
 void ignore_threads_started_so_far();
+// ignore_this_thread: the calling thread never uses csp (a helper of the
+// layers above, e.g. the one that draws the graph on SIGUSR1): it does not
+// count either. (A few such threads per OS process: kQuietThreads.)
+inline constexpr int kQuietThreads = 8;
+void ignore_this_thread() noexcept;
 bool rank_quiet_now(std::string* lines);
 void break_rank_deadlock(const std::string& report);
 

@@ -61,6 +61,9 @@ struct Inbox {
     // wait (rescue, park.cpp): pushed like `head` (linked by rescue_next),
     // finished by a worker as it drains the inbox (drain_inbox).
     std::atomic<Parker*> rescues{nullptr};
+    // The OS process's pid, set when its runtime starts (for the trace: the
+    // group of a partner's track).
+    std::int32_t pid = 0;
 };
 
 // ring rouses one sleeping worker of the OS process whose inbox `box` is.
@@ -424,6 +427,9 @@ void sim_hand_to_first(Task* t) noexcept;
 
 // threads.cpp
 ThreadRecord& this_thread_record();
+// known_thread_parker: the calling thread's parker if it has a record (null
+// otherwise: none is made).
+Parker* known_thread_parker() noexcept;
 std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept;
 void forget_thread_record_after_fork() noexcept;

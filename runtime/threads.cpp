@@ -56,6 +56,8 @@ ThreadRecord::~ThreadRecord() {
     r.check_quiet();
 }
 
+Parker* known_thread_parker() noexcept { return t_thread ? t_thread->parker : nullptr; }
+
 ThreadRecord& this_thread_record() {
     if (!t_thread) t_thread = std::make_unique<ThreadRecord>();
     return *t_thread;

@@ -21,6 +21,7 @@
 #include "runtime/scheduler.hpp"
 
 #include "runtime/futex.hpp"
+#include "runtime/trace.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -150,8 +151,9 @@ void Worker::add_timer(const Timer& t) noexcept {
     }
 }
 
-std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const WaitReason* reason,
-                         std::chrono::steady_clock::time_point deadline, Release release) noexcept {
+namespace {
+std::uint32_t park_until_untraced(Parker* p, std::uint64_t token, WaitKind kind, const WaitReason* reason,
+                                  std::chrono::steady_clock::time_point deadline, Release release) noexcept {
     if (p->is_thread) {
         auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - runtime::now()).count();
         return park_thread(p, kind, reason, std::max<std::int64_t>(0, left), token, release);
@@ -162,16 +164,28 @@ std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const Wa
     me->timer = Timer{deadline, p, token};
     return park_fiber(p, kind, reason, release);
 }
+}  // namespace
+
+std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const WaitReason* reason,
+                         std::chrono::steady_clock::time_point deadline, Release release) noexcept {
+    if (!tracing()) [[likely]] return park_until_untraced(p, token, kind, reason, deadline, release);
+    trace_block_begin(p, reason);  // (a slice while it waits: see park)
+    const std::uint32_t word = park_until_untraced(p, token, kind, reason, deadline, release);
+    trace_block_end(p);
+    return word;
+}
 
 void sleep_for(std::chrono::nanoseconds duration) noexcept {
     if (duration <= std::chrono::nanoseconds::zero()) return yield();
+    static constexpr WaitReason kSleeping{"is sleeping"};
     if (!in_fiber()) {
+        if (tracing()) trace_block_begin(current_if_known(), &kSleeping);
         std::this_thread::sleep_for(duration);
+        if (tracing()) trace_block_end(current_if_known());
         return;
     }
     Parker* me = current();
     const std::uint64_t token = begin_wait(me);
-    static constexpr WaitReason kSleeping{"is sleeping"};
     park_until(me, token, WaitKind::Timed, &kSleeping, runtime::now() + duration);
 }
 

@@ -1,17 +1,28 @@
 // trace.cpp: the events of CSP_TRACE, kept in memory under one mutex and
 // written at exit as Chrome trace event JSON. Nothing here runs unless
 // CSP_TRACE is set (trace_detail::enabled).
-
+//
+// The file is one JSON object whose traceEvents list holds every OS
+// process's events: each child writes its own to <path>.<pid>.part when it
+// ends (renamed into place once whole, so that a child killed meanwhile
+// leaves nothing half written), and its parent copies them in when it
+// writes, the parent's own file or, for a grandchild, its part. The
+// children's clocks are the parent's (steady_clock, and the start copied by
+// the fork), so their times line up.
 #include "runtime/trace.hpp"
 
+#include "runtime/arena.hpp"
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/scheduler.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <new>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -23,23 +34,38 @@ std::atomic<bool> enabled{false};
 
 namespace {
 
+// Event phases are Chrome's ('B' begin, 'E' end, 'i' instant, 's' / 'f' a
+// flow's start and end, 'C' counter), and 'M' for a track's name.
 struct Event {
-    char phase;            // 'B' begin, 'E' end, 'i' instant, 'M' metadata
-    std::uint64_t track;   // one per process
-    std::int64_t micros;   // since the trace started
+    char phase;
+    std::int32_t pid;      // the OS process whose track it is on
+    std::uint64_t track;   // Parker::trace_track (0: a thread that is no process)
+    std::int64_t nanos;    // since the trace started
+    std::uint64_t number;  // a flow's id, a counter's value
     std::string name;
-    std::string object;
+    std::string object;    // what it is about: a channel, a barrier, a message
+    const char* key;       // the name of `object` in the event's args ("" when none)
 };
 
 struct Trace {
     std::mutex mutex;
     std::vector<Event> events;
-    std::string path;
+    std::string path;     // CSP_TRACE
+    std::string written;  // where this OS process writes: path, or a child's part
+    std::string os_name;  // this OS process's group
+    std::vector<int> children;  // forked while tracing: their parts go in
+    std::uint32_t tracks = 0;   // the last track number given (this OS process)
+    // The channels' numbers, one counter for every OS process of the
+    // network (in the arena, made before the first fork can happen: by the
+    // first process to start, which precedes any channel and any fork).
+    std::atomic<std::uint32_t>* channels = nullptr;
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
     Trace() {
         if (const char* env = std::getenv("CSP_TRACE"); env && *env) {
             path = env;
+            written = path;
+            os_name = program_invocation_short_name;
             trace_detail::enabled.store(true);
         }
     }
@@ -47,18 +73,25 @@ struct Trace {
 
     std::int64_t now() const {
         // (Simulated: virtual time since the run began, the same every run.)
-        if (simulating()) return sim_elapsed_ns() / 1000;
-        return std::chrono::duration_cast<std::chrono::microseconds>(
-                   std::chrono::steady_clock::now() - start).count();
+        if (simulating()) return sim_elapsed_ns();
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+            .count();
     }
     static std::uint64_t track_of(const Parker* p) {
         // (Simulated: the order in which the process was made; threads 0.)
         if (simulating()) return p && !p->is_thread ? task_of(p)->sim_id : 0;
-        return reinterpret_cast<std::uintptr_t>(p);
+        return p ? p->trace_track : 0;
     }
-    void add(char phase, const Parker* track, const char* name, const char* object) {
+    static std::int32_t pid_of(const Parker* p) {
+        if (p && p->home && p->home->pid) return p->home->pid;
+        return static_cast<std::int32_t>(getpid());
+    }
+    void add(char phase, const Parker* p, std::string name, std::string object = {}, const char* key = "",
+             std::uint64_t number = 0) {
+        Event e{phase, pid_of(p), track_of(p), 0, number, std::move(name), std::move(object), key};
         std::lock_guard<std::mutex> hold(mutex);
-        events.push_back({phase, track_of(track), now(), name ? name : "", object ? object : ""});
+        e.nanos = now();
+        events.push_back(std::move(e));
     }
     void flush();
 };
@@ -79,65 +112,209 @@ void write_escaped(std::FILE* f, const std::string& s) {
     }
 }
 
+void write_event(std::FILE* f, const Event& e) {
+    std::fputs(",\n", f);  // (every event follows another: the OS process's name comes first)
+    if (e.phase == 'M') {
+        std::fprintf(f, "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%llu,\"args\":{\"name\":\"", e.pid,
+                     static_cast<unsigned long long>(e.track));
+        write_escaped(f, e.name);
+        std::fputs("\"}}", f);
+        return;
+    }
+    std::fprintf(f, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%llu,\"ts\":%lld.%03lld,\"name\":\"", e.phase, e.pid,
+                 static_cast<unsigned long long>(e.track), static_cast<long long>(e.nanos / 1000),
+                 static_cast<long long>(e.nanos % 1000));
+    write_escaped(f, e.name);
+    std::fputs("\"", f);
+    switch (e.phase) {
+        case 'i': std::fputs(",\"s\":\"t\"", f); break;
+        case 's': std::fprintf(f, ",\"cat\":\"flow\",\"id\":%llu", static_cast<unsigned long long>(e.number)); break;
+        case 'f':
+            std::fprintf(f, ",\"cat\":\"flow\",\"bp\":\"e\",\"id\":%llu", static_cast<unsigned long long>(e.number));
+            break;
+        case 'C': std::fprintf(f, ",\"args\":{\"values\":%lld}}", static_cast<long long>(e.number)); return;
+        default: break;
+    }
+    if (*e.key) {
+        std::fprintf(f, ",\"args\":{\"%s\":\"", e.key);
+        write_escaped(f, e.object);
+        std::fputs("\"}", f);
+    }
+    std::fputs("}", f);
+}
+
+// take_in copies a child's part (its events, each written by write_event)
+// into f, and removes it; a child that never wrote one (it was killed) adds
+// nothing.
+void take_in(std::FILE* f, const std::string& part) {
+    std::FILE* in = std::fopen(part.c_str(), "r");
+    if (!in) return;
+    char chunk[65536];
+    for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, in)) > 0;) std::fwrite(chunk, 1, n, f);
+    std::fclose(in);
+    std::remove(part.c_str());
+}
+
+std::string part_of(const std::string& path, int pid) { return path + "." + std::to_string(pid) + ".part"; }
+
 void Trace::flush() {
     std::lock_guard<std::mutex> hold(mutex);
-    if (path.empty() || events.empty()) return;
-    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (written.empty()) return;
+    const bool part = written != path;
+    // (A part is written under another name and renamed once whole.)
+    const std::string target = part ? written + ".tmp" : written;
+    std::FILE* f = std::fopen(target.c_str(), "w");
     if (!f) {
-        logger().error("CSP_TRACE: cannot write '{}'", path);
+        logger().error("CSP_TRACE: cannot write '{}': {}", target, std::strerror(errno));
         return;
     }
     const int pid = static_cast<int>(getpid());
-    std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", f);
-    bool first = true;
-    for (const Event& e : events) {
-        if (!first) std::fputs(",\n", f);
-        first = false;
-        if (e.phase == 'M') {
-            std::fprintf(f, "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%llu,\"args\":{\"name\":\"",
-                         pid, static_cast<unsigned long long>(e.track));
-            write_escaped(f, e.name);
-            std::fputs("\"}}", f);
-            continue;
-        }
-        std::fprintf(f, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%llu,\"ts\":%lld,\"name\":\"", e.phase, pid,
-                     static_cast<unsigned long long>(e.track), static_cast<long long>(e.micros));
-        write_escaped(f, e.name);
-        if (!e.object.empty()) {
-            std::fputs(" ", f);
-            write_escaped(f, e.object);
-        }
-        std::fputs("\"", f);
-        if (e.phase == 'i') std::fputs(",\"s\":\"t\"", f);
-        if (!e.object.empty()) {
-            std::fputs(",\"args\":{\"channel\":\"", f);
-            write_escaped(f, e.object);
-            std::fputs("\"}", f);
-        }
-        std::fputs("}", f);
-    }
-    std::fputs("\n]}\n", f);
+    if (!part) std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", f);
+    else std::fputs(",\n", f);
+    // The OS process's name first (so that every later event follows one).
+    std::fprintf(f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":\"", pid);
+    write_escaped(f, os_name + " (pid " + std::to_string(pid) + ")");
+    std::fputs("\"}}", f);
+    // Track 0: threads that are not processes (one that sleeps without
+    // having used csp; in a simulation, the thread that runs it).
+    std::fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":\"%s\"}}", pid,
+                 "threads, not processes");
+    for (const Event& e : events) write_event(f, e);
+    for (int child : children) take_in(f, part_of(path, child));
+    if (!part) std::fputs("\n]}\n", f);
     std::fclose(f);
+    if (part) std::rename(target.c_str(), written.c_str());
     events.clear();
+    children.clear();
+}
+
+std::string blocked_name(const WaitReason* why) {
+    std::string name = why && why->phrase ? why->phrase : "is waiting";
+    if (name.rfind("is ", 0) == 0) name.erase(0, 3);
+    if (why && why->object) name += std::string(" '") + why->object + "'";
+    return name;
 }
 
 }  // namespace
 
-void trace_process_start(const Parker* p, const char* name) noexcept {
+void trace_process_start(Parker* p, const char* name) noexcept {
     if (!tracing()) return;
-    trace().add('M', p, name, nullptr);
-    trace().add('B', p, name, nullptr);
+    Trace& t = trace();
+    {
+        std::lock_guard<std::mutex> hold(t.mutex);
+        p->trace_track = ++t.tracks;
+        if (!t.channels) {
+            try {
+                t.channels = arena_new<std::atomic<std::uint32_t>>(0u);
+            } catch (const std::bad_alloc&) {
+            }
+        }
+    }
+    try {
+        t.add('M', p, name);
+        t.add('B', p, name);
+    } catch (const std::bad_alloc&) {  // (the trace goes without: a traced program must run on)
+    }
 }
 
 void trace_process_end(const Parker* p) noexcept {
     if (!tracing()) return;
-    trace().add('E', p, "", nullptr);
+    try {
+        trace().add('E', p, "");
+    } catch (const std::bad_alloc&) {
+    }
+}
+
+void trace_block_begin(const Parker* p, const WaitReason* why) noexcept {
+    try {
+        const bool about = why && why->object;
+        trace().add('B', p, blocked_name(why), about ? why->object : "", about ? "on" : "");
+    } catch (const std::bad_alloc&) {
+    }
+}
+
+void trace_block_end(const Parker* p) noexcept {
+    try {
+        trace().add('E', p, "");
+    } catch (const std::bad_alloc&) {
+    }
 }
 
 void trace_event(const char* what, const char* object) noexcept {
     if (!tracing()) return;
     // Threads' tracks are named when they register, processes' when they start.
-    trace().add('i', current(), what, object);
+    try {
+        const bool message = std::string_view(what) == "exception";
+        trace().add('i', current_if_known(), what, object ? object : "", object ? (message ? "message" : "on") : "");
+    } catch (const std::bad_alloc&) {
+    }
+}
+
+void trace_flow_start(const Parker* writer, const char* channel, std::uint64_t id) noexcept {
+    try {
+        trace().add('s', writer, channel, {}, "", id);
+    } catch (const std::bad_alloc&) {
+    }
+}
+
+void trace_flow_end(const Parker* reader, const char* channel, std::uint64_t id, const char* how) noexcept {
+    try {
+        trace().add('f', reader, channel, how, "end", id);
+    } catch (const std::bad_alloc&) {
+    }
+}
+
+std::uint32_t trace_channel_number() noexcept {
+    std::atomic<std::uint32_t>* n = trace().channels;
+    return n ? n->fetch_add(1, std::memory_order_relaxed) + 1 : 0;
+}
+
+void trace_counter(const char* name, std::int64_t n) noexcept {
+    try {
+        trace().add('C', current_if_known(), name, {}, "", static_cast<std::uint64_t>(n));
+    } catch (const std::bad_alloc&) {
+    }
+}
+
+void trace_os_process_name(std::string_view name) noexcept {
+    if (!tracing()) return;
+    try {
+        std::lock_guard<std::mutex> hold(trace().mutex);
+        trace().os_name = name;
+    } catch (const std::bad_alloc&) {
+    }
+}
+
+void trace_child_forked(int pid) noexcept {
+    if (!tracing()) return;
+    try {
+        std::lock_guard<std::mutex> hold(trace().mutex);
+        trace().children.push_back(pid);
+    } catch (const std::bad_alloc&) {
+    }
+}
+
+void trace_after_fork_in_child() noexcept {
+    if (!tracing()) return;
+    Trace& t = trace();
+    // (The mutex may have been held by another thread of the parent at the
+    // fork: this OS process has a fresh one. The events are the parent's to
+    // write.)
+    ::new (&t.mutex) std::mutex;
+    t.events.clear();
+    t.children.clear();
+    try {
+        t.written = part_of(t.path, static_cast<int>(getpid()));
+    } catch (const std::bad_alloc&) {
+        t.written.clear();
+        trace_detail::enabled.store(false);
+    }
+}
+
+void trace_child_exit() noexcept {
+    if (!tracing()) return;
+    trace().flush();
+    trace().written.clear();  // (nothing more: an exit handler would flush again)
 }
 
 std::size_t trace_mark() noexcept {

@@ -1,18 +1,25 @@
 // trace.hpp: the event trace (CSP_TRACE=path).
 //
-// When CSP_TRACE names a file, the runtime records process starts and ends,
-// communications, poison and retire, and writes them at exit as Chrome trace
-// event JSON (open it in Perfetto or chrome://tracing): one track per process,
-// named after it. When CSP_TRACE is unset the cost is one predictable branch.
+// When CSP_TRACE names a file, the runtime records what the network does and
+// writes it at exit as Chrome trace event JSON (open it in Perfetto or
+// chrome://tracing): a track per process, named after it, inside a group per
+// OS process; on it a slice for the process's life and one for each interval
+// it is blocked, saying on what; a flow arrow from writer to reader for each
+// value that goes through a channel; a counter of each buffer's occupancy;
+// instants for retire, poison, barrier syncs and exceptions. A child OS
+// process writes its events beside the file, and its parent puts them in.
+// When CSP_TRACE is unset the cost is one predictable branch.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace csp::runtime {
 
 struct Parker;
+struct WaitReason;
 
 namespace trace_detail {
 extern std::atomic<bool> enabled;
@@ -22,12 +29,43 @@ extern std::atomic<bool> enabled;
 inline bool tracing() noexcept { return trace_detail::enabled.load(std::memory_order_relaxed); }
 
 // trace_process_start / trace_process_end: a process's track begins / ends.
-void trace_process_start(const Parker* p, const char* name) noexcept;
+void trace_process_start(Parker* p, const char* name) noexcept;
 void trace_process_end(const Parker* p) noexcept;
 
+// trace_block_begin / trace_block_end: p (the caller) is about to park for
+// `why` / has woken: a slice named after what it waited on.
+void trace_block_begin(const Parker* p, const WaitReason* why) noexcept;
+void trace_block_end(const Parker* p) noexcept;
+
 // trace_event: an instant event on the calling process's track, e.g.
-// ("write", "jobs"), ("poison", "jobs").
+// ("write", "jobs"), ("poison", "jobs"), ("exception", its message).
 void trace_event(const char* what, const char* object) noexcept;
+
+// Flows, one per value that goes through a channel: it starts on its
+// writer's track and ends on its reader's (how = "read"), or where it was
+// dropped ("discarded" by poison, "overwritten" by a newer value). `id`:
+// the channel's number (trace_channel_number) in the high 32 bits, the
+// value's place in the channel's order in the low. Either parker may be of
+// another OS process of the network, or null (a thread that is not a
+// process: its OS process's track 0).
+void trace_flow_start(const Parker* writer, const char* channel, std::uint64_t id) noexcept;
+void trace_flow_end(const Parker* reader, const char* channel, std::uint64_t id, const char* how) noexcept;
+// trace_channel_number: a number for a new channel, unique in the network
+// (its OS processes share the counter).
+std::uint32_t trace_channel_number() noexcept;
+// trace_counter: the value of counter `name` (e.g. "buffer 'jobs'") is now n.
+void trace_counter(const char* name, std::int64_t n) noexcept;
+
+// The OS processes of the network. trace_os_process_name names this one's
+// group (its program's name otherwise). A parent notes each child it forks
+// (trace_child_forked); the child, after the fork, starts a trace of its own
+// (trace_after_fork_in_child) and writes it when it ends (trace_child_exit)
+// to a file beside CSP_TRACE's, which the parent (or its own parent) takes
+// into its file when that is written.
+void trace_os_process_name(std::string_view name) noexcept;
+void trace_child_forked(int pid) noexcept;
+void trace_after_fork_in_child() noexcept;
+void trace_child_exit() noexcept;
 
 // For simulations (csp/sim.cpp): trace_mark, where the events of a run
 // begin; trace_drop_since, those events dropped (a run that passed: the

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <sched.h>
+#include <unistd.h>
 
 namespace csp::runtime {
 
@@ -58,6 +59,7 @@ Runtime::Runtime() {
         inbox->capacity = static_cast<std::uint32_t>(n);
     }
     inbox->count = static_cast<std::uint32_t>(n);
+    inbox->pid = static_cast<std::int32_t>(getpid());
     g_local_inbox = inbox;
     workers.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {

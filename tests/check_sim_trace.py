@@ -18,8 +18,9 @@ def events_of(seed, scratch, name, workers):
         sys.exit(f"program failed ({run.returncode}): {run.stderr[-1000:]}")
     with open(path) as f:
         events = json.load(f)["traceEvents"]
-    # (The pid differs from run to run, and main's own track is the thread's.)
-    return [{k: v for k, v in e.items() if k != "pid"} for e in events]
+    # (The pid differs from run to run, in the events and in the OS
+    # process's name; main's own track is the thread's.)
+    return [{k: v for k, v in e.items() if k != "pid"} for e in events if e.get("name") != "process_name"]
 
 
 with tempfile.TemporaryDirectory() as scratch:

@@ -1,45 +1,190 @@
 #!/usr/bin/env python3
-"""check_trace.py PROGRAM: run PROGRAM (samples/hello) with CSP_TRACE set and
-check the file it leaves: Chrome trace event JSON with a named track per
-process, begin/end events, and the reads and writes on channel 'greetings'."""
+"""check_trace.py HELLO TRACE_CHILD: run each with CSP_TRACE set and check the
+file it leaves, as a viewer (Perfetto, chrome://tracing) would read it:
+
+- well-formed JSON; every event of a known phase, with a pid, and a ts where
+  the phase needs one;
+- every OS process named (process_name), every track with slices named
+  (thread_name);
+- per track, begin/end slices nest, and none ends before it began;
+- every flow start has exactly one end, no earlier, and every end a start;
+- HELLO: its two processes, 2 values on 'greetings' (2 flows, the reader
+  blocked on it), its retire;
+- TRACE_CHILD (tests/trace_child.cpp): flows counted per channel and how
+  each ended (read, overwritten, discarded), slices of each kind of wait,
+  the buffer counter within the capacity, instants for retire, poison and
+  the exception with its message, and three OS processes (the child and the
+  grandchild named after their multiprocess) in the one file, with flows
+  from one to another.
+"""
+import collections
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-with tempfile.TemporaryDirectory() as scratch:
-    path = os.path.join(scratch, "trace.json")
+PHASES = {"M", "B", "E", "i", "s", "f", "C"}
+
+
+def run(program, scratch):
+    path = os.path.join(scratch, os.path.basename(program) + ".json")
     env = dict(os.environ, CSP_TRACE=path)
-    run = subprocess.run([sys.argv[1]], env=env, capture_output=True, text=True, timeout=60)
-    if run.returncode != 0:
-        sys.exit(f"program failed ({run.returncode}): {run.stderr[-1000:]}")
+    done = subprocess.run([program], env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        sys.exit(f"{program} failed ({done.returncode}): {done.stderr[-2000:]}")
     if not os.path.exists(path):
-        sys.exit("CSP_TRACE was set but no trace file was written")
+        sys.exit(f"{program}: CSP_TRACE was set but no trace file was written")
     with open(path) as f:
         events = json.load(f)["traceEvents"]
+    leftover = [n for n in os.listdir(scratch) if n.endswith(".part") or n.endswith(".tmp")]
+    if leftover:
+        sys.exit(f"{program}: the children's parts were left beside the trace: {leftover}")
+    return events
 
-names = {e["args"]["name"] for e in events if e["ph"] == "M"}
-begins = [e for e in events if e["ph"] == "B"]
-ends = [e for e in events if e["ph"] == "E"]
-comms = [e for e in events if e["ph"] == "i" and e.get("args", {}).get("channel") == "greetings"]
-writes = [e for e in comms if e["name"].startswith("write")]
-reads = [e for e in comms if e["name"].startswith("read")]
-retires = [e for e in comms if e["name"].startswith("retire")]
+
+def well_formed(events, problems):
+    """The checks every trace must pass; returns the flows by id."""
+    process_names = {}
+    thread_names = {}
+    for e in events:
+        if e.get("ph") not in PHASES or not isinstance(e.get("pid"), int):
+            problems.append(f"malformed event {e}")
+            continue
+        if e["ph"] == "M":
+            if e["name"] == "process_name":
+                process_names[e["pid"]] = e["args"]["name"]
+            elif e["name"] == "thread_name":
+                thread_names[(e["pid"], e["tid"])] = e["args"]["name"]
+            continue
+        if not isinstance(e.get("ts"), (int, float)):
+            problems.append(f"event without a time {e}")
+    pids = {e["pid"] for e in events if e.get("ph") != "M"}
+    for pid in sorted(pids - set(process_names)):
+        problems.append(f"OS process {pid} has events but no process_name")
+
+    stacks = collections.defaultdict(list)
+    for e in events:
+        key = (e.get("pid"), e.get("tid"))
+        if e.get("ph") == "B":
+            if key not in thread_names:
+                problems.append(f"track {key} has slices but no thread_name")
+                thread_names[key] = "?"
+            stacks[key].append(e)
+        elif e.get("ph") == "E":
+            if not stacks[key]:
+                problems.append(f"track {key}: an end with no begin at {e['ts']}")
+                continue
+            begun = stacks[key].pop()
+            if e["ts"] < begun["ts"]:
+                problems.append(f"track {key}: '{begun['name']}' ends at {e['ts']}, before it began ({begun['ts']})")
+    # (Left open: only the life of a thread still running at exit, e.g. main's.)
+    for key, stack in stacks.items():
+        name = thread_names.get(key, "")
+        thread_life = len(stack) == 1 and name.startswith(("main", "thread")) and stack[0]["name"] == name
+        if stack and not thread_life:
+            problems.append(f"track {key} ({name}): slices never end: {[b['name'] for b in stack]}")
+
+    flows = collections.defaultdict(dict)
+    for e in events:
+        if e.get("ph") in ("s", "f"):
+            if e["ph"] in flows[e["id"]]:
+                problems.append(f"flow {e['id']} has two '{e['ph']}' events")
+            flows[e["id"]][e["ph"]] = e
+    for fid, ends in flows.items():
+        if "s" not in ends or "f" not in ends:
+            problems.append(f"flow {fid} on '{next(iter(ends.values()))['name']}' is not paired: {sorted(ends)}")
+        elif ends["f"]["ts"] < ends["s"]["ts"]:
+            problems.append(f"flow {fid} ends before it starts")
+        elif ends["s"]["name"] != ends["f"]["name"]:
+            problems.append(f"flow {fid} starts on '{ends['s']['name']}' and ends on '{ends['f']['name']}'")
+    return flows, process_names, thread_names
+
+
+def ended_how(flows, channel):
+    how = collections.Counter()
+    for ends in flows.values():
+        if "f" in ends and ends["f"]["name"] == channel:
+            how[ends["f"]["args"]["end"]] += 1
+    return how
+
+
+def blocked(events, prefix, on=None):
+    return [e for e in events if e.get("ph") == "B" and e["name"].startswith(prefix)
+            and (on is None or e.get("args", {}).get("on") == on)]
+
+
+def instants(events, name, on=None, key="on"):
+    return [e for e in events if e.get("ph") == "i" and e["name"] == name
+            and (on is None or e.get("args", {}).get(key) == on)]
+
+
+def check_hello(events, problems):
+    flows, _, threads = well_formed(events, problems)
+    names = set(threads.values())
+    if "main" not in names:
+        problems.append(f"hello: no track named 'main' (tracks: {sorted(names)})")
+    if len([n for n in names if n.startswith("process@hello.cpp")]) != 2:
+        problems.append(f"hello: expected the two hello processes as tracks, got {sorted(names)}")
+    if ended_how(flows, "greetings") != {"read": 2}:
+        problems.append(f"hello: expected 2 values read on 'greetings', got {ended_how(flows, 'greetings')}")
+    if not blocked(events, "blocked reading from channel", "greetings"):
+        problems.append("hello: its reader never shows blocked on 'greetings'")
+    if not instants(events, "retire", "greetings"):
+        problems.append("hello: expected the retire of 'greetings'")
+
+
+def check_child(events, problems):
+    flows, processes, threads = well_formed(events, problems)
+    expected = {"numbers": {"read": 50}, "fifo": {"read": 20}, "latest": {"read": 2, "overwritten": 8},
+                "doomed": {"discarded": 3}, "left": {"read": 5}, "right": {"read": 5},
+                "to-child": {"read": 5}, "from-child": {"read": 1}, "from-grandchild": {"read": 2}}
+    for channel, how in expected.items():
+        if ended_how(flows, channel) != how:
+            problems.append(f"'{channel}': expected flows ending {how}, got {dict(ended_how(flows, channel))}")
+
+    waits = [("blocked reading from channel", "numbers"), ("blocked writing to channel", "fifo"),
+             ("blocked in a choice over channels 'left', 'right'", None), ("waiting at barrier", "phase"),
+             ("sleeping", None), ("waiting for the processes it runs to end", None)]
+    for prefix, on in waits:
+        if not blocked(events, prefix, on):
+            problems.append(f"no slice '{prefix}'" + (f" on '{on}'" if on else ""))
+
+    counter = [e["args"]["values"] for e in events if e.get("ph") == "C" and e["name"] == "buffer 'fifo'"]
+    if not counter or max(counter) > 3 or min(counter) < 0:
+        problems.append(f"buffer 'fifo': expected a counter within 0..3, got {sorted(set(counter))}")
+    if counter and max(counter) != 3:
+        problems.append(f"buffer 'fifo': its slow reader should have let it fill (3), got at most {max(counter)}")
+
+    for name, on in [("retire", "numbers"), ("poison", "doomed"), ("sync", "phase")]:
+        if not instants(events, name, on):
+            problems.append(f"no '{name}' instant on '{on}'")
+    boom = instants(events, "exception", "boom in the trace test", key="message")
+    if len(boom) != 1 or threads.get((boom[0]["pid"], boom[0]["tid"])) != "boom":
+        problems.append(f"expected the exception on the track of process 'boom', got {boom}")
+
+    # Three OS processes: this one, the child, the grandchild, each named,
+    # with tracks and flows between them.
+    children = {pid: name for pid, name in processes.items() if name.startswith("multiprocess '")}
+    if sorted(n.split(" (pid")[0] for n in children.values()) != ["multiprocess 'child'", "multiprocess 'grandchild'"]:
+        problems.append(f"expected the child and the grandchild as OS processes, got {processes}")
+    for pid in children:
+        if not any(e.get("ph") == "B" and e["pid"] == pid for e in events):
+            problems.append(f"OS process {processes[pid]} has no tracks with slices")
+    across = [ends for ends in flows.values() if "s" in ends and "f" in ends and ends["s"]["pid"] != ends["f"]["pid"]]
+    across_channels = {ends["s"]["name"] for ends in across}
+    if not {"to-child", "from-child", "from-grandchild"} <= across_channels:
+        problems.append(f"expected flows from one OS process to another on the three channels, got {across_channels}")
+
+
+with tempfile.TemporaryDirectory() as scratch:
+    hello = run(sys.argv[1], scratch)
+    child = run(sys.argv[2], scratch)
 
 problems = []
-if "main" not in names:
-    problems.append(f"no track named 'main' (tracks: {sorted(names)})")
-if len([n for n in names if n.startswith("process@hello.cpp")]) != 2:
-    problems.append(f"expected the two hello processes as tracks, got {sorted(names)}")
-if len(begins) < 3 or len(ends) < 2:
-    problems.append(f"expected process begin/end events, got {len(begins)} B and {len(ends)} E")
-if len(writes) != 2 or len(reads) != 2:
-    problems.append(f"expected 2 writes and 2 reads on 'greetings', got {len(writes)} and {len(reads)}")
-if not retires:
-    problems.append("expected the retire of 'greetings' in the trace")
-if any(not isinstance(e.get("ts"), int) for e in begins + ends + comms):
-    problems.append("events without an integer timestamp")
+check_hello(hello, problems)
+check_child(child, problems)
 if problems:
-    sys.exit("\n".join(problems))
-print(f"trace: {len(events)} events, tracks {sorted(names)}")
+    sys.exit("\n".join(problems[:40]))
+print(f"trace: hello {len(hello)} events; trace_child {len(child)} events, "
+      f"{len({e['pid'] for e in child})} OS processes")

@@ -17,6 +17,7 @@
 #include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/trace.hpp"
 
 #include <array>
 #include <atomic>
@@ -210,6 +211,9 @@ private:
 };
 
 void log_spawned_failure(const char* name, std::exception_ptr e) noexcept;
+// trace_failure: a process ends by exception e: an instant in the trace
+// (CSP_TRACE), with its message.
+void trace_failure(std::exception_ptr e) noexcept;
 
 // Call: one deferred call of a callable with its arguments, held by a
 // Process until a combinator runs it; then the same object is what the
@@ -247,6 +251,7 @@ public:
         } catch (const ChannelPoisonException&) {
         } catch (const ChannelRetireException&) {
         } catch (const DeadlockError&) {
+            if (runtime::tracing()) trace_failure(std::current_exception());
             if (slot) {
                 slot->error = std::current_exception();
                 slot->deadlock = true;
@@ -254,6 +259,7 @@ public:
                 log_spawned_failure(runtime::current_name(), std::current_exception());
             }
         } catch (...) {
+            if (runtime::tracing()) trace_failure(std::current_exception());
             if (slot) slot->error = std::current_exception();
             else log_spawned_failure(runtime::current_name(), std::current_exception());
         }
