@@ -36,14 +36,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -588,11 +593,80 @@ void deadlock_reported() noexcept {
     }
 }
 
+// SIGUSR1 (with CSP_GRAPH): the graph of that moment. A signal handler may
+// do almost nothing, so it writes a byte to a pipe, and a thread of its own
+// (started when libcsp is loaded) reads it and writes the graph. That thread
+// never uses csp: it is not registered, so the deadlock detector does not
+// take it for one that might still wake somebody, and write_graph reads the
+// network without joining it. From the runtime's exit on it draws no more
+// (the exit's graph is the last); `drawing` keeps the exit from going on
+// while it draws.
+int g_signal_pipe[2] = {-1, -1};
+pid_t g_signal_pid = 0;  // (the OS process that listens: a forked child's signal is its own)
+std::mutex g_drawing;
+bool g_exited = false;   // (under g_drawing)
+
+void on_usr1(int) {
+    const int saved = errno;
+    if (getpid() == g_signal_pid) {
+        const char b = 1;
+        [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &b, 1);
+    }
+    errno = saved;
+}
+
+void draw_on_signal() noexcept {
+    for (;;) {
+        char b;
+        const ssize_t n = read(g_signal_pipe[0], &b, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        std::lock_guard hold(g_drawing);
+        if (g_exited) return;
+        try {
+            write_graph(graph_env().path);
+        } catch (const std::exception& e) {
+            runtime::logger().warn("CSP_GRAPH (SIGUSR1): {}", e.what());
+        } catch (...) {
+        }
+    }
+}
+
+void listen_for_usr1() noexcept {
+    if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+        runtime::logger().warn("CSP_GRAPH: no pipe for SIGUSR1: {}", std::strerror(errno));
+        return;
+    }
+    g_signal_pid = getpid();
+    // (It is counted out of the deadlock detector's threads before anything
+    // goes on: started, it says so, and only then does this go on.)
+    std::atomic<bool> counted_out{false};
+    try {
+        std::thread([&counted_out] {
+            runtime::ignore_this_thread();
+            counted_out.store(true, std::memory_order_release);
+            draw_on_signal();
+        }).detach();
+    } catch (const std::system_error& e) {
+        runtime::logger().warn("CSP_GRAPH: no thread for SIGUSR1: {}", e.what());
+        return;
+    }
+    while (!counted_out.load(std::memory_order_acquire)) std::this_thread::yield();
+    struct sigaction act {};
+    act.sa_handler = on_usr1;
+    act.sa_flags = SA_RESTART;
+    sigemptyset(&act.sa_mask);
+    sigaction(SIGUSR1, &act, nullptr);
+}
+
 // At exit (main's runtime stopping): the network as it is then, unless a
 // deadlock's graph is there.
 void graph_at_exit() noexcept {
     GraphEnv& env = graph_env();
-    if (!env.here() || env.deadlock_written.load()) return;
+    if (!env.here()) return;
+    std::lock_guard hold(g_drawing);
+    g_exited = true;
+    if (env.deadlock_written.load()) return;
     try {
         write_graph(env.path);
     } catch (const std::exception& e) {
@@ -610,7 +684,10 @@ void forget_held_end(const channels::ChannelCore* c, bool reader) noexcept {
 
 void explain_deadlocks() noexcept {
     runtime::set_deadlock_explainer(&explain, &deadlock_reported);
-    if (graph_env().here()) runtime::set_exit_hook(&graph_at_exit);  // (read now, in the OS process that loads libcsp)
+    if (graph_env().here()) {  // (read now, in the OS process that loads libcsp)
+        runtime::set_exit_hook(&graph_at_exit);
+        listen_for_usr1();
+    }
 }
 
 }  // namespace detail

@@ -134,6 +134,27 @@ void Registry::note_foreign_threads() {
 
 void ignore_threads_started_so_far() { rt().registry.note_foreign_threads(); }
 
+namespace {
+// (Not the registry's: such a thread may start before the runtime exists.)
+std::atomic<int> g_quiet_tids[kQuietThreads];
+
+bool quiet_thread(int tid) noexcept {
+    for (const auto& t : g_quiet_tids) {
+        if (t.load(std::memory_order_acquire) == tid) return true;
+    }
+    return false;
+}
+}  // namespace
+
+void ignore_this_thread() noexcept {
+    const int tid = this_tid();
+    for (auto& t : g_quiet_tids) {
+        int free = 0;
+        if (t.compare_exchange_strong(free, tid, std::memory_order_acq_rel)) return;
+    }
+    logger().warn("more than {} helper threads: the deadlock detector counts the others", kQuietThreads);
+}
+
 void Registry::note_older_threads() {
     Locked<SpinLock> hold(lock_);
     older_threads_.insert(g_threads_at_load.tids.begin(), g_threads_at_load.tids.end());
@@ -268,7 +289,7 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
             return;
         }
         for (int tid : os_threads()) {
-            if (!known_threads_.count(tid) && !older_threads_.count(tid)) {
+            if (!known_threads_.count(tid) && !older_threads_.count(tid) && !quiet_thread(tid)) {
                 logger().debug("no deadlock report: thread {} may still use a channel", tid);
                 return;
             }

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""check_graph.py PROGRAM: run PROGRAM (graph_child) in its three modes and
+"""check_graph.py PROGRAM: run PROGRAM (graph_child) in its four modes and
 check the Graphviz DOT it leaves: the processes and channels are named, with
-their states; a deadlock's cycle is drawn in red; and graphviz's `dot`
-renders every file to SVG (a file that does not parse fails here)."""
+their states; a deadlock's cycle is drawn in red; SIGUSR1 draws the running
+network; and graphviz's `dot` renders every file to SVG (a file that does not
+parse fails here)."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 program = sys.argv[1]
 problems = []
@@ -86,6 +89,43 @@ with tempfile.TemporaryDirectory() as scratch:
         if not a or not b or not re.search(rf"\b{a} -> {b} \[", text):
             problems.append(f"live: no edge {a} -> {b}")
     render(path, "live")
+
+    # SIGUSR1, while the network runs: the graph of that moment, written
+    # before the program ends (and rewritten at its exit). It is sent again
+    # until the reader shows blocked (on a loaded machine it may not have
+    # run yet).
+    path = os.path.join(scratch, "signal.dot")
+    env = dict(os.environ, CSP_GRAPH=path)
+    child = subprocess.Popen([program, "signal"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if child.stdout.readline().strip() != "ready":
+            problems.append("signal: the program did not say it was ready")
+        seen = ""
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline and child.poll() is None:
+            child.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            if os.path.exists(path):
+                with open(path) as f:
+                    seen = f.read()
+                if seen.endswith("}\n") and "blocked reading" in seen:
+                    break
+        running = child.poll() is None
+        out, err = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        problems.append("signal: the program did not end")
+        running, seen, err = False, "", ""
+    if child.returncode != 0:
+        problems.append(f"signal: exit {child.returncode}: {err[-800:]}")
+    if not running:
+        problems.append("signal: no graph was drawn while the program ran")
+    for name in ["csp network", "slow-writer", "signal-reader", "signal-wire", "blocked reading",
+                 "sleeping, timed or in io"]:
+        expect(seen, name, "signal")
+    with open(os.path.join(scratch, "signal-seen.dot"), "w") as f:
+        f.write(seen)
+    render(os.path.join(scratch, "signal-seen.dot"), "signal")
 
 if problems:
     print("\n".join(problems))

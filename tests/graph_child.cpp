@@ -8,6 +8,9 @@
 //                          graph at exit
 //   graph_child live PATH  csp::write_graph(PATH) from a process while a
 //                          producer sleeps and a buffered channel holds 2
+//   graph_child signal     a writer that sleeps 3 s before it writes, its
+//                          reader blocked meanwhile; prints "ready" once both
+//                          are under way, for check_graph.py to send SIGUSR1
 //
 // Prints nothing on success; exits 1 if the run did not go as planned.
 #include <csp/csp.hpp>
@@ -70,6 +73,17 @@ int main(int argc, char** argv) {
             })());
         return ok ? 0 : 1;
     }
-    std::fprintf(stderr, "usage: graph_child deadlock|exit|live PATH\n");
+    if (mode == "signal") {
+        csp::Channel<int> wire{"signal-wire"};
+        csp::Parallel(csp::process("slow-writer", [](csp::ChannelOut<int> o) {
+                          std::printf("ready\n");
+                          std::fflush(stdout);
+                          csp::sleep(3000ms);
+                          o(1);
+                      })(wire.writer()),
+                      csp::process("signal-reader", [](csp::ChannelIn<int> i) { i(); })(wire.reader()));
+        return 0;
+    }
+    std::fprintf(stderr, "usage: graph_child deadlock|exit|live PATH|signal\n");
     return 2;
 }
