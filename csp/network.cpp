@@ -41,8 +41,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
+#include <pthread.h>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -593,34 +593,27 @@ void deadlock_reported() noexcept {
     }
 }
 
-// SIGUSR1 (with CSP_GRAPH): the graph of that moment. A signal handler may
-// do almost nothing, so it writes a byte to a pipe, and a thread of its own
-// (started when libcsp is loaded) reads it and writes the graph. That thread
-// never uses csp: it is not registered, so the deadlock detector does not
-// take it for one that might still wake somebody, and write_graph reads the
-// network without joining it. From the runtime's exit on it draws no more
-// (the exit's graph is the last); `drawing` keeps the exit from going on
-// while it draws.
-int g_signal_pipe[2] = {-1, -1};
-pid_t g_signal_pid = 0;  // (the OS process that listens: a forked child's signal is its own)
+// SIGUSR1 (with CSP_GRAPH): the graph of that moment. SIGUSR1 is blocked in
+// the thread that loads libcsp (main, for a program linked with it), so in
+// every thread made after it (the runtime's and the program's), and a
+// thread of its own takes it with sigwaitinfo and writes the graph: no
+// signal handler, so nothing has to be async-signal-safe, and the signal is
+// taken at once even when every other thread sleeps (ThreadSanitizer runs a
+// handler only when its thread next wakes). That thread never uses csp: it
+// is not registered, and it tells the deadlock detector so, which would
+// otherwise take it for one that might still wake somebody. From the
+// runtime's exit on it draws no more (the exit's graph is the last);
+// `g_drawing` keeps the exit from going on while it draws. (A forked child
+// inherits the blocked signal but not the thread: its SIGUSR1 stays pending.)
 std::mutex g_drawing;
-bool g_exited = false;   // (under g_drawing)
+bool g_exited = false;  // (under g_drawing)
 
-void on_usr1(int) {
-    const int saved = errno;
-    if (getpid() == g_signal_pid) {
-        const char b = 1;
-        [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &b, 1);
-    }
-    errno = saved;
-}
-
-void draw_on_signal() noexcept {
+void draw_on_signal(sigset_t usr1) noexcept {
     for (;;) {
-        char b;
-        const ssize_t n = read(g_signal_pipe[0], &b, 1);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
+        if (sigwaitinfo(&usr1, nullptr) < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
         std::lock_guard hold(g_drawing);
         if (g_exited) return;
         try {
@@ -633,30 +626,25 @@ void draw_on_signal() noexcept {
 }
 
 void listen_for_usr1() noexcept {
-    if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
-        runtime::logger().warn("CSP_GRAPH: no pipe for SIGUSR1: {}", std::strerror(errno));
-        return;
-    }
-    g_signal_pid = getpid();
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    if (pthread_sigmask(SIG_BLOCK, &usr1, nullptr) != 0) return;
     // (It is counted out of the deadlock detector's threads before anything
     // goes on: started, it says so, and only then does this go on.)
     std::atomic<bool> counted_out{false};
     try {
-        std::thread([&counted_out] {
+        std::thread([&counted_out, usr1] {
             runtime::ignore_this_thread();
             counted_out.store(true, std::memory_order_release);
-            draw_on_signal();
+            draw_on_signal(usr1);
         }).detach();
     } catch (const std::system_error& e) {
         runtime::logger().warn("CSP_GRAPH: no thread for SIGUSR1: {}", e.what());
+        pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr);
         return;
     }
     while (!counted_out.load(std::memory_order_acquire)) std::this_thread::yield();
-    struct sigaction act {};
-    act.sa_handler = on_usr1;
-    act.sa_flags = SA_RESTART;
-    sigemptyset(&act.sa_mask);
-    sigaction(SIGUSR1, &act, nullptr);
 }
 
 // At exit (main's runtime stopping): the network as it is then, unless a

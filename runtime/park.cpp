@@ -222,10 +222,10 @@ namespace {
 // park, so before any partner can see it, and ended once it runs again.)
 [[gnu::noinline]] std::uint32_t park_traced(Parker* p, WaitKind kind, const WaitReason* reason,
                                             Release release) noexcept {
-    trace_block_begin(p, reason);
+    const bool slice = trace_block_begin(p, reason);
     const std::uint32_t word =
         p->is_thread ? park_thread(p, kind, reason, -1, 0, release) : park_fiber(p, kind, reason, release);
-    trace_block_end(p);
+    if (slice) trace_block_end(p);
     return word;
 }
 }  // namespace

@@ -169,9 +169,9 @@ std::uint32_t park_until_untraced(Parker* p, std::uint64_t token, WaitKind kind,
 std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const WaitReason* reason,
                          std::chrono::steady_clock::time_point deadline, Release release) noexcept {
     if (!tracing()) [[likely]] return park_until_untraced(p, token, kind, reason, deadline, release);
-    trace_block_begin(p, reason);  // (a slice while it waits: see park)
+    const bool slice = trace_block_begin(p, reason);  // (a slice while it waits: see park)
     const std::uint32_t word = park_until_untraced(p, token, kind, reason, deadline, release);
-    trace_block_end(p);
+    if (slice) trace_block_end(p);
     return word;
 }
 
@@ -179,9 +179,9 @@ void sleep_for(std::chrono::nanoseconds duration) noexcept {
     if (duration <= std::chrono::nanoseconds::zero()) return yield();
     static constexpr WaitReason kSleeping{"is sleeping"};
     if (!in_fiber()) {
-        if (tracing()) trace_block_begin(current_if_known(), &kSleeping);
+        const bool slice = tracing() && trace_block_begin(current_if_known(), &kSleeping);
         std::this_thread::sleep_for(duration);
-        if (tracing()) trace_block_end(current_if_known());
+        if (slice) trace_block_end(current_if_known());
         return;
     }
     Parker* me = current();

@@ -225,11 +225,14 @@ void trace_process_end(const Parker* p) noexcept {
     }
 }
 
-void trace_block_begin(const Parker* p, const WaitReason* why) noexcept {
+bool trace_block_begin(const Parker* p, const WaitReason* why) noexcept {
+    if (simulating() && (!p || p->is_thread)) return false;
     try {
         const bool about = why && why->object;
         trace().add('B', p, blocked_name(why), about ? why->object : "", about ? "on" : "");
+        return true;
     } catch (const std::bad_alloc&) {
+        return false;
     }
 }
 

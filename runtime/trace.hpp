@@ -33,8 +33,11 @@ void trace_process_start(Parker* p, const char* name) noexcept;
 void trace_process_end(const Parker* p) noexcept;
 
 // trace_block_begin / trace_block_end: p (the caller) is about to park for
-// `why` / has woken: a slice named after what it waited on.
-void trace_block_begin(const Parker* p, const WaitReason* why) noexcept;
+// `why` / has woken: a slice named after what it waited on. begin returns
+// whether it began one (not for a thread while a simulation runs: threads
+// are outside it, and when such a wait ends depends on the machine), and
+// end is called only then.
+bool trace_block_begin(const Parker* p, const WaitReason* why) noexcept;
 void trace_block_end(const Parker* p) noexcept;
 
 // trace_event: an instant event on the calling process's track, e.g.

@@ -93,15 +93,17 @@ with tempfile.TemporaryDirectory() as scratch:
     # SIGUSR1, while the network runs: the graph of that moment, written
     # before the program ends (and rewritten at its exit). It is sent again
     # until the reader shows blocked (on a loaded machine it may not have
-    # run yet).
+    # run yet); then the flag file lets the program finish.
     path = os.path.join(scratch, "signal.dot")
+    flag = os.path.join(scratch, "seen")
     env = dict(os.environ, CSP_GRAPH=path)
-    child = subprocess.Popen([program, "signal"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen([program, "signal", flag], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
     try:
         if child.stdout.readline().strip() != "ready":
             problems.append("signal: the program did not say it was ready")
         seen = ""
-        deadline = time.monotonic() + 2.5
+        deadline = time.monotonic() + 8
         while time.monotonic() < deadline and child.poll() is None:
             child.send_signal(signal.SIGUSR1)
             time.sleep(0.2)
@@ -111,6 +113,7 @@ with tempfile.TemporaryDirectory() as scratch:
                 if seen.endswith("}\n") and "blocked reading" in seen:
                     break
         running = child.poll() is None
+        open(flag, "w").close()
         out, err = child.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         child.kill()

@@ -8,9 +8,11 @@
 //                          graph at exit
 //   graph_child live PATH  csp::write_graph(PATH) from a process while a
 //                          producer sleeps and a buffered channel holds 2
-//   graph_child signal     a writer that sleeps 3 s before it writes, its
-//                          reader blocked meanwhile; prints "ready" once both
-//                          are under way, for check_graph.py to send SIGUSR1
+//   graph_child signal FLAG  a writer that sleeps until file FLAG exists (at
+//                          most 10 s) before it writes, its reader blocked
+//                          meanwhile; prints "ready" once under way, for
+//                          check_graph.py to send SIGUSR1 (it makes FLAG when
+//                          it has seen the graph)
 //
 // Prints nothing on success; exits 1 if the run did not go as planned.
 #include <csp/csp.hpp>
@@ -20,6 +22,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 
@@ -73,17 +76,18 @@ int main(int argc, char** argv) {
             })());
         return ok ? 0 : 1;
     }
-    if (mode == "signal") {
+    if (mode == "signal" && argc > 2) {
+        const std::string flag = argv[2];
         csp::Channel<int> wire{"signal-wire"};
-        csp::Parallel(csp::process("slow-writer", [](csp::ChannelOut<int> o) {
+        csp::Parallel(csp::process("slow-writer", [flag](csp::ChannelOut<int> o) {
                           std::printf("ready\n");
                           std::fflush(stdout);
-                          csp::sleep(3000ms);
+                          for (int i = 0; i < 200 && access(flag.c_str(), F_OK) != 0; ++i) csp::sleep(50ms);
                           o(1);
                       })(wire.writer()),
                       csp::process("signal-reader", [](csp::ChannelIn<int> i) { i(); })(wire.reader()));
         return 0;
     }
-    std::fprintf(stderr, "usage: graph_child deadlock|exit|live PATH|signal\n");
+    std::fprintf(stderr, "usage: graph_child deadlock|exit|live PATH|signal FLAG\n");
     return 2;
 }

@@ -13,7 +13,8 @@
 //   'to-child', 'from-child'  5 values to a multiprocess child and their
 //                sum back; the child runs a grandchild that writes 2 values
 //                to 'from-grandchild', read by a fiber here: three OS
-//                processes in one trace
+//                processes in one trace (left out by `trace_child fibers`,
+//                for sanitizer builds, where forking is not tested)
 //
 // Prints nothing on success; exits 1 if the run did not go as planned.
 #include <csp/csp.hpp>
@@ -21,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
+#include <string_view>
 
 using namespace std::chrono_literals;
 
@@ -33,7 +35,8 @@ int fail(const char* what) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+    const bool fork = !(argc > 1 && std::string_view(argv[1]) == "fibers");
     csp::Channel<int> numbers{"numbers"}, fifo{"fifo", csp::buffer(3)}, latest{"latest", csp::overwriting_buffer(2)};
     csp::Channel<int> doomed{"doomed", csp::buffer(4)}, left{"left"}, right{"right"};
     csp::Channel<int> to_child{"to-child"}, from_child{"from-child"}, from_grandchild{"from-grandchild"};
@@ -57,7 +60,7 @@ int main() {
     int numbers_read = 0, fifo_read = 0, latest_read = 0, chosen = 0, child_sum = -1, grand_read = 0;
     bool doomed_poisoned = false;
     try {
-        auto [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = csp::Parallel(
+        auto [a, b, c, d, e, f, g, h, i, j, k, l] = csp::Parallel(
             csp::process("numbers-writer", write_n)(numbers.writer(), 50),
             csp::process("numbers-reader", counted)(numbers.reader(), 0),
             csp::process("fifo-writer", write_n)(fifo.writer(), 20),
@@ -108,29 +111,32 @@ int main() {
                     csp::sleep(1ms);
                     e.sync();
                 }
-            })(phase.end()),
-            csp::process("to-child-writer", write_n)(to_child.writer(), 5),
-            csp::multiprocess("child", [](csp::ChannelIn<int> in, csp::ChannelOut<int> back,
-                                          csp::ChannelOut<int> grand) {
-                int sum = 0;
-                for (int i = 0; i < 5; ++i) sum += in();
-                csp::Parallel(csp::multiprocess("grandchild", [](csp::ChannelOut<int> out) {
-                    out(1);
-                    out(2);
-                })(std::move(grand)));
-                back(sum);
-            })(to_child.reader(), from_child.writer(), from_grandchild.writer()),
-            csp::process("from-child-reader", [](csp::ChannelIn<int> in) { return in(); })(from_child.reader()),
-            csp::process("grandchild-reader", counted)(from_grandchild.reader(), 0));
-        (void)a, (void)c, (void)f, (void)h, (void)i, (void)k, (void)l, (void)m;
+            })(phase.end()));
+        (void)a, (void)c, (void)f, (void)h, (void)i, (void)k, (void)l;
         numbers_read = b;
         fifo_read = d;
         latest_read = e;
         doomed_poisoned = g;
         chosen = j;
-        child_sum = o;
-        grand_read = p;
-        (void)n;
+        if (fork) {
+            auto [m, n, o, p] = csp::Parallel(
+                csp::process("to-child-writer", write_n)(to_child.writer(), 5),
+                csp::multiprocess("child", [](csp::ChannelIn<int> in, csp::ChannelOut<int> back,
+                                              csp::ChannelOut<int> grand) {
+                    int sum = 0;
+                    for (int i = 0; i < 5; ++i) sum += in();
+                    csp::Parallel(csp::multiprocess("grandchild", [](csp::ChannelOut<int> out) {
+                        out(1);
+                        out(2);
+                    })(std::move(grand)));
+                    back(sum);
+                })(to_child.reader(), from_child.writer(), from_grandchild.writer()),
+                csp::process("from-child-reader", [](csp::ChannelIn<int> in) { return in(); })(from_child.reader()),
+                csp::process("grandchild-reader", counted)(from_grandchild.reader(), 0));
+            (void)m, (void)n;
+            child_sum = o;
+            grand_read = p;
+        }
     } catch (const csp::ProcessError& x) {
         std::fprintf(stderr, "trace_child: %s\n", x.what());
         return 1;
@@ -147,8 +153,8 @@ int main() {
     if (latest_read != 2) return fail("'latest' did not keep the last 2 values");
     if (!doomed_poisoned) return fail("'doomed' was not poisoned");
     if (chosen != 10) return fail("the choice did not take 10 values");
-    if (child_sum != 0 + 1 + 2 + 3 + 4) return fail("the child's sum was wrong");
-    if (grand_read != 2) return fail("the grandchild's 2 values did not arrive");
+    if (fork && child_sum != 0 + 1 + 2 + 3 + 4) return fail("the child's sum was wrong");
+    if (fork && grand_read != 2) return fail("the grandchild's 2 values did not arrive");
     if (!caught) return fail("the failing process did not fail");
     return 0;
 }
