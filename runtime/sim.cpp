@@ -16,8 +16,10 @@
 #include "runtime/futex.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 #include <stdexcept>
+#include <thread>
 
 namespace csp::runtime {
 
@@ -84,6 +86,13 @@ void sim_begin(std::uint64_t seed, const std::vector<std::uint32_t>* script) {
     if (in_fiber()) throw std::logic_error("a simulation runs from a plain thread (main), not from inside a process");
     Runtime& r = rt();
     if (g_sim.load(std::memory_order_acquire)) throw std::logic_error("a simulation is already running");
+    // (Processes of a Parallel that has just returned may still be leaving:
+    // each arrives at its join before it gives its fiber back. A moment for
+    // them, before taking any left as running.)
+    const auto patience = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (r.live.load(std::memory_order_acquire) != 0 && std::chrono::steady_clock::now() < patience) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
     if (r.live.load(std::memory_order_acquire) != 0) {
         throw std::logic_error("processes are running: a simulation needs the runtime to itself");
     }
