@@ -9,8 +9,10 @@
 // ends it, retiring the channel behind it, and the retire runs down the
 // chain to the last sieve and then to the printer. Nothing is left blocked.
 //
-// Draw it: CSP_GRAPH=sieve.dot ./prime_sieve 100 draws the chain as it is
-// at exit; kill -USR1 during a long run draws it as it grows.
+// Draw it: ./prime_sieve 60 sieve.dot writes the network as Graphviz DOT
+// (csp::write_graph) when 8 primes have been found: the chain of filters as
+// it grows (docs/tutorial/pictures/sieve.svg). With CSP_GRAPH=sieve.dot a
+// running sieve draws itself on SIGUSR1.
 #include <csp/csp.hpp>
 
 #include <cstdio>
@@ -43,10 +45,13 @@ void sieve_body(csp::ChannelIn<int> in, csp::ChannelOut<int> primes) {
     csp::Parallel(filter(std::move(in), rest.writer(), prime), sieve(rest.reader(), std::move(primes)));
 }
 
-auto collect = csp::process("print", [](csp::ChannelIn<int> primes) {
+auto collect = csp::process("print", [](csp::ChannelIn<int> primes, std::string picture) {
     std::vector<int> found;
     try {
-        for (;;) found.push_back(primes());
+        for (;;) {
+            found.push_back(primes());
+            if (found.size() == 8 && !picture.empty()) csp::write_graph(picture);
+        }
     } catch (const csp::ChannelRetireException&) {
     }
     return found;
@@ -56,9 +61,10 @@ auto collect = csp::process("print", [](csp::ChannelIn<int> primes) {
 
 int main(int argc, char** argv) {
     const int limit = argc > 1 ? std::atoi(argv[1]) : 10000;
+    const std::string picture = argc > 2 ? argv[2] : "";
     csp::Channel<int> numbers{"numbers"}, primes{"primes"};
-    auto [g, s, found] =
-        csp::Parallel(generate(numbers.writer(), limit), sieve(numbers.reader(), primes.writer()), collect(primes.reader()));
+    auto [g, s, found] = csp::Parallel(generate(numbers.writer(), limit), sieve(numbers.reader(), primes.writer()),
+                                       collect(primes.reader(), picture));
 
     std::printf("the primes up to 100:");
     for (int p : found) {
