@@ -115,15 +115,22 @@ def mpi_hello_world(lines, seconds):
     return any(re.fullmatch(r"50 lines printed by 5 sinks on \d+ ranks", line) for line in lines)
 
 
+def argument(default):
+    """The sample's first argument (COMMAND: the program, then its arguments)."""
+    return int(COMMAND[1]) if len(COMMAND) > 1 else default
+
+
 def prime_sieve(lines, seconds):
-    primes = [n for n in range(2, 101) if all(n % d for d in range(2, n))]
-    return lines == ["the primes up to 100: " + " ".join(map(str, primes)),
-                     "1229 primes up to 10000, the last 9973, found by a chain of 1229 filters",
+    limit = argument(10000)
+    primes = [n for n in range(2, limit + 1) if all(n % d for d in range(2, int(n ** 0.5) + 1))]
+    return lines == ["the primes up to 100: " + " ".join(str(p) for p in primes if p <= 100),
+                     f"{len(primes)} primes up to {limit}, the last {primes[-1]}, found by a chain of {len(primes)} filters",
                      "the same as the sequential sieve"]
 
 
 def sorting_pump(lines, seconds):
-    return (len(lines) == 2 and lines[0] == "1000 values through a pump of 1000 cells: ascending, each value once"
+    n = argument(1000)
+    return (len(lines) == 2 and lines[0] == f"{n} values through a pump of {n} cells: ascending, each value once"
             and re.fullmatch(r"smallest \d+, largest \d+", lines[1]) is not None)
 
 
