@@ -40,6 +40,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <pthread.h>
@@ -532,11 +533,17 @@ std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector
     return out.str();
 }
 
+// write_file writes beside `path` and renames into place: whoever reads the
+// file (a viewer, a test, the next writer) sees a whole graph, old or new.
 bool write_file(const std::string& path, const std::string& text) {
-    std::ofstream file(path, std::ios::trunc);
-    file << text;
-    file.flush();
-    return static_cast<bool>(file);
+    const std::string beside = path + ".tmp";
+    {
+        std::ofstream file(beside, std::ios::trunc);
+        file << text;
+        file.flush();
+        if (!file) return false;
+    }
+    return std::rename(beside.c_str(), path.c_str()) == 0;
 }
 
 // CSP_GRAPH: the path, read once, when libcsp is loaded; written by the OS
@@ -564,6 +571,11 @@ GraphEnv& graph_env() {
     return *env;
 }
 
+// Whoever writes CSP_GRAPH's file (a deadlock, SIGUSR1, the exit) holds
+// g_drawing; g_exited: the exit's graph is written, none comes after it.
+std::mutex g_drawing;
+bool g_exited = false;  // (under g_drawing)
+
 std::string explain(const std::vector<runtime::Parker*>& parked) {
     const Snapshot s = take(parked, true);
     const Graph g = build(s);
@@ -587,6 +599,7 @@ void deadlock_reported() noexcept {
     }
     if (text.empty()) return;
     try {
+        std::lock_guard hold(g_drawing);
         if (write_file(env.path, text)) env.deadlock_written.store(true);
         else runtime::logger().warn("CSP_GRAPH: cannot write {}", env.path);
     } catch (...) {
@@ -602,11 +615,14 @@ void deadlock_reported() noexcept {
 // handler only when its thread next wakes). That thread never uses csp: it
 // is not registered, and it tells the deadlock detector so, which would
 // otherwise take it for one that might still wake somebody. From the
-// runtime's exit on it draws no more (the exit's graph is the last);
-// `g_drawing` keeps the exit from going on while it draws. (A forked child
-// inherits the blocked signal but not the thread: its SIGUSR1 stays pending.)
-std::mutex g_drawing;
-bool g_exited = false;  // (under g_drawing)
+// runtime's exit on it draws no more (the exit's graph is the last; an
+// exit() from inside a process writes none, and runtime::ending() stops it
+// too); `g_drawing` keeps the exit from going on while it draws, and it
+// leaves a deadlock's graph alone. (A forked child inherits the blocked
+// signal but not the thread: its SIGUSR1 stays pending. Threads that exist
+// before libcsp loads, and programs exec'd by the network, are not covered:
+// the first may take the signal (and end the program), the second inherit
+// it blocked.)
 
 void draw_on_signal(sigset_t usr1) noexcept {
     for (;;) {
@@ -615,7 +631,11 @@ void draw_on_signal(sigset_t usr1) noexcept {
             return;
         }
         std::lock_guard hold(g_drawing);
-        if (g_exited) return;
+        if (g_exited || runtime::ending()) return;
+        if (graph_env().deadlock_written.load()) {  // (that graph is worth more than this one)
+            runtime::logger().warn("CSP_GRAPH: SIGUSR1 leaves {} as it is: it holds a deadlock", graph_env().path);
+            continue;
+        }
         try {
             write_graph(graph_env().path);
         } catch (const std::exception& e) {

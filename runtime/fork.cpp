@@ -178,7 +178,6 @@ int run_os_process(const ForkHooks& hooks) noexcept {
             hooks.parent(hooks.arg, -error);
             return;
         }
-        trace_child_forked(pid);
         hooks.parent(hooks.arg, pid);
         // Wait for it to end, but leave it unreaped until what it may have
         // held is taken back (its pid names it in the locks it held).
@@ -200,6 +199,7 @@ int run_os_process(const ForkHooks& hooks) noexcept {
             }
         }
         status = st;
+        trace_child_reaped(pid);
         take_back(box, st);
     };
     run_io(job);

@@ -377,6 +377,9 @@ WaitSeen wait_seen(const Parker* p) noexcept;
 // set_exit_hook: called once as main's runtime begins to stop at exit,
 // before it joins the processes still running (CSP_GRAPH's graph at exit).
 void set_exit_hook(void (*hook)() noexcept) noexcept;
+// ending: main's runtime has begun to stop (at exit, or an exit() from
+// inside a process): a helper thread of the layers above uses it no more.
+bool ending() noexcept;
 
 // set_rank_serve_hook: what an idle worker calls while processes wait for
 // another MPI rank: Begin, then Round after Round (one round of libcsp-mpi's

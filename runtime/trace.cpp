@@ -5,8 +5,9 @@
 // The file is one JSON object whose traceEvents list holds every OS
 // process's events: each child writes its own to <path>.<pid>.part when it
 // ends (renamed into place once whole, so that a child killed meanwhile
-// leaves nothing half written), and its parent copies them in when it
-// writes, the parent's own file or, for a grandchild, its part. The
+// leaves nothing half written), and its parent takes them in when it has
+// reaped the child (before the pid can be anybody else's) and writes them
+// with its own, in its file or, for a grandchild, in its part. The
 // children's clocks are the parent's (steady_clock, and the start copied by
 // the fork), so their times line up.
 #include "runtime/trace.hpp"
@@ -47,13 +48,15 @@ struct Event {
     const char* key;       // the name of `object` in the event's args ("" when none)
 };
 
+constexpr std::uint64_t kSimulatedTracks = std::uint64_t{1} << 32;
+
 struct Trace {
     std::mutex mutex;
     std::vector<Event> events;
     std::string path;     // CSP_TRACE
     std::string written;  // where this OS process writes: path, or a child's part
     std::string os_name;  // this OS process's group
-    std::vector<int> children;  // forked while tracing: their parts go in
+    std::string parts;          // the events of the children reaped so far
     std::uint32_t tracks = 0;   // the last track number given (this OS process)
     // The channels' numbers, one counter for every OS process of the
     // network (in the arena, made before the first fork can happen: by the
@@ -78,8 +81,9 @@ struct Trace {
             .count();
     }
     static std::uint64_t track_of(const Parker* p) {
-        // (Simulated: the order in which the process was made; threads 0.)
-        if (simulating()) return p && !p->is_thread ? task_of(p)->sim_id : 0;
+        // (Simulated: the order in which the process was made, above every
+        // number a process outside the simulation gets; threads 0.)
+        if (simulating()) return p && !p->is_thread ? kSimulatedTracks | task_of(p)->sim_id : 0;
         return p ? p->trace_track : 0;
     }
     static std::int32_t pid_of(const Parker* p) {
@@ -143,14 +147,14 @@ void write_event(std::FILE* f, const Event& e) {
     std::fputs("}", f);
 }
 
-// take_in copies a child's part (its events, each written by write_event)
-// into f, and removes it; a child that never wrote one (it was killed) adds
-// nothing.
-void take_in(std::FILE* f, const std::string& part) {
+// take_in appends a child's part (its events, each written by write_event)
+// to *into, and removes it; a child that never wrote one (it was killed)
+// adds nothing.
+void take_in(std::string* into, const std::string& part) {
     std::FILE* in = std::fopen(part.c_str(), "r");
     if (!in) return;
     char chunk[65536];
-    for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, in)) > 0;) std::fwrite(chunk, 1, n, f);
+    for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, in)) > 0;) into->append(chunk, n);
     std::fclose(in);
     std::remove(part.c_str());
 }
@@ -175,17 +179,18 @@ void Trace::flush() {
     std::fprintf(f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":\"", pid);
     write_escaped(f, os_name + " (pid " + std::to_string(pid) + ")");
     std::fputs("\"}}", f);
-    // Track 0: threads that are not processes (one that sleeps without
-    // having used csp; in a simulation, the thread that runs it).
+    // Track 0: threads that are not processes (instants and flow ends of a
+    // thread that has not used csp; in a simulation, the thread that runs
+    // it).
     std::fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":\"%s\"}}", pid,
                  "threads, not processes");
     for (const Event& e : events) write_event(f, e);
-    for (int child : children) take_in(f, part_of(path, child));
+    std::fwrite(parts.data(), 1, parts.size(), f);
     if (!part) std::fputs("\n]}\n", f);
     std::fclose(f);
     if (part) std::rename(target.c_str(), written.c_str());
     events.clear();
-    children.clear();
+    parts.clear();
 }
 
 std::string blocked_name(const WaitReason* why) {
@@ -226,7 +231,9 @@ void trace_process_end(const Parker* p) noexcept {
 }
 
 bool trace_block_begin(const Parker* p, const WaitReason* why) noexcept {
-    if (simulating() && (!p || p->is_thread)) return false;
+    // (None for a thread that is no process: such threads share track 0,
+    // where their slices would interleave.)
+    if (!p || (simulating() && p->is_thread)) return false;
     try {
         const bool about = why && why->object;
         trace().add('B', p, blocked_name(why), about ? why->object : "", about ? "on" : "");
@@ -288,11 +295,11 @@ void trace_os_process_name(std::string_view name) noexcept {
     }
 }
 
-void trace_child_forked(int pid) noexcept {
+void trace_child_reaped(int pid) noexcept {
     if (!tracing()) return;
     try {
         std::lock_guard<std::mutex> hold(trace().mutex);
-        trace().children.push_back(pid);
+        take_in(&trace().parts, part_of(trace().path, pid));
     } catch (const std::bad_alloc&) {
     }
 }
@@ -300,12 +307,13 @@ void trace_child_forked(int pid) noexcept {
 void trace_after_fork_in_child() noexcept {
     if (!tracing()) return;
     Trace& t = trace();
-    // (The mutex may have been held by another thread of the parent at the
-    // fork: this OS process has a fresh one. The events are the parent's to
-    // write.)
+    // (Another thread of the parent may have held the mutex at the fork, in
+    // the middle of changing what it guards: this OS process gets a fresh
+    // mutex and fresh containers over the old ones, whose memory it leaves
+    // alone. The events are the parent's to write.)
     ::new (&t.mutex) std::mutex;
-    t.events.clear();
-    t.children.clear();
+    ::new (&t.events) std::vector<Event>;
+    ::new (&t.parts) std::string;
     try {
         t.written = part_of(t.path, static_cast<int>(getpid()));
     } catch (const std::bad_alloc&) {

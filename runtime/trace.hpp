@@ -60,13 +60,12 @@ std::uint32_t trace_channel_number() noexcept;
 void trace_counter(const char* name, std::int64_t n) noexcept;
 
 // The OS processes of the network. trace_os_process_name names this one's
-// group (its program's name otherwise). A parent notes each child it forks
-// (trace_child_forked); the child, after the fork, starts a trace of its own
-// (trace_after_fork_in_child) and writes it when it ends (trace_child_exit)
-// to a file beside CSP_TRACE's, which the parent (or its own parent) takes
-// into its file when that is written.
+// group (its program's name otherwise). A child, after the fork, starts a
+// trace of its own (trace_after_fork_in_child) and writes it when it ends
+// (trace_child_exit) to a file beside CSP_TRACE's, which its parent takes
+// in when it has reaped it (trace_child_reaped) and writes with its own.
 void trace_os_process_name(std::string_view name) noexcept;
-void trace_child_forked(int pid) noexcept;
+void trace_child_reaped(int pid) noexcept;
 void trace_after_fork_in_child() noexcept;
 void trace_child_exit() noexcept;
 

@@ -82,7 +82,14 @@ std::atomic<void (*)() noexcept> g_exit_hook{nullptr};
 
 void set_exit_hook(void (*hook)() noexcept) noexcept { g_exit_hook.store(hook, std::memory_order_release); }
 
+namespace {
+std::atomic<bool> g_ending{false};
+}
+
+bool ending() noexcept { return g_ending.load(std::memory_order_acquire); }
+
 Runtime::~Runtime() {
+    g_ending.store(true, std::memory_order_release);
     // main's scope of the runtime ends: join the processes still running
     // (spawned ones), then stop the workers.
     if (t_worker) {
