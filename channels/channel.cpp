@@ -142,6 +142,11 @@ inline std::uint64_t flow_id(const ChannelCore* c, std::uint32_t n) noexcept {
     std::snprintf(name, sizeof name, "buffer '%s'", c->name);
     runtime::trace_counter(name, static_cast<std::int64_t>(c->count));
 }
+// traced_put: a writer's value went into the buffer.
+[[gnu::noinline, gnu::cold]] void traced_put(ChannelCore* c, const runtime::Parker* writer) noexcept {
+    traced_in(c, writer);
+    traced_count(c);
+}
 // me: the process the calling thread runs (null for a thread that is none).
 inline const runtime::Parker* me() noexcept { return runtime::current_if_known(); }
 
@@ -578,10 +583,7 @@ thread_local bool t_crowded = false;
             if (const Crossing* x = crossing_of(c)) x->buffer_put(c, slot, src, pre);
             else c->ops->move_construct(slot, src);
             ++c->count;
-            if (runtime::tracing()) [[unlikely]] {
-                traced_in(c, me());
-                traced_count(c);
-            }
+            if (runtime::tracing()) [[unlikely]] traced_put(c, me());
             if (c->kind == BufferKind::Infinite && c->count % kInfiniteYieldAt == 0) [[unlikely]] t_crowded = true;
             if (c->extended) [[unlikely]] *wake = wake_probe(c);  // (*wake is free: no reader was taken)
             return Attempt::Done;
@@ -949,10 +951,7 @@ Attempt proxy_write_locked(ChannelCore* c, runtime::Parker* p, Parcel** value, W
         unsigned char* slot = buffer_slot(c, c->count);
         crossing_of(c)->buffer_put(c, slot, c->ops->trivial ? (*value)->data() : nullptr, value);
         ++c->count;
-        if (runtime::tracing()) [[unlikely]] {
-            traced_in(c, p);
-            traced_count(c);
-        }
+        if (runtime::tracing()) [[unlikely]] traced_put(c, p);
         if (c->extended) [[unlikely]] *wake = wake_probe(c);
         return Attempt::Done;
     }

@@ -39,13 +39,13 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <pthread.h>
 #include <map>
 #include <mutex>
+#include <pthread.h>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -572,9 +572,8 @@ GraphEnv& graph_env() {
 }
 
 // Whoever writes CSP_GRAPH's file (a deadlock, SIGUSR1, the exit) holds
-// g_drawing; g_exited: the exit's graph is written, none comes after it.
+// g_drawing.
 std::mutex g_drawing;
-bool g_exited = false;  // (under g_drawing)
 
 std::string explain(const std::vector<runtime::Parker*>& parked) {
     const Snapshot s = take(parked, true);
@@ -614,11 +613,11 @@ void deadlock_reported() noexcept {
 // taken at once even when every other thread sleeps (ThreadSanitizer runs a
 // handler only when its thread next wakes). That thread never uses csp: it
 // is not registered, and it tells the deadlock detector so, which would
-// otherwise take it for one that might still wake somebody. From the
-// runtime's exit on it draws no more (the exit's graph is the last; an
-// exit() from inside a process writes none, and runtime::ending() stops it
-// too); `g_drawing` keeps the exit from going on while it draws, and it
-// leaves a deadlock's graph alone. (A forked child inherits the blocked
+// otherwise take it for one that might still wake somebody. Once the
+// runtime has begun to stop (runtime::ending: at exit, before the exit's
+// graph, or an exit() from inside a process) it draws no more; `g_drawing`
+// keeps the exit from going on while it draws; and it leaves a deadlock's
+// graph alone. (A forked child inherits the blocked
 // signal but not the thread: its SIGUSR1 stays pending. Threads that exist
 // before libcsp loads, and programs exec'd by the network, are not covered:
 // the first may take the signal (and end the program), the second inherit
@@ -631,7 +630,7 @@ void draw_on_signal(sigset_t usr1) noexcept {
             return;
         }
         std::lock_guard hold(g_drawing);
-        if (g_exited || runtime::ending()) return;
+        if (runtime::ending()) return;  // (set before the exit's graph: it is the last)
         if (graph_env().deadlock_written.load()) {  // (that graph is worth more than this one)
             runtime::logger().warn("CSP_GRAPH: SIGUSR1 leaves {} as it is: it holds a deadlock", graph_env().path);
             continue;
@@ -672,8 +671,7 @@ void listen_for_usr1() noexcept {
 void graph_at_exit() noexcept {
     GraphEnv& env = graph_env();
     if (!env.here()) return;
-    std::lock_guard hold(g_drawing);
-    g_exited = true;
+    std::lock_guard hold(g_drawing);  // (a graph on SIGUSR1 is finished first; none comes after)
     if (env.deadlock_written.load()) return;
     try {
         write_graph(env.path);

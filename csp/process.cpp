@@ -39,9 +39,9 @@ void trace_failure(std::exception_ptr e) noexcept {
     try {
         std::rethrow_exception(e);
     } catch (const std::exception& x) {
-        runtime::trace_event("exception", x.what());
+        runtime::trace_exception(x.what());
     } catch (...) {
-        runtime::trace_event("exception", "a non-standard exception");
+        runtime::trace_exception("a non-standard exception");
     }
 }
 

@@ -17,6 +17,7 @@
 #include "runtime/runtime.hpp"
 #include "runtime/scheduler.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 #include <vector>
 
@@ -90,12 +92,19 @@ struct Trace {
         if (p && p->home && p->home->pid) return p->home->pid;
         return static_cast<std::int32_t>(getpid());
     }
-    void add(char phase, const Parker* p, std::string name, std::string object = {}, const char* key = "",
-             std::uint64_t number = 0) {
-        Event e{phase, pid_of(p), track_of(p), 0, number, std::move(name), std::move(object), key};
-        std::lock_guard<std::mutex> hold(mutex);
-        e.nanos = now();
-        events.push_back(std::move(e));
+    // add records one event; false when memory ran out (the trace goes
+    // without it: a traced program must run on).
+    bool add(char phase, const Parker* p, std::string_view name, std::string_view object = {},
+             const char* key = "", std::uint64_t number = 0) noexcept {
+        try {
+            Event e{phase, pid_of(p), track_of(p), 0, number, std::string(name), std::string(object), key};
+            std::lock_guard<std::mutex> hold(mutex);
+            e.nanos = now();
+            events.push_back(std::move(e));
+            return true;
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
     }
     void flush();
 };
@@ -193,11 +202,16 @@ void Trace::flush() {
     parts.clear();
 }
 
-std::string blocked_name(const WaitReason* why) {
-    std::string name = why && why->phrase ? why->phrase : "is waiting";
-    if (name.rfind("is ", 0) == 0) name.erase(0, 3);
-    if (why && why->object) name += std::string(" '") + why->object + "'";
-    return name;
+// blocked_name: a wait's slice name, its reason's phrase without "is ",
+// then the object it is about ("blocked reading from channel 'jobs'").
+std::string_view blocked_name(const WaitReason* why, char (&room)[320]) noexcept {
+    std::string_view phrase = why && why->phrase ? why->phrase : "is waiting";
+    if (phrase.substr(0, 3) == "is ") phrase.remove_prefix(3);
+    const int n = why && why->object
+                      ? std::snprintf(room, sizeof room, "%.*s '%s'", static_cast<int>(phrase.size()), phrase.data(),
+                                      why->object)
+                      : std::snprintf(room, sizeof room, "%.*s", static_cast<int>(phrase.size()), phrase.data());
+    return {room, std::min(sizeof room - 1, static_cast<std::size_t>(std::max(n, 0)))};
 }
 
 }  // namespace
@@ -215,63 +229,41 @@ void trace_process_start(Parker* p, const char* name) noexcept {
             }
         }
     }
-    try {
-        t.add('M', p, name);
-        t.add('B', p, name);
-    } catch (const std::bad_alloc&) {  // (the trace goes without: a traced program must run on)
-    }
+    t.add('M', p, name);
+    t.add('B', p, name);
 }
 
 void trace_process_end(const Parker* p) noexcept {
-    if (!tracing()) return;
-    try {
-        trace().add('E', p, "");
-    } catch (const std::bad_alloc&) {
-    }
+    if (tracing()) trace().add('E', p, "");
 }
 
 bool trace_block_begin(const Parker* p, const WaitReason* why) noexcept {
     // (None for a thread that is no process: such threads share track 0,
     // where their slices would interleave.)
     if (!p || (simulating() && p->is_thread)) return false;
-    try {
-        const bool about = why && why->object;
-        trace().add('B', p, blocked_name(why), about ? why->object : "", about ? "on" : "");
-        return true;
-    } catch (const std::bad_alloc&) {
-        return false;
-    }
+    char room[320];
+    const bool about = why && why->object;
+    return trace().add('B', p, blocked_name(why, room), about ? why->object : "", about ? "on" : "");
 }
 
-void trace_block_end(const Parker* p) noexcept {
-    try {
-        trace().add('E', p, "");
-    } catch (const std::bad_alloc&) {
-    }
-}
+void trace_block_end(const Parker* p) noexcept { trace().add('E', p, ""); }
 
 void trace_event(const char* what, const char* object) noexcept {
     if (!tracing()) return;
-    // Threads' tracks are named when they register, processes' when they start.
-    try {
-        const bool message = std::string_view(what) == "exception";
-        trace().add('i', current_if_known(), what, object ? object : "", object ? (message ? "message" : "on") : "");
-    } catch (const std::bad_alloc&) {
-    }
+    // (Threads' tracks are named when they register, processes' when they start.)
+    trace().add('i', current_if_known(), what, object ? object : "", object ? "on" : "");
+}
+
+void trace_exception(const char* message) noexcept {
+    if (tracing()) trace().add('i', current_if_known(), "exception", message, "message");
 }
 
 void trace_flow_start(const Parker* writer, const char* channel, std::uint64_t id) noexcept {
-    try {
-        trace().add('s', writer, channel, {}, "", id);
-    } catch (const std::bad_alloc&) {
-    }
+    trace().add('s', writer, channel, {}, "", id);
 }
 
 void trace_flow_end(const Parker* reader, const char* channel, std::uint64_t id, const char* how) noexcept {
-    try {
-        trace().add('f', reader, channel, how, "end", id);
-    } catch (const std::bad_alloc&) {
-    }
+    trace().add('f', reader, channel, how, "end", id);
 }
 
 std::uint32_t trace_channel_number() noexcept {
@@ -280,10 +272,7 @@ std::uint32_t trace_channel_number() noexcept {
 }
 
 void trace_counter(const char* name, std::int64_t n) noexcept {
-    try {
-        trace().add('C', current_if_known(), name, {}, "", static_cast<std::uint64_t>(n));
-    } catch (const std::bad_alloc&) {
-    }
+    trace().add('C', current_if_known(), name, {}, "", static_cast<std::uint64_t>(n));
 }
 
 void trace_os_process_name(std::string_view name) noexcept {

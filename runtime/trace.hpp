@@ -41,8 +41,10 @@ bool trace_block_begin(const Parker* p, const WaitReason* why) noexcept;
 void trace_block_end(const Parker* p) noexcept;
 
 // trace_event: an instant event on the calling process's track, e.g.
-// ("write", "jobs"), ("poison", "jobs"), ("exception", its message).
+// ("write", "jobs"), ("poison", "jobs"); trace_exception: one for the
+// exception the calling process ends by, with its message.
 void trace_event(const char* what, const char* object) noexcept;
+void trace_exception(const char* message) noexcept;
 
 // Flows, one per value that goes through a channel: it starts on its
 // writer's track and ends on its reader's (how = "read"), or where it was

@@ -92,8 +92,9 @@ with tempfile.TemporaryDirectory() as scratch:
 
     # SIGUSR1, while the network runs: the graph of that moment, written
     # before the program ends (and rewritten at its exit). It is sent again
-    # until the reader shows blocked (on a loaded machine it may not have
-    # run yet); then the flag file lets the program finish.
+    # until the reader shows blocked and the writer asleep (on a loaded
+    # machine they may not have got there yet); then the flag file lets the
+    # program finish.
     path = os.path.join(scratch, "signal.dot")
     flag = os.path.join(scratch, "seen")
     env = dict(os.environ, CSP_GRAPH=path)
@@ -110,7 +111,9 @@ with tempfile.TemporaryDirectory() as scratch:
             if os.path.exists(path):
                 with open(path) as f:
                     seen = f.read()
-                if seen.endswith("}\n") and "blocked reading" in seen:
+                # (The writer wakes every 50 ms to look for the flag: a graph
+                # drawn just then shows it running; the next one will not.)
+                if seen.endswith("}\n") and "blocked reading" in seen and "sleeping, timed or in io" in seen:
                     break
         running = child.poll() is None
         open(flag, "w").close()
