@@ -150,7 +150,12 @@ struct ForkState {
 
 void child_side(void* arg) noexcept {
     auto* s = static_cast<ForkState*>(arg);
-    if (runtime::tracing()) runtime::trace_os_process_name("multiprocess '" + *s->spec->name + "'");
+    try {
+        const std::string name = "multiprocess '" + *s->spec->name + "'";
+        runtime::name_os_process(name);
+        if (runtime::tracing()) runtime::trace_os_process_name(name);
+    } catch (const std::bad_alloc&) {  // (unnamed)
+    }
     while (s->rec->go.load(std::memory_order_acquire) == 0) runtime::futex_wait(s->rec->go, 0);
     // (Already failed: the parent refused a channel it holds; see refuse.)
     if (s->rec->state != ChildRecord::kFailed) {

@@ -108,7 +108,8 @@ std::string kind_of(const channels::ChannelCore* c) {
 
 Doing doing_of(const runtime::WaitReason* why, runtime::WaitKind kind) {
     if (kind == runtime::WaitKind::Timed) return Doing::Timed;
-    if (kind == runtime::WaitKind::Remote || kind == runtime::WaitKind::Rank || kind == runtime::WaitKind::RankJoin) {
+    if (kind == runtime::WaitKind::Remote || kind == runtime::WaitKind::Rank || kind == runtime::WaitKind::RankJoin ||
+        kind == runtime::WaitKind::OsJoin) {
         return Doing::Elsewhere;
     }
     switch (why ? why->subject_kind : runtime::Subject::None) {

@@ -15,7 +15,8 @@
 // Join wait: runnable fibers are in state Running, a woken thread is
 // Notified, and sleeps, timeouts and io calls are Timed waits, any of which
 // means somebody can still make progress. Remote waits (on something shared
-// with another OS process) veto the report: a partner there may end them.
+// with another OS process) and OsJoin waits (for a child OS process) make it
+// a matter for every OS process of the network: across.cpp.
 //
 // One more party can wake a process: a plain thread that holds a channel
 // end but has not used csp yet (an end made in main and moved into a
@@ -213,17 +214,21 @@ std::string Registry::explained() const {
 }
 
 Registry::Look Registry::look(std::vector<Parker*>* blocked) const {
-    bool ranks = false;
+    bool ranks = false, across = false;
     for (Parker* p : slots_) {
         if (!p) continue;
         if (p->state.load(std::memory_order_acquire) != kParked) return Look::Busy;
         const WaitKind kind = p->wait_kind.load(std::memory_order_relaxed);
-        if (kind == WaitKind::Blocked || kind == WaitKind::Rank) blocked->push_back(p);
-        else if (kind != WaitKind::Join && kind != WaitKind::RankJoin) return Look::Busy;  // a timer, io call or another OS process can still wake it
+        if (!can_deadlock(kind)) return Look::Busy;  // a timer or io call can still wake it
+        if (kind == WaitKind::Blocked || kind == WaitKind::Rank || kind == WaitKind::Remote) blocked->push_back(p);
         ranks |= kind == WaitKind::Rank || kind == WaitKind::RankJoin;
+        across |= kind == WaitKind::Remote || kind == WaitKind::OsJoin;
     }
-    if (blocked->empty() && !ranks) return Look::Nobody;  // nobody left at all: a normal end
-    return ranks ? Look::QuietForRanks : Look::Deadlocked;
+    // (Both at once: neither the ranks nor the OS processes alone can tell,
+    // and they do not ask each other.)
+    if (ranks && across) return Look::Busy;
+    if (blocked->empty() && !ranks && !across) return Look::Nobody;  // nobody left at all: a normal end
+    return ranks ? Look::QuietForRanks : across ? Look::QuietAcross : Look::Deadlocked;
 }
 
 std::string Registry::lines() const {
@@ -273,8 +278,12 @@ bool Registry::wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_
 
 void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
     Runtime& r = started();
+    // (Read before the walk: see across.cpp.)
+    const std::uint64_t crossings = crossings_now();
     std::vector<Parker*> blocked;
     std::shared_ptr<const std::string> report;
+    std::string across_lines;
+    std::vector<std::pair<Parker*, std::uint64_t>> stopped;  // (across: each wait, by its token)
     {
         Locked<SpinLock> hold(lock_);
         const Look seen = look(&blocked);
@@ -288,6 +297,10 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
             r.idle.load(std::memory_order_seq_cst) != static_cast<int>(r.workers.size())) {
             return;
         }
+        // Quiet here, but a wait may end from another OS process: noted in
+        // the inbox; the rest (the threads, the lines) only once every OS
+        // process looks quiet, as this runs whenever a worker goes idle.
+        if (seen == Look::QuietAcross && !note_quiet(r.inbox, crossings)) return;
         for (int tid : os_threads()) {
             if (!known_threads_.count(tid) && !older_threads_.count(tid) && !quiet_thread(tid)) {
                 logger().debug("no deadlock report: thread {} may still use a channel", tid);
@@ -304,12 +317,28 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
             return;
         }
         try {
-            report = std::make_shared<const std::string>(
-                "deadlock: every process is blocked and nothing can wake any of them:" + lines() + explained());
+            if (seen == Look::QuietAcross) {
+                across_lines = lines();
+                for (Parker* p : blocked) {
+                    const std::uint64_t word = p->selection.load(std::memory_order_acquire);
+                    if (static_cast<std::uint32_t>(word) == kWaiting) stopped.emplace_back(p, word >> 32);
+                }
+            } else {
+                report = std::make_shared<const std::string>(
+                    "deadlock: every process is blocked and nothing can wake any of them:" + lines() + explained());
+            }
         } catch (...) {
             return;  // no memory for the report: look again later
         }
-        if (!wake_deadlocked(blocked, report, false)) return;
+        if (seen == Look::Deadlocked && !wake_deadlocked(blocked, report, false)) return;
+    }
+    if (!report) {
+        // (Outside the registry's lock: the break, if this completes the
+        // proof, takes it again.)
+        if (confirm_quiet(r.inbox, crossings, across_lines, stopped) && !g_in_child) {
+            if (auto* reported = g_reported.load(std::memory_order_acquire)) reported();
+        }
+        return;
     }
     logger().info("{}", *report);
     if (auto* reported = g_reported.load(std::memory_order_acquire)) reported();
@@ -351,6 +380,10 @@ void break_rank_deadlock(const std::string& report) {
 
 std::string deadlock_report() {
     Parker* me = current();
+    if (me->broken_across) {  // (ended by a breaker in any OS process: across.cpp)
+        me->broken_across = false;
+        return across_report();
+    }
     const auto& report = record_of(me)->deadlock;
     return report ? *report : std::string();
 }

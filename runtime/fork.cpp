@@ -1,6 +1,7 @@
 // fork.cpp: running a child OS process (csp::multiprocess forks through here).
 //
-// Owns: run_os_process (fork on an io helper thread, wait for the child),
+// Owns: run_os_process (fork on an io helper thread, wait for the child
+// in an OsJoin wait),
 // the child's fresh start (after_fork_in_child) and exit_os_process, and
 // what a child leaves in the arena: its inbox, made here before the fork,
 // and the parkers it freed, handed back through the inbox when it ends
@@ -76,10 +77,13 @@ Inbox* inbox_for_child() {
             box->head.store(nullptr, std::memory_order_relaxed);
             box->rescues.store(nullptr, std::memory_order_relaxed);
             box->handed_back.store(0, std::memory_order_relaxed);
+            across_adopt(box, false);
             return box;
         }
     }
-    return arena_new<Inbox>();
+    Inbox* box = arena_new<Inbox>();
+    across_adopt(box, true);
+    return box;
 }
 
 void spare(Inbox* box) noexcept;
@@ -174,6 +178,7 @@ int run_os_process(const ForkHooks& hooks) noexcept {
         }
         if (pid < 0) {
             const int error = errno;
+            across_reaped(box);
             spare(box);  // (unused)
             hooks.parent(hooks.arg, -error);
             return;
@@ -181,13 +186,18 @@ int run_os_process(const ForkHooks& hooks) noexcept {
         hooks.parent(hooks.arg, pid);
         // Wait for it to end, but leave it unreaped until what it may have
         // held is taken back (its pid names it in the locks it held).
+        // (Meanwhile, only the child can make this OS process run again:
+        // see across.cpp.)
         siginfo_t info{};
+        os_job_waiting(true);
         while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0) {
             if (errno != EINTR) {
+                os_job_waiting(false);
                 logger().error("waitid({}) failed: {}", pid, std::strerror(errno));
                 return;
             }
         }
+        os_job_waiting(false);
         const int ended = info.si_code == CLD_EXITED ? (info.si_status & 0xff) << 8 : info.si_status & 0x7f;
         hooks.ended(hooks.arg, pid, ended);
         arena_take_back(&box->heaps, static_cast<std::uint32_t>(pid));
@@ -199,10 +209,11 @@ int run_os_process(const ForkHooks& hooks) noexcept {
             }
         }
         status = st;
+        across_reaped(box);
         trace_child_reaped(pid);
         take_back(box, st);
     };
-    run_io(job);
+    run_os_job(job);
     return status;
 }
 

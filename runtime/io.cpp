@@ -23,6 +23,11 @@ void IoPool::loop() noexcept {
         hold.unlock();
         (*job.call)();
         wake(job.parker, job.token, kWoken);
+        if (job.counted) {  // (run_os_job's: it ran until the wake-up, which leaves its caller running)
+            Runtime& r = started();
+            r.thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+            r.running_threads.fetch_sub(1, std::memory_order_seq_cst);
+        }
         hold.lock();
     }
 }
@@ -47,23 +52,56 @@ void IoPool::stop_all() noexcept {
     for (auto& t : threads) t.join();
 }
 
-void run_io(const std::function<void()>& call) noexcept {
-    if (!in_fiber()) {
-        call();
-        return;
-    }
+namespace {
+void submit_and_park(const std::function<void()>& call, WaitKind kind, const WaitReason* why) noexcept {
     struct Submit {
         IoPool* pool;
         IoPool::Job job;
-    } submit{&rt().io, {&call, current(), 0}};
+    } submit{&rt().io, {&call, current(), 0, kind == WaitKind::OsJoin}};
     submit.job.token = begin_wait(submit.job.parker);
-    static constexpr WaitReason kInIo{"is waiting for a blocking call (csp::io)"};
-    park(submit.job.parker, WaitKind::Timed, &kInIo,
+    park(submit.job.parker, kind, why,
          {[](void* arg) noexcept {
               auto* s = static_cast<Submit*>(arg);
               s->pool->submit(s->job);
           },
           &submit});
+}
+}  // namespace
+
+void run_io(const std::function<void()>& call) noexcept {
+    if (!in_fiber()) {
+        call();
+        return;
+    }
+    static constexpr WaitReason kInIo{"is waiting for a blocking call (csp::io)"};
+    submit_and_park(call, WaitKind::Timed, &kInIo);
+}
+
+void run_os_job(const std::function<void()>& call) noexcept {
+    // The helper counts as running from here (before its caller parks, so
+    // that nobody sees this OS process quiet with the job not yet begun)
+    // until it has woken its caller (IoPool::loop), but while it waits for
+    // the child (os_job_waiting).
+    (void)current();  // (a thread: registered, and so counted, before the count moves)
+    rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
+    static constexpr WaitReason kInChild{"is waiting for its OS process to end"};
+    submit_and_park(call, WaitKind::OsJoin, &kInChild);
+}
+
+void os_job_waiting(bool waiting) noexcept {
+    Runtime& r = started();
+    if (waiting) {
+        r.thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+        r.running_threads.fetch_sub(1, std::memory_order_seq_cst);
+        r.check_quiet();
+        return;
+    }
+    // The child has ended: this OS process runs again, from outside any of
+    // its processes (a crossing: see across.cpp).
+    r.running_threads.fetch_add(1, std::memory_order_seq_cst);
+    r.thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+    left_quiet();
+    crossed();
 }
 
 }  // namespace csp::runtime

@@ -260,7 +260,9 @@ namespace {
         // exchange publishes Notified: nothing of p is read after it. The
         // address stays mapped (arena); a stale futex wake-up is harmless, as
         // every futex waiter re-checks its word.
+        const bool across = p->home != g_local_inbox;  // (read before p may be freed)
         if (p->state.exchange(kNotified, std::memory_order_acq_rel) == kParked) futex_wake(p->state, 1);
+        if (across) crossed();
         return;
     }
     if (p->home != g_local_inbox) {
@@ -273,6 +275,7 @@ namespace {
                                                   std::memory_order_relaxed));
         // From here the owner may run the fiber, end it and free p.
         ring(box);
+        crossed();
         return;
     }
     // A fiber woken from a plain thread: to the queue of the worker it last
@@ -325,6 +328,7 @@ void rescue(Parker* p, std::uint64_t token, std::uint32_t won_mask, std::uint32_
         p->rescue_next = old;
     } while (!box->rescues.compare_exchange_weak(old, p, std::memory_order_seq_cst, std::memory_order_relaxed));
     ring(box);
+    if (box != g_local_inbox) crossed();
 }
 
 namespace {

@@ -45,6 +45,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -64,17 +65,21 @@ inline constexpr std::uint32_t kDeadlocked = 0xFFFFFFFFu;  // the deadlock break
 
 // What a parked process waits for. Blocked and Join waits can take part in a
 // deadlock (only another process of this OS process can end them); Timed
-// waits (sleep, timeout, io) end by themselves, and Remote waits (on an
-// object shared with another OS process) may be ended from outside, where
-// the detector cannot look. Rank waits are ended by another MPI rank: a
-// deadlock with them is a matter for every rank (set_rank_quiet_hook). The
-// deadlock breaker ends Blocked (and Rank) waits only: a Join ends when the
-// processes it waits for have unwound.
+// waits (sleep, timeout, io) end by themselves. Remote waits (on an object
+// shared with another OS process) may be ended from there: a deadlock with
+// them is a matter for every OS process of the network, which the detector
+// looks at through the arena (across.cpp). Rank waits are ended by another
+// MPI rank: a deadlock with them is a matter for every rank
+// (set_rank_quiet_hook). The deadlock breaker ends Blocked, Remote and Rank
+// waits only: a Join ends when the processes it waits for have unwound.
 // (RankJoin: waits for a process on another MPI rank to end, for its result.
 // Like Join it is never ended by the deadlock breaker: that process ends,
 // broken or not, and its result or failure comes; like Rank it makes this
 // rank's quiet a matter for every rank.)
-enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote, Rank, RankJoin };
+// (OsJoin: waits for a child OS process to end, csp::multiprocess's parent
+// side. Like Join it is never ended by the breaker; like Remote it makes
+// this OS process's quiet a matter for every OS process.)
+enum class WaitKind : std::uint8_t { Running, Blocked, Join, Timed, Remote, Rank, RankJoin, OsJoin };
 
 // WaitReason: what a parked process waits on, in the words of the layer that
 // parks it, for deadlock reports: "process 'p' " + phrase, then " 'object'"
@@ -111,6 +116,9 @@ struct Parker {
     std::atomic<WaitKind> wait_kind{WaitKind::Running};
     // True for plain threads (main, std::thread), false for fibers.
     bool is_thread = false;
+    // Its last wait was ended by the breaker of a deadlock across OS
+    // processes (who may be in another: its report is in the arena).
+    bool broken_across = false;
     // Its track in the trace (trace.cpp), given when its process starts.
     std::uint32_t trace_track = 0;
     // (Atomic: the detector reads it while a thread may be starting a new
@@ -339,6 +347,14 @@ void yield() noexcept;
 
 // run_io runs `call` on a helper thread; only the calling process waits.
 void run_io(const std::function<void()>& call) noexcept;
+// run_os_job: the same for a call that forks a child OS process and waits
+// for its end (fork.cpp), from a fiber or a thread: its caller waits in an
+// OsJoin wait, and the helper counts as running (for the deadlock detector)
+// but while it waits in waitid (os_job_waiting).
+void run_os_job(const std::function<void()>& call) noexcept;
+// name_os_process: in a child OS process, its name in reports of deadlocks
+// across OS processes (across.cpp).
+void name_os_process(std::string_view name) noexcept;
 
 // Deadlocks across MPI ranks (libcsp-mpi). When every process of this OS
 // process waits in a Blocked, Join or Rank wait, with at least one Rank wait

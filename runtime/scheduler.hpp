@@ -23,6 +23,7 @@
 #include "runtime/arena.hpp"
 #include "runtime/context.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/shared_lock.hpp"
 #include "runtime/spin_lock.hpp"
 
 #include <atomic>
@@ -64,6 +65,32 @@ struct Inbox {
     // The OS process's pid, set when its runtime starts (for the trace: the
     // group of a partner's track).
     std::int32_t pid = 0;
+
+    // For the deadlock detector across OS processes (across.cpp): every
+    // inbox ever made is on one list (never taken off: inboxes are reused,
+    // not freed); `live` while its OS process may run (from before the fork
+    // until its parent has reaped it).
+    Inbox* next_inbox = nullptr;
+    std::atomic<std::uint32_t> live{0};
+    // 0 while its OS process runs; else (crossings + 1) << 1 as read when it
+    // last found itself quiet, | 1 once confirmed (its lines written).
+    std::atomic<std::uint64_t> quiet{0};
+    std::atomic<std::uint64_t> rung{0};  // the last note it was rung for
+    // When confirmed: its report lines (names are private to each OS
+    // process) and its waits for the breaker to end (parker, wait token),
+    // in the arena, under lines_lock; and its name in the reports.
+    struct Stopped {
+        Parker* parker;
+        std::uint64_t token;
+    };
+    SharedLock lines_lock;
+    char* lines = nullptr;
+    std::uint32_t lines_size = 0;
+    std::uint32_t lines_capacity = 0;
+    Stopped* stopped = nullptr;
+    std::uint32_t stopped_size = 0;
+    std::uint32_t stopped_capacity = 0;
+    char name[64]{};
 };
 
 // ring rouses one sleeping worker of the OS process whose inbox `box` is.
@@ -84,12 +111,11 @@ enum : std::uint32_t { kAwake = 0, kAsleep = 1, kRousedRemotely = 2 };
 inline constexpr std::int64_t kTakeOverGrace = 1'000'000;
 inline constexpr std::int64_t kBusyLook = 5'000'000;
 
-// can_deadlock: a wait of this kind only another process of this OS process
-// can end.
-// (A Rank wait counts too: a thread in one is not running, for the walk;
-// the walk then asks every rank.)
+// can_deadlock: a wait of this kind only another process can end (of this
+// OS process, or of another one, or another rank: the walk then asks them
+// all).
 inline bool can_deadlock(WaitKind k) noexcept {
-    return k == WaitKind::Blocked || k == WaitKind::Join || k == WaitKind::Rank || k == WaitKind::RankJoin;
+    return k != WaitKind::Running && k != WaitKind::Timed;
 }
 
 // ProcessRecord: what the private records of fibers and threads share (a
@@ -284,7 +310,7 @@ public:
     void break_for_ranks(std::shared_ptr<const std::string> report) noexcept;
 
 private:
-    enum class Look { Busy, Nobody, Deadlocked, QuietForRanks };
+    enum class Look { Busy, Nobody, Deadlocked, QuietForRanks, QuietAcross };
     // look: the walk (lock_ held): the parkers of a local deadlock in
     // *blocked. It reads states only: what a parker waits on may be gone
     // the moment after (woken, its channel freed and the memory reused), so
@@ -318,6 +344,7 @@ struct IoPool {
         const std::function<void()>* call;
         Parker* parker;
         std::uint64_t token;
+        bool counted = false;  // run_os_job's: its helper counts as running
     };
     std::mutex mutex;
     std::condition_variable cv;
@@ -412,6 +439,8 @@ void adopt_free_parkers(void* chain) noexcept;
 // park.cpp
 std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Release release) noexcept;
 void run_task(Worker* w, Task* t) noexcept;
+// io.cpp: run_os_job's helper waits for its child (true), or has seen it end.
+void os_job_waiting(bool waiting) noexcept;
 Task* next_local(Worker* w) noexcept;
 Context* task_entry(void* arg) noexcept;
 
@@ -437,5 +466,32 @@ void release_thread_parker_at_exit() noexcept;
 
 // deadlock.cpp
 int this_tid() noexcept;  // (name_of: runtime.hpp)
+
+// across.cpp: deadlocks across OS processes. `crossings` counts the wake-ups
+// that cross from one OS process to another (a waker bumps it once its
+// wake-up is visible: crossed()); every OS process notes in its inbox the
+// count it saw as it last found itself quiet (every process in a Blocked,
+// Join, Remote or OsJoin wait, its inbox empty, nobody running); when every
+// live inbox holds the same count, and the count has not moved, nobody
+// anywhere can wake anybody (see across.cpp for why).
+void across_start(Runtime& r);            // a runtime starts (the first makes the shared record)
+void across_adopt(Inbox* box, bool made);  // a child's inbox, before its fork
+void across_reaped(Inbox* box) noexcept;   // its child has ended: no longer live
+std::uint64_t crossings_now() noexcept;
+void crossed() noexcept;
+void left_quiet() noexcept;  // this OS process runs again (cheap when it was not quiet)
+// note_quiet: this OS process is quiet, having read `seen` crossings before
+// it looked: noted in its inbox. True when every other live inbox is quiet
+// at `seen` too (those quiet at an older count are rung, to look again).
+bool note_quiet(Inbox* box, std::uint64_t seen) noexcept;
+// confirm_quiet: the same, confirmed with its report lines and the waits
+// a breaker is to end; then, if every live inbox is confirmed at `seen` and
+// the count has not moved, the deadlock is broken: every OS process's
+// waits end with kDeadlocked (true; false: not yet, and the unconfirmed are
+// rung).
+bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines,
+                   const std::vector<std::pair<Parker*, std::uint64_t>>& stopped) noexcept;
+// across_report: the report of the last deadlock across OS processes.
+std::string across_report();
 
 }  // namespace csp::runtime

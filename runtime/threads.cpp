@@ -26,6 +26,10 @@ constexpr std::int64_t kRescueLook = 20'000'000;  // ns
 // (initial-exec: see t_worker.)
 __attribute__((tls_model("initial-exec"))) thread_local std::unique_ptr<ThreadRecord> t_thread;
 
+// The first thread to use csp is almost always main (in a forked child, the
+// one that runs the child's call).
+std::atomic<bool> g_main_taken{false};
+
 }  // namespace
 
 ThreadRecord::ThreadRecord() {
@@ -39,10 +43,8 @@ ThreadRecord::ThreadRecord() {
     parker = new_parker(this, true);
     std::ostringstream id;
     id << std::this_thread::get_id();
-    static std::atomic<bool> main_taken{false};
     bool expected = false;
-    // The first thread to use csp is almost always main.
-    name = main_taken.compare_exchange_strong(expected, true) ? "main" : "thread " + id.str();
+    name = g_main_taken.compare_exchange_strong(expected, true) ? "main" : "thread " + id.str();
     r.registry.add(parker);
     trace_process_start(parker, name.c_str());
 }
@@ -115,6 +117,7 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
         if (can_deadlock(kind)) {
             rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
             rt().thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+            left_quiet();
         }
     }
     p->state.store(kRunning, std::memory_order_relaxed);
@@ -125,6 +128,7 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
 
 void forget_thread_record_after_fork() noexcept {
     (void)t_thread.release();  // the parent's record of this thread, not the child's to destroy
+    g_main_taken.store(false, std::memory_order_relaxed);
 }
 
 void release_thread_parker_at_exit() noexcept {

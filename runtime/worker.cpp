@@ -61,6 +61,7 @@ Runtime::Runtime() {
     inbox->count = static_cast<std::uint32_t>(n);
     inbox->pid = static_cast<std::int32_t>(getpid());
     g_local_inbox = inbox;
+    across_start(*this);
     workers.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
         auto* word = ::new (static_cast<void*>(&inbox->words[i])) std::atomic<std::uint32_t>(kAwake);
@@ -187,6 +188,7 @@ bool Worker::drain_inbox() noexcept {
         // The rescues first, then the inbox (see finish_rescue).
         Parker* rescued = box->rescues.exchange(nullptr, std::memory_order_seq_cst);
         Parker* p = box->head.exchange(nullptr, std::memory_order_seq_cst);
+        left_quiet();
         // The stack holds the newest first: reverse it so wake-ups run in order.
         Parker* fifo = nullptr;
         while (p) {

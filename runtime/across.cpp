@@ -1,0 +1,298 @@
+// across.cpp: deadlocks across OS processes.
+//
+// Owns: the network's count of crossings and list of inboxes (one shared
+// record in the arena, made by the first runtime, before any fork), each
+// inbox's quiet note and report lines, and the breaking of a deadlock that
+// spans OS processes. Must hold: every wake-up that one OS process gives
+// another bumps `crossings` once it is visible (the parker pushed on the
+// inbox, the thread notified: park.cpp), and whatever makes an OS process
+// run again from outside its processes (the end of a child it waits for:
+// fork.cpp) counts as running there and bumps it too.
+//
+// The detector of one OS process (deadlock.cpp) ends its walk with "quiet
+// across" when every process waits in a Blocked, Join, Remote or OsJoin
+// wait with at least one Remote or OsJoin, no worker runs, no thread runs
+// and its inbox is empty. It read `crossings` before the walk (C) and notes
+// C in its inbox. When every live inbox holds C and `crossings` is still C,
+// there is a deadlock. Why: suppose some OS process X was not quiet at that
+// last read. X noted C while quiet, so it ran again afterwards, because a
+// waker W of another OS process Y readied one of its processes (nothing
+// else can: its own timers, io calls and unknown threads forbid the note,
+// and the end of a child counts as a crossing). W's bump comes after its
+// wake-up, which came after X's look (or X would not have been quiet), so
+// after X read C: it must come after the last read, which saw C. Y was
+// running when W woke X; Y noted C while quiet too, and could not note it
+// while W ran (W's own bump was still to come, and the note reads the count
+// first), so Y noted it before W ran, and ran again afterwards, woken by a
+// waker of a third OS process, earlier still... An infinite regress of
+// distinct wake-ups, each before the last: impossible. So every OS process
+// was quiet at that read, with nothing in flight: nobody can wake anybody.
+// (Outside the model: a child killed by a signal from outside while the
+// network is deadlocked.)
+//
+// The cost stays off the communication path: a worker that goes idle in a
+// quiet OS process notes it (a few loads and stores) and looks at the
+// other inboxes; only when all look quiet does it list the OS threads (for
+// unknown ones) and write its lines and the tokens of its waits,
+// "confirming", and ring the inboxes
+// not yet confirmed at C, whose workers wake, look again and confirm. One
+// noted at an older count, while the others agree, is rung to look again
+// (the count moves with wake-ups between other OS processes, and a quiet
+// one would not look again by itself). Whoever finds every inbox confirmed
+// at C, and `crossings` still C, breaks the deadlock (one per C: `broken`):
+// it joins the lines into the report, kept in the arena, and ends every
+// Blocked and Remote wait listed in the inboxes, in whatever OS process
+// (end_waits); a process so woken reads the report there (broken_across).
+#include "runtime/scheduler.hpp"
+
+#include "runtime/log.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace csp::runtime {
+
+namespace {
+
+struct Across {
+    std::atomic<std::uint64_t> crossings{0};
+    std::atomic<Inbox*> inboxes{nullptr};  // a list, pushed on only
+    std::atomic<std::uint64_t> broken{0};  // the last C + 1 broken
+    SharedLock lock;                       // the report of the last one
+    char* report = nullptr;
+    std::size_t report_size = 0;
+};
+
+// The network's record: made by the first OS process's runtime, inherited
+// (the same address in the arena) by every child.
+Across* g_across = nullptr;
+
+void push_inbox(Inbox* box) noexcept {
+    Inbox* head = g_across->inboxes.load(std::memory_order_relaxed);
+    do {
+        box->next_inbox = head;
+    } while (!g_across->inboxes.compare_exchange_weak(head, box, std::memory_order_acq_rel,
+                                                      std::memory_order_relaxed));
+}
+
+template <class See>
+void each_live(See see) {
+    for (Inbox* box = g_across->inboxes.load(std::memory_order_acquire); box; box = box->next_inbox) {
+        if (box->live.load(std::memory_order_seq_cst) != 0) see(box);
+    }
+}
+
+constexpr std::uint64_t noted(std::uint64_t seen) noexcept { return (seen + 1) << 1; }
+constexpr std::uint64_t kConfirmed = 1;
+
+// look_again: rouse a quiet OS process to look again, once per note.
+void look_again(Inbox* box, std::uint64_t note) noexcept {
+    std::uint64_t rung = box->rung.load(std::memory_order_relaxed);
+    do {
+        if (rung >= note) return;
+    } while (!box->rung.compare_exchange_weak(rung, note, std::memory_order_relaxed));
+    ring(box);
+}
+
+std::string lines_of(Inbox* box) {
+    Locked<SharedLock> hold(box->lines_lock);
+    return std::string(box->lines ? box->lines : "", box->lines_size);
+}
+
+void write_lines(Inbox* box, const std::string& text, const std::vector<std::pair<Parker*, std::uint64_t>>& stopped) {
+    Locked<SharedLock> hold(box->lines_lock);
+    if (text.size() > box->lines_capacity) {
+        char* fresh = static_cast<char*>(arena_allocate(text.size()));
+        arena_free(box->lines);
+        box->lines = fresh;
+        box->lines_capacity = static_cast<std::uint32_t>(text.size());
+    }
+    if (!text.empty()) std::memcpy(box->lines, text.data(), text.size());
+    box->lines_size = static_cast<std::uint32_t>(text.size());
+    if (stopped.size() > box->stopped_capacity) {
+        auto* fresh = static_cast<Inbox::Stopped*>(arena_allocate(stopped.size() * sizeof(Inbox::Stopped)));
+        arena_free(box->stopped);
+        box->stopped = fresh;
+        box->stopped_capacity = static_cast<std::uint32_t>(stopped.size());
+    }
+    for (std::size_t i = 0; i < stopped.size(); ++i) box->stopped[i] = {stopped[i].first, stopped[i].second};
+    box->stopped_size = static_cast<std::uint32_t>(stopped.size());
+}
+
+// end_waits: every wait the confirmed inboxes list, ended with kDeadlocked.
+// All are won first, then readied, as the breaker of one OS process does
+// (Registry::wake_deadlocked): none of them unwinds (retiring or poisoning
+// what another still waits on) before every one has its outcome. Nobody can
+// wake them meanwhile (that is what was proven), and a parker, in the arena
+// for good, is only won in the wait its token names.
+void end_waits() noexcept {
+    std::vector<Inbox::Stopped> all;
+    std::vector<SharedLock*> locks;
+    try {
+        each_live([&](Inbox* box) {
+            Locked<SharedLock> hold(box->lines_lock);
+            all.insert(all.end(), box->stopped, box->stopped + box->stopped_size);
+        });
+        for (const Inbox::Stopped& w : all) {
+            SharedLock* l = w.parker->completer_lock;
+            if (l && std::find(locks.begin(), locks.end(), l) == locks.end()) locks.push_back(l);
+        }
+    } catch (const std::bad_alloc&) {
+        return;  // (then the deadlock stays: logged above)
+    }
+    // (A completer lock is held only for a moment by a process that runs:
+    // one that another breaker's unwinding has woken, say.)
+    for (SharedLock* l : locks) l->lock();
+    std::size_t won = 0;
+    for (Inbox::Stopped& w : all) {
+        if (try_complete(w.parker, w.token, kDeadlocked)) {
+            w.parker->broken_across = true;  // (read by it once readied)
+            all[won++] = w;
+        }
+    }
+    for (SharedLock* l : locks) l->unlock();
+    for (std::size_t i = 0; i < won; ++i) ready(all[i].parker);
+}
+
+// try_break: every live inbox confirmed at `seen`? Then break (once).
+bool try_break(Inbox* mine, std::uint64_t seen) noexcept {
+    const std::uint64_t want = noted(seen) | kConfirmed;
+    bool all = true;
+    each_live([&](Inbox* box) {
+        const std::uint64_t q = box->quiet.load(std::memory_order_seq_cst);
+        if (q == want) return;
+        all = false;
+        // Running (0): it looks again when it goes quiet. Noted and not
+        // confirmed, or noted at an older count: rouse it to look (each
+        // time: it may have looked in vain while another ran, and only a
+        // confirmation, which is progress, rings).
+        if (q != 0 && box != mine) ring(box);
+    });
+    if (!all || crossings_now() != seen) return false;
+    std::uint64_t last = g_across->broken.load(std::memory_order_acquire);
+    do {
+        if (last >= seen + 1) return false;  // (somebody else broke this one)
+    } while (!g_across->broken.compare_exchange_weak(last, seen + 1, std::memory_order_acq_rel));
+    std::string report = "deadlock: every process is blocked and nothing can wake any of them (across OS processes):";
+    try {
+        std::vector<Inbox*> boxes;  // (the list is newest first: the program's own comes first)
+        each_live([&](Inbox* box) { boxes.push_back(box); });
+        for (auto it = boxes.rbegin(); it != boxes.rend(); ++it) report += lines_of(*it);
+    } catch (const std::bad_alloc&) {  // (the breaking matters more than the words)
+    }
+    {
+        Locked<SharedLock> hold(g_across->lock);
+        try {
+            char* text = static_cast<char*>(arena_allocate(report.size() + 1));
+            std::memcpy(text, report.c_str(), report.size() + 1);
+            arena_free(g_across->report);
+            g_across->report = text;
+            g_across->report_size = report.size();
+        } catch (const std::bad_alloc&) {  // (the old report, or none)
+        }
+    }
+    logger().info("{}", report);
+    end_waits();
+    return true;
+}
+
+}  // namespace
+
+void across_start(Runtime& r) {
+    Inbox* box = r.inbox;
+    if (!g_in_child) {
+        g_across = arena_new<Across>();
+        push_inbox(box);
+        box->live.store(1, std::memory_order_seq_cst);
+    }
+    // (A child's was adopted by its parent before the fork.)
+}
+
+void across_adopt(Inbox* box, bool made) {
+    box->quiet.store(0, std::memory_order_relaxed);
+    box->rung.store(0, std::memory_order_relaxed);
+    box->lines_size = 0;
+    box->stopped_size = 0;
+    box->name[0] = '\0';
+    if (made) push_inbox(box);
+    box->live.store(1, std::memory_order_seq_cst);
+}
+
+void across_reaped(Inbox* box) noexcept { box->live.store(0, std::memory_order_seq_cst); }
+
+std::uint64_t crossings_now() noexcept {
+    return g_across ? g_across->crossings.load(std::memory_order_seq_cst) : 0;
+}
+
+void crossed() noexcept {
+    if (g_across) g_across->crossings.fetch_add(1, std::memory_order_seq_cst);
+}
+
+// (Only when something does run: a worker woken for nothing, say by a ring
+// from look_again, stays noted.)
+void left_quiet() noexcept {
+    Inbox* box = g_local_inbox;
+    if (box && box->quiet.load(std::memory_order_relaxed) != 0) box->quiet.store(0, std::memory_order_seq_cst);
+}
+
+void name_os_process(std::string_view name) noexcept {
+    if (Inbox* box = g_given_inbox) {
+        const std::size_t n = std::min(name.size(), sizeof box->name - 1);
+        std::memcpy(box->name, name.data(), n);
+        box->name[n] = '\0';
+    }
+}
+
+bool note_quiet(Inbox* box, std::uint64_t seen) noexcept {
+    if (!g_across) return false;
+    // (A wake-up pushed here is one this OS process has yet to run.)
+    if (box->head.load(std::memory_order_seq_cst) || box->rescues.load(std::memory_order_seq_cst)) return false;
+    const std::uint64_t note = noted(seen);
+    if ((box->quiet.load(std::memory_order_relaxed) & ~kConfirmed) != note) {
+        box->quiet.store(note, std::memory_order_seq_cst);
+    }
+    bool all = true;
+    each_live([&](Inbox* other) {
+        if (other == box) return;
+        const std::uint64_t q = other->quiet.load(std::memory_order_seq_cst) & ~kConfirmed;
+        if (q == note) return;
+        all = false;
+        if (q != 0) look_again(other, note);  // quiet since an older count
+    });
+    return all;
+}
+
+bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines,
+                   const std::vector<std::pair<Parker*, std::uint64_t>>& stopped) noexcept {
+    const std::uint64_t note = noted(seen);
+    try {
+        std::string text = "\n  in OS process " + std::to_string(box->pid);
+        text += box->name[0] ? std::string(", ") + box->name + ":" : std::string(", the program's own:");
+        for (std::size_t at = 0; at < lines.size();) {  // each line indented once more
+            const std::size_t next = lines.find('\n', at + 1);
+            text += "\n  " + lines.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+            at = next == std::string::npos ? lines.size() : next;
+        }
+        write_lines(box, text, stopped);
+    } catch (const std::bad_alloc&) {
+        return false;  // (not confirmed: looked at again later)
+    }
+    std::uint64_t q = note;
+    // (Only over its own note: one that has moved on since is not confirmed.)
+    if (!box->quiet.compare_exchange_strong(q, note | kConfirmed, std::memory_order_seq_cst) &&
+        q != (note | kConfirmed)) {
+        return false;
+    }
+    return try_break(box, seen);
+}
+
+std::string across_report() {
+    if (!g_across) return {};
+    Locked<SharedLock> hold(g_across->lock);
+    return g_across->report ? std::string(g_across->report, g_across->report_size) : std::string();
+}
+
+}  // namespace csp::runtime
