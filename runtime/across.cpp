@@ -128,7 +128,7 @@ void write_lines(Inbox* box, const std::string& text, const std::vector<std::pai
 // what another still waits on) before every one has its outcome. Nobody can
 // wake them meanwhile (that is what was proven), and a parker, in the arena
 // for good, is only won in the wait its token names.
-void end_waits() noexcept {
+bool end_waits() noexcept {
     std::vector<Inbox::Stopped> all;
     std::vector<SharedLock*> locks;
     try {
@@ -137,14 +137,15 @@ void end_waits() noexcept {
             all.insert(all.end(), box->stopped, box->stopped + box->stopped_size);
         });
         for (const Inbox::Stopped& w : all) {
-            SharedLock* l = w.parker->completer_lock;
-            if (l && std::find(locks.begin(), locks.end(), l) == locks.end()) locks.push_back(l);
+            if (SharedLock* l = w.parker->completer_lock) locks.push_back(l);
         }
     } catch (const std::bad_alloc&) {
-        return;  // (then the deadlock stays: logged above)
+        return false;
     }
-    // (A completer lock is held only for a moment by a process that runs:
-    // one that another breaker's unwinding has woken, say.)
+    // (In one order, should a process that runs after all hold some: the
+    // unwinding of an earlier deadlock, say.)
+    std::sort(locks.begin(), locks.end());
+    locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
     for (SharedLock* l : locks) l->lock();
     std::size_t won = 0;
     for (Inbox::Stopped& w : all) {
@@ -155,6 +156,7 @@ void end_waits() noexcept {
     }
     for (SharedLock* l : locks) l->unlock();
     for (std::size_t i = 0; i < won; ++i) ready(all[i].parker);
+    return true;
 }
 
 // try_break: every live inbox confirmed at `seen`? Then break (once).
@@ -176,6 +178,13 @@ bool try_break(Inbox* mine, std::uint64_t seen) noexcept {
     do {
         if (last >= seen + 1) return false;  // (somebody else broke this one)
     } while (!g_across->broken.compare_exchange_weak(last, seen + 1, std::memory_order_acq_rel));
+    // The breaker runs (its OS process is not quiet while it wakes others,
+    // who may be its own alone), and the count moves: every OS process notes
+    // again before another deadlock can be found.
+    Runtime& r = started();
+    r.running_threads.fetch_add(1, std::memory_order_seq_cst);
+    left_quiet();
+    crossed();
     std::string report = "deadlock: every process is blocked and nothing can wake any of them (across OS processes):";
     try {
         std::vector<Inbox*> boxes;  // (the list is newest first: the program's own comes first)
@@ -194,9 +203,12 @@ bool try_break(Inbox* mine, std::uint64_t seen) noexcept {
         } catch (const std::bad_alloc&) {  // (the old report, or none)
         }
     }
-    logger().info("{}", report);
-    end_waits();
-    return true;
+    const bool ended = end_waits();
+    if (ended) logger().info("{}", report);
+    r.thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+    r.running_threads.fetch_sub(1, std::memory_order_seq_cst);
+    r.check_quiet();  // (no memory to end them: looked at again, at the new count)
+    return ended;
 }
 
 }  // namespace
@@ -254,14 +266,24 @@ bool note_quiet(Inbox* box, std::uint64_t seen) noexcept {
     if ((box->quiet.load(std::memory_order_relaxed) & ~kConfirmed) != note) {
         box->quiet.store(note, std::memory_order_seq_cst);
     }
-    bool all = true;
+    // Others noted at an older count are rung to look again, but only when
+    // nobody runs (one that runs notes again when it stops, and rings then):
+    // two quiet OS processes would otherwise ring each other for as long as
+    // two others talk.
+    bool all = true, running = false;
+    Inbox* older[8];
+    std::size_t n_older = 0;
     each_live([&](Inbox* other) {
         if (other == box) return;
         const std::uint64_t q = other->quiet.load(std::memory_order_seq_cst) & ~kConfirmed;
         if (q == note) return;
         all = false;
-        if (q != 0) look_again(other, note);  // quiet since an older count
+        if (q == 0) running = true;
+        else if (n_older < std::size(older)) older[n_older++] = other;
     });
+    if (!running) {
+        for (std::size_t i = 0; i < n_older; ++i) look_again(older[i], note);
+    }
     return all;
 }
 

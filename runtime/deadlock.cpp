@@ -270,6 +270,7 @@ bool Registry::wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_
         const std::uint64_t word = p->selection.load();
         if (static_cast<std::uint32_t>(word) != kWaiting) continue;
         record_of(p)->deadlock = report;  // (read by it only once this wake has won)
+        p->broken_across = false;
         wake(p, word >> 32, kDeadlocked);
     }
     for (SharedLock* held : locks) held->unlock();

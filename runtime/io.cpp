@@ -27,6 +27,7 @@ void IoPool::loop() noexcept {
             Runtime& r = started();
             r.thread_wakes.fetch_add(1, std::memory_order_seq_cst);
             r.running_threads.fetch_sub(1, std::memory_order_seq_cst);
+            r.check_quiet();  // (its caller may have parked again meanwhile: nobody else would look)
         }
         hold.lock();
     }

@@ -74,10 +74,6 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
     release();
     std::uint32_t expected = kRunning;
     if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
-        if (can_deadlock(kind)) {
-            rt().running_threads.fetch_sub(1, std::memory_order_seq_cst);
-            rt().check_quiet();
-        }
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(timeout_ns);
         // A short spin first: the partner is often on another core (or in
         // another OS process) and about to answer; a futex sleep and wake-up
@@ -86,6 +82,13 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
             __builtin_ia32_pause();
         }
         for (int i = 0; i < 64 && p->state.load(std::memory_order_acquire) == kParked; ++i) sched_yield();
+        // Only now, about to sleep, does it stop counting as running (and
+        // the deadlock detector may look): not on every short wait.
+        const bool counted = can_deadlock(kind) && p->state.load(std::memory_order_acquire) == kParked;
+        if (counted) {
+            rt().running_threads.fetch_sub(1, std::memory_order_seq_cst);
+            rt().check_quiet();
+        }
         // A wait that another OS process may end (a Remote one, or a Timed
         // one on channels that cross) is looked at every kRescueLook as
         // well: a waker there that died after it had won it leaves it to a
@@ -114,7 +117,7 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
             }
             futex_wait(p->state, kParked, left);
         }
-        if (can_deadlock(kind)) {
+        if (counted) {
             rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
             rt().thread_wakes.fetch_add(1, std::memory_order_seq_cst);
             left_quiet();

@@ -188,6 +188,10 @@ bool Worker::drain_inbox() noexcept {
         // The rescues first, then the inbox (see finish_rescue).
         Parker* rescued = box->rescues.exchange(nullptr, std::memory_order_seq_cst);
         Parker* p = box->head.exchange(nullptr, std::memory_order_seq_cst);
+        // Something runs again here, roused from outside: a walk of the
+        // deadlock detector under way meanwhile must not count (the rouser
+        // left the idle count alone), nor a note of quiet stand.
+        r.thread_wakes.fetch_add(1, std::memory_order_seq_cst);
         left_quiet();
         // The stack holds the newest first: reverse it so wake-ups run in order.
         Parker* fifo = nullptr;

@@ -214,3 +214,25 @@ TEST_CASE("a cycle through a choice and a barrier across OS processes is reporte
     }
     CHECK(unreaped_children() == "");
 }
+
+TEST_CASE("a child that catches a deadlock across OS processes and waits again is told again",
+          "[multiprocess][deadlock]") {
+    // Only the child's own waits end each time (its parent waits for it in
+    // an OsJoin wait, which no breaker ends), so nothing crosses between one
+    // deadlock and the next but the breaking itself.
+    csp::Channel<int> a("never-a"), b("never-b");
+    auto stubborn = csp::multiprocess("stubborn", [](csp::ChannelIn<int> a, csp::ChannelIn<int> b) {
+        int told = 0;
+        for (int round = 0; round < 3; ++round) {
+            try {
+                (void)(round % 2 ? b() : a());
+            } catch (const csp::DeadlockError&) {
+                ++told;
+            }
+        }
+        return told;
+    });
+    const std::vector<int> told = csp::Parallel(std::vector{stubborn(a.reader(), b.reader())});
+    CHECK(told == std::vector<int>{3});
+    CHECK(unreaped_children() == "");
+}
