@@ -18,6 +18,7 @@
 #include "runtime/scheduler.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -107,6 +108,9 @@ struct Trace {
         }
     }
     void flush();
+    // write_all: the OS process's name, track 0, its events and its
+    // children's (as part: without the file's head and tail).
+    void write_all(std::FILE* f, bool part, int group);
 };
 
 Trace& trace() {
@@ -181,25 +185,66 @@ void Trace::flush() {
         logger().error("CSP_TRACE: cannot write '{}': {}", target, std::strerror(errno));
         return;
     }
-    const int pid = static_cast<int>(getpid());
-    if (!part) std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", f);
-    else std::fputs(",\n", f);
-    // The OS process's name first (so that every later event follows one).
-    std::fprintf(f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":\"", pid);
-    write_escaped(f, os_name + " (pid " + std::to_string(pid) + ")");
-    std::fputs("\"}}", f);
-    // Track 0: threads that are not processes (instants and flow ends of a
-    // thread that has not used csp; in a simulation, the thread that runs
-    // it).
-    std::fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":\"%s\"}}", pid,
-                 "threads, not processes");
-    for (const Event& e : events) write_event(f, e);
-    std::fwrite(parts.data(), 1, parts.size(), f);
+    write_all(f, part, static_cast<int>(getpid()));
     if (!part) std::fputs("\n]}\n", f);
     std::fclose(f);
     if (part) std::rename(target.c_str(), written.c_str());
     events.clear();
     parts.clear();
+}
+
+void Trace::write_all(std::FILE* f, bool part, int group) {
+    if (!part) std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", f);
+    else std::fputs(",\n", f);
+    // The OS process's name first (so that every later event follows one).
+    std::fprintf(f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":\"", group);
+    write_escaped(f, os_name + " (pid " + std::to_string(getpid()) + ")");
+    std::fputs("\"}}", f);
+    // Track 0: threads that are not processes (instants and flow ends of a
+    // thread that has not used csp; in a simulation, the thread that runs
+    // it).
+    std::fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":\"%s\"}}",
+                 group, "threads, not processes");
+    for (const Event& e : events) write_event(f, e);
+    std::fwrite(parts.data(), 1, parts.size(), f);
+}
+
+// shifted: events as write_event wrote them (a child's part), with `shift`
+// ns added to each "ts", `id_salt` to each flow "id", `pid_salt` to each
+// "pid".
+std::string shifted(const std::string& text, std::int64_t shift, std::uint64_t id_salt, std::int32_t pid_salt) {
+    std::string out;
+    out.reserve(text.size());
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t key = text.find("\":", at);
+        if (key == std::string::npos) break;
+        const std::size_t open = text.rfind('"', key - 1);
+        const std::string_view name(text.data() + open + 1, key - open - 1);
+        std::size_t end = key + 2;
+        while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
+        out.append(text, at, key + 2 - at);
+        const std::string number = text.substr(key + 2, end - key - 2);
+        if (number.empty() || (name != "ts" && name != "id" && name != "pid")) {
+            out += number;
+        } else if (name == "ts") {
+            const std::size_t dot = number.find('.');
+            std::int64_t ns = std::stoll(number.substr(0, dot)) * 1000 +
+                              (dot == std::string::npos ? 0 : std::stoll(number.substr(dot + 1)));
+            ns += shift;
+            char room[48];
+            std::snprintf(room, sizeof room, "%lld.%03lld", static_cast<long long>(ns / 1000),
+                          static_cast<long long>(ns % 1000));
+            out += room;
+        } else if (name == "id") {
+            out += std::to_string(std::stoull(number) + id_salt);
+        } else {
+            out += std::to_string(std::stoll(number) + pid_salt);
+        }
+        at = end;
+    }
+    out.append(text, at, std::string::npos);
+    return out;
 }
 
 // blocked_name: a wait's slice name, its reason's phrase without "is ",
@@ -330,5 +375,43 @@ void trace_drop_since(std::size_t mark) noexcept {
 }
 
 const char* trace_path() noexcept { return tracing() ? trace().path.c_str() : ""; }
+
+std::int64_t trace_start_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(trace().start.time_since_epoch()).count();
+}
+
+std::string trace_hand_over(std::int64_t shift_ns, std::uint64_t id_salt, std::int32_t pid_salt) {
+    if (!tracing()) return {};
+    Trace& t = trace();
+    std::lock_guard<std::mutex> hold(t.mutex);
+    trace_detail::enabled.store(false);
+    for (Event& e : t.events) {
+        e.nanos += shift_ns;
+        e.pid += pid_salt;
+        if (e.phase == 's' || e.phase == 'f') e.number += id_salt;
+    }
+    t.parts = shifted(t.parts, shift_ns, id_salt, pid_salt);
+    char* text = nullptr;
+    std::size_t size = 0;
+    std::FILE* f = open_memstream(&text, &size);
+    if (!f) throw std::bad_alloc();
+    t.write_all(f, true, static_cast<int>(getpid()) + pid_salt);
+    std::fclose(f);
+    std::string part(text, size);
+    std::free(text);
+    t.events.clear();
+    t.parts.clear();
+    t.written.clear();  // (rank 0 writes it)
+    return part;
+}
+
+void trace_take_in(const std::string& part) noexcept {
+    if (!tracing()) return;
+    try {
+        std::lock_guard<std::mutex> hold(trace().mutex);
+        trace().parts += part;
+    } catch (const std::bad_alloc&) {
+    }
+}
 
 }  // namespace csp::runtime

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace csp::runtime {
@@ -70,6 +71,17 @@ void trace_os_process_name(std::string_view name) noexcept;
 void trace_child_reaped(int pid) noexcept;
 void trace_after_fork_in_child() noexcept;
 void trace_child_exit() noexcept;
+
+// MPI ranks (libcsp-mpi): each rank's events go to rank 0, which writes them
+// with its own. trace_start_ns: when this trace began (steady clock, ns since
+// its epoch). trace_hand_over: this OS process's events so far (with its
+// children's), as a part for another trace to take in (trace_take_in),
+// moved by `shift_ns` on the time axis, with `salt` added to flow ids and
+// pids (so that no rank's collide with another's); this OS process then
+// stops tracing. "" when it was not tracing.
+std::int64_t trace_start_ns() noexcept;
+std::string trace_hand_over(std::int64_t shift_ns, std::uint64_t id_salt, std::int32_t pid_salt);
+void trace_take_in(const std::string& part) noexcept;
 
 // For simulations (csp/sim.cpp): trace_mark, where the events of a run
 // begin; trace_drop_since, those events dropped (a run that passed: the

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """check_trace.py [--fibers] HELLO TRACE_CHILD: run each with CSP_TRACE set and check the
-file it leaves, as a viewer (Perfetto, chrome://tracing) would read it:
+file it leaves, as a viewer (Perfetto, chrome://tracing) would read it.
+check_trace.py --ranks N MPIRUN HELLO_WORLD: the same for samples/mpi/hello_world.cpp on
+N ranks: one file, written by rank 0, with a group per rank.
 
 - well-formed JSON; every event of a known phase, with a pid, and a ts where
   the phase needs one;
+
 - every OS process named (process_name), every track with slices named
   (thread_name);
 - per track, begin/end slices nest, and none ends before it began;
@@ -30,12 +33,13 @@ PHASES = {"M", "B", "E", "i", "s", "f", "C"}
 
 FIBERS = "--fibers" in sys.argv[1:]
 ARGS = [a for a in sys.argv[1:] if a != "--fibers"]
+RANKS = int(ARGS[1]) if ARGS and ARGS[0] == "--ranks" else 0
 
 
-def run(program, scratch, args=()):
+def run(program, scratch, args=(), launcher=()):
     path = os.path.join(scratch, os.path.basename(program) + ".json")
     env = dict(os.environ, CSP_TRACE=path)
-    done = subprocess.run([program, *args], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*launcher, program, *args], env=env, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         sys.exit(f"{program} failed ({done.returncode}): {done.stderr[-2000:]}")
     if not os.path.exists(path):
@@ -185,14 +189,45 @@ def check_child(events, problems):
         problems.append(f"expected flows from one OS process to another on the three channels, got {across_channels}")
 
 
-with tempfile.TemporaryDirectory() as scratch:
-    hello = run(ARGS[0], scratch)
-    child = run(ARGS[1], scratch, ["fibers"] if FIBERS else [])
+def check_ranks(events, problems):
+    """hello_world on RANKS ranks: 5 sources and 5 sinks spread over them, 50 values on
+    'hello'."""
+    flows, process_names, threads = well_formed(events, problems)
+    ranks = sorted(n for n in process_names.values() if n.startswith("rank "))
+    if [n.split()[1] for n in ranks] != [str(r) for r in range(RANKS)]:
+        problems.append(f"ranks: expected a group for each of ranks 0..{RANKS - 1}, got {sorted(process_names.values())}")
+    names = collections.Counter(n for n in threads.values() if n in ("source", "sink"))
+    if names != {"source": 5, "sink": 5}:
+        problems.append(f"ranks: expected the 5 sources and 5 sinks as tracks, got {dict(names)}")
+    pids_with_sinks = {pid for (pid, _), n in threads.items() if n == "sink"}
+    if len(pids_with_sinks) != min(RANKS, 5):
+        problems.append(f"ranks: sinks should be on {min(RANKS, 5)} ranks' groups, are on {len(pids_with_sinks)}")
+    if ended_how(flows, "hello") != {"read": 50}:
+        problems.append(f"ranks: expected 50 values read on 'hello', got {ended_how(flows, 'hello')}")
+    # The clocks line up: every rank's events lie within rank 0's run.
+    first = {}
+    for e in events:
+        if e.get("ph") != "M":
+            first.setdefault(e["pid"], e["ts"])
+    if first and min(first.values()) < -1000:
+        problems.append(f"ranks: events before rank 0's trace began: {first}")
+
 
 problems = []
-check_hello(hello, problems)
-check_child(child, problems)
+with tempfile.TemporaryDirectory() as scratch:
+    if RANKS:
+        mpirun, program = ARGS[2], ARGS[3]
+        ranks = run(program, scratch, launcher=(mpirun, "-np", str(RANKS)))
+        check_ranks(ranks, problems)
+    else:
+        hello = run(ARGS[0], scratch)
+        child = run(ARGS[1], scratch, ["fibers"] if FIBERS else [])
+        check_hello(hello, problems)
+        check_child(child, problems)
 if problems:
     sys.exit("\n".join(problems[:40]))
-print(f"trace: hello {len(hello)} events; trace_child {len(child)} events, "
-      f"{len({e['pid'] for e in child})} OS processes")
+if RANKS:
+    print(f"trace: hello_world on {RANKS} ranks, {len(ranks)} events in one file")
+else:
+    print(f"trace: hello {len(hello)} events; trace_child {len(child)} events, "
+          f"{len({e['pid'] for e in child})} OS processes")
