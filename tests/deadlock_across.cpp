@@ -20,13 +20,12 @@ using csp_test::unreaped_children;
 
 namespace {
 
-// A member of a ring: reads from its left, then writes to its right. In a
-// ring where every member reads first, none ever writes.
-const auto member = [](csp::ChannelIn<int> left, csp::ChannelOut<int> right) -> std::string {
+// told(f): "done" when f() returns, else what stopped it.
+template <class F>
+std::string told(F f) {
     try {
-        const int v = left();
-        right(v + 1);
-        return "read " + std::to_string(v);
+        f();
+        return "done";
     } catch (const csp::DeadlockError& e) {
         return e.what();
     } catch (const csp::ChannelRetireException&) {
@@ -34,6 +33,12 @@ const auto member = [](csp::ChannelIn<int> left, csp::ChannelOut<int> right) -> 
     } catch (const csp::ChannelPoisonException&) {
         return "poisoned";
     }
+}
+
+// A member of a ring: reads from its left, then writes to its right. In a
+// ring where every member reads first, none ever writes.
+const auto member = [](csp::ChannelIn<int> left, csp::ChannelOut<int> right) {
+    return told([&] { right(left() + 1); });
 };
 
 // ring(placements): one member per character, 'c' a child OS process, 'f' a
@@ -55,21 +60,6 @@ std::vector<std::string> ring(const std::string& placements) {
     }
     channels.clear();  // (the members hold every end)
     return csp::Parallel(std::move(members));
-}
-
-// told(f): "done" when f() returns, else what stopped it.
-template <class F>
-std::string told(F f) {
-    try {
-        f();
-        return "done";
-    } catch (const csp::DeadlockError& e) {
-        return e.what();
-    } catch (const csp::ChannelRetireException&) {
-        return "retired";
-    } catch (const csp::ChannelPoisonException&) {
-        return "poisoned";
-    }
 }
 
 }  // namespace
