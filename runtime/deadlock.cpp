@@ -334,11 +334,9 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         if (seen == Look::Deadlocked && !wake_deadlocked(blocked, report, false)) return;
     }
     if (!report) {
-        // (Outside the registry's lock: the break, if this completes the
-        // proof, takes it again.)
-        if (confirm_quiet(r.inbox, crossings, across_lines, stopped) && !g_in_child) {
-            if (auto* reported = g_reported.load(std::memory_order_acquire)) reported();
-        }
+        // (Outside the registry's lock. No graph: the explainer, which
+        // makes it, sees one OS process.)
+        (void)confirm_quiet(r.inbox, crossings, across_lines, stopped);
         return;
     }
     logger().info("{}", *report);
