@@ -200,54 +200,66 @@ std::string failure_what(std::exception_ptr e) {
 
 namespace {
 
-// gather_trace: with CSP_TRACE, every rank's events go to rank 0, which
-// writes them with its own (a group per rank) in its file. Called by every
-// rank as the World ends, once the communication thread has stopped (so
-// these are the only messages), before MPI_Finalize. Clocks: rank 0 asks
-// each rank for its steady clock's time between two readings of its own
-// (Cristian's estimate; the same clock on one machine), and tells it the
-// offset and rank 0's trace start, so that the rank moves its events onto
-// rank 0's time axis. Flow ids and pids get the rank in high bits: ranks
-// number their channels, and on several machines their pids, alike.
-void gather_trace() {
-    const MPI_Comm comm = g_world_comm;
+// With CSP_TRACE, every rank's events go to rank 0, which writes them with
+// its own (a group per rank) in its file. Both steps are collective, on
+// csp's communicator, by main, while nothing else uses MPI (before the
+// communication thread starts, after it has stopped), and first ask whether
+// any rank traces.
+bool anyone_traces() {
     int tracing = runtime::tracing() ? 1 : 0, anyone = 0;
-    MPI_Allreduce(&tracing, &anyone, 1, MPI_INT, MPI_MAX, comm);
-    if (!anyone) return;
-    constexpr int kTag = 7;  // (nothing else is in flight on this communicator now)
+    MPI_Allreduce(&tracing, &anyone, 1, MPI_INT, MPI_MAX, g_world_comm);
+    return anyone != 0;
+}
+
+// align_trace, as the World starts: each rank's trace counts from rank 0's
+// start. Rank 0 reads its steady clock around a ping to each rank, which
+// answers with its own (Cristian's estimate; exact on one machine, where the
+// clock is shared), and tells it the offset and its start. Flow ids and
+// pids get the rank in high bits: ranks number their channels, and on
+// several machines their pids, alike.
+void align_trace() {
+    if (!anyone_traces()) return;
+    constexpr int kTag = 7;
     const auto now = [] {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   std::chrono::steady_clock::now().time_since_epoch())
-            .count();
+        return static_cast<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
     };
-    std::string part;
     if (g_rank == 0) {
         for (int r = 1; r < g_size; ++r) {
             long long ping = 0, theirs = 0;
             const long long t0 = now();
-            MPI_Send(&ping, 1, MPI_LONG_LONG, r, kTag, comm);
-            MPI_Recv(&theirs, 1, MPI_LONG_LONG, r, kTag, comm, MPI_STATUS_IGNORE);
+            MPI_Send(&ping, 1, MPI_LONG_LONG, r, kTag, g_world_comm);
+            MPI_Recv(&theirs, 1, MPI_LONG_LONG, r, kTag, g_world_comm, MPI_STATUS_IGNORE);
             const long long t1 = now();
             const long long told[2] = {theirs - (t0 + t1) / 2, static_cast<long long>(runtime::trace_start_ns())};
-            MPI_Send(told, 2, MPI_LONG_LONG, r, kTag, comm);
+            MPI_Send(told, 2, MPI_LONG_LONG, r, kTag, g_world_comm);
         }
-    } else {
-        long long ping = 0, told[2] = {0, 0};
-        MPI_Recv(&ping, 1, MPI_LONG_LONG, 0, kTag, comm, MPI_STATUS_IGNORE);
-        const long long mine = now();
-        MPI_Send(&mine, 1, MPI_LONG_LONG, 0, kTag, comm);
-        MPI_Recv(told, 2, MPI_LONG_LONG, 0, kTag, comm, MPI_STATUS_IGNORE);
-        // An event at n since this trace began, on rank 0's clock, since its trace began.
-        const std::int64_t shift = runtime::trace_start_ns() - told[0] - told[1];
+        return;
+    }
+    long long ping = 0, told[2] = {0, 0};
+    MPI_Recv(&ping, 1, MPI_LONG_LONG, 0, kTag, g_world_comm, MPI_STATUS_IGNORE);
+    const long long mine = now();
+    MPI_Send(&mine, 1, MPI_LONG_LONG, 0, kTag, g_world_comm);
+    MPI_Recv(told, 2, MPI_LONG_LONG, 0, kTag, g_world_comm, MPI_STATUS_IGNORE);
+    // Rank 0's start on this rank's clock: its start plus the offset.
+    runtime::trace_align(told[1] + told[0], std::uint64_t(g_rank) << 56, g_rank << 22);
+}
+
+// gather_trace, as the World ends: the parts to rank 0.
+void gather_trace() {
+    if (!anyone_traces()) return;
+    std::string part;
+    if (g_rank != 0) {
         try {
-            part = runtime::trace_hand_over(shift, std::uint64_t(g_rank) << 56, g_rank << 22);
+            part = runtime::trace_hand_over();
         } catch (const std::bad_alloc&) {
             part.clear();  // (this rank's events are lost; the others' still go)
         }
     }
     int size = static_cast<int>(part.size());
     std::vector<int> sizes(static_cast<std::size_t>(g_size)), at(static_cast<std::size_t>(g_size));
-    MPI_Gather(&size, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, comm);
+    MPI_Gather(&size, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, g_world_comm);
     std::string all;
     if (g_rank == 0) {
         int total = 0;
@@ -257,7 +269,7 @@ void gather_trace() {
         }
         all.resize(static_cast<std::size_t>(total));
     }
-    MPI_Gatherv(part.data(), size, MPI_CHAR, all.data(), sizes.data(), at.data(), MPI_CHAR, 0, comm);
+    MPI_Gatherv(part.data(), size, MPI_CHAR, all.data(), sizes.data(), at.data(), MPI_CHAR, 0, g_world_comm);
     if (g_rank == 0) runtime::trace_take_in(all);
 }
 
@@ -278,8 +290,12 @@ World::World(int& argc, char**& argv) {
     MPI_Comm_size(detail::g_world_comm, &detail::g_size);
     detail::g_have_world = true;
     detail::g_world_thread = std::this_thread::get_id();
-    if (runtime::tracing() && detail::g_size > 1) {
-        runtime::trace_os_process_name("rank " + std::to_string(detail::g_rank) + " (" + program_invocation_short_name + ")");
+    if (detail::g_size > 1) {
+        if (runtime::tracing()) {
+            runtime::trace_os_process_name("rank " + std::to_string(detail::g_rank) + " (" +
+                                           program_invocation_short_name + ")");
+        }
+        detail::align_trace();
     }
     runtime::ignore_threads_started_so_far();  // (MPI's own: they never touch a channel)
     detail::g_placements.store(0);

@@ -63,7 +63,8 @@ struct Across {
     std::atomic<std::uint64_t> broken{0};  // the last C + 1 broken
     SharedLock lock;                       // the report of the last one
     char* report = nullptr;
-    std::size_t report_size = 0;
+    std::uint32_t report_size = 0;
+    std::uint32_t report_capacity = 0;
 };
 
 // The network's record: made by the first OS process's runtime, inherited
@@ -102,23 +103,24 @@ std::string lines_of(Inbox* box) {
     return std::string(box->lines ? box->lines : "", box->lines_size);
 }
 
-void write_lines(Inbox* box, const std::string& text, const std::vector<std::pair<Parker*, std::uint64_t>>& stopped) {
+// fit: room for n T at *buffer (capacity *capacity), in the arena; what it
+// held is not kept.
+template <class T>
+void fit(T** buffer, std::uint32_t* capacity, std::size_t n) {
+    if (n <= *capacity) return;
+    T* fresh = static_cast<T*>(arena_allocate(n * sizeof(T), alignof(T)));
+    arena_free(*buffer);
+    *buffer = fresh;
+    *capacity = static_cast<std::uint32_t>(n);
+}
+
+void write_lines(Inbox* box, const std::string& text, const std::vector<Inbox::Stopped>& stopped) {
     Locked<SharedLock> hold(box->lines_lock);
-    if (text.size() > box->lines_capacity) {
-        char* fresh = static_cast<char*>(arena_allocate(text.size()));
-        arena_free(box->lines);
-        box->lines = fresh;
-        box->lines_capacity = static_cast<std::uint32_t>(text.size());
-    }
-    if (!text.empty()) std::memcpy(box->lines, text.data(), text.size());
+    fit(&box->lines, &box->lines_capacity, text.size());
+    fit(&box->stopped, &box->stopped_capacity, stopped.size());
+    std::copy(text.begin(), text.end(), box->lines);
+    std::copy(stopped.begin(), stopped.end(), box->stopped);
     box->lines_size = static_cast<std::uint32_t>(text.size());
-    if (stopped.size() > box->stopped_capacity) {
-        auto* fresh = static_cast<Inbox::Stopped*>(arena_allocate(stopped.size() * sizeof(Inbox::Stopped)));
-        arena_free(box->stopped);
-        box->stopped = fresh;
-        box->stopped_capacity = static_cast<std::uint32_t>(stopped.size());
-    }
-    for (std::size_t i = 0; i < stopped.size(); ++i) box->stopped[i] = {stopped[i].first, stopped[i].second};
     box->stopped_size = static_cast<std::uint32_t>(stopped.size());
 }
 
@@ -195,11 +197,9 @@ bool try_break(Inbox* mine, std::uint64_t seen) noexcept {
     {
         Locked<SharedLock> hold(g_across->lock);
         try {
-            char* text = static_cast<char*>(arena_allocate(report.size() + 1));
-            std::memcpy(text, report.c_str(), report.size() + 1);
-            arena_free(g_across->report);
-            g_across->report = text;
-            g_across->report_size = report.size();
+            fit(&g_across->report, &g_across->report_capacity, report.size());
+            std::copy(report.begin(), report.end(), g_across->report);
+            g_across->report_size = static_cast<std::uint32_t>(report.size());
         } catch (const std::bad_alloc&) {  // (the old report, or none)
         }
     }
@@ -288,17 +288,11 @@ bool note_quiet(Inbox* box, std::uint64_t seen) noexcept {
 }
 
 bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines,
-                   const std::vector<std::pair<Parker*, std::uint64_t>>& stopped) noexcept {
+                   const std::vector<Inbox::Stopped>& stopped) noexcept {
     const std::uint64_t note = noted(seen);
     try {
-        std::string text = "\n  in OS process " + std::to_string(box->pid);
-        text += box->name[0] ? std::string(", ") + box->name + ":" : std::string(", the program's own:");
-        for (std::size_t at = 0; at < lines.size();) {  // each line indented once more
-            const std::size_t next = lines.find('\n', at + 1);
-            text += "\n  " + lines.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
-            at = next == std::string::npos ? lines.size() : next;
-        }
-        write_lines(box, text, stopped);
+        const std::string named = box->name[0] ? std::string(", ") + box->name + ":" : ", the program's own:";
+        write_lines(box, "\n  in OS process " + std::to_string(box->pid) + named + lines, stopped);
     } catch (const std::bad_alloc&) {
         return false;  // (not confirmed: looked at again later)
     }

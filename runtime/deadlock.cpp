@@ -231,12 +231,12 @@ Registry::Look Registry::look(std::vector<Parker*>* blocked) const {
     return ranks ? Look::QuietForRanks : across ? Look::QuietAcross : Look::Deadlocked;
 }
 
-std::string Registry::lines() const {
+std::string Registry::lines(const char* indent) const {
     std::ostringstream out;
     for (Parker* p : slots_) {
         if (!p) continue;
         const WaitReason* why = p->wait_reason.load(std::memory_order_relaxed);
-        out << "\n  process '" << name_of(p) << "' " << (why ? why->phrase : "is waiting");
+        out << "\n" << indent << "process '" << name_of(p) << "' " << (why ? why->phrase : "is waiting");
         if (why && why->object) out << " '" << why->object << "'";
     }
     return out.str();
@@ -284,7 +284,7 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
     std::vector<Parker*> blocked;
     std::shared_ptr<const std::string> report;
     std::string across_lines;
-    std::vector<std::pair<Parker*, std::uint64_t>> stopped;  // (across: each wait, by its token)
+    std::vector<Inbox::Stopped> stopped;  // (across: each wait, by its token)
     {
         Locked<SpinLock> hold(lock_);
         const Look seen = look(&blocked);
@@ -319,10 +319,10 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         }
         try {
             if (seen == Look::QuietAcross) {
-                across_lines = lines();
+                across_lines = lines("    ");  // (under a line naming the OS process)
                 for (Parker* p : blocked) {
                     const std::uint64_t word = p->selection.load(std::memory_order_acquire);
-                    if (static_cast<std::uint32_t>(word) == kWaiting) stopped.emplace_back(p, word >> 32);
+                    if (static_cast<std::uint32_t>(word) == kWaiting) stopped.push_back({p, word >> 32});
                 }
             } else {
                 report = std::make_shared<const std::string>(

@@ -318,7 +318,7 @@ private:
     Look look(std::vector<Parker*>* blocked) const;
     // lines: the report's lines, a line per process (lock_ held, and every
     // process known to be parked and unable to be woken meanwhile).
-    std::string lines() const;
+    std::string lines(const char* indent = "  ") const;
     // explained: the layers' explanation of the deadlock (see
     // set_deadlock_explainer), or nothing; under the same conditions.
     std::string explained() const;
@@ -490,7 +490,7 @@ bool note_quiet(Inbox* box, std::uint64_t seen) noexcept;
 // waits end with kDeadlocked (true; false: not yet, and the unconfirmed are
 // rung).
 bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines,
-                   const std::vector<std::pair<Parker*, std::uint64_t>>& stopped) noexcept;
+                   const std::vector<Inbox::Stopped>& stopped) noexcept;
 // across_report: the report of the last deadlock across OS processes.
 std::string across_report();
 

@@ -18,7 +18,6 @@
 #include "runtime/scheduler.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -66,6 +65,10 @@ struct Trace {
     // first process to start, which precedes any channel and any fork).
     std::atomic<std::uint32_t>* channels = nullptr;
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    // Added to flow ids and pids as they are written (an MPI rank's: see
+    // trace_align; a forked child inherits them with `start`).
+    std::uint64_t id_salt = 0;
+    std::int32_t pid_salt = 0;
 
     Trace() {
         if (const char* env = std::getenv("CSP_TRACE"); env && *env) {
@@ -110,7 +113,7 @@ struct Trace {
     void flush();
     // write_all: the OS process's name, track 0, its events and its
     // children's (as part: without the file's head and tail).
-    void write_all(std::FILE* f, bool part, int group);
+    void write_all(std::FILE* f, bool part);
 };
 
 Trace& trace() {
@@ -129,25 +132,38 @@ void write_escaped(std::FILE* f, const std::string& s) {
     }
 }
 
-void write_event(std::FILE* f, const Event& e) {
+// write_time: a time in ns as Chrome's microseconds, "ts":1.234 (negative
+// times too: a rank whose events began before rank 0's trace).
+void write_time(std::FILE* f, std::int64_t ns) {
+    const std::uint64_t magnitude = ns < 0 ? 0 - static_cast<std::uint64_t>(ns) : static_cast<std::uint64_t>(ns);
+    std::fprintf(f, ",\"ts\":%s%llu.%03llu", ns < 0 ? "-" : "", static_cast<unsigned long long>(magnitude / 1000),
+                 static_cast<unsigned long long>(magnitude % 1000));
+}
+
+void write_event(std::FILE* f, const Event& e, std::uint64_t id_salt, std::int32_t pid_salt) {
+    const int pid = e.pid + pid_salt;
     std::fputs(",\n", f);  // (every event follows another: the OS process's name comes first)
     if (e.phase == 'M') {
-        std::fprintf(f, "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%llu,\"args\":{\"name\":\"", e.pid,
+        std::fprintf(f, "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%llu,\"args\":{\"name\":\"", pid,
                      static_cast<unsigned long long>(e.track));
         write_escaped(f, e.name);
         std::fputs("\"}}", f);
         return;
     }
-    std::fprintf(f, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%llu,\"ts\":%lld.%03lld,\"name\":\"", e.phase, e.pid,
-                 static_cast<unsigned long long>(e.track), static_cast<long long>(e.nanos / 1000),
-                 static_cast<long long>(e.nanos % 1000));
+    std::fprintf(f, "{\"ph\":\"%c\",\"pid\":%d,\"tid\":%llu", e.phase, pid,
+                 static_cast<unsigned long long>(e.track));
+    write_time(f, e.nanos);
+    std::fputs(",\"name\":\"", f);
     write_escaped(f, e.name);
     std::fputs("\"", f);
     switch (e.phase) {
         case 'i': std::fputs(",\"s\":\"t\"", f); break;
-        case 's': std::fprintf(f, ",\"cat\":\"flow\",\"id\":%llu", static_cast<unsigned long long>(e.number)); break;
+        case 's':
+            std::fprintf(f, ",\"cat\":\"flow\",\"id\":%llu", static_cast<unsigned long long>(e.number + id_salt));
+            break;
         case 'f':
-            std::fprintf(f, ",\"cat\":\"flow\",\"bp\":\"e\",\"id\":%llu", static_cast<unsigned long long>(e.number));
+            std::fprintf(f, ",\"cat\":\"flow\",\"bp\":\"e\",\"id\":%llu",
+                         static_cast<unsigned long long>(e.number + id_salt));
             break;
         case 'C': std::fprintf(f, ",\"args\":{\"values\":%lld}}", static_cast<long long>(e.number)); return;
         default: break;
@@ -185,7 +201,7 @@ void Trace::flush() {
         logger().error("CSP_TRACE: cannot write '{}': {}", target, std::strerror(errno));
         return;
     }
-    write_all(f, part, static_cast<int>(getpid()));
+    write_all(f, part);
     if (!part) std::fputs("\n]}\n", f);
     std::fclose(f);
     if (part) std::rename(target.c_str(), written.c_str());
@@ -193,7 +209,8 @@ void Trace::flush() {
     parts.clear();
 }
 
-void Trace::write_all(std::FILE* f, bool part, int group) {
+void Trace::write_all(std::FILE* f, bool part) {
+    const int group = static_cast<int>(getpid()) + pid_salt;
     if (!part) std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", f);
     else std::fputs(",\n", f);
     // The OS process's name first (so that every later event follows one).
@@ -205,46 +222,8 @@ void Trace::write_all(std::FILE* f, bool part, int group) {
     // it).
     std::fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":\"%s\"}}",
                  group, "threads, not processes");
-    for (const Event& e : events) write_event(f, e);
+    for (const Event& e : events) write_event(f, e, id_salt, pid_salt);
     std::fwrite(parts.data(), 1, parts.size(), f);
-}
-
-// shifted: events as write_event wrote them (a child's part), with `shift`
-// ns added to each "ts", `id_salt` to each flow "id", `pid_salt` to each
-// "pid".
-std::string shifted(const std::string& text, std::int64_t shift, std::uint64_t id_salt, std::int32_t pid_salt) {
-    std::string out;
-    out.reserve(text.size());
-    std::size_t at = 0;
-    while (at < text.size()) {
-        const std::size_t key = text.find("\":", at);
-        if (key == std::string::npos) break;
-        const std::size_t open = text.rfind('"', key - 1);
-        const std::string_view name(text.data() + open + 1, key - open - 1);
-        std::size_t end = key + 2;
-        while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
-        out.append(text, at, key + 2 - at);
-        const std::string number = text.substr(key + 2, end - key - 2);
-        if (number.empty() || (name != "ts" && name != "id" && name != "pid")) {
-            out += number;
-        } else if (name == "ts") {
-            const std::size_t dot = number.find('.');
-            std::int64_t ns = std::stoll(number.substr(0, dot)) * 1000 +
-                              (dot == std::string::npos ? 0 : std::stoll(number.substr(dot + 1)));
-            ns += shift;
-            char room[48];
-            std::snprintf(room, sizeof room, "%lld.%03lld", static_cast<long long>(ns / 1000),
-                          static_cast<long long>(ns % 1000));
-            out += room;
-        } else if (name == "id") {
-            out += std::to_string(std::stoull(number) + id_salt);
-        } else {
-            out += std::to_string(std::stoll(number) + pid_salt);
-        }
-        at = end;
-    }
-    out.append(text, at, std::string::npos);
-    return out;
 }
 
 // blocked_name: a wait's slice name, its reason's phrase without "is ",
@@ -380,22 +359,28 @@ std::int64_t trace_start_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(trace().start.time_since_epoch()).count();
 }
 
-std::string trace_hand_over(std::int64_t shift_ns, std::uint64_t id_salt, std::int32_t pid_salt) {
+void trace_align(std::int64_t start_ns, std::uint64_t id_salt, std::int32_t pid_salt) noexcept {
+    if (!tracing()) return;
+    Trace& t = trace();
+    std::lock_guard<std::mutex> hold(t.mutex);
+    const std::chrono::steady_clock::time_point start{std::chrono::nanoseconds(start_ns)};
+    const std::int64_t moved = std::chrono::duration_cast<std::chrono::nanoseconds>(t.start - start).count();
+    for (Event& e : t.events) e.nanos += moved;  // (those recorded so far: since the new start)
+    t.start = start;
+    t.id_salt = id_salt;
+    t.pid_salt = pid_salt;
+}
+
+std::string trace_hand_over() {
     if (!tracing()) return {};
     Trace& t = trace();
     std::lock_guard<std::mutex> hold(t.mutex);
     trace_detail::enabled.store(false);
-    for (Event& e : t.events) {
-        e.nanos += shift_ns;
-        e.pid += pid_salt;
-        if (e.phase == 's' || e.phase == 'f') e.number += id_salt;
-    }
-    t.parts = shifted(t.parts, shift_ns, id_salt, pid_salt);
     char* text = nullptr;
     std::size_t size = 0;
     std::FILE* f = open_memstream(&text, &size);
     if (!f) throw std::bad_alloc();
-    t.write_all(f, true, static_cast<int>(getpid()) + pid_salt);
+    t.write_all(f, true);
     std::fclose(f);
     std::string part(text, size);
     std::free(text);

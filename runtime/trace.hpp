@@ -74,13 +74,16 @@ void trace_child_exit() noexcept;
 
 // MPI ranks (libcsp-mpi): each rank's events go to rank 0, which writes them
 // with its own. trace_start_ns: when this trace began (steady clock, ns since
-// its epoch). trace_hand_over: this OS process's events so far (with its
-// children's), as a part for another trace to take in (trace_take_in),
-// moved by `shift_ns` on the time axis, with `salt` added to flow ids and
-// pids (so that no rank's collide with another's); this OS process then
-// stops tracing. "" when it was not tracing.
+// its epoch). trace_align, as the ranks start: this trace's times count from
+// `start_ns` instead (rank 0's start, on this rank's clock), and `id_salt`
+// and `pid_salt` are added to flow ids and pids as they are written (so that
+// no rank's collide with another's); children forked later inherit all
+// three. trace_hand_over: this OS process's events so far (with its
+// children's), as a part for another trace to take in (trace_take_in); this
+// OS process then stops tracing. "" when it was not tracing.
 std::int64_t trace_start_ns() noexcept;
-std::string trace_hand_over(std::int64_t shift_ns, std::uint64_t id_salt, std::int32_t pid_salt);
+void trace_align(std::int64_t start_ns, std::uint64_t id_salt, std::int32_t pid_salt) noexcept;
+std::string trace_hand_over();
 void trace_take_in(const std::string& part) noexcept;
 
 // For simulations (csp/sim.cpp): trace_mark, where the events of a run
