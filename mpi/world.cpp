@@ -115,7 +115,7 @@ channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string&
     Arrival& a = wait.awaiting.arrival;
     if (!a.failed) return a.result;
     type = a.type;
-    what = a.what + " (on rank " + std::to_string(a.rank) + ")";
+    what = a.what;  // (the process's name says the rank: csp::on_rank)
     return nullptr;
 }
 

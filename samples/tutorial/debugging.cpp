@@ -1,4 +1,4 @@
-// Chapter 7: when something goes wrong: deadlocks and races.
+// Chapter 8: when something goes wrong: deadlocks and races.
 #include <csp/csp.hpp>
 #include <csp/sim.hpp>
 

@@ -7,7 +7,7 @@ here=$(dirname "$0")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
-# The deadlock of chapter 7, drawn when the runtime finds it.
+# The deadlock of chapter 8, drawn when the runtime finds it.
 CSP_GRAPH="$scratch/deadlock.dot" "$build/samples/tutorial-debugging" > /dev/null
 dot -Tsvg "$scratch/deadlock.dot" -o "$here/deadlock.svg"
 
