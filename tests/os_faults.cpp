@@ -26,12 +26,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <dirent.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -62,8 +65,65 @@ Board* new_board() {
     return ::new (m) Board;
 }
 
+// describe_hang: what each OS process of a hung round is doing, in few
+// lines (CI shows only the end of a failed test's output): for this one and
+// each descendant, its state and each thread's state and kernel wait
+// channel; then this OS process's processes and what each waits on (the
+// graph's labels: csp::write_graph, from a thread of its own, given 3 s).
+void describe_os_process(int pid, int depth) {
+    const std::string at = "/proc/" + std::to_string(pid);
+    std::string line = std::string(static_cast<std::size_t>(2 * depth), ' ') + "OS process " + std::to_string(pid) + ":";
+    std::vector<int> children;
+    if (DIR* tasks = opendir((at + "/task").c_str())) {
+        while (dirent* e = readdir(tasks)) {
+            if (e->d_name[0] == '.') continue;
+            const std::string task = at + "/task/" + e->d_name;
+            std::ifstream stat(task + "/stat"), wchan(task + "/wchan"), kids(task + "/children");
+            std::string all, channel;
+            std::getline(stat, all);
+            std::getline(wchan, channel);
+            const std::size_t close = all.rfind(')');
+            const char state = close != std::string::npos && close + 2 < all.size() ? all[close + 2] : '?';
+            line += std::string(" ") + e->d_name + "=" + state + (channel.empty() || channel == "0" ? "" : "/" + channel);
+            for (int kid; kids >> kid;) children.push_back(kid);
+        }
+        closedir(tasks);
+    } else {
+        line += " gone";
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
+    for (int kid : children) describe_os_process(kid, depth + 1);
+}
+
+void describe_hang() {
+    describe_os_process(getpid(), 0);
+    const std::string path = "/tmp/csp-os-faults-hang-" + std::to_string(getpid()) + ".dot";
+    auto drawn = std::make_shared<std::atomic<bool>>(false);
+    std::thread([path, drawn] {
+        try {
+            csp::write_graph(path);
+            drawn->store(true);
+        } catch (...) {
+        }
+    }).detach();
+    for (int i = 0; i < 300 && !drawn->load(); ++i) std::this_thread::sleep_for(10ms);
+    if (!drawn->load()) {
+        std::fprintf(stderr, "(no graph of this OS process within 3 s)\n");
+        return;
+    }
+    std::ifstream dot(path);
+    for (std::string l; std::getline(dot, l);) {
+        const std::size_t label = l.find("label=\"");
+        if (l.find("style=\"rounded,filled\"") == std::string::npos || label == std::string::npos) continue;
+        std::string text = l.substr(label + 7, l.find('"', label + 7) - label - 7);
+        for (std::size_t nl; (nl = text.find("\\n")) != std::string::npos;) text.replace(nl, 2, ": ");
+        std::fprintf(stderr, "  %s\n", text.c_str());
+    }
+}
+
 // Watchdog: aborts the program, saying which round, if a round runs past
-// its limit (a hang would otherwise show only as the suite's time-out).
+// its limit (a hang would otherwise show only as the suite's time-out), and
+// what each OS process was doing (describe_hang).
 class Watchdog {
 public:
     explicit Watchdog(std::chrono::seconds limit) : limit_(limit), thread_([this] { watch(); }) {}
@@ -89,6 +149,7 @@ private:
             if (round_ >= 0 && std::chrono::steady_clock::now() > deadline_) {
                 std::fprintf(stderr, "os_faults: round %d did not end within %lld s: a hang (pid %d)\n", round_,
                              static_cast<long long>(limit_.count()), getpid());
+                describe_hang();
                 // (CSP_TEST_HANG_WAIT: stay, for a debugger to look.)
                 if (std::getenv("CSP_TEST_HANG_WAIT")) std::this_thread::sleep_for(std::chrono::hours(1));
                 std::abort();
@@ -126,7 +187,7 @@ TEST_CASE("children killed at random moments of any-to-any traffic: nobody hangs
     const int rounds = csp_test::env_int("CSP_TEST_KILLS", 1000);
     const std::int64_t n = 400;  // values per writer
     std::mt19937_64 rng(Catch::rngSeed() + 13);
-    Watchdog watchdog(20s);
+    Watchdog watchdog(std::chrono::seconds(csp_test::env_int("CSP_TEST_ROUND_LIMIT", 20)));
     Board* board = new_board();
     int killed = 0;
 
@@ -274,7 +335,7 @@ TEST_CASE("a child stopped while it holds a channel's lock holds up that channel
     const int rounds = csp_test::env_int("CSP_TEST_STOPS", 60);
     const int n = 20000;
     std::mt19937_64 rng(Catch::rngSeed() + 17);
-    Watchdog watchdog(20s);
+    Watchdog watchdog(std::chrono::seconds(csp_test::env_int("CSP_TEST_ROUND_LIMIT", 20)));
     Board* board = new_board();
     int caught_holding = 0;
 
