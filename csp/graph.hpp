@@ -9,7 +9,9 @@
 // occupancy; an arrow for each end a process holds among its arguments
 // (writer -> channel -> reader), a dashed one for each wait. With
 // CSP_GRAPH=file.dot the same is written when a deadlock is found (the
-// wait-for cycle in red) and at exit (unless a deadlock's graph is there).
+// wait-for cycle in red; across OS processes, one cluster per OS process,
+// written by whichever of them broke it) and at exit (unless a deadlock's
+// graph is there).
 // Callable at any time, from any process or thread: what the others are
 // doing while it looks is taken only where it held still.
 #pragma once

@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -47,7 +48,9 @@
 #include <mutex>
 #include <pthread.h>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <unistd.h>
@@ -87,8 +90,15 @@ struct Snapshot {
         const void* joining = nullptr;  // the Join it waits at
         const void* arrives = nullptr;  // the Join it arrives at
         std::vector<std::pair<const channels::ChannelCore*, Side>> held;
+        std::size_t os = 0;  // index into os (joined across OS processes)
     };
     std::vector<Process> processes;
+    // The OS processes it shows, each a title and a short name; empty: this
+    // one alone.
+    struct Os {
+        std::string title, short_name;
+    };
+    std::vector<Os> os;
     std::vector<Channel> channels;
     std::map<const channels::ChannelCore*, std::size_t> channel_at;
 };
@@ -108,11 +118,14 @@ std::string kind_of(const channels::ChannelCore* c) {
 
 Doing doing_of(const runtime::WaitReason* why, runtime::WaitKind kind) {
     if (kind == runtime::WaitKind::Timed) return Doing::Timed;
-    if (kind == runtime::WaitKind::Remote || kind == runtime::WaitKind::Rank || kind == runtime::WaitKind::RankJoin ||
-        kind == runtime::WaitKind::OsJoin) {
+    const runtime::Subject subject = why ? why->subject_kind : runtime::Subject::None;
+    // (A wait that another OS process or rank may end says what it is, when
+    // it is on a channel, a choice or a barrier.)
+    if (kind == runtime::WaitKind::Rank || kind == runtime::WaitKind::RankJoin || kind == runtime::WaitKind::OsJoin ||
+        (kind == runtime::WaitKind::Remote && (subject == runtime::Subject::None || subject == runtime::Subject::Join))) {
         return Doing::Elsewhere;
     }
-    switch (why ? why->subject_kind : runtime::Subject::None) {
+    switch (subject) {
     case runtime::Subject::Read: return Doing::Reading;
     case runtime::Subject::Write: return Doing::Writing;
     case runtime::Subject::Choice: return Doing::Choosing;
@@ -178,7 +191,9 @@ void drop_handed_on(Snapshot& s) {
 // is the Join's identity, by its address), and every other wait reason is
 // static or in the shared arena (channels, choices' waiter blocks,
 // barriers), as are the channels, which stay mapped.
-Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet) {
+void settle(Snapshot& s);
+
+Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet, bool settled = true) {
     Snapshot s;
     s.processes.reserve(parked.size());
     std::vector<channels::ChannelWait> waits;
@@ -237,11 +252,130 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet) {
         }
         s.processes.push_back(std::move(proc));
     }
-    // Held ends count only on channels someone waits on (alive: see HeldEnd).
+    if (settled) settle(s);
+    return s;
+}
+
+// settle: held ends count only on channels someone waits on (alive: see
+// HeldEnd), and those handed on count once.
+void settle(Snapshot& s) {
     for (auto& proc : s.processes) {
         std::erase_if(proc.held, [&](const auto& h) { return !s.channel_at.count(h.first); });
     }
     drop_handed_on(s);
+}
+
+// ---------------------------------------------------------------------------
+// Across OS processes: each OS process of a deadlock that spans several
+// writes its snapshot, unsettled, as text (part_of, when it confirms it is
+// quiet: runtime/across.cpp); whoever breaks the deadlock joins them
+// (joined). Channels are the same objects in every OS process (the arena),
+// so they join by address, which is only compared, never read through;
+// Joins, private to each OS process, are told apart by it. A text is a
+// sequence of fields, each its length, ':' and its bytes.
+
+void put(std::string& out, std::string_view field) {
+    out += std::to_string(field.size());
+    out += ':';
+    out += field;
+}
+void put(std::string& out, std::uint64_t v) { put(out, std::to_string(v)); }
+std::uint64_t address(const void* p) { return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)); }
+
+struct Fields {
+    std::string_view rest;
+    std::string_view text() {
+        const std::size_t colon = rest.find(':');
+        std::size_t n = 0;
+        const auto [end, ec] = std::from_chars(rest.data(), rest.data() + (colon == std::string_view::npos ? 0 : colon), n);
+        if (colon == std::string_view::npos || ec != std::errc{} || end != rest.data() + colon || n > rest.size() - colon - 1) {
+            throw std::runtime_error("csp: a bad part of a deadlock's explanation");
+        }
+        const std::string_view field = rest.substr(colon + 1, n);
+        rest.remove_prefix(colon + 1 + n);
+        return field;
+    }
+    std::uint64_t number() {
+        const std::string_view t = text();
+        std::uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (ec != std::errc{} || end != t.data() + t.size()) throw std::runtime_error("csp: a bad number in a deadlock's explanation");
+        return v;
+    }
+};
+
+std::string part_of(const std::vector<runtime::Parker*>& parked) {
+    const Snapshot s = take(parked, true, false);
+    std::string out;
+    put(out, s.channels.size());
+    for (const auto& c : s.channels) {
+        put(out, address(c.core));
+        put(out, c.name);
+        put(out, c.kind);
+        put(out, static_cast<std::uint64_t>(c.ends[0]));
+        put(out, static_cast<std::uint64_t>(c.ends[1]));
+        put(out, c.across ? 1 : 0);
+    }
+    put(out, s.processes.size());
+    for (const auto& p : s.processes) {
+        put(out, p.name);
+        put(out, static_cast<std::uint64_t>(p.doing));
+        put(out, address(p.joining));
+        put(out, address(p.arrives));
+        put(out, p.waits.size());
+        for (const auto& w : p.waits) {
+            put(out, address(s.channels[w.channel].core));
+            put(out, static_cast<std::uint64_t>(w.side));
+        }
+        put(out, p.held.size());
+        for (const auto& [core, side] : p.held) {
+            put(out, address(core));
+            put(out, static_cast<std::uint64_t>(side));
+        }
+    }
+    return out;
+}
+
+// joined: the snapshot of every OS process of the deadlock, settled.
+Snapshot joined(const std::vector<std::pair<std::string, std::string>>& titled_parts) {
+    Snapshot s;
+    for (std::size_t k = 0; k < titled_parts.size(); ++k) {
+        const auto& [title, part] = titled_parts[k];
+        s.os.push_back({title, title.substr(0, title.find(','))});
+        // (Joins of OS process k: their addresses, moved into a range of its own.)
+        auto join = [k](std::uint64_t a) -> const void* {
+            return a ? reinterpret_cast<const void*>(static_cast<std::uintptr_t>(a ^ (std::uint64_t{k + 1} << 52))) : nullptr;
+        };
+        auto core = [](std::uint64_t a) { return reinterpret_cast<const channels::ChannelCore*>(static_cast<std::uintptr_t>(a)); };
+        auto side = [](std::uint64_t v) { return v == static_cast<std::uint64_t>(Side::Reader) ? Side::Reader : Side::Writer; };
+        Fields in{part};
+        for (std::uint64_t n = in.rest.empty() ? 0 : in.number(); n > 0; --n) {
+            Snapshot::Channel c{core(in.number()), std::string(in.text()), std::string(in.text()), {0, 0}, false};
+            c.ends[0] = static_cast<std::int64_t>(in.number());
+            c.ends[1] = static_cast<std::int64_t>(in.number());
+            c.across = in.number() != 0;
+            if (s.channel_at.try_emplace(c.core, s.channels.size()).second) s.channels.push_back(std::move(c));
+        }
+        for (std::uint64_t n = in.rest.empty() ? 0 : in.number(); n > 0; --n) {
+            Snapshot::Process p;
+            p.name = std::string(in.text());
+            p.doing = static_cast<Doing>(std::min<std::uint64_t>(in.number(), static_cast<std::uint64_t>(Doing::Waiting)));
+            p.joining = join(in.number());
+            p.arrives = join(in.number());
+            for (std::uint64_t w = in.number(); w > 0; --w) {
+                const auto* c = core(in.number());
+                const Side at = side(in.number());
+                if (auto it = s.channel_at.find(c); it != s.channel_at.end()) p.waits.push_back({it->second, at});
+            }
+            for (std::uint64_t h = in.number(); h > 0; --h) {
+                const auto* c = core(in.number());
+                p.held.push_back({c, side(in.number())});
+            }
+            p.os = k;
+            s.processes.push_back(std::move(p));
+        }
+    }
+    settle(s);
     return s;
 }
 
@@ -341,7 +475,10 @@ std::string quoted(const std::string& s) {
 std::string hop(const Snapshot& s, const Graph& g, std::size_t n) {
     const Graph::Node& node = g.nodes[n];
     switch (node.kind) {
-    case Graph::Node::Process: return "process " + quoted(s.processes[node.index].name);
+    case Graph::Node::Process: {
+        const auto& proc = s.processes[node.index];
+        return "process " + quoted(proc.name) + (s.os.size() > 1 ? " (" + s.os[proc.os].short_name + ")" : "");
+    }
     case Graph::Node::ChannelSide: return "channel " + quoted(s.channels[node.index].name);
     case Graph::Node::Join: return "the end of the processes it runs";
     }
@@ -465,42 +602,50 @@ std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector
     std::ostringstream out;
     out << "digraph csp {\n  label=\"" << dot_escaped(title) << "\";\n  labelloc=t;\n  rankdir=LR;\n"
         << "  node [fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n";
-    out << "  subgraph cluster_os {\n    label=\"OS process " << getpid() << "\";\n";
-    // Processes, grouped by the Parallel (Join) they arrive at.
-    // (In the order of their first members, so that the file reads the
+    // Processes, by OS process, grouped by the Parallel (Join) they arrive
+    // at. (In the order of their first members, so that the file reads the
     // same from one run to the next.)
-    std::vector<std::pair<const void*, std::vector<std::size_t>>> groups;
-    std::map<const void*, std::size_t> group_at;
+    std::vector<std::pair<std::pair<std::size_t, const void*>, std::vector<std::size_t>>> groups;
+    std::map<std::pair<std::size_t, const void*>, std::size_t> group_at;
     std::map<const void*, std::size_t> parent;
     for (std::size_t i = 0; i < s.processes.size(); ++i) {
-        auto [it, fresh] = group_at.try_emplace(s.processes[i].arrives, groups.size());
-        if (fresh) groups.push_back({s.processes[i].arrives, {}});
+        const std::pair<std::size_t, const void*> key{s.processes[i].os, s.processes[i].arrives};
+        auto [it, fresh] = group_at.try_emplace(key, groups.size());
+        if (fresh) groups.push_back({key, {}});
         groups[it->second].second.push_back(i);
         if (s.processes[i].joining) parent[s.processes[i].joining] = i;
     }
     std::size_t cluster = 0;
-    for (const auto& [join, members] : groups) {
-        const bool grouped = join != nullptr;
-        if (grouped) {
-            out << "    subgraph cluster_" << cluster++ << " {\n      label=\"";
-            if (auto it = parent.find(join); it != parent.end()) {
-                out << "run by " << dot_escaped(quoted(s.processes[it->second].name));
-            } else {
-                out << "Parallel";
+    // One OS process's processes, in a cluster of its own.
+    auto os_cluster = [&](std::size_t os) {
+        out << "  subgraph cluster_os" << os << " {\n    label=\""
+            << (s.os.empty() ? "OS process " + std::to_string(getpid()) : dot_escaped(s.os[os].title)) << "\";\n";
+        for (const auto& [key, members] : groups) {
+            const auto [in_os, join] = key;
+            if (in_os != os) continue;
+            const bool grouped = join != nullptr;
+            if (grouped) {
+                out << "    subgraph cluster_" << cluster++ << " {\n      label=\"";
+                if (auto it = parent.find(join); it != parent.end()) {
+                    out << "run by " << dot_escaped(quoted(s.processes[it->second].name));
+                } else {
+                    out << "Parallel";
+                }
+                out << "\";\n      style=rounded;\n";
             }
-            out << "\";\n      style=rounded;\n";
+            for (std::size_t i : members) {
+                const auto& proc = s.processes[i];
+                const bool on_cycle =
+                    std::any_of(found.begin(), found.end(), [&](const auto& c) { return std::count(c.begin(), c.end(), i) > 0; });
+                out << (grouped ? "      " : "    ") << "p" << i << " [shape=box, style=\"rounded,filled\", fillcolor=\""
+                    << colour_of(proc.doing) << "\", label=\"" << dot_escaped(proc.name + "\n" + state_of(proc.doing))
+                    << "\"" << (on_cycle ? ", color=red, penwidth=2" : "") << "];\n";
+            }
+            if (grouped) out << "    }\n";
         }
-        for (std::size_t i : members) {
-            const auto& proc = s.processes[i];
-            const bool on_cycle =
-                std::any_of(found.begin(), found.end(), [&](const auto& c) { return std::count(c.begin(), c.end(), i) > 0; });
-            out << (grouped ? "      " : "    ") << "p" << i << " [shape=box, style=\"rounded,filled\", fillcolor=\""
-                << colour_of(proc.doing) << "\", label=\"" << dot_escaped(proc.name + "\n" + state_of(proc.doing))
-                << "\"" << (on_cycle ? ", color=red, penwidth=2" : "") << "];\n";
-        }
-        if (grouped) out << "    }\n";
-    }
-    out << "  }\n";
+        out << "  }\n";
+    };
+    for (std::size_t os = 0; os < std::max<std::size_t>(s.os.size(), 1); ++os) os_cluster(os);
     for (std::size_t c = 0; c < s.channels.size(); ++c) {
         const auto& ch = s.channels[c];
         out << "  c" << c << " [shape=ellipse, label=\"" << dot_escaped(ch.name + "\n" + ch.kind) << "\"];\n";
@@ -589,6 +734,27 @@ std::string explain(const std::vector<runtime::Parker*>& parked) {
     return explanation(s, g, found);
 }
 
+// explain_across: a deadlock across OS processes, joined by whichever OS
+// process breaks it: the wait-for cycle through them all for the report,
+// and with CSP_GRAPH (inherited by every child) the graph, written by that
+// OS process and marked as written in the arena (the exit's graph and
+// SIGUSR1's leave it).
+std::string explain_across(const std::vector<std::pair<std::string, std::string>>& titled_parts) {
+    const Snapshot s = joined(titled_parts);
+    const Graph g = build(s);
+    const auto found = cycles(g);
+    const GraphEnv& env = graph_env();
+    if (!env.path.empty()) {
+        std::lock_guard hold(g_drawing);
+        if (write_file(env.path, dot(s, g, found, "csp: deadlock across OS processes"))) {
+            runtime::note_across_graph_drawn();
+        } else {
+            runtime::logger().warn("CSP_GRAPH: cannot write {}", env.path);
+        }
+    }
+    return explanation(s, g, found);
+}
+
 void deadlock_reported() noexcept {
     GraphEnv& env = graph_env();
     if (!env.here()) return;
@@ -632,7 +798,7 @@ void draw_on_signal(sigset_t usr1) noexcept {
         }
         std::lock_guard hold(g_drawing);
         if (runtime::ending()) return;  // (set before the exit's graph: it is the last)
-        if (graph_env().deadlock_written.load()) {  // (that graph is worth more than this one)
+        if (graph_env().deadlock_written.load() || runtime::across_graph_drawn()) {  // (worth more than this one)
             runtime::logger().warn("CSP_GRAPH: SIGUSR1 leaves {} as it is: it holds a deadlock", graph_env().path);
             continue;
         }
@@ -673,7 +839,7 @@ void graph_at_exit() noexcept {
     GraphEnv& env = graph_env();
     if (!env.here()) return;
     std::lock_guard hold(g_drawing);  // (a graph on SIGUSR1 is finished first; none comes after)
-    if (env.deadlock_written.load()) return;
+    if (env.deadlock_written.load() || runtime::across_graph_drawn()) return;
     try {
         write_graph(env.path);
     } catch (const std::exception& e) {
@@ -691,6 +857,7 @@ void forget_held_end(const channels::ChannelCore* c, bool reader) noexcept {
 
 void explain_deadlocks() noexcept {
     runtime::set_deadlock_explainer(&explain, &deadlock_reported);
+    runtime::set_across_explainer(&part_of, &explain_across);
     if (graph_env().here()) {  // (read now, in the OS process that loads libcsp)
         runtime::set_exit_hook(&graph_at_exit);
         listen_for_usr1();

@@ -61,6 +61,7 @@ struct Across {
     std::atomic<std::uint64_t> crossings{0};
     std::atomic<Inbox*> inboxes{nullptr};  // a list, pushed on only
     std::atomic<std::uint64_t> broken{0};  // the last C + 1 broken
+    std::atomic<std::uint32_t> drawn{0};   // a deadlock's graph was written (across_graph_drawn)
     SharedLock lock;                       // the report of the last one
     char* report = nullptr;
     std::uint32_t report_size = 0;
@@ -70,6 +71,9 @@ struct Across {
 // The network's record: made by the first OS process's runtime, inherited
 // (the same address in the arena) by every child.
 Across* g_across = nullptr;
+
+std::atomic<AcrossPart> g_part{nullptr};
+std::atomic<AcrossJoin> g_join{nullptr};
 
 void push_inbox(Inbox* box) noexcept {
     Inbox* head = g_across->inboxes.load(std::memory_order_relaxed);
@@ -98,9 +102,19 @@ void look_again(Inbox* box, std::uint64_t note) noexcept {
     ring(box);
 }
 
-std::string lines_of(Inbox* box) {
+// Confirmed: its lines, and its titled part of the explanation.
+struct Said {
+    std::string lines;
+    std::pair<std::string, std::string> part;
+};
+
+Said said_by(Inbox* box) {
     Locked<SharedLock> hold(box->lines_lock);
-    return std::string(box->lines ? box->lines : "", box->lines_size);
+    Said said{std::string(box->lines ? box->lines : "", box->lines_size), {}};
+    said.part.first = "OS process " + std::to_string(box->pid) +
+                      (box->name[0] ? std::string(", ") + box->name : std::string(", the program's own"));
+    said.part.second.assign(box->part ? box->part : "", box->part_size);
+    return said;
 }
 
 // fit: room for n T at *buffer (capacity *capacity), in the arena; what it
@@ -114,13 +128,17 @@ void fit(T** buffer, std::uint32_t* capacity, std::size_t n) {
     *capacity = static_cast<std::uint32_t>(n);
 }
 
-void write_lines(Inbox* box, const std::string& text, const std::vector<Inbox::Stopped>& stopped) {
+void write_lines(Inbox* box, const std::string& text, const std::string& part,
+                 const std::vector<Inbox::Stopped>& stopped) {
     Locked<SharedLock> hold(box->lines_lock);
     fit(&box->lines, &box->lines_capacity, text.size());
+    fit(&box->part, &box->part_capacity, part.size());
     fit(&box->stopped, &box->stopped_capacity, stopped.size());
     std::copy(text.begin(), text.end(), box->lines);
+    std::copy(part.begin(), part.end(), box->part);
     std::copy(stopped.begin(), stopped.end(), box->stopped);
     box->lines_size = static_cast<std::uint32_t>(text.size());
+    box->part_size = static_cast<std::uint32_t>(part.size());
     box->stopped_size = static_cast<std::uint32_t>(stopped.size());
 }
 
@@ -191,8 +209,15 @@ bool try_break(Inbox* mine, std::uint64_t seen) noexcept {
     try {
         std::vector<Inbox*> boxes;  // (the list is newest first: the program's own comes first)
         each_live([&](Inbox* box) { boxes.push_back(box); });
-        for (auto it = boxes.rbegin(); it != boxes.rend(); ++it) report += lines_of(*it);
-    } catch (const std::bad_alloc&) {  // (the breaking matters more than the words)
+        std::vector<std::pair<std::string, std::string>> parts;
+        for (auto it = boxes.rbegin(); it != boxes.rend(); ++it) {
+            Said said = said_by(*it);
+            report += said.lines;
+            parts.push_back(std::move(said.part));
+        }
+        // (The wait-for cycle through them all, and the graph.)
+        if (AcrossJoin join = g_join.load(std::memory_order_acquire)) report += join(parts);
+    } catch (...) {  // (the breaking matters more than the words)
     }
     {
         Locked<SharedLock> hold(g_across->lock);
@@ -287,12 +312,12 @@ bool note_quiet(Inbox* box, std::uint64_t seen) noexcept {
     return all;
 }
 
-bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines,
+bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines, const std::string& part,
                    const std::vector<Inbox::Stopped>& stopped) noexcept {
     const std::uint64_t note = noted(seen);
     try {
         const std::string named = box->name[0] ? std::string(", ") + box->name + ":" : ", the program's own:";
-        write_lines(box, "\n  in OS process " + std::to_string(box->pid) + named + lines, stopped);
+        write_lines(box, "\n  in OS process " + std::to_string(box->pid) + named + lines, part, stopped);
     } catch (const std::bad_alloc&) {
         return false;  // (not confirmed: looked at again later)
     }
@@ -304,6 +329,27 @@ bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines,
     }
     return try_break(box, seen);
 }
+
+void set_across_explainer(AcrossPart part, AcrossJoin join) noexcept {
+    g_part.store(part, std::memory_order_release);
+    g_join.store(join, std::memory_order_release);
+}
+
+std::string across_part(const std::vector<Parker*>& parked) {
+    AcrossPart part = g_part.load(std::memory_order_acquire);
+    if (!part) return {};
+    try {
+        return part(parked);
+    } catch (...) {
+        return {};  // (the report goes without it)
+    }
+}
+
+void note_across_graph_drawn() noexcept {
+    if (g_across) g_across->drawn.store(1, std::memory_order_release);
+}
+
+bool across_graph_drawn() noexcept { return g_across && g_across->drawn.load(std::memory_order_acquire) != 0; }
 
 std::string across_report() {
     if (!g_across) return {};

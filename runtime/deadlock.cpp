@@ -291,7 +291,7 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
     const std::uint64_t crossings = crossings_now();
     std::vector<Parker*> blocked;
     std::shared_ptr<const std::string> report;
-    std::string across_lines;
+    std::string across_lines, part;
     std::vector<Inbox::Stopped> stopped;  // (across: each wait, by its token)
     {
         Locked<SpinLock> hold(lock_);
@@ -328,6 +328,7 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         try {
             if (seen == Look::QuietAcross) {
                 across_lines = lines("    ");  // (under a line naming the OS process)
+                part = across_part(registered());
                 for (Parker* p : blocked) {
                     const std::uint64_t word = p->selection.load(std::memory_order_acquire);
                     if (static_cast<std::uint32_t>(word) == kWaiting) stopped.push_back({p, word >> 32});
@@ -342,9 +343,9 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
         if (seen == Look::Deadlocked && !wake_deadlocked(blocked, report, false)) return;
     }
     if (!report) {
-        // (Outside the registry's lock. No graph: the explainer, which
-        // makes it, sees one OS process.)
-        (void)confirm_quiet(r.inbox, crossings, across_lines, stopped);
+        // (Outside the registry's lock. The cycle and the graph come from
+        // the breaker: across.cpp.)
+        (void)confirm_quiet(r.inbox, crossings, across_lines, part, stopped);
         return;
     }
     logger().info("{}", *report);

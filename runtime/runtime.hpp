@@ -376,6 +376,20 @@ void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept;
 // explainer may find a moment that turns out no deadlock: then it is not).
 using DeadlockExplainer = std::string (*)(const std::vector<Parker*>& parked);
 void set_deadlock_explainer(DeadlockExplainer explain, void (*reported)() noexcept) noexcept;
+// The same across OS processes (runtime/across.cpp): `part` describes this
+// OS process's parkers as text, when it confirms that it is quiet (under
+// the same conditions as an explainer); whoever breaks the deadlock calls
+// `join` with the part and the title ("OS process 14061, multiprocess
+// 'x'") of every OS process, in the order they were made, and appends what
+// it returns to the report. Either may throw (then the report goes without).
+using AcrossPart = std::string (*)(const std::vector<Parker*>& parked);
+using AcrossJoin = std::string (*)(const std::vector<std::pair<std::string, std::string>>& titled_parts);
+void set_across_explainer(AcrossPart part, AcrossJoin join) noexcept;
+// across_graph_drawn: a deadlock across OS processes has been drawn (the
+// join hook says so, in whichever OS process broke it): the exit's graph
+// leaves it in place.
+void note_across_graph_drawn() noexcept;
+bool across_graph_drawn() noexcept;
 ProcessBody* body_of(const Parker* p) noexcept;
 const char* name_of(const Parker* p) noexcept;
 // with_registered: `see` runs with every registered parker, under the

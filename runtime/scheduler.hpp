@@ -77,8 +77,9 @@ struct Inbox {
     std::atomic<std::uint64_t> quiet{0};
     std::atomic<std::uint64_t> rung{0};  // the last note it was rung for
     // When confirmed: its report lines (names are private to each OS
-    // process) and its waits for the breaker to end (parker, wait token),
-    // in the arena, under lines_lock; and its name in the reports.
+    // process), its part of the explanation (AcrossPart) and its waits for
+    // the breaker to end (parker, wait token), in the arena, under
+    // lines_lock; and its name in the reports.
     struct Stopped {
         Parker* parker;
         std::uint64_t token;
@@ -87,6 +88,9 @@ struct Inbox {
     char* lines = nullptr;
     std::uint32_t lines_size = 0;
     std::uint32_t lines_capacity = 0;
+    char* part = nullptr;
+    std::uint32_t part_size = 0;
+    std::uint32_t part_capacity = 0;
     Stopped* stopped = nullptr;
     std::uint32_t stopped_size = 0;
     std::uint32_t stopped_capacity = 0;
@@ -489,8 +493,11 @@ bool note_quiet(Inbox* box, std::uint64_t seen) noexcept;
 // the count has not moved, the deadlock is broken: every OS process's
 // waits end with kDeadlocked (true; false: not yet, and the unconfirmed are
 // rung).
-bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines,
+bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines, const std::string& part,
                    const std::vector<Inbox::Stopped>& stopped) noexcept;
+// across_part: this OS process's part of the explanation (AcrossPart), or
+// nothing; under the registry's lock, as Registry::explained.
+std::string across_part(const std::vector<Parker*>& parked);
 // across_report: the report of the last deadlock across OS processes.
 std::string across_report();
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""check_graph.py PROGRAM: run PROGRAM (graph_child) in its four modes and
+"""check_graph.py PROGRAM [--across]: run PROGRAM (graph_child) in its modes and
 check the Graphviz DOT it leaves: the processes and channels are named, with
 their states; a deadlock's cycle is drawn in red; SIGUSR1 draws the running
 network; and graphviz's `dot` renders every file to SVG (a file that does not
-parse fails here)."""
+parse fails here). --across: also the deadlock across OS processes (release
+builds only: see tests/meson.build)."""
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import tempfile
 import time
 
 program = sys.argv[1]
+across = "--across" in sys.argv[2:]
 problems = []
 
 
@@ -61,6 +63,27 @@ with tempfile.TemporaryDirectory() as scratch:
     if len(red_edges) != 6:  # three processes, three channels: six hops
         problems.append(f"deadlock: expected the 6 edges of the cycle in red, got {len(red_edges)}: {red_edges}")
     render(path, "deadlock")
+
+    # A deadlock across OS processes: one cluster per OS process (the
+    # program's own and two children), the ring's channels once each, the
+    # cycle in red through all three.
+    if across:
+        path = os.path.join(scratch, "across.dot")
+        run(["across"], path)
+        text = read(path)
+        for name in ["deadlock across OS processes", "the program's own", "multiprocess 'stage-p'",
+                     "multiprocess 'stage-q'", "stage-r", "ring-a", "ring-b", "ring-c", "blocked reading"]:
+            expect(text, name, "across")
+        clusters = re.findall(r"subgraph cluster_os\d+", text)
+        if len(clusters) != 3:
+            problems.append(f"across: expected 3 OS processes, got {len(clusters)}")
+        for ring in ["ring-a", "ring-b", "ring-c"]:
+            if len(re.findall(rf'label="{ring}\\n', text)) != 1:
+                problems.append(f"across: channel {ring} is not drawn once")
+        red_edges = [line for line in text.splitlines() if "->" in line and "color=red" in line]
+        if len(red_edges) != 6:
+            problems.append(f"across: expected the 6 edges of the cycle in red, got {len(red_edges)}: {red_edges}")
+        render(path, "across")
 
     # At exit: the process left waiting, with its channel.
     path = os.path.join(scratch, "exit.dot")

@@ -79,6 +79,16 @@ TEST_CASE("a ring of processes across OS processes is a deadlock report naming e
                                             std::to_string(j) + "'"));
         }
         CHECK_THAT(endings[i], Contains("multiprocess 'member-"));
+        // The wait-for cycle through every OS process: each member, with the
+        // OS process it is in, and each link it waits on.
+        const std::size_t at = endings[i].find("wait-for cycle: ");
+        REQUIRE(at != std::string::npos);
+        const std::string cycle = endings[i].substr(at, endings[i].find('\n', at) - at);
+        CAPTURE(cycle);
+        for (std::size_t j = 0; j < endings.size(); ++j) {
+            CHECK_THAT(cycle, Contains("process 'member-" + std::to_string(j) + "' (OS process "));
+            CHECK_THAT(cycle, Contains("channel 'link-" + std::to_string(j) + "'"));
+        }
     }
     CHECK(unreaped_children() == "");
 }

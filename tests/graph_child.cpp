@@ -2,6 +2,10 @@
 //
 //   graph_child deadlock   a ring of three stages that each read before they
 //                          write: the DeadlockError's graph, cycle in red
+//   graph_child across     the same ring with two of its stages in child OS
+//                          processes (csp::multiprocess): the graph of the
+//                          deadlock across them, drawn by whichever OS
+//                          process broke it, every OS process a cluster
 //   graph_child exit       a pipeline that ends normally, then two spawned
 //                          processes still running (one sleeping, one
 //                          blocked reading from it) when main returns: the
@@ -38,6 +42,23 @@ int main(int argc, char** argv) {
             return 0;
         }
         return 1;
+    }
+    if (mode == "across") {
+        csp::Channel<int> a{"ring-a"}, b{"ring-b"}, c{"ring-c"};
+        // (Each catches its DeadlockError: a child's would come back as a
+        // RemoteError inside a ProcessError.)
+        auto stage = [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+            try {
+                out(in());
+                return 1;
+            } catch (const csp::DeadlockError&) {
+                return 0;
+            }
+        };
+        auto [p, q, r] = csp::Parallel(csp::multiprocess("stage-p", stage)(a.reader(), b.writer()),
+                                       csp::multiprocess("stage-q", stage)(b.reader(), c.writer()),
+                                       csp::process("stage-r", stage)(c.reader(), a.writer()));
+        return p == 0 && q == 0 && r == 0 ? 0 : 1;
     }
     if (mode == "exit") {
         csp::Channel<int> done{"finished-wire"};
