@@ -305,7 +305,10 @@ struct Fields {
 };
 
 std::string part_of(const std::vector<runtime::Parker*>& parked) {
-    const Snapshot s = take(parked, true, false);
+    // (Not yet proven: another OS process may wake one of them meanwhile.
+    // Read as write_graph reads, each only where it held still: in a
+    // deadlock, all of it.)
+    const Snapshot s = take(parked, false, false);
     std::string out;
     put(out, s.channels.size());
     for (const auto& c : s.channels) {
@@ -682,7 +685,7 @@ std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector
 // write_file writes beside `path` and renames into place: whoever reads the
 // file (a viewer, a test, the next writer) sees a whole graph, old or new.
 bool write_file(const std::string& path, const std::string& text) {
-    const std::string beside = path + ".tmp";
+    const std::string beside = path + "." + std::to_string(getpid()) + ".tmp";  // (OS processes may draw at once)
     {
         std::ofstream file(beside, std::ios::trunc);
         file << text;
@@ -745,7 +748,10 @@ std::string explain_across(const std::vector<std::pair<std::string, std::string>
     const auto found = cycles(g);
     const GraphEnv& env = graph_env();
     if (!env.path.empty()) {
-        std::lock_guard hold(g_drawing);
+        // (g_drawing only where it is this OS process's own: a child's copy
+        // may have been taken at the fork by a thread it does not have.)
+        std::unique_lock<std::mutex> hold(g_drawing, std::defer_lock);
+        if (env.here()) hold.lock();
         if (write_file(env.path, dot(s, g, found, "csp: deadlock across OS processes"))) {
             runtime::note_across_graph_drawn();
         } else {

@@ -115,7 +115,9 @@ channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string&
     Arrival& a = wait.awaiting.arrival;
     if (!a.failed) return a.result;
     type = a.type;
-    what = a.what;  // (the process's name says the rank: csp::on_rank)
+    // (A failure's process is named with its rank (csp::on_rank); a
+    // deadlock's report is the whole job's, from that rank.)
+    what = a.type == "csp::DeadlockError" ? a.what + " (on rank " + std::to_string(a.rank) + ")" : a.what;
     return nullptr;
 }
 

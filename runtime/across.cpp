@@ -132,14 +132,18 @@ void write_lines(Inbox* box, const std::string& text, const std::string& part,
                  const std::vector<Inbox::Stopped>& stopped) {
     Locked<SharedLock> hold(box->lines_lock);
     fit(&box->lines, &box->lines_capacity, text.size());
-    fit(&box->part, &box->part_capacity, part.size());
     fit(&box->stopped, &box->stopped_capacity, stopped.size());
     std::copy(text.begin(), text.end(), box->lines);
-    std::copy(part.begin(), part.end(), box->part);
     std::copy(stopped.begin(), stopped.end(), box->stopped);
     box->lines_size = static_cast<std::uint32_t>(text.size());
-    box->part_size = static_cast<std::uint32_t>(part.size());
     box->stopped_size = static_cast<std::uint32_t>(stopped.size());
+    box->part_size = 0;
+    try {  // (the explanation is worth less than the confirmation: without room, none)
+        fit(&box->part, &box->part_capacity, part.size());
+        std::copy(part.begin(), part.end(), box->part);
+        box->part_size = static_cast<std::uint32_t>(part.size());
+    } catch (const std::bad_alloc&) {
+    }
 }
 
 // end_waits: every wait the confirmed inboxes list, ended with kDeadlocked.
@@ -252,6 +256,7 @@ void across_adopt(Inbox* box, bool made) {
     box->quiet.store(0, std::memory_order_relaxed);
     box->rung.store(0, std::memory_order_relaxed);
     box->lines_size = 0;
+    box->part_size = 0;
     box->stopped_size = 0;
     box->name[0] = '\0';
     if (made) push_inbox(box);

@@ -377,8 +377,10 @@ void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept;
 using DeadlockExplainer = std::string (*)(const std::vector<Parker*>& parked);
 void set_deadlock_explainer(DeadlockExplainer explain, void (*reported)() noexcept) noexcept;
 // The same across OS processes (runtime/across.cpp): `part` describes this
-// OS process's parkers as text, when it confirms that it is quiet (under
-// the same conditions as an explainer); whoever breaks the deadlock calls
+// OS process's parkers as text, when it confirms that it is quiet (under the
+// registry's lock, as an explainer, but not yet proven deadlocked: another
+// OS process may still wake one of them, so it reads them as write_graph
+// does); whoever breaks the deadlock calls
 // `join` with the part and the title ("OS process 14061, multiprocess
 // 'x'") of every OS process, in the order they were made, and appends what
 // it returns to the report. Either may throw (then the report goes without).

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 // Every rank runs main (SPMD) and makes the same processes and channels in
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
         caught = e.what();
     }
 
-    if (world.rank() == 0) {  // (every rank knows the same: one prints)
+    if (world.rank() == 0) {  // (every rank has the results: one prints)
         std::printf("%d ranks, 6 workers, %d jobs done\n", world.size(), jobs_done);
         std::printf("the sum of the squares of 1..12 is %ld\n", total);
         std::printf("caught: %s\n", caught.c_str());
