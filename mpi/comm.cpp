@@ -96,12 +96,17 @@ Comm::Comm(MPI_Comm comm, int r, int n) : rank(r), size(n), comm_(comm) {
     inbox_->words = static_cast<std::atomic<std::uint32_t>*>(runtime::arena_allocate(sizeof(std::atomic<std::uint32_t>)));
     ::new (static_cast<void*>(inbox_->words)) std::atomic<std::uint32_t>(runtime::kAwake);
     inbox_->count = inbox_->capacity = 1;
-    thread_ = std::thread([this] { loop(); });
+    // Everything the thread may use is in place before it starts: a message
+    // from a faster rank (its detector's, say) can arrive at once, and was
+    // handled with g_comm still null (a crash, 1 run in 4 of hello_world
+    // on 3 ranks under MPICH).
+    g_comm = this;
     {
         runtime::Locked<runtime::SpinLock> hold(g_turn);
         g_turn_comm = this;
     }
     runtime::set_rank_serve_hook(&serve_from_worker);
+    thread_ = std::thread([this] { loop(); });
 }
 
 Comm::~Comm() {

@@ -70,22 +70,27 @@ struct Across {
 
 // The network's record: made by the first OS process's runtime, inherited
 // (the same address in the arena) by every child.
-Across* g_across = nullptr;
+// (Atomic: the thread that draws the graph on SIGUSR1 asks, from before the
+// runtime is made, whether a deadlock's graph is there: across_graph_drawn.)
+std::atomic<Across*> g_across{nullptr};
+
+Across* across() noexcept { return g_across.load(std::memory_order_acquire); }
 
 std::atomic<AcrossPart> g_part{nullptr};
 std::atomic<AcrossJoin> g_join{nullptr};
 
 void push_inbox(Inbox* box) noexcept {
-    Inbox* head = g_across->inboxes.load(std::memory_order_relaxed);
+    Across* a = across();
+    Inbox* head = a->inboxes.load(std::memory_order_relaxed);
     do {
         box->next_inbox = head;
-    } while (!g_across->inboxes.compare_exchange_weak(head, box, std::memory_order_acq_rel,
+    } while (!a->inboxes.compare_exchange_weak(head, box, std::memory_order_acq_rel,
                                                       std::memory_order_relaxed));
 }
 
 template <class See>
 void each_live(See see) {
-    for (Inbox* box = g_across->inboxes.load(std::memory_order_acquire); box; box = box->next_inbox) {
+    for (Inbox* box = across()->inboxes.load(std::memory_order_acquire); box; box = box->next_inbox) {
         if (box->live.load(std::memory_order_seq_cst) != 0) see(box);
     }
 }
@@ -198,10 +203,11 @@ bool try_break(Inbox* mine, std::uint64_t seen) noexcept {
         if (q != 0 && box != mine) ring(box);
     });
     if (!all || crossings_now() != seen) return false;
-    std::uint64_t last = g_across->broken.load(std::memory_order_acquire);
+    std::atomic<std::uint64_t>& broken = across()->broken;
+    std::uint64_t last = broken.load(std::memory_order_acquire);
     do {
         if (last >= seen + 1) return false;  // (somebody else broke this one)
-    } while (!g_across->broken.compare_exchange_weak(last, seen + 1, std::memory_order_acq_rel));
+    } while (!broken.compare_exchange_weak(last, seen + 1, std::memory_order_acq_rel));
     // The breaker runs (its OS process is not quiet while it wakes others,
     // who may be its own alone), and the count moves: every OS process notes
     // again before another deadlock can be found.
@@ -224,11 +230,12 @@ bool try_break(Inbox* mine, std::uint64_t seen) noexcept {
     } catch (...) {  // (the breaking matters more than the words)
     }
     {
-        Locked<SharedLock> hold(g_across->lock);
+        Across* a = across();
+        Locked<SharedLock> hold(a->lock);
         try {
-            fit(&g_across->report, &g_across->report_capacity, report.size());
-            std::copy(report.begin(), report.end(), g_across->report);
-            g_across->report_size = static_cast<std::uint32_t>(report.size());
+            fit(&a->report, &a->report_capacity, report.size());
+            std::copy(report.begin(), report.end(), a->report);
+            a->report_size = static_cast<std::uint32_t>(report.size());
         } catch (const std::bad_alloc&) {  // (the old report, or none)
         }
     }
@@ -245,7 +252,7 @@ bool try_break(Inbox* mine, std::uint64_t seen) noexcept {
 void across_start(Runtime& r) {
     Inbox* box = r.inbox;
     if (!g_in_child) {
-        g_across = arena_new<Across>();
+        g_across.store(arena_new<Across>(), std::memory_order_release);
         push_inbox(box);
         box->live.store(1, std::memory_order_seq_cst);
     }
@@ -266,11 +273,12 @@ void across_adopt(Inbox* box, bool made) {
 void across_reaped(Inbox* box) noexcept { box->live.store(0, std::memory_order_seq_cst); }
 
 std::uint64_t crossings_now() noexcept {
-    return g_across ? g_across->crossings.load(std::memory_order_seq_cst) : 0;
+    Across* a = across();
+    return a ? a->crossings.load(std::memory_order_seq_cst) : 0;
 }
 
 void crossed() noexcept {
-    if (g_across) g_across->crossings.fetch_add(1, std::memory_order_seq_cst);
+    if (Across* a = across()) a->crossings.fetch_add(1, std::memory_order_seq_cst);
 }
 
 // (Only when something does run: a worker woken for nothing, say by a ring
@@ -289,7 +297,7 @@ void name_os_process(std::string_view name) noexcept {
 }
 
 bool note_quiet(Inbox* box, std::uint64_t seen) noexcept {
-    if (!g_across) return false;
+    if (!across()) return false;
     // (A wake-up pushed here is one this OS process has yet to run.)
     if (box->head.load(std::memory_order_seq_cst) || box->rescues.load(std::memory_order_seq_cst)) return false;
     const std::uint64_t note = noted(seen);
@@ -351,15 +359,19 @@ std::string across_part(const std::vector<Parker*>& parked) {
 }
 
 void note_across_graph_drawn() noexcept {
-    if (g_across) g_across->drawn.store(1, std::memory_order_release);
+    if (Across* a = across()) a->drawn.store(1, std::memory_order_release);
 }
 
-bool across_graph_drawn() noexcept { return g_across && g_across->drawn.load(std::memory_order_acquire) != 0; }
+bool across_graph_drawn() noexcept {
+    Across* a = across();
+    return a && a->drawn.load(std::memory_order_acquire) != 0;
+}
 
 std::string across_report() {
-    if (!g_across) return {};
-    Locked<SharedLock> hold(g_across->lock);
-    return g_across->report ? std::string(g_across->report, g_across->report_size) : std::string();
+    Across* a = across();
+    if (!a) return {};
+    Locked<SharedLock> hold(a->lock);
+    return a->report ? std::string(a->report, a->report_size) : std::string();
 }
 
 }  // namespace csp::runtime
