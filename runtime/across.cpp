@@ -84,8 +84,7 @@ void push_inbox(Inbox* box) noexcept {
     Inbox* head = a->inboxes.load(std::memory_order_relaxed);
     do {
         box->next_inbox = head;
-    } while (!a->inboxes.compare_exchange_weak(head, box, std::memory_order_acq_rel,
-                                                      std::memory_order_relaxed));
+    } while (!a->inboxes.compare_exchange_weak(head, box, std::memory_order_acq_rel, std::memory_order_relaxed));
 }
 
 template <class See>
