@@ -207,7 +207,7 @@ void discard_buffer(ChannelCore* c) noexcept {
     while (c->count > 0) {
         unsigned char* slot = buffer_slot(c, 0);
         c->head = (c->head + 1) % c->capacity;
-        --c->count;
+        set_count(c, c->count - 1);
         if (traced) traced_out(c, me(), "discarded");
         if (x) x->buffer_discard(c, slot);
         else c->ops->destroy(slot);
@@ -439,7 +439,7 @@ void take_oldest(ChannelCore* c, void* dst, Parcel** got) noexcept {
         c->ops->destroy(oldest);
     }
     c->head = (c->head + 1) % c->capacity;
-    --c->count;
+    set_count(c, c->count - 1);
     if (runtime::tracing()) [[unlikely]] traced_out(c, me());
 }
 
@@ -449,7 +449,7 @@ void refill(ChannelCore* c, Waiter** wake, bool want = true) noexcept {
         unsigned char* slot = buffer_slot(c, c->count);
         if (const Crossing* x = crossing_of(c)) x->buffer_refill(c, slot, w);
         else c->ops->move_construct(slot, w->slot);
-        ++c->count;
+        set_count(c, c->count + 1);
         if (runtime::tracing()) [[unlikely]] traced_in(c, w->parker);
         woken(c, wake, w);
     }
@@ -517,7 +517,7 @@ Room room_for_write(ChannelCore* c) noexcept {
             if (c->count == 0) return Room::Drop;  // every slot held by an extended read: nothing unread to drop
             unsigned char* oldest = buffer_slot(c, 0);
             c->head = (c->head + 1) % c->capacity;
-            --c->count;
+            set_count(c, c->count - 1);
             if (runtime::tracing()) [[unlikely]] traced_out(c, me(), "overwritten");
             if (const Crossing* x = crossing_of(c)) x->buffer_discard(c, oldest);
             else c->ops->destroy(oldest);
@@ -582,7 +582,7 @@ thread_local bool t_crowded = false;
             unsigned char* slot = buffer_slot(c, c->count);
             if (const Crossing* x = crossing_of(c)) x->buffer_put(c, slot, src, pre);
             else c->ops->move_construct(slot, src);
-            ++c->count;
+            set_count(c, c->count + 1);
             if (runtime::tracing()) [[unlikely]] traced_put(c, me());
             if (c->kind == BufferKind::Infinite && c->count % kInfiniteYieldAt == 0) [[unlikely]] t_crowded = true;
             if (c->extended) [[unlikely]] *wake = wake_probe(c);  // (*wake is free: no reader was taken)
@@ -950,7 +950,7 @@ Attempt proxy_write_locked(ChannelCore* c, runtime::Parker* p, Parcel** value, W
     if (room == Room::Yes) {
         unsigned char* slot = buffer_slot(c, c->count);
         crossing_of(c)->buffer_put(c, slot, c->ops->trivial ? (*value)->data() : nullptr, value);
-        ++c->count;
+        set_count(c, c->count + 1);
         if (runtime::tracing()) [[unlikely]] traced_put(c, p);
         if (c->extended) [[unlikely]] *wake = wake_probe(c);
         return Attempt::Done;

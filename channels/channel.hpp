@@ -133,6 +133,11 @@ struct ChannelCore {
                                          {"is blocked writing to channel", name, this, runtime::Subject::Write}};
 };
 
+// set_count: the buffered count, changed under the channel's lock, stored
+// atomically (relaxed: the same instruction) because a view of the network
+// reads it without the lock (csp::write_graph: a moment's count, for the eye).
+inline void set_count(ChannelCore* c, std::size_t n) noexcept { __atomic_store_n(&c->count, n, __ATOMIC_RELAXED); }
+
 // wait_kind_across: what a wait on channel c, which crosses, is: one that
 // another MPI rank ends (a channel shared by ranks: remote.hpp), or one that
 // another OS process ends.
