@@ -282,26 +282,28 @@ void put(std::string& out, std::string_view field) {
 void put(std::string& out, std::uint64_t v) { put(out, std::to_string(v)); }
 std::uint64_t address(const void* p) { return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)); }
 
+// parsed: a field that must be a number.
+std::uint64_t parsed(std::string_view t) {
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc{} || end != t.data() + t.size()) {
+        throw std::runtime_error("csp: a bad number in a deadlock's explanation");
+    }
+    return v;
+}
+
 struct Fields {
     std::string_view rest;
     std::string_view text() {
         const std::size_t colon = rest.find(':');
-        std::size_t n = 0;
-        const auto [end, ec] = std::from_chars(rest.data(), rest.data() + (colon == std::string_view::npos ? 0 : colon), n);
-        if (colon == std::string_view::npos || ec != std::errc{} || end != rest.data() + colon || n > rest.size() - colon - 1) {
-            throw std::runtime_error("csp: a bad part of a deadlock's explanation");
-        }
+        if (colon == std::string_view::npos) throw std::runtime_error("csp: a bad part of a deadlock's explanation");
+        const std::uint64_t n = parsed(rest.substr(0, colon));
+        if (n > rest.size() - colon - 1) throw std::runtime_error("csp: a bad part of a deadlock's explanation");
         const std::string_view field = rest.substr(colon + 1, n);
         rest.remove_prefix(colon + 1 + n);
         return field;
     }
-    std::uint64_t number() {
-        const std::string_view t = text();
-        std::uint64_t v = 0;
-        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-        if (ec != std::errc{} || end != t.data() + t.size()) throw std::runtime_error("csp: a bad number in a deadlock's explanation");
-        return v;
-    }
+    std::uint64_t number() { return parsed(text()); }
 };
 
 std::string part_of(const std::vector<runtime::Parker*>& parked) {

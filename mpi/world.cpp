@@ -205,13 +205,9 @@ namespace {
 // With CSP_TRACE, every rank's events go to rank 0, which writes them with
 // its own (a group per rank) in its file. Both steps are collective, on
 // csp's communicator, by main, while nothing else uses MPI (before the
-// communication thread starts, after it has stopped), and first ask whether
-// any rank traces.
-bool anyone_traces() {
-    int tracing = runtime::tracing() ? 1 : 0, anyone = 0;
-    MPI_Allreduce(&tracing, &anyone, 1, MPI_INT, MPI_MAX, g_world_comm);
-    return anyone != 0;
-}
+// communication thread starts, after it has stopped), and only if some rank
+// traces: asked once, as the World starts (CSP_TRACE is read at load).
+bool g_anyone_traces = false;
 
 // align_trace, as the World starts: each rank's trace counts from rank 0's
 // start. Rank 0 reads its steady clock around a ping to each rank, which
@@ -220,7 +216,10 @@ bool anyone_traces() {
 // pids get the rank in high bits: ranks number their channels, and on
 // several machines their pids, alike.
 void align_trace() {
-    if (!anyone_traces()) return;
+    int tracing = runtime::tracing() ? 1 : 0, anyone = 0;
+    MPI_Allreduce(&tracing, &anyone, 1, MPI_INT, MPI_MAX, g_world_comm);
+    g_anyone_traces = anyone != 0;
+    if (!g_anyone_traces) return;
     constexpr int kTag = 7;
     const auto now = [] {
         return static_cast<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -250,7 +249,7 @@ void align_trace() {
 
 // gather_trace, as the World ends: the parts to rank 0.
 void gather_trace() {
-    if (!anyone_traces()) return;
+    if (!g_anyone_traces) return;
     std::string part;
     if (g_rank != 0) {
         try {

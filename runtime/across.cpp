@@ -112,11 +112,15 @@ struct Said {
     std::pair<std::string, std::string> part;
 };
 
+// title: "OS process 14061, multiprocess 'x'" (or "..., the program's own").
+std::string title(const Inbox* box) {
+    return "OS process " + std::to_string(box->pid) +
+           (box->name[0] ? std::string(", ") + box->name : std::string(", the program's own"));
+}
+
 Said said_by(Inbox* box) {
     Locked<SharedLock> hold(box->lines_lock);
-    Said said{std::string(box->lines ? box->lines : "", box->lines_size), {}};
-    said.part.first = "OS process " + std::to_string(box->pid) +
-                      (box->name[0] ? std::string(", ") + box->name : std::string(", the program's own"));
+    Said said{std::string(box->lines ? box->lines : "", box->lines_size), {title(box), {}}};
     said.part.second.assign(box->part ? box->part : "", box->part_size);
     return said;
 }
@@ -328,8 +332,7 @@ bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines, con
                    const std::vector<Inbox::Stopped>& stopped) noexcept {
     const std::uint64_t note = noted(seen);
     try {
-        const std::string named = box->name[0] ? std::string(", ") + box->name + ":" : ", the program's own:";
-        write_lines(box, "\n  in OS process " + std::to_string(box->pid) + named + lines, part, stopped);
+        write_lines(box, "\n  in " + title(box) + ":" + lines, part, stopped);
     } catch (const std::bad_alloc&) {
         return false;  // (not confirmed: looked at again later)
     }
