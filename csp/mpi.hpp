@@ -16,6 +16,7 @@
 // on rank i % size; an unplaced process runs on every rank. A channel made
 // outside any process, after the World, is one channel of the whole job
 // (matched across ranks by the order channels are made, checked by name).
+// In a simulation (csp/sim.hpp) placed processes all run here, as fibers.
 // Parallel returns on every rank with every result: a placed process's
 // result (or its failure) is sent to every rank. Link with libcsp-mpi
 // (pkg-config csp-mpi).
@@ -107,6 +108,14 @@ Process<R> on_rank(int r, Process<R> p) {
     using T = csp::detail::result_t<R>;
     static_assert(std::is_void_v<R> || Transferable<T>,
                   "csp::on_rank: the process's result must cross ranks (trivially copyable, or cereal-serializable)");
+    // In a simulation (csp/sim.hpp) every placed process runs here, as a
+    // fiber, whatever its rank and however many ranks there are: a network
+    // written for many ranks is checked in one OS process.
+    if (runtime::simulating()) {
+        if (r < 0) mpi::detail::throw_bad_rank(r);
+        std::string name = p.name() + " on rank " + std::to_string(r);
+        return std::move(p).named(std::move(name));
+    }
     const int size = mpi::size();
     if (size == 1) {
         if (r != 0) mpi::detail::throw_bad_rank(r);

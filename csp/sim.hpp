@@ -16,7 +16,9 @@
 //
 // check_random and replay run from main (or another plain thread), with no
 // other process running. In a simulation csp::multiprocess runs as a fiber
-// (no fork); csp::io, plain threads and other OS processes are outside the
+// (no fork), and so do processes placed on ranks (csp::on_rank,
+// csp::spread: every one runs here, whatever its rank, with or without
+// mpirun); csp::io, plain threads and other OS processes are outside the
 // simulation and make runs differ.
 #pragma once
 

@@ -5,6 +5,7 @@
 // 1 rank (no mpirun), 2 and 4 (4 oversubscribe a 2-core machine).
 #include <csp/csp.hpp>
 #include <csp/mpi.hpp>
+#include <csp/sim.hpp>
 
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
@@ -1257,4 +1258,80 @@ TEST_CASE("misplaced placements are usage errors: copies of a placed process, pl
         return false;
     });
     CHECK(std::get<0>(csp::Parallel(placer())));
+}
+
+// A simulation (csp/sim.hpp) runs processes placed on ranks here, as fibers,
+// whatever their rank and however many ranks the job has: a network written
+// for several ranks is checked in one OS process. (On 2 and 4 ranks every
+// rank runs its own simulations, which never reach MPI.)
+TEST_CASE("a simulation runs placed processes here, as fibers, whatever their rank", "[mpi][sim]") {
+    int runs = 0;
+    csp::sim::check_random(
+        [&runs] {
+            ++runs;
+            csp::Channel<std::int64_t> ch{"simulated-ranks"};
+            std::vector<csp::Process<std::int64_t>> ws;
+            for (std::int64_t w = 0; w < 3; ++w) ws.push_back(writer(ch.writer(), w, 4));
+            auto [sent, got] = csp::Parallel(csp::spread(std::move(ws)), csp::on_rank(7, reader(ch.reader())));
+            if (sent != std::vector<std::int64_t>{4, 4, 4}) throw std::runtime_error("the writers' results are wrong");
+            std::sort(got.begin(), got.end());
+            std::vector<std::int64_t> every;
+            for (std::int64_t w = 0; w < 3; ++w) {
+                for (std::int64_t i = 0; i < 4; ++i) every.push_back(w * kPer + i);
+            }
+            if (got != every) throw std::runtime_error("the reader did not get every value once");
+        },
+        {.iterations = 40, .seed = 1});
+    CHECK(runs == 40);
+}
+
+// PyCSP's termination race (tests/sim.cpp) between processes placed on two
+// ranks: the simulation finds it, names the process with its rank, and its
+// schedule replays it; a deadlock among placed processes is found too.
+TEST_CASE("a simulation finds a race and a deadlock among placed processes", "[mpi][sim]") {
+    auto racy = [] {
+        csp::Channel<int> ch{"poisoned-early", csp::buffer(4)};
+        auto producer = csp::process("producer", [](csp::ChannelOut<int> out) {
+            for (int i = 0; i < 5; ++i) out(i);
+            out.poison();
+        });
+        auto consumer = csp::process("consumer", [](csp::ChannelIn<int> in) {
+            int got = 0;
+            try {
+                for (;;) {
+                    in();
+                    ++got;
+                }
+            } catch (const csp::ChannelPoisonException&) {
+            }
+            if (got != 5) throw std::runtime_error("poison lost values");
+        });
+        csp::Parallel(csp::on_rank(1, producer(ch.writer())), csp::on_rank(2, consumer(ch.reader())));
+    };
+    std::string what, schedule;
+    try {
+        csp::sim::check_random(racy, {.iterations = 500, .seed = 1});
+    } catch (const csp::sim::Failure& f) {
+        what = f.what();
+        schedule = f.schedule();
+    }
+    CAPTURE(what);
+    CHECK(what.find("consumer on rank 2") != std::string::npos);
+    CHECK(what.find("poison lost values") != std::string::npos);
+    REQUIRE_FALSE(schedule.empty());
+    CHECK_THROWS_AS(csp::sim::replay(racy, schedule), csp::sim::Failure);
+
+    auto stuck = [] {
+        csp::Channel<int> a{"never-written"};
+        auto wait = csp::process("waiting", [](csp::ChannelIn<int> in) { return in(); });
+        csp::Parallel(csp::on_rank(3, wait(a.reader())));
+    };
+    try {
+        csp::sim::check_random(stuck, {.iterations = 3, .seed = 1});
+        FAIL("no deadlock found");
+    } catch (const csp::sim::Failure& f) {
+        const std::string said = f.what();
+        CAPTURE(said);
+        CHECK(said.find("waiting on rank 3") != std::string::npos);
+    }
 }
