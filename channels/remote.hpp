@@ -40,6 +40,11 @@
 #include "channels/barrier.hpp"
 #include "channels/channel.hpp"
 
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace csp::channels {
 
 // kNotReady: what try_read / try_write say when nothing is there now.
@@ -136,6 +141,20 @@ public:
     // members enrolled past b->home_epoch. Called with b's lock held.
     virtual void barrier_offers(const BarrierCore* b, std::uint64_t phase, std::int64_t count, std::int64_t ahead,
                                 std::uint64_t seq) noexcept = 0;
+
+    // Views of the network across ranks (csp::write_graph).
+    // shared_id_of: the id of c if it is a channel shared by ranks made here,
+    // else 0. c is only compared with those, never read through (it may be
+    // gone: the channel of an end a process was called with).
+    virtual std::uint64_t shared_id_of(const void* c) const noexcept = 0;
+    // view_ranks: the titled parts (runtime::AcrossPart) of every rank, in
+    // rank order: this one's are `own` (its OS processes: every one's when
+    // it has children, else empty, and then its own part is made here);
+    // every other rank is asked for its part and waited for up to `wait`
+    // (one that has not answered by then comes titled so, with no part).
+    // Empty when there are no other ranks to ask.
+    virtual std::vector<std::pair<std::string, std::string>> view_ranks(
+        std::vector<std::pair<std::string, std::string>> own, std::chrono::milliseconds wait) = 0;
 
 protected:
     ~Distribution() = default;

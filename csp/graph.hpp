@@ -2,16 +2,19 @@
 //
 //   csp::write_graph("net.dot");   // then: dot -Tsvg net.dot -o net.svg
 //
-// Writes the processes of this OS process as Graphviz DOT: each with its
+// Writes the processes of the network as Graphviz DOT, one cluster per OS
+// process (the program's own and its csp::multiprocess children, each asked
+// for its part and given up to a second to answer: one whose workers are
+// all busy with processes that never pause, or one stopped, is drawn as not
+// answering), each process with its
 // state (running or ready, blocked reading, writing, in a choice, at a
 // barrier, waiting for its processes, timed), grouped by the Parallel that
 // runs it, and the channels they wait on with name, kind and buffer
 // occupancy; an arrow for each end a process holds among its arguments
 // (writer -> channel -> reader), a dashed one for each wait. With
 // CSP_GRAPH=file.dot the same is written when a deadlock is found (the
-// wait-for cycle in red; across OS processes, one cluster per OS process,
-// written by whichever of them broke it) and at exit (unless a deadlock's
-// graph is there).
+// wait-for cycle in red; across OS processes written by whichever of them
+// broke it), on SIGUSR1, and at exit (unless a deadlock's graph is there).
 // Callable at any time, from any process or thread: what the others are
 // doing while it looks is taken only where it held still.
 #pragma once

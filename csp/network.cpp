@@ -31,6 +31,7 @@
 #include "csp/detail/call.hpp"
 
 #include "channels/channel.hpp"
+#include "channels/remote.hpp"
 #include "runtime/log.hpp"
 #include "runtime/runtime.hpp"
 
@@ -38,6 +39,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -121,8 +123,9 @@ Doing doing_of(const runtime::WaitReason* why, runtime::WaitKind kind) {
     const runtime::Subject subject = why ? why->subject_kind : runtime::Subject::None;
     // (A wait that another OS process or rank may end says what it is, when
     // it is on a channel, a choice or a barrier.)
-    if (kind == runtime::WaitKind::Rank || kind == runtime::WaitKind::RankJoin || kind == runtime::WaitKind::OsJoin ||
-        (kind == runtime::WaitKind::Remote && (subject == runtime::Subject::None || subject == runtime::Subject::Join))) {
+    if (kind == runtime::WaitKind::RankJoin || kind == runtime::WaitKind::OsJoin ||
+        ((kind == runtime::WaitKind::Remote || kind == runtime::WaitKind::Rank) &&
+         (subject == runtime::Subject::None || subject == runtime::Subject::Join))) {
         return Doing::Elsewhere;
     }
     switch (subject) {
@@ -306,6 +309,16 @@ struct Fields {
     std::uint64_t number() { return parsed(text()); }
 };
 
+// key: how a part names a channel: by its address, the same in every OS
+// process (the arena); one shared by MPI ranks, of which every rank has a
+// core of its own, by its id in the job (compared only: see HeldEnd).
+std::uint64_t key(const channels::ChannelCore* c) {
+    if (const channels::Distribution* d = channels::distribution()) {
+        if (const std::uint64_t id = d->shared_id_of(c)) return id | (std::uint64_t{1} << 63);
+    }
+    return address(c);
+}
+
 std::string part_of(const std::vector<runtime::Parker*>& parked) {
     // (Not yet proven: another OS process may wake one of them meanwhile.
     // Read as write_graph reads, each only where it held still: in a
@@ -314,7 +327,7 @@ std::string part_of(const std::vector<runtime::Parker*>& parked) {
     std::string out;
     put(out, s.channels.size());
     for (const auto& c : s.channels) {
-        put(out, address(c.core));
+        put(out, key(c.core));
         put(out, c.name);
         put(out, c.kind);
         put(out, static_cast<std::uint64_t>(c.ends[0]));
@@ -329,12 +342,12 @@ std::string part_of(const std::vector<runtime::Parker*>& parked) {
         put(out, address(p.arrives));
         put(out, p.waits.size());
         for (const auto& w : p.waits) {
-            put(out, address(s.channels[w.channel].core));
+            put(out, key(s.channels[w.channel].core));
             put(out, static_cast<std::uint64_t>(w.side));
         }
         put(out, p.held.size());
         for (const auto& [core, side] : p.held) {
-            put(out, address(core));
+            put(out, key(core));
             put(out, static_cast<std::uint64_t>(side));
         }
     }
@@ -625,6 +638,11 @@ std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector
     auto os_cluster = [&](std::size_t os) {
         out << "  subgraph cluster_os" << os << " {\n    label=\""
             << (s.os.empty() ? "OS process " + std::to_string(getpid()) : dot_escaped(s.os[os].title)) << "\";\n";
+        // (One whose part is missing is drawn all the same: an empty
+        // cluster would not be.)
+        if (std::none_of(groups.begin(), groups.end(), [&](const auto& g) { return g.first.first == os; })) {
+            out << "    os" << os << " [shape=plaintext, label=\"no processes seen\"];\n";
+        }
         for (const auto& [key, members] : groups) {
             const auto [in_os, join] = key;
             if (in_os != os) continue;
@@ -878,11 +896,24 @@ void write_graph(const std::string& path) {
     struct Taken {
         detail::Snapshot s;
     } taken;
-    runtime::with_registered(
-        [](const std::vector<runtime::Parker*>& all, void* ctx) {
-            static_cast<Taken*>(ctx)->s = detail::take(all, false);
-        },
-        &taken);
+    // Every OS process of the network, and every MPI rank, each a cluster
+    // (one that does not answer within a second is drawn as such); or this
+    // OS process alone.
+    constexpr std::chrono::milliseconds kWait{1000};
+    auto parts = runtime::parts_across(kWait);
+    if (channels::Distribution* d = channels::distribution()) {
+        auto ranks = d->view_ranks(parts, kWait);
+        if (!ranks.empty()) parts = std::move(ranks);
+    }
+    if (!parts.empty()) {
+        taken.s = detail::joined(parts);
+    } else {
+        runtime::with_registered(
+            [](const std::vector<runtime::Parker*>& all, void* ctx) {
+                static_cast<Taken*>(ctx)->s = detail::take(all, false);
+            },
+            &taken);
+    }
     const detail::Graph g = detail::build(taken.s);
     const auto found = detail::cycles(g);
     if (!detail::write_file(path, detail::dot(taken.s, g, found, "csp network"))) {

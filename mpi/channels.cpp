@@ -90,6 +90,7 @@
 #include "channels/remote.hpp"
 #include "runtime/log.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
@@ -471,6 +472,17 @@ public:
         // rank last heard it, and that epoch: see at_barrier.)
         const std::uint64_t ahead_of[2] = {static_cast<std::uint64_t>(ahead), b->home_epoch};
         g_comm->post(home_of(b->shared_id), h, ahead_of, sizeof ahead_of);
+    }
+
+    std::uint64_t shared_id_of(const void* c) const noexcept override {
+        std::lock_guard<std::mutex> hold(lock_);
+        const auto it = std::find(channels_.begin(), channels_.end(), c);
+        return it == channels_.end() ? 0 : static_cast<std::uint64_t>(it - channels_.begin()) + 1;
+    }
+
+    std::vector<std::pair<std::string, std::string>> view_ranks(std::vector<std::pair<std::string, std::string>> own,
+                                                               std::chrono::milliseconds wait) override {
+        return detail::view_ranks(std::move(own), wait);  // (view.cpp)
     }
 
     void barrier_poisoned(channels::BarrierCore* b) noexcept override {
@@ -1678,7 +1690,7 @@ private:
         return n;
     }
 
-    std::mutex lock_;
+    mutable std::mutex lock_;
     std::vector<BarrierState> barriers_;                 // by id - 1
     std::vector<std::array<Ends, 2>> ends_;              // by id - 1
     std::vector<ChannelCore*> channels_;                 // by id - 1

@@ -246,6 +246,10 @@ void Comm::dispatch(Message& m) {
         ++farewells_;
         return;
     }
+    if (kind == Kind::View || kind == Kind::Shown) {
+        on_view_message(m);
+        return;
+    }
     if (control(kind)) {
         on_detector_message(m);
         return;

@@ -30,6 +30,7 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -86,6 +87,9 @@ enum class Kind : std::uint32_t {
     Probe,     // from rank 0: are you still quiet? chan = the wave
     State,     // to rank 0: chan = the wave, a = quiet, req = sent, b.. : see deadlock.cpp
     Deadlock,  // from rank 0: every rank is blocked; payload = the report
+    // view.cpp (control too: a view of the network, csp::write_graph)
+    View,   // what are your processes doing? req = the ask
+    Shown,  // the answer to ask req: payload = the title, '\0', the part (runtime::AcrossPart)
     // comm.cpp (control too)
     Farewell,  // this rank has every Bye and sends nothing more (see Comm::loop)
 };
@@ -309,6 +313,10 @@ void on_proxy_done(runtime::Parker* p) noexcept;
 void deadlock_broken(std::uint32_t deadlocks);  // (deadlock.cpp: before this rank's waits are ended)
 void on_world_message(Message& m);
 void on_detector_message(Message& m);
+// view.cpp: a view of the network across ranks (channels::Distribution::view_ranks).
+void on_view_message(Message& m);
+std::vector<std::pair<std::string, std::string>> view_ranks(std::vector<std::pair<std::string, std::string>> own,
+                                                           std::chrono::milliseconds wait);
 void start_detector() noexcept;  // (the World, once the communication thread runs)
 void after_messages();           // (whoever holds the turn, having handled some)
 void quiet_again();              // (the communication thread, idle again)

@@ -50,6 +50,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -268,6 +269,7 @@ void across_adopt(Inbox* box, bool made) {
     box->lines_size = 0;
     box->part_size = 0;
     box->stopped_size = 0;
+    box->shown_size = 0;
     box->name[0] = '\0';
     if (made) push_inbox(box);
     box->live.store(1, std::memory_order_seq_cst);
@@ -374,6 +376,89 @@ std::string across_report() {
     if (!a) return {};
     Locked<SharedLock> hold(a->lock);
     return a->report ? std::string(a->report, a->report_size) : std::string();
+}
+
+// ---- Views of the whole network (csp::write_graph) ----------------------------
+//
+// Whoever draws the network asks every other live OS process for its part:
+// it counts an ask in that inbox (`asked`) and rings it. A worker of that
+// OS process answers as it goes idle (answer_asked): its part, made as
+// write_graph makes one, in `shown`, then `answered` moves up to the ask it
+// saw. The asker waits for every answer up to its limit, ringing again now
+// and then (a worker awake when rung goes idle later and looks then), and
+// answers asks made of its own OS process meanwhile (two OS processes may
+// draw at once). A part read once `answered` has reached one's ask was made
+// after the ask.
+
+std::string part_now() {
+    std::string part;
+    with_registered([](const std::vector<Parker*>& all, void* ctx) { *static_cast<std::string*>(ctx) = across_part(all); },
+                    &part);
+    return part;
+}
+
+void answer_asked() noexcept {
+    Inbox* box = g_local_inbox;
+    if (!box) return;
+    const std::uint64_t ask = box->asked.load(std::memory_order_acquire);
+    if (box->answered.load(std::memory_order_acquire) >= ask || !across()) return;
+    try {
+        const std::string part = part_now();
+        Locked<SharedLock> hold(box->lines_lock);
+        box->shown_size = 0;
+        fit(&box->shown, &box->shown_capacity, part.size());
+        std::copy(part.begin(), part.end(), box->shown);
+        box->shown_size = static_cast<std::uint32_t>(part.size());
+    } catch (...) {  // (no memory: an empty part, as an answer all the same)
+    }
+    std::uint64_t was = box->answered.load(std::memory_order_relaxed);
+    while (was < ask && !box->answered.compare_exchange_weak(was, ask, std::memory_order_release)) {
+    }
+}
+
+std::vector<std::pair<std::string, std::string>> parts_across(std::chrono::milliseconds wait) {
+    Inbox* mine = g_local_inbox;
+    if (!mine || !across()) return {};
+    struct Asked {
+        Inbox* box;
+        std::uint64_t ask;
+    };
+    std::vector<Asked> boxes;  // (the list is newest first: the program's own last)
+    each_live([&](Inbox* box) { boxes.push_back({box, box == mine ? 0 : box->asked.fetch_add(1) + 1}); });
+    if (boxes.size() < 2) return {};
+    std::reverse(boxes.begin(), boxes.end());
+    auto waiting = [&](const Asked& a) {
+        return a.box != mine && a.box->live.load(std::memory_order_acquire) != 0 &&
+               a.box->answered.load(std::memory_order_acquire) < a.ask;
+    };
+    const auto until = std::chrono::steady_clock::now() + wait;
+    for (unsigned round = 0;; ++round) {
+        bool any = false;
+        for (const Asked& a : boxes) {
+            if (!waiting(a)) continue;
+            any = true;
+            if (round % 20 == 0) ring(a.box);
+        }
+        if (!any || std::chrono::steady_clock::now() >= until) break;
+        answer_asked();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::vector<std::pair<std::string, std::string>> parts;
+    for (const Asked& a : boxes) {
+        if (a.box == mine) {
+            parts.push_back({title(a.box), part_now()});
+        } else if (a.box->live.load(std::memory_order_acquire) == 0) {
+            continue;  // (it has ended meanwhile)
+        } else if (waiting(a)) {
+            parts.push_back({title(a.box) + " (did not answer within " + std::to_string(wait.count()) +
+                                 " ms: its workers busy, or it is stopped)",
+                             {}});
+        } else {
+            Locked<SharedLock> hold(a.box->lines_lock);
+            parts.push_back({title(a.box), std::string(a.box->shown ? a.box->shown : "", a.box->shown_size)});
+        }
+    }
+    return parts;
 }
 
 }  // namespace csp::runtime

@@ -392,6 +392,17 @@ void set_across_explainer(AcrossPart part, AcrossJoin join) noexcept;
 // leaves it in place.
 void note_across_graph_drawn() noexcept;
 bool across_graph_drawn() noexcept;
+// parts_across: for a view of the whole network at any time
+// (csp::write_graph): the part (AcrossPart) of every live OS process of the
+// network, titled, in the order they were made (the program's own first).
+// This one's is made here; the others' are asked for, and given by an idle
+// worker of each, waited for up to `wait`: one that has not answered by
+// then (every worker busy with processes that do not pause, or the OS
+// process stopped) comes with no part and a title that says so. Empty when
+// this OS process is the only one.
+std::vector<std::pair<std::string, std::string>> parts_across(std::chrono::milliseconds wait);
+// part_now: this OS process's part (AcrossPart) of that moment.
+std::string part_now();
 ProcessBody* body_of(const Parker* p) noexcept;
 const char* name_of(const Parker* p) noexcept;
 // with_registered: `see` runs with every registered parker, under the

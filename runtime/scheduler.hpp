@@ -95,6 +95,13 @@ struct Inbox {
     std::uint32_t stopped_size = 0;
     std::uint32_t stopped_capacity = 0;
     char name[64]{};
+    // For a view of the whole network at any time (parts_across): asks
+    // counted, the last ask answered, and the part given (under lines_lock).
+    std::atomic<std::uint64_t> asked{0};
+    std::atomic<std::uint64_t> answered{0};
+    char* shown = nullptr;
+    std::uint32_t shown_size = 0;
+    std::uint32_t shown_capacity = 0;
 };
 
 // ring rouses one sleeping worker of the OS process whose inbox `box` is.
@@ -500,5 +507,9 @@ bool confirm_quiet(Inbox* box, std::uint64_t seen, const std::string& lines, con
 std::string across_part(const std::vector<Parker*>& parked);
 // across_report: the report of the last deadlock across OS processes.
 std::string across_report();
+// answer_asked: another OS process asked for this one's part of a view of
+// the network (parts_across): given, from an idle worker (cheap when none
+// asked).
+void answer_asked() noexcept;
 
 }  // namespace csp::runtime

@@ -377,6 +377,7 @@ void Worker::loop() noexcept {
         found = find_work();
         if (!found) {
             r.check_quiet();
+            answer_asked();       // (another OS process drawing the network)
             found = find_work();  // the detector may have woken processes here
         }
         if (!found && !r.stopping.load()) {

@@ -19,11 +19,13 @@ across = "--across" in sys.argv[2:]
 problems = []
 
 
-def run(args, graph=None):
+def run(args, graph=None, threads=None):
     env = dict(os.environ)
     env.pop("CSP_GRAPH", None)
     if graph:
         env["CSP_GRAPH"] = graph
+    if threads:
+        env["CSP_THREADS"] = str(threads)
     done = subprocess.run([program] + args, env=env, capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         problems.append(f"{' '.join(args)}: exit {done.returncode}: {done.stderr[-800:]}")
@@ -84,6 +86,32 @@ with tempfile.TemporaryDirectory() as scratch:
         if len(red_edges) != 6:
             problems.append(f"across: expected the 6 edges of the cycle in red, got {len(red_edges)}: {red_edges}")
         render(path, "across")
+
+        # At any time, across OS processes: write_graph asks each child for
+        # its part. One worker each (CSP_THREADS=1), so the child that
+        # computes without a pause cannot answer and is drawn as such; the
+        # others show their processes, and the channel between them is drawn
+        # once, with the writer's and the reader's ends.
+        path = os.path.join(scratch, "live-across.dot")
+        run(["live-across", path], threads=1)
+        text = read(path)
+        for name in ["csp network", "the program's own", "multiprocess 'remote-sleeper'",
+                     "multiprocess 'remote-reader'", "multiprocess 'remote-busy'", "did not answer",
+                     "no processes seen", "watcher", "slow-wire", "sleeping, timed or in io", "blocked reading"]:
+            expect(text, name, "live-across")
+        clusters = re.findall(r"subgraph cluster_os\d+", text)
+        if len(clusters) != 4:
+            problems.append(f"live-across: expected 4 OS processes, got {len(clusters)}")
+        if len(re.findall(r'label="slow-wire\\n', text)) != 1:
+            problems.append("live-across: channel slow-wire is not drawn once")
+        ids = dict((label, node) for node, label in re.findall(r'(\w+) \[[^\]]*label="([\w-]+)\\n', text))
+        # (The children's processes bear their multiprocess's name.)
+        for a, b in [(ids.get("remote-sleeper"), ids.get("slow-wire")), (ids.get("slow-wire"), ids.get("remote-reader"))]:
+            if not a or not b or not re.search(rf"\b{a} -> {b} \[", text):
+                problems.append(f"live-across: no edge {a} -> {b}")
+        if "color=red" in text:
+            problems.append("live-across: a cycle drawn where there is none")
+        render(path, "live-across")
 
     # At exit: the process left waiting, with its channel.
     path = os.path.join(scratch, "exit.dot")

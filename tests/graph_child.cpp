@@ -12,6 +12,12 @@
 //                          graph at exit
 //   graph_child live PATH  csp::write_graph(PATH) from a process while a
 //                          producer sleeps and a buffered channel holds 2
+//   graph_child live-across PATH  csp::write_graph(PATH) from a process of
+//                          a network of three OS processes: a child that
+//                          sleeps and then writes to a channel, a child
+//                          blocked reading from it, and a child busy
+//                          computing for 2 s without a pause (run with
+//                          CSP_THREADS=1, it cannot answer)
 //   graph_child signal FLAG  a writer that sleeps until file FLAG exists (at
 //                          most 10 s) before it writes, its reader blocked
 //                          meanwhile; prints "ready" once under way, for
@@ -97,6 +103,28 @@ int main(int argc, char** argv) {
             })());
         return ok ? 0 : 1;
     }
+    if (mode == "live-across" && argc > 2) {
+        const std::string path = argv[2];
+        csp::Channel<int> slow{"slow-wire"}, busy_done{"busy-done"};
+        bool ok = false;
+        auto [written, read, spun, watched] = csp::Parallel(
+            csp::multiprocess("remote-sleeper", [](csp::ChannelOut<int> o) { csp::sleep(2000ms); o(7); return 1; })(
+                slow.writer()),
+            csp::multiprocess("remote-reader", [](csp::ChannelIn<int> i) { return i(); })(slow.reader()),
+            csp::multiprocess("remote-busy", [] {
+                const auto until = std::chrono::steady_clock::now() + 2000ms;
+                long spins = 0;
+                while (std::chrono::steady_clock::now() < until) ++spins;  // no pause
+                return spins > 0 ? 1 : 0;
+            })(),
+            csp::process("watcher", [&] {
+                csp::sleep(400ms);  // (the children in their waits by now, even on a loaded machine)
+                csp::write_graph(path);
+                ok = true;
+            })());
+        (void)watched;
+        return ok && written == 1 && read == 7 && spun == 1 ? 0 : 1;
+    }
     if (mode == "signal" && argc > 2) {
         const std::string flag = argv[2];
         csp::Channel<int> wire{"signal-wire"};
@@ -109,6 +137,6 @@ int main(int argc, char** argv) {
                       csp::process("signal-reader", [](csp::ChannelIn<int> i) { i(); })(wire.reader()));
         return 0;
     }
-    std::fprintf(stderr, "usage: graph_child deadlock|exit|live PATH|signal FLAG\n");
+    std::fprintf(stderr, "usage: graph_child deadlock|across|exit|live PATH|live-across PATH|signal FLAG\n");
     return 2;
 }

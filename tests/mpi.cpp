@@ -11,6 +11,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <unistd.h>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -1334,4 +1338,49 @@ TEST_CASE("a simulation finds a race and a deadlock among placed processes", "[m
         CAPTURE(said);
         CHECK(said.find("waiting on rank 3") != std::string::npos);
     }
+}
+
+// csp::write_graph on one rank draws the whole job: every rank a cluster
+// (each asked for its part), and a channel shared by ranks one node, with
+// the end its reader on another rank holds.
+TEST_CASE("write_graph on one rank draws every rank, and a shared channel once", "[mpi][graph]") {
+    csp::Channel<int> wire{"graph-wire"};
+    auto late = csp::process("late-writer", [](csp::ChannelOut<int> out) {
+        csp::sleep(std::chrono::milliseconds(800));
+        out(1);
+        return true;
+    });
+    auto blocked = csp::process("blocked-reader", [](csp::ChannelIn<int> in) { return in(); });
+    auto watcher = csp::process("watcher", [] {
+        csp::sleep(std::chrono::milliseconds(300));  // (the reader in its wait by then)
+        const std::string path = "/tmp/csp-mpi-graph-" + std::to_string(::getpid()) + ".dot";
+        csp::write_graph(path);
+        std::ifstream in(path);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::remove(path.c_str());
+        return text;
+    });
+    auto [wrote, got, text] = csp::Parallel(csp::on_rank(0, late(wire.writer())),
+                                            csp::on_rank(ranks() - 1, blocked(wire.reader())),
+                                            csp::on_rank(0, watcher()));
+    CHECK(wrote);
+    CHECK(got == 1);
+    CAPTURE(text);
+    CHECK(text.find("late-writer") != std::string::npos);
+    CHECK(text.find("blocked-reader") != std::string::npos);
+    CHECK(text.find("blocked reading") != std::string::npos);
+    if (ranks() == 1) return;
+    std::size_t clusters = 0;
+    for (std::size_t at = text.find("subgraph cluster_os"); at != std::string::npos;
+         at = text.find("subgraph cluster_os", at + 1)) {
+        ++clusters;
+    }
+    CHECK(clusters == static_cast<std::size_t>(ranks()));
+    for (int r = 0; r < ranks(); ++r) CHECK(text.find("label=\"rank " + std::to_string(r) + ", OS process") != std::string::npos);
+    CHECK(text.find("did not answer") == std::string::npos);
+    // The channel once, its reader end at the reader on the last rank.
+    const std::string wire_node = "label=\"graph-wire\\n";
+    REQUIRE(text.find(wire_node) != std::string::npos);
+    CHECK(text.find(wire_node, text.find(wire_node) + 1) == std::string::npos);
+    CHECK(text.find("[label=\"reader end\"]") != std::string::npos);
 }
