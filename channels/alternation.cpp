@@ -450,7 +450,20 @@ Outcome receive_remote(Guard& g, RemoteChoice& rc) noexcept {
 
 }  // namespace
 
+namespace {
+Choice choose_here(Guard* guards, std::size_t n, Order how);
+}  // namespace
+
 Choice choose(Guard* guards, std::size_t n, Order how) {
+    const Choice c = choose_here(guards, n, how);
+    // (Simulated: the chooser may be preempted here, as its partner would
+    // run beside it on another worker: runtime/sim.cpp.)
+    if (runtime::simulating()) [[unlikely]] runtime::sim_preempt();
+    return c;
+}
+
+namespace {
+Choice choose_here(Guard* guards, std::size_t n, Order how) {
     ChoiceOrder order(n, how);
     Prepacked pre(n);
     RemoteGuards remote(n);
@@ -790,6 +803,7 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
         return {o, index};
     }
 }
+}  // namespace
 
 void waits_of(const runtime::WaitReason* why, std::vector<ChannelWait>* out) {
     if (!why) return;

@@ -655,11 +655,14 @@ Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
     return reading ? c->remote->read(c, value) : c->remote->write(c, value);
 }
 
+// (Simulated, a process that has communicated may be preempted: its
+// partner would run beside it on another worker. runtime/sim.cpp.)
 [[gnu::noinline]] Outcome read_general(ChannelCore* c, void* dst) noexcept {
     if (c->remote) [[unlikely]] return remotely(c, true, dst);
     if (foreign_here(c)) [[unlikely]] return misused_across(c);
     const Outcome o = read_impl(c, dst);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("read", c->name);
+    if (runtime::simulating()) [[unlikely]] runtime::sim_preempt();
     return o;
 }
 
@@ -669,16 +672,17 @@ Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
     const Outcome o = write_impl(c, src);
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
     if (c->kind == BufferKind::Infinite && t_crowded) [[unlikely]] yield_to_reader();
+    if (runtime::simulating()) [[unlikely]] runtime::sim_preempt();
     return o;
 }
 
 // rendezvous_here: the common case, which read and write take without the
 // general path's checks: an unbuffered channel made by this OS process, no
-// tracing. Under the lock the fast path also needs it not to cross (so every
+// tracing and no simulation (runtime::observed: one load for both). Under the lock the fast path also needs it not to cross (so every
 // waiter on it is local and none carries a parcel), and neither poisoned nor
 // retired: plain_locked.
 inline bool rendezvous_here(const ChannelCore* c) noexcept {
-    return !c->buffered && c->home == runtime::g_local_inbox && !runtime::tracing();
+    return !c->buffered && c->home == runtime::g_local_inbox && !runtime::observed();
 }
 
 // (Read under the lock: mark_cross sets `crossing` under it, before another

@@ -1,7 +1,8 @@
 // sim.hpp: deterministic simulation. A body (a small network: processes,
 // channels, choices) runs many times, each run on one worker with every
-// scheduling decision, and every order in which a choice tries its guards,
-// taken from a seeded generator; sleep and TimeoutGuard run on virtual time,
+// scheduling decision (which process runs next; whether one that has just
+// communicated goes on or is preempted), and every order in which a choice
+// tries its guards, taken from a seeded generator; sleep and TimeoutGuard run on virtual time,
 // which jumps to the next timer when every process waits. A run that fails
 // (the body throws, a process fails, or the network deadlocks) stops the
 // check with a csp::sim::Failure holding the seed and the schedule: its

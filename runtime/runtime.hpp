@@ -479,6 +479,11 @@ inline std::chrono::steady_clock::time_point now() noexcept {
 std::uint32_t sim_choose(std::uint32_t n) noexcept;
 // sim_elapsed_ns: the virtual time since the simulation began.
 std::int64_t sim_elapsed_ns() noexcept;
+// sim_preempt: the calling process has just communicated (a read, a write,
+// a choice): a decision whether it goes on or yields to another runnable
+// process, as on several workers its partner, readied, would run beside
+// it. (None when nothing else can run; not on a plain thread.)
+void sim_preempt() noexcept;
 
 // sim_begin: a simulation starts, its decisions from `seed`, or first from
 // `script` (then from the seed when it runs out). The caller is a plain

@@ -14,6 +14,7 @@
 #include "runtime/scheduler.hpp"
 
 #include "runtime/futex.hpp"
+#include "runtime/trace.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -106,6 +107,7 @@ void sim_begin(std::uint64_t seed, const std::vector<std::uint32_t>* script) {
     s->began = steady_ns(std::chrono::steady_clock::now());
     g_sim.store(s, std::memory_order_release);
     g_sim_now.store(s->began, std::memory_order_seq_cst);
+    trace_detail::observe(trace_detail::kSimulating, true);  // (channels' fast paths step aside: sim_preempt)
 }
 
 namespace {
@@ -128,6 +130,7 @@ SimRecord sim_end() noexcept {
     // Timers left (of waits that ended otherwise) are on virtual time: drop them.
     drop_timers();
     g_sim_now.store(0, std::memory_order_seq_cst);
+    trace_detail::observe(trace_detail::kSimulating, false);
     Sim* s = g_sim.exchange(nullptr, std::memory_order_acq_rel);
     if (s->script && s->next < s->script->size()) s->record.misfit = true;  // (decisions left unused)
     SimRecord record = std::move(s->record);
@@ -180,6 +183,16 @@ Task* sim_pick(Worker* w) noexcept {
         if (i != k) w->push_local(ready[i]);
     }
     return ready[k];
+}
+
+void sim_preempt() noexcept {
+    Worker* w = t_worker;
+    if (!w || !w->current || !g_sim.load(std::memory_order_acquire)) return;
+    if (!w->run_next && !w->local_head && !w->next_shared.load(std::memory_order_relaxed) &&
+        w->queued.load(std::memory_order_acquire) == 0) {
+        return;  // (nothing else to run: no decision)
+    }
+    if (sim_choose(2) == 1) yield();
 }
 
 void sim_hand_to_first(Task* t) noexcept {

@@ -33,6 +33,11 @@
 namespace csp::runtime {
 namespace trace_detail {
 std::atomic<bool> enabled{false};
+std::atomic<std::uint8_t> observed{0};
+void observe(std::uint8_t what, bool on) noexcept {
+    if (on) observed.fetch_or(what, std::memory_order_seq_cst);
+    else observed.fetch_and(static_cast<std::uint8_t>(~what), std::memory_order_seq_cst);
+}
 }
 
 namespace {
@@ -76,6 +81,7 @@ struct Trace {
             written = path;
             os_name = program_invocation_short_name;
             trace_detail::enabled.store(true);
+            trace_detail::observe(trace_detail::kTracing, true);
         }
     }
     ~Trace() { flush(); }
@@ -332,6 +338,7 @@ void trace_after_fork_in_child() noexcept {
     } catch (const std::bad_alloc&) {
         t.written.clear();
         trace_detail::enabled.store(false);
+        trace_detail::observe(trace_detail::kTracing, false);
     }
 }
 
@@ -376,6 +383,7 @@ std::string trace_hand_over() {
     Trace& t = trace();
     std::lock_guard<std::mutex> hold(t.mutex);
     trace_detail::enabled.store(false);
+    trace_detail::observe(trace_detail::kTracing, false);
     char* text = nullptr;
     std::size_t size = 0;
     std::FILE* f = open_memstream(&text, &size);

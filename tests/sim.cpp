@@ -236,6 +236,32 @@ TEST_CASE("simulation: a fairness violation (a client starved by a priority choi
     CHECK_THROWS_AS(csp::sim::replay(starving_body, f.schedule()), csp::sim::Failure);
 }
 
+// A race that needs preemption: the producer writes `last`, then `first`,
+// each into a buffer (it never waits); the consumer takes `last` and then
+// expects `first` to be there already. On one worker without preemption the
+// producer always writes both before the consumer runs again; on several,
+// the consumer can run between the two writes. So the simulation must be
+// able to preempt a process that has just communicated.
+void needs_preemption_body() {
+    csp::Channel<int> first{"first", csp::buffer(1)}, last{"last", csp::buffer(1)};
+    auto producer = csp::process("producer", [](csp::ChannelOut<int> l, csp::ChannelOut<int> f) {
+        l(2);
+        f(1);
+    });
+    auto consumer = csp::process("consumer", [](csp::ChannelIn<int> l, csp::ChannelIn<int> f) {
+        l();
+        auto r = csp::PriSelect(csp::InputGuard(f), csp::SkipGuard());
+        if (r.index() != 0) throw std::runtime_error("'first' was not there yet");
+    });
+    csp::Parallel(producer(last.writer(), first.writer()), consumer(last.reader(), first.reader()));
+}
+
+TEST_CASE("simulation: a race that needs a process preempted after it communicates is found", "[sim][bugs]") {
+    const csp::sim::Failure f = found(needs_preemption_body, "the consumer running between the producer's writes");
+    CHECK(std::string(f.what()).find("'first' was not there yet") != std::string::npos);
+    CHECK_THROWS_AS(csp::sim::replay(needs_preemption_body, f.schedule()), csp::sim::Failure);
+}
+
 TEST_CASE("simulation: a multiprocess runs as a fiber of this OS process", "[sim]") {
     int runs = 0;
     csp::sim::check_random(
