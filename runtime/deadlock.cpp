@@ -185,6 +185,13 @@ std::vector<Parker*> Registry::registered() const {
     for (Parker* p : slots_) {
         if (p) all.push_back(p);
     }
+    // (Simulated: in the order they were made, threads first, so a report
+    // reads the same on replay. Slots are reused in whatever order earlier
+    // runs freed them.)
+    if (simulating()) [[unlikely]] {
+        auto made = [](const Parker* p) { return p->is_thread ? 0 : 1 + task_of(p)->sim_id; };
+        std::stable_sort(all.begin(), all.end(), [&](const Parker* a, const Parker* b) { return made(a) < made(b); });
+    }
     return all;
 }
 
@@ -233,8 +240,7 @@ Registry::Look Registry::look(std::vector<Parker*>* blocked) const {
 
 std::string Registry::lines(const char* indent) const {
     std::ostringstream out;
-    for (Parker* p : slots_) {
-        if (!p) continue;
+    for (Parker* p : registered()) {
         const WaitReason* why = p->wait_reason.load(std::memory_order_relaxed);
         out << "\n" << indent << "process '" << name_of(p) << "' " << (why ? why->phrase : "is waiting");
         if (why && why->object) out << " '" << why->object << "'";
