@@ -7,7 +7,7 @@
 // for its part and given up to a second to answer: one whose workers are
 // all busy with processes that never pause, or one stopped, is drawn as not
 // answering), each process with its
-// state (running or ready, blocked reading, writing, in a choice, at a
+// state (running, ready to run, blocked reading, writing, in a choice, at a
 // barrier, waiting for its processes, timed), grouped by the Parallel that
 // runs it, and the channels they wait on with name, kind and buffer
 // occupancy; an arrow for each end a process holds among its arguments

@@ -69,7 +69,7 @@ using channels::Side;
 Side other(Side s) noexcept { return s == Side::Reader ? Side::Writer : Side::Reader; }
 
 // What a process is doing, as the graph colours it.
-enum class Doing : std::uint8_t { Running, Reading, Writing, Choosing, Syncing, Joining, Timed, Elsewhere, Waiting };
+enum class Doing : std::uint8_t { Running, Reading, Writing, Choosing, Syncing, Joining, Timed, Elsewhere, Waiting, Ready };
 
 struct Snapshot {
     struct Channel {
@@ -212,6 +212,7 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet, bool sett
             Snapshot::Process only;
             only.name = std::move(proc.name);
             only.arrives = proc.arrives;
+            only.doing = runtime::running_now(p) ? Doing::Running : Doing::Ready;
             s.processes.push_back(std::move(only));
         };
         const runtime::WaitSeen before = runtime::wait_seen(p);
@@ -377,7 +378,7 @@ Snapshot joined(const std::vector<std::pair<std::string, std::string>>& titled_p
         for (std::uint64_t n = in.rest.empty() ? 0 : in.number(); n > 0; --n) {
             Snapshot::Process p;
             p.name = std::string(in.text());
-            p.doing = static_cast<Doing>(std::min<std::uint64_t>(in.number(), static_cast<std::uint64_t>(Doing::Waiting)));
+            p.doing = static_cast<Doing>(std::min<std::uint64_t>(in.number(), static_cast<std::uint64_t>(Doing::Ready)));
             p.joining = join(in.number());
             p.arrives = join(in.number());
             for (std::uint64_t w = in.number(); w > 0; --w) {
@@ -563,7 +564,8 @@ std::string dot_escaped(const std::string& text) {
 
 const char* colour_of(Doing d) {
     switch (d) {
-    case Doing::Running: return "#b7e4a5";    // running or ready to run
+    case Doing::Running: return "#b7e4a5";
+    case Doing::Ready: return "#e2f4da";
     case Doing::Reading: return "#a9cdf0";
     case Doing::Writing: return "#f5c28c";
     case Doing::Choosing: return "#d3b8ee";
@@ -578,7 +580,8 @@ const char* colour_of(Doing d) {
 
 const char* state_of(Doing d) {
     switch (d) {
-    case Doing::Running: return "running or ready";
+    case Doing::Running: return "running";
+    case Doing::Ready: return "ready to run";
     case Doing::Reading: return "blocked reading";
     case Doing::Writing: return "blocked writing";
     case Doing::Choosing: return "blocked in a choice";

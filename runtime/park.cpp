@@ -48,7 +48,7 @@ void finish_park(void* arg) noexcept {
 }
 
 void run_task(Worker* w, Task* t) noexcept {
-    w->current = t;
+    w->current.store(t, std::memory_order_relaxed);
     t->home.store(w->index, std::memory_order_relaxed);
     switch_context(w->scheduler, t->context, nullptr, nullptr);
 }
@@ -118,17 +118,17 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Rel
     p->wait_reason.store(reason, std::memory_order_relaxed);
     p->wait_kind.store(kind, std::memory_order_relaxed);
     Worker* w = t_worker;  // (read before the switch: cannot be stale yet)
-    Task* me = w->current;
+    Task* me = w->current.load(std::memory_order_relaxed);
     me->release = release;
     if (w->has_timers() || (w->local_head && started().idle.load(std::memory_order_relaxed) > 0))
         [[unlikely]] park_chores(w);
     Task* next = pick_next(w);
     if (next) {
-        w->current = next;
+        w->current.store(next, std::memory_order_relaxed);
         next->home.store(w->index, std::memory_order_relaxed);
         switch_context(me->context, next->context, finish_park, me);
     } else {
-        w->current = nullptr;
+        w->current.store(nullptr, std::memory_order_relaxed);
         switch_context(me->context, w->scheduler, finish_park, me);
     }
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
@@ -156,42 +156,58 @@ Context* task_entry(void* arg) noexcept {
     Task* next = pick_next(w);
     free_task(t);
     if (next) {
-        w->current = next;
+        w->current.store(next, std::memory_order_relaxed);
         next->home.store(w->index, std::memory_order_relaxed);
         return &next->context;
     }
-    w->current = nullptr;
+    w->current.store(nullptr, std::memory_order_relaxed);
     return &w->scheduler;
 }
 
 Parker* current() noexcept {
     // t_worker read directly: this function never switches, so the address
     // cannot go stale within it.
-    if (Worker* w = t_worker; w && w->current) return w->current->parker;
+    if (Worker* w = t_worker) {
+        if (Task* t = w->current.load(std::memory_order_relaxed)) return t->parker;
+    }
     return this_thread_record().parker;
 }
 
+bool running_now(const Parker* p) noexcept {
+    if (p->is_thread) return p->state.load(std::memory_order_acquire) != kParked;
+    const Task* t = task_of(p);
+    for (const auto& w : started().workers) {
+        if (w->current.load(std::memory_order_relaxed) == t) return true;
+    }
+    return false;
+}
+
 Parker* current_if_known() noexcept {
-    if (Worker* w = t_worker; w && w->current) return w->current->parker;
+    if (Worker* w = t_worker) {
+        if (Task* t = w->current.load(std::memory_order_relaxed)) return t->parker;
+    }
     return known_thread_parker();
 }
 
 const char* current_name() noexcept {
-    if (Worker* w = this_worker(); w && w->current && w->current->body) {
-        return w->current->body->name_c_str();
+    Worker* w = this_worker();
+    if (Task* t = w ? w->current.load(std::memory_order_relaxed) : nullptr; t && t->body) {
+        return t->body->name_c_str();
     }
     return this_thread_record().name.c_str();
 }
 
 const Context* running_context() noexcept {
     // (Called from a signal handler: reads only.)
-    if (Worker* w = t_worker; w && w->current) return &w->current->context;
+    if (Worker* w = t_worker) {
+        if (Task* t = w->current.load(std::memory_order_relaxed)) return &t->context;
+    }
     return nullptr;
 }
 
 bool in_fiber() noexcept {
     Worker* w = this_worker();
-    return w && w->current;
+    return w && w->current.load(std::memory_order_relaxed);
 }
 
 // A yielding fiber parks as Running (the deadlock detector sees it can run)
@@ -199,12 +215,12 @@ bool in_fiber() noexcept {
 // the shared queue, where an idle worker may take it.
 void yield() noexcept {
     Worker* w = t_worker;
-    if (!w || !w->current) {
+    if (!w || !w->current.load(std::memory_order_relaxed)) {
         std::this_thread::yield();
         return;
     }
     static constexpr WaitReason kYielding{"is yielding"};
-    Parker* me = w->current->parker;
+    Parker* me = w->current.load(std::memory_order_relaxed)->parker;
     // A wait of its own (nobody can win it), so that a rescue of an earlier
     // wait cannot mistake this park for that one (drain_inbox).
     (void)begin_wait(me);

@@ -405,6 +405,10 @@ std::vector<std::pair<std::string, std::string>> parts_across(std::chrono::milli
 std::string part_now();
 ProcessBody* body_of(const Parker* p) noexcept;
 const char* name_of(const Parker* p) noexcept;
+// running_now: p is running on a worker at this moment (not parked, nor
+// only ready to run); a plain thread, not parked. For the eye: it may have
+// changed by the time it is read.
+bool running_now(const Parker* p) noexcept;
 // with_registered: `see` runs with every registered parker, under the
 // registry's lock: none leaves meanwhile (its body and name stay), but those
 // not parked go on running. For a view of the network at any time

@@ -177,7 +177,10 @@ struct Runtime;
 struct Worker {
     int index = 0;
     Context scheduler;       // the worker thread's own stack
-    Task* current = nullptr;
+    // The process it runs (null: none). Written by the worker only; atomic
+    // (relaxed: the same instructions) because a view of the network asks
+    // whether a process is running now (running_now).
+    std::atomic<Task*> current{nullptr};
     Task* run_next = nullptr;  // owner only: the process just woken here
     // Owner only: processes this worker woke that run_next displaced. No
     // atomics: nobody else can see them. They are moved to the shared queue

@@ -187,7 +187,7 @@ Task* sim_pick(Worker* w) noexcept {
 
 void sim_preempt() noexcept {
     Worker* w = t_worker;
-    if (!w || !w->current || !g_sim.load(std::memory_order_acquire)) return;
+    if (!w || !w->current.load(std::memory_order_relaxed) || !g_sim.load(std::memory_order_acquire)) return;
     if (!w->run_next && !w->local_head && !w->next_shared.load(std::memory_order_relaxed) &&
         w->queued.load(std::memory_order_acquire) == 0) {
         return;  // (nothing else to run: no decision)

@@ -158,7 +158,7 @@ std::uint32_t park_until_untraced(Parker* p, std::uint64_t token, WaitKind kind,
         auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - runtime::now()).count();
         return park_thread(p, kind, reason, std::max<std::int64_t>(0, left), token, release);
     }
-    Task* me = this_worker()->current;
+    Task* me = this_worker()->current.load(std::memory_order_relaxed);
     p->refs.fetch_add(1, std::memory_order_relaxed);  // the timer's reference
     me->timed = true;  // armed by finish_park, on this worker
     me->timer = Timer{deadline, p, token};

@@ -128,10 +128,10 @@ with tempfile.TemporaryDirectory() as scratch:
 
     # At any time: write_graph from a process, others running or sleeping.
     path = os.path.join(scratch, "live.dot")
-    run(["live", path])
+    run(["live", path], threads=1)
     text = read(path)
     for name in ["sleepy-producer", "patient-consumer", "watcher", "slow-wire", "sleeping, timed or in io",
-                 "blocked reading", "running or ready"]:
+                 "blocked reading", "watcher\\nrunning\"", "poked\\nready to run\""]:
         expect(text, name, "live")
     # The consumer holds the reader end of the channel it waits on; the
     # producer the writer end.

@@ -11,7 +11,9 @@
 //                          blocked reading from it) when main returns: the
 //                          graph at exit
 //   graph_child live PATH  csp::write_graph(PATH) from a process while a
-//                          producer sleeps and a buffered channel holds 2
+//                          producer sleeps, a buffered channel holds 2, and
+//                          a process it has just readied waits to run (on
+//                          one worker: CSP_THREADS=1)
 //   graph_child live-across PATH  csp::write_graph(PATH) from a process of
 //                          a network of three OS processes: a child that
 //                          sleeps and then writes to a channel, a child
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
     }
     if (mode == "live" && argc > 2) {
         const std::string path = argv[2];
-        csp::Channel<int> slow{"slow-wire"}, held{"held-wire", csp::buffer(4)};
+        csp::Channel<int> slow{"slow-wire"}, held{"held-wire", csp::buffer(4)}, poke{"poke-wire"};
         auto out = held.writer();
         out(1);
         out(2);
@@ -96,11 +98,13 @@ int main(int argc, char** argv) {
         csp::Parallel(
             csp::process("sleepy-producer", [](csp::ChannelOut<int> o) { csp::sleep(2000ms); o(7); })(slow.writer()),
             csp::process("patient-consumer", [](csp::ChannelIn<int> i) { i(); })(slow.reader()),
-            csp::process("watcher", [&] {
+            csp::process("poked", [](csp::ChannelIn<int> i) { i(); })(poke.reader()),
+            csp::process("watcher", [&](csp::ChannelOut<int> o) {
                 csp::sleep(200ms);  // (the others in their waits by now, even on a loaded machine)
+                o(1);  // (readies 'poked': on one worker it waits its turn while this draws)
                 csp::write_graph(path);
                 ok = true;
-            })());
+            })(poke.writer()));
         return ok ? 0 : 1;
     }
     if (mode == "live-across" && argc > 2) {

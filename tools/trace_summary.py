@@ -25,9 +25,9 @@ from xml.sax.saxutils import escape
 # (what the slice's name begins with, what it is, colour): as csp/network.cpp colours a graph.
 KINDS = [
     ("blocked reading", "blocked reading", "#a9cdf0"),
-    ("blocked writing", "blocked writing", "#f4c28f"),
-    ("blocked in a choice", "in a choice", "#d7b8f0"),
-    ("waiting at barrier", "at a barrier", "#f0b8c8"),
+    ("blocked writing", "blocked writing", "#f5c28c"),
+    ("blocked in a choice", "in a choice", "#d3b8ee"),
+    ("waiting at barrier", "at a barrier", "#d9c7a7"),
     ("waiting for", "waiting for its processes", "#dddddd"),
     ("sleeping", "sleeping or timed", "#f7ee9c"),
 ]
