@@ -143,10 +143,13 @@ public:
                                 std::uint64_t seq) noexcept = 0;
 
     // Views of the network across ranks (csp::write_graph).
-    // shared_id_of: the id of c if it is a channel shared by ranks made here,
-    // else 0. c is only compared with those, never read through (it may be
-    // gone: the channel of an end a process was called with).
-    virtual std::uint64_t shared_id_of(const void* c) const noexcept = 0;
+    // channel_key: how a view's part names channel c: one shared by ranks
+    // by its id in the job (every rank has a core of its own), any other by
+    // its address tagged with the rank (each rank has an arena of its own;
+    // its OS processes share it). c is only compared, never read through (it
+    // may be gone: the channel of an end a process was called with). Takes
+    // no lock but a leaf one, and none in a forked child.
+    virtual std::uint64_t channel_key(const void* c) const noexcept = 0;
     // view_ranks: the titled parts (runtime::AcrossPart) of every rank, in
     // rank order: this one's are `own` (its OS processes: every one's when
     // it has children, else empty, and then its own part is made here);

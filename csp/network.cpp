@@ -311,12 +311,11 @@ struct Fields {
 };
 
 // key: how a part names a channel: by its address, the same in every OS
-// process (the arena); one shared by MPI ranks, of which every rank has a
-// core of its own, by its id in the job (compared only: see HeldEnd).
+// process (the arena); in an MPI job as the Distribution says (a channel
+// shared by ranks by its id, any other tagged with its rank). Compared
+// only: see HeldEnd.
 std::uint64_t key(const channels::ChannelCore* c) {
-    if (const channels::Distribution* d = channels::distribution()) {
-        if (const std::uint64_t id = d->shared_id_of(c)) return id | (std::uint64_t{1} << 63);
-    }
+    if (const channels::Distribution* d = channels::distribution()) return d->channel_key(c);
     return address(c);
 }
 

@@ -474,10 +474,18 @@ public:
         g_comm->post(home_of(b->shared_id), h, ahead_of, sizeof ahead_of);
     }
 
-    std::uint64_t shared_id_of(const void* c) const noexcept override {
-        std::lock_guard<std::mutex> hold(lock_);
-        const auto it = std::find(channels_.begin(), channels_.end(), c);
-        return it == channels_.end() ? 0 : static_cast<std::uint64_t>(it - channels_.begin()) + 1;
+    std::uint64_t channel_key(const void* c) const noexcept override {
+        // (Not in a forked child, which must never take a private lock it
+        // inherited: it may have been held at the fork. The child cannot use
+        // a shared channel anyway.)
+        if (!Comm::g_forked.load(std::memory_order_relaxed)) {
+            std::lock_guard<std::mutex> hold(lock_);
+            const auto it = std::find(channels_.begin(), channels_.end(), c);
+            if (it != channels_.end()) return (static_cast<std::uint64_t>(it - channels_.begin()) + 1) | (std::uint64_t{1} << 63);
+        }
+        // (User-space addresses stay below 2^47: bits 56-62 are free for the rank.)
+        const auto rank = static_cast<std::uint64_t>(keyed_rank() + 1) & 0x7F;
+        return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(c)) ^ (rank << 56);
     }
 
     std::vector<std::pair<std::string, std::string>> view_ranks(std::vector<std::pair<std::string, std::string>> own,

@@ -314,6 +314,13 @@ void deadlock_broken(std::uint32_t deadlocks);  // (deadlock.cpp: before this ra
 void on_world_message(Message& m);
 void on_detector_message(Message& m);
 // view.cpp: a view of the network across ranks (channels::Distribution::view_ranks).
+// open_views: the World has its communication thread (g_comm): views may
+// ask other ranks. close_views: it is about to stop it (waits for a view
+// under way). keyed_rank: this rank while views are open, else -1 (for
+// channel_key: atomic, no lock).
+void open_views(int rank);
+void close_views();
+int keyed_rank() noexcept;
 void on_view_message(Message& m);
 std::vector<std::pair<std::string, std::string>> view_ranks(std::vector<std::pair<std::string, std::string>> own,
                                                            std::chrono::milliseconds wait);

@@ -11,11 +11,14 @@
 // sent until the rank's Farewell and dropped after it (Comm::post), so none
 // is left unreceived at MPI_Finalize; an ask that comes too late goes
 // unanswered, and the asker draws that rank as not answering. One view at
-// a time from a rank; an answer to an older ask is dropped.
+// a time from a rank; an answer to an older ask is dropped. Views are open
+// only while the World's communication thread runs (open_views,
+// close_views): a view under way when the World ends is waited for.
 #include "mpi/comm.hpp"
 
 #include "runtime/log.hpp"
 
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -30,6 +33,8 @@ namespace {
 using Titled = std::pair<std::string, std::string>;
 
 std::mutex g_viewing;  // one view at a time from this rank
+bool g_open = false;   // (under g_viewing) the World's communication thread runs: open_views
+std::atomic<int> g_keyed_rank{-1};
 std::mutex g_lock;     // the answers to the current ask
 std::uint64_t g_ask = 0;
 std::vector<std::optional<Titled>> g_answers;  // by rank
@@ -44,35 +49,55 @@ std::string title(int rank) {
 
 }  // namespace
 
+void open_views(int rank) {
+    std::lock_guard<std::mutex> viewing(g_viewing);
+    g_open = true;
+    g_keyed_rank.store(rank, std::memory_order_relaxed);
+}
+
+void close_views() {
+    std::lock_guard<std::mutex> viewing(g_viewing);
+    g_open = false;
+}
+
+int keyed_rank() noexcept { return g_keyed_rank.load(std::memory_order_relaxed); }
+
+// (On the communication thread, or a worker in its turn: the snapshot holds
+// up this rank's messages while it is taken, as a view is rare. Nothing
+// may escape: no memory is an answer with no part, or none.)
 void on_view_message(Message& m) {
     const Header& h = m.header();
-    if (h.kind == Kind::View) {
-        std::string answer;
-        try {
-            answer = title(g_comm->rank) + '\0' + runtime::part_now();
-        } catch (...) {  // (no memory: an answer all the same, with no part)
-            answer.clear();
+    try {
+        if (h.kind == Kind::View) {
+            std::string answer = title(g_comm->rank) + '\0';
+            try {
+                answer += runtime::part_now();
+            } catch (...) {
+            }
+            Header back{Kind::Shown};
+            back.req = h.req;
+            g_comm->post(m.peer, back, answer.data(), answer.size());
+            return;
         }
-        Header back{Kind::Shown};
-        back.req = h.req;
-        g_comm->post(m.peer, back, answer.data(), answer.size());
-        return;
-    }
-    std::lock_guard<std::mutex> hold(g_lock);
-    if (h.req != g_ask || m.peer < 0 || static_cast<std::size_t>(m.peer) >= g_answers.size()) return;
-    const std::string text(m.payload(), m.payload_size());
-    const std::size_t nul = text.find('\0');
-    if (nul == std::string::npos) {
-        g_answers[static_cast<std::size_t>(m.peer)] = Titled{"rank " + std::to_string(m.peer), {}};
-    } else {
-        g_answers[static_cast<std::size_t>(m.peer)] = Titled{text.substr(0, nul), text.substr(nul + 1)};
+        std::lock_guard<std::mutex> hold(g_lock);
+        if (h.req != g_ask || m.peer < 0 || static_cast<std::size_t>(m.peer) >= g_answers.size()) return;
+        const std::string text(m.payload(), m.payload_size());
+        const std::size_t nul = text.find('\0');
+        if (nul == std::string::npos) {
+            g_answers[static_cast<std::size_t>(m.peer)] = Titled{"rank " + std::to_string(m.peer), {}};
+        } else {
+            g_answers[static_cast<std::size_t>(m.peer)] = Titled{text.substr(0, nul), text.substr(nul + 1)};
+        }
+    } catch (...) {  // (the asker draws that rank as not answering)
     }
 }
 
 std::vector<Titled> view_ranks(std::vector<Titled> own, std::chrono::milliseconds wait) {
-    Comm* comm = g_comm;
-    if (!comm || comm->size < 2 || !comm->reachable() || comm->main_done()) return {};
+    // (g_comm stays while views are open: the World closes them, waiting
+    // for this one, before it stops and deletes it.)
     std::lock_guard<std::mutex> viewing(g_viewing);
+    Comm* comm = g_open ? g_comm : nullptr;
+    if (!comm || comm->size < 2 || !comm->reachable() || comm->main_done()) return {};
     std::uint64_t ask;
     {
         std::lock_guard<std::mutex> hold(g_lock);

@@ -305,10 +305,12 @@ World::World(int& argc, char**& argv) {
         detail::g_comm = new detail::Comm(detail::g_world_comm, detail::g_rank, detail::g_size);
         channels::g_distribution.store(detail::shared_channels(), std::memory_order_release);
         detail::start_detector();
+        detail::open_views(detail::g_rank);
     }
 }
 
 World::~World() {
+    detail::close_views();  // (before the communication thread goes: a view may be asking)
     runtime::set_rank_quiet_hook(nullptr);
     channels::g_distribution.store(nullptr, std::memory_order_release);
     if (detail::g_comm) {

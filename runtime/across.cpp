@@ -269,7 +269,6 @@ void across_adopt(Inbox* box, bool made) {
     box->lines_size = 0;
     box->part_size = 0;
     box->stopped_size = 0;
-    box->shown_size = 0;
     box->name[0] = '\0';
     if (made) push_inbox(box);
     box->live.store(1, std::memory_order_seq_cst);

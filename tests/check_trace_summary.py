@@ -30,14 +30,15 @@ with tempfile.TemporaryDirectory() as scratch:
     svg = ET.parse(picture).getroot()
     texts = [el.text or "" for el in svg.iter("{http://www.w3.org/2000/svg}text")]
 
-# The trace's processes: tracks whose first slice begins at the outermost level.
+# The trace's processes: every slice begun at a track's outermost level is
+# one process's life (a simulation's tracks are numbered afresh every run).
 depth, names, lives = {}, {}, []
 for e in events:
     key = (e.get("pid"), e.get("tid"))
     if e["ph"] == "M" and e["name"] == "thread_name":
         names[key] = e["args"]["name"]
     elif e["ph"] == "B":
-        if depth.get(key, 0) == 0 and key not in [k for k, _ in lives]:
+        if depth.get(key, 0) == 0:
             lives.append((key, e["name"]))
         depth[key] = depth.get(key, 0) + 1
     elif e["ph"] == "E":

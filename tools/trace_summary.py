@@ -55,15 +55,23 @@ class Track:
 
 
 def summarise(events: list[dict]) -> tuple[dict[int, str], list[Track], float, float]:
-    tracks: dict[tuple[int, int], Track] = {}
+    tracks: dict[tuple[int, int], Track] = {}  # each track's current life
+    lives: list[Track] = []
     os_names: dict[int, str] = {}
     first, last = None, None
 
     def track(e: dict) -> Track:
         key = (e["pid"], e.get("tid", 0))
-        if key not in tracks:
-            tracks[key] = Track(*key)
-        return tracks[key]
+        t = tracks.get(key)
+        # (A track whose life is over and begins again is another process:
+        # a simulation's tracks are numbered afresh in every run.)
+        if t is None or (e.get("ph") == "B" and t.end is not None and not t.open):
+            fresh = Track(*key)
+            if t is not None:
+                fresh.name = t.name
+            tracks[key] = t = fresh
+            lives.append(t)
+        return t
 
     for e in events:
         ph = e.get("ph")
@@ -95,7 +103,7 @@ def summarise(events: list[dict]) -> tuple[dict[int, str], list[Track], float, f
             t.read += 1
     if first is None:
         first = last = 0.0
-    for t in tracks.values():
+    for t in lives:
         # (A slice still open at the end of the trace lasts until then.)
         while t.open:
             name, since = t.open.pop()
@@ -104,7 +112,7 @@ def summarise(events: list[dict]) -> tuple[dict[int, str], list[Track], float, f
             else:
                 t.end = last
     # Processes only (a track with a life), in the order they began, per OS process.
-    lived = [t for t in tracks.values() if t.begin is not None]
+    lived = [t for t in lives if t.begin is not None]
     order = {pid: i for i, pid in enumerate(dict.fromkeys(t.pid for t in sorted(lived, key=lambda t: t.begin)))}
     lived.sort(key=lambda t: (order[t.pid], t.begin, t.tid))
     return os_names, lived, first, last
