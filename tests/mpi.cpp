@@ -1384,3 +1384,44 @@ TEST_CASE("write_graph on one rank draws every rank, and a shared channel once",
     CHECK(text.find(wire_node, text.find(wire_node) + 1) == std::string::npos);
     CHECK(text.find("[label=\"reader end\"]") != std::string::npos);
 }
+
+// A rank with a child OS process (csp::multiprocess): write_graph draws the
+// child too, titled with its rank, and the channel between them once.
+TEST_CASE("write_graph draws the child OS processes of a rank", "[mpi][graph]") {
+    auto family = csp::process("family", [] {
+        csp::Channel<int> local{"child-wire"};
+        auto child = csp::multiprocess("child-reader", [](csp::ChannelIn<int> in) { return in(); });
+        auto parent = csp::process("late-parent", [](csp::ChannelOut<int> out) {
+            csp::sleep(std::chrono::milliseconds(1000));
+            out(5);
+        });
+        std::string text;
+        auto watcher = csp::process("watcher", [&text] {
+            csp::sleep(std::chrono::milliseconds(400));  // (the child blocked reading by then)
+            const std::string path = "/tmp/csp-mpi-child-graph-" + std::to_string(::getpid()) + ".dot";
+            csp::write_graph(path);
+            std::ifstream in(path);
+            text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+            std::remove(path.c_str());
+        });
+        auto [got, a, b] = csp::Parallel(child(local.reader()), parent(local.writer()), watcher());
+        (void)a;
+        (void)b;
+        return got == 5 ? text : std::string("the child read the wrong value");
+    });
+    auto [text] = csp::Parallel(csp::on_rank(0, family()));
+    CAPTURE(text);
+    std::size_t clusters = 0;
+    for (std::size_t at = text.find("subgraph cluster_os"); at != std::string::npos;
+         at = text.find("subgraph cluster_os", at + 1)) {
+        ++clusters;
+    }
+    CHECK(clusters == static_cast<std::size_t>(ranks()) + 1);
+    CHECK(text.find("multiprocess 'child-reader'") != std::string::npos);
+    CHECK(text.find("did not answer") == std::string::npos);
+    if (ranks() > 1) CHECK(text.find("label=\"rank 0, OS process") != std::string::npos);
+    const std::string wire_node = "label=\"child-wire\\n";
+    REQUIRE(text.find(wire_node) != std::string::npos);
+    CHECK(text.find(wire_node, text.find(wire_node) + 1) == std::string::npos);
+    CHECK(text.find("blocked reading") != std::string::npos);
+}
