@@ -271,14 +271,28 @@ bool Registry::wake_deadlocked(const std::vector<Parker*>& blocked, std::shared_
     }
     // Wake them while holding the registry: a woken process may end and
     // free its parker, and only after leaving the registry (under this
-    // lock) can it do so. Each gets the report before its wake-up.
+    // lock) can it do so. Each gets the report before its wake-up. Every
+    // wait is won first, and only then is any readied: one readied at once
+    // could run on another worker and end a wait of the deadlock not yet
+    // won (a choice's, whose channels' locks are not held here) with a
+    // value, and that process would go on without its DeadlockError, its
+    // partner having been told of the deadlock (tests/mpi.cpp, "choices ...
+    // nobody can serve", on one rank: 1 run in some hundreds under load).
+    std::vector<Parker*> won;
+    try {
+        won.reserve(blocked.size());
+    } catch (const std::bad_alloc&) {  // (then each is readied as it is won)
+    }
     for (Parker* p : blocked) {
         const std::uint64_t word = p->selection.load();
         if (static_cast<std::uint32_t>(word) != kWaiting) continue;
         record_of(p)->deadlock = report;  // (read by it only once this wake has won)
         p->broken_across = false;
-        wake(p, word >> 32, kDeadlocked);
+        if (!try_complete(p, word >> 32, kDeadlocked)) continue;
+        if (won.size() < won.capacity()) won.push_back(p);
+        else ready(p);
     }
+    for (Parker* p : won) ready(p);
     for (SharedLock* held : locks) held->unlock();
     return true;
 }

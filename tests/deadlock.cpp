@@ -15,6 +15,7 @@
 #include <iterator>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 using namespace std::chrono_literals;
 using Catch::Contains;
@@ -191,6 +192,50 @@ bool cycle_named(const std::string& report, const std::vector<std::string>& hops
 
 // Story: three stages in a ring each read before they write. The report names
 // the cycle, stage by stage, with the channel each waits on.
+// A deadlock is broken as one: every wait of it ends with DeadlockError
+// before any process it wakes runs on. Pairs of choosers that nobody can
+// serve: after the deadlock the first of each pair writes to the second,
+// whose choice of the deadlock included that channel. Had the breaker
+// readied the first before it had ended the second's wait, the first could
+// (on another worker) complete that wait with its value: the second would go
+// on without its DeadlockError, and block for good.
+TEST_CASE("every wait of a deadlock ends with DeadlockError before any woken process runs on",
+          "[deadlock][alternation]") {
+    auto chooser = csp::process("chooser", [](csp::ChannelIn<int> x, csp::ChannelIn<int> y, csp::ChannelOut<int> out,
+                                              csp::ChannelIn<int> back, bool first) {
+        int deadlocks = 0;
+        try {
+            (void)csp::FairSelect(csp::InputGuard(x), csp::InputGuard(y));
+        } catch (const csp::DeadlockError&) {
+            ++deadlocks;
+        }
+        int got = 0;
+        if (first) {
+            out(7);
+        } else {
+            auto r = csp::PriSelect(csp::InputGuard(back), csp::InputGuard(x));
+            got = r.index() == 0 ? std::get<0>(r) : -1;
+        }
+        return deadlocks * 100 + got;
+    });
+    for (int round = 0; round < 20; ++round) {
+        constexpr int kPairs = 16;
+        std::vector<csp::Channel<int>> a(kPairs), b(kPairs), c(kPairs), d(kPairs);
+        std::vector<csp::Process<int>> all;
+        for (int i = 0; i < kPairs; ++i) {
+            const auto k = static_cast<std::size_t>(i);
+            all.push_back(chooser(a[k].reader(), b[k].reader(), d[k].writer(), c[k].reader(), true));
+            all.push_back(chooser(c[k].reader(), d[k].reader(), a[k].writer(), d[k].reader(), false));
+        }
+        const std::vector<int> got = csp::Parallel(std::move(all));
+        for (int i = 0; i < kPairs; ++i) {
+            CAPTURE(round, i);
+            REQUIRE(got[static_cast<std::size_t>(2 * i)] == 100);
+            REQUIRE(got[static_cast<std::size_t>(2 * i + 1)] == 107);
+        }
+    }
+}
+
 TEST_CASE("a ring of readers is reported as its wait-for cycle", "[deadlock][cycle]") {
     csp::Channel<int> a{"ring-a"}, b{"ring-b"}, c{"ring-c"};
     auto stage = [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) { out(in()); };
