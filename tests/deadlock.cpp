@@ -6,6 +6,7 @@
 // Processes are made on the line that __LINE__ is read on, so whatever part of
 // the creation site their name is derived from, that line number is in it.
 #include "support.hpp"
+#include "unserved_chooser.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -201,23 +202,7 @@ bool cycle_named(const std::string& report, const std::vector<std::string>& hops
 // on without its DeadlockError, and block for good.
 TEST_CASE("every wait of a deadlock ends with DeadlockError before any woken process runs on",
           "[deadlock][alternation]") {
-    auto chooser = csp::process("chooser", [](csp::ChannelIn<int> x, csp::ChannelIn<int> y, csp::ChannelOut<int> out,
-                                              csp::ChannelIn<int> back, bool first) {
-        int deadlocks = 0;
-        try {
-            (void)csp::FairSelect(csp::InputGuard(x), csp::InputGuard(y));
-        } catch (const csp::DeadlockError&) {
-            ++deadlocks;
-        }
-        int got = 0;
-        if (first) {
-            out(7);
-        } else {
-            auto r = csp::PriSelect(csp::InputGuard(back), csp::InputGuard(x));
-            got = r.index() == 0 ? std::get<0>(r) : -1;
-        }
-        return deadlocks * 100 + got;
-    });
+    auto chooser = unserved_chooser("chooser");
     for (int round = 0; round < 20; ++round) {
         constexpr int kPairs = 16;
         std::vector<csp::Channel<int>> a(kPairs), b(kPairs), c(kPairs), d(kPairs);

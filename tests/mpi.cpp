@@ -7,6 +7,8 @@
 #include <csp/mpi.hpp>
 #include <csp/sim.hpp>
 
+#include "unserved_chooser.hpp"
+
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
@@ -1171,25 +1173,7 @@ TEST_CASE("choices across ranks that nobody can serve are a DeadlockError on eve
     // (and nobody else) would write only after its own choice. After the
     // deadlock each goes on: one writes, the other reads it, once.
     csp::Channel<int> a{"alt-deadlock-a"}, b{"alt-deadlock-b"}, c{"alt-deadlock-c"}, d{"alt-deadlock-d"};
-    auto chooser = csp::process("alt-deadlocked", [](csp::ChannelIn<int> x, csp::ChannelIn<int> y,
-                                                     csp::ChannelOut<int> out, csp::ChannelIn<int> back, bool first) {
-        int deadlocks = 0;
-        try {
-            (void)csp::FairSelect(csp::InputGuard(x), csp::InputGuard(y));
-        } catch (const csp::DeadlockError&) {
-            ++deadlocks;
-        }
-        // Afterwards: the first writes 7, the second reads it (through a
-        // choice again).
-        int got = 0;
-        if (first) {
-            out(7);
-        } else {
-            auto r = csp::PriSelect(csp::InputGuard(back), csp::InputGuard(x));
-            got = r.index() == 0 ? std::get<0>(r) : -1;
-        }
-        return deadlocks * 100 + got;
-    });
+    auto chooser = unserved_chooser("alt-deadlocked");
     auto [one, two] = csp::Parallel(csp::on_rank(0, chooser(a.reader(), b.reader(), d.writer(), c.reader(), true)),
                                     csp::on_rank(ranks() - 1, chooser(c.reader(), d.reader(), a.writer(), d.reader(), false)));
     CHECK(one == 100);
