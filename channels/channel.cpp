@@ -678,9 +678,10 @@ Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
 
 // rendezvous_here: the common case, which read and write take without the
 // general path's checks: an unbuffered channel made by this OS process, no
-// tracing and no simulation (runtime::observed: one load for both). Under the lock the fast path also needs it not to cross (so every
-// waiter on it is local and none carries a parcel), and neither poisoned nor
-// retired: plain_locked.
+// tracing and no simulation (runtime::observed: one load for both). Under
+// the lock the fast path also needs it not to cross (so every waiter on it
+// is local and none carries a parcel), and neither poisoned nor retired:
+// plain_locked.
 inline bool rendezvous_here(const ChannelCore* c) noexcept {
     return !c->buffered && c->home == runtime::g_local_inbox && !runtime::observed();
 }

@@ -6,7 +6,8 @@
 // cells work at once: the pump sorts in time proportional to n, with n
 // processes.
 //
-// Draw it: CSP_GRAPH=pump.dot ./sorting_pump 20 draws the chain.
+// See it: CSP_TRACE=pump.json ./sorting_pump 12, then
+// tools/trace_summary.py pump.json pump.svg (docs/tutorial/classics.md).
 #include <csp/csp.hpp>
 
 #include <algorithm>

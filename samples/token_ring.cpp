@@ -5,7 +5,8 @@
 // read or write throws ChannelPoisonException, which ends it and poisons
 // the ends it holds, so the poison goes round and every process ends.
 //
-// Draw it: CSP_GRAPH=ring.dot ./token_ring 1000 10 draws a ring of 10.
+// See it: CSP_TRACE=ring.json ./token_ring 40 8, then
+// tools/trace_summary.py ring.json ring.svg (docs/tutorial/classics.md).
 #include <csp/csp.hpp>
 
 #include <atomic>

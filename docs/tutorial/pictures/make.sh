@@ -20,4 +20,21 @@ dot -Tsvg "$scratch/sieve.dot" -o "$here/sieve.svg"
 CSP_TRACE="$scratch/farm.json" "$build/samples/mandelbrot_farm" > /dev/null
 python3 "$here/../../../tools/trace_summary.py" "$scratch/farm.json" "$here/farm-trace.svg" \
     --title "samples/mandelbrot_farm.cpp: a farm of four OS processes"
-echo "drew $here/deadlock.svg, $here/sieve.svg and $here/farm-trace.svg"
+# The classic programs of classics.md: commstime drawn by SIGUSR1 while it
+# runs (the graph is copied before its exit redraws it), the sorting pump and
+# the token ring summed up from their traces.
+CSP_GRAPH="$scratch/commstime.dot" "$build/samples/commstime" 20000000 > /dev/null &
+pid=$!
+sleep 0.3
+kill -USR1 "$pid"
+sleep 0.3
+cp "$scratch/commstime.dot" "$scratch/commstime-live.dot"
+wait "$pid"
+dot -Tsvg "$scratch/commstime-live.dot" -o "$here/commstime.svg"
+CSP_TRACE="$scratch/pump.json" "$build/samples/sorting_pump" 12 > /dev/null
+python3 "$here/../../../tools/trace_summary.py" "$scratch/pump.json" "$here/pump-trace.svg" \
+    --title "samples/sorting_pump.cpp: 12 values through 12 cells"
+CSP_TRACE="$scratch/ring.json" "$build/samples/token_ring" 40 8 > /dev/null
+python3 "$here/../../../tools/trace_summary.py" "$scratch/ring.json" "$here/ring-trace.svg" \
+    --title "samples/token_ring.cpp: a token round a ring of 8, 40 hops, then poison"
+echo "drew the pictures in $here"
