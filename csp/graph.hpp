@@ -7,10 +7,9 @@
 // for its part and given up to a second to answer, and in an MPI job every
 // rank too, another second: one whose workers are all busy with processes
 // that never pause, or one stopped, is drawn as not answering), each
-// process with its
-// state (running, ready to run, blocked reading, writing, in a choice, at a
-// barrier, waiting for its processes, timed), grouped by the Parallel that
-// runs it, and the channels they wait on with name, kind and buffer
+// process with its state (running, ready to run, blocked reading, writing,
+// in a choice, at a barrier, waiting for its processes, timed), grouped by
+// the Parallel that runs it, and the channels they wait on with name, kind and buffer
 // occupancy; an arrow for each end a process holds among its arguments
 // (writer -> channel -> reader), a dashed one for each wait. With
 // CSP_GRAPH=file.dot the same is written when a deadlock is found (the

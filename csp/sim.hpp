@@ -2,8 +2,9 @@
 // channels, choices) runs many times, each run on one worker with every
 // scheduling decision (which process runs next; whether one that has just
 // communicated goes on or is preempted), and every order in which a choice
-// tries its guards, taken from a seeded generator; sleep and TimeoutGuard run on virtual time,
-// which jumps to the next timer when every process waits. A run that fails
+// tries its guards, taken from a seeded generator; sleep and TimeoutGuard
+// run on virtual time, which jumps to the next timer when every process
+// waits. A run that fails
 // (the body throws, a process fails, or the network deadlocks) stops the
 // check with a csp::sim::Failure holding the seed and the schedule: its
 // decisions, which replay gives back to run the same run again, event for

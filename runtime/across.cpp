@@ -137,6 +137,15 @@ void fit(T** buffer, std::uint32_t* capacity, std::size_t n) {
     *capacity = static_cast<std::uint32_t>(n);
 }
 
+// keep: text into an inbox's buffer (lock held); its size is 0 until it is
+// whole, and stays 0 without room (std::bad_alloc).
+void keep(char** buffer, std::uint32_t* size, std::uint32_t* capacity, const std::string& text) {
+    *size = 0;
+    fit(buffer, capacity, text.size());
+    std::copy(text.begin(), text.end(), *buffer);
+    *size = static_cast<std::uint32_t>(text.size());
+}
+
 void write_lines(Inbox* box, const std::string& text, const std::string& part,
                  const std::vector<Inbox::Stopped>& stopped) {
     Locked<SharedLock> hold(box->lines_lock);
@@ -146,11 +155,8 @@ void write_lines(Inbox* box, const std::string& text, const std::string& part,
     std::copy(stopped.begin(), stopped.end(), box->stopped);
     box->lines_size = static_cast<std::uint32_t>(text.size());
     box->stopped_size = static_cast<std::uint32_t>(stopped.size());
-    box->part_size = 0;
     try {  // (the explanation is worth less than the confirmation: without room, none)
-        fit(&box->part, &box->part_capacity, part.size());
-        std::copy(part.begin(), part.end(), box->part);
-        box->part_size = static_cast<std::uint32_t>(part.size());
+        keep(&box->part, &box->part_size, &box->part_capacity, part);
     } catch (const std::bad_alloc&) {
     }
 }
@@ -404,10 +410,7 @@ void answer_asked() noexcept {
     try {
         const std::string part = part_now();
         Locked<SharedLock> hold(box->lines_lock);
-        box->shown_size = 0;
-        fit(&box->shown, &box->shown_capacity, part.size());
-        std::copy(part.begin(), part.end(), box->shown);
-        box->shown_size = static_cast<std::uint32_t>(part.size());
+        keep(&box->shown, &box->shown_size, &box->shown_capacity, part);
     } catch (...) {  // (no memory: an empty part, as an answer all the same)
     }
     std::uint64_t was = box->answered.load(std::memory_order_relaxed);

@@ -1,6 +1,6 @@
 // trace.cpp: the events of CSP_TRACE, kept in memory under one mutex and
 // written at exit as Chrome trace event JSON. Nothing here runs unless
-// CSP_TRACE is set (trace_detail::enabled).
+// CSP_TRACE is set (trace_detail::observed, kTracing).
 //
 // The file is one JSON object whose traceEvents list holds every OS
 // process's events: each child writes its own to <path>.<pid>.part when it
@@ -32,7 +32,6 @@
 
 namespace csp::runtime {
 namespace trace_detail {
-std::atomic<bool> enabled{false};
 std::atomic<std::uint8_t> observed{0};
 void observe(std::uint8_t what, bool on) noexcept {
     if (on) observed.fetch_or(what, std::memory_order_seq_cst);
@@ -80,7 +79,6 @@ struct Trace {
             path = env;
             written = path;
             os_name = program_invocation_short_name;
-            trace_detail::enabled.store(true);
             trace_detail::observe(trace_detail::kTracing, true);
         }
     }
@@ -337,7 +335,6 @@ void trace_after_fork_in_child() noexcept {
         t.written = part_of(t.path, static_cast<int>(getpid()));
     } catch (const std::bad_alloc&) {
         t.written.clear();
-        trace_detail::enabled.store(false);
         trace_detail::observe(trace_detail::kTracing, false);
     }
 }
@@ -382,7 +379,6 @@ std::string trace_hand_over() {
     if (!tracing()) return {};
     Trace& t = trace();
     std::lock_guard<std::mutex> hold(t.mutex);
-    trace_detail::enabled.store(false);
     trace_detail::observe(trace_detail::kTracing, false);
     char* text = nullptr;
     std::size_t size = 0;

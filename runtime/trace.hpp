@@ -23,7 +23,6 @@ struct Parker;
 struct WaitReason;
 
 namespace trace_detail {
-extern std::atomic<bool> enabled;
 // observed: kTracing | kSimulating, as they are on (one load for the fast
 // paths, which step aside for both: see channels::rendezvous_here).
 enum : std::uint8_t { kTracing = 1, kSimulating = 2 };
@@ -32,7 +31,9 @@ void observe(std::uint8_t what, bool on) noexcept;
 }  // namespace trace_detail
 
 // tracing tells whether events are being recorded.
-inline bool tracing() noexcept { return trace_detail::enabled.load(std::memory_order_relaxed); }
+inline bool tracing() noexcept {
+    return (trace_detail::observed.load(std::memory_order_relaxed) & trace_detail::kTracing) != 0;
+}
 // observed: tracing, or simulating (runtime.hpp): the fast paths of
 // channels step aside (into paths that record events and take decisions).
 inline bool observed() noexcept { return trace_detail::observed.load(std::memory_order_relaxed) != 0; }

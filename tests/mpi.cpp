@@ -7,6 +7,7 @@
 #include <csp/mpi.hpp>
 #include <csp/sim.hpp>
 
+#include "poison_race.hpp"
 #include "unserved_chooser.hpp"
 
 #define CATCH_CONFIG_RUNNER
@@ -1279,22 +1280,7 @@ TEST_CASE("a simulation runs placed processes here, as fibers, whatever their ra
 TEST_CASE("a simulation finds a race and a deadlock among placed processes", "[mpi][sim]") {
     auto racy = [] {
         csp::Channel<int> ch{"poisoned-early", csp::buffer(4)};
-        auto producer = csp::process("producer", [](csp::ChannelOut<int> out) {
-            for (int i = 0; i < 5; ++i) out(i);
-            out.poison();
-        });
-        auto consumer = csp::process("consumer", [](csp::ChannelIn<int> in) {
-            int got = 0;
-            try {
-                for (;;) {
-                    in();
-                    ++got;
-                }
-            } catch (const csp::ChannelPoisonException&) {
-            }
-            if (got != 5) throw std::runtime_error("poison lost values");
-        });
-        csp::Parallel(csp::on_rank(1, producer(ch.writer())), csp::on_rank(2, consumer(ch.reader())));
+        csp::Parallel(csp::on_rank(1, early_poisoner()(ch.writer())), csp::on_rank(2, poisoned_consumer()(ch.reader())));
     };
     std::string what, schedule;
     try {
