@@ -91,16 +91,29 @@ void Join::arrive() noexcept {
     if (p) wake(p, token_, kWoken);
 }
 
-void Join::wait() noexcept {
+bool Join::wait() noexcept {
     lock_.lock();
     if (remaining_.load(std::memory_order_acquire) == 0) {
         lock_.unlock();
-        return;
+        return true;
     }
     Parker* me = current();
     token_ = begin_wait(me);
     joiner_ = me;
-    park(me, WaitKind::Join, &reason_, unlocking(lock_));
+    return park(me, WaitKind::Join, &reason_, unlocking(lock_)) != kInterrupted;
+}
+
+void Join::interrupt() noexcept {
+    // (As arrive: a joiner seen under the lock has parked. A stale token
+    // wins nothing.)
+    Parker* p;
+    std::uint64_t token;
+    {
+        Locked<SpinLock> hold(lock_);
+        p = joiner_;
+        token = token_;
+    }
+    if (p) wake(p, token, kInterrupted);
 }
 
 }  // namespace csp::runtime

@@ -58,6 +58,7 @@ inline constexpr std::uint32_t kWaiting = 0;
 // (kReserved: held by one waker that ends the wait later, with the outcome
 // it then stores, and readies it: nobody else can win it meanwhile. For a
 // choice across MPI ranks, whose home reserves it: channels/remote.hpp.)
+inline constexpr std::uint32_t kInterrupted = 0xFFFFFFFBu;  // Join::interrupt
 inline constexpr std::uint32_t kReserved = 0xFFFFFFFCu;
 inline constexpr std::uint32_t kWoken = 0xFFFFFFFDu;       // join or io finished
 inline constexpr std::uint32_t kTimedOut = 0xFFFFFFFEu;    // a deadline passed
@@ -186,6 +187,11 @@ Parker* current() noexcept;
 // current_if_known: the same, or null from a thread that has not used csp
 // (registering nobody).
 Parker* current_if_known() noexcept;
+
+// name_this_thread: the calling plain thread, not yet known to csp, is
+// known from now on by `name` (in reports, graphs and traces) rather than
+// "thread <id>" (a Python process: python/). False if it was known already.
+bool name_this_thread(std::string_view name);
 
 // current_name returns the name of the calling process ("main", a thread id,
 // or the process's name).
@@ -324,8 +330,13 @@ public:
     void add(std::int64_t count) noexcept { remaining_.fetch_add(count, std::memory_order_seq_cst); }
     // arrive: one process is done (call as the last thing it does).
     void arrive() noexcept;
-    // wait parks the caller until every process has arrived.
-    void wait() noexcept;
+    // wait parks the caller until every process has arrived (true), or
+    // until interrupt() ends the wait (false).
+    bool wait() noexcept;
+    // interrupt: end the wait in progress, from any thread, so its joiner
+    // can answer a signal (Python's Ctrl-C: python/). The processes go on;
+    // a later wait() waits for them again.
+    void interrupt() noexcept;
     // waited_as: the reason its joiner waits with: the Join's identity in
     // the views of the network (a joiner's wait_reason; a process's group).
     const WaitReason* waited_as() const noexcept { return &reason_; }

@@ -162,7 +162,8 @@ struct Task : ProcessRecord {
 struct ThreadRecord : ProcessRecord {
     Parker* parker = nullptr;
     std::string name;
-    ThreadRecord();
+    // (given: its name; "": "main" for the first thread, else "thread <id>".)
+    explicit ThreadRecord(std::string_view given = {});
     ~ThreadRecord();
 };
 

@@ -32,7 +32,7 @@ std::atomic<bool> g_main_taken{false};
 
 }  // namespace
 
-ThreadRecord::ThreadRecord() {
+ThreadRecord::ThreadRecord(std::string_view given) {
     // Counted as running first: once note_thread makes it a known thread it
     // no longer vetoes a deadlock report, and until it is in the registry
     // only this count says that it may still wake somebody. (The other order
@@ -44,7 +44,8 @@ ThreadRecord::ThreadRecord() {
     std::ostringstream id;
     id << std::this_thread::get_id();
     bool expected = false;
-    name = g_main_taken.compare_exchange_strong(expected, true) ? "main" : "thread " + id.str();
+    if (!given.empty()) name = given;
+    else name = g_main_taken.compare_exchange_strong(expected, true) ? "main" : "thread " + id.str();
     r.registry.add(parker);
     trace_process_start(parker, name.c_str());
 }
@@ -59,6 +60,12 @@ ThreadRecord::~ThreadRecord() {
 }
 
 Parker* known_thread_parker() noexcept { return t_thread ? t_thread->parker : nullptr; }
+
+bool name_this_thread(std::string_view name) {
+    if (t_thread) return false;
+    t_thread = std::make_unique<ThreadRecord>(name.empty() ? std::string_view("thread") : name);
+    return true;
+}
 
 ThreadRecord& this_thread_record() {
     if (!t_thread) t_thread = std::make_unique<ThreadRecord>();

@@ -1,0 +1,557 @@
+"""cspp: PyCSP's API on csp's channels.
+
+    from cspp.pycsp import *          # PyCSP's names; or: import cspp
+
+    @process
+    def producer(cout, n):
+        for i in range(n):
+            cout(i)
+        retire(cout)
+
+    c = Channel("c")
+    Parallel(producer(-c, 100), consumer(+c))
+
+Channels are csp channels (any-to-any, buffered or not, retire and poison
+counted over every end); a Python process runs on an OS thread of its own and
+waits inside csp with the GIL released. Values are Python objects, moved by
+reference: the reader gets the very object written.
+
+The rules are csp's (../shared API.md, "Python"), with PyCSP's habits: a
+process that ends by ChannelPoisonException poisons every channel end among
+its arguments, one that ends by ChannelRetireException retires them, and
+either ends quietly (its result is None). A process that raises anything else
+poisons its ends too, and Parallel re-raises the first such exception (in
+argument order) with a note naming the process.
+"""
+
+import threading as _threading
+import time as _time
+
+from . import _cspp
+from ._cspp import (ChannelEndRead, ChannelEndWrite, ChannelPoisonException,
+                    ChannelRetireException, DeadlockError, UsageError)
+
+__all__ = [
+    "Channel", "ChannelEndRead", "ChannelEndWrite", "process", "Process",
+    "Parallel", "Sequence", "Spawn", "Alternation", "AltSelect", "PriSelect",
+    "FairSelect", "InputGuard", "OutputGuard", "SkipGuard", "TimeoutGuard",
+    "Skip", "Timeout", "retire", "poison", "io", "choice", "current_process_id",
+    "version", "shutdown", "ChannelPoisonException", "ChannelRetireException",
+    "DeadlockError", "UsageError",
+]
+
+version = (0, 9, 2, "cspp")
+
+# ---- channels -----------------------------------------------------------------
+
+_channel_count = 0
+_channel_count_lock = _threading.Lock()
+
+
+def _fresh_name():
+    global _channel_count
+    with _channel_count_lock:
+        _channel_count += 1
+        return "channel %d" % _channel_count
+
+
+class Channel:
+    """Channel(name=None, buffer=0): an any-to-any channel of Python objects.
+
+    +c (or c.reader()) makes a reader end, -c (or c.writer()) a writer end;
+    every end counts: the channel retires on a side when every end of that
+    side has retired (or been dropped). buffer=n buffers n values.
+    """
+
+    __slots__ = ("_core", "__weakref__")
+
+    def __init__(self, name=None, buffer=0):
+        if name is None:
+            name = _fresh_name()
+        self._core = _cspp.object_channel(str(name), int(buffer))
+
+    @classmethod
+    def _of(cls, core):
+        # A channel made in C++ (cspp.hpp's to_python), as a Channel.
+        c = cls.__new__(cls)
+        c._core = core
+        return c
+
+    def reader(self):
+        end = self._core._reader()
+        end.channel = self
+        return end
+
+    def writer(self):
+        end = self._core._writer()
+        end.channel = self
+        return end
+
+    __pos__ = reader
+    __neg__ = writer
+
+    def poison(self):
+        self._core.poison()
+
+    @property
+    def name(self):
+        return self._core.name
+
+    def __repr__(self):
+        return "<Channel '%s'>" % self._core.name
+
+
+def retire(*ends):
+    """retire(end, ...): each end leaves its channel."""
+    for e in ends:
+        e.retire()
+
+
+def poison(*ends):
+    """poison(end_or_channel, ...): poison the channel of each."""
+    for e in ends:
+        e.poison()
+
+
+# ---- processes ------------------------------------------------------------------
+
+_local = _threading.local()
+
+
+def current_process_id():
+    """The id of the calling process (the main program's outside processes)."""
+    p = getattr(_local, "process", None)
+    return p.id if p is not None else "main"
+
+
+def _is_end(x):
+    return isinstance(x, (ChannelEndRead, ChannelEndWrite))
+
+
+def _ends_in(x, found):
+    if _is_end(x):
+        found.append(x)
+    elif isinstance(x, (list, tuple)):
+        for y in x:
+            _ends_in(y, found)
+    elif isinstance(x, dict):
+        for y in x.values():
+            _ends_in(y, found)
+    return found
+
+
+def _fresh_ends(x):
+    # For proc * n: each copy gets ends of its own (they count).
+    if _is_end(x):
+        e = x._another()
+        e.channel = x.channel
+        return e
+    if isinstance(x, list):
+        return [_fresh_ends(y) for y in x]
+    if isinstance(x, tuple):
+        return tuple(_fresh_ends(y) for y in x)
+    if isinstance(x, dict):
+        return {k: _fresh_ends(v) for k, v in x.items()}
+    return x
+
+
+def _quietly(f, ends):
+    for e in ends:
+        try:
+            f(e)
+        except (ChannelRetireException, ChannelPoisonException):
+            pass
+
+
+_process_count = 0
+
+
+class Process:
+    """A deferred call of a process body: nothing runs until Parallel,
+    Sequence or Spawn runs it."""
+
+    def __init__(self, fn, *args, **kwargs):
+        global _process_count
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.name = getattr(fn, "__name__", "process")
+        _process_count += 1
+        self.id = "%s.%d" % (self.name, _process_count)
+        self.result = None
+        self.error = None
+
+    def __mul__(self, n):
+        if not isinstance(n, int) or n < 0:
+            return NotImplemented
+        if n == 0:
+            return []
+        return [self] + [Process(self.fn, *_fresh_ends(self.args), **_fresh_ends(self.kwargs))
+                         for _ in range(n - 1)]
+
+    __rmul__ = __mul__
+
+    def _ends(self):
+        return _ends_in(self.kwargs, _ends_in(self.args, []))
+
+    def run(self):
+        """Run the body here (on the calling thread), with PyCSP's rules."""
+        _local.process, outer = self, getattr(_local, "process", None)
+        try:
+            self.result = self.fn(*self.args, **self.kwargs)
+        except ChannelPoisonException:
+            _quietly(lambda e: e.poison(), self._ends())
+        except ChannelRetireException:
+            _quietly(lambda e: e.retire(), self._ends())
+        except BaseException as e:  # (KeyboardInterrupt, SystemExit too)
+            self.error = e
+            _quietly(lambda e: e.poison(), self._ends())
+        finally:
+            _local.process = outer
+
+    def _thread_body(self, join):
+        try:
+            _cspp.name_thread(self.name)
+            self.run()
+        finally:
+            join.arrive()
+
+    def __repr__(self):
+        return "<Process %s>" % self.id
+
+
+def process(fn):
+    """@process: calling the decorated function makes a Process."""
+    def make(*args, **kwargs):
+        return Process(fn, *args, **kwargs)
+    make.__name__ = getattr(fn, "__name__", "process")
+    make.__doc__ = getattr(fn, "__doc__", None)
+    make.__wrapped__ = fn
+    return make
+
+
+def _flatten(parts, out):
+    for p in parts:
+        if isinstance(p, Process):
+            out.append(p)
+        elif isinstance(p, (list, tuple)):
+            _flatten(p, out)
+        else:
+            raise TypeError("cspp: Parallel, Sequence and Spawn take processes "
+                            "(and lists of them), not %r" % (p,))
+    return out
+
+
+_live_lock = _threading.Lock()
+_live = set()  # processes running on threads (Ctrl-C and exit poison their ends)
+
+
+def _start(procs, join, daemon=True):
+    threads = []
+    for p in procs:
+        t = _threading.Thread(target=_run_live, args=(p, join), name=p.id, daemon=daemon)
+        threads.append(t)
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _run_live(p, join):
+    with _live_lock:
+        _live.add(p)
+    try:
+        p._thread_body(join)
+    finally:
+        with _live_lock:
+            _live.discard(p)
+
+
+def _poison_all(procs):
+    for p in procs:
+        _quietly(lambda e: e.poison(), p._ends())
+
+
+def _check(procs):
+    deadlock = next((p.error for p in procs if isinstance(p.error, DeadlockError)), None)
+    if deadlock is not None:
+        raise deadlock
+    for p in procs:
+        if p.error is not None:
+            e = p.error
+            if hasattr(e, "add_note") and not isinstance(e, (KeyboardInterrupt, SystemExit)):
+                e.add_note("cspp: raised in process '%s' (%s)" % (p.name, p.id))
+            raise e
+
+
+def _main_thread():
+    return _threading.current_thread() is _threading.main_thread()
+
+
+def Parallel(*parts):
+    """Parallel(p, q, [r, ...], ...): run them concurrently, each on a thread of
+    its own; return their results in order once all have ended."""
+    procs = _flatten(parts, [])
+    if not procs:
+        return []
+    join = _cspp.Join(len(procs))
+    _start(procs, join)
+    try:
+        join.wait(_main_thread())
+    except BaseException:
+        # Ctrl-C: the network is poisoned, so that its processes end.
+        _poison_all(procs)
+        raise
+    _check(procs)
+    return [p.result for p in procs]
+
+
+def Sequence(*parts):
+    """Sequence(p, q, ...): run them one after another; their results in order."""
+    results = []
+    for p in _flatten(parts, []):
+        results.extend(Parallel(p))
+    return results
+
+
+def Spawn(*parts):
+    """Spawn(p, ...): start them and return at once. The program's exit
+    waits for them (their threads are not daemons)."""
+    procs = _flatten(parts, [])
+    if procs:
+        _start(procs, _cspp.Join(len(procs)), daemon=False)
+
+
+def shutdown():
+    """Harmless, never needed (PyCSP's name)."""
+
+
+def io(fn):
+    """@io: a blocking call. Each Python process has an OS thread of its own,
+    so it simply blocks that one process (PyCSP's name)."""
+    return fn
+
+
+# ---- alternation ------------------------------------------------------------------
+
+_INPUT, _OUTPUT, _SKIP, _TIMEOUT = 0, 1, 2, 3
+
+
+class Skip:
+    """A guard that is always ready."""
+
+    def __repr__(self):
+        return "<Skip>"
+
+
+class Timeout:
+    """Timeout(seconds): a guard ready once `seconds` have passed since the
+    choice began."""
+
+    def __init__(self, seconds):
+        self.seconds = float(seconds)
+
+    def __repr__(self):
+        return "<Timeout %gs>" % self.seconds
+
+
+class Choice:
+    """What @choice makes: an action with its arguments; on input it also gets
+    channel_input=the value read."""
+
+    def __init__(self, fn, args, kwargs):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def invoke_on_input(self, value):
+        kwargs = dict(self.kwargs)
+        kwargs["channel_input"] = value
+        return self.fn(*self.args, **kwargs)
+
+    def invoke_on_output(self):
+        return self.fn(*self.args, **self.kwargs)
+
+
+def choice(fn):
+    """@choice: an action factory for guards; calling it binds arguments."""
+    def make(*args, **kwargs):
+        return Choice(fn, args, kwargs)
+    make.__name__ = getattr(fn, "__name__", "choice")
+    return make
+
+
+def _spec(guard):
+    # PyCSP's forms of a guard (a key of Alternation's dicts): an input end,
+    # (output end, value), Skip(), Timeout(seconds).
+    if isinstance(guard, ChannelEndRead):
+        return (_INPUT, guard, None, 0.0)
+    if isinstance(guard, tuple) and len(guard) == 2 and isinstance(guard[0], ChannelEndWrite):
+        return (_OUTPUT, guard[0], guard[1], 0.0)
+    if isinstance(guard, Skip):
+        return (_SKIP, None, None, 0.0)
+    if isinstance(guard, Timeout):
+        return (_TIMEOUT, None, None, guard.seconds)
+    raise TypeError("cspp: not a guard: %r (an input end, (output end, value), Skip() or "
+                    "Timeout(seconds))" % (guard,))
+
+
+class Alternation:
+    """Alternation([{guard: action}, ...]): PyCSP's choice. A guard is an input
+    end, (output end, value), Skip() or Timeout(seconds); an action is None, a
+    callable (given channel_input=value on input) or a @choice.
+
+    execute() chooses (the first ready guard in order), communicates, runs the
+    action and returns (guard, value read or None); select() does the same
+    without running the action. pri_/fair_ forms choose by priority or fairly.
+    """
+
+    def __init__(self, guards):
+        self.guards = []
+        for item in guards:
+            if isinstance(item, dict):
+                for g, action in item.items():
+                    self.guards.append((g, action))
+            elif isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], ChannelEndWrite):
+                self.guards.append(item)
+            else:
+                self.guards.append((item, None))
+        self._specs = [_spec(g) for g, _ in self.guards]
+        self._next = 0
+
+    def _choose(self, order):
+        i, value = _cspp.choose(self._specs, order, self._next)
+        if order == 1:
+            self._next = i + 1
+        g = self.guards[i][0]
+        return i, (g[0] if isinstance(g, tuple) else g), value
+
+    def _act(self, i, value):
+        action = self.guards[i][1]
+        is_input = self._specs[i][0] == _INPUT
+        if action is None:
+            return
+        if isinstance(action, Choice):
+            if is_input:
+                action.invoke_on_input(value)
+            else:
+                action.invoke_on_output()
+        elif callable(action):
+            if is_input:
+                action(channel_input=value)
+            else:
+                action()
+        else:
+            raise TypeError("cspp: a guard's action must be callable or a @choice, not %r" % (action,))
+
+    def execute(self):
+        i, g, value = self._choose(0)
+        self._act(i, value)
+        return g, value
+
+    def pri_execute(self):
+        return self.execute()
+
+    def fair_execute(self):
+        i, g, value = self._choose(1)
+        self._act(i, value)
+        return g, value
+
+    def select(self):
+        _, g, value = self._choose(0)
+        return g, value
+
+    def pri_select(self):
+        return self.select()
+
+    def fair_select(self):
+        _, g, value = self._choose(1)
+        return g, value
+
+
+class _Guard:
+    def __init__(self, key, action):
+        self.g = {key: action}
+
+
+class InputGuard(_Guard):
+    """InputGuard(cin, action=None)."""
+
+    def __init__(self, cin, action=None):
+        if not isinstance(cin, ChannelEndRead):
+            raise TypeError("cspp: InputGuard takes a reader end (+c), not %r" % (cin,))
+        super().__init__(cin, action)
+
+
+class OutputGuard(_Guard):
+    """OutputGuard(cout, msg, action=None)."""
+
+    def __init__(self, cout, msg, action=None):
+        if not isinstance(cout, ChannelEndWrite):
+            raise TypeError("cspp: OutputGuard takes a writer end (-c), not %r" % (cout,))
+        super().__init__((cout, msg), action)
+
+
+class SkipGuard(_Guard):
+    """SkipGuard(action=None)."""
+
+    def __init__(self, action=None):
+        super().__init__(Skip(), action)
+
+
+class TimeoutGuard(_Guard):
+    """TimeoutGuard(seconds, action=None)."""
+
+    def __init__(self, seconds, action=None):
+        super().__init__(Timeout(seconds), action)
+
+
+def _alternation_of(guards):
+    items = []
+    for g in guards:
+        if not isinstance(g, _Guard):
+            raise TypeError("cspp: the Select functions take InputGuard, OutputGuard, SkipGuard "
+                            "and TimeoutGuard, not %r" % (g,))
+        items.append(g.g)
+    return Alternation(items)
+
+
+def AltSelect(*guards):
+    """AltSelect(G1, G2, ...): choose a ready guard, communicate, run its
+    action; returns (guard's end or Skip/Timeout, value read or None)."""
+    return _alternation_of(guards).execute()
+
+
+def PriSelect(*guards):
+    """PriSelect: AltSelect choosing the first ready guard in order."""
+    return _alternation_of(guards).execute()
+
+
+def FairSelect(*guards):
+    """FairSelect: AltSelect choosing uniformly at random among the ready guards."""
+    a = _alternation_of(guards)
+    i, g, value = a._choose(2)
+    a._act(i, value)
+    return g, value
+
+
+# ---- exit -----------------------------------------------------------------------------
+
+def _at_exit():
+    # Processes still running on their daemon threads (after Ctrl-C, or
+    # spawned and never ended) are poisoned and given a moment to end
+    # before the interpreter goes: a thread that comes back into Python
+    # after that would find it gone.
+    with _live_lock:
+        procs = list(_live)
+    if not procs:
+        return
+    _poison_all(procs)
+    deadline = _time.monotonic() + 1.0
+    while _time.monotonic() < deadline:
+        with _live_lock:
+            if not _live:
+                return
+        _time.sleep(0.01)
+
+
+import atexit as _atexit  # noqa: E402
+
+_atexit.register(_at_exit)

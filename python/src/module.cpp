@@ -1,0 +1,317 @@
+// module.cpp: cspp._cspp, the C++ half of cspp (the Python half: cspp/).
+//
+// What it offers the Python half: Channel (of Python objects, csp::Channel
+// <Object>) and its ends ChannelEndRead / ChannelEndWrite, called to read and
+// write; choose, one choice over guards (the engine of csp's alternation);
+// Join, how Parallel waits for its processes (a csp join: the deadlock
+// detector sees the waiting thread, and Ctrl-C interrupts it); name_thread;
+// the channel exceptions. Python processes run on threads of their own
+// (cspp/__init__.py starts them); they park through csp's plain-thread path,
+// with the GIL released.
+#include "object.hpp"
+#include "ports.hpp"
+
+#include "channels/alternation.hpp"
+#include "csp/errors.hpp"
+#include "runtime/runtime.hpp"
+
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace cspp {
+
+namespace runtime = csp::runtime;
+
+std::string python_error_text() {
+    PyObject *type, *value, *trace;
+    PyErr_Fetch(&type, &value, &trace);
+    PyErr_NormalizeException(&type, &value, &trace);
+    std::string text = "unknown Python error";
+    if (value) {
+        PyObject* s = PyObject_Str(value);
+        const char* name = type ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "Exception";
+        if (s) {
+            const char* u = PyUnicode_AsUTF8(s);
+            text = std::string(name) + ": " + (u ? u : "");
+            Py_DECREF(s);
+        }
+        PyErr_Clear();
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(trace);
+    return text;
+}
+
+namespace {
+PyObject* g_dumps = nullptr;  // pickle.dumps, pickle.loads (kept for the module's life)
+PyObject* g_loads = nullptr;
+}  // namespace
+
+std::string pickle(PyObject* o) {
+    PyObject* b = PyObject_CallFunction(g_dumps, "Oi", o, 5);
+    if (!b) throw std::runtime_error("cspp: a value could not be pickled to cross OS processes: " + python_error_text());
+    char* data;
+    Py_ssize_t size;
+    PyBytes_AsStringAndSize(b, &data, &size);
+    std::string bytes(data, static_cast<std::size_t>(size));
+    Py_DECREF(b);
+    return bytes;
+}
+
+PyObject* unpickle(const std::string& bytes) {
+    PyObject* b = PyBytes_FromStringAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size()));
+    PyObject* o = b ? PyObject_CallFunctionObjArgs(g_loads, b, nullptr) : nullptr;
+    Py_XDECREF(b);
+    if (!o) throw std::runtime_error("cspp: a value from another OS process could not be unpickled: " + python_error_text());
+    return o;
+}
+
+namespace {
+
+// ---- Ctrl-C ---------------------------------------------------------------
+//
+// A main thread waiting in a Join sleeps in csp (so that the deadlock
+// detector sees it). SIGINT reaches it through a chained handler: Python's
+// own handler runs (it notes the signal for PyErr_CheckSignals), then a byte
+// on an eventfd wakes a watcher thread, which interrupts the main thread's
+// Join; the main thread, back with the GIL, runs PyErr_CheckSignals, which
+// raises KeyboardInterrupt (cspp/__init__.py then poisons the network).
+
+int g_sigint_fd = -1;
+struct sigaction g_chained{};  // the handler found before ours (Python's)
+std::mutex g_main_join_lock;
+runtime::Join* g_main_join = nullptr;  // under g_main_join_lock
+
+void on_sigint(int sig, siginfo_t* info, void* ctx) {
+    const int saved = errno;
+    if (g_chained.sa_flags & SA_SIGINFO) {
+        if (g_chained.sa_sigaction) g_chained.sa_sigaction(sig, info, ctx);
+    } else if (g_chained.sa_handler != SIG_DFL && g_chained.sa_handler != SIG_IGN && g_chained.sa_handler) {
+        g_chained.sa_handler(sig);
+    }
+    const std::uint64_t one = 1;
+    if (g_sigint_fd >= 0) (void)!write(g_sigint_fd, &one, sizeof one);
+    errno = saved;
+}
+
+void watch_sigint() {
+    runtime::ignore_this_thread();
+    for (;;) {
+        std::uint64_t n;
+        if (read(g_sigint_fd, &n, sizeof n) != sizeof n) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        std::lock_guard<std::mutex> hold(g_main_join_lock);
+        if (g_main_join) g_main_join->interrupt();
+    }
+}
+
+// chain_sigint: our handler in front of whatever handles SIGINT now, unless
+// it is ours already (Python's signal.signal replaces it: then again).
+void chain_sigint() {
+    static std::once_flag started;
+    std::call_once(started, [] {
+        g_sigint_fd = eventfd(0, EFD_CLOEXEC);
+        if (g_sigint_fd >= 0) std::thread(watch_sigint).detach();
+    });
+    if (g_sigint_fd < 0) return;
+    struct sigaction now{};
+    if (sigaction(SIGINT, nullptr, &now) != 0) return;
+    if ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == on_sigint) return;
+    if (!(now.sa_flags & SA_SIGINFO) && (now.sa_handler == SIG_DFL || now.sa_handler == SIG_IGN)) return;
+    g_chained = now;
+    struct sigaction ours{};
+    ours.sa_sigaction = on_sigint;
+    ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&ours.sa_mask);
+    sigaction(SIGINT, &ours, nullptr);
+}
+
+// join_wait: wait for the join's processes; from the main thread, answer a
+// pending signal (Python's handler may raise KeyboardInterrupt).
+void join_wait(runtime::Join& join, bool main_thread) {
+    if (!main_thread) {
+        py::gil_scoped_release nogil;
+        (void)join.wait();
+        return;
+    }
+    chain_sigint();
+    for (;;) {
+        bool all;
+        {
+            py::gil_scoped_release nogil;
+            {
+                std::lock_guard<std::mutex> hold(g_main_join_lock);
+                g_main_join = &join;
+            }
+            all = join.wait();
+            std::lock_guard<std::mutex> hold(g_main_join_lock);
+            g_main_join = nullptr;
+        }
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        if (all) return;
+    }
+}
+
+// ---- choice -----------------------------------------------------------------
+
+enum GuardKind { kInput = 0, kOutput = 1, kSkip = 2, kTimeout = 3 };
+
+// choose(specs, order, first): one choice. specs: (kind, end, value,
+// seconds) per guard; order 0 priority, 1 round robin from `first`, 2 random.
+// Returns (index, value read or None).
+py::tuple choose(const py::list& specs, int order, std::size_t first) {
+    const std::size_t n = specs.size();
+    if (n == 0) throw py::value_error("cspp: a choice needs at least one guard");
+    std::vector<channels::Guard> guards(n);
+    std::vector<std::unique_ptr<Held>> held(n);
+    std::vector<std::unique_ptr<std::max_align_t[]>> storage(n);
+    std::vector<ReadEnd*> inputs(n, nullptr);
+    const auto start = runtime::now();
+    for (std::size_t i = 0; i < n; ++i) {
+        const py::tuple spec = specs[i].cast<py::tuple>();
+        const int kind = spec[0].cast<int>();
+        channels::Guard& g = guards[i];
+        g = channels::Guard{channels::Guard::Kind::Skip, true, nullptr, nullptr, {}};
+        switch (kind) {
+            case kInput: {
+                ReadEnd* e = spec[1].cast<ReadEnd*>();
+                g.kind = channels::Guard::Kind::Input;
+                g.core = e->usable_core();
+                storage[i].reset(new std::max_align_t[(e->wire_size() + sizeof(std::max_align_t) - 1) /
+                                                      sizeof(std::max_align_t)]);
+                g.slot = storage[i].get();
+                inputs[i] = e;
+                break;
+            }
+            case kOutput: {
+                WriteEnd* e = spec[1].cast<WriteEnd*>();
+                g.kind = channels::Guard::Kind::Output;
+                g.core = e->usable_core();
+                held[i] = e->hold(spec[2]);
+                g.slot = held[i]->slot();
+                break;
+            }
+            case kSkip: break;
+            case kTimeout: {
+                g.kind = channels::Guard::Kind::Timeout;
+                const double seconds = spec[3].cast<double>();
+                g.deadline = start + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::duration<double>(seconds > 0 ? seconds : 0));
+                break;
+            }
+            default: throw py::value_error("cspp: unknown guard kind");
+        }
+    }
+    channels::Order o{channels::Order::Kind::Priority, 0};
+    if (order == 1) o = {channels::Order::Kind::RoundRobin, n ? first % n : 0};
+    if (order == 2 || (order == 0 && runtime::simulating())) o = {channels::Order::Kind::Random, 0};
+    channels::Choice c;
+    {
+        py::gil_scoped_release nogil;
+        c = channels::choose(guards.data(), n, o);
+    }
+    if (c.outcome != channels::Outcome::Done) csp::detail::throw_choice(c, guards.data(), n);
+    py::object value = py::none();
+    if (inputs[c.index]) value = inputs[c.index]->take(storage[c.index].get());
+    return py::make_tuple(c.index, value);
+}
+
+}  // namespace
+}  // namespace cspp
+
+PYBIND11_MODULE(_cspp, m) {
+    namespace py = pybind11;
+    using namespace cspp;
+    m.doc() = "csp's channels and processes for Python (the C++ half of cspp)";
+
+    {
+        py::module_ pickle_module = py::module_::import("pickle");
+        g_dumps = py::object(pickle_module.attr("dumps")).release().ptr();
+        g_loads = py::object(pickle_module.attr("loads")).release().ptr();
+    }
+    // (The importing thread, main, is csp's "main" in reports.)
+    (void)csp::runtime::current();
+
+    static py::exception<csp::ChannelPoisonException> poison_exc(m, "ChannelPoisonException");
+    static py::exception<csp::ChannelRetireException> retire_exc(m, "ChannelRetireException");
+    static py::exception<csp::DeadlockError> deadlock_exc(m, "DeadlockError");
+    static py::exception<csp::UsageError> usage_exc(m, "UsageError", PyExc_ValueError);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const csp::ChannelPoisonException& e) {
+            poison_exc(e.what());
+        } catch (const csp::ChannelRetireException& e) {
+            retire_exc(e.what());
+        } catch (const csp::DeadlockError& e) {
+            deadlock_exc(e.what());
+        } catch (const csp::UsageError& e) {
+            usage_exc(e.what());
+        }
+    });
+
+    py::class_<ReadEnd>(m, "ChannelEndRead")
+        .def("__call__", &ReadEnd::read, "read the next value")
+        .def("read", &ReadEnd::read)
+        .def("retire", &ReadEnd::retire)
+        .def("poison", &ReadEnd::poison)
+        .def("_another", &ReadEnd::another)
+        .def("isReader", [](const ReadEnd&) { return true; })
+        .def("isWriter", [](const ReadEnd&) { return false; })
+        .def_property_readonly("name", &ReadEnd::name)
+        .def_readwrite("channel", &ReadEnd::channel)
+        .def("__repr__", [](const ReadEnd& e) { return "<ChannelEndRead of '" + e.name() + "'>"; });
+
+    py::class_<WriteEnd>(m, "ChannelEndWrite")
+        .def("__call__", &WriteEnd::write, "write a value; returns when it is taken (or buffered)")
+        .def("write", &WriteEnd::write)
+        .def("retire", &WriteEnd::retire)
+        .def("poison", &WriteEnd::poison)
+        .def("_another", &WriteEnd::another)
+        .def("isReader", [](const WriteEnd&) { return false; })
+        .def("isWriter", [](const WriteEnd&) { return true; })
+        .def_property_readonly("name", &WriteEnd::name)
+        .def_readwrite("channel", &WriteEnd::channel)
+        .def("__repr__", [](const WriteEnd& e) { return "<ChannelEndWrite of '" + e.name() + "'>"; });
+
+    py::class_<ChannelBase, std::shared_ptr<ChannelBase>>(m, "ChannelBase")
+        .def("_reader", &ChannelBase::reader)
+        .def("_writer", &ChannelBase::writer)
+        .def("poison", &ChannelBase::poison)
+        .def_property_readonly("name", &ChannelBase::name)
+        .def_property_readonly("capacity", &ChannelBase::capacity);
+
+    m.def("object_channel", [](const std::string& name, long long buffer) -> std::shared_ptr<ChannelBase> {
+        const csp::Buffer b = csp::buffer(buffer);
+        return without_gil([&] { return std::make_shared<Typed<Object>>(csp::Channel<Object>(name, b)); });
+    }, py::arg("name"), py::arg("buffer") = 0, "a channel of Python objects");
+
+    m.def("choose", &choose, py::arg("specs"), py::arg("order") = 0, py::arg("first") = 0);
+
+    py::class_<csp::runtime::Join, std::shared_ptr<csp::runtime::Join>>(m, "Join")
+        .def(py::init<std::int64_t>())
+        .def("arrive", [](csp::runtime::Join& j) {
+            py::gil_scoped_release nogil;
+            j.arrive();
+        })
+        .def("wait", &join_wait, py::arg("main_thread") = false);
+
+    m.def("name_thread", [](const std::string& name) { return csp::runtime::name_this_thread(name); },
+          "name the calling thread, not yet known to csp, in csp's reports");
+    m.def("current_name", [] { return std::string(csp::runtime::current_name()); });
+}

@@ -1,0 +1,119 @@
+// object.hpp: a Python object as a value of a csp channel.
+//
+// cspp's own channels are csp::Channel<cspp::Object>: within an OS process a
+// write moves the reference to the reader (PyCSP's behaviour: the reader gets
+// the very object written; no copy, no pickling); across OS processes the
+// object is pickled (protocol 5) by the writer and unpickled by the reader,
+// each on its own thread, through csp's serializer hook (cereal's save/load).
+//
+// The GIL: a channel operation is always called with the GIL released (a
+// thread that holds it never waits for a channel lock), and an Object takes
+// the GIL itself wherever it touches the interpreter: when it is copied,
+// destroyed (also when poison, retire or a dropping buffer discards it, on
+// whatever thread that happens), pickled or unpickled. Once the interpreter
+// is finalizing a reference is let go of without a decref (nothing may run
+// Python then).
+#pragma once
+
+#include <Python.h>
+
+#include <cereal/types/string.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace cspp {
+
+// interpreter_alive: Python code may still run (not finalizing).
+inline bool interpreter_alive() noexcept { return Py_IsInitialized() && !_Py_IsFinalizing(); }
+
+// Gil: holds the GIL for a scope, on any thread (PyGILState_Ensure).
+class Gil {
+public:
+    Gil() noexcept : state_(PyGILState_Ensure()) {}
+    ~Gil() { PyGILState_Release(state_); }
+    Gil(const Gil&) = delete;
+    Gil& operator=(const Gil&) = delete;
+
+private:
+    PyGILState_STATE state_;
+};
+
+// python_error_text: the pending Python exception as "Type: message", cleared
+// (the GIL held).
+std::string python_error_text();
+
+// pickle / unpickle, the GIL held; they throw std::runtime_error (with the
+// Python error's text) when Python fails.
+std::string pickle(PyObject* o);
+PyObject* unpickle(const std::string& bytes);
+
+class Object {
+public:
+    Object() noexcept = default;
+    // steal: takes over one reference (o may be null).
+    static Object steal(PyObject* o) noexcept {
+        Object r;
+        r.p_ = o;
+        return r;
+    }
+    Object(Object&& other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
+    Object& operator=(Object&& other) noexcept {
+        if (this != &other) {
+            drop();
+            p_ = std::exchange(other.p_, nullptr);
+        }
+        return *this;
+    }
+    Object(const Object& other) : p_(other.p_) {
+        if (p_) {
+            Gil gil;
+            Py_INCREF(p_);
+        }
+    }
+    Object& operator=(const Object& other) {
+        if (this != &other) *this = Object(other);
+        return *this;
+    }
+    ~Object() { drop(); }
+
+    // release: the reference, given up to the caller (the GIL not needed).
+    PyObject* release() noexcept { return std::exchange(p_, nullptr); }
+    PyObject* get() const noexcept { return p_; }
+
+    // Across OS processes: pickled on the writer's side, unpickled on the
+    // reader's (cereal calls these).
+    template <class Archive>
+    void save(Archive& archive) const {
+        std::string bytes;
+        {
+            Gil gil;
+            bytes = pickle(p_ ? p_ : Py_None);
+        }
+        archive(bytes);
+    }
+    template <class Archive>
+    void load(Archive& archive) {
+        std::string bytes;
+        archive(bytes);
+        Gil gil;
+        PyObject* o = unpickle(bytes);
+        drop_holding_gil();
+        p_ = o;
+    }
+
+private:
+    void drop() noexcept {
+        if (!p_) return;
+        PyObject* o = std::exchange(p_, nullptr);
+        if (!interpreter_alive()) return;  // (at exit: let it go)
+        Gil gil;
+        Py_DECREF(o);
+    }
+    void drop_holding_gil() noexcept { Py_CLEAR(p_); }
+
+    PyObject* p_ = nullptr;
+};
+
+}  // namespace cspp

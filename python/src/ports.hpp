@@ -1,0 +1,225 @@
+// ports.hpp: csp channels and their ends as Python sees them.
+//
+// Python holds a channel through ChannelBase and its ends through ReadEnd and
+// WriteEnd, whatever the channel's value type: Object (cspp's own channels,
+// any Python object) or a C++ type (int64, double, std::string, Bytes and
+// tuples of them), for channels made in C++ and handed over (cspp/cspp.hpp).
+// Port<T> says how a T becomes a Python object and back.
+//
+// Every blocking call releases the GIL first, and so does every call that
+// takes a channel lock (a new end, leaving, poisoning, a handle's release):
+// a thread holding the GIL never waits for a channel lock, and a channel
+// lock's holder may take the GIL (to destroy or pickle an Object).
+#pragma once
+
+#include "object.hpp"
+
+#include "csp/channel.hpp"
+#include "csp/detail/choice.hpp"
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+
+namespace cspp {
+
+namespace py = pybind11;
+namespace channels = csp::channels;
+
+// Bytes: a C++ channel's value that Python sees as `bytes` (a std::string
+// would be `str`).
+struct Bytes {
+    std::string data;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(data);
+    }
+};
+
+// Port<T>: T to Python and back, the GIL held.
+template <class T>
+struct Port {
+    static py::object to_python(T&& value) { return py::cast(std::move(value)); }
+    static T from_python(py::handle h) { return h.cast<T>(); }
+};
+template <>
+struct Port<Object> {
+    static py::object to_python(Object&& value) {
+        PyObject* o = value.release();
+        return o ? py::reinterpret_steal<py::object>(o) : py::none();
+    }
+    static Object from_python(py::handle h) { return Object::steal(h.inc_ref().ptr()); }
+};
+template <>
+struct Port<Bytes> {
+    static py::object to_python(Bytes&& value) { return py::bytes(value.data); }
+    static Bytes from_python(py::handle h) {
+        if (!PyBytes_Check(h.ptr())) throw py::type_error("this channel carries bytes");
+        return Bytes{h.cast<std::string>()};
+    }
+};
+
+// without_gil(f): f() with the GIL released if this thread holds it.
+template <class F>
+decltype(auto) without_gil(F&& f) {
+    if (PyGILState_Check()) {
+        py::gil_scoped_release nogil;
+        return f();
+    }
+    return f();
+}
+
+class ChannelBase;
+
+// Held: an output guard's value, converted, for as long as the choice runs.
+struct Held {
+    virtual ~Held() = default;
+    virtual void* slot() noexcept = 0;
+};
+
+class ReadEnd {
+public:
+    virtual ~ReadEnd() = default;
+    virtual py::object read() = 0;
+    virtual void retire() = 0;
+    virtual void poison() = 0;
+    // another: a new reader end of the same channel.
+    virtual std::unique_ptr<ReadEnd> another() const = 0;
+    virtual std::string name() const = 0;
+    // For a choice: the channel (throws if this end has retired), the size
+    // of what a read leaves in storage, and that value taken out of it.
+    virtual channels::ChannelCore* usable_core() const = 0;
+    virtual std::size_t wire_size() const noexcept = 0;
+    virtual py::object take(void* storage) = 0;
+    py::object channel;  // the Channel object it came from (None if unknown)
+};
+
+class WriteEnd {
+public:
+    virtual ~WriteEnd() = default;
+    virtual void write(py::handle value) = 0;
+    virtual void retire() = 0;
+    virtual void poison() = 0;
+    virtual std::unique_ptr<WriteEnd> another() const = 0;
+    virtual std::string name() const = 0;
+    virtual channels::ChannelCore* usable_core() const = 0;
+    virtual std::unique_ptr<Held> hold(py::handle value) const = 0;
+    py::object channel;
+};
+
+class ChannelBase {
+public:
+    virtual ~ChannelBase() = default;
+    virtual std::unique_ptr<ReadEnd> reader() const = 0;
+    virtual std::unique_ptr<WriteEnd> writer() const = 0;
+    virtual void poison() const = 0;
+    virtual std::string name() const = 0;
+    virtual std::size_t capacity() const = 0;
+};
+
+// The ends and channels of values of T. Their destructors let go of the
+// channel without the GIL (see above), then drop `channel` with it.
+template <class T>
+class In final : public ReadEnd {
+public:
+    explicit In(csp::ChannelIn<T> end) : end_(std::move(end)) {}
+    ~In() override {
+        without_gil([&] { end_.reset(); });
+    }
+    py::object read() override {
+        T value = without_gil([&] { return end_->read(); });
+        return Port<T>::to_python(std::move(value));
+    }
+    void retire() override {
+        without_gil([&] { end_->retire(); });
+    }
+    void poison() override {
+        without_gil([&] { end_->poison(); });
+    }
+    std::unique_ptr<ReadEnd> another() const override {
+        return without_gil([&] { return std::make_unique<In<T>>(csp::ChannelIn<T>(*end_)); });
+    }
+    std::string name() const override { return end_->name(); }
+    channels::ChannelCore* usable_core() const override { return csp::detail::EndAccess::usable(*end_); }
+    std::size_t wire_size() const noexcept override { return sizeof(csp::detail::wire_t<T>); }
+    py::object take(void* storage) override {
+        return Port<T>::to_python(csp::detail::take_value<T>(storage));
+    }
+    const csp::ChannelIn<T>& end() const { return *end_; }
+
+private:
+    std::optional<csp::ChannelIn<T>> end_;
+};
+
+template <class T>
+struct HeldValue final : Held {
+    explicit HeldValue(T v) : value(std::move(v)) {}
+    void* slot() noexcept override { return std::addressof(value); }
+    T value;
+};
+
+template <class T>
+class Out final : public WriteEnd {
+    static_assert(!csp::detail::boxed_v<T>, "cspp: a channel's value type must move without throwing");
+
+public:
+    explicit Out(csp::ChannelOut<T> end) : end_(std::move(end)) {}
+    ~Out() override {
+        without_gil([&] { end_.reset(); });
+    }
+    void write(py::handle value) override {
+        T v = Port<T>::from_python(value);
+        without_gil([&] { end_->write(std::move(v)); });
+    }
+    void retire() override {
+        without_gil([&] { end_->retire(); });
+    }
+    void poison() override {
+        without_gil([&] { end_->poison(); });
+    }
+    std::unique_ptr<WriteEnd> another() const override {
+        return without_gil([&] { return std::make_unique<Out<T>>(csp::ChannelOut<T>(*end_)); });
+    }
+    std::string name() const override { return end_->name(); }
+    channels::ChannelCore* usable_core() const override { return csp::detail::EndAccess::usable(*end_); }
+    std::unique_ptr<Held> hold(py::handle value) const override {
+        return std::make_unique<HeldValue<T>>(Port<T>::from_python(value));
+    }
+    const csp::ChannelOut<T>& end() const { return *end_; }
+
+private:
+    std::optional<csp::ChannelOut<T>> end_;
+};
+
+template <class T>
+class Typed final : public ChannelBase {
+public:
+    explicit Typed(csp::Channel<T> ch) : ch_(std::move(ch)) {}
+    ~Typed() override {
+        without_gil([&] { ch_.reset(); });
+    }
+    std::unique_ptr<ReadEnd> reader() const override {
+        return without_gil([&] { return std::make_unique<In<T>>(ch_->reader()); });
+    }
+    std::unique_ptr<WriteEnd> writer() const override {
+        return without_gil([&] { return std::make_unique<Out<T>>(ch_->writer()); });
+    }
+    void poison() const override {
+        without_gil([&] { ch_->poison(); });
+    }
+    std::string name() const override { return ch_->name(); }
+    std::size_t capacity() const override { return ch_->capacity(); }
+    const csp::Channel<T>& channel() const { return *ch_; }
+
+private:
+    std::optional<csp::Channel<T>> ch_;
+};
+
+}  // namespace cspp
