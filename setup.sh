@@ -87,14 +87,14 @@ sanitize() {
             dir=build-asan
             install_packages
             configure "$dir" if-needed --buildtype=debugoptimized \
-                -Db_sanitize=address,undefined -Db_lundef=false
+                -Db_sanitize=address,undefined -Db_lundef=false -Dpython=disabled
             export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
             export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
             ;;
         tsan)
             dir=build-tsan
             install_packages
-            configure "$dir" if-needed --buildtype=debugoptimized -Db_sanitize=thread
+            configure "$dir" if-needed --buildtype=debugoptimized -Db_sanitize=thread -Dpython=disabled
             # die_after_fork=0: a multiprocess child starts worker threads of its own
             # after the fork (only the forking thread is copied, so that is safe).
             export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
@@ -139,7 +139,7 @@ case "$command" in
         ;;
     mpich)
         install_packages libmpich-dev mpich
-        configure build-mpich if-needed --buildtype=release -Dmpi=enabled -Dmpi_impl=mpich
+        configure build-mpich if-needed --buildtype=release -Dmpi=enabled -Dmpi_impl=mpich -Dpython=disabled
         build build-mpich
         say "testing build-mpich (MPICH)"
         meson test -C build-mpich --no-rebuild --print-errorlogs --suite mpi "$@"

@@ -18,3 +18,18 @@ libdir=$(dirname "$(dirname "$pc")")
 output=$(LD_LIBRARY_PATH="$libdir" "$scratch/hello")
 [ "$output" = $'hello\nworld' ] || { echo "unexpected output: $output" >&2; exit 1; }
 echo "installed headers, libcsp and csp.pc build and run a user's program"
+
+# cspp, when it was built: the installed package imports and runs the
+# README's Python hello.
+init=$(find "$scratch" -path '*/cspp/__init__.py' | head -n1)
+if [ -n "$init" ]; then
+    output=$(PYTHONPATH="$(dirname "$(dirname "$init")")" LD_LIBRARY_PATH="$libdir" /usr/bin/python3 -c '
+from cspp.pycsp import *
+@process
+def hello(cout):
+    cout("hello from Python")
+c = Channel()
+print(Parallel(hello(-c), process(lambda cin: cin())(+c))[1])')
+    [ "$output" = "hello from Python" ] || { echo "unexpected output from cspp: $output" >&2; exit 1; }
+    echo "the installed cspp imports and runs"
+fi

@@ -60,7 +60,8 @@ class Channel:
 
     +c (or c.reader()) makes a reader end, -c (or c.writer()) a writer end;
     every end counts: the channel retires on a side when every end of that
-    side has retired (or been dropped). buffer=n buffers n values.
+    side has retired. (As in PyCSP, an end dropped without retiring still
+    counts.) buffer=n buffers n values.
     """
 
     __slots__ = ("_core", "__weakref__")

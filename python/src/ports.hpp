@@ -6,6 +6,13 @@
 // tuples of them), for channels made in C++ and handed over (cspp/cspp.hpp).
 // Port<T> says how a T becomes a Python object and back.
 //
+// PyCSP's rule for ends: an end leaves its channel only when it retires. One
+// dropped without retiring (a temporary -c, a finished process's argument)
+// still counts, as in PyCSP, so the channel never retires on that side (a
+// reader then waiting for ever is reported as a deadlock). C++'s rule (a
+// dropped end leaves) would make retirement depend on when Python lets go of
+// an object.
+//
 // Every blocking call releases the GIL first, and so does every call that
 // takes a channel lock (a new end, leaving, poisoning, a handle's release):
 // a thread holding the GIL never waits for a channel lock, and a channel
@@ -78,6 +85,13 @@ decltype(auto) without_gil(F&& f) {
 
 class ChannelBase;
 
+// keep_count: an end about to be dropped without retiring joins its side once
+// more first (see PyCSP's rule above).
+template <class End>
+void keep_count(const End& end, void (*join)(channels::ChannelCore*) noexcept) noexcept {
+    if (const channels::ChannelCore* c = end.held_channel()) join(const_cast<channels::ChannelCore*>(c));
+}
+
 // Held: an output guard's value, converted, for as long as the choice runs.
 struct Held {
     virtual ~Held() = default;
@@ -131,7 +145,10 @@ class In final : public ReadEnd {
 public:
     explicit In(csp::ChannelIn<T> end) : end_(std::move(end)) {}
     ~In() override {
-        without_gil([&] { end_.reset(); });
+        without_gil([&] {
+            keep_count(*end_, channels::join_reader);
+            end_.reset();
+        });
     }
     py::object read() override {
         T value = without_gil([&] { return end_->read(); });
@@ -172,7 +189,10 @@ class Out final : public WriteEnd {
 public:
     explicit Out(csp::ChannelOut<T> end) : end_(std::move(end)) {}
     ~Out() override {
-        without_gil([&] { end_.reset(); });
+        without_gil([&] {
+            keep_count(*end_, channels::join_writer);
+            end_.reset();
+        });
     }
     void write(py::handle value) override {
         T v = Port<T>::from_python(value);

@@ -194,3 +194,15 @@ def test_names():
     assert (+c).name == "mine"
     assert (+c).channel is c
     assert Channel().name.startswith("channel ")
+
+
+def test_a_dropped_end_still_counts_as_in_pycsp():
+    c = Channel(buffer=5)
+    for i in range(3):
+        (-c)(i)  # a temporary end each time: the channel does not retire
+    cin = +c
+    assert [cin() for _ in range(3)] == [0, 1, 2]
+    w = -c
+    w(3)
+    retire(w)
+    assert cin() == 3  # the dropped ends never retired: a read now would wait
