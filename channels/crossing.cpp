@@ -213,20 +213,44 @@ ParcelWriter::int_type ParcelWriter::overflow(int_type c) {
 const Crossing& arena_crossing() noexcept { return g_arena_crossing; }
 
 void mark_cross(ChannelCore* c) noexcept {
-    Locked<SharedLock> hold(c->lock);
-    if (c->crossing.load(std::memory_order_relaxed)) return;
-    if (!c->ops->trivial) {
-        // Buffered values become parcels (the other OS process cannot use
-        // this one's heap). Every user so far is in this OS process.
-        for (std::size_t i = 0; i < c->count; ++i) {
-            unsigned char* slot = buffer_slot(c, i);
-            Parcel* p = pack_or_lost(c, slot);
-            c->ops->destroy(slot);
-            set_slot_parcel(slot, p);
+    Waiter* failed = nullptr;
+    {
+        Locked<SharedLock> hold(c->lock);
+        if (c->crossing.load(std::memory_order_relaxed)) return;
+        if (!c->ops->trivial) {
+            // Buffered values become parcels (the other OS process cannot use
+            // this one's heap). Every user so far is in this OS process.
+            for (std::size_t i = 0; i < c->count; ++i) {
+                unsigned char* slot = buffer_slot(c, i);
+                Parcel* p = pack_or_lost(c, slot);
+                c->ops->destroy(slot);
+                set_slot_parcel(slot, p);
+            }
+        }
+        c->crossing.store(&g_arena_crossing, std::memory_order_relaxed);
+        // Queued writers pack their values now. One whose value cannot be
+        // packed (its serializer threw: a Python object pickle refuses) is
+        // not left to hand a lost value on: its write ends Unpackable (the
+        // writer keeps its value and gets the error), as it would have had it
+        // come after this.
+        for (Waiter* w = c->writers.head; w;) {
+            Waiter* next = w->next;
+            g_arena_crossing.queue_writer(c, w);
+            if (w->parcel == kLost) {
+                w->parcel = nullptr;
+                c->writers.remove(w);
+                const std::uint32_t word = encode(Outcome::Unpackable, w->index);
+                const bool won = w->solo ? runtime::complete_locked(w->parker, w->token, word)
+                                         : runtime::try_complete(w->parker, w->token, word);
+                if (won) {
+                    w->next = failed;
+                    failed = w;
+                }
+            }
+            w = next;
         }
     }
-    c->crossing.store(&g_arena_crossing, std::memory_order_relaxed);
-    for (Waiter* w = c->writers.head; w; w = w->next) g_arena_crossing.queue_writer(c, w);
+    ready_waiters(failed);
 }
 
 EndTally* g_end_tally = nullptr;

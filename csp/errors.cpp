@@ -84,7 +84,8 @@ namespace {
 [[noreturn]] void throw_unpackable(const channels::ChannelCore* c) {
     if (std::exception_ptr e = take_pack_failure()) std::rethrow_exception(e);
     throw ChannelEndError(std::string("csp: a value for channel '") + c->name +
-                          "' could not be packed for another OS process (out of memory); nothing was sent");
+                          "' could not be packed for another OS process (its serialization failed, or no "
+                          "memory was left); nothing was sent");
 }
 }  // namespace
 

@@ -298,11 +298,22 @@ void ended_side(void* arg, int pid, int) noexcept {
     for (channels::BarrierCore* b : s->barriers) b->lock.take_from_dead(static_cast<std::uint32_t>(pid));
 }
 
+void before_side(void* arg) noexcept {
+    const ForkSpec* spec = static_cast<ForkState*>(arg)->spec;
+    spec->before_fork(spec->arg);
+}
+void after_side(void* arg) noexcept {
+    const ForkSpec* spec = static_cast<ForkState*>(arg)->spec;
+    spec->after_fork(spec->arg);
+}
+
 }  // namespace
 
 ChildRecord* run_forked(const ForkSpec& spec) {
     ForkState s{&spec, runtime::arena_new<ChildRecord>(), {}, {}, {}, 0};
-    const int status = runtime::run_os_process({&child_side, &parent_side, &ended_side, &s});
+    const int status = runtime::run_os_process({&child_side, &parent_side, &ended_side, &s,
+                                                spec.before_fork ? &before_side : nullptr,
+                                                spec.after_fork ? &after_side : nullptr});
     if (s.pid < 0) {
         free_record(s.rec);
         throw std::system_error(-s.pid, std::generic_category(),

@@ -53,6 +53,9 @@ struct ForkSpec {
     // forget: in the parent, destroy the parent's copy of the call.
     void (*forget)(void* arg) noexcept;
     void* arg;
+    // Optional: ForkHooks' before_fork and after_fork, with `arg`.
+    void (*before_fork)(void* arg) noexcept = nullptr;
+    void (*after_fork)(void* arg) noexcept = nullptr;
 };
 
 // run_forked forks, lets the child run, waits for it and returns its record

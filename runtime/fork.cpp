@@ -166,7 +166,9 @@ int run_os_process(const ForkHooks& hooks) noexcept {
             return;
         }
         const pid_t parent = getpid();
+        if (hooks.before_fork) hooks.before_fork(hooks.arg);
         const pid_t pid = fork();
+        if (pid != 0 && hooks.after_fork) hooks.after_fork(hooks.arg);
         if (pid == 0) {
             // A child outlives nothing: if the parent is killed, so is it
             // (it could otherwise wait for the parent's processes for ever).

@@ -529,6 +529,11 @@ struct ForkHooks {
     // died holding can still be told by their holder (SharedLock).
     void (*ended)(void* arg, int pid, int status) noexcept;
     void* arg;
+    // Optional, on the forking thread: right before the fork, and in the
+    // parent right after it, before `parent` (Python's interpreter: the GIL
+    // taken and PyOS_BeforeFork, then PyOS_AfterFork_Parent; python/).
+    void (*before_fork)(void* arg) noexcept = nullptr;
+    void (*after_fork)(void* arg) noexcept = nullptr;
 };
 
 // run_os_process forks the calling OS process and waits for the child to

@@ -24,12 +24,16 @@ poisons its ends too, and Parallel re-raises the first such exception (in
 argument order) with a note naming the process.
 """
 
+import io as _io
+import pickle as _pickle
+import sys as _sys
 import threading as _threading
 import time as _time
 
 from . import _cspp
 from ._cspp import (ChannelEndRead, ChannelEndWrite, ChannelPoisonException,
-                    ChannelRetireException, DeadlockError, UsageError)
+                    ChannelRetireException, DeadlockError, OSProcessError, RemoteError,
+                    UsageError)
 
 __all__ = [
     "Channel", "ChannelEndRead", "ChannelEndWrite", "process", "Process",
@@ -37,7 +41,8 @@ __all__ = [
     "FairSelect", "InputGuard", "OutputGuard", "SkipGuard", "TimeoutGuard",
     "Skip", "Timeout", "retire", "poison", "io", "choice", "current_process_id",
     "version", "shutdown", "ChannelPoisonException", "ChannelRetireException",
-    "DeadlockError", "UsageError",
+    "DeadlockError", "UsageError", "multiprocess", "MultiProcess", "OSProcessError",
+    "RemoteError",
 ]
 
 version = (0, 9, 2, "cspp")
@@ -187,7 +192,7 @@ class Process:
             return NotImplemented
         if n == 0:
             return []
-        return [self] + [Process(self.fn, *_fresh_ends(self.args), **_fresh_ends(self.kwargs))
+        return [self] + [type(self)(self.fn, *_fresh_ends(self.args), **_fresh_ends(self.kwargs))
                          for _ in range(n - 1)]
 
     __rmul__ = __mul__
@@ -226,6 +231,92 @@ def process(fn):
     def make(*args, **kwargs):
         return Process(fn, *args, **kwargs)
     make.__name__ = getattr(fn, "__name__", "process")
+    make.__doc__ = getattr(fn, "__doc__", None)
+    make.__wrapped__ = fn
+    return make
+
+
+def _channels_in(x, found):
+    if isinstance(x, Channel):
+        found.append(x._core)
+    elif isinstance(x, (list, tuple)):
+        for y in x:
+            _channels_in(y, found)
+    elif isinstance(x, dict):
+        for y in x.values():
+            _channels_in(y, found)
+    return found
+
+
+def _fresh_stream(stream, fd):
+    # A forked child writes to its own buffer: the parent's unflushed text,
+    # copied by the fork, is the parent's to write (once).
+    try:
+        if stream.fileno() != fd:
+            return stream
+        return _io.TextIOWrapper(_io.FileIO(fd, "w", closefd=False), encoding=stream.encoding,
+                                 errors=stream.errors, line_buffering=stream.line_buffering)
+    except (AttributeError, OSError, ValueError):
+        return stream
+
+
+class MultiProcess(Process):
+    """A process run in a forked OS process of its own (@multiprocess). The
+    channel ends among its arguments are handed to it (the parent's copies of
+    them can no longer be used); values cross pickled (protocol 5); its
+    result comes back pickled. If it dies, the channels it held are poisoned
+    and Parallel raises OSProcessError."""
+
+    def run(self):
+        _local.process, outer = self, getattr(_local, "process", None)
+        try:
+            for stream in (_sys.stdout, _sys.stderr):
+                try:
+                    stream.flush()
+                except (AttributeError, OSError, ValueError):
+                    pass
+            data = _cspp.run_multiprocess(self, self._ends(),
+                                          _channels_in(self.kwargs, _channels_in(self.args, [])),
+                                          "%s (%s)" % (self.name, self.id))
+            ok, value = _pickle.loads(data)
+            if ok:
+                self.result = value
+            else:
+                self.error = value
+        except BaseException as e:
+            self.error = e
+        finally:
+            _local.process = outer
+
+    def _child_outcome(self):
+        # In the child: run the body (PyCSP's rules), then (ok, value) pickled.
+        _sys.stdout = _fresh_stream(_sys.stdout, 1)
+        _sys.stderr = _fresh_stream(_sys.stderr, 2)
+        Process.run(self)
+        try:
+            if self.error is None:
+                out = _pickle.dumps((True, self.result), protocol=5)
+            else:
+                out = _pickle.dumps((False, self.error), protocol=5)
+        except Exception as e:
+            what = self.error if self.error is not None else self.result
+            out = _pickle.dumps((False, RuntimeError(
+                "cspp: multiprocess %s: %r could not be pickled to reach its parent (%s)"
+                % (self.name, what, e))), protocol=5)
+        for stream in (_sys.stdout, _sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        return out
+
+
+def multiprocess(fn):
+    """@multiprocess: like @process, but each process runs in a forked OS
+    process on the same channels."""
+    def make(*args, **kwargs):
+        return MultiProcess(fn, *args, **kwargs)
+    make.__name__ = getattr(fn, "__name__", "multiprocess")
     make.__doc__ = getattr(fn, "__doc__", None)
     make.__wrapped__ = fn
     return make

@@ -13,6 +13,7 @@
 
 #include "channels/alternation.hpp"
 #include "csp/errors.hpp"
+#include "csp/multiprocess.hpp"
 #include "runtime/runtime.hpp"
 
 #include <pybind11/pybind11.h>
@@ -231,6 +232,99 @@ py::tuple choose(const py::list& specs, int order, std::size_t first) {
     return py::make_tuple(c.index, value);
 }
 
+// ---- @multiprocess ----------------------------------------------------------------
+//
+// csp's own multiprocess machinery (csp/multiprocess.cpp: run_forked) forks
+// on an io helper thread. Around the fork that thread holds the GIL and runs
+// CPython's fork protocol (PyOS_BeforeFork; PyOS_AfterFork_Parent in the
+// parent, PyOS_AfterFork_Child in the child), so the child's interpreter is
+// whole: no other thread was inside it. Right after the fork the parent
+// hands the process's channel ends to the child (hand_off, listed by
+// t_forgetting: the channels are marked as crossing OS processes, values on
+// them are pickled from then on, and they are poisoned if the child dies
+// holding them). The child, still holding the GIL, runs the process's
+// _child_outcome() (cspp/__init__.py), which runs the body with PyCSP's
+// rules and returns (ok, result or exception) pickled; that goes back in the
+// child's record.
+
+struct PyFork {
+    py::object process;  // the MultiProcess; its _child_outcome runs in the child
+    std::vector<ReadEnd*> readers;
+    std::vector<WriteEnd*> writers;
+    std::vector<ChannelBase*> channels;
+    PyGILState_STATE gil{};
+};
+
+void fork_before(void* arg) noexcept {
+    auto* f = static_cast<PyFork*>(arg);
+    f->gil = PyGILState_Ensure();
+    PyOS_BeforeFork();
+}
+
+void fork_after(void* arg) noexcept {
+    auto* f = static_cast<PyFork*>(arg);
+    PyOS_AfterFork_Parent();
+    PyGILState_Release(f->gil);
+}
+
+void fork_forget(void* arg) noexcept {
+    auto* f = static_cast<PyFork*>(arg);
+    for (ReadEnd* e : f->readers) e->hand_off();
+    for (WriteEnd* e : f->writers) e->hand_off();
+    for (ChannelBase* c : f->channels) c->list_for_child();
+}
+
+void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
+    auto* f = static_cast<PyFork*>(arg);
+    PyOS_AfterFork_Child();  // (the GIL is this thread's, from fork_before)
+    std::string out;
+    bool got = false;
+    try {
+        py::bytes b = f->process.attr("_child_outcome")();
+        out = std::string(b);
+        got = true;
+    } catch (py::error_already_set& e) {
+        csp::detail::record_failure(rec, std::make_exception_ptr(csp::RemoteError("Python exception", e.what())));
+    } catch (...) {
+        csp::detail::record_failure(rec, std::current_exception());
+    }
+    if (!got) return;
+    channels::Parcel* p = nullptr;
+    try {
+        p = channels::parcel_new(out.size());
+        std::memcpy(p->data(), out.data(), out.size());
+    } catch (...) {
+        csp::detail::record_failure(rec, std::current_exception());
+        return;
+    }
+    rec->result = p;
+    rec->state = csp::detail::ChildRecord::kResult;
+}
+
+// run_multiprocess(process, ends, channels, name): run the process in a
+// forked OS process; returns what its _child_outcome returned (bytes).
+py::bytes run_multiprocess(py::object process, const py::list& ends, const py::list& chans, const std::string& name) {
+    PyFork f;
+    f.process = process;
+    for (py::handle e : ends) {
+        if (py::isinstance<ReadEnd>(e)) f.readers.push_back(e.cast<ReadEnd*>());
+        else f.writers.push_back(e.cast<WriteEnd*>());
+    }
+    for (py::handle c : chans) f.channels.push_back(c.cast<ChannelBase*>());
+    csp::detail::ForkSpec spec{&name, &fork_child, &fork_forget, &f, &fork_before, &fork_after};
+    csp::detail::ChildRecord* rec;
+    {
+        py::gil_scoped_release nogil;
+        rec = csp::detail::run_forked(spec);
+    }
+    struct Free {
+        csp::detail::ChildRecord* r;
+        ~Free() { csp::detail::free_record(r); }
+    } free{rec};
+    if (!rec->result) throw std::runtime_error("cspp: multiprocess '" + name + "' left no result");
+    return py::bytes(reinterpret_cast<const char*>(rec->result->data()), rec->result->size);
+}
+
 }  // namespace
 }  // namespace cspp
 
@@ -251,6 +345,8 @@ PYBIND11_MODULE(_cspp, m) {
     static py::exception<csp::ChannelRetireException> retire_exc(m, "ChannelRetireException");
     static py::exception<csp::DeadlockError> deadlock_exc(m, "DeadlockError");
     static py::exception<csp::UsageError> usage_exc(m, "UsageError", PyExc_ValueError);
+    static py::exception<csp::OSProcessError> os_exc(m, "OSProcessError");
+    static py::exception<csp::RemoteError> remote_exc(m, "RemoteError");
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
@@ -262,6 +358,10 @@ PYBIND11_MODULE(_cspp, m) {
             deadlock_exc(e.what());
         } catch (const csp::UsageError& e) {
             usage_exc(e.what());
+        } catch (const csp::OSProcessError& e) {
+            os_exc(e.what());
+        } catch (const csp::RemoteError& e) {
+            remote_exc((e.type_name() + ": " + e.what()).c_str());
         }
     });
 
@@ -310,6 +410,9 @@ PYBIND11_MODULE(_cspp, m) {
             j.arrive();
         })
         .def("wait", &join_wait, py::arg("main_thread") = false);
+
+    m.def("run_multiprocess", &run_multiprocess, py::arg("process"), py::arg("ends"), py::arg("channels"),
+          py::arg("name"));
 
     m.def("name_thread", [](const std::string& name) { return csp::runtime::name_this_thread(name); },
           "name the calling thread, not yet known to csp, in csp's reports");

@@ -85,6 +85,12 @@ decltype(auto) without_gil(F&& f) {
 
 class ChannelBase;
 
+// throw_handed_off: an end handed to a @multiprocess is used in its parent.
+[[noreturn]] inline void throw_handed_off() {
+    throw csp::UsageError("cspp: this channel end was handed to a @multiprocess (its forked OS process owns "
+                          "it now); make another end (+c, -c) for use here");
+}
+
 // keep_count: an end about to be dropped without retiring joins its side once
 // more first (see PyCSP's rule above).
 template <class End>
@@ -112,6 +118,9 @@ public:
     virtual channels::ChannelCore* usable_core() const = 0;
     virtual std::size_t wire_size() const noexcept = 0;
     virtual py::object take(void* storage) = 0;
+    // hand_off: this end now belongs to a forked child (a @multiprocess):
+    // dropped here without leaving, while csp's t_forgetting lists it.
+    virtual void hand_off() noexcept = 0;
     py::object channel;  // the Channel object it came from (None if unknown)
 };
 
@@ -125,6 +134,7 @@ public:
     virtual std::string name() const = 0;
     virtual channels::ChannelCore* usable_core() const = 0;
     virtual std::unique_ptr<Held> hold(py::handle value) const = 0;
+    virtual void hand_off() noexcept = 0;
     py::object channel;
 };
 
@@ -136,6 +146,9 @@ public:
     virtual void poison() const = 0;
     virtual std::string name() const = 0;
     virtual std::size_t capacity() const = 0;
+    // list_for_child: a forked child holds this channel (a handle of it):
+    // listed by csp's t_forgetting, the parent's handle kept.
+    virtual void list_for_child() const noexcept = 0;
 };
 
 // The ends and channels of values of T. Their destructors let go of the
@@ -146,33 +159,38 @@ public:
     explicit In(csp::ChannelIn<T> end) : end_(std::move(end)) {}
     ~In() override {
         without_gil([&] {
-            keep_count(*end_, channels::join_reader);
+            if (end_) keep_count(*end_, channels::join_reader);
             end_.reset();
         });
     }
     py::object read() override {
-        T value = without_gil([&] { return end_->read(); });
+        T value = without_gil([&] { return live().read(); });
         return Port<T>::to_python(std::move(value));
     }
     void retire() override {
-        without_gil([&] { end_->retire(); });
+        without_gil([&] { live().retire(); });
     }
     void poison() override {
-        without_gil([&] { end_->poison(); });
+        without_gil([&] { live().poison(); });
     }
     std::unique_ptr<ReadEnd> another() const override {
-        return without_gil([&] { return std::make_unique<In<T>>(csp::ChannelIn<T>(*end_)); });
+        return without_gil([&] { return std::make_unique<In<T>>(csp::ChannelIn<T>(live())); });
     }
-    std::string name() const override { return end_->name(); }
-    channels::ChannelCore* usable_core() const override { return csp::detail::EndAccess::usable(*end_); }
+    std::string name() const override { return end_ ? end_->name() : "(handed to a @multiprocess)"; }
+    channels::ChannelCore* usable_core() const override { return csp::detail::EndAccess::usable(live()); }
     std::size_t wire_size() const noexcept override { return sizeof(csp::detail::wire_t<T>); }
     py::object take(void* storage) override {
         return Port<T>::to_python(csp::detail::take_value<T>(storage));
     }
-    const csp::ChannelIn<T>& end() const { return *end_; }
+    void hand_off() noexcept override { end_.reset(); }
+    const csp::ChannelIn<T>& end() const { return live(); }
 
 private:
-    std::optional<csp::ChannelIn<T>> end_;
+    csp::ChannelIn<T>& live() const {
+        if (!end_) throw_handed_off();
+        return *end_;
+    }
+    mutable std::optional<csp::ChannelIn<T>> end_;
 };
 
 template <class T>
@@ -190,32 +208,37 @@ public:
     explicit Out(csp::ChannelOut<T> end) : end_(std::move(end)) {}
     ~Out() override {
         without_gil([&] {
-            keep_count(*end_, channels::join_writer);
+            if (end_) keep_count(*end_, channels::join_writer);
             end_.reset();
         });
     }
     void write(py::handle value) override {
         T v = Port<T>::from_python(value);
-        without_gil([&] { end_->write(std::move(v)); });
+        without_gil([&] { live().write(std::move(v)); });
     }
     void retire() override {
-        without_gil([&] { end_->retire(); });
+        without_gil([&] { live().retire(); });
     }
     void poison() override {
-        without_gil([&] { end_->poison(); });
+        without_gil([&] { live().poison(); });
     }
     std::unique_ptr<WriteEnd> another() const override {
-        return without_gil([&] { return std::make_unique<Out<T>>(csp::ChannelOut<T>(*end_)); });
+        return without_gil([&] { return std::make_unique<Out<T>>(csp::ChannelOut<T>(live())); });
     }
-    std::string name() const override { return end_->name(); }
-    channels::ChannelCore* usable_core() const override { return csp::detail::EndAccess::usable(*end_); }
+    std::string name() const override { return end_ ? end_->name() : "(handed to a @multiprocess)"; }
+    channels::ChannelCore* usable_core() const override { return csp::detail::EndAccess::usable(live()); }
     std::unique_ptr<Held> hold(py::handle value) const override {
         return std::make_unique<HeldValue<T>>(Port<T>::from_python(value));
     }
-    const csp::ChannelOut<T>& end() const { return *end_; }
+    void hand_off() noexcept override { end_.reset(); }
+    const csp::ChannelOut<T>& end() const { return live(); }
 
 private:
-    std::optional<csp::ChannelOut<T>> end_;
+    csp::ChannelOut<T>& live() const {
+        if (!end_) throw_handed_off();
+        return *end_;
+    }
+    mutable std::optional<csp::ChannelOut<T>> end_;
 };
 
 template <class T>
@@ -236,6 +259,10 @@ public:
     }
     std::string name() const override { return ch_->name(); }
     std::size_t capacity() const override { return ch_->capacity(); }
+    void list_for_child() const noexcept override {
+        // (A copy, destroyed while listed: it keeps a reference for the child.)
+        csp::Channel<T> copy(*ch_);
+    }
     const csp::Channel<T>& channel() const { return *ch_; }
 
 private:

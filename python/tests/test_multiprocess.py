@@ -1,0 +1,200 @@
+"""@multiprocess: a process in a forked OS process on the same channels, with
+the same rules: every value once, retire and poison both ways, results and
+exceptions back to Parallel, a killed child poisons what it held."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cspp import (Channel, ChannelPoisonException, ChannelRetireException, OSProcessError,
+                  Parallel, UsageError, multiprocess, poison, process, retire)
+
+
+@process
+def producer(cout, n):
+    for i in range(n):
+        cout(i)
+    retire(cout)
+
+
+@multiprocess
+def square(cin, cout):
+    while True:
+        x = cin()
+        cout((x * x, os.getpid()))
+
+
+@process
+def collect(cin):
+    got = []
+    try:
+        while True:
+            got.append(cin())
+    except ChannelRetireException:
+        return got
+
+
+@pytest.mark.parametrize("buffer", [0, 4])
+def test_every_value_once_through_forked_workers(buffer):
+    c, d = Channel("c"), Channel("d", buffer=buffer)
+    got = Parallel(producer(-c, 200), 3 * square(+c, -d), collect(+d))[-1]
+    assert sorted(v for v, _ in got) == [i * i for i in range(200)]
+    pids = {p for _, p in got}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 3
+
+
+def test_results_and_objects_cross_pickled():
+    @multiprocess
+    def child(cin, cout):
+        x = cin()
+        cout({"seen": x, "pid": os.getpid()})
+        return ("done", x["n"])
+
+    c, d = Channel(), Channel()
+
+    @process
+    def parent(cout, cin):
+        cout({"n": 7, "list": [1, 2]})
+        return cin()
+
+    results = Parallel(child(+c, -d), parent(-c, +d))
+    assert results[0] == ("done", 7)
+    assert results[1]["seen"] == {"n": 7, "list": [1, 2]}
+    assert results[1]["pid"] != os.getpid()
+
+
+def test_an_exception_in_the_child_is_reraised_with_its_type():
+    @multiprocess
+    def failing():
+        raise KeyError("missing")
+
+    with pytest.raises(KeyError) as info:
+        Parallel(failing())
+    assert "failing" in "".join(getattr(info.value, "__notes__", []))
+
+
+def test_poison_both_ways():
+    c, d = Channel("to-child"), Channel("from-child")
+
+    @multiprocess
+    def child_poisons(cin):
+        cin()
+        poison(cin)
+
+    @process
+    def parent_writes(cout):
+        cout(1)
+        with pytest.raises(ChannelPoisonException):
+            while True:
+                cout(2)
+        return "parent saw poison"
+
+    assert Parallel(child_poisons(+c), parent_writes(-c))[1] == "parent saw poison"
+
+    @multiprocess
+    def child_blocked(cout):
+        try:
+            while True:
+                cout(1)
+        except ChannelPoisonException:
+            return "child saw poison"
+
+    @process
+    def parent_poisons(cin):
+        cin()
+        poison(cin)
+
+    assert Parallel(child_blocked(-d), parent_poisons(+d))[0] == "child saw poison"
+
+
+def test_a_killed_child_poisons_its_channels():
+    c = Channel("held")
+
+    @multiprocess
+    def victim(cin):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    @process
+    def waiter(cout):
+        try:
+            cout(1)
+        except ChannelPoisonException:
+            return "poisoned"
+
+    with pytest.raises(OSProcessError):
+        Parallel(victim(+c), waiter(-c))
+
+
+def test_an_end_handed_to_a_child_is_the_childs():
+    c = Channel(buffer=1)
+    end = -c
+
+    @multiprocess
+    def child(cout):
+        cout(1)
+
+    Parallel(child(end))
+    with pytest.raises(UsageError):
+        end(2)
+    assert (+c)() == 1
+
+
+def test_a_value_that_cannot_be_pickled_fails_its_writer():
+    c = Channel("unpicklable")
+
+    @multiprocess
+    def child(cin):
+        try:
+            return cin()
+        except ChannelRetireException:
+            return "retired"
+
+    @process
+    def writer(cout):
+        try:
+            cout(lambda: 1)  # lambdas do not pickle
+        except Exception as e:
+            retire(cout)
+            return "failed: " + str(e)
+        return "sent"
+
+    # (Before or after the fork marks the channel as crossing: the write
+    # fails either way, and the child reads nothing.)
+    for _ in range(5):
+        results = Parallel(child(+c), writer(-c))
+        assert results[1].startswith("failed: ") and results[0] == "retired", results
+        c = Channel("unpicklable")
+
+
+def test_output_is_not_duplicated(tmp_path):
+    script = tmp_path / "out.py"
+    script.write_text(
+        "import sys\n"
+        "from cspp import *\n"
+        "sys.stdout.write('parent before ')\n"
+        "@multiprocess\n"
+        "def child():\n"
+        "    print('child')\n"
+        "Parallel(child(), child())\n"
+        "print('parent after')\n")
+    out = subprocess.run([sys.executable, "-X", "dev", str(script)], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("parent before") == 1
+    assert out.stdout.count("child") == 2
+    assert out.stdout.count("parent after") == 1
+
+
+def test_a_parallel_inside_a_child():
+    @process
+    def double(x):
+        return 2 * x
+
+    @multiprocess
+    def child():
+        return Parallel(double(1), double(2))
+
+    assert Parallel(child())[0] == [2, 4]
