@@ -162,10 +162,12 @@ def _fresh_ends(x):
 
 
 def _quietly(f, ends):
+    # (Passing poison or retire on never fails: an end already retired, or
+    # handed to a @multiprocess, is left as it is.)
     for e in ends:
         try:
             f(e)
-        except (ChannelRetireException, ChannelPoisonException):
+        except (ChannelRetireException, ChannelPoisonException, UsageError):
             pass
 
 
@@ -224,6 +226,15 @@ class Process:
 
     def __repr__(self):
         return "<Process %s>" % self.id
+
+
+def _cpp_process(name, run):
+    # A C++ process handed over by an extension module (cspp.hpp's
+    # to_python): a Process whose body runs it as a fiber and waits.
+    p = Process(run)
+    p.name = name
+    p.id = name + p.id[p.id.rfind("."):]
+    return p
 
 
 def process(fn):
@@ -501,6 +512,8 @@ class Alternation:
             if isinstance(item, dict):
                 for g, action in item.items():
                     self.guards.append((g, action))
+            elif isinstance(item, _Guard):
+                self.guards.append(item.g)
             elif isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], ChannelEndWrite):
                 self.guards.append(item)
             else:
@@ -560,7 +573,7 @@ class Alternation:
 
 class _Guard:
     def __init__(self, key, action):
-        self.g = {key: action}
+        self.g = (key, action)  # (a pair, not PyCSP's dict: an output value need not be hashable)
 
 
 class InputGuard(_Guard):
@@ -601,7 +614,7 @@ def _alternation_of(guards):
         if not isinstance(g, _Guard):
             raise TypeError("cspp: the Select functions take InputGuard, OutputGuard, SkipGuard "
                             "and TimeoutGuard, not %r" % (g,))
-        items.append(g.g)
+        items.append(g)
     return Alternation(items)
 
 

@@ -8,8 +8,8 @@
 // the channel exceptions. Python processes run on threads of their own
 // (cspp/__init__.py starts them); they park through csp's plain-thread path,
 // with the GIL released.
-#include "object.hpp"
-#include "ports.hpp"
+#include "cspp/object.hpp"
+#include "cspp/ports.hpp"
 
 #include "channels/alternation.hpp"
 #include "csp/errors.hpp"
@@ -374,7 +374,8 @@ PYBIND11_MODULE(_cspp, m) {
         .def("isReader", [](const ReadEnd&) { return true; })
         .def("isWriter", [](const ReadEnd&) { return false; })
         .def_property_readonly("name", &ReadEnd::name)
-        .def_readwrite("channel", &ReadEnd::channel)
+        .def_property("channel", [](const ReadEnd& e) { return e.channel.get(); },
+                      [](ReadEnd& e, const py::object& c) { e.channel.set(c); })
         .def("__repr__", [](const ReadEnd& e) { return "<ChannelEndRead of '" + e.name() + "'>"; });
 
     py::class_<WriteEnd>(m, "ChannelEndWrite")
@@ -386,7 +387,8 @@ PYBIND11_MODULE(_cspp, m) {
         .def("isReader", [](const WriteEnd&) { return false; })
         .def("isWriter", [](const WriteEnd&) { return true; })
         .def_property_readonly("name", &WriteEnd::name)
-        .def_readwrite("channel", &WriteEnd::channel)
+        .def_property("channel", [](const WriteEnd& e) { return e.channel.get(); },
+                      [](WriteEnd& e, const py::object& c) { e.channel.set(c); })
         .def("__repr__", [](const WriteEnd& e) { return "<ChannelEndWrite of '" + e.name() + "'>"; });
 
     py::class_<ChannelBase, std::shared_ptr<ChannelBase>>(m, "ChannelBase")

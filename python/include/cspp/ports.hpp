@@ -19,7 +19,7 @@
 // lock's holder may take the GIL (to destroy or pickle an Object).
 #pragma once
 
-#include "object.hpp"
+#include "cspp/object.hpp"
 
 #include "csp/channel.hpp"
 #include "csp/detail/choice.hpp"
@@ -54,7 +54,14 @@ struct Bytes {
 template <class T>
 struct Port {
     static py::object to_python(T&& value) { return py::cast(std::move(value)); }
-    static T from_python(py::handle h) { return h.cast<T>(); }
+    static T from_python(py::handle h) {
+        try {
+            return h.cast<T>();
+        } catch (const py::cast_error&) {
+            throw py::type_error("cspp: this channel, made in C++, carries values of type " +
+                                 py::type_id<T>() + "; " + std::string(py::repr(h)) + " cannot be one");
+        }
+    }
 };
 template <>
 struct Port<Object> {
@@ -87,8 +94,8 @@ class ChannelBase;
 
 // throw_handed_off: an end handed to a @multiprocess is used in its parent.
 [[noreturn]] inline void throw_handed_off() {
-    throw csp::UsageError("cspp: this channel end was handed to a @multiprocess (its forked OS process owns "
-                          "it now); make another end (+c, -c) for use here");
+    throw csp::UsageError("cspp: this channel end was handed to a @multiprocess or a C++ process, which owns "
+                          "it now; make another end (+c, -c) for use here");
 }
 
 // keep_count: an end about to be dropped without retiring joins its side once
@@ -102,6 +109,26 @@ void keep_count(const End& end, void (*join)(channels::ChannelCore*) noexcept) n
 struct Held {
     virtual ~Held() = default;
     virtual void* slot() noexcept = 0;
+};
+
+// ChannelRef: an end's Python Channel object (a reference, the GIL held
+// whenever it changes or goes: an end is a Python object's). A plain
+// PyObject*, not a py::object, whose type pybind11 hides.
+class ChannelRef {
+public:
+    ChannelRef() = default;
+    ChannelRef(const ChannelRef&) = delete;
+    ChannelRef& operator=(const ChannelRef&) = delete;
+    ~ChannelRef() { Py_XDECREF(p_); }
+    py::object get() const { return p_ ? py::reinterpret_borrow<py::object>(p_) : py::none(); }
+    void set(const py::object& o) {
+        PyObject* old = p_;
+        p_ = o.is_none() ? nullptr : o.inc_ref().ptr();
+        Py_XDECREF(old);
+    }
+
+private:
+    PyObject* p_ = nullptr;
 };
 
 class ReadEnd {
@@ -121,7 +148,7 @@ public:
     // hand_off: this end now belongs to a forked child (a @multiprocess):
     // dropped here without leaving, while csp's t_forgetting lists it.
     virtual void hand_off() noexcept = 0;
-    py::object channel;  // the Channel object it came from (None if unknown)
+    ChannelRef channel;  // the Channel object it came from (None if unknown)
 };
 
 class WriteEnd {
@@ -135,7 +162,7 @@ public:
     virtual channels::ChannelCore* usable_core() const = 0;
     virtual std::unique_ptr<Held> hold(py::handle value) const = 0;
     virtual void hand_off() noexcept = 0;
-    py::object channel;
+    ChannelRef channel;
 };
 
 class ChannelBase {
@@ -183,6 +210,12 @@ public:
         return Port<T>::to_python(csp::detail::take_value<T>(storage));
     }
     void hand_off() noexcept override { end_.reset(); }
+    // take: the C++ end itself, moved out (a C++ process takes it over).
+    csp::ChannelIn<T> take_end() {
+        csp::ChannelIn<T> e = std::move(live());
+        end_.reset();
+        return e;
+    }
     const csp::ChannelIn<T>& end() const { return live(); }
 
 private:
@@ -231,6 +264,11 @@ public:
         return std::make_unique<HeldValue<T>>(Port<T>::from_python(value));
     }
     void hand_off() noexcept override { end_.reset(); }
+    csp::ChannelOut<T> take_end() {
+        csp::ChannelOut<T> e = std::move(live());
+        end_.reset();
+        return e;
+    }
     const csp::ChannelOut<T>& end() const { return live(); }
 
 private:
