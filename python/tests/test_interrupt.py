@@ -69,3 +69,44 @@ def test_ctrl_c_raises_keyboard_interrupt_and_poisons(busy, tmp_path):
     assert "blocked poisoned" in out and "reader poisoned" in out
     assert took < 3.0, took
     assert "Fatal" not in err and "Segmentation" not in err, err
+
+
+EXIT_SCRIPT = r"""
+import sys, time
+from cspp import *
+
+class Noisy:
+    def __del__(self):
+        pass
+
+c = Channel("left full", buffer=10)
+out = -c
+for i in range(5):
+    out(Noisy())                 # values left in a buffer at exit
+
+@process
+def stuck_reader(cin):
+    cin()                        # blocked for ever on a channel nobody writes
+
+@process
+def sleeper():
+    time.sleep(0.05)
+
+d = Channel("never written")
+keep = -d                        # main holds the writer: no deadlock to report
+Spawn(sleeper())
+t = __import__("threading").Thread(target=lambda: Parallel(stuck_reader(+d)), daemon=True)
+t.start()
+time.sleep(0.1)
+print("exiting", flush=True)
+"""
+
+
+def test_exit_with_processes_blocked_and_values_buffered_is_clean(tmp_path):
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_SCRIPT)
+    run = subprocess.run([sys.executable, "-X", "dev", str(script)], capture_output=True, text=True,
+                         timeout=30, env=dict(os.environ))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "exiting\n"
+    assert "Fatal" not in run.stderr and "Traceback" not in run.stderr, run.stderr
