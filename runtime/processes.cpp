@@ -97,6 +97,11 @@ bool Join::wait() noexcept {
         lock_.unlock();
         return true;
     }
+    if (interrupted_) {
+        interrupted_ = false;
+        lock_.unlock();
+        return false;
+    }
     Parker* me = current();
     token_ = begin_wait(me);
     joiner_ = me;
@@ -107,13 +112,17 @@ void Join::interrupt() noexcept {
     // (As arrive: a joiner seen under the lock has parked. A stale token
     // wins nothing.)
     Parker* p;
-    std::uint64_t token;
     {
         Locked<SpinLock> hold(lock_);
         p = joiner_;
-        token = token_;
+        // (No wait in progress to end, or it has just ended otherwise: the
+        // next wait() ends at once.)
+        if (!p || !try_complete(p, token_, kInterrupted)) {
+            interrupted_ = true;
+            return;
+        }
     }
-    if (p) wake(p, token, kInterrupted);
+    ready(p);
 }
 
 }  // namespace csp::runtime

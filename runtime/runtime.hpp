@@ -334,8 +334,9 @@ public:
     // until interrupt() ends the wait (false).
     bool wait() noexcept;
     // interrupt: end the wait in progress, from any thread, so its joiner
-    // can answer a signal (Python's Ctrl-C: python/). The processes go on;
-    // a later wait() waits for them again.
+    // can answer a signal (Python's Ctrl-C: python/); or, if none is in
+    // progress, the next one, at once. The processes go on; a later wait()
+    // waits for them again.
     void interrupt() noexcept;
     // waited_as: the reason its joiner waits with: the Join's identity in
     // the views of the network (a joiner's wait_reason; a process's group).
@@ -346,6 +347,7 @@ private:
     SpinLock lock_;             // held by the joiner until it has parked
     Parker* joiner_ = nullptr;  // under lock_
     std::uint64_t token_ = 0;
+    bool interrupted_ = false;  // under lock_: an interrupt() no wait has taken yet
     WaitReason reason_{"is waiting for the processes it runs to end", nullptr, this, Subject::Join};
 };
 

@@ -25,7 +25,10 @@ argument order) with a note naming the process.
 """
 
 import io as _io
+import itertools as _itertools
+import os as _os
 import pickle as _pickle
+import random as _random
 import sys as _sys
 import threading as _threading
 import time as _time
@@ -171,7 +174,7 @@ def _quietly(f, ends):
             pass
 
 
-_process_count = 0
+_process_ids = _itertools.count(1)  # (next() on it is atomic under the GIL)
 
 
 class Process:
@@ -179,19 +182,19 @@ class Process:
     Sequence or Spawn runs it."""
 
     def __init__(self, fn, *args, **kwargs):
-        global _process_count
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self.name = getattr(fn, "__name__", "process")
-        _process_count += 1
-        self.id = "%s.%d" % (self.name, _process_count)
+        self.id = "%s.%d" % (self.name, next(_process_ids))
         self.result = None
         self.error = None
 
     def __mul__(self, n):
         if not isinstance(n, int) or n < 0:
             return NotImplemented
+        if getattr(self, "_cpp", False) and n != 1:
+            raise TypeError("cspp: a C++ process runs once; make %d of them in C++ instead" % n)
         if n == 0:
             return []
         return [self] + [type(self)(self.fn, *_fresh_ends(self.args), **_fresh_ends(self.kwargs))
@@ -234,6 +237,7 @@ def _cpp_process(name, run):
     p = Process(run)
     p.name = name
     p.id = name + p.id[p.id.rfind("."):]
+    p._cpp = True
     return p
 
 
@@ -295,7 +299,10 @@ class MultiProcess(Process):
             else:
                 self.error = value
         except BaseException as e:
+            # (Not forked, or it died: what is still the parent's is poisoned;
+            # the child's ends, handed over, were poisoned by csp if it held them.)
             self.error = e
+            _quietly(lambda e: e.poison(), self._ends())
         finally:
             _local.process = outer
 
@@ -483,14 +490,15 @@ def choice(fn):
 
 def _spec(guard):
     # PyCSP's forms of a guard (a key of Alternation's dicts): an input end,
-    # (output end, value), Skip(), Timeout(seconds).
+    # (output end, value), Skip() or SkipGuard(), Timeout(seconds) or
+    # TimeoutGuard(seconds).
     if isinstance(guard, ChannelEndRead):
         return (_INPUT, guard, None, 0.0)
     if isinstance(guard, tuple) and len(guard) == 2 and isinstance(guard[0], ChannelEndWrite):
         return (_OUTPUT, guard[0], guard[1], 0.0)
-    if isinstance(guard, Skip):
+    if isinstance(guard, (Skip, SkipGuard)):
         return (_SKIP, None, None, 0.0)
-    if isinstance(guard, Timeout):
+    if isinstance(guard, (Timeout, TimeoutGuard)):
         return (_TIMEOUT, None, None, guard.seconds)
     raise TypeError("cspp: not a guard: %r (an input end, (output end, value), Skip() or "
                     "Timeout(seconds))" % (guard,))
@@ -514,17 +522,35 @@ class Alternation:
                     self.guards.append((g, action))
             elif isinstance(item, _Guard):
                 self.guards.append(item.g)
+            elif isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], ChannelEndWrite):
+                self.guards.append(((item[0], item[1]), item[2]))  # (cout, msg, action)
             elif isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], ChannelEndWrite):
                 self.guards.append(item)
             else:
                 self.guards.append((item, None))
         self._specs = [_spec(g) for g, _ in self.guards]
+        # Fair and random choice are among the channel guards; skip and
+        # timeout guards come after them (PyCSP's rule: a Skip never
+        # overtakes a ready channel).
+        self._channel_guards = [i for i, sp in enumerate(self._specs) if sp[0] in (_INPUT, _OUTPUT)]
+        self._others = [i for i, sp in enumerate(self._specs) if sp[0] not in (_INPUT, _OUTPUT)]
         self._next = 0
 
     def _choose(self, order):
-        i, value = _cspp.choose(self._specs, order, self._next)
-        if order == 1:
-            self._next = i + 1
+        # order: 0 by priority, 1 round robin, 2 at random.
+        if order == 0 or not self._channel_guards:
+            i, value = _cspp.choose(self._specs, 0, 0)
+        else:
+            chans = self._channel_guards
+            if order == 1:
+                k = self._next % len(chans)
+                perm = chans[k:] + chans[:k] + self._others
+            else:
+                perm = _random.sample(chans, len(chans)) + self._others
+            j, value = _cspp.choose([self._specs[x] for x in perm], 0, 0)
+            i = perm[j]
+            if order == 1 and i in chans:
+                self._next = chans.index(i) + 1
         g = self.guards[i][0]
         return i, (g[0] if isinstance(g, tuple) else g), value
 
@@ -594,27 +620,32 @@ class OutputGuard(_Guard):
         super().__init__((cout, msg), action)
 
 
-class SkipGuard(_Guard):
-    """SkipGuard(action=None)."""
+class SkipGuard(_Guard, Skip):
+    """SkipGuard(action=None). (The Select functions return this very object
+    when it fires; it may also be a key of Alternation's dicts.)"""
 
     def __init__(self, action=None):
-        super().__init__(Skip(), action)
+        super().__init__(self, action)
 
 
-class TimeoutGuard(_Guard):
+class TimeoutGuard(_Guard, Timeout):
     """TimeoutGuard(seconds, action=None)."""
 
     def __init__(self, seconds, action=None):
-        super().__init__(Timeout(seconds), action)
+        self.seconds = float(seconds)
+        super().__init__(self, action)
 
 
 def _alternation_of(guards):
     items = []
     for g in guards:
+        if isinstance(g, (list, tuple)) and not isinstance(g, _Guard):
+            items.extend(_alternation_of(g).guards)  # (a list of guards, as PyCSP allows)
+            continue
         if not isinstance(g, _Guard):
             raise TypeError("cspp: the Select functions take InputGuard, OutputGuard, SkipGuard "
                             "and TimeoutGuard, not %r" % (g,))
-        items.append(g)
+        items.append(g.g)
     return Alternation(items)
 
 
@@ -640,22 +671,35 @@ def FairSelect(*guards):
 # ---- exit -----------------------------------------------------------------------------
 
 def _at_exit():
-    # Processes still running on their daemon threads (after Ctrl-C, or
-    # spawned and never ended) are poisoned and given a moment to end
-    # before the interpreter goes: a thread that comes back into Python
-    # after that would find it gone.
-    with _live_lock:
-        procs = list(_live)
-    if not procs:
-        return
-    _poison_all(procs)
-    deadline = _time.monotonic() + 1.0
-    while _time.monotonic() < deadline:
+    # Processes still running on their daemon threads (Parallel's, after
+    # Ctrl-C; atexit runs once Spawn's, not daemons, have ended) are
+    # poisoned and given a moment to end before the interpreter goes.
+    try:
         with _live_lock:
-            if not _live:
-                return
-        _time.sleep(0.01)
+            procs = list(_live)
+        if procs:
+            _poison_all(procs)
+            deadline = _time.monotonic() + 1.0
+            while _time.monotonic() < deadline:
+                with _live_lock:
+                    if not _live:
+                        break
+                _time.sleep(0.01)
+    finally:
+        # From now on a thread still in csp stays there (see object.hpp's
+        # g_exiting): coming back into a finalizing interpreter would abort.
+        _cspp._exiting()
 
+
+def _after_fork_in_child():
+    # (A lock another thread held at the fork stays held in the child.)
+    global _live_lock, _channel_count_lock
+    _live_lock = _threading.Lock()
+    _channel_count_lock = _threading.Lock()
+    _live.clear()
+
+
+_os.register_at_fork(after_in_child=_after_fork_in_child)
 
 import atexit as _atexit  # noqa: E402
 

@@ -92,7 +92,9 @@ namespace {
 // raises KeyboardInterrupt (cspp/__init__.py then poisons the network).
 
 int g_sigint_fd = -1;
+pid_t g_watcher_pid = 0;       // the OS process whose watcher thread reads g_sigint_fd
 struct sigaction g_chained{};  // the handler found before ours (Python's)
+std::atomic<std::uint64_t> g_sigints{0};  // SIGINTs seen (a main thread not yet parked looks)
 std::mutex g_main_join_lock;
 runtime::Join* g_main_join = nullptr;  // under g_main_join_lock
 
@@ -103,6 +105,7 @@ void on_sigint(int sig, siginfo_t* info, void* ctx) {
     } else if (g_chained.sa_handler != SIG_DFL && g_chained.sa_handler != SIG_IGN && g_chained.sa_handler) {
         g_chained.sa_handler(sig);
     }
+    g_sigints.fetch_add(1, std::memory_order_seq_cst);
     const std::uint64_t one = 1;
     if (g_sigint_fd >= 0) (void)!write(g_sigint_fd, &one, sizeof one);
     errno = saved;
@@ -124,11 +127,13 @@ void watch_sigint() {
 // chain_sigint: our handler in front of whatever handles SIGINT now, unless
 // it is ours already (Python's signal.signal replaces it: then again).
 void chain_sigint() {
-    static std::once_flag started;
-    std::call_once(started, [] {
+    // (Once per OS process: a forked child has no watcher thread, and the
+    // parent's eventfd would wake the parent's.)
+    if (g_watcher_pid != getpid()) {
+        g_watcher_pid = getpid();
         g_sigint_fd = eventfd(0, EFD_CLOEXEC);
         if (g_sigint_fd >= 0) std::thread(watch_sigint).detach();
-    });
+    }
     if (g_sigint_fd < 0) return;
     struct sigaction now{};
     if (sigaction(SIGINT, nullptr, &now) != 0) return;
@@ -146,23 +151,29 @@ void chain_sigint() {
 // pending signal (Python's handler may raise KeyboardInterrupt).
 void join_wait(runtime::Join& join, bool main_thread) {
     if (!main_thread) {
-        py::gil_scoped_release nogil;
+        NoGil nogil;
         (void)join.wait();
         return;
     }
     chain_sigint();
+    // A SIGINT before the join is published is seen in g_sigints (the wait
+    // is not begun); one after it, by the watcher's interrupt, which sticks
+    // until the wait begins.
+    std::uint64_t seen = g_sigints.load(std::memory_order_seq_cst);
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
     for (;;) {
-        bool all;
+        bool all = false;
         {
-            py::gil_scoped_release nogil;
+            NoGil nogil;
             {
                 std::lock_guard<std::mutex> hold(g_main_join_lock);
                 g_main_join = &join;
             }
-            all = join.wait();
+            if (g_sigints.load(std::memory_order_seq_cst) == seen) all = join.wait();
             std::lock_guard<std::mutex> hold(g_main_join_lock);
             g_main_join = nullptr;
         }
+        seen = g_sigints.load(std::memory_order_seq_cst);
         if (PyErr_CheckSignals() != 0) throw py::error_already_set();
         if (all) return;
     }
@@ -223,7 +234,7 @@ py::tuple choose(const py::list& specs, int order, std::size_t first) {
     if (order == 2 || (order == 0 && runtime::simulating())) o = {channels::Order::Kind::Random, 0};
     channels::Choice c;
     {
-        py::gil_scoped_release nogil;
+        NoGil nogil;
         c = channels::choose(guards.data(), n, o);
     }
     if (c.outcome != channels::Outcome::Done) csp::detail::throw_choice(c, guards.data(), n);
@@ -277,6 +288,13 @@ void fork_forget(void* arg) noexcept {
 void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
     auto* f = static_cast<PyFork*>(arg);
     PyOS_AfterFork_Child();  // (the GIL is this thread's, from fork_before)
+    // What the fork copied in the state of another thread: the lock may have
+    // been held; no watcher thread here (chain_sigint starts one).
+    ::new (&g_main_join_lock) std::mutex;
+    g_main_join = nullptr;
+    // The ends handed to it are the child's now (see Owned).
+    for (ReadEnd* e : f->readers) e->adopt();
+    for (WriteEnd* e : f->writers) e->adopt();
     std::string out;
     bool got = false;
     try {
@@ -314,7 +332,7 @@ py::bytes run_multiprocess(py::object process, const py::list& ends, const py::l
     csp::detail::ForkSpec spec{&name, &fork_child, &fork_forget, &f, &fork_before, &fork_after};
     csp::detail::ChildRecord* rec;
     {
-        py::gil_scoped_release nogil;
+        NoGil nogil;
         rec = csp::detail::run_forked(spec);
     }
     struct Free {
@@ -408,13 +426,19 @@ PYBIND11_MODULE(_cspp, m) {
     py::class_<csp::runtime::Join, std::shared_ptr<csp::runtime::Join>>(m, "Join")
         .def(py::init<std::int64_t>())
         .def("arrive", [](csp::runtime::Join& j) {
-            py::gil_scoped_release nogil;
+            NoGil nogil;
             j.arrive();
         })
         .def("wait", &join_wait, py::arg("main_thread") = false);
 
     m.def("run_multiprocess", &run_multiprocess, py::arg("process"), py::arg("ends"), py::arg("channels"),
           py::arg("name"));
+
+    m.def("_exiting", [] {
+        t_exiting_thread = true;
+        g_exiting.store(true, std::memory_order_release);
+    },
+          "the program exits: no thread comes back into Python from csp from now on");
 
     m.def("name_thread", [](const std::string& name) { return csp::runtime::name_this_thread(name); },
           "name the calling thread, not yet known to csp, in csp's reports");

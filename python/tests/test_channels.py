@@ -169,7 +169,7 @@ def test_refcounts_balance():
 
 
 def test_channel_made_and_dropped_in_threads_many_times():
-    # Ends dropped on several threads, values left in buffers: no crash, no leak.
+    # Ends dropped on several threads, values left in buffers: no crash.
     def churn():
         for i in range(200):
             c = Channel(buffer=2)

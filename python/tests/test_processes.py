@@ -36,8 +36,8 @@ def test_sequence_runs_in_order():
 
     @process
     def note(i):
+        time.sleep(0.01 * (3 - i))  # (concurrent, they would end in the other order)
         order.append(i)
-        time.sleep(0.01 * (3 - i))
 
     Sequence(note(0), note(1), note(2))
     assert order == [0, 1, 2]

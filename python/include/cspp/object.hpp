@@ -19,25 +19,75 @@
 
 #include <cereal/types/string.hpp>
 
+#include <atomic>
 #include <stdexcept>
+#include <unistd.h>
 #include <string>
 #include <utility>
 
 namespace cspp {
 
+// g_exiting: set by cspp's atexit hook, before the interpreter finalizes
+// (by then only daemon threads are left: Parallel's process threads). From
+// then on no thread comes back into Python: one that would (a process
+// thread woken in csp at exit) stops where it is instead, for CPython 3.11
+// ends a thread that takes the GIL while finalizing with pthread_exit, whose
+// forced unwind through C++ frames aborts the process; and a reference is
+// let go of without a decref.
+// (The thread that exits, which runs the atexit hook and then finalizes,
+// goes on as before: t_exiting_thread.)
+inline std::atomic<bool> g_exiting{false};
+inline thread_local bool t_exiting_thread = false;
+
+// kept_out: the calling thread may not come back into Python (see above).
+inline bool kept_out() noexcept { return g_exiting.load(std::memory_order_acquire) && !t_exiting_thread; }
+
 // interpreter_alive: Python code may still run (not finalizing).
-inline bool interpreter_alive() noexcept { return Py_IsInitialized() && !_Py_IsFinalizing(); }
+inline bool interpreter_alive() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsInitialized() && !Py_IsFinalizing();
+#else
+    return Py_IsInitialized() && !_Py_IsFinalizing();
+#endif
+}
+
+// stop_here_for_good: a thread that may not come back into Python (see
+// g_exiting) waits for the OS process to end.
+[[noreturn]] inline void stop_here_for_good() noexcept {
+    for (;;) pause();
+}
 
 // Gil: holds the GIL for a scope, on any thread (PyGILState_Ensure).
 class Gil {
 public:
-    Gil() noexcept : state_(PyGILState_Ensure()) {}
+    Gil() noexcept : state_(take()) {}
     ~Gil() { PyGILState_Release(state_); }
     Gil(const Gil&) = delete;
     Gil& operator=(const Gil&) = delete;
 
 private:
+    static PyGILState_STATE take() noexcept {
+        if (kept_out() || !interpreter_alive()) stop_here_for_good();
+        return PyGILState_Ensure();
+    }
     PyGILState_STATE state_;
+};
+
+// NoGil: the GIL released for a scope (a channel operation), as pybind11's
+// gil_scoped_release, except that the way back into Python is not taken once
+// the program exits (see g_exiting).
+class NoGil {
+public:
+    NoGil() noexcept : state_(PyEval_SaveThread()) {}
+    ~NoGil() {
+        if (kept_out()) stop_here_for_good();
+        PyEval_RestoreThread(state_);
+    }
+    NoGil(const NoGil&) = delete;
+    NoGil& operator=(const NoGil&) = delete;
+
+private:
+    PyThreadState* state_;
 };
 
 // python_error_text: the pending Python exception as "Type: message", cleared
@@ -107,7 +157,7 @@ private:
     void drop() noexcept {
         if (!p_) return;
         PyObject* o = std::exchange(p_, nullptr);
-        if (!interpreter_alive()) return;  // (at exit: let it go)
+        if (kept_out() || !interpreter_alive()) return;  // (at exit: let it go)
         Gil gil;
         Py_DECREF(o);
     }

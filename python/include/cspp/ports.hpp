@@ -72,6 +72,18 @@ struct Port<Object> {
     static Object from_python(py::handle h) { return Object::steal(h.inc_ref().ptr()); }
 };
 template <>
+struct Port<std::string> {
+    static py::object to_python(std::string&& value) { return py::str(value); }
+    static std::string from_python(py::handle h) {
+        // (Not bytes, which pybind11 would take: a reader could not decode it.)
+        if (!PyUnicode_Check(h.ptr())) {
+            throw py::type_error("cspp: this channel, made in C++, carries str; " + std::string(py::repr(h)) +
+                                 " is not one");
+        }
+        return h.cast<std::string>();
+    }
+};
+template <>
 struct Port<Bytes> {
     static py::object to_python(Bytes&& value) { return py::bytes(value.data); }
     static Bytes from_python(py::handle h) {
@@ -84,11 +96,26 @@ struct Port<Bytes> {
 template <class F>
 decltype(auto) without_gil(F&& f) {
     if (PyGILState_Check()) {
-        py::gil_scoped_release nogil;
+        NoGil nogil;
         return f();
     }
     return f();
 }
+
+// Owned: the OS process a C++ handle (an end, a channel) belongs to. A forked
+// child inherits the parent's Python objects, and its garbage collector may
+// drop them: there the handle is let go of without touching the channel,
+// which lives in shared memory and is still the parent's (as csp's own
+// children never destroy what they inherit). Ends handed to a @multiprocess
+// are the child's: adopt() makes them so.
+class Owned {
+public:
+    bool mine() const noexcept { return owner_ == getpid(); }
+    void adopt() noexcept { owner_ = getpid(); }
+
+private:
+    pid_t owner_ = getpid();
+};
 
 class ChannelBase;
 
@@ -96,6 +123,15 @@ class ChannelBase;
 [[noreturn]] inline void throw_handed_off() {
     throw csp::UsageError("cspp: this channel end was handed to a @multiprocess or a C++ process, which owns "
                           "it now; make another end (+c, -c) for use here");
+}
+
+// leak: a handle inherited by a forked child, let go of there without
+// touching its channel (see Owned).
+template <class T>
+void leak(std::optional<T>& handle) noexcept {
+    if (handle) ::new (static_cast<void*>(new unsigned char[sizeof(T)])) T(std::move(*handle));
+    // (Moved into storage never freed: the move leaves `handle` empty of the
+    // channel, so its destructor does nothing; the child exits soon.)
 }
 
 // keep_count: an end about to be dropped without retiring joins its side once
@@ -131,7 +167,7 @@ private:
     PyObject* p_ = nullptr;
 };
 
-class ReadEnd {
+class ReadEnd : public Owned {
 public:
     virtual ~ReadEnd() = default;
     virtual py::object read() = 0;
@@ -151,7 +187,7 @@ public:
     ChannelRef channel;  // the Channel object it came from (None if unknown)
 };
 
-class WriteEnd {
+class WriteEnd : public Owned {
 public:
     virtual ~WriteEnd() = default;
     virtual void write(py::handle value) = 0;
@@ -165,7 +201,7 @@ public:
     ChannelRef channel;
 };
 
-class ChannelBase {
+class ChannelBase : public Owned {
 public:
     virtual ~ChannelBase() = default;
     virtual std::unique_ptr<ReadEnd> reader() const = 0;
@@ -185,6 +221,10 @@ class In final : public ReadEnd {
 public:
     explicit In(csp::ChannelIn<T> end) : end_(std::move(end)) {}
     ~In() override {
+        if (!mine()) {
+            leak(end_);
+            return;
+        }
         without_gil([&] {
             if (end_) keep_count(*end_, channels::join_reader);
             end_.reset();
@@ -240,6 +280,10 @@ class Out final : public WriteEnd {
 public:
     explicit Out(csp::ChannelOut<T> end) : end_(std::move(end)) {}
     ~Out() override {
+        if (!mine()) {
+            leak(end_);
+            return;
+        }
         without_gil([&] {
             if (end_) keep_count(*end_, channels::join_writer);
             end_.reset();
@@ -284,6 +328,10 @@ class Typed final : public ChannelBase {
 public:
     explicit Typed(csp::Channel<T> ch) : ch_(std::move(ch)) {}
     ~Typed() override {
+        if (!mine()) {
+            leak(ch_);
+            return;
+        }
         without_gil([&] { ch_.reset(); });
     }
     std::unique_ptr<ReadEnd> reader() const override {
