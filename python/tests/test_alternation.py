@@ -149,3 +149,31 @@ def test_misuse_is_a_clear_error():
         AltSelect("not a guard")
     with pytest.raises(TypeError):
         InputGuard(-Channel())
+
+
+def test_fair_and_random_choice_never_prefer_skip_over_a_ready_channel():
+    c = Channel(buffer=200)
+    out, cin = -c, +c
+    for i in range(120):
+        out(i)
+    for _ in range(50):
+        g, v = FairSelect(InputGuard(cin), SkipGuard())
+        assert g is cin
+    alt = Alternation([{SkipGuard(): None}, {cin: None}])
+    for _ in range(50):
+        g, v = alt.fair_execute()
+        assert g is cin
+
+
+def test_pycsp_guard_forms():
+    c = Channel(buffer=1)
+    out, cin = -c, +c
+    skip = SkipGuard()
+    g, v = AltSelect(InputGuard(cin), skip)
+    assert g is skip and isinstance(g, Skip)
+    fired = []
+    Alternation([{SkipGuard(): lambda: fired.append("skip")}]).execute()
+    Alternation([(out, "x", lambda: fired.append("out"))]).execute()
+    g, v = AltSelect([InputGuard(cin), TimeoutGuard(seconds=1)])
+    assert (g, v) == (cin, "x")
+    assert fired == ["skip", "out"]
