@@ -87,14 +87,14 @@ sanitize() {
             dir=build-asan
             install_packages
             configure "$dir" if-needed --buildtype=debugoptimized \
-                -Db_sanitize=address,undefined -Db_lundef=false -Dpython=disabled
+                -Db_sanitize=address,undefined -Db_lundef=false -Dpython=disabled -Dmpi=disabled
             export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
             export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
             ;;
         tsan)
             dir=build-tsan
             install_packages
-            configure "$dir" if-needed --buildtype=debugoptimized -Db_sanitize=thread -Dpython=disabled
+            configure "$dir" if-needed --buildtype=debugoptimized -Db_sanitize=thread -Dpython=disabled -Dmpi=disabled
             # die_after_fork=0: a multiprocess child starts worker threads of its own
             # after the fork (only the forking thread is copied, so that is safe).
             export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
