@@ -7,22 +7,7 @@ import _cspp_testnet as net
 from cspp import (Channel, ChannelPoisonException, ChannelRetireException, DeadlockError,
                   Parallel, poison, process, retire)
 
-
-@process
-def produce(cout, values):
-    for v in values:
-        cout(v)
-    retire(cout)
-
-
-@process
-def collect(cin):
-    got = []
-    try:
-        while True:
-            got.append(cin())
-    except ChannelRetireException:
-        return got
+from network import collect, produce
 
 
 def test_python_feeds_a_cpp_fiber_that_python_drains():

@@ -12,12 +12,7 @@ import pytest
 from cspp import (Channel, ChannelPoisonException, ChannelRetireException, OSProcessError,
                   Parallel, UsageError, multiprocess, poison, process, retire)
 
-
-@process
-def producer(cout, n):
-    for i in range(n):
-        cout(i)
-    retire(cout)
+from network import collect, produce
 
 
 @multiprocess
@@ -27,20 +22,10 @@ def square(cin, cout):
         cout((x * x, os.getpid()))
 
 
-@process
-def collect(cin):
-    got = []
-    try:
-        while True:
-            got.append(cin())
-    except ChannelRetireException:
-        return got
-
-
 @pytest.mark.parametrize("buffer", [0, 4])
 def test_every_value_once_through_forked_workers(buffer):
     c, d = Channel("c"), Channel("d", buffer=buffer)
-    got = Parallel(producer(-c, 200), 3 * square(+c, -d), collect(+d))[-1]
+    got = Parallel(produce(-c, range(200)), 3 * square(+c, -d), collect(+d))[-1]
     assert sorted(v for v, _ in got) == [i * i for i in range(200)]
     pids = {p for _, p in got}
     assert os.getpid() not in pids and 1 <= len(pids) <= 3
