@@ -170,6 +170,7 @@ Parker* current() noexcept {
     if (Worker* w = t_worker) {
         if (Task* t = w->current.load(std::memory_order_relaxed)) return t->parker;
     }
+    if (Parker* g = t_guest_parker) return g;
     return this_thread_record().parker;
 }
 
@@ -186,6 +187,7 @@ Parker* current_if_known() noexcept {
     if (Worker* w = t_worker) {
         if (Task* t = w->current.load(std::memory_order_relaxed)) return t->parker;
     }
+    if (Parker* g = t_guest_parker) return g;
     return known_thread_parker();
 }
 
@@ -194,6 +196,7 @@ const char* current_name() noexcept {
     if (Task* t = w ? w->current.load(std::memory_order_relaxed) : nullptr; t && t->body) {
         return t->body->name_c_str();
     }
+    if (Parker* g = t_guest_parker) return thread_of(g)->name.c_str();
     return this_thread_record().name.c_str();
 }
 
@@ -216,6 +219,7 @@ bool in_fiber() noexcept {
 void yield() noexcept {
     Worker* w = t_worker;
     if (!w || !w->current.load(std::memory_order_relaxed)) {
+        if (Parker* g = t_guest_parker) return guest_yield(g);
         std::this_thread::yield();
         return;
     }
@@ -271,7 +275,13 @@ namespace {
 // woken from a worker (a thread, a fiber of another OS process, a fiber
 // woken from a plain thread).
 [[gnu::noinline]] void ready_elsewhere(Parker* p) noexcept {
-    if (p->is_thread) {
+    if (p->is_guest && p->home == g_local_inbox) {
+        // A guest of this OS process: to its host (it stays parked there,
+        // its host outliving it, once the exchange has seen it parked).
+        if (p->state.exchange(kNotified, std::memory_order_acq_rel) == kParked) to_guest_host(p);
+        return;
+    }
+    if (p->is_thread && !p->is_guest) {
         // The thread may run on, end and free its parker as soon as the
         // exchange publishes Notified: nothing of p is read after it. The
         // address stays mapped (arena); a stale futex wake-up is harmless, as
@@ -282,7 +292,12 @@ namespace {
         return;
     }
     if (p->home != g_local_inbox) {
-        // A fiber of another OS process: through its inbox.
+        // A fiber of another OS process, or a guest there (which a worker
+        // of its own hands to its host): through its inbox.
+        if (p->is_guest && p->state.exchange(kNotified, std::memory_order_acq_rel) != kParked) {
+            crossed();
+            return;
+        }
         Inbox* box = p->home;
         Parker* old = box->head.load(std::memory_order_relaxed);
         do {

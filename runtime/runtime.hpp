@@ -120,6 +120,9 @@ struct Parker {
     // Its last wait was ended by the breaker of a deadlock across OS
     // processes (who may be in another: its report is in the arena).
     bool broken_across = false;
+    // A guest (a thread whose host thread runs it on a stack of its own:
+    // GuestHost): ready() hands it to its host. (Set before it first waits.)
+    bool is_guest = false;
     // Its track in the trace (trace.cpp), given when its process starts.
     std::uint32_t trace_track = 0;
     // (Atomic: the detector reads it while a thread may be starting a new
@@ -349,6 +352,53 @@ private:
     std::uint64_t token_ = 0;
     bool interrupted_ = false;  // under lock_: an interrupt() no wait has taken yet
     WaitReason reason_{"is waiting for the processes it runs to end", nullptr, this, Subject::Join};
+};
+
+// Guests: processes that one plain thread, their host, runs itself, each on
+// a stack of its own, switching among them when one waits. Python's green
+// processes are guests (python/: a greenlet runs the Python code, its guest
+// each csp call the Python code makes, so that what a partner writes while
+// it waits is never on a stack that greenlet copies away). To the rest of
+// csp a guest is a thread: a name, a parker, its waits and deadlock
+// reports. Only its waits differ: a guest that parks goes back to the host
+// code that entered or resumed it, and ready() puts it in its host's queue,
+// from any thread or OS process. Every member but interrupt() is for the
+// host thread only.
+struct Guest;
+class GuestHost {
+public:
+    GuestHost();  // on the host thread
+    // (Guests still there are left as they are: they may be parked.)
+    ~GuestHost();
+    GuestHost(const GuestHost&) = delete;
+    GuestHost& operator=(const GuestHost&) = delete;
+
+    // add: a new guest, known by `name`, carrying `user` (user_of).
+    Guest* add(std::string_view name, void* user);
+    // remove: a guest that is not parked (its last enter or resume returned
+    // true, or it never ran).
+    void remove(Guest* g) noexcept;
+    // enter runs fn(arg) on g's stack, as g (current() there is g's parker).
+    // True once fn has returned; false when g parked first: once take() or
+    // wait() has handed g out, resume(g) runs it on. fn must not throw.
+    bool enter(Guest* g, void (*fn)(void*), void* arg) noexcept;
+    bool resume(Guest* g) noexcept;
+    // take: a guest readied since it parked, or null. (Guests' deadlines
+    // that have passed end their waits here first.)
+    Guest* take() noexcept;
+    // wait parks the host thread until a guest is ready (returned), or
+    // until `deadline` or interrupt() (null).
+    Guest* wait(std::chrono::steady_clock::time_point deadline) noexcept;
+    // interrupt: end a wait() in progress, or the next one (any thread).
+    void interrupt() noexcept;
+    static void* user_of(const Guest* g) noexcept;
+    // in_guest: the caller runs on a guest's stack.
+    static bool in_guest() noexcept;
+
+    struct State;
+
+private:
+    std::unique_ptr<State> s_;
 };
 
 // sleep_for suspends only the calling process; zero or less yields.

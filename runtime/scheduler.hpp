@@ -479,6 +479,18 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
 void forget_thread_record_after_fork() noexcept;
 void release_thread_parker_at_exit() noexcept;
 
+// guests.cpp (runtime.hpp's GuestHost). t_guest_parker: the parker of the
+// guest the calling thread runs now (null on the host's own stack).
+extern constinit __attribute__((tls_model("initial-exec"))) thread_local Parker* t_guest_parker;
+// park_guest: park_thread for a guest (park_thread hands it over).
+std::uint32_t park_guest(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
+                         std::uint64_t token, Release release) noexcept;
+// guest_yield: the running guest lets its host run the others first.
+void guest_yield(Parker* p) noexcept;
+// to_guest_host: guest p, readied (its state Notified, its wait won), to its
+// host's queue. From any thread of p's OS process.
+void to_guest_host(Parker* p) noexcept;
+
 // deadlock.cpp
 int this_tid() noexcept;  // (name_of: runtime.hpp)
 

@@ -74,6 +74,7 @@ ThreadRecord& this_thread_record() {
 
 std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept {
+    if (p->is_guest) return park_guest(p, kind, reason, timeout_ns, token, release);
     p->wait_reason.store(reason, std::memory_order_relaxed);
     p->wait_kind.store(kind, std::memory_order_relaxed);
     // A ready() after this finds Running and leaves Notified: the CAS below

@@ -178,7 +178,7 @@ std::uint32_t park_until(Parker* p, std::uint64_t token, WaitKind kind, const Wa
 void sleep_for(std::chrono::nanoseconds duration) noexcept {
     if (duration <= std::chrono::nanoseconds::zero()) return yield();
     static constexpr WaitReason kSleeping{"is sleeping"};
-    if (!in_fiber()) {
+    if (!in_fiber() && !t_guest_parker) {
         const bool slice = tracing() && trace_block_begin(current_if_known(), &kSleeping);
         std::this_thread::sleep_for(duration);
         if (slice) trace_block_end(current_if_known());

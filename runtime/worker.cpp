@@ -164,6 +164,11 @@ void finish_rescue(Worker* w, Parker* p) noexcept {
         if (p->state.load(std::memory_order_acquire) == kNotified) return;  // its waker did
         p->selection.compare_exchange_strong(word, ended, std::memory_order_acq_rel);
         p->rescue.store(rescue | Parker::kRescueDone, std::memory_order_release);
+        if (p->is_guest) {
+            // (Nobody looks for the flag of a parked guest: it is readied.)
+            if (p->state.exchange(kNotified, std::memory_order_acq_rel) == kParked) to_guest_host(p);
+            return;
+        }
         futex_wake(p->state, 1);  // (a nudge: park_thread also looks now and then)
         return;
     }
@@ -203,6 +208,11 @@ bool Worker::drain_inbox() noexcept {
         }
         for (p = fifo; p;) {
             Parker* next = p->inbox_next;
+            if (p->is_guest) {  // (readied from another OS process: Notified already)
+                to_guest_host(p);
+                p = next;
+                continue;
+            }
             p->state.store(kRunning, std::memory_order_relaxed);
             push_local(task_of(p));
             p = next;

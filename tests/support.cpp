@@ -1,5 +1,8 @@
 #include "support.hpp"
 
+#include "runtime/runtime.hpp"
+
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +42,7 @@ Placement placement() {
         const char* value = std::getenv("CSP_TEST_PLACEMENT");
         const std::string_view name = value != nullptr ? value : "";
         if (name == "threads") return Placement::threads;
+        if (name == "guests") return Placement::guests;
         if (name == "os_processes") return Placement::os_processes;
         if (name == "mixed") return Placement::mixed;
         return Placement::fibers;
@@ -49,6 +53,7 @@ Placement placement() {
 const char* placement_name() {
     switch (placement()) {
         case Placement::threads: return "plain threads";
+        case Placement::guests: return "guests of one thread";
         case Placement::os_processes: return "OS processes";
         case Placement::mixed: return "fibers and OS processes by turns";
         case Placement::ranks: return "MPI ranks by turns";
@@ -56,7 +61,9 @@ const char* placement_name() {
     }
 }
 
-bool in_one_os_process() { return placement() == Placement::fibers || placement() == Placement::threads; }
+bool in_one_os_process() {
+    return placement() == Placement::fibers || placement() == Placement::threads || placement() == Placement::guests;
+}
 
 bool in_child(std::size_t i) {
     return placement() == Placement::os_processes || (placement() == Placement::mixed && i % 2 == 0);
@@ -106,6 +113,53 @@ std::vector<Seen> run_on_threads(std::vector<Body> bodies) {
     return seen;
 }
 
+// Every body a guest of the calling thread, which runs them as a fiber
+// worker runs fibers: each until it waits, then whichever is readied.
+std::vector<Seen> run_as_guests(std::vector<Body> bodies) {
+    using csp::runtime::Guest;
+    using csp::runtime::GuestHost;
+    struct Job {
+        Body body;
+        Seen seen;
+        std::exception_ptr failure;
+    };
+    std::vector<Job> jobs;
+    jobs.reserve(bodies.size());
+    for (Body& body : bodies) jobs.push_back(Job{std::move(body), {}, nullptr});
+    bodies.clear();
+    const auto run = [](void* arg) noexcept {
+        auto* job = static_cast<Job*>(arg);
+        try {
+            job->seen = job->body.run();
+        } catch (...) {
+            job->failure = std::current_exception();
+        }
+        job->body.release();  // the captured ends leave now, as a process's do
+    };
+    GuestHost host;
+    std::size_t left = jobs.size();
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        Guest* g = host.add("body " + std::to_string(i), &jobs[i]);
+        if (host.enter(g, run, &jobs[i])) {
+            host.remove(g);
+            --left;
+        }
+    }
+    while (left > 0) {
+        Guest* g = host.take();
+        if (!g) g = host.wait(std::chrono::steady_clock::time_point::max());
+        if (g && host.resume(g)) {
+            host.remove(g);
+            --left;
+        }
+    }
+    for (const Job& job : jobs)
+        if (job.failure) std::rethrow_exception(job.failure);
+    std::vector<Seen> seen;
+    for (Job& job : jobs) seen.push_back(std::move(job.seen));
+    return seen;
+}
+
 }  // namespace
 
 std::vector<Seen> run_network(std::vector<Body> bodies) {
@@ -117,6 +171,7 @@ std::vector<Seen> run_network(std::vector<Body> bodies) {
         }
     }
     if (placement() == Placement::threads) return run_on_threads(std::move(bodies));
+    if (placement() == Placement::guests) return run_as_guests(std::move(bodies));
     return run_as_processes(std::move(bodies));
 }
 

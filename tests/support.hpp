@@ -62,6 +62,8 @@ constexpr int scaled(int n) { return std::max(1, n / kScale); }
 enum class Placement {
     fibers,        // each body is a csp::process run by csp::Parallel
     threads,       // each body runs on its own plain std::thread
+    guests,        // every body a guest of the calling thread (runtime::GuestHost,
+                   // as Python's green processes are), on a stack of its own
     os_processes,  // each body is a csp::multiprocess: a forked child of its own
     mixed,         // fiber and child by turns (a child first), so channels
                    // have partners on both sides of the OS-process boundary

@@ -1,0 +1,262 @@
+// guests.cpp: guests, processes that a plain thread (their host) runs itself
+// on stacks of their own (runtime.hpp's GuestHost; python/'s green processes).
+//
+// Owns: the guests' records (a ThreadRecord each, so that the rest of the
+// runtime sees a thread: registry, running count, names, traces), their
+// stacks, the host's ready queue and the guests' timers. Must hold:
+//   - a guest parks as a thread does (park_thread's protocol: Running ->
+//     Parked by the guest, exchanged to Notified by its waker), except that
+//     instead of sleeping it switches back to the host code that entered
+//     or resumed it. A waker that finds it Parked hands it to its host
+//     (to_guest_host); one that finds it Running leaves it to see Notified.
+//   - its host's queue takes wake-ups from any thread: the host's own (a
+//     guest waking another, a timer) straight onto a private list; others
+//     onto a lock-free stack, after which they wake the host's own wait
+//     (the host parks its thread's parker in a Join wait, so a network of
+//     guests that can go no further is a deadlock like any other).
+//   - a guest counts as a running thread except while parked in a wait that
+//     can deadlock (as a thread), so the deadlock detector sees a network
+//     of guests whole.
+#include "runtime/context.hpp"
+#include "runtime/scheduler.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace csp::runtime {
+
+constinit __attribute__((tls_model("initial-exec"))) thread_local Parker* t_guest_parker = nullptr;
+
+namespace {
+// (initial-exec: see t_worker.) The host the calling thread is.
+constinit __attribute__((tls_model("initial-exec"))) thread_local GuestHost::State* t_host = nullptr;
+}  // namespace
+
+struct Guest : ThreadRecord {
+    Guest(std::string_view name, GuestHost::State* h, void* u) : ThreadRecord(name), host(h), user(u) {
+        parker->is_guest = true;
+    }
+    GuestHost::State* host;
+    void* user;
+    Context context;
+    bool made = false;     // its stack and context exist
+    bool ran = false;      // it has been switched to
+    bool done = false;     // its call has returned
+    bool quit = false;     // remove(): leave the stack for good
+    void (*fn)(void*) = nullptr;
+    void* arg = nullptr;
+    Guest* next = nullptr;  // in its host's queues
+};
+
+namespace {
+Guest* guest_of(const Parker* p) noexcept { return static_cast<Guest*>(thread_of(p)); }
+}  // namespace
+
+struct GuestHost::State {
+    Context caller;           // the host's stack, where a guest goes back to
+    Parker* self = nullptr;   // the host thread's own parker
+    // Readied from this thread: a FIFO only this thread touches.
+    Guest* head = nullptr;
+    Guest* tail = nullptr;
+    // Readied from elsewhere: a lock-free stack (newest first).
+    std::atomic<Guest*> remote{nullptr};
+    // The host's wait in progress (its token), or 0: a remote waker ends it.
+    std::atomic<std::uint64_t> waiting{0};
+    std::atomic<bool> interrupted{false};
+    std::vector<Timer> timers;  // a min-heap on deadline (each holds a reference to its parker)
+    WaitReason reason{"is running its green processes"};
+
+    void push_local(Guest* g) noexcept {
+        g->next = nullptr;
+        if (tail) tail->next = g;
+        else head = g;
+        tail = g;
+    }
+    Guest* pop_local() noexcept {
+        Guest* g = head;
+        if (g) {
+            head = g->next;
+            if (!head) tail = nullptr;
+        }
+        return g;
+    }
+    void rouse() noexcept {
+        if (const std::uint64_t token = waiting.load(std::memory_order_seq_cst)) wake(self, token, kWoken);
+    }
+    void push(Guest* g) noexcept {
+        if (t_host == this) return push_local(g);
+        Guest* old = remote.load(std::memory_order_relaxed);
+        do {
+            g->next = old;
+        } while (!remote.compare_exchange_weak(old, g, std::memory_order_seq_cst, std::memory_order_relaxed));
+        rouse();
+    }
+    void take_remote() noexcept {
+        if (!remote.load(std::memory_order_relaxed)) return;
+        Guest* g = remote.exchange(nullptr, std::memory_order_seq_cst);
+        Guest* fifo = nullptr;
+        while (g) {
+            Guest* n = g->next;
+            g->next = fifo;
+            fifo = g;
+            g = n;
+        }
+        while (fifo) {
+            Guest* n = fifo->next;
+            push_local(fifo);
+            fifo = n;
+        }
+    }
+    void fire_timers() noexcept {
+        if (timers.empty()) return;
+        const auto now = runtime::now();
+        while (!timers.empty() && timers.front().deadline <= now) {
+            std::pop_heap(timers.begin(), timers.end(), std::greater<>{});
+            const Timer t = timers.back();
+            timers.pop_back();
+            wake(t.parker, t.token, kTimedOut);  // (ready: onto this host's list)
+            release_parker(t.parker);
+        }
+    }
+    bool run(Guest* g) noexcept {
+        t_guest_parker = g->parker;
+        g->ran = true;
+        switch_context(caller, g->context, nullptr, nullptr);
+        t_guest_parker = nullptr;
+        return g->done;
+    }
+};
+
+namespace {
+Context* guest_entry(void* arg) noexcept {
+    auto* g = static_cast<Guest*>(arg);
+    for (;;) {
+        if (g->quit) return &g->host->caller;  // (the final switch gives the stack back)
+        g->fn(g->arg);
+        g->done = true;
+        switch_context(g->context, g->host->caller, nullptr, nullptr);
+    }
+}
+}  // namespace
+
+void to_guest_host(Parker* p) noexcept { guest_of(p)->host->push(guest_of(p)); }
+
+std::uint32_t park_guest(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
+                         std::uint64_t token, Release release) noexcept {
+    Guest* g = guest_of(p);
+    p->wait_reason.store(reason, std::memory_order_relaxed);
+    p->wait_kind.store(kind, std::memory_order_relaxed);
+    release();
+    std::uint32_t expected = kRunning;
+    if (p->state.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel)) {
+        if (timeout_ns >= 0) {
+            p->refs.fetch_add(1, std::memory_order_relaxed);  // the timer's
+            auto& timers = g->host->timers;
+            timers.push_back(Timer{runtime::now() + std::chrono::nanoseconds(timeout_ns), p, token});
+            std::push_heap(timers.begin(), timers.end(), std::greater<>{});
+        }
+        const bool counted = can_deadlock(kind);
+        if (counted) {
+            rt().running_threads.fetch_sub(1, std::memory_order_seq_cst);
+            rt().check_quiet();
+        }
+        switch_context(g->context, g->host->caller, nullptr, nullptr);
+        if (counted) {
+            rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
+            rt().thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+            left_quiet();
+        }
+    }
+    p->state.store(kRunning, std::memory_order_relaxed);
+    p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
+    return outcome_of(p);
+}
+
+void guest_yield(Parker* p) noexcept {
+    Guest* g = guest_of(p);
+    (void)begin_wait(p);  // (a wait of its own, which nobody can win)
+    p->state.store(kNotified, std::memory_order_relaxed);
+    g->host->push_local(g);
+    switch_context(g->context, g->host->caller, nullptr, nullptr);
+    p->state.store(kRunning, std::memory_order_relaxed);
+}
+
+GuestHost::GuestHost() : s_(std::make_unique<State>()) {
+    init_thread_context(s_->caller);
+    s_->self = this_thread_record().parker;
+    t_host = s_.get();
+}
+
+GuestHost::~GuestHost() {
+    for (const Timer& t : s_->timers) release_parker(t.parker);
+    if (t_host == s_.get()) t_host = nullptr;
+}
+
+Guest* GuestHost::add(std::string_view name, void* user) {
+    auto g = std::make_unique<Guest>(name, s_.get(), user);
+    make_context(g->context, guest_entry, g.get());
+    g->made = true;
+    return g.release();
+}
+
+void GuestHost::remove(Guest* g) noexcept {
+    if (g->made) {
+        if (g->ran) {
+            g->quit = true;
+            s_->run(g);  // (it leaves its stack for good, which goes back to the pool)
+        } else {
+            discard_context(g->context);
+        }
+    }
+    delete g;
+}
+
+bool GuestHost::enter(Guest* g, void (*fn)(void*), void* arg) noexcept {
+    g->fn = fn;
+    g->arg = arg;
+    g->done = false;
+    return s_->run(g);
+}
+
+bool GuestHost::resume(Guest* g) noexcept { return s_->run(g); }
+
+Guest* GuestHost::take() noexcept {
+    s_->fire_timers();
+    if (Guest* g = s_->pop_local()) return g;
+    s_->take_remote();
+    return s_->pop_local();
+}
+
+Guest* GuestHost::wait(std::chrono::steady_clock::time_point deadline) noexcept {
+    State& s = *s_;
+    for (;;) {
+        if (Guest* g = take()) return g;
+        if (s.interrupted.exchange(false, std::memory_order_acq_rel)) return nullptr;
+        if (runtime::now() >= deadline) return nullptr;
+        auto until = deadline;
+        if (!s.timers.empty()) until = std::min(until, s.timers.front().deadline);
+        const std::uint64_t token = begin_wait(s.self);
+        s.waiting.store(token, std::memory_order_seq_cst);
+        // (A waker that pushed before `waiting` was set has not woken us: look
+        // again. One that saw it wins the wait; park then returns at once.)
+        if (s.remote.load(std::memory_order_seq_cst) || s.interrupted.load(std::memory_order_seq_cst)) {
+            if (try_complete(s.self, token, kWoken)) {
+                s.waiting.store(0, std::memory_order_seq_cst);
+                continue;
+            }
+        }
+        park_until(s.self, token, WaitKind::Join, &s.reason, until);
+        s.waiting.store(0, std::memory_order_seq_cst);
+    }
+}
+
+void GuestHost::interrupt() noexcept {
+    s_->interrupted.store(true, std::memory_order_seq_cst);
+    s_->rouse();
+}
+
+void* GuestHost::user_of(const Guest* g) noexcept { return g->user; }
+
+bool GuestHost::in_guest() noexcept { return t_guest_parker != nullptr; }
+
+}  // namespace csp::runtime
