@@ -25,7 +25,7 @@ cd "$(dirname "$0")"
 packages=(meson ninja-build g++ pkg-config libboost-context-dev libboost-dev libboost-fiber-dev
           catch2 libspdlog-dev libfmt-dev libcereal-dev golang-go python3
           libopenmpi-dev openmpi-bin libtbb-dev graphviz
-          pybind11-dev python3-dev python3-pytest python3-pytest-timeout)
+          pybind11-dev python3-dev python3-pytest python3-pytest-timeout python3-greenlet)
 # Only ./setup.sh bench needs these (gnuplot draws the charts in docs/bench/).
 bench_packages=(gnuplot-nox)
 jobs=${CSP_JOBS:-$(nproc 2>/dev/null || echo 2)}

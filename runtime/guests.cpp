@@ -221,8 +221,9 @@ bool GuestHost::enter(Guest* g, void (*fn)(void*), void* arg) noexcept {
 bool GuestHost::resume(Guest* g) noexcept { return s_->run(g); }
 
 Guest* GuestHost::take() noexcept {
+    // (Those readied from elsewhere join the queue first: guests that keep
+    // readying each other here must not keep them out for ever.)
     s_->fire_timers();
-    if (Guest* g = s_->pop_local()) return g;
     s_->take_remote();
     return s_->pop_local();
 }

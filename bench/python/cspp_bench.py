@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Python on cspp against Python's own means, for bench/run (./setup.sh bench).
 
-  cspp_bench.py ITERATIONS --bench commstime --impl cspp|queue
+  cspp_bench.py ITERATIONS --bench commstime --impl cspp|cspp-green|queue
       commstime: Prefix(0) -> Delta -> Successor -> Prefix, Delta -> Consumer,
       all four channels unbuffered (cspp: a Python process per thread on csp
-      channels; queue: four threading threads on queue.Queue(maxsize=1), the
+      channels; cspp-green: cspp.greenlets, the four processes greenlets of
+      the main thread, as PyCSP's greenlets variant runs them; queue: four threading threads on queue.Queue(maxsize=1), the
       nearest Python has to an unbuffered channel). Figure: the consumer's
       timed loop / (4 x cycles), after a warm-up of cycles/10.
   cspp_bench.py ITERATIONS --bench ipc --impl cspp|mp-pipe|mp-queue
@@ -25,8 +26,11 @@ import threading
 import time
 
 
-def cspp_commstime(cycles):
-    from cspp import Channel, Parallel, process, poison
+def cspp_commstime(cycles, green=False):
+    if green:
+        from cspp.greenlets import Channel, Parallel, process, poison
+    else:
+        from cspp import Channel, Parallel, process, poison
 
     a, b, c, d = Channel("a"), Channel("b"), Channel("c"), Channel("d")
 
@@ -157,13 +161,14 @@ def main():
     a = ap.parse_args()
     total_start = time.perf_counter()
     if a.bench == "commstime":
-        took = {"cspp": cspp_commstime, "queue": queue_commstime}[a.impl](a.iterations)
+        took = {"cspp": cspp_commstime, "queue": queue_commstime,
+                "cspp-green": lambda n: cspp_commstime(n, green=True)}[a.impl](a.iterations)
         ns = took * 1e9 / (4 * a.iterations)
     else:
         took = cspp_ipc(a.iterations) if a.impl == "cspp" else mp_ipc(a.impl, a.iterations)
         ns = took * 1e9 / (2 * a.iterations)
     total = time.perf_counter() - total_start
-    impl = "csp" if a.impl == "cspp" else a.impl  # (the table's csp row)
+    impl = {"cspp": "csp", "cspp-green": "csp-green"}.get(a.impl, a.impl)  # (the table's csp rows)
     print(f"RESULT name=python-{a.bench} impl={impl} workers=1 ns_per_op={ns:.1f} "
           f"iterations={a.iterations} total_s={total:.3f}", flush=True)
 

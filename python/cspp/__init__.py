@@ -129,8 +129,21 @@ _local = _threading.local()
 
 def current_process_id():
     """The id of the calling process (the main program's outside processes)."""
-    p = getattr(_local, "process", None)
+    p = _green_process() if _greenlet is not None else None
+    if p is None:
+        p = getattr(_local, "process", None)
     return p.id if p is not None else "main"
+
+
+try:  # (green processes: cspp.greenlets)
+    import greenlet as _greenlet_module
+    _greenlet = _greenlet_module.getcurrent if _cspp.have_greenlets else None
+except ImportError:
+    _greenlet = None
+
+
+def _green_process():
+    return getattr(_greenlet(), "_cspp_process", None)
 
 
 def _is_end(x):
@@ -209,16 +222,22 @@ class Process:
         """Run the body here (on the calling thread), with PyCSP's rules."""
         _local.process, outer = self, getattr(_local, "process", None)
         try:
+            self._body()
+        finally:
+            _local.process = outer
+
+    def _body(self):
+        try:
             self.result = self.fn(*self.args, **self.kwargs)
         except ChannelPoisonException:
             _quietly(lambda e: e.poison(), self._ends())
         except ChannelRetireException:
             _quietly(lambda e: e.retire(), self._ends())
         except BaseException as e:  # (KeyboardInterrupt, SystemExit too)
+            if _greenlet is not None and isinstance(e, _greenlet_module.GreenletExit):
+                raise  # (its greenlet is being killed: at exit)
             self.error = e
             _quietly(lambda e: e.poison(), self._ends())
-        finally:
-            _local.process = outer
 
     def _thread_body(self, join):
         try:
@@ -229,6 +248,35 @@ class Process:
 
     def __repr__(self):
         return "<Process %s>" % self.id
+
+
+class GreenProcess(Process):
+    """A process run as a greenlet of the thread that runs Parallel (or
+    Spawn), among the others of that thread, as PyCSP's greenlets variant
+    runs them (cspp.greenlets's @process). It waits inside csp without
+    holding the thread: while it waits, the thread's other green processes
+    run. Every green process of a thread takes turns on that one thread, so
+    a blocking call other than csp's (time.sleep, a read of a file or socket)
+    holds them all: wrap it in cspp.greenlets's @io."""
+
+    def run(self):
+        g = _greenlet()
+        outer = getattr(g, "_cspp_process", None)
+        g._cspp_process = self
+        try:
+            self._body()
+        finally:
+            g._cspp_process = outer
+        if isinstance(self.error, KeyboardInterrupt):
+            # (Ctrl-C: Python's handler runs in whichever greenlet runs
+            # Python then. The main thread's Parallel raises it.)
+            _cspp.green_interrupted()
+
+    def _green_body(self, join):
+        try:
+            self.run()
+        finally:
+            join.arrive()
 
 
 def _cpp_process(name, run):
@@ -359,6 +407,9 @@ _live = set()  # processes running on threads (Ctrl-C and exit poison their ends
 def _start(procs, join, daemon=True):
     threads = []
     for p in procs:
+        if isinstance(p, GreenProcess):
+            _cspp.green_start(p.id, lambda p=p: p._green_body(join))
+            continue
         t = _threading.Thread(target=_run_live, args=(p, join), name=p.id, daemon=daemon)
         threads.append(t)
     for t in threads:
@@ -408,9 +459,15 @@ def Parallel(*parts):
     try:
         join.wait(_main_thread())
     except BaseException:
-        # Ctrl-C: the network is poisoned, so that its processes end.
+        # Ctrl-C: the network is poisoned, so that its processes end (green
+        # ones run only while this thread lets them: for a second, here).
         _poison_all(procs)
+        if _greenlet is not None:
+            _cspp.green_drain(1.0)
         raise
+    finally:
+        if _greenlet is not None:
+            _cspp.green_idle()
     _check(procs)
     return [p.result for p in procs]
 
@@ -437,8 +494,38 @@ def shutdown():
 
 def io(fn):
     """@io: a blocking call. Each Python process has an OS thread of its own,
-    so it simply blocks that one process (PyCSP's name)."""
+    so it simply blocks that one process (PyCSP's name). (cspp.greenlets's
+    @io runs it on a thread of its own.)"""
     return fn
+
+
+def _green_io(fn):
+    """@io for green processes: the call runs on a thread of its own while
+    the calling green process waits in csp, so the thread's other green
+    processes run meanwhile (PyCSP's greenlets variant does the same)."""
+    import functools
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if _greenlet is None or _green_process() is None:
+            return fn(*args, **kwargs)
+        out = {}
+        join = _cspp.Join(1)
+
+        def body():
+            try:
+                out["result"] = fn(*args, **kwargs)
+            except BaseException as e:
+                out["error"] = e
+            finally:
+                join.arrive()
+
+        _threading.Thread(target=body, name="io " + getattr(fn, "__name__", "call"), daemon=True).start()
+        join.wait(False)
+        if "error" in out:
+            raise out["error"]
+        return out.get("result")
+    return call
 
 
 # ---- alternation ------------------------------------------------------------------

@@ -97,9 +97,42 @@ struct sigaction g_chained{};  // the handler found before ours (Python's)
 std::atomic<std::uint64_t> g_sigints{0};  // SIGINTs seen (a main thread not yet parked looks)
 std::mutex g_main_join_lock;
 runtime::Join* g_main_join = nullptr;  // under g_main_join_lock
+// A green process ended by KeyboardInterrupt (Python's SIGINT handler ran in
+// its greenlet): the main thread's Parallel raises it (green_interrupted).
+std::atomic<bool> g_green_ki{false};
+
+// check_signals: a pending signal's handler runs (it may raise), and a
+// KeyboardInterrupt a green process took is raised here.
+void check_signals() {
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    if (g_green_ki.exchange(false, std::memory_order_acq_rel)) {
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+}
+
+void green_interrupted() {
+    g_green_ki.store(true, std::memory_order_release);
+    g_sigints.fetch_add(1, std::memory_order_seq_cst);
+    std::lock_guard<std::mutex> hold(g_main_join_lock);
+    if (g_main_join) g_main_join->interrupt();
+}
+
+// The main thread, whose handler does the work: CPython 3.11 notes a
+// signal for its eval loop only when its handler runs on the main thread
+// (the eval breaker is computed by the thread that takes the signal), so a
+// main thread that runs Python code and never calls into csp (a green
+// process that computes) would not see one taken by another thread.
+pthread_t g_main_pthread{};
+std::atomic<bool> g_main_known{false};
 
 void on_sigint(int sig, siginfo_t* info, void* ctx) {
     const int saved = errno;
+    if (g_main_known.load(std::memory_order_relaxed) && !pthread_equal(pthread_self(), g_main_pthread)) {
+        pthread_kill(g_main_pthread, sig);  // (async-signal-safe)
+        errno = saved;
+        return;
+    }
     if (g_chained.sa_flags & SA_SIGINFO) {
         if (g_chained.sa_sigaction) g_chained.sa_sigaction(sig, info, ctx);
     } else if (g_chained.sa_handler != SIG_DFL && g_chained.sa_handler != SIG_IGN && g_chained.sa_handler) {
@@ -140,6 +173,8 @@ void chain_sigint() {
     if ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == on_sigint) return;
     if (!(now.sa_flags & SA_SIGINFO) && (now.sa_handler == SIG_DFL || now.sa_handler == SIG_IGN)) return;
     g_chained = now;
+    g_main_pthread = pthread_self();  // (join_wait's main thread)
+    g_main_known.store(true, std::memory_order_relaxed);
     struct sigaction ours{};
     ours.sa_sigaction = on_sigint;
     ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -151,8 +186,7 @@ void chain_sigint() {
 // pending signal (Python's handler may raise KeyboardInterrupt).
 void join_wait(runtime::Join& join, bool main_thread) {
     if (!main_thread) {
-        NoGil nogil;
-        (void)join.wait();
+        without_gil([&] { (void)join.wait(); });
         return;
     }
     chain_sigint();
@@ -160,11 +194,10 @@ void join_wait(runtime::Join& join, bool main_thread) {
     // is not begun); one after it, by the watcher's interrupt, which sticks
     // until the wait begins.
     std::uint64_t seen = g_sigints.load(std::memory_order_seq_cst);
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    check_signals();
     for (;;) {
         bool all = false;
-        {
-            NoGil nogil;
+        without_gil([&] {
             {
                 std::lock_guard<std::mutex> hold(g_main_join_lock);
                 g_main_join = &join;
@@ -172,9 +205,9 @@ void join_wait(runtime::Join& join, bool main_thread) {
             if (g_sigints.load(std::memory_order_seq_cst) == seen) all = join.wait();
             std::lock_guard<std::mutex> hold(g_main_join_lock);
             g_main_join = nullptr;
-        }
+        });
         seen = g_sigints.load(std::memory_order_seq_cst);
-        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        check_signals();
         if (all) return;
     }
 }
@@ -232,11 +265,7 @@ py::tuple choose(const py::list& specs, int order, std::size_t first) {
     channels::Order o{channels::Order::Kind::Priority, 0};
     if (order == 1) o = {channels::Order::Kind::RoundRobin, n ? first % n : 0};
     if (order == 2 || (order == 0 && runtime::simulating())) o = {channels::Order::Kind::Random, 0};
-    channels::Choice c;
-    {
-        NoGil nogil;
-        c = channels::choose(guards.data(), n, o);
-    }
+    channels::Choice c = without_gil([&] { return channels::choose(guards.data(), n, o); });
     if (c.outcome != channels::Outcome::Done) csp::detail::throw_choice(c, guards.data(), n);
     py::object value = py::none();
     if (inputs[c.index]) value = inputs[c.index]->take(storage[c.index].get());
@@ -330,11 +359,7 @@ py::bytes run_multiprocess(py::object process, const py::list& ends, const py::l
     }
     for (py::handle c : chans) f.channels.push_back(c.cast<ChannelBase*>());
     csp::detail::ForkSpec spec{&name, &fork_child, &fork_forget, &f, &fork_before, &fork_after};
-    csp::detail::ChildRecord* rec;
-    {
-        NoGil nogil;
-        rec = csp::detail::run_forked(spec);
-    }
+    csp::detail::ChildRecord* rec = without_gil([&] { return csp::detail::run_forked(spec); });
     struct Free {
         csp::detail::ChildRecord* r;
         ~Free() { csp::detail::free_record(r); }
@@ -346,7 +371,18 @@ py::bytes run_multiprocess(py::object process, const py::list& ends, const py::l
 }  // namespace
 }  // namespace cspp
 
+#ifdef CSPP_GREENLETS
+namespace cspp {
+void define_green(py::module_& m);  // green.cpp
+}
+#endif
+
 PYBIND11_MODULE(_cspp, m) {
+#ifdef CSPP_GREENLETS
+    cspp::define_green(m);
+#else
+    m.attr("have_greenlets") = false;
+#endif
     namespace py = pybind11;
     using namespace cspp;
     m.doc() = "csp's channels and processes for Python (the C++ half of cspp)";
@@ -433,6 +469,9 @@ PYBIND11_MODULE(_cspp, m) {
 
     m.def("run_multiprocess", &run_multiprocess, py::arg("process"), py::arg("ends"), py::arg("channels"),
           py::arg("name"));
+
+    m.def("green_interrupted", &green_interrupted,
+          "a green process ended by KeyboardInterrupt: the main thread's Parallel raises it");
 
     m.def("_exiting", [] {
         t_exiting_thread = true;

@@ -52,9 +52,12 @@ except KeyboardInterrupt:
 
 
 @pytest.mark.parametrize("busy", [False, True])
-def test_ctrl_c_raises_keyboard_interrupt_and_poisons(busy, tmp_path):
+@pytest.mark.parametrize("flavour", ["cspp", "cspp.greenlets"])
+def test_ctrl_c_raises_keyboard_interrupt_and_poisons(busy, flavour, tmp_path):
+    # (cspp.greenlets: the processes are greenlets of the main thread, and
+    # Python's handler raises KeyboardInterrupt in whichever runs Python.)
     script = tmp_path / "net.py"
-    script.write_text(SCRIPT)
+    script.write_text(SCRIPT.replace("from cspp import *", "from %s import *" % flavour))
     env = dict(os.environ)
     proc = subprocess.Popen([sys.executable, "-X", "dev", str(script)] + (["busy"] if busy else []),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -102,9 +105,10 @@ print("exiting", flush=True)
 """
 
 
-def test_exit_with_processes_blocked_and_values_buffered_is_clean(tmp_path):
+@pytest.mark.parametrize("flavour", ["cspp", "cspp.greenlets"])
+def test_exit_with_processes_blocked_and_values_buffered_is_clean(flavour, tmp_path):
     script = tmp_path / "exit.py"
-    script.write_text(EXIT_SCRIPT)
+    script.write_text(EXIT_SCRIPT.replace("from cspp import *", "from %s import *" % flavour))
     run = subprocess.run([sys.executable, "-X", "dev", str(script)], capture_output=True, text=True,
                          timeout=30, env=dict(os.environ))
     assert run.returncode == 0, run.stderr

@@ -21,6 +21,7 @@ def test_results_in_order():
     assert Parallel() == []
 
 
+@pytest.mark.threads_only
 def test_parallel_runs_concurrently():
     @process
     def nap():

@@ -19,6 +19,7 @@
 // lock's holder may take the GIL (to destroy or pickle an Object).
 #pragma once
 
+#include "cspp/green.hpp"
 #include "cspp/object.hpp"
 
 #include "csp/channel.hpp"
@@ -92,10 +93,13 @@ struct Port<Bytes> {
     }
 };
 
-// without_gil(f): f() with the GIL released if this thread holds it.
+// without_gil(f): f() with the GIL released if this thread holds it; in a
+// green process, on its guest (green.hpp), so that while f waits the
+// thread's other green processes run.
 template <class F>
 decltype(auto) without_gil(F&& f) {
     if (PyGILState_Check()) {
+        if (Green* g = t_green; g && !csp::runtime::GuestHost::in_guest()) return on_green(g, f);
         NoGil nogil;
         return f();
     }
@@ -291,7 +295,13 @@ public:
     }
     void write(py::handle value) override {
         T v = Port<T>::from_python(value);
-        without_gil([&] { live().write(std::move(v)); });
+        // (Moved into the call's own frame first: a writer that waits offers
+        // its value from there, and a green process's guest stack is the one
+        // that stays put while it waits: green.hpp.)
+        without_gil([&] {
+            T offered = std::move(v);
+            live().write(std::move(offered));
+        });
     }
     void retire() override {
         without_gil([&] { live().retire(); });
