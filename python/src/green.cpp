@@ -153,6 +153,7 @@ Hub& hub() {
     if (t_hub) return *t_hub;
     auto* h = new Hub;
     init(h->root, *h);
+    h->root.is_root = true;
     h->root.guest = h->host.add(runtime::current_name(), &h->root);
     h->root.greenlet = PyGreenlet_GetCurrent();
     py::cpp_function loop([](const py::args&) { loop_run(); });  // (started by a switch, with its args)

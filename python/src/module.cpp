@@ -272,6 +272,55 @@ py::tuple choose(const py::list& specs, int order, std::size_t first) {
     return py::make_tuple(c.index, value);
 }
 
+// ---- the main thread's reads and writes ------------------------------------------
+//
+// The main thread answers Ctrl-C while it waits in a plain read or write
+// (outside Parallel, whose join it answers already): there the wait is a
+// choice of the channel and a timeout, and signals are looked at between
+// two (every 100 ms). Elsewhere a read or write is csp's own.
+
+unsigned long g_main_ident = 0;  // threading.main_thread().ident
+
+// (The main program: not a green process, which runs on it too.)
+bool on_main_thread() {
+    return PyThread_get_thread_ident() == g_main_ident && (!t_green || t_green->is_root);
+}
+
+constexpr auto kSignalLook = std::chrono::milliseconds(100);
+
+channels::Choice one_or_timeout(channels::Guard& g) {
+    channels::Guard guards[2] = {g, channels::Guard{channels::Guard::Kind::Timeout, true, nullptr, nullptr,
+                                                    runtime::now() + kSignalLook}};
+    channels::Choice c = without_gil([&] {
+        return channels::choose(guards, 2, channels::Order{channels::Order::Kind::Priority, 0});
+    });
+    if (c.outcome != channels::Outcome::Done) csp::detail::throw_choice(c, guards, 2);
+    return c;
+}
+
+py::object read_end(ReadEnd& e) {
+    if (!on_main_thread()) return e.read();
+    chain_sigint();
+    std::unique_ptr<std::max_align_t[]> storage(
+        new std::max_align_t[(e.wire_size() + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t)]);
+    for (;;) {
+        check_signals();
+        channels::Guard g{channels::Guard::Kind::Input, true, e.usable_core(), storage.get(), {}};
+        if (one_or_timeout(g).index == 0) return e.take(storage.get());
+    }
+}
+
+void write_end(WriteEnd& e, py::handle value) {
+    if (!on_main_thread()) return e.write(value);
+    chain_sigint();
+    std::unique_ptr<Held> held = e.hold(value);  // (on the heap: a green root's guest may wait on it)
+    for (;;) {
+        check_signals();
+        channels::Guard g{channels::Guard::Kind::Output, true, e.usable_core(), held->slot(), {}};
+        if (one_or_timeout(g).index == 0) return;
+    }
+}
+
 // ---- @multiprocess ----------------------------------------------------------------
 //
 // csp's own multiprocess machinery (csp/multiprocess.cpp: run_forked) forks
@@ -386,6 +435,7 @@ PYBIND11_MODULE(_cspp, m) {
     namespace py = pybind11;
     using namespace cspp;
     m.doc() = "csp's channels and processes for Python (the C++ half of cspp)";
+    g_main_ident = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
 
     {
         py::module_ pickle_module = py::module_::import("pickle");
@@ -420,8 +470,8 @@ PYBIND11_MODULE(_cspp, m) {
     });
 
     py::class_<ReadEnd>(m, "ChannelEndRead")
-        .def("__call__", &ReadEnd::read, "read the next value")
-        .def("read", &ReadEnd::read)
+        .def("__call__", &read_end, "read the next value")
+        .def("read", &read_end)
         .def("retire", &ReadEnd::retire)
         .def("poison", &ReadEnd::poison)
         .def("_another", &ReadEnd::another)
@@ -433,8 +483,8 @@ PYBIND11_MODULE(_cspp, m) {
         .def("__repr__", [](const ReadEnd& e) { return "<ChannelEndRead of '" + e.name() + "'>"; });
 
     py::class_<WriteEnd>(m, "ChannelEndWrite")
-        .def("__call__", &WriteEnd::write, "write a value; returns when it is taken (or buffered)")
-        .def("write", &WriteEnd::write)
+        .def("__call__", &write_end, "write a value; returns when it is taken (or buffered)")
+        .def("write", &write_end)
         .def("retire", &WriteEnd::retire)
         .def("poison", &WriteEnd::poison)
         .def("_another", &WriteEnd::another)

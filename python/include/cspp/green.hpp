@@ -30,6 +30,8 @@ struct Green {
     // _cspp, so that every module keeps to one rule).
     void* (*release_gil)() = nullptr;
     void (*take_gil)(void* state) = nullptr;
+    // The program that made the hub (the thread's own code), not a process.
+    bool is_root = false;
 };
 
 // t_green: the green process whose greenlet runs on this thread now, or null
