@@ -264,6 +264,7 @@ public:
     std::size_t capacity() const noexcept { return core_->capacity; }
 
 private:
+    friend struct detail::EndAccess;
     channels::ChannelCore* core_;
 };
 

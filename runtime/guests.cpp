@@ -21,6 +21,7 @@
 #include "runtime/scheduler.hpp"
 
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 namespace csp::runtime {
@@ -63,6 +64,11 @@ struct GuestHost::State {
     // The host's wait in progress (its token), or 0: a remote waker ends it.
     std::atomic<std::uint64_t> waiting{0};
     std::atomic<bool> interrupted{false};
+    // The host thread is inside wait()'s park: a wake-up from this thread
+    // (the deadlock breaker, run by its own park) must rouse it too.
+    bool in_wait = false;
+    // Wakers between their push and their rouse (~GuestHost waits for them).
+    std::atomic<int> pushing{0};
     std::vector<Timer> timers;  // a min-heap on deadline (each holds a reference to its parker)
     WaitReason reason{"is running its green processes"};
 
@@ -84,12 +90,14 @@ struct GuestHost::State {
         if (const std::uint64_t token = waiting.load(std::memory_order_seq_cst)) wake(self, token, kWoken);
     }
     void push(Guest* g) noexcept {
-        if (t_host == this) return push_local(g);
+        if (t_host == this && !in_wait) return push_local(g);
+        pushing.fetch_add(1, std::memory_order_seq_cst);
         Guest* old = remote.load(std::memory_order_relaxed);
         do {
             g->next = old;
         } while (!remote.compare_exchange_weak(old, g, std::memory_order_seq_cst, std::memory_order_relaxed));
         rouse();
+        pushing.fetch_sub(1, std::memory_order_seq_cst);
     }
     void take_remote() noexcept {
         if (!remote.load(std::memory_order_relaxed)) return;
@@ -188,6 +196,9 @@ GuestHost::GuestHost() : s_(std::make_unique<State>()) {
 }
 
 GuestHost::~GuestHost() {
+    // (A waker that has pushed its guest, which may have run to its end
+    // since, may still be about to rouse this host.)
+    while (s_->pushing.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     for (const Timer& t : s_->timers) release_parker(t.parker);
     if (t_host == s_.get()) t_host = nullptr;
 }
@@ -246,7 +257,10 @@ Guest* GuestHost::wait(std::chrono::steady_clock::time_point deadline) noexcept 
                 continue;
             }
         }
-        park_until(s.self, token, WaitKind::Join, &s.reason, until);
+        s.in_wait = true;
+        if (until == std::chrono::steady_clock::time_point::max()) park(s.self, WaitKind::Join, &s.reason);
+        else park_until(s.self, token, WaitKind::Join, &s.reason, until);
+        s.in_wait = false;
         s.waiting.store(0, std::memory_order_seq_cst);
     }
 }

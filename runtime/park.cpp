@@ -292,12 +292,9 @@ namespace {
         return;
     }
     if (p->home != g_local_inbox) {
-        // A fiber of another OS process, or a guest there (which a worker
-        // of its own hands to its host): through its inbox.
-        if (p->is_guest && p->state.exchange(kNotified, std::memory_order_acq_rel) != kParked) {
-            crossed();
-            return;
-        }
+        // A fiber of another OS process, or a guest there: through its
+        // inbox (a worker there hands a guest to its host, and a rescue
+        // after this waker dies finds it in the inbox or not at all).
         Inbox* box = p->home;
         Parker* old = box->head.load(std::memory_order_relaxed);
         do {

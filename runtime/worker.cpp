@@ -208,8 +208,8 @@ bool Worker::drain_inbox() noexcept {
         }
         for (p = fifo; p;) {
             Parker* next = p->inbox_next;
-            if (p->is_guest) {  // (readied from another OS process: Notified already)
-                to_guest_host(p);
+            if (p->is_guest) {  // (readied from another OS process: as ready() does here)
+                if (p->state.exchange(kNotified, std::memory_order_acq_rel) == kParked) to_guest_host(p);
                 p = next;
                 continue;
             }

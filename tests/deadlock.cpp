@@ -47,6 +47,55 @@ TEST_CASE("a two-process cycle is reported with both processes and both channels
     CHECK_THAT(report, Contains(std::to_string(second)));
 }
 
+// Story: Python's green processes are guests of one thread (runtime
+// GuestHost). When two of them wait for each other, the detector breaks it
+// from the host's own park, whose wake-ups must still rouse that host: each
+// guest is told, and the host sleeps on no more.
+TEST_CASE("guests of one thread in a cycle are each told of the deadlock", "[deadlock][guests]") {
+    using csp::runtime::Guest;
+    using csp::runtime::GuestHost;
+    csp::Channel<int> left{"guest-left"}, right{"guest-right"};
+    struct Job {
+        csp::ChannelIn<int> in;
+        csp::ChannelOut<int> out;
+        std::string error;
+    };
+    Job jobs[2] = {{left.reader(), right.writer(), {}}, {right.reader(), left.writer(), {}}};
+    const auto run = [](void* arg) noexcept {
+        auto* job = static_cast<Job*>(arg);
+        try {
+            job->out(job->in());
+            job->error = "(none)";
+        } catch (const csp::DeadlockError& e) {
+            job->error = e.what();
+        } catch (...) {
+            job->error = "(another exception)";
+        }
+    };
+    GuestHost host;
+    int left_to_end = 2;
+    for (Job& job : jobs) {
+        Guest* g = host.add("guest", &job);
+        if (host.enter(g, run, &job)) {
+            host.remove(g);
+            --left_to_end;
+        }
+    }
+    while (left_to_end > 0) {
+        Guest* g = host.take();
+        if (!g) g = host.wait(std::chrono::steady_clock::time_point::max());  // (no timeout: a lost wake-up hangs)
+        if (g && host.resume(g)) {
+            host.remove(g);
+            --left_to_end;
+        }
+    }
+    for (const Job& job : jobs) {
+        CAPTURE(job.error);
+        CHECK_THAT(job.error, Contains("guest-left"));
+        CHECK_THAT(job.error, Contains("guest-right"));
+    }
+}
+
 // Story: a deadlock deep in a nested Parallel must surface as DeadlockError
 // from the outermost one, not as a ProcessError wrapping an inner report.
 TEST_CASE("a deadlock inside a nested Parallel is thrown by the outermost Parallel", "[deadlock]") {

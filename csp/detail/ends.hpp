@@ -268,6 +268,11 @@ struct EndAccess {
     static channels::ChannelCore* usable(const EndBase<IsReader>& end) {
         return end.usable();
     }
+    // handle_core: the channel of a Channel<T> handle (csp/channel.hpp).
+    template <class Handle>
+    static channels::ChannelCore* handle_core(const Handle& handle) noexcept {
+        return handle.core_;
+    }
 };
 
 }  // namespace detail

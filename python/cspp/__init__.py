@@ -24,6 +24,7 @@ poisons its ends too, and Parallel re-raises the first such exception (in
 argument order) with a note naming the process.
 """
 
+import functools as _functools
 import io as _io
 import itertools as _itertools
 import os as _os
@@ -32,6 +33,7 @@ import random as _random
 import sys as _sys
 import threading as _threading
 import time as _time
+import types as _types
 
 from . import _cspp
 from ._cspp import (ChannelEndRead, ChannelEndWrite, ChannelPoisonException,
@@ -299,15 +301,56 @@ def process(fn):
     return make
 
 
-def _channels_in(x, found):
-    if isinstance(x, Channel):
-        found.append(x._core)
-    elif isinstance(x, (list, tuple)):
-        for y in x:
-            _channels_in(y, found)
-    elif isinstance(x, dict):
-        for y in x.values():
-            _channels_in(y, found)
+_ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), type, _types.ModuleType,
+          _types.BuiltinFunctionType)
+
+
+def _parts_of(x):
+    # What a @multiprocess's walk looks inside: containers, an object's
+    # attributes (__dict__ and __slots__), a function's closure and
+    # defaults, a bound method, a functools.partial.
+    if isinstance(x, dict):
+        return list(x.values())
+    if isinstance(x, (list, tuple, set, frozenset)):
+        return list(x)
+    if isinstance(x, _types.FunctionType):
+        parts = list(x.__defaults__ or ()) + list((x.__kwdefaults__ or {}).values())
+        for cell in x.__closure__ or ():
+            try:
+                parts.append(cell.cell_contents)
+            except ValueError:  # (an empty cell)
+                pass
+        return parts
+    if isinstance(x, _types.MethodType):
+        return [x.__self__, x.__func__]
+    if isinstance(x, _functools.partial):
+        return [x.func, x.args, x.keywords]
+    parts = []
+    d = getattr(x, "__dict__", None)
+    if isinstance(d, dict):
+        parts.extend(d.values())
+    for klass in type(x).__mro__:
+        for slot in getattr(klass, "__slots__", ()):
+            if isinstance(slot, str) and slot not in ("__dict__", "__weakref__"):
+                try:
+                    parts.append(getattr(x, slot))
+                except AttributeError:
+                    pass
+    return parts
+
+
+def _walk(x, found, seen, want, depth=0):
+    # Ends (want=_is_end) or channel cores found in x, up to 8 levels deep,
+    # each object looked at once.
+    if isinstance(x, _ATOMS) or depth > 8 or id(x) in seen:
+        return found
+    seen.add(id(x))
+    hit = want(x)
+    if hit is not None:
+        found.append(hit)
+        return found
+    for y in _parts_of(x):
+        _walk(y, found, seen, want, depth + 1)
     return found
 
 
@@ -326,9 +369,19 @@ def _fresh_stream(stream, fd):
 class MultiProcess(Process):
     """A process run in a forked OS process of its own (@multiprocess). The
     channel ends among its arguments are handed to it (the parent's copies of
-    them can no longer be used); values cross pickled (protocol 5); its
-    result comes back pickled. If it dies, the channels it held are poisoned
-    and Parallel raises OSProcessError."""
+    them can no longer be used), and so are those it reaches through them
+    and through its function: inside lists, tuples, sets and dicts, objects'
+    attributes, closures, bound methods and partials; values cross pickled
+    (protocol 5); its result comes back pickled. If it dies, the channels it
+    held are poisoned and Parallel raises OSProcessError."""
+
+    def _ends(self):
+        return _walk((self.args, self.kwargs, self.fn), [], set(),
+                     lambda x: x if _is_end(x) else None)
+
+    def _channels(self):
+        return _walk((self.args, self.kwargs, self.fn), [], set(),
+                     lambda x: x._core if isinstance(x, Channel) else None)
 
     def run(self):
         _local.process, outer = self, getattr(_local, "process", None)
@@ -338,8 +391,7 @@ class MultiProcess(Process):
                     stream.flush()
                 except (AttributeError, OSError, ValueError):
                     pass
-            data = _cspp.run_multiprocess(self, self._ends(),
-                                          _channels_in(self.kwargs, _channels_in(self.args, [])),
+            data = _cspp.run_multiprocess(self, self._ends(), self._channels(),
                                           "%s (%s)" % (self.name, self.id))
             ok, value = _pickle.loads(data)
             if ok:
@@ -445,7 +497,9 @@ def _check(procs):
 
 
 def _main_thread():
-    return _threading.current_thread() is _threading.main_thread()
+    # (The main program: not a green process, which runs on it too.)
+    return (_threading.current_thread() is _threading.main_thread()
+            and (_greenlet is None or _green_process() is None))
 
 
 def Parallel(*parts):

@@ -28,6 +28,9 @@ namespace py = pybind11;
 
 namespace cspp {
 namespace runtime = csp::runtime;
+
+void raise_green_interrupt();  // module.cpp: the main Parallel raises KeyboardInterrupt
+
 namespace {
 
 struct GreenProc : Green {
@@ -45,6 +48,7 @@ struct Hub {
     std::deque<GreenProc*> fresh;  // started, never run
     std::vector<GreenProc*> dead;  // ended, their greenlets to let go of
     std::size_t live = 0;          // started, not ended
+    std::size_t abandoned = 0;     // their guests wait on: the hub stays
     bool loop_started = false;
     bool quit = false;             // the loop is to end (green_idle)
 };
@@ -113,7 +117,14 @@ void switch_away(Green* self) {
     try {
         switch_to(next ? next->greenlet : h.loop);
     } catch (...) {
-        me->abandoned = true;  // (its guest waits on; nobody resumes it)
+        // (Its greenlet is being killed: greenlet's GreenletExit, at exit.
+        // Its guest waits on; nobody resumes it, and its record stays.)
+        if (me->is_root) {
+            t_green = me;
+            throw;
+        }
+        me->abandoned = true;
+        ++h.abandoned;
         throw;
     }
     t_green = me;
@@ -139,13 +150,21 @@ void loop_run() {
             runtime::Guest* g;
             {
                 NoGil nogil;
-                g = h.host.wait(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+                g = h.host.wait(std::chrono::steady_clock::time_point::max());
             }
             if (!g) continue;
             next = static_cast<GreenProc*>(runtime::GuestHost::user_of(g));
             if (next->abandoned) continue;
         }
-        switch_to(next->greenlet);  // (GreenletExit, when the hub goes: out of the loop)
+        try {
+            switch_to(next->greenlet);
+        } catch (py::error_already_set& e) {
+            // (GreenletExit, should greenlet kill the loop: out of it. An
+            // exception that a green process's greenlet raised to it, its
+            // parent, is reported and the loop goes on.)
+            if (_PyGreenlet_API && e.matches(PyExc_GreenletExit)) throw;
+            e.discard_as_unraisable("cspp.greenlets: a green process's greenlet");
+        }
     }
 }
 
@@ -172,13 +191,21 @@ void green_body(GreenProc* p) {
         GreenProc* p;
         ~End() {
             t_green = nullptr;
-            if (!p->abandoned) h.host.remove(p->guest);  // (not waiting: its last call returned)
             --h.live;
+            if (p->abandoned) return;  // (its guest waits on: the record stays)
+            h.host.remove(p->guest);   // (not waiting: its last call returned)
             h.dead.push_back(p);
         }
     } end{h, p};
     py::object body = std::move(p->body);
-    body();
+    try {
+        body();  // (Process._green_body: it raises nothing of its own)
+    } catch (py::error_already_set& e) {
+        if (e.matches(PyExc_GreenletExit)) throw;
+        // (A second Ctrl-C, say, in its finally clauses.)
+        if (e.matches(PyExc_KeyboardInterrupt)) raise_green_interrupt();
+        else e.discard_as_unraisable("cspp.greenlets: a green process");
+    }
 }
 
 // green_start: a green process running body() (which must not raise but
@@ -219,7 +246,7 @@ void green_drain(double seconds) {
 // of the root): its root guest leaves the registry.
 void green_idle() {
     Hub* h = t_hub;
-    if (!h || h->live > 0 || t_green != &h->root || !h->fresh.empty()) return;
+    if (!h || h->live > 0 || h->abandoned > 0 || t_green != &h->root || !h->fresh.empty()) return;
     t_hub = nullptr;
     t_green = nullptr;
     bury(*h);

@@ -14,6 +14,7 @@
 #include "channels/alternation.hpp"
 #include "csp/errors.hpp"
 #include "csp/multiprocess.hpp"
+#include "runtime/arena.hpp"
 #include "runtime/runtime.hpp"
 
 #include <pybind11/pybind11.h>
@@ -128,7 +129,7 @@ std::atomic<bool> g_main_known{false};
 
 void on_sigint(int sig, siginfo_t* info, void* ctx) {
     const int saved = errno;
-    if (g_main_known.load(std::memory_order_relaxed) && !pthread_equal(pthread_self(), g_main_pthread)) {
+    if (g_main_known.load(std::memory_order_acquire) && !pthread_equal(pthread_self(), g_main_pthread)) {
         pthread_kill(g_main_pthread, sig);  // (async-signal-safe)
         errno = saved;
         return;
@@ -174,7 +175,7 @@ void chain_sigint() {
     if (!(now.sa_flags & SA_SIGINFO) && (now.sa_handler == SIG_DFL || now.sa_handler == SIG_IGN)) return;
     g_chained = now;
     g_main_pthread = pthread_self();  // (join_wait's main thread)
-    g_main_known.store(true, std::memory_order_relaxed);
+    g_main_known.store(true, std::memory_order_release);
     struct sigaction ours{};
     ours.sa_sigaction = on_sigint;
     ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -190,6 +191,9 @@ void join_wait(runtime::Join& join, bool main_thread) {
         return;
     }
     chain_sigint();
+    // (A green process's KeyboardInterrupt from before this Parallel was
+    // another's: the processes of this one have not run yet.)
+    if (!t_green || t_green->is_root) g_green_ki.store(false, std::memory_order_relaxed);
     // A SIGINT before the join is published is seen in g_sigints (the wait
     // is not begun); one after it, by the watcher's interrupt, which sticks
     // until the wait begins.
@@ -370,13 +374,25 @@ void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
     // been held; no watcher thread here (chain_sigint starts one).
     ::new (&g_main_join_lock) std::mutex;
     g_main_join = nullptr;
+    // Its one thread, this one, is its main thread (CPython's too, since
+    // PyOS_AfterFork_Child): signals are not forwarded to the parent's.
+    g_main_pthread = pthread_self();
+    g_main_known.store(false, std::memory_order_release);
+    g_main_ident = PyThread_get_thread_ident();
+    g_green_ki.store(false, std::memory_order_relaxed);
     // The ends handed to it are the child's now (see Owned).
     for (ReadEnd* e : f->readers) e->adopt();
     for (WriteEnd* e : f->writers) e->adopt();
+    // (Copied before the body runs: f is on the stack of a parent's thread,
+    // which the child's glibc reclaims for the threads the child starts.)
+    const std::vector<ReadEnd*> readers = f->readers;
+    const std::vector<WriteEnd*> writers = f->writers;
+    const std::vector<ChannelBase*> chans = f->channels;
+    py::object process = f->process;
     std::string out;
     bool got = false;
     try {
-        py::bytes b = f->process.attr("_child_outcome")();
+        py::bytes b = process.attr("_child_outcome")();
         out = std::string(b);
         got = true;
     } catch (py::error_already_set& e) {
@@ -384,6 +400,10 @@ void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
     } catch (...) {
         csp::detail::record_failure(rec, std::current_exception());
     }
+    // What it was handed lets go now: it _exits next, destroying nothing.
+    for (ReadEnd* e : readers) e->drop_in_child();
+    for (WriteEnd* e : writers) e->drop_in_child();
+    for (ChannelBase* c : chans) c->release_in_child();
     if (!got) return;
     channels::Parcel* p = nullptr;
     try {
@@ -420,11 +440,12 @@ py::bytes run_multiprocess(py::object process, const py::list& ends, const py::l
 }  // namespace
 }  // namespace cspp
 
-#ifdef CSPP_GREENLETS
 namespace cspp {
+void raise_green_interrupt() { green_interrupted(); }
+#ifdef CSPP_GREENLETS
 void define_green(py::module_& m);  // green.cpp
-}
 #endif
+}  // namespace cspp
 
 PYBIND11_MODULE(_cspp, m) {
 #ifdef CSPP_GREENLETS
@@ -532,4 +553,6 @@ PYBIND11_MODULE(_cspp, m) {
     m.def("name_thread", [](const std::string& name) { return csp::runtime::name_this_thread(name); },
           "name the calling thread, not yet known to csp, in csp's reports");
     m.def("current_name", [] { return std::string(csp::runtime::current_name()); });
+    m.def("_arena_in_use", [] { return csp::runtime::arena_in_use(); },
+          "bytes of csp's shared arena in use (tests: nothing leaks across forks)");
 }

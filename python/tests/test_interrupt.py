@@ -151,3 +151,56 @@ def test_ctrl_c_reaches_a_main_thread_waiting_in_a_plain_read_or_write(op, flavo
     took = time.monotonic() - sent
     assert proc.returncode == 3, (out, err)
     assert "KeyboardInterrupt" in out and took < 1.5, (took, err)
+
+
+CHILD_SCRIPT = r"""
+import os, sys, time
+from cspp import *
+
+@multiprocess
+def spinner(cout):
+    cout(os.getpid())
+    while True:
+        sum(range(1000))              # never touches a channel again
+
+c = Channel("pid")
+Parallel(process(lambda: None)())   # (cspp's SIGINT handler is in place before the fork)
+
+@process
+def tell(cin):
+    print("child", cin(), flush=True)
+    while True:
+        time.sleep(0.01)
+
+print("ready", flush=True)
+try:
+    Parallel(spinner(-c), tell(+c))
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_ctrl_c_at_the_terminal_ends_multiprocess_children_too(tmp_path):
+    # (A terminal's Ctrl-C signals the whole process group: the child, which
+    # never calls csp, takes its own KeyboardInterrupt and ends.)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD_SCRIPT)
+    proc = subprocess.Popen([sys.executable, "-X", "dev", str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ), start_new_session=True)
+    assert proc.stdout.readline().strip() == "ready"
+    child = int(proc.stdout.readline().split()[1])
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3, (out, err)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the @multiprocess child %d outlived Ctrl-C" % child)

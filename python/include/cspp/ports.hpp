@@ -188,6 +188,9 @@ public:
     // hand_off: this end now belongs to a forked child (a @multiprocess):
     // dropped here without leaving, while csp's t_forgetting lists it.
     virtual void hand_off() noexcept = 0;
+    // drop_in_child: a forked child that was handed this end ends: the end
+    // lets go as a dropped one does (it still counts: PyCSP's rule).
+    virtual void drop_in_child() noexcept = 0;
     ChannelRef channel;  // the Channel object it came from (None if unknown)
 };
 
@@ -202,6 +205,9 @@ public:
     virtual channels::ChannelCore* usable_core() const = 0;
     virtual std::unique_ptr<Held> hold(py::handle value) const = 0;
     virtual void hand_off() noexcept = 0;
+    // drop_in_child: a forked child that was handed this end ends: the end
+    // lets go as a dropped one does (it still counts: PyCSP's rule).
+    virtual void drop_in_child() noexcept = 0;
     ChannelRef channel;
 };
 
@@ -216,6 +222,9 @@ public:
     // list_for_child: a forked child holds this channel (a handle of it):
     // listed by csp's t_forgetting, the parent's handle kept.
     virtual void list_for_child() const noexcept = 0;
+    // release_in_child: in that child, as it ends, the reference it was
+    // given lets go (a Python child _exits without destroying anything).
+    virtual void release_in_child() const noexcept = 0;
 };
 
 // The ends and channels of values of T. Their destructors let go of the
@@ -254,6 +263,12 @@ public:
         return Port<T>::to_python(csp::detail::take_value<T>(storage));
     }
     void hand_off() noexcept override { end_.reset(); }
+    void drop_in_child() noexcept override {
+        without_gil([&] {
+            if (end_) keep_count(*end_, channels::join_reader);
+            end_.reset();
+        });
+    }
     // take: the C++ end itself, moved out (a C++ process takes it over).
     csp::ChannelIn<T> take_end() {
         csp::ChannelIn<T> e = std::move(live());
@@ -318,6 +333,12 @@ public:
         return std::make_unique<HeldValue<T>>(Port<T>::from_python(value));
     }
     void hand_off() noexcept override { end_.reset(); }
+    void drop_in_child() noexcept override {
+        without_gil([&] {
+            if (end_) keep_count(*end_, channels::join_writer);
+            end_.reset();
+        });
+    }
     csp::ChannelOut<T> take_end() {
         csp::ChannelOut<T> e = std::move(live());
         end_.reset();
@@ -358,6 +379,9 @@ public:
     void list_for_child() const noexcept override {
         // (A copy, destroyed while listed: it keeps a reference for the child.)
         csp::Channel<T> copy(*ch_);
+    }
+    void release_in_child() const noexcept override {
+        if (ch_) channels::release(csp::detail::EndAccess::handle_core(*ch_));
     }
     const csp::Channel<T>& channel() const { return *ch_; }
 
