@@ -534,12 +534,19 @@ def Sequence(*parts):
     return results
 
 
+_spawned_green = []  # (join, thread ident) of green processes Spawn started
+
+
 def Spawn(*parts):
     """Spawn(p, ...): start them and return at once. The program's exit
-    waits for them (their threads are not daemons)."""
+    waits for them (their threads are not daemons; green ones run while the
+    main program waits in csp, and at its exit)."""
     procs = _flatten(parts, [])
     if procs:
-        _start(procs, _cspp.Join(len(procs)), daemon=False)
+        join = _cspp.Join(len(procs))
+        _start(procs, join, daemon=False)
+        if any(isinstance(p, GreenProcess) for p in procs):
+            _spawned_green.append((join, _threading.get_ident()))
 
 
 def shutdown():
@@ -815,6 +822,17 @@ def _at_exit():
     # Processes still running on their daemon threads (Parallel's, after
     # Ctrl-C; atexit runs once Spawn's, not daemons, have ended) are
     # poisoned and given a moment to end before the interpreter goes.
+    # Green processes that the main thread spawned run to their end first
+    # (a Join wait: should they never end, the deadlock detector says so).
+    me = _threading.get_ident()
+    for join, ident in list(_spawned_green):
+        if ident == me:
+            try:
+                join.wait(True)
+            except BaseException as e:  # (a deadlock, a second Ctrl-C)
+                print("cspp: green processes spawned by the main program: %r" % (e,), file=_sys.stderr)
+                break
+    _spawned_green.clear()
     try:
         with _live_lock:
             procs = list(_live)

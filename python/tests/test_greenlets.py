@@ -287,3 +287,24 @@ def test_a_wake_up_from_another_thread_is_not_starved_by_busy_green_processes():
     results = Parallel(player(+ping, -pong, True), player(+pong, -ping, False),
                        thread_writer(-late), referee(+late, -ping))
     assert results[-1] == "stop"
+
+
+def test_the_exit_waits_for_spawned_green_processes(tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / "spawned.py"
+    script.write_text(
+        "from cspp.greenlets import *\n"
+        "@process\n"
+        "def late(cin):\n"
+        "    print('late got', cin(), flush=True)\n"
+        "@process\n"
+        "def writer(cout):\n"
+        "    cout(42)\n"
+        "c = Channel()\n"
+        "Spawn(late(+c))\n"
+        "Spawn(writer(-c))\n"
+        "print('main done', flush=True)\n")
+    run = subprocess.run([sys.executable, "-X", "dev", str(script)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "main done\nlate got 42\n", (run.stdout, run.stderr)
