@@ -378,7 +378,7 @@ void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
     // PyOS_AfterFork_Child): signals are not forwarded to the parent's.
     g_main_pthread = pthread_self();
     g_main_known.store(false, std::memory_order_release);
-    g_main_ident = PyThread_get_thread_ident();
+    g_main_ident = 0;  // (no main program here: its reads and writes are plain ones)
     g_green_ki.store(false, std::memory_order_relaxed);
     // The ends handed to it are the child's now (see Owned).
     for (ReadEnd* e : f->readers) e->adopt();
