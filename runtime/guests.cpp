@@ -163,17 +163,21 @@ std::uint32_t park_guest(Parker* p, WaitKind kind, const WaitReason* reason, std
             timers.push_back(Timer{runtime::now() + std::chrono::nanoseconds(timeout_ns), p, token});
             std::push_heap(timers.begin(), timers.end(), std::greater<>{});
         }
+        // (A rescue of this wait finished before it parked: finish_rescue
+        // left it to see the flag. Whoever moves it from Parked first wins.)
+        const std::uint64_t epoch = p->selection.load(std::memory_order_relaxed) >> 32;
+        if (const std::uint64_t rescue = p->rescue.load(std::memory_order_acquire);
+            (rescue & Parker::kRescueDone) && (rescue >> 32) == epoch) {
+            std::uint32_t parked = kParked;
+            if (p->state.compare_exchange_strong(parked, kRunning, std::memory_order_acq_rel)) {
+                p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);
+                return outcome_of(p);
+            }
+        }
         const bool counted = can_deadlock(kind);
-        if (counted) {
-            rt().running_threads.fetch_sub(1, std::memory_order_seq_cst);
-            rt().check_quiet();
-        }
+        if (counted) stop_counting_as_running();
         switch_context(g->context, g->host->caller, nullptr, nullptr);
-        if (counted) {
-            rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
-            rt().thread_wakes.fetch_add(1, std::memory_order_seq_cst);
-            left_quiet();
-        }
+        if (counted) count_as_running_again();
     }
     p->state.store(kRunning, std::memory_order_relaxed);
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);

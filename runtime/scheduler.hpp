@@ -476,6 +476,10 @@ ThreadRecord& this_thread_record();
 Parker* known_thread_parker() noexcept;
 std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept;
+// A thread (or guest) parked in a wait that can deadlock stops counting as
+// running (the detector may look now), and counts again once it is woken.
+void stop_counting_as_running() noexcept;
+void count_as_running_again() noexcept;
 void forget_thread_record_after_fork() noexcept;
 void release_thread_parker_at_exit() noexcept;
 

@@ -72,6 +72,17 @@ ThreadRecord& this_thread_record() {
     return *t_thread;
 }
 
+void stop_counting_as_running() noexcept {
+    rt().running_threads.fetch_sub(1, std::memory_order_seq_cst);
+    rt().check_quiet();
+}
+
+void count_as_running_again() noexcept {
+    rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
+    rt().thread_wakes.fetch_add(1, std::memory_order_seq_cst);
+    left_quiet();
+}
+
 std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept {
     if (p->is_guest) return park_guest(p, kind, reason, timeout_ns, token, release);
@@ -93,10 +104,7 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
         // Only now, about to sleep, does it stop counting as running (and
         // the deadlock detector may look): not on every short wait.
         const bool counted = can_deadlock(kind) && p->state.load(std::memory_order_acquire) == kParked;
-        if (counted) {
-            rt().running_threads.fetch_sub(1, std::memory_order_seq_cst);
-            rt().check_quiet();
-        }
+        if (counted) stop_counting_as_running();
         // A wait that another OS process may end (a Remote one, or a Timed
         // one on channels that cross) is looked at every kRescueLook as
         // well: a waker there that died after it had won it leaves it to a
@@ -125,11 +133,7 @@ std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, st
             }
             futex_wait(p->state, kParked, left);
         }
-        if (counted) {
-            rt().running_threads.fetch_add(1, std::memory_order_seq_cst);
-            rt().thread_wakes.fetch_add(1, std::memory_order_seq_cst);
-            left_quiet();
-        }
+        if (counted) count_as_running_again();
     }
     p->state.store(kRunning, std::memory_order_relaxed);
     p->wait_kind.store(WaitKind::Running, std::memory_order_relaxed);

@@ -165,8 +165,11 @@ void finish_rescue(Worker* w, Parker* p) noexcept {
         p->selection.compare_exchange_strong(word, ended, std::memory_order_acq_rel);
         p->rescue.store(rescue | Parker::kRescueDone, std::memory_order_release);
         if (p->is_guest) {
-            // (Nobody looks for the flag of a parked guest: it is readied.)
-            if (p->state.exchange(kNotified, std::memory_order_acq_rel) == kParked) to_guest_host(p);
+            // A guest parked in that wait is readied here; one not parked
+            // yet finds the flag as it parks (park_guest); one that has run
+            // on since (handed over by the inbox) is left alone.
+            std::uint32_t parked = kParked;
+            if (p->state.compare_exchange_strong(parked, kNotified, std::memory_order_acq_rel)) to_guest_host(p);
             return;
         }
         futex_wake(p->state, 1);  // (a nudge: park_thread also looks now and then)

@@ -339,17 +339,27 @@ def _parts_of(x):
     return parts
 
 
+_WALK_BUDGET = 20000  # objects a @multiprocess's walk looks at, at most
+
+
 def _walk(x, found, seen, want, depth=0):
     # Ends (want=_is_end) or channel cores found in x, up to 8 levels deep,
-    # each object looked at once.
-    if isinstance(x, _ATOMS) or depth > 8 or id(x) in seen:
+    # each object looked at once, 20000 at most. Not inside other processes
+    # or threads (their ends are theirs), nor into what cannot be looked at
+    # (an attribute access that raises).
+    if (isinstance(x, _ATOMS) or depth > 8 or id(x) in seen or len(seen) >= _WALK_BUDGET
+            or isinstance(x, (Process, _threading.Thread))):
         return found
     seen.add(id(x))
     hit = want(x)
     if hit is not None:
         found.append(hit)
         return found
-    for y in _parts_of(x):
+    try:
+        parts = _parts_of(x)
+    except Exception:
+        return found
+    for y in parts:
         _walk(y, found, seen, want, depth + 1)
     return found
 
@@ -376,11 +386,12 @@ class MultiProcess(Process):
     held are poisoned and Parallel raises OSProcessError."""
 
     def _ends(self):
-        return _walk((self.args, self.kwargs, self.fn), [], set(),
+        # (The process itself is not walked into: its arguments and function are.)
+        return _walk([self.args, self.kwargs, self.fn], [], set(),
                      lambda x: x if _is_end(x) else None)
 
     def _channels(self):
-        return _walk((self.args, self.kwargs, self.fn), [], set(),
+        return _walk([self.args, self.kwargs, self.fn], [], set(),
                      lambda x: x._core if isinstance(x, Channel) else None)
 
     def run(self):
@@ -856,6 +867,7 @@ def _after_fork_in_child():
     _live_lock = _threading.Lock()
     _channel_count_lock = _threading.Lock()
     _live.clear()
+    _spawned_green.clear()
 
 
 _os.register_at_fork(after_in_child=_after_fork_in_child)

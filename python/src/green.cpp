@@ -117,12 +117,10 @@ void switch_away(Green* self) {
     try {
         switch_to(next ? next->greenlet : h.loop);
     } catch (...) {
-        // (Its greenlet is being killed: greenlet's GreenletExit, at exit.
-        // Its guest waits on; nobody resumes it, and its record stays.)
-        if (me->is_root) {
-            t_green = me;
-            throw;
-        }
+        // (Its greenlet is being killed: greenlet's GreenletExit, at exit;
+        // or, for the root, an exception its child, the loop, ended with.
+        // Its guest waits on: nobody resumes it, its record stays, and its
+        // later calls, if any, are a plain thread's.)
         me->abandoned = true;
         ++h.abandoned;
         throw;
@@ -163,7 +161,8 @@ void loop_run() {
             // exception that a green process's greenlet raised to it, its
             // parent, is reported and the loop goes on.)
             if (_PyGreenlet_API && e.matches(PyExc_GreenletExit)) throw;
-            e.discard_as_unraisable("cspp.greenlets: a green process's greenlet");
+            if (e.matches(PyExc_KeyboardInterrupt)) raise_green_interrupt();
+            else e.discard_as_unraisable("cspp.greenlets: a green process's greenlet");
         }
     }
 }

@@ -276,55 +276,6 @@ py::tuple choose(const py::list& specs, int order, std::size_t first) {
     return py::make_tuple(c.index, value);
 }
 
-// ---- the main thread's reads and writes ------------------------------------------
-//
-// The main thread answers Ctrl-C while it waits in a plain read or write
-// (outside Parallel, whose join it answers already): there the wait is a
-// choice of the channel and a timeout, and signals are looked at between
-// two (every 100 ms). Elsewhere a read or write is csp's own.
-
-unsigned long g_main_ident = 0;  // threading.main_thread().ident
-
-// (The main program: not a green process, which runs on it too.)
-bool on_main_thread() {
-    return PyThread_get_thread_ident() == g_main_ident && (!t_green || t_green->is_root);
-}
-
-constexpr auto kSignalLook = std::chrono::milliseconds(100);
-
-channels::Choice one_or_timeout(channels::Guard& g) {
-    channels::Guard guards[2] = {g, channels::Guard{channels::Guard::Kind::Timeout, true, nullptr, nullptr,
-                                                    runtime::now() + kSignalLook}};
-    channels::Choice c = without_gil([&] {
-        return channels::choose(guards, 2, channels::Order{channels::Order::Kind::Priority, 0});
-    });
-    if (c.outcome != channels::Outcome::Done) csp::detail::throw_choice(c, guards, 2);
-    return c;
-}
-
-py::object read_end(ReadEnd& e) {
-    if (!on_main_thread()) return e.read();
-    chain_sigint();
-    std::unique_ptr<std::max_align_t[]> storage(
-        new std::max_align_t[(e.wire_size() + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t)]);
-    for (;;) {
-        check_signals();
-        channels::Guard g{channels::Guard::Kind::Input, true, e.usable_core(), storage.get(), {}};
-        if (one_or_timeout(g).index == 0) return e.take(storage.get());
-    }
-}
-
-void write_end(WriteEnd& e, py::handle value) {
-    if (!on_main_thread()) return e.write(value);
-    chain_sigint();
-    std::unique_ptr<Held> held = e.hold(value);  // (on the heap: a green root's guest may wait on it)
-    for (;;) {
-        check_signals();
-        channels::Guard g{channels::Guard::Kind::Output, true, e.usable_core(), held->slot(), {}};
-        if (one_or_timeout(g).index == 0) return;
-    }
-}
-
 // ---- @multiprocess ----------------------------------------------------------------
 //
 // csp's own multiprocess machinery (csp/multiprocess.cpp: run_forked) forks
@@ -342,6 +293,10 @@ void write_end(WriteEnd& e, py::handle value) {
 
 struct PyFork {
     py::object process;  // the MultiProcess; its _child_outcome runs in the child
+    // The Python objects of the ends and channels handed over: kept alive
+    // (in the child too, whose body may drop them) while their C++ halves
+    // are used below.
+    py::list kept;
     std::vector<ReadEnd*> readers;
     std::vector<WriteEnd*> writers;
     std::vector<ChannelBase*> channels;
@@ -375,10 +330,12 @@ void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
     ::new (&g_main_join_lock) std::mutex;
     g_main_join = nullptr;
     // Its one thread, this one, is its main thread (CPython's too, since
-    // PyOS_AfterFork_Child): signals are not forwarded to the parent's.
+    // PyOS_AfterFork_Child): signals go there, not to the parent's; the
+    // parent's eventfd and watcher are not its own (chain_sigint makes them).
     g_main_pthread = pthread_self();
-    g_main_known.store(false, std::memory_order_release);
-    g_main_ident = 0;  // (no main program here: its reads and writes are plain ones)
+    g_main_known.store(true, std::memory_order_release);
+    g_sigint_fd = -1;
+    g_watcher_pid = 0;
     g_green_ki.store(false, std::memory_order_relaxed);
     // The ends handed to it are the child's now (see Owned).
     for (ReadEnd* e : f->readers) e->adopt();
@@ -389,6 +346,7 @@ void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
     const std::vector<WriteEnd*> writers = f->writers;
     const std::vector<ChannelBase*> chans = f->channels;
     py::object process = f->process;
+    py::object kept = f->kept;
     std::string out;
     bool got = false;
     try {
@@ -422,11 +380,29 @@ void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
 py::bytes run_multiprocess(py::object process, const py::list& ends, const py::list& chans, const std::string& name) {
     PyFork f;
     f.process = process;
+    // Only ends of this OS process, not handed to another child already
+    // (one inherited from a parent is that parent's to hand; two forks that
+    // reach one end: the first takes it). Under the GIL, so once each.
     for (py::handle e : ends) {
-        if (py::isinstance<ReadEnd>(e)) f.readers.push_back(e.cast<ReadEnd*>());
-        else f.writers.push_back(e.cast<WriteEnd*>());
+        if (py::isinstance<ReadEnd>(e)) {
+            auto* r = e.cast<ReadEnd*>();
+            if (!r->mine() || r->claimed) continue;
+            r->claimed = true;
+            f.readers.push_back(r);
+        } else {
+            auto* w = e.cast<WriteEnd*>();
+            if (!w->mine() || w->claimed) continue;
+            w->claimed = true;
+            f.writers.push_back(w);
+        }
+        f.kept.append(e);
     }
-    for (py::handle c : chans) f.channels.push_back(c.cast<ChannelBase*>());
+    for (py::handle c : chans) {
+        auto* ch = c.cast<ChannelBase*>();
+        if (!ch->mine()) continue;  // (a parent's: its reference is not ours to give)
+        f.channels.push_back(ch);
+        f.kept.append(c);
+    }
     csp::detail::ForkSpec spec{&name, &fork_child, &fork_forget, &f, &fork_before, &fork_after};
     csp::detail::ChildRecord* rec = without_gil([&] { return csp::detail::run_forked(spec); });
     struct Free {
@@ -456,7 +432,6 @@ PYBIND11_MODULE(_cspp, m) {
     namespace py = pybind11;
     using namespace cspp;
     m.doc() = "csp's channels and processes for Python (the C++ half of cspp)";
-    g_main_ident = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
 
     {
         py::module_ pickle_module = py::module_::import("pickle");
@@ -491,8 +466,8 @@ PYBIND11_MODULE(_cspp, m) {
     });
 
     py::class_<ReadEnd>(m, "ChannelEndRead")
-        .def("__call__", &read_end, "read the next value")
-        .def("read", &read_end)
+        .def("__call__", &ReadEnd::read, "read the next value")
+        .def("read", &ReadEnd::read)
         .def("retire", &ReadEnd::retire)
         .def("poison", &ReadEnd::poison)
         .def("_another", &ReadEnd::another)
@@ -504,8 +479,8 @@ PYBIND11_MODULE(_cspp, m) {
         .def("__repr__", [](const ReadEnd& e) { return "<ChannelEndRead of '" + e.name() + "'>"; });
 
     py::class_<WriteEnd>(m, "ChannelEndWrite")
-        .def("__call__", &write_end, "write a value; returns when it is taken (or buffered)")
-        .def("write", &write_end)
+        .def("__call__", &WriteEnd::write, "write a value; returns when it is taken (or buffered)")
+        .def("write", &WriteEnd::write)
         .def("retire", &WriteEnd::retire)
         .def("poison", &WriteEnd::poison)
         .def("_another", &WriteEnd::another)

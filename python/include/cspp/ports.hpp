@@ -191,6 +191,8 @@ public:
     // drop_in_child: a forked child that was handed this end ends: the end
     // lets go as a dropped one does (it still counts: PyCSP's rule).
     virtual void drop_in_child() noexcept = 0;
+    // claimed: listed for a @multiprocess's fork (under the GIL).
+    bool claimed = false;
     ChannelRef channel;  // the Channel object it came from (None if unknown)
 };
 
@@ -208,6 +210,8 @@ public:
     // drop_in_child: a forked child that was handed this end ends: the end
     // lets go as a dropped one does (it still counts: PyCSP's rule).
     virtual void drop_in_child() noexcept = 0;
+    // claimed: listed for a @multiprocess's fork (under the GIL).
+    bool claimed = false;
     ChannelRef channel;
 };
 
