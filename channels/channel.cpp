@@ -633,15 +633,11 @@ Outcome write_impl(ChannelCore* c, void* src) noexcept {
     Parcel* pre = nullptr;
     if (x && !x->prepack(c, src, &pre)) [[unlikely]] return Outcome::Unpackable;
     c->lock.lock();
-    if (!x) [[likely]] {
-        // (It began to cross since: a fork's mark_cross. Packed here, under
-        // the lock, rather than handed on as a lost value to a reader there.)
-        if (const Crossing* now = crossing_of(c)) [[unlikely]] {
-            if (!now->prepack(c, src, &pre)) {
-                c->lock.unlock();
-                return Outcome::Unpackable;
-            }
-        }
+    // (It began to cross since: a fork's mark_cross. Packed here, under the
+    // lock, rather than handed on as a lost value to a reader there.)
+    if (const Crossing* now = x ? nullptr : crossing_of(c); now && !now->prepack(c, src, &pre)) [[unlikely]] {
+        c->lock.unlock();
+        return Outcome::Unpackable;
     }
     Waiter* wake = nullptr;
     const Attempt a = try_write(c, src, &wake, &pre);

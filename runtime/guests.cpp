@@ -40,7 +40,6 @@ struct Guest : ThreadRecord {
     GuestHost::State* host;
     void* user;
     Context context;
-    bool made = false;     // its stack and context exist
     bool ran = false;      // it has been switched to
     bool done = false;     // its call has returned
     bool quit = false;     // remove(): leave the stack for good
@@ -63,7 +62,6 @@ struct GuestHost::State {
     std::atomic<Guest*> remote{nullptr};
     // The host's wait in progress (its token), or 0: a remote waker ends it.
     std::atomic<std::uint64_t> waiting{0};
-    std::atomic<bool> interrupted{false};
     // The host thread is inside wait()'s park: a wake-up from this thread
     // (the deadlock breaker, run by its own park) must rouse it too.
     bool in_wait = false;
@@ -98,6 +96,12 @@ struct GuestHost::State {
         } while (!remote.compare_exchange_weak(old, g, std::memory_order_seq_cst, std::memory_order_relaxed));
         rouse();
         pushing.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    // ready: take() has a guest to give (timers fired, remote ones taken).
+    bool ready() noexcept {
+        fire_timers();
+        take_remote();
+        return head != nullptr;
     }
     void take_remote() noexcept {
         if (!remote.load(std::memory_order_relaxed)) return;
@@ -210,18 +214,15 @@ GuestHost::~GuestHost() {
 Guest* GuestHost::add(std::string_view name, void* user) {
     auto g = std::make_unique<Guest>(name, s_.get(), user);
     make_context(g->context, guest_entry, g.get());
-    g->made = true;
     return g.release();
 }
 
 void GuestHost::remove(Guest* g) noexcept {
-    if (g->made) {
-        if (g->ran) {
-            g->quit = true;
-            s_->run(g);  // (it leaves its stack for good, which goes back to the pool)
-        } else {
-            discard_context(g->context);
-        }
+    if (g->ran) {
+        g->quit = true;
+        s_->run(g);  // (it leaves its stack for good, which goes back to the pool)
+    } else {
+        discard_context(g->context);
     }
     delete g;
 }
@@ -238,40 +239,26 @@ bool GuestHost::resume(Guest* g) noexcept { return s_->run(g); }
 Guest* GuestHost::take() noexcept {
     // (Those readied from elsewhere join the queue first: guests that keep
     // readying each other here must not keep them out for ever.)
-    s_->fire_timers();
-    s_->take_remote();
-    return s_->pop_local();
+    return s_->ready() ? s_->pop_local() : nullptr;
 }
 
-Guest* GuestHost::wait(std::chrono::steady_clock::time_point deadline) noexcept {
+void GuestHost::wait() noexcept {
     State& s = *s_;
-    for (;;) {
-        if (Guest* g = take()) return g;
-        if (s.interrupted.exchange(false, std::memory_order_acq_rel)) return nullptr;
-        if (runtime::now() >= deadline) return nullptr;
-        auto until = deadline;
-        if (!s.timers.empty()) until = std::min(until, s.timers.front().deadline);
+    while (!s.ready()) {
         const std::uint64_t token = begin_wait(s.self);
         s.waiting.store(token, std::memory_order_seq_cst);
         // (A waker that pushed before `waiting` was set has not woken us: look
         // again. One that saw it wins the wait; park then returns at once.)
-        if (s.remote.load(std::memory_order_seq_cst) || s.interrupted.load(std::memory_order_seq_cst)) {
-            if (try_complete(s.self, token, kWoken)) {
-                s.waiting.store(0, std::memory_order_seq_cst);
-                continue;
-            }
+        if (s.remote.load(std::memory_order_seq_cst) && try_complete(s.self, token, kWoken)) {
+            s.waiting.store(0, std::memory_order_seq_cst);
+            continue;
         }
         s.in_wait = true;
-        if (until == std::chrono::steady_clock::time_point::max()) park(s.self, WaitKind::Join, &s.reason);
-        else park_until(s.self, token, WaitKind::Join, &s.reason, until);
+        if (s.timers.empty()) park(s.self, WaitKind::Join, &s.reason);
+        else park_until(s.self, token, WaitKind::Join, &s.reason, s.timers.front().deadline);
         s.in_wait = false;
         s.waiting.store(0, std::memory_order_seq_cst);
     }
-}
-
-void GuestHost::interrupt() noexcept {
-    s_->interrupted.store(true, std::memory_order_seq_cst);
-    s_->rouse();
 }
 
 void* GuestHost::user_of(const Guest* g) noexcept { return g->user; }

@@ -362,8 +362,7 @@ private:
 // csp a guest is a thread: a name, a parker, its waits and deadlock
 // reports. Only its waits differ: a guest that parks goes back to the host
 // code that entered or resumed it, and ready() puts it in its host's queue,
-// from any thread or OS process. Every member but interrupt() is for the
-// host thread only.
+// from any thread or OS process. Every member is for the host thread only.
 struct Guest;
 class GuestHost {
 public:
@@ -386,11 +385,9 @@ public:
     // take: a guest readied since it parked, or null. (Guests' deadlines
     // that have passed end their waits here first.)
     Guest* take() noexcept;
-    // wait parks the host thread until a guest is ready (returned), or
-    // until `deadline` or interrupt() (null).
-    Guest* wait(std::chrono::steady_clock::time_point deadline) noexcept;
-    // interrupt: end a wait() in progress, or the next one (any thread).
-    void interrupt() noexcept;
+    // wait parks the host thread until take() has a guest to give (a Join
+    // wait: guests that can go no further are a deadlock, reported to them).
+    void wait() noexcept;
     static void* user_of(const Guest* g) noexcept;
     // in_guest: the caller runs on a guest's stack.
     static bool in_guest() noexcept;

@@ -147,8 +147,11 @@ std::vector<Seen> run_as_guests(std::vector<Body> bodies) {
     }
     while (left > 0) {
         Guest* g = host.take();
-        if (!g) g = host.wait(std::chrono::steady_clock::time_point::max());
-        if (g && host.resume(g)) {
+        if (!g) {
+            host.wait();
+            continue;
+        }
+        if (host.resume(g)) {
             host.remove(g);
             --left;
         }

@@ -291,14 +291,22 @@ def _cpp_process(name, run):
     return p
 
 
+def _decorator(kind):
+    # @process, @multiprocess, cspp.greenlets's @process: calling the
+    # decorated function makes a `kind` (a deferred call).
+    def decorate(fn):
+        def make(*args, **kwargs):
+            return kind(fn, *args, **kwargs)
+        make.__name__ = getattr(fn, "__name__", "process")
+        make.__doc__ = getattr(fn, "__doc__", None)
+        make.__wrapped__ = fn
+        return make
+    return decorate
+
+
 def process(fn):
     """@process: calling the decorated function makes a Process."""
-    def make(*args, **kwargs):
-        return Process(fn, *args, **kwargs)
-    make.__name__ = getattr(fn, "__name__", "process")
-    make.__doc__ = getattr(fn, "__doc__", None)
-    make.__wrapped__ = fn
-    return make
+    return _decorator(Process)(fn)
 
 
 _ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), type, _types.ModuleType,
@@ -443,12 +451,7 @@ class MultiProcess(Process):
 def multiprocess(fn):
     """@multiprocess: like @process, but each process runs in a forked OS
     process on the same channels."""
-    def make(*args, **kwargs):
-        return MultiProcess(fn, *args, **kwargs)
-    make.__name__ = getattr(fn, "__name__", "multiprocess")
-    make.__doc__ = getattr(fn, "__doc__", None)
-    make.__wrapped__ = fn
-    return make
+    return _decorator(MultiProcess)(fn)
 
 
 def _flatten(parts, out):

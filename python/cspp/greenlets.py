@@ -14,7 +14,7 @@ Needs greenlet (Debian's python3-greenlet).
 """
 from cspp import *  # noqa: F401,F403
 from cspp import __all__  # noqa: F401
-from cspp import GreenProcess, _cspp, _green_io
+from cspp import GreenProcess, _cspp, _decorator, _green_io
 
 if not _cspp.have_greenlets:
     raise ImportError("cspp.greenlets needs greenlet (Debian: python3-greenlet) when cspp is built")
@@ -24,12 +24,7 @@ __all__ = list(__all__) + ["GreenProcess"]
 
 def process(fn):
     """@process: calling the decorated function makes a GreenProcess."""
-    def make(*args, **kwargs):
-        return GreenProcess(fn, *args, **kwargs)
-    make.__name__ = getattr(fn, "__name__", "process")
-    make.__doc__ = getattr(fn, "__doc__", None)
-    make.__wrapped__ = fn
-    return make
+    return _decorator(GreenProcess)(fn)
 
 
 io = _green_io

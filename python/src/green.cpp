@@ -49,17 +49,10 @@ struct Hub {
     std::vector<GreenProc*> dead;  // ended, their greenlets to let go of
     std::size_t live = 0;          // started, not ended
     std::size_t abandoned = 0;     // their guests wait on: the hub stays
-    bool loop_started = false;
     bool quit = false;             // the loop is to end (green_idle)
 };
 
 thread_local Hub* t_hub = nullptr;
-
-void* release_gil() { return PyEval_SaveThread(); }
-void take_gil(void* state) {
-    if (kept_out()) stop_here_for_good();
-    PyEval_RestoreThread(static_cast<PyThreadState*>(state));
-}
 
 // pick: a green process to run: one readied, or (fresh_too) one never run.
 // Only the loop starts those: a greenlet starts as deep in Python's
@@ -131,28 +124,20 @@ void switch_away(Green* self) {
 void init(GreenProc& p, Hub& h) {
     p.host = &h.host;
     p.switch_away = &switch_away;
-    p.release_gil = &release_gil;
-    p.take_gil = &take_gil;
 }
 
 // The loop: run what is ready; with nothing ready, sleep until something is.
 void loop_run() {
     Hub& h = *t_hub;
-    h.loop_started = true;
     for (;;) {
         if (h.quit) return;  // (to its parent, the root, in green_idle)
         t_green = nullptr;
         bury(h);
         GreenProc* next = pick(h, true);
         if (!next) {
-            runtime::Guest* g;
-            {
-                NoGil nogil;
-                g = h.host.wait(std::chrono::steady_clock::time_point::max());
-            }
-            if (!g) continue;
-            next = static_cast<GreenProc*>(runtime::GuestHost::user_of(g));
-            if (next->abandoned) continue;
+            NoGil nogil;
+            h.host.wait();
+            continue;
         }
         try {
             switch_to(next->greenlet);
@@ -171,7 +156,6 @@ Hub& hub() {
     if (t_hub) return *t_hub;
     auto* h = new Hub;
     init(h->root, *h);
-    h->root.is_root = true;
     h->root.guest = h->host.add(runtime::current_name(), &h->root);
     h->root.greenlet = PyGreenlet_GetCurrent();
     py::cpp_function loop([](const py::args&) { loop_run(); });  // (started by a switch, with its args)
@@ -226,9 +210,6 @@ void green_start(const std::string& name, py::object body) {
     ++h.live;
 }
 
-// green_live: green processes of this thread not ended yet.
-std::size_t green_live() { return t_hub ? t_hub->live : 0; }
-
 // green_drain: the calling green program (root) lets the others run until
 // none is left or `seconds` have passed (after a Ctrl-C has poisoned them).
 void green_drain(double seconds) {
@@ -253,7 +234,7 @@ void green_idle() {
     // The loop ends now, rather than when its greenlet is collected (some
     // finished process's greenlet, its child, may be kept by a traceback):
     // greenlet kills a suspended greenlet it collects by running it.
-    if (h->loop_started) {
+    if (PyGreenlet_STARTED(h->loop)) {
         t_hub = h;
         h->quit = true;
         switch_to(h->loop);
@@ -277,7 +258,6 @@ void define_green(py::module_& m) {
     }
     m.attr("have_greenlets") = true;
     m.def("green_start", &green_start, py::arg("name"), py::arg("body"));
-    m.def("green_live", &green_live);
     m.def("green_drain", &green_drain, py::arg("seconds"));
     m.def("green_idle", &green_idle);
 }

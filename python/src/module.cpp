@@ -193,7 +193,7 @@ void join_wait(runtime::Join& join, bool main_thread) {
     chain_sigint();
     // (A green process's KeyboardInterrupt from before this Parallel was
     // another's: the processes of this one have not run yet.)
-    if (!t_green || t_green->is_root) g_green_ki.store(false, std::memory_order_relaxed);
+    g_green_ki.store(false, std::memory_order_relaxed);
     // A SIGINT before the join is published is seen in g_sigints (the wait
     // is not begun); one after it, by the watcher's interrupt, which sticks
     // until the wait begins.
@@ -359,8 +359,8 @@ void fork_child(void* arg, csp::detail::ChildRecord* rec) noexcept {
         csp::detail::record_failure(rec, std::current_exception());
     }
     // What it was handed lets go now: it _exits next, destroying nothing.
-    for (ReadEnd* e : readers) e->drop_in_child();
-    for (WriteEnd* e : writers) e->drop_in_child();
+    for (ReadEnd* e : readers) e->let_go();
+    for (WriteEnd* e : writers) e->let_go();
     for (ChannelBase* c : chans) c->release_in_child();
     if (!got) return;
     channels::Parcel* p = nullptr;

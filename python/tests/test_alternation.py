@@ -8,15 +8,11 @@ from cspp import (AltSelect, Alternation, Channel, ChannelPoisonException,
                   ChannelRetireException, FairSelect, InputGuard, OutputGuard, Parallel,
                   PriSelect, Skip, SkipGuard, Timeout, TimeoutGuard, choice, process, retire)
 
+from network import produce
+
 
 def test_input_guards_take_every_value_once():
     a, b = Channel("a"), Channel("b")
-
-    @process
-    def w(cout, values):
-        for v in values:
-            cout(v)
-        retire(cout)
 
     @process
     def server(in1, in2):
@@ -29,7 +25,7 @@ def test_input_guards_take_every_value_once():
             assert g is in1 or g is in2
             got.append(v)
 
-    results = Parallel(w(-a, range(100)), w(-b, range(100, 250)), server(+a, +b))
+    results = Parallel(produce(-a, range(100)), produce(-b, range(100, 250)), server(+a, +b))
     assert sorted(results[2]) == list(range(250))
 
 

@@ -9,12 +9,7 @@ import cspp
 from cspp import (Channel, ChannelPoisonException, ChannelRetireException, Parallel,
                   poison, process, retire)
 
-
-@process
-def producer(cout, values):
-    for v in values:
-        cout(v)
-    retire(cout)
+from network import produce as producer
 
 
 @process

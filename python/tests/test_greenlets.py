@@ -10,8 +10,7 @@ import pytest
 
 import cspp
 import cspp.greenlets as green
-from cspp import (Channel, ChannelPoisonException, ChannelRetireException, DeadlockError,
-                  Parallel, retire)
+from cspp import Channel, ChannelPoisonException, ChannelRetireException, Parallel, retire
 
 
 @green.process
@@ -95,12 +94,13 @@ def test_a_waiting_green_process_lets_the_others_run():
 
 
 def test_io_runs_a_blocking_call_on_a_thread_of_its_own():
+    events = []
+
     @green.io
     def slow(x):
         time.sleep(0.2)
+        events.append("slept")
         return threading.get_ident(), x
-
-    ticks = []
 
     @green.process
     def sleeper():
@@ -109,14 +109,13 @@ def test_io_runs_a_blocking_call_on_a_thread_of_its_own():
     @green.process
     def ticker():
         for _ in range(5):
-            ticks.append(time.monotonic())
+            events.append("tick")
             green.AltSelect(green.TimeoutGuard(0.01))
-        return len(ticks)
+        return events.count("tick")
 
-    start = time.monotonic()
     (ident, x), n = Parallel(sleeper(), ticker())
     assert x == 7 and ident != threading.get_ident()
-    assert n == 5 and ticks[-1] - start < 0.19  # ticked while the call slept
+    assert n == 5 and events == ["tick"] * 5 + ["slept"]  # it ticked while the call slept
 
     @green.io
     def fails():
@@ -169,19 +168,6 @@ def test_poison_and_retire_reach_green_processes_blocked_anywhere():
     got = []
     Parallel(produce(-b, range(10)), collect(+b, got), collect(+b, got))
     assert sorted(got) == list(range(10))
-
-
-def test_a_deadlock_among_green_processes_is_reported():
-    a, b = Channel("green left"), Channel("green right")
-
-    @green.process
-    def p(cin, cout):
-        cin()
-        cout(1)
-
-    with pytest.raises(DeadlockError) as info:
-        Parallel(p(+a, -b), p(+b, -a))
-    assert "green left" in str(info.value) and "green right" in str(info.value)
 
 
 def test_a_thread_process_hosts_green_processes_of_its_own():

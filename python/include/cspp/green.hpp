@@ -11,6 +11,8 @@
 // resumes the guest once it is readied. python/src/green.cpp is the hub.
 #pragma once
 
+#include "cspp/object.hpp"
+
 #include "runtime/runtime.hpp"
 
 #include <exception>
@@ -26,12 +28,6 @@ struct Green {
     // switch_away: run other green processes (or sleep in the hub) until
     // this one's guest has been readied; the GIL held.
     void (*switch_away)(Green* self) = nullptr;
-    // release_gil / take_gil around the guest's run (NoGil, but through
-    // _cspp, so that every module keeps to one rule).
-    void* (*release_gil)() = nullptr;
-    void (*take_gil)(void* state) = nullptr;
-    // The program that made the hub (the thread's own code), not a process.
-    bool is_root = false;
 };
 
 // t_green: the green process whose greenlet runs on this thread now, or null
@@ -62,14 +58,15 @@ std::invoke_result_t<F&> on_green(Green* g, F& f) {
             }
         }
     } call{&f, {}, nullptr};
-    void* state = g->release_gil();
-    bool done = g->host->enter(g->guest, &Call::run, &call);
-    g->take_gil(state);
+    bool done;
+    {
+        NoGil nogil;
+        done = g->host->enter(g->guest, &Call::run, &call);
+    }
     while (!done) {
         g->switch_away(g);
-        state = g->release_gil();
+        NoGil nogil;
         done = g->host->resume(g->guest);
-        g->take_gil(state);
     }
     if (call.error) std::rethrow_exception(call.error);
     if constexpr (!std::is_void_v<R>) return std::move(*call.result);

@@ -188,9 +188,10 @@ public:
     // hand_off: this end now belongs to a forked child (a @multiprocess):
     // dropped here without leaving, while csp's t_forgetting lists it.
     virtual void hand_off() noexcept = 0;
-    // drop_in_child: a forked child that was handed this end ends: the end
-    // lets go as a dropped one does (it still counts: PyCSP's rule).
-    virtual void drop_in_child() noexcept = 0;
+    // let_go: the end leaves its channel as a dropped one does (it still
+    // counts: PyCSP's rule); its destructor, and a forked child that was
+    // handed it, as the child ends.
+    virtual void let_go() noexcept = 0;
     // claimed: listed for a @multiprocess's fork (under the GIL).
     bool claimed = false;
     ChannelRef channel;  // the Channel object it came from (None if unknown)
@@ -207,9 +208,10 @@ public:
     virtual channels::ChannelCore* usable_core() const = 0;
     virtual std::unique_ptr<Held> hold(py::handle value) const = 0;
     virtual void hand_off() noexcept = 0;
-    // drop_in_child: a forked child that was handed this end ends: the end
-    // lets go as a dropped one does (it still counts: PyCSP's rule).
-    virtual void drop_in_child() noexcept = 0;
+    // let_go: the end leaves its channel as a dropped one does (it still
+    // counts: PyCSP's rule); its destructor, and a forked child that was
+    // handed it, as the child ends.
+    virtual void let_go() noexcept = 0;
     // claimed: listed for a @multiprocess's fork (under the GIL).
     bool claimed = false;
     ChannelRef channel;
@@ -242,10 +244,7 @@ public:
             leak(end_);
             return;
         }
-        without_gil([&] {
-            if (end_) keep_count(*end_, channels::join_reader);
-            end_.reset();
-        });
+        let_go();
     }
     py::object read() override {
         T value = without_gil([&] { return live().read(); });
@@ -267,7 +266,7 @@ public:
         return Port<T>::to_python(csp::detail::take_value<T>(storage));
     }
     void hand_off() noexcept override { end_.reset(); }
-    void drop_in_child() noexcept override {
+    void let_go() noexcept override {
         without_gil([&] {
             if (end_) keep_count(*end_, channels::join_reader);
             end_.reset();
@@ -307,10 +306,7 @@ public:
             leak(end_);
             return;
         }
-        without_gil([&] {
-            if (end_) keep_count(*end_, channels::join_writer);
-            end_.reset();
-        });
+        let_go();
     }
     void write(py::handle value) override {
         T v = Port<T>::from_python(value);
@@ -337,7 +333,7 @@ public:
         return std::make_unique<HeldValue<T>>(Port<T>::from_python(value));
     }
     void hand_off() noexcept override { end_.reset(); }
-    void drop_in_child() noexcept override {
+    void let_go() noexcept override {
         without_gil([&] {
             if (end_) keep_count(*end_, channels::join_writer);
             end_.reset();
