@@ -106,8 +106,6 @@ struct ChannelCore {
     WaiterQueue holding;
     std::size_t held = 0;
     bool extended = false;
-    std::atomic<std::int64_t> reader_ends{0};  // ends alive on each side (no lock: see join_reader)
-    std::atomic<std::int64_t> writer_ends{0};
     bool poisoned = false;
     bool retired = false;
     // How to reach partners on the other side of a boundary; null while
@@ -119,7 +117,6 @@ struct ChannelCore {
     // and on a replica how to reach the home.
     std::uint64_t shared_id = 0;
     const Remote* remote = nullptr;
-    std::atomic<std::int64_t> refs{1};  // handles and ends
     // Tracing (runtime/trace.hpp): the channel's number in the network, and
     // the values that have entered it (written into its buffer or handed to
     // a reader) and left it (read, or dropped); lock held.
@@ -127,6 +124,14 @@ struct ChannelCore {
     std::uint32_t trace_in = 0;
     std::uint32_t trace_out = 0;
     char name[64];
+    // The counts every end and handle changes as it comes and goes, without
+    // the lock: `name` lies between them and what every read and write
+    // reads (ops, home, crossing, poisoned, ...), so that a million
+    // processes' ends ending on one core do not take those lines from the
+    // partner communicating on another.
+    std::atomic<std::int64_t> reader_ends{0};  // ends alive on each side (no lock: see join_reader)
+    std::atomic<std::int64_t> writer_ends{0};
+    std::atomic<std::int64_t> refs{1};  // handles and ends
     // What a process blocked on each side waits on, for deadlock reports
     // (indexed by Side).
     runtime::WaitReason blocked_on[2] = {{"is blocked reading from channel", name, this, runtime::Subject::Read},

@@ -123,11 +123,12 @@ std::uint32_t park_fiber(Parker* p, WaitKind kind, const WaitReason* reason, Rel
     if (w->has_timers() || (w->local_head && started().idle.load(std::memory_order_relaxed) > 0))
         [[unlikely]] park_chores(w);
     Task* next = pick_next(w);
-    if (next) {
+    if (next && next->context.fctx) [[likely]] {
         w->current.store(next, std::memory_order_relaxed);
         next->home.store(w->index, std::memory_order_relaxed);
         switch_context(me->context, next->context, finish_park, me);
     } else {
+        w->start_next = next;
         w->current.store(nullptr, std::memory_order_relaxed);
         switch_context(me->context, w->scheduler, finish_park, me);
     }

@@ -26,6 +26,7 @@
 #include "runtime/shared_lock.hpp"
 #include "runtime/spin_lock.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -183,6 +184,7 @@ struct Worker {
     // whether a process is running now (running_now).
     std::atomic<Task*> current{nullptr};
     Task* run_next = nullptr;  // owner only: the process just woken here
+    Task* start_next = nullptr;  // owner only: a fresh process a park chose, run by the loop (park_fiber)
     // Owner only: processes this worker woke that run_next displaced. No
     // atomics: nobody else can see them. They are moved to the shared queue
     // (publish) whenever another worker is idle, so they can be stolen.
@@ -190,16 +192,23 @@ struct Worker {
     Task* local_tail = nullptr;
     unsigned picks = 0;   // owner only: to look at the shared queue first now and then
     unsigned streak = 0;  // owner only: run_next taken this many times in a row
+    // `turns` counts the picks of this worker, written by it alone, for a
+    // taker of next_shared (below) to see whether it has moved on. (On the
+    // owner's line: others read it only while next_shared holds a process.)
+    std::atomic<std::uint64_t> turns{0};
+    // The groups below are what other workers read or write; each has a
+    // cache line of its own, so that an idle worker polling them does not
+    // take the busy owner's lines away from it at every pick (that false
+    // sharing cost every process start and wake-up on two workers).
+    //
     // Shared: run_next's place while another worker is idle, for a process
     // woken here: this worker runs it next, but an idle worker takes it
     // (take_over_woken) once this one has run the same process for
     // kTakeOverGrace (a process that computes without pausing would keep it
-    // from running). `turns` counts the picks of this worker, written by it
-    // alone, for a taker to see whether it has moved on.
-    std::atomic<Task*> next_shared{nullptr};
-    std::atomic<std::uint64_t> turns{0};
+    // from running).
+    alignas(64) std::atomic<Task*> next_shared{nullptr};
     // Shared: the queue, FIFO, with stealers and wakers on other threads.
-    SpinLock queue_lock;
+    alignas(64) SpinLock queue_lock;
     Task* head = nullptr;
     Task* tail = nullptr;
     std::atomic<std::int64_t> queued{0};
@@ -214,7 +223,7 @@ struct Worker {
     // sleeper parked here). A timer whose wait ended otherwise stays until
     // it is due or swept. next_due publishes the earliest deadline (steady
     // clock, ns), kNoTimer when there is none.
-    SpinLock timer_lock;
+    alignas(64) SpinLock timer_lock;
     std::vector<Timer> timers;
     std::size_t sweep_at = 1024;  // sweep stale timers when the heap grows to this
     std::atomic<std::int64_t> next_due{kNoTimer};
@@ -242,6 +251,43 @@ struct Worker {
             queued.fetch_sub(1, std::memory_order_relaxed);
         }
         return t;
+    }
+    // steal_into: for idle worker `thief`, the older half of this worker's
+    // queue (at most kStealBatch): the first is returned, the rest go to the
+    // thief's queue (shared, not private: should the thief then run a
+    // process that computes for long, a third worker can still take them).
+    // One steal per batch rather than per process: the queue's line then
+    // crosses between the cores once per batch, not once per process.
+    static constexpr std::int64_t kStealBatch = 32;
+    Task* steal_into(Worker* thief) noexcept {
+        if (queued.load(std::memory_order_relaxed) == 0) return nullptr;
+        Task* first;
+        Task* last;
+        std::int64_t taken = 0;  // besides the first
+        {
+            Locked<SpinLock> hold(queue_lock);
+            first = head;
+            if (!first) return nullptr;
+            const std::int64_t want = std::min((queued.load(std::memory_order_relaxed) + 1) / 2, kStealBatch);
+            last = first;
+            while (taken < want - 1 && last->next) {
+                last = last->next;
+                ++taken;
+            }
+            head = last->next;
+            if (!head) tail = nullptr;
+            queued.fetch_sub(taken + 1, std::memory_order_relaxed);
+        }
+        Task* rest = first->next;
+        first->next = nullptr;
+        if (taken > 0) {
+            last->next = nullptr;
+            Locked<SpinLock> hold(thief->queue_lock);
+            if (thief->tail) thief->tail->next = rest; else thief->head = rest;
+            thief->tail = last;
+            thief->queued.fetch_add(taken, std::memory_order_seq_cst);
+        }
+        return first;
     }
     void push_local(Task* t) noexcept {
         t->next = nullptr;

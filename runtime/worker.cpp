@@ -243,7 +243,7 @@ Task* Worker::find_work() noexcept {
     const std::size_t n = r.workers.size();
     for (std::size_t i = 1; i < n; ++i) {
         Worker* victim = r.workers[(static_cast<std::size_t>(index) + i) % n].get();
-        if (Task* t = victim->pop()) {
+        if (Task* t = simulating() ? victim->pop() : victim->steal_into(this)) {
             // (A simulation began since this worker looked: the first runs it.)
             if (simulating() && index != 0) [[unlikely]] {
                 sim_hand_to_first(t);
@@ -348,6 +348,11 @@ void Worker::loop() noexcept {
     init_thread_context(scheduler);
     install_overflow_handler();
     for (;;) {
+        if (Task* t = start_next) {
+            start_next = nullptr;
+            run_task(this, t);
+            continue;
+        }
         if (Task* t = find_work()) {
             run_task(this, t);
             continue;
