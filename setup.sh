@@ -26,8 +26,9 @@ packages=(meson ninja-build g++ pkg-config libboost-context-dev libboost-dev lib
           catch2 libspdlog-dev libfmt-dev libcereal-dev golang-go python3
           libopenmpi-dev openmpi-bin libtbb-dev graphviz
           pybind11-dev python3-dev python3-pytest python3-pytest-timeout python3-greenlet)
-# Only ./setup.sh bench needs these (gnuplot draws the charts in docs/bench/).
-bench_packages=(gnuplot-nox)
+# Only ./setup.sh bench needs these: mpi4py is the Python peer of the MPI benchmark, and
+# gnuplot draws the charts in docs/bench/.
+bench_packages=(python3-mpi4py gnuplot-nox)
 jobs=${CSP_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 say() { printf '==> %s\n' "$*"; }
@@ -146,7 +147,7 @@ case "$command" in
         ;;
     bench)
         # Any gnuplot will do: a gnuplot-qt or -x11 already there is not replaced.
-        if command -v gnuplot >/dev/null; then bench_packages=(); fi
+        if command -v gnuplot >/dev/null; then bench_packages=(python3-mpi4py); fi
         set_up if-needed "${bench_packages[@]}"
         bench/run build "$@"
         ;;
