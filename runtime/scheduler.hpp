@@ -2,8 +2,9 @@
 // installed, not for the layers above, which see runtime.hpp only).
 //
 // Fiber states and where they live:
-//   runnable  in exactly one place: a worker's `run_next` slot, its private
-//             list, or its shared queue
+//   runnable  in exactly one place: a worker's `run_next`, `next_shared` or
+//             `start_next` slot, its private list, or its shared queue (or
+//             in a thief's hands between a steal's two locks: steal_into)
 //   running   `Worker::current` of the worker running it
 //   parked    nowhere: only whoever wins its selection word may ready() it
 //
@@ -255,9 +256,10 @@ struct Worker {
     // steal_into: for idle worker `thief`, the older half of this worker's
     // queue (at most kStealBatch): the first is returned, the rest go to the
     // thief's queue (shared, not private: should the thief then run a
-    // process that computes for long, a third worker can still take them).
-    // One steal per batch rather than per process: the queue's line then
-    // crosses between the cores once per batch, not once per process.
+    // process that computes for long, another worker can still take them;
+    // find_work rouses one that sleeps). One steal per batch rather than per
+    // process: the queue's line then crosses between the cores once per
+    // batch, not once per process.
     static constexpr std::int64_t kStealBatch = 32;
     Task* steal_into(Worker* thief) noexcept {
         if (queued.load(std::memory_order_relaxed) == 0) return nullptr;
@@ -268,7 +270,11 @@ struct Worker {
             Locked<SpinLock> hold(queue_lock);
             first = head;
             if (!first) return nullptr;
-            const std::int64_t want = std::min((queued.load(std::memory_order_relaxed) + 1) / 2, kStealBatch);
+            // (One while a simulation runs: the first worker is to choose
+            // among them all. Read under the lock, which a push made since
+            // the simulation began has held.)
+            const std::int64_t want =
+                simulating() ? 1 : std::min((queued.load(std::memory_order_relaxed) + 1) / 2, kStealBatch);
             last = first;
             while (taken < want - 1 && last->next) {
                 last = last->next;

@@ -249,6 +249,15 @@ Task* Worker::find_work() noexcept {
                 sim_hand_to_first(t);
                 return nullptr;
             }
+            // The rest of the batch waits in this worker's queue: a worker
+            // asleep meanwhile (the victim, say, which found nothing while
+            // the batch was in flight) is to be able to take it, should this
+            // one now run a process that computes for long.
+            if (queued.load(std::memory_order_relaxed) > 0 && r.idle.load(std::memory_order_seq_cst) > 0) {
+                for (std::size_t k = 1; k < n; ++k) {
+                    if (r.workers[(static_cast<std::size_t>(index) + k) % n]->rouse()) break;
+                }
+            }
             return t;
         }
     }
