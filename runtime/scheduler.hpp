@@ -456,7 +456,9 @@ struct Runtime {
 
     Runtime();
     ~Runtime();
-    void wake_idle_worker() noexcept;
+    // wake_idle_worker rouses one sleeping worker, if any (not `except`:
+    // one looking for work on its way to sleep, which would rouse itself).
+    void wake_idle_worker(const Worker* except = nullptr) noexcept;
     // check_quiet is the cheap filter before the registry walk.
     void check_quiet() noexcept {
         const std::uint64_t wakes = thread_wakes.load(std::memory_order_seq_cst);

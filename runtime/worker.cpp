@@ -127,10 +127,10 @@ Runtime& rt() {
     return *g_runtime.load(std::memory_order_relaxed);
 }
 
-void Runtime::wake_idle_worker() noexcept {
+void Runtime::wake_idle_worker(const Worker* except) noexcept {
     if (idle.load(std::memory_order_seq_cst) == 0) return;
     for (auto& w : workers) {
-        if (w->rouse()) return;
+        if (w.get() != except && w->rouse()) return;
     }
 }
 
@@ -253,11 +253,7 @@ Task* Worker::find_work() noexcept {
             // asleep meanwhile (the victim, say, which found nothing while
             // the batch was in flight) is to be able to take it, should this
             // one now run a process that computes for long.
-            if (queued.load(std::memory_order_relaxed) > 0 && r.idle.load(std::memory_order_seq_cst) > 0) {
-                for (std::size_t k = 1; k < n; ++k) {
-                    if (r.workers[(static_cast<std::size_t>(index) + k) % n]->rouse()) break;
-                }
-            }
+            if (queued.load(std::memory_order_relaxed) > 0) r.wake_idle_worker(this);
             return t;
         }
     }
