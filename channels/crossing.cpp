@@ -174,6 +174,15 @@ Parcel* parcel_new(std::size_t size, std::size_t capacity) {
     return p;
 }
 
+static_assert(offsetof(InlineParcel, bytes) == sizeof(Parcel), "an inline parcel's bytes follow its head");
+
+Parcel* inline_parcel(InlineParcel& room, const void* data, std::size_t n) noexcept {
+    room.head.size = n;
+    room.head.capacity = kInlineMark;
+    if (n) std::memcpy(room.bytes, data, n);
+    return &room.head;
+}
+
 bool parcel_own(const Parcel* p) noexcept { return p && p != kLost && p->capacity != kInlineMark; }
 
 void parcel_free(Parcel* p) noexcept {

@@ -63,6 +63,18 @@ void parcel_free(Parcel* p) noexcept;
 // which its owner may hand on.
 bool parcel_own(const Parcel* p) noexcept;
 
+// InlineParcel: room for a small value's parcel inside a waiter's own
+// record (a transport's: libcsp-mpi's Pending), filled by inline_parcel:
+// parcel_free and parcel_own leave such a parcel alone, as one inside a
+// PlainWait. (No arena allocation for a small value that crosses.)
+struct InlineParcel {
+    static constexpr std::size_t kBytes = 48;
+    Parcel head;
+    alignas(16) unsigned char bytes[kBytes];
+};
+// inline_parcel: `n` bytes (n <= InlineParcel::kBytes) from `data`, in `room`.
+Parcel* inline_parcel(InlineParcel& room, const void* data, std::size_t n) noexcept;
+
 // kParcelTailRoom: room a ParcelWriter leaves after the bytes when it grows
 // a parcel, where a transport may put its header and send the parcel as it
 // is (libcsp-mpi: Comm::post_parcel), rather than copy a large value again.

@@ -160,6 +160,13 @@ Side side_of(const Proxy* x) noexcept { return x->reading ? Side::Reader : Side:
 
 class Shared final : public channels::Remote, public channels::Distribution {
 public:
+    Shared() = default;
+    Shared(const Shared&) = delete;
+    Shared& operator=(const Shared&) = delete;
+    ~Shared() {
+        for (void* room : spare_proxies_) ::operator delete(room);
+    }
+
     // ---- Distribution -------------------------------------------------------
     void made(ChannelCore* c) noexcept override {
         if (!g_comm || !in_spmd_part()) return;
@@ -183,7 +190,10 @@ public:
             std::lock_guard<std::mutex> hold(lock_);
             channels_.push_back(c);
             ends_.emplace_back();
-            if (here && early_.count(id)) ready_early_.push_back(id);
+            if (here && early_.count(id)) {
+                ready_early_.push_back(id);
+                any_ready_early_.store(true, std::memory_order_release);
+            }
         }
         if (here) {
             runtime::ring(g_comm->inbox());  // (tick replays what came early)
@@ -370,6 +380,7 @@ public:
         {
             std::lock_guard<std::mutex> hold(wanted_lock_);
             wanted_.push_back(ticket);
+            any_wanted_.store(true, std::memory_order_release);
         }
         runtime::ring(g_comm->inbox());
     }
@@ -407,7 +418,10 @@ public:
             id = barriers_.size() + 1;
             b->shared_id = id;
             barriers_.emplace_back().core = b;
-            if (early_.count(id | kBarrierBit)) ready_early_.push_back(id | kBarrierBit);
+            if (early_.count(id | kBarrierBit)) {
+                ready_early_.push_back(id | kBarrierBit);
+                any_ready_early_.store(true, std::memory_order_release);
+            }
         }
         if (home_of(id) == g_comm->rank) {
             runtime::ring(g_comm->inbox());  // (tick replays what came early)
@@ -741,9 +755,13 @@ public:
     bool tick() {
         bool busy = drain_wanted();
         busy |= look_again();
+        // (Every round of the turn's holder comes here: a look at a flag
+        // first, not a lock.)
+        if (!any_ready_early_.load(std::memory_order_acquire)) return busy;
         std::vector<std::uint64_t> ids;
         {
             std::lock_guard<std::mutex> hold(lock_);
+            any_ready_early_.store(false, std::memory_order_relaxed);
             if (ready_early_.empty()) return busy;
             ids.swap(ready_early_);
         }
@@ -791,7 +809,7 @@ public:
         }
         p->completer_lock = nullptr;
         runtime::release_parker(p);
-        delete x;
+        free_proxy(x);
     }
 
     // forget_before: a deadlock across ranks has been declared, the
@@ -905,7 +923,9 @@ private:
         if (h.kind == Kind::Failed) return finish(p, outcome_word(static_cast<Outcome>(h.a)));
         if (h.kind == Kind::Data) {
             try {
-                p->got = m.take_parcel();
+                p->got = m.payload_size() <= channels::InlineParcel::kBytes
+                             ? channels::inline_parcel(p->room, m.payload(), m.payload_size())
+                             : m.take_parcel();
             } catch (const std::bad_alloc&) {
                 if (h.a == 1) ext_done(h.chan, h.req, false);  // (the home holds its writer: see the top)
                 return finish(p, outcome_word(Outcome::Poisoned));
@@ -989,8 +1009,35 @@ private:
         }
     }
 
+    // Proxies are many (one a remote request) and alike: kept for the next
+    // (a new and a delete were a tenth of bench/mpi's instructions at a home).
+    Proxy* make_proxy() {
+        void* room = nullptr;
+        {
+            runtime::Locked<runtime::SpinLock> hold(spare_proxies_lock_);
+            if (!spare_proxies_.empty()) {
+                room = spare_proxies_.back();
+                spare_proxies_.pop_back();
+            }
+        }
+        if (!room) room = ::operator new(sizeof(Proxy));
+        return ::new (room) Proxy;
+    }
+    void free_proxy(Proxy* x) noexcept {
+        x->~Proxy();
+        runtime::Locked<runtime::SpinLock> hold(spare_proxies_lock_);
+        if (spare_proxies_.size() < kSpareProxies) {
+            try {
+                spare_proxies_.push_back(x);
+                return;
+            } catch (const std::bad_alloc&) {
+            }
+        }
+        ::operator delete(x);
+    }
+
     runtime::Parker* new_proxy(int peer, std::uint64_t req, bool reading) {
-        auto* x = new Proxy;
+        auto* x = make_proxy();
         x->peer = peer;
         x->req = req;
         x->reading = reading;
@@ -1203,9 +1250,11 @@ private:
     }
 
     bool drain_wanted() {
+        if (!any_wanted_.load(std::memory_order_acquire)) return false;  // (see tick)
         std::vector<std::uint64_t> tickets;
         {
             std::lock_guard<std::mutex> hold(wanted_lock_);
+            any_wanted_.store(false, std::memory_order_relaxed);
             if (wanted_.empty()) return false;
             tickets.swap(wanted_);
         }
@@ -1454,7 +1503,7 @@ private:
     }
 
     void drop_proxy(runtime::Parker* p) noexcept {
-        delete static_cast<Proxy*>(runtime::record_of(p));
+        free_proxy(static_cast<Proxy*>(runtime::record_of(p)));
         runtime::release_parker(p);
     }
 
@@ -1576,7 +1625,11 @@ private:
     std::unordered_map<std::uint64_t, runtime::Parker*> tickets_;
     std::map<std::pair<int, std::uint64_t>, std::vector<std::uint64_t>> by_choice_;
     std::mutex wanted_lock_;
+    static constexpr std::size_t kSpareProxies = 256;
+    runtime::SpinLock spare_proxies_lock_;
+    std::vector<void*> spare_proxies_;
     std::vector<std::uint64_t> wanted_;
+    std::atomic<bool> any_wanted_{false};  // (set under wanted_lock_ with a push: read first, without it)
     std::unordered_set<runtime::Parker*> busy_;  // held offers waiting for a busy partner
 
     // A barrier shared by ranks (see the top); at its home, the job's count.
@@ -1704,6 +1757,7 @@ private:
     std::vector<ChannelCore*> channels_;                 // by id - 1
     std::map<std::uint64_t, std::vector<Message>> early_;  // for channels not made here yet
     std::vector<std::uint64_t> ready_early_;             // made since: replay (tick)
+    std::atomic<bool> any_ready_early_{false};           // (as any_wanted_, under lock_)
 
     // (Whoever holds the turn's, comm.cpp:) proxies whose offer is queued, and
     // the most deadlocks across ranks any rank is known to have had.

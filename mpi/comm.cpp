@@ -33,6 +33,10 @@ constexpr std::int64_t kLongestNap = 1'000'000;  // ns
 constexpr std::int64_t kFirstServerNap = 50'000;     // ns
 constexpr std::int64_t kLongestServerNap = 200'000;  // ns
 
+// tracing: whether trace lines are wanted (CSP_LOG=trace): asked before
+// the three a message makes have their arguments gathered.
+bool tracing() noexcept { return runtime::logger().should_log(spdlog::level::trace); }
+
 std::int64_t now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -79,6 +83,8 @@ channels::Parcel* Message::take_parcel() {
     channels::Parcel* copy = channels::parcel_new(payload_size());
     std::memcpy(copy->data(), payload(), payload_size());
     bytes = Bytes();
+    view = nullptr;
+    view_size = 0;
     return copy;
 }
 
@@ -92,6 +98,7 @@ Comm::Comm(MPI_Comm comm, int r, int n) : rank(r), size(n), comm_(comm) {
     static const int registered =
         pthread_atfork(nullptr, nullptr, [] { g_forked.store(true, std::memory_order_relaxed); });
     (void)registered;
+    spare_sends_.reserve(64);  // (progress_sends keeps up to that many: never a push that allocates)
     inbox_ = runtime::arena_new<runtime::Inbox>();
     inbox_->words = static_cast<std::atomic<std::uint32_t>*>(runtime::arena_allocate(sizeof(std::atomic<std::uint32_t>)));
     ::new (static_cast<void*>(inbox_->words)) std::atomic<std::uint32_t>(runtime::kAwake);
@@ -121,11 +128,14 @@ void Comm::post(int peer, const Header& h, const void* payload, std::size_t n) {
                                 static_cast<unsigned>(h.kind));
         return;
     }
-    runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, peer,
+    if (tracing()) {
+        runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, peer,
                             static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, n);
-    Outgoing m{peer, h.kind, Bytes(n + sizeof(Header)), {}};
-    if (n) std::memcpy(m.bytes.data(), payload, n);
-    std::memcpy(m.bytes.data() + n, &h, sizeof h);
+    }
+    Outgoing m(peer, h.kind);
+    char* into = m.room(n + sizeof(Header));
+    if (n) std::memcpy(into, payload, n);
+    std::memcpy(into + n, &h, sizeof h);
     enqueue(std::move(m));
 }
 
@@ -137,10 +147,14 @@ void Comm::post_parcel(int peer, const Header& h, channels::Parcel* value) {
         farewell_sent_.load(std::memory_order_acquire)) {
         return post(peer, h, value ? value->data() : nullptr, value ? value->size : 0);
     }
-    runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes, sent from its parcel)",
+    if (tracing()) {
+        runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes, sent from its parcel)",
                             rank, peer, static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, value->size);
+    }
     std::memcpy(value->data() + value->size, &h, sizeof h);
-    enqueue(Outgoing{peer, h.kind, Bytes(), std::move(owned)});
+    Outgoing m(peer, h.kind);
+    m.from = std::move(owned);
+    enqueue(std::move(m));
 }
 
 void Comm::enqueue(Outgoing m) {
@@ -167,38 +181,104 @@ void Comm::stop() {
     thread_.join();
 }
 
+// Consecutive small messages to one rank (a process that answers one
+// request and makes the next, say) go as one MPI message, a bundle: MPI's
+// cost is mostly per message (bench/mpi's ping-pong sends two a hop: a
+// value and the next request). Up to kBundleMost messages of kBundleSmall
+// bytes or less each; a larger one to the same rank ends the bundle (the
+// order to each rank is kept).
+namespace {
+constexpr std::size_t kBundleSmall = 1024;
+constexpr std::size_t kBundleBytes = 16 * 1024;
+constexpr std::size_t kBundleMost = 64;
+}  // namespace
+
+void Comm::isend(Outgoing&& m) {
+    if (m.size() > static_cast<std::size_t>(INT32_MAX)) {
+        runtime::log_fatal("csp mpi: a value of 2 GB or more cannot cross ranks yet (one MPI message each)");
+    }
+    const int peer = m.peer;
+    std::unique_ptr<Sending> room;
+    if (spare_sends_.empty()) {
+        room = std::make_unique<Sending>();
+    } else {
+        room = std::move(spare_sends_.back());
+        spare_sends_.pop_back();
+    }
+    room->request = MPI_REQUEST_NULL;
+    room->message = std::move(m);
+    sending_.push_back(std::move(room));
+    Sending& sent = *sending_.back();
+    MPI_Isend(sent.message.data(), static_cast<int>(sent.message.size()), MPI_BYTE, peer, kTag, comm_, &sent.request);
+}
+
 bool Comm::send_queued() {
-    std::vector<Outgoing> batch;
     {
         runtime::Locked<runtime::SpinLock> hold(queue_lock_);
         if (queue_.empty()) return false;
-        batch.swap(queue_);
+        batch_.swap(queue_);  // (queue_ gets the last batch's capacity)
     }
-    for (Outgoing& m : batch) {
+    const std::size_t n = batch_.size();
+    for (const Outgoing& m : batch_) {
         if (!control(m.kind)) unsent_.fetch_sub(1, std::memory_order_acq_rel);
-        const int peer = m.peer;
-        sending_.push_back(Sending{MPI_REQUEST_NULL, std::move(m)});
-        Sending& sent = sending_.back();
-        if (sent.message.size() > static_cast<std::size_t>(INT32_MAX)) {
-            runtime::log_fatal("csp mpi: a value of 2 GB or more cannot cross ranks yet (one MPI message each)");
-        }
-        MPI_Isend(sent.message.data(), static_cast<int>(sent.message.size()), MPI_BYTE, peer, kTag, comm_,
-                  &sent.request);
     }
+    taken_.assign(n, 0);
+    std::size_t in_bundle[kBundleMost];
+    for (std::size_t i = 0; i < n; ++i) {
+        if (taken_[i]) continue;
+        Outgoing& first = batch_[i];
+        std::size_t count = 0;
+        std::size_t bytes = 0;
+        if (first.size() <= kBundleSmall) {
+            for (std::size_t j = i; j < n && count < kBundleMost; ++j) {
+                const Outgoing& m = batch_[j];
+                if (taken_[j] || m.peer != first.peer) continue;
+                if (m.size() > kBundleSmall || bytes + sizeof(std::uint32_t) + m.size() > kBundleBytes) break;
+                in_bundle[count++] = j;
+                bytes += sizeof(std::uint32_t) + m.size();
+            }
+        }
+        if (count < 2) {
+            isend(std::move(first));
+            continue;
+        }
+        Outgoing bundle(first.peer, Kind::Bundle);
+        char* at = bundle.room(bytes + sizeof(Header));
+        for (std::size_t k = 0; k < count; ++k) {
+            Outgoing& m = batch_[in_bundle[k]];
+            taken_[in_bundle[k]] = 1;
+            const auto size = static_cast<std::uint32_t>(m.size());
+            std::memcpy(at, &size, sizeof size);
+            std::memcpy(at + sizeof size, m.data(), size);
+            at += sizeof size + size;
+        }
+        Header h{Kind::Bundle};
+        h.a = static_cast<std::uint32_t>(count);
+        std::memcpy(at, &h, sizeof h);
+        if (tracing()) {
+            runtime::logger().trace("rank {}: to {}: the last {} as one bundle ({} bytes)", rank, first.peer, count,
+                                bundle.size());
+        }
+        isend(std::move(bundle));
+    }
+    batch_.clear();  // (frees the parcels of the bundled)
     return true;
 }
 
 bool Comm::progress_sends() {
     bool any = false;
-    for (auto it = sending_.begin(); it != sending_.end();) {
+    for (std::size_t i = 0; i < sending_.size();) {
         int done = 0;
-        MPI_Test(&it->request, &done, MPI_STATUS_IGNORE);
-        if (done) {
-            it = sending_.erase(it);
-            any = true;
-        } else {
-            ++it;
+        MPI_Test(&sending_[i]->request, &done, MPI_STATUS_IGNORE);
+        if (!done) {
+            ++i;
+            continue;
         }
+        any = true;
+        std::unique_ptr<Sending> sent = std::move(sending_[i]);
+        sending_.erase(sending_.begin() + static_cast<std::ptrdiff_t>(i));
+        sent->message = Outgoing();  // (its parcel or bytes go now)
+        if (spare_sends_.size() < spare_sends_.capacity()) spare_sends_.push_back(std::move(sent));
     }
     return any;
 }
@@ -217,12 +297,19 @@ bool Comm::receive() {
         Message m;
         m.peer = status.MPI_SOURCE;
         char* into = nullptr;
-        try {
-            m.parcel = channels::parcel_new(n);
-            into = reinterpret_cast<char*>(m.parcel->data());
-        } catch (const std::bad_alloc&) {
-            m.bytes = Bytes(n);  // (the handler's take_parcel throws, if the arena stays full)
-            into = m.bytes.data();
+        if (n <= sizeof received_small_) {
+            // (A small one is received here, and its handler copies what it
+            // keeps: cheaper than a parcel for every message.)
+            into = received_small_;
+            m.view = into;
+        } else {
+            try {
+                m.parcel = channels::parcel_new(n);
+                into = reinterpret_cast<char*>(m.parcel->data());
+            } catch (const std::bad_alloc&) {
+                m.bytes = Bytes(n);  // (the handler's take_parcel throws, if the arena stays full)
+                into = m.bytes.data();
+            }
         }
         MPI_Mrecv(into, count, MPI_BYTE, &handle, &status);
         if (n < sizeof(Header)) {
@@ -231,16 +318,40 @@ bool Comm::receive() {
         }
         std::memcpy(&m.head, into + n - sizeof(Header), sizeof(Header));
         if (m.parcel) m.parcel->size = n - sizeof(Header);
-        dispatch(m);
+        if (m.view) m.view_size = n - sizeof(Header);
+        if (m.head.kind == Kind::Bundle) dispatch_bundle(m);
+        else dispatch(m);
         any = true;
     }
     return any;
 }
 
+void Comm::dispatch_bundle(const Message& bundle) {
+    const char* at = bundle.payload();
+    const char* const end = at + bundle.payload_size();
+    for (std::uint32_t k = 0; k < bundle.header().a; ++k) {
+        std::uint32_t size = 0;
+        if (end - at < static_cast<std::ptrdiff_t>(sizeof size)) break;
+        std::memcpy(&size, at, sizeof size);
+        at += sizeof size;
+        if (size < sizeof(Header) || end - at < static_cast<std::ptrdiff_t>(size)) break;
+        Message m;
+        m.peer = bundle.peer;
+        std::memcpy(&m.head, at + size - sizeof(Header), sizeof(Header));
+        m.view = at;
+        m.view_size = size - sizeof(Header);
+        dispatch(m);
+        at += size;
+    }
+    if (at != end) runtime::logger().error("csp mpi: a malformed bundle from rank {}; the rest ignored", bundle.peer);
+}
+
 void Comm::dispatch(Message& m) {
-    runtime::logger().trace("rank {}: from {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, m.peer,
+    if (tracing()) {
+        runtime::logger().trace("rank {}: from {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, m.peer,
                             static_cast<unsigned>(m.header().kind), m.header().chan, m.header().req, m.header().a,
                             m.header().b, m.payload_size());
+    }
     const Kind kind = m.header().kind;
     if (kind == Kind::Farewell) {
         ++farewells_;
@@ -311,8 +422,11 @@ void Comm::nap(std::int64_t quiet_since) noexcept {
 }
 
 bool Comm::serve() {
-    bool busy = send_queued();
-    busy |= finish_proxies();
+    // (Proxies first: a proxy finished by a process here posts its answer,
+    // which then goes out in this round, with what the process posted next,
+    // in one bundle: the answer is what the other rank waits for.)
+    bool busy = finish_proxies();
+    busy |= send_queued();
     if (receive()) {
         busy = true;
         after_messages();

@@ -33,7 +33,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -92,6 +92,9 @@ enum class Kind : std::uint32_t {
     Shown,  // the answer to ask req: payload = the title, '\0', the part (runtime::AcrossPart)
     // comm.cpp (control too)
     Farewell,  // this rank has every Bye and sends nothing more (see Comm::loop)
+    Bundle,    // several small messages to one rank, posted in a row, as one MPI message: a = how many;
+               // payload = for each, its length (u32) and its bytes (payload, Header). Not counted itself:
+               // each message in it is (see Comm::send_queued)
 };
 
 // kBarrierBit: marks a barrier's id in a message's chan (channels and
@@ -153,36 +156,77 @@ struct SentParcel {
     ~SentParcel() { channels::parcel_free(parcel); }
 };
 
-// Outgoing: a message posted, to be sent: its bytes, or (post_parcel) a
-// parcel with the header after its payload.
+// Outgoing: a message posted, to be sent: its bytes (a small message's
+// in the object itself: no allocation), or (post_parcel) a parcel with the
+// header after its payload.
 struct Outgoing {
-    int peer;  // the destination
-    Kind kind;
+    static constexpr std::size_t kInline = 192;  // (a Data of a value up to 160 bytes; a bundle of a few)
+    int peer = 0;  // the destination
+    Kind kind{};
+    std::uint32_t inline_size = 0;  // bytes in `small` (0: in `bytes` or `from`)
     Bytes bytes;
     SentParcel from;
-    char* data() noexcept { return from.parcel ? reinterpret_cast<char*>(from.parcel->data()) : bytes.data(); }
-    std::size_t size() const noexcept { return from.parcel ? from.parcel->size + sizeof(Header) : bytes.size(); }
+    alignas(8) char small[kInline];
+
+    Outgoing() = default;
+    Outgoing(int to, Kind k) noexcept : peer(to), kind(k) {}
+    Outgoing(Outgoing&& o) noexcept
+        : peer(o.peer), kind(o.kind), inline_size(o.inline_size), bytes(std::move(o.bytes)), from(std::move(o.from)) {
+        std::memcpy(small, o.small, inline_size);
+    }
+    Outgoing& operator=(Outgoing&& o) noexcept {
+        peer = o.peer;
+        kind = o.kind;
+        inline_size = o.inline_size;
+        bytes = std::move(o.bytes);
+        from = std::move(o.from);
+        std::memcpy(small, o.small, inline_size);
+        return *this;
+    }
+    // room: make room for n bytes (inline if they fit), for the caller to write.
+    char* room(std::size_t n) {
+        if (n <= kInline) {
+            inline_size = static_cast<std::uint32_t>(n);
+            return small;
+        }
+        bytes = Bytes(n);
+        return bytes.data();
+    }
+    char* data() noexcept {
+        return from.parcel ? reinterpret_cast<char*>(from.parcel->data()) : inline_size ? small : bytes.data();
+    }
+    std::size_t size() const noexcept {
+        return from.parcel ? from.parcel->size + sizeof(Header) : inline_size ? inline_size : bytes.size();
+    }
 };
 
 // Message: a message received: its header, and its payload in a parcel of
 // the arena (its capacity holds the header too), or, when the arena had no
-// room, on the heap.
+// room, on the heap, or (a small one, or one of a bundle) borrowed from the
+// receiver's buffer for as long as its handler runs: a handler that keeps
+// the message moves it, which copies a borrowed payload.
 struct Message {
     int peer = 0;  // the sender
     Header head{};
     channels::Parcel* parcel = nullptr;
-    Bytes bytes;  // (payload then header: only without a parcel)
+    Bytes bytes;                   // (payload then header: only without a parcel or a view)
+    const char* view = nullptr;    // a borrowed payload (see above)
+    std::size_t view_size = 0;
 
     Message() = default;
-    Message(Message&& o) noexcept
-        : peer(o.peer), head(o.head), parcel(std::exchange(o.parcel, nullptr)), bytes(std::move(o.bytes)) {}
-    Message& operator=(Message&& o) noexcept {
+    Message(Message&& o) : peer(o.peer), head(o.head), parcel(std::exchange(o.parcel, nullptr)), bytes(std::move(o.bytes)) {
+        if (o.view) own(o);
+    }
+    Message& operator=(Message&& o) {
         if (this != &o) {
             channels::parcel_free(parcel);
             peer = o.peer;
             head = o.head;
             parcel = std::exchange(o.parcel, nullptr);
             bytes = std::move(o.bytes);
+            view = nullptr;
+            view_size = 0;
+            if (o.view) own(o);
         }
         return *this;
     }
@@ -190,15 +234,27 @@ struct Message {
 
     const Header& header() const noexcept { return head; }
     const char* payload() const noexcept {
-        return parcel ? reinterpret_cast<const char*>(parcel->data()) : bytes.data();
+        return parcel ? reinterpret_cast<const char*>(parcel->data()) : view ? view : bytes.data();
     }
     std::size_t payload_size() const noexcept {
-        return parcel ? parcel->size : bytes.size() > sizeof(Header) ? bytes.size() - sizeof(Header) : 0;
+        return parcel ? parcel->size
+               : view ? view_size
+                      : bytes.size() > sizeof(Header) ? bytes.size() - sizeof(Header) : 0;
     }
     // take_parcel: the payload as a parcel, the caller's to free: the one it
     // came in (no copy), or a copy (throws std::bad_alloc). Once taken, the
     // payload is gone from the message.
     channels::Parcel* take_parcel();
+
+private:
+    // own: copy o's borrowed payload (and the header) into bytes.
+    void own(Message& o) {
+        bytes = Bytes(o.view_size + sizeof(Header));
+        if (o.view_size) std::memcpy(bytes.data(), o.view, o.view_size);
+        std::memcpy(bytes.data() + o.view_size, &head, sizeof(Header));
+        o.view = nullptr;
+        o.view_size = 0;
+    }
 };
 
 // Pending: a process of this rank waiting for an answer (Data, Done,
@@ -208,6 +264,7 @@ struct Pending {
     std::uint64_t token = 0;
     channels::Parcel* got = nullptr;  // what came (Data, Result), to free
     std::uint64_t req = 0;            // (channels.cpp: the request it waits for)
+    channels::InlineParcel room;      // (got, for a small value: no arena allocation)
 };
 // finish: end the wait of `p` with `outcome` (from the communication thread).
 void finish(Pending* p, std::uint32_t outcome) noexcept;
@@ -287,7 +344,14 @@ private:
         Outgoing message;
     };
     void enqueue(Outgoing m);
-    std::deque<Sending> sending_;
+    void isend(Outgoing&& m);
+    void dispatch_bundle(const Message& bundle);
+    std::vector<Outgoing> batch_;  // (send_queued's: kept for its capacity)
+    std::vector<std::uint8_t> taken_;
+    // In flight (MPI has their addresses: each stays where it is), and done
+    // ones kept for the next sends (no allocation a message).
+    std::vector<std::unique_ptr<Sending>> sending_, spare_sends_;
+    alignas(64) char received_small_[512];  // (receive's, for small messages: see Message)
     std::atomic<bool> stopping_{false};
     std::atomic<bool> main_done_{false};
     std::atomic<std::uint32_t> deadlocks_{0};

@@ -24,6 +24,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -137,7 +138,13 @@ TEST_CASE("values of a serialized type cross ranks intact", "[mpi]") {
 // survive every hop, for sizes around the header's and buffer sizes.
 TEST_CASE("values relayed from rank to rank arrive intact, of every size from 0 to 256 KiB", "[mpi]") {
     constexpr int kStages = 5;
-    const std::vector<std::size_t> sizes = {0, 1, 7, 39, 40, 41, 48, 255, 256, 4095, 4096, 65536, 65537, 262144};
+    // (Around the sizes where a message's path changes: a value received
+    // into the reader's own record (up to 48 bytes of payload: 40 here, the
+    // vector's length first), a message kept inline (up to 160 bytes of
+    // payload), received into the receiver's buffer (480), bundled with
+    // others (992), sent from its parcel.)
+    const std::vector<std::size_t> sizes = {0,   1,   7,   39,  40,  41,   48,   152,   153,   255,    256,
+                                            471, 472, 473, 983, 984, 985, 4095, 4096, 65536, 65537, 262144};
     std::vector<csp::Channel<std::vector<char>>> links;
     for (int i = 0; i <= kStages; ++i) links.emplace_back("relay" + std::to_string(i), csp::buffer(i % 2 ? 2 : 0));
     const auto pattern = [](std::size_t size, std::size_t i) { return static_cast<char>((size * 31 + i * 7) % 251); };
@@ -174,6 +181,30 @@ TEST_CASE("values relayed from rank to rank arrive intact, of every size from 0 
     (void)sourced;
     (void)staged;
     CHECK(good == static_cast<int>(sizes.size()));
+}
+
+// Rank r makes the channels r x 100 ms after rank 0, whose writers begin at
+// once: every home but rank 0 gets their first messages before it has made
+// the channel (and a writer's messages to one rank, posted in a row, go as
+// one MPI message: a bundle), and keeps them until it has.
+TEST_CASE("messages that reach a channel's home before it has made the channel wait there: every value once, in order",
+          "[mpi]") {
+    const std::int64_t n = 300;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * csp::mpi::rank()));
+    std::vector<csp::Channel<std::int64_t>> chans;
+    for (int k = 0; k < ranks(); ++k) chans.emplace_back("made-late" + std::to_string(k), csp::buffer(k % 2 ? 4 : 0));
+    std::vector<csp::Process<std::int64_t>> writers;
+    std::vector<csp::Process<std::vector<std::int64_t>>> readers;
+    for (int k = 0; k < ranks(); ++k) {
+        writers.push_back(csp::on_rank(0, writer(chans[k].writer(), k, n)));
+        readers.push_back(csp::on_rank(k, reader(chans[k].reader())));
+    }
+    auto [sent, got] = csp::Parallel(std::move(writers), std::move(readers));
+    for (int k = 0; k < ranks(); ++k) {
+        CHECK(sent[k] == n);
+        REQUIRE(got[k].size() == static_cast<std::size_t>(n));
+        for (std::int64_t i = 0; i < n; ++i) REQUIRE(got[k][static_cast<std::size_t>(i)] == k * kPer + i);
+    }
 }
 
 TEST_CASE("any-to-any across ranks: writers and readers on every rank, every value read once", "[mpi]") {
