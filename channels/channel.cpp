@@ -323,6 +323,10 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
 
 std::atomic<Distribution*> g_distribution{nullptr};
 
+void launching() noexcept {
+    if (Distribution* d = distribution()) [[unlikely]] d->launching();
+}
+
 void acquire(ChannelCore* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
 
 void release(ChannelCore* c) noexcept {

@@ -84,6 +84,11 @@ class Remote;  // (remote.hpp)
 // half changed, so it is poisoned (see channel.cpp).
 void repair_channel(runtime::SharedLock* lock) noexcept;
 
+// launching: a combinator is about to start processes (Parallel, Spawn: csp's
+// Launch), from the caller's thread: the Distribution hears of it, if there
+// is one (remote.hpp).
+void launching() noexcept;
+
 // ChannelCore: the state of one channel, in the shared arena.
 struct ChannelCore {
     runtime::SharedLock lock{&repair_channel};  // (first: repair_channel finds the channel from it)
@@ -117,6 +122,7 @@ struct ChannelCore {
     // and on a replica how to reach the home.
     std::uint64_t shared_id = 0;
     const Remote* remote = nullptr;
+    std::atomic<std::int32_t> shared_home{-1};  // (shared: the home's rank; -1 until chosen, remote.hpp)
     // Tracing (runtime/trace.hpp): the channel's number in the network, and
     // the values that have entered it (written into its buffer or handed to
     // a reader) and left it (read, or dropped); lock held.

@@ -159,6 +159,11 @@ public:
     virtual std::vector<std::pair<std::string, std::string>> view_ranks(
         std::vector<std::pair<std::string, std::string>> own, std::chrono::milliseconds wait) = 0;
 
+    // launching: a combinator (Parallel, Sequence's steps, Spawn) is about to
+    // start its processes, from the caller's thread. (libcsp-mpi chooses the
+    // home ranks of the shared channels made since the last one here.)
+    virtual void launching() noexcept {}
+
 protected:
     ~Distribution() = default;
 };

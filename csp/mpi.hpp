@@ -74,6 +74,12 @@ channels::Parcel* await_result(std::uint64_t id, std::string& type, std::string&
 [[noreturn]] void throw_bad_rank(int r);
 // check_placement: r is a rank, and the caller is main outside any process.
 void check_placement(int r);
+// note_placement: the process of `call` runs on rank r: the shared channels
+// of the ends among its arguments may get their home there (mpi/channels.cpp).
+void note_placement(int r, const csp::detail::BodyBase& call) noexcept;
+// home_rank: the home rank of the shared channel of an end (-1: not shared,
+// or its home not chosen yet). For tests.
+int home_rank(const channels::ChannelCore* c) noexcept;
 [[noreturn]] void throw_not_copyable();
 
 // Placed: what a placed process's body holds, which refuses to be copied
@@ -122,6 +128,7 @@ Process<R> on_rank(int r, Process<R> p) {
         return p;
     }
     mpi::detail::check_placement(r);
+    if (const auto& call = csp::detail::call_of(p)) mpi::detail::note_placement(r, *call);
     const std::uint64_t id = mpi::detail::next_placement();
     std::string name = p.name() + " on rank " + std::to_string(r);
     if (mpi::rank() == r) {

@@ -2,9 +2,23 @@
 // rank is a channel's home, replicas that forward to it, and the proxies
 // through which the home serves the processes of other ranks.
 //
-// Messages about a channel may reach its home before the home has made it
-// (its main is slower): they wait in `early` and are handled, in order,
-// once it has (tick).
+// A channel's home is chosen when the next combinator after it was made
+// starts (launching: Parallel, Spawn), by where the processes placed since
+// (csp::on_rank, csp::spread) hold its ends among their arguments: the one
+// rank where all its readers are placed, else the one rank where all its
+// writers are, else rank (id - 1) % size. Values then flow towards their
+// readers: a farm's collector on rank 0 reads its results channel there,
+// without a round trip to another rank a value (samples/mpi/farm.cpp). Every
+// rank evaluates the same placements in the same order (the program is
+// SPMD), so every rank chooses the same. Until then the channel is a replica
+// everywhere: what would go to its home (its Hello, changes of its ends)
+// waits here, and an operation on it (from main, before any combinator)
+// chooses at once, by what is known so far. Ranks that choose differently
+// (their programs diverge) stop with an error naming the channel.
+//
+// Messages about a channel may reach its home before the home has made it,
+// or chosen its home (its main is slower): they wait in `early` and are
+// handled, in order, once it has (tick).
 //
 // Ends are counted for the whole job at the home. An end made in the SPMD
 // part (main, outside any process: the arguments of the processes it is
@@ -87,6 +101,8 @@
 // still that one.
 #include "mpi/comm.hpp"
 
+#include "csp/mpi.hpp"
+
 #include "channels/remote.hpp"
 #include "runtime/log.hpp"
 
@@ -158,6 +174,8 @@ struct Proxy : runtime::ProcessRecord {
 
 Side side_of(const Proxy* x) noexcept { return x->reading ? Side::Reader : Side::Writer; }
 
+int shared_home_by_id(std::uint64_t id) noexcept;  // (g_shared's, below)
+
 class Shared final : public channels::Remote, public channels::Distribution {
 public:
     Shared() = default;
@@ -177,29 +195,163 @@ public:
         }();
         channels::acquire(c);  // (until the World ends: messages may still name it)
         c->shared_id = id;
-        // Ready before it is published: the communication thread may handle
-        // a message for it as soon as it is in channels_.
-        const bool here = home_of(id) == g_comm->rank;
-        if (here) {
-            channels::mark_cross(c);  // (values travel as parcels: proxies are another OS process's waiters)
-        } else {
-            c->remote = this;
-            c->home = nullptr;  // (no fast path: every operation goes through `remote`)
+        // A replica until its home is chosen (see the top): no fast path,
+        // every operation goes through `remote`.
+        c->remote = this;
+        c->home = nullptr;
+        std::lock_guard<std::mutex> hold(lock_);
+        channels_.push_back(c);
+        ends_.emplace_back();
+        homes_.push_back(-1);
+        unsettled_[id];
+        unsettled_count_.fetch_add(1, std::memory_order_release);
+    }
+
+    // placed: a process placed on rank r holds an end of c among its
+    // arguments (csp::on_rank, on every rank).
+    void placed(const ChannelCore* c, bool reader, int r) noexcept {
+        if (!g_comm || !c->shared_id) return;
+        std::lock_guard<std::mutex> hold(lock_);
+        auto it = unsettled_.find(c->shared_id);
+        if (it == unsettled_.end()) return;
+        std::vector<int>& at = it->second.ranks[reader ? 0 : 1];
+        if (std::find(at.begin(), at.end(), r) == at.end()) at.push_back(r);
+    }
+
+    void launching() noexcept override {
+        if (!g_comm || unsettled_count_.load(std::memory_order_acquire) == 0 || !in_spmd_part()) return;
+        for (;;) {
+            std::uint64_t id;
+            {
+                std::lock_guard<std::mutex> hold(lock_);
+                if (unsettled_.empty()) return;
+                id = unsettled_.begin()->first;
+            }
+            settle(id);
         }
-        {
-            std::lock_guard<std::mutex> hold(lock_);
-            channels_.push_back(c);
-            ends_.emplace_back();
-            if (here && early_.count(id)) {
+    }
+
+    // home_by_id: the home of channel `id` (chosen: it has been used).
+    int home_by_id(std::uint64_t id) noexcept {
+        std::lock_guard<std::mutex> hold(lock_);
+        return homes_[id - 1];
+    }
+
+    // home: the home rank of shared channel c, chosen now if it was not yet
+    // (an operation from main before any combinator: see the top).
+    int home(ChannelCore* c) const noexcept {
+        const int h = c->shared_home.load(std::memory_order_acquire);
+        if (h >= 0) return h;
+        const_cast<Shared*>(this)->settle(c->shared_id);
+        return c->shared_home.load(std::memory_order_acquire);
+    }
+
+    // settle: choose the home of channel `id` (if nobody has yet), and do
+    // what waited for it: here, the channel crosses and counts the ends of
+    // every rank; elsewhere, the home hears of it (Hello) and of its ends'
+    // changes so far. Messages for it wait (early) until c->shared_home is
+    // set, last.
+    void settle(std::uint64_t id) noexcept {
+        std::unique_lock<std::mutex> hold(lock_);
+        auto it = unsettled_.find(id);
+        if (it == unsettled_.end()) {
+            // (Being settled by another thread: wait for it.)
+            ChannelCore* c = channels_[id - 1];
+            hold.unlock();
+            while (c->shared_home.load(std::memory_order_acquire) < 0) std::this_thread::yield();
+            return;
+        }
+        Unsettled u = std::move(it->second);
+        unsettled_.erase(it);
+        ChannelCore* c = channels_[id - 1];
+        const int h = u.ranks[0].size() == 1   ? u.ranks[0][0]
+                      : u.ranks[1].size() == 1 ? u.ranks[1][0]
+                                               : default_home(id);
+        homes_[id - 1] = h;
+        const bool here = h == g_comm->rank;
+        if (!here) {
+            if (auto e = early_.find(id); e != early_.end() && !e->second.empty()) {
+                const auto hello = std::find_if(e->second.begin(), e->second.end(),
+                                                [](const Message& m) { return m.header().kind == Kind::Hello; });
+                diverged(c, hello != e->second.end() ? *hello : e->second.front(), h);
+            }
+            g_comm->post(h, Header{Kind::Hello, 0, 0, 0, id, 0}, identity(c).data(), identity(c).size());
+        }
+        bool retire[2] = {false, false};
+        for (const EndsEvent& ev : u.ends) {
+            retire[static_cast<int>(ev.side)] |= count_ends(id, ev.side, ev.delta, ev.spmd, ev.epoch);
+        }
+        runtime::logger().debug("rank {}: channel '{}' ({}): its home is rank {} (readers placed on {} ranks, "
+                                "writers on {})",
+                                g_comm->rank, c->name, id, h, u.ranks[0].size(), u.ranks[1].size());
+        if (here) {
+            // (Ready before messages may reach it: they wait in early_ until
+            // shared_home is set.)
+            hold.unlock();
+            channels::mark_cross(c);  // (values travel as parcels: proxies are another OS process's waiters)
+            c->home = runtime::g_local_inbox;
+            c->remote = nullptr;
+            hold.lock();
+            if (early_.count(id)) {
                 ready_early_.push_back(id);
                 any_ready_early_.store(true, std::memory_order_release);
             }
         }
-        if (here) {
-            runtime::ring(g_comm->inbox());  // (tick replays what came early)
-        } else {
-            g_comm->post(home_of(id), Header{Kind::Hello, 0, 0, 0, id, 0}, identity(c).data(), identity(c).size());
+        c->shared_home.store(h, std::memory_order_release);
+        unsettled_count_.fetch_sub(1, std::memory_order_release);
+        hold.unlock();
+        if (here) runtime::ring(g_comm->inbox());  // (tick replays what came early)
+        for (int side = 0; side < 2; ++side) {
+            if (retire[side]) channels::retire_side(c, static_cast<Side>(side));
         }
+    }
+
+    // count_ends: an end of side `side` of channel `id` joined or left here
+    // (delta), made in the SPMD part (spmd) as this rank's epoch-th: counted
+    // at the home, here, or told to it. True when that side retires (lock_
+    // held).
+    bool count_ends(std::uint64_t id, Side side, int delta, bool spmd, std::uint64_t epoch) noexcept {
+        const int h = homes_[id - 1];
+        Ends& e = ends_[id - 1][static_cast<int>(side)];
+        if (h == g_comm->rank) return change(e, spmd ? g_comm->size : delta);
+        if (!spmd) {
+            Header m{Kind::Ends};
+            m.chan = id;
+            m.a = static_cast<std::uint32_t>(side);
+            m.b = static_cast<std::uint32_t>(delta + 1);
+            m.req = epoch;
+            g_comm->post(h, m);
+        }
+        return false;
+    }
+
+    // shown: a channel's identity (see identity) as 'name' (values of type T).
+    static std::string shown(const std::string& s) {
+        const std::size_t split = s.find('\0');
+        if (split == std::string::npos) return "'" + s + "'";
+        int status = 0;
+        char* type = abi::__cxa_demangle(s.c_str() + split + 1, nullptr, nullptr, &status);
+        const std::string out = fmt::format("'{}' (values of type {})", s.substr(0, split),
+                                            status == 0 && type ? type : s.c_str() + split + 1);
+        std::free(type);
+        return out;
+    }
+
+    // diverged: rank m.peer takes this rank for the home of c (m: its
+    // message about it; its Hello, if any, names the channel as that rank
+    // made it), which this rank placed on rank h: the ranks' programs differ.
+    [[noreturn]] static void diverged(const ChannelCore* c, const Message& m, int h) noexcept {
+        std::string theirs;
+        if (m.header().kind == Kind::Hello) {
+            theirs = ", which it made as " + shown(std::string(m.payload(), m.payload_size()));
+        }
+        runtime::log_fatal(fmt::format("csp mpi: rank {} takes rank {} for the home of channel {} of the job{}; rank {} "
+                                       "made it as {} and chose rank {} for its home: every rank must make the same "
+                                       "channels (outside any process, after the World) in the same order, place the "
+                                       "same processes, and use a channel from main before any Parallel on every rank "
+                                       "or on none",
+                                       m.peer, g_comm->rank, c->shared_id, theirs, g_comm->rank, shown(identity(c)), h)
+                               .c_str());
     }
 
     // replays_pending: messages that came early wait to be handled (tick).
@@ -300,14 +452,14 @@ public:
         h.chan = chan;
         h.req = req;
         h.a = ok ? 1 : 0;
-        g_comm->post(home_of(chan), h);
+        g_comm->post(shared_home_by_id(chan), h);
     }
 
     void poison(ChannelCore* c) const noexcept override {
         if (!g_comm->reachable()) return;  // (a multiprocess child: its parent poisons what it handed it)
         Header h{Kind::Poison};
         h.chan = c->shared_id;
-        g_comm->post(home_of(c->shared_id), h);
+        g_comm->post(home(c), h);
     }
 
     Outcome try_read(ChannelCore* c, void* dst) const noexcept override {
@@ -356,10 +508,10 @@ public:
         h.a = index;
         h.b = g_comm->deadlocks();
         h.pad = side == Side::Reader ? (extended ? 2 : 0) : 1;
-        const int home = home_of(c->shared_id);
-        rc.homes |= std::uint64_t{1} << (home % 64);
-        if (value) g_comm->post(home, h, value->data(), value->size);
-        else g_comm->post(home, h);
+        const int to = home(c);
+        rc.homes |= std::uint64_t{1} << (to % 64);
+        if (value) g_comm->post(to, h, value->data(), value->size);
+        else g_comm->post(to, h);
     }
 
     void close(channels::RemoteChoice& rc) const noexcept override {
@@ -394,16 +546,12 @@ public:
             std::lock_guard<std::mutex> hold(lock_);
             Ends& e = ends_[id - 1][static_cast<int>(side)];
             if (spmd) ++e.spmd;
-            if (home_of(id) == g_comm->rank) {
-                retire = change(e, spmd ? g_comm->size : delta);
-            } else if (!spmd) {
-                Header h{Kind::Ends};
-                h.chan = id;
-                h.a = static_cast<std::uint32_t>(side);
-                h.b = static_cast<std::uint32_t>(delta + 1);
-                h.req = e.spmd;
-                g_comm->post(home_of(id), h);
+            auto it = unsettled_.find(id);
+            if (it != unsettled_.end()) {
+                it->second.ends.push_back(EndsEvent{side, delta, spmd, e.spmd});  // (counted once it has a home)
+                return;
             }
+            retire = count_ends(id, side, delta, spmd, e.spmd);
         }
         if (retire) channels::retire_side(c, side);
     }
@@ -739,15 +887,20 @@ public:
             default:
                 break;
         }
-        // A message for the home of h.chan: now, or once it has the channel.
+        // A message for the home of h.chan: now, or once it has the channel
+        // and has chosen its home.
         ChannelCore* c = nullptr;
         {
             std::lock_guard<std::mutex> hold(lock_);
-            if (h.chan == 0 || h.chan > channels_.size() || early_.count(h.chan)) {
+            if (h.chan == 0 || h.chan > channels_.size() || early_.count(h.chan) ||
+                channels_[h.chan - 1]->shared_home.load(std::memory_order_acquire) < 0) {
                 early_[h.chan].push_back(std::move(m));
                 return;
             }
             c = channels_[h.chan - 1];
+        }
+        if (const int h_home = c->shared_home.load(std::memory_order_acquire); h_home != g_comm->rank) {
+            diverged(c, m, h_home);
         }
         at_home(c, m);
     }
@@ -851,6 +1004,10 @@ public:
             held.swap(channels_);
             barriers.swap(barriers_);
             early_.clear();
+            ends_.clear();  // (the next World numbers its channels from 1 again)
+            homes_.clear();
+            unsettled_.clear();
+            unsettled_count_.store(0, std::memory_order_release);
         }
         for (ChannelCore* c : held) channels::release(c);
         for (BarrierState& st : barriers) channels::barrier_release(st.core);
@@ -866,9 +1023,12 @@ private:
         return id;
     }
 
-    static int home_of(std::uint64_t id) noexcept {
+    // default_home: a channel's home when its placements choose none (see
+    // the top), and every barrier's.
+    static int default_home(std::uint64_t id) noexcept {
         return static_cast<int>((id - 1) % static_cast<std::uint64_t>(g_comm->size));
     }
+    static int home_of(std::uint64_t id) noexcept { return default_home(id); }  // (barriers)
 
     // wait: post h (with `value`) once the caller has parked, and wait for
     // the answer.
@@ -877,7 +1037,7 @@ private:
             Header h;
             const Parcel* value;
             int home;
-        } post{h, value, home_of(c->shared_id)};
+        } post{h, value, home(c)};
         post.h.b = g_comm->deadlocks();
         pending.parker = runtime::current();
         pending.token = runtime::begin_wait(pending.parker);
@@ -1513,16 +1673,6 @@ private:
             case Kind::Hello: {
                 const std::string theirs(m.payload(), m.payload_size()), ours = identity(c);
                 if (theirs != ours) {
-                    // 'name' (values of type T)
-                    auto shown = [](const std::string& s) {
-                        const std::size_t split = s.find('\0');
-                        int status = 0;
-                        char* type = abi::__cxa_demangle(s.c_str() + split + 1, nullptr, nullptr, &status);
-                        const std::string out = fmt::format("'{}' (values of type {})", s.substr(0, split),
-                                                            status == 0 && type ? type : s.c_str() + split + 1);
-                        std::free(type);
-                        return out;
-                    };
                     runtime::log_fatal(fmt::format(
                         "csp mpi: channel {} of the job is {} on rank {}, but {} on rank {}: every rank must make "
                         "the channels it shares (outside any process, after the World) in the same order",
@@ -1589,6 +1739,20 @@ private:
                                         static_cast<unsigned>(h.kind), m.peer);
         }
     }
+
+    // Unsettled: a channel whose home is not chosen yet (see the top): the
+    // ranks where placed processes hold its readers [0] and writers [1], and
+    // the changes of its ends here meanwhile.
+    struct EndsEvent {
+        Side side;
+        int delta;
+        bool spmd;
+        std::uint64_t epoch;
+    };
+    struct Unsettled {
+        std::vector<int> ranks[2];
+        std::vector<EndsEvent> ends;
+    };
 
     // Ends: one side's ends of one shared channel (see the top).
     struct Ends {
@@ -1755,6 +1919,9 @@ private:
     std::vector<BarrierState> barriers_;                 // by id - 1
     std::vector<std::array<Ends, 2>> ends_;              // by id - 1
     std::vector<ChannelCore*> channels_;                 // by id - 1
+    std::vector<int> homes_;                             // by id - 1: its home (-1: not chosen yet)
+    std::map<std::uint64_t, Unsettled> unsettled_;       // made, home not chosen yet (see the top)
+    std::atomic<std::size_t> unsettled_count_{0};        // (how many: launching looks without the lock)
     std::map<std::uint64_t, std::vector<Message>> early_;  // for channels not made here yet
     std::vector<std::uint64_t> ready_early_;             // made since: replay (tick)
     std::atomic<bool> any_ready_early_{false};           // (as any_wanted_, under lock_)
@@ -1770,6 +1937,8 @@ private:
 
 Shared g_shared;
 
+int shared_home_by_id(std::uint64_t id) noexcept { return g_shared.home_by_id(id); }
+
 }  // namespace
 
 channels::Distribution* shared_channels() noexcept { return &g_shared; }
@@ -1778,6 +1947,16 @@ bool channels_tick() { return g_shared.tick(); }
 void release_shared_channels() noexcept { g_shared.release_all(); }
 
 void on_channel_message(Message& m) { g_shared.handle(m); }
+
+int home_rank(const channels::ChannelCore* c) noexcept {
+    return c && c->shared_id ? c->shared_home.load(std::memory_order_acquire) : -1;
+}
+
+void note_placement(int r, const csp::detail::BodyBase& call) noexcept {
+    call.bound_ends([](void* rank, const channels::ChannelCore* c,
+                       bool reader) { g_shared.placed(c, reader, *static_cast<const int*>(rank)); },
+                    &r);
+}
 void on_proxy_done(runtime::Parker* p) noexcept { g_shared.proxy_done(p); }
 void deadlock_broken(std::uint32_t deadlocks) { g_shared.forget_before(deadlocks); }
 

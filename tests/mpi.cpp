@@ -207,6 +207,64 @@ TEST_CASE("messages that reach a channel's home before it has made the channel w
     }
 }
 
+// home: the home rank of ch (csp::mpi::detail: a white-box look).
+template <class T>
+int home(csp::Channel<T>& ch) {
+    const auto end = ch.reader();
+    return csp::mpi::detail::home_rank(end.held_channel());
+}
+
+// A channel's home is chosen when the Parallel after it starts, by where the
+// processes placed meanwhile hold its ends: values flow towards their
+// readers (a farm's results to its collector: samples/mpi/farm.cpp).
+TEST_CASE("a channel's home is the rank of its placed readers, else of its placed writers, else by its number",
+          "[mpi]") {
+    const std::int64_t n = 200;
+    const int last = ranks() - 1;
+    csp::Channel<std::int64_t> to_last{"to-last", csp::buffer(8)};  // writers everywhere, its reader on the last rank
+    csp::Channel<std::int64_t> from_first{"from-first"};             // its writer on rank 0, readers everywhere
+    csp::Channel<std::int64_t> mixed{"mixed", csp::buffer(2)};       // both everywhere
+    std::vector<csp::Process<std::int64_t>> writers, mixed_writers;
+    for (int w = 0; w < ranks(); ++w) {
+        writers.push_back(writer(to_last.writer(), w, n));
+        mixed_writers.push_back(writer(mixed.writer(), w, n));
+    }
+    auto [sent, got, first_sent, first_got, mixed_sent, mixed_got] =
+        csp::Parallel(csp::spread(std::move(writers)), csp::on_rank(last, reader(to_last.reader())),
+                      csp::on_rank(0, writer(from_first.writer(), 0, n)),
+                      csp::spread(reader(from_first.reader()) * ranks()), csp::spread(std::move(mixed_writers)),
+                      csp::spread(reader(mixed.reader()) * ranks()));
+    check_every_id_once(std::move(got), ranks(), n);
+    std::vector<std::int64_t> all;
+    for (auto& part : first_got) all.insert(all.end(), part.begin(), part.end());
+    check_every_id_once(std::move(all), 1, n);
+    all.clear();
+    for (auto& part : mixed_got) all.insert(all.end(), part.begin(), part.end());
+    check_every_id_once(std::move(all), ranks(), n);
+    (void)sent;
+    (void)first_sent;
+    (void)mixed_sent;
+    if (ranks() > 1) {
+        CHECK(home(to_last) == last);
+        CHECK(home(from_first) == 0);
+        CHECK(home(mixed) >= 0);  // (by its number in the job)
+    }
+}
+
+// A channel used from main before any Parallel has its home chosen there,
+// by what is known (nothing placed yet: by its number), on every rank alike;
+// the rank it chose may be this one (its own messages reach it too).
+TEST_CASE("a shared channel written from main on every rank before any Parallel: every value read once", "[mpi]") {
+    csp::Channel<std::int64_t> ch{"written-from-main", csp::buffer(64)};
+    {
+        auto out = ch.writer();
+        out(csp::mpi::rank() * kPer);
+        out(csp::mpi::rank() * kPer + 1);
+    }
+    auto [got] = csp::Parallel(csp::on_rank(ranks() - 1, reader(ch.reader())));
+    check_every_id_once(std::move(got), ranks(), 2);
+}
+
 TEST_CASE("any-to-any across ranks: writers and readers on every rank, every value read once", "[mpi]") {
     for (std::size_t capacity : {std::size_t{0}, std::size_t{1}, std::size_t{16}}) {
         CAPTURE(capacity);

@@ -14,6 +14,7 @@
 //     detail/unwinding.hpp).
 #pragma once
 
+#include "channels/channel.hpp"
 #include "csp/detail/unwinding.hpp"
 #include "csp/errors.hpp"
 #include "runtime/runtime.hpp"
@@ -97,6 +98,11 @@ public:
     // is out of sight, and an end it handed on still counts.
     virtual void held_ends(EndSeen, void*) const noexcept {}
     virtual void forget_end(const channels::ChannelCore*, bool /*reader*/) noexcept {}
+    // bound_ends: the ends among the arguments it will be called with (not
+    // yet invoked): where csp::on_rank places them (libcsp-mpi chooses a
+    // channel's home rank by them). What its callable captured is out of
+    // sight here too.
+    virtual void bound_ends(EndSeen, void*) const noexcept {}
 
 protected:
     JoinRef join_;
@@ -314,6 +320,20 @@ public:
 
     void held_ends(EndSeen see, void* ctx) const noexcept override { held_.seen(see, ctx); }
     void forget_end(const channels::ChannelCore* c, bool reader) noexcept override { held_.forget(c, reader); }
+    void bound_ends(EndSeen see, void* ctx) const noexcept override {
+        if (!bound_) return;
+        const auto one = [&](const auto& x) {
+            using X = std::decay_t<decltype(x)>;
+            if constexpr (end_count_v<X> == 1) {
+                if (x.held_channel()) see(ctx, x.held_channel(), X::kReaderEnd);
+            } else if constexpr (vector_of_ends_v<X>) {
+                for (const auto& e : x) {
+                    if (e.held_channel()) see(ctx, e.held_channel(), std::decay_t<decltype(e)>::kReaderEnd);
+                }
+            }
+        };
+        std::apply([&](const auto&... a) { (one(a), ...); }, bound_->args);
+    }
 
 private:
     struct Bound {
@@ -340,6 +360,7 @@ public:
     void invoke() override { (void)inner_->invoke(); }
     void held_ends(EndSeen see, void* ctx) const noexcept override { inner_->held_ends(see, ctx); }
     void forget_end(const channels::ChannelCore* c, bool reader) noexcept override { inner_->forget_end(c, reader); }
+    void bound_ends(EndSeen see, void* ctx) const noexcept override { inner_->bound_ends(see, ctx); }
 
 private:
     std::unique_ptr<Call<R>> inner_;
@@ -381,12 +402,17 @@ public:
     }
 
     void run() {
+        launching();
         runtime::start_processes(bodies_);
         join_->wait();
     }
-    void spawn() { start_spawned(bodies_); }
+    void spawn() {
+        launching();
+        start_spawned(bodies_);
+    }
 
 private:
+    static void launching() noexcept { channels::launching(); }
     JoinRef join_;
     std::vector<std::unique_ptr<runtime::ProcessBody>> bodies_;
 };
