@@ -319,15 +319,16 @@ public:
     std::uint32_t deadlocks() const noexcept { return deadlocks_.load(std::memory_order_acquire); }
     std::uint32_t note_deadlock() noexcept { return deadlocks_.fetch_add(1, std::memory_order_acq_rel) + 1; }
 
-    // serve_turn: one round of this thread's work, by an idle worker that
-    // holds the turn (comm.cpp); whether it did something.
-    bool serve_turn() noexcept;
+    // serve_turn: one round of this thread's work, receiving up to `most`
+    // messages, by whoever holds the turn (comm.cpp); whether it did
+    // something.
+    bool serve_turn(int most) noexcept;
 
 private:
     void loop() noexcept;
-    bool serve();
+    bool serve(int most);
     bool send_queued();
-    bool receive();
+    bool receive(int most);
     bool progress_sends();
     bool finish_proxies();
     void nap(std::int64_t quiet_since) noexcept;
