@@ -16,9 +16,12 @@
 // on rank i % size; an unplaced process runs on every rank. A channel made
 // outside any process, after the World, is one channel of the whole job
 // (matched across ranks by the order channels are made, checked by name).
-// It lives on one rank, its home, chosen as the next Parallel starts: the
-// rank of the processes placed to read it (else of those placed to write
-// it), so values travel towards their readers.
+// It lives on one rank, its home, chosen as the next combinator (Parallel,
+// Sequence, Spawn) starts, or at its first use from main if that comes
+// first: the rank of the processes placed to read it (else of those placed
+// to write it), so values travel towards their readers. A program that uses
+// a shared channel from main does so on every rank or on none (the ranks
+// would choose differently: the job stops, naming the channel).
 // In a simulation (csp/sim.hpp) placed processes all run here, as fibers.
 // Parallel returns on every rank with every result: a placed process's
 // result (or its failure) is sent to every rank. Link with libcsp-mpi

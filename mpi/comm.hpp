@@ -46,6 +46,7 @@ namespace csp::mpi::detail {
 enum class Kind : std::uint32_t {
     // channels.cpp
     Hello,    // a replica was made: chan, payload = its name
+    HomeCheck,  // to chan's default home: the sender chose rank a for chan's home; payload = its name
     Ends,     // an end of side `a` joined or left a replica: b = delta + 1 (2 joined, 0 left), req = the
               // rank's SPMD ends of that side so far (its epoch; see channels.cpp)
     Read,     // a process there reads chan: req, b = its rank's deadlocks so far, pad = a Way
@@ -108,7 +109,9 @@ enum Way : std::uint32_t { kWait = 0, kTry = 1, kProbe = 2 };  // (probe: is tha
 // chan names the channel, for an ExtDone should the choice be gone.)
 enum FireFlags : std::uint32_t { kByReserver = 1, kReleased = 2, kWithValue = 4, kExtended = 8 };
 
-// control: a message of the deadlock detector, not counted.
+// control: a message not counted in sent / received (the deadlock
+// detector's, views', Farewell; Bundle is not counted itself, its messages
+// are).
 inline bool control(Kind k) noexcept { return k >= Kind::Quiet; }
 
 struct Header {
