@@ -147,7 +147,7 @@ case "$command" in
         ;;
     bench)
         # Any gnuplot will do: a gnuplot-qt or -x11 already there is not replaced.
-        if command -v gnuplot >/dev/null; then bench_packages=(python3-mpi4py); fi
+        if command -v gnuplot >/dev/null; then bench_packages=(${bench_packages[@]/gnuplot-nox}); fi  # (names have no spaces)
         set_up if-needed "${bench_packages[@]}"
         bench/run build "$@"
         ;;

@@ -286,7 +286,7 @@ public:
             if (auto e = early_.find(id); e != early_.end() && !e->second.empty()) {
                 const auto hello = std::find_if(e->second.begin(), e->second.end(),
                                                 [](const Message& m) { return m.header().kind == Kind::Hello; });
-                diverged(c, hello != e->second.end() ? *hello : e->second.front(), h);
+                homes_differ(c, hello != e->second.end() ? *hello : e->second.front(), g_comm->rank, h);
             }
             g_comm->post(h, Header{Kind::Hello, 0, 0, 0, id, 0}, identity(c).data(), identity(c).size());
         }
@@ -341,16 +341,7 @@ public:
     // check_home: rank m.peer chose rank m.a for the home of c, which this
     // rank (its default home) placed on rank h (lock_ held).
     static void check_home(const ChannelCore* c, const Message& m, int h) noexcept {
-        if (static_cast<int>(m.header().a) == h) return;
-        runtime::log_fatal(fmt::format("csp mpi: rank {} chose rank {} for the home of channel {} of the job, which it "
-                                       "made as {}; rank {} made it as {} and chose rank {}: every rank must make the "
-                                       "same channels (outside any process, after the World) in the same order, place "
-                                       "the same processes, and use a channel from main before any Parallel on every "
-                                       "rank or on none",
-                                       m.peer, m.header().a, c->shared_id,
-                                       shown(std::string(m.payload(), m.payload_size())), g_comm->rank,
-                                       shown(identity(c)), h)
-                               .c_str());
+        if (static_cast<int>(m.header().a) != h) homes_differ(c, m, static_cast<int>(m.header().a), h);
     }
 
     // home_checked: a HomeCheck (see the top): now, or once this rank has
@@ -377,20 +368,20 @@ public:
         return out;
     }
 
-    // diverged: rank m.peer takes this rank for the home of c (m: its
-    // message about it; its Hello, if any, names the channel as that rank
-    // made it), which this rank placed on rank h: the ranks' programs differ.
-    [[noreturn]] static void diverged(const ChannelCore* c, const Message& m, int h) noexcept {
-        std::string theirs;
-        if (m.header().kind == Kind::Hello) {
-            theirs = ", which it made as " + shown(std::string(m.payload(), m.payload_size()));
+    // homes_differ: rank m.peer chose rank `theirs` for the home of c (m:
+    // its message about it; a Hello or a HomeCheck names the channel as that
+    // rank made it), where this rank chose rank h: the ranks' programs differ.
+    [[noreturn]] static void homes_differ(const ChannelCore* c, const Message& m, int theirs, int h) noexcept {
+        std::string made;
+        if (m.header().kind == Kind::Hello || m.header().kind == Kind::HomeCheck) {
+            made = ", which it made as " + shown(std::string(m.payload(), m.payload_size()));
         }
-        runtime::log_fatal(fmt::format("csp mpi: rank {} takes rank {} for the home of channel {} of the job{}; rank {} "
-                                       "made it as {} and chose rank {} for its home: every rank must make the same "
+        runtime::log_fatal(fmt::format("csp mpi: rank {} chose rank {} for the home of channel {} of the job{}; "
+                                       "rank {} made it as {} and chose rank {}: every rank must make the same "
                                        "channels (outside any process, after the World) in the same order, place the "
-                                       "same processes, and use a channel from main before any Parallel on every rank "
-                                       "or on none",
-                                       m.peer, g_comm->rank, c->shared_id, theirs, g_comm->rank, shown(identity(c)), h)
+                                       "same processes, and use a channel from main before any Parallel on every "
+                                       "rank or on none",
+                                       m.peer, theirs, c->shared_id, made, g_comm->rank, shown(identity(c)), h)
                                .c_str());
     }
 
@@ -509,8 +500,8 @@ public:
         if (!runtime::in_fiber()) {
             // (From main or another thread, told and not waited for: a wait
             // there, as main unwound from a test's DeadlockError, kept the
-            // rank from ever looking quiet to the deadlock detector again;
-            // not understood yet, see the closing note of 2026-12-07.)
+            // rank from ever looking quiet to the deadlock detector again:
+            // its report was not made anew, not understood yet.)
             g_comm->post(home(c), h);
             return;
         }
@@ -627,12 +618,12 @@ public:
                 any_ready_early_.store(true, std::memory_order_release);
             }
         }
-        if (home_of(id) == g_comm->rank) {
+        if (default_home(id) == g_comm->rank) {
             runtime::ring(g_comm->inbox());  // (tick replays what came early)
         } else {
             Header h{Kind::BarrierHello};
             h.chan = id | kBarrierBit;
-            g_comm->post(home_of(id), h, b->name, std::strlen(b->name));
+            g_comm->post(default_home(id), h, b->name, std::strlen(b->name));
         }
     }
 
@@ -658,7 +649,7 @@ public:
         }
         h.b = static_cast<std::uint32_t>(delta + 1);
         h.req = delta < 0 && member > 0 ? member : epoch;
-        g_comm->post(home_of(id), h);
+        g_comm->post(default_home(id), h);
         return member_epoch;
     }
 
@@ -668,7 +659,7 @@ public:
         h.req = phase;
         h.a = static_cast<std::uint32_t>(delta + 1);
         put64(h, epoch);
-        g_comm->post(home_of(id), h);
+        g_comm->post(default_home(id), h);
     }
 
     // put64 / get64: a 64-bit number in a header's b (low half) and pad.
@@ -689,7 +680,7 @@ public:
         // (Of them, the offers of members past the home's epoch as this
         // rank last heard it, and that epoch: see at_barrier.)
         const std::uint64_t ahead_of[2] = {static_cast<std::uint64_t>(ahead), b->home_epoch};
-        g_comm->post(home_of(b->shared_id), h, ahead_of, sizeof ahead_of);
+        g_comm->post(default_home(b->shared_id), h, ahead_of, sizeof ahead_of);
     }
 
     std::uint64_t channel_key(const void* c) const noexcept override {
@@ -715,7 +706,7 @@ public:
         if (!g_comm->reachable()) return;
         Header h{Kind::BarrierPoison};
         h.chan = b->shared_id | kBarrierBit;
-        g_comm->post(home_of(b->shared_id), h);
+        g_comm->post(default_home(b->shared_id), h);
     }
 
     channels::BarrierCore* barrier_core(std::uint64_t id) {
@@ -847,7 +838,7 @@ public:
                     end_phase = true;
                     break;
                 case Kind::BarrierPoison:
-                    if (home_of(id) == g_comm->rank) {
+                    if (default_home(id) == g_comm->rank) {
                         if (st.poisoned) return;
                         st.poisoned = true;
                         Header out{Kind::BarrierPoison};
@@ -861,7 +852,7 @@ public:
             }
             // The home: is the phase over?
             const std::int64_t needed = members(st);
-            const bool ready = !end_phase && !poison && !release && home_of(id) == g_comm->rank && !st.poisoned &&
+            const bool ready = !end_phase && !poison && !release && default_home(id) == g_comm->rank && !st.poisoned &&
                                !st.round && needed > 0;
             std::int64_t offered = 0;
             for (const Offers& o : st.offers) offered += std::max<std::int64_t>(o.count - o.skipped, 0);
@@ -958,7 +949,7 @@ public:
             c = channels_[h.chan - 1];
         }
         if (const int h_home = c->shared_home.load(std::memory_order_acquire); h_home != g_comm->rank) {
-            diverged(c, m, h_home);
+            homes_differ(c, m, g_comm->rank, h_home);
         }
         at_home(c, m);
     }
@@ -1087,7 +1078,6 @@ private:
     static int default_home(std::uint64_t id) noexcept {
         return static_cast<int>((id - 1) % static_cast<std::uint64_t>(g_comm->size));
     }
-    static int home_of(std::uint64_t id) noexcept { return default_home(id); }  // (barriers)
 
     // wait: post h (with `value`) once the caller has parked, and wait for
     // the answer.

@@ -109,7 +109,7 @@ Comm::Comm(MPI_Comm comm, int r, int n) : rank(r), size(n), comm_(comm) {
     static const int registered =
         pthread_atfork(nullptr, nullptr, [] { g_forked.store(true, std::memory_order_relaxed); });
     (void)registered;
-    spare_sends_.reserve(64);  // (progress_sends keeps up to that many: never a push that allocates)
+    spare_sends_.reserve(64);  // (progress_sends keeps up to that many: no push allocates)
     inbox_ = runtime::arena_new<runtime::Inbox>();
     inbox_->words = static_cast<std::atomic<std::uint32_t>*>(runtime::arena_allocate(sizeof(std::atomic<std::uint32_t>)));
     ::new (static_cast<void*>(inbox_->words)) std::atomic<std::uint32_t>(runtime::kAwake);
@@ -141,7 +141,7 @@ void Comm::post(int peer, const Header& h, const void* payload, std::size_t n) {
     }
     if (tracing()) {
         runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, peer,
-                            static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, n);
+                                static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, n);
     }
     Outgoing m(peer, h.kind);
     char* into = m.room(n + sizeof(Header));
@@ -160,7 +160,7 @@ void Comm::post_parcel(int peer, const Header& h, channels::Parcel* value) {
     }
     if (tracing()) {
         runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes, sent from its parcel)",
-                            rank, peer, static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, value->size);
+                                rank, peer, static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, value->size);
     }
     std::memcpy(value->data() + value->size, &h, sizeof h);
     Outgoing m(peer, h.kind);
@@ -268,7 +268,7 @@ bool Comm::send_queued() {
         std::memcpy(at, &h, sizeof h);
         if (tracing()) {
             runtime::logger().trace("rank {}: to {}: the last {} as one bundle ({} bytes)", rank, first.peer, count,
-                                bundle.size());
+                                    bundle.size());
         }
         isend(std::move(bundle));
     }
@@ -360,8 +360,8 @@ void Comm::dispatch_bundle(const Message& bundle) {
 void Comm::dispatch(Message& m) {
     if (tracing()) {
         runtime::logger().trace("rank {}: from {}: kind {} chan {} req {:x} a {} b {} ({} bytes)", rank, m.peer,
-                            static_cast<unsigned>(m.header().kind), m.header().chan, m.header().req, m.header().a,
-                            m.header().b, m.payload_size());
+                                static_cast<unsigned>(m.header().kind), m.header().chan, m.header().req, m.header().a,
+                                m.header().b, m.payload_size());
     }
     const Kind kind = m.header().kind;
     if (kind == Kind::Farewell) {

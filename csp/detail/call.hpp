@@ -402,17 +402,16 @@ public:
     }
 
     void run() {
-        launching();
+        channels::launching();
         runtime::start_processes(bodies_);
         join_->wait();
     }
     void spawn() {
-        launching();
+        channels::launching();
         start_spawned(bodies_);
     }
 
 private:
-    static void launching() noexcept { channels::launching(); }
     JoinRef join_;
     std::vector<std::unique_ptr<runtime::ProcessBody>> bodies_;
 };
