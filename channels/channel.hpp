@@ -56,6 +56,12 @@ struct ValueOps {
     Parcel* (*pack)(const void* src) noexcept;
     bool (*unpack)(Parcel* p, void* dst) noexcept;
     const char* type_name;
+    // elements: for a type whose packed form is a uint64_t count, then its
+    // elements' bytes as they lie in *src (csp/serialize.hpp, Contiguous),
+    // where those bytes lie, with *count and *bytes set; nullptr for any
+    // other type. (A transport may send such a value from where it lies
+    // while its writer waits, rather than pack it: libcsp-mpi.)
+    const void* (*elements)(const void* src, std::uint64_t* count, std::size_t* bytes) noexcept = nullptr;
 };
 
 // kMaxBuffer bounds buffer(n): larger is almost surely a mistake.

@@ -151,6 +151,20 @@ constexpr std::uint32_t kOtherEnd = 0, kSpmdMade = 1, kSpmdResigned = 2;
 // soon before its choice is released (see Shared::commit).
 constexpr std::int64_t kPatience = 2'000'000;  // ns
 
+// kGiveParcelAbove: a remote writer's value larger than this is sent from
+// its own parcel (Shared::write); one up to it is copied into its message.
+constexpr std::size_t kGiveParcelAbove = 1024;
+
+// InPlace: a remote writer's vector or string (ValueOps::elements), sent
+// from where its elements lie when they are more than kSendInPlaceAbove
+// bytes (below, packing is cheaper than describing the pieces to MPI).
+struct InPlace {
+    std::uint64_t count = 0;
+    const void* data = nullptr;
+    std::size_t bytes = 0;
+};
+constexpr std::size_t kSendInPlaceAbove = 32 * 1024;
+
 // Proxy: a process of another rank, reading or writing a channel here; or
 // the offer of a guard of its choice (`choice`).
 struct Proxy : runtime::ProcessRecord {
@@ -429,11 +443,26 @@ public:
 
     Outcome write(ChannelCore* c, void* src) const noexcept override {
         if (!g_comm->reachable()) return Outcome::Unsupported;
-        Parcel* value = c->ops->pack ? c->ops->pack(src) : nullptr;
-        if (!value) return Outcome::Unpackable;
         Pending pending;
         Header h{Kind::Write};
         h.chan = c->shared_id;
+        if (c->ops->elements) {
+            // A large vector or string goes from where it lies (it stays
+            // there: this writer waits for the answer, which comes once the
+            // home has received all of it): not packed, not copied.
+            InPlace in_place;
+            in_place.data = c->ops->elements(src, &in_place.count, &in_place.bytes);
+            if (in_place.bytes > kSendInPlaceAbove) return wait(c, Side::Writer, pending, h, nullptr, false, &in_place);
+        }
+        Parcel* value = c->ops->pack ? c->ops->pack(src) : nullptr;
+        if (!value) return Outcome::Unpackable;
+        // A large value's parcel goes to the communication thread, which
+        // sends from it (no copy; BENCHMARKS.md, mpi: a 1 MiB value was
+        // copied once more here); a small one is copied into its message,
+        // which may then go in a bundle, and freed here.
+        if (value->size > kGiveParcelAbove && channels::parcel_own(value)) {
+            return wait(c, Side::Writer, pending, h, value, true);
+        }
         const Outcome o = wait(c, Side::Writer, pending, h, value);
         channels::parcel_free(value);
         return o;
@@ -1080,13 +1109,17 @@ private:
     }
 
     // wait: post h (with `value`) once the caller has parked, and wait for
-    // the answer.
-    Outcome wait(ChannelCore* c, Side side, Pending& pending, Header h, const Parcel* value) const noexcept {
+    // the answer. `give`: value is the caller's own parcel, handed to the
+    // communication thread with the message (post_parcel).
+    Outcome wait(ChannelCore* c, Side side, Pending& pending, Header h, const Parcel* value, bool give = false,
+                 const InPlace* in_place = nullptr) const noexcept {
         struct Post {
             Header h;
             const Parcel* value;
             int home;
-        } post{h, value, home(c)};
+            bool give;
+            const InPlace* in_place;
+        } post{h, value, home(c), give, in_place};
         post.h.b = g_comm->deadlocks();
         pending.parker = runtime::current();
         pending.token = runtime::begin_wait(pending.parker);
@@ -1101,7 +1134,14 @@ private:
             pending.parker, runtime::WaitKind::Rank, &c->blocked_on[static_cast<int>(side)],
             runtime::Release{[](void* arg) noexcept {
                                  auto* p = static_cast<Post*>(arg);
-                                 if (p->value) g_comm->post(p->home, p->h, p->value->data(), p->value->size);
+                                 if (p->in_place) {
+                                     g_comm->post_in_place(p->home, p->h, &p->in_place->count,
+                                                           sizeof p->in_place->count, p->in_place->data,
+                                                           p->in_place->bytes);
+                                 } else if (p->give) {
+                                     g_comm->post_parcel(p->home, p->h, const_cast<Parcel*>(p->value));
+                                 }
+                                 else if (p->value) g_comm->post(p->home, p->h, p->value->data(), p->value->size);
                                  else g_comm->post(p->home, p->h);
                              },
                              &post});

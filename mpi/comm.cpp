@@ -168,6 +168,24 @@ void Comm::post_parcel(int peer, const Header& h, channels::Parcel* value) {
     enqueue(std::move(m));
 }
 
+void Comm::post_in_place(int peer, const Header& h, const void* prefix, std::size_t prefix_n, const void* data,
+                         std::size_t n) {
+    if (farewell_sent_.load(std::memory_order_acquire)) return post(peer, h);  // (dropped there)
+    if (tracing()) {
+        runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes, sent in place)", rank,
+                                peer, static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, prefix_n + n);
+    }
+    static_assert(64 + sizeof(Header) <= Outgoing::kInline);
+    Outgoing m(peer, h.kind);
+    char* into = m.room(prefix_n + sizeof(Header));
+    std::memcpy(into, prefix, prefix_n);
+    std::memcpy(into + prefix_n, &h, sizeof h);
+    m.split = static_cast<std::uint32_t>(prefix_n);
+    m.external = data;
+    m.external_size = n;
+    enqueue(std::move(m));
+}
+
 void Comm::enqueue(Outgoing m) {
     if (!control(m.kind)) {
         sent_.fetch_add(1, std::memory_order_acq_rel);
@@ -220,6 +238,22 @@ void Comm::isend(Outgoing&& m) {
     room->message = std::move(m);
     sending_.push_back(std::move(room));
     Sending& sent = *sending_.back();
+    if (sent.message.external) {
+        // Three pieces, one message (the receiver sees its bytes in a row).
+        Outgoing& o = sent.message;
+        int lengths[3] = {static_cast<int>(o.split), static_cast<int>(o.external_size),
+                          static_cast<int>(o.inline_size - o.split)};
+        MPI_Aint at[3];
+        MPI_Get_address(o.small, &at[0]);
+        MPI_Get_address(o.external, &at[1]);
+        MPI_Get_address(o.small + o.split, &at[2]);
+        MPI_Datatype pieces;
+        MPI_Type_create_hindexed(3, lengths, at, MPI_BYTE, &pieces);
+        MPI_Type_commit(&pieces);
+        MPI_Isend(MPI_BOTTOM, 1, pieces, peer, kTag, comm_, &sent.request);
+        MPI_Type_free(&pieces);  // (the send keeps what it needs)
+        return;
+    }
     MPI_Isend(sent.message.data(), static_cast<int>(sent.message.size()), MPI_BYTE, peer, kTag, comm_, &sent.request);
 }
 
@@ -240,11 +274,11 @@ bool Comm::send_queued() {
         Outgoing& first = batch_[i];
         std::size_t count = 0;
         std::size_t bytes = 0;
-        if (first.size() <= kBundleSmall) {
+        if (first.size() <= kBundleSmall && !first.external) {
             for (std::size_t j = i; j < n && count < kBundleMost; ++j) {
                 const Outgoing& m = batch_[j];
                 if (taken_[j] || m.peer != first.peer) continue;
-                if (m.size() > kBundleSmall || bytes + sizeof(std::uint32_t) + m.size() > kBundleBytes) break;
+                if (m.size() > kBundleSmall || m.external || bytes + sizeof(std::uint32_t) + m.size() > kBundleBytes) break;
                 in_bundle[count++] = j;
                 bytes += sizeof(std::uint32_t) + m.size();
             }

@@ -161,12 +161,18 @@ struct SentParcel {
 
 // Outgoing: a message posted, to be sent: its bytes (a small message's
 // in the object itself: no allocation), or (post_parcel) a parcel with the
-// header after its payload.
+// header after its payload, or (post_in_place) `small`'s first `split`
+// bytes, then `external_size` bytes where they lie (a waiting writer's
+// value), then the rest of `small` (the header): one MPI message of three
+// pieces (Comm::isend).
 struct Outgoing {
     static constexpr std::size_t kInline = 192;  // (a Data of a value up to 160 bytes; a bundle of a few)
     int peer = 0;  // the destination
     Kind kind{};
     std::uint32_t inline_size = 0;  // bytes in `small` (0: in `bytes` or `from`)
+    std::uint32_t split = 0;        // (with `external`: where in `small` it goes)
+    const void* external = nullptr;
+    std::size_t external_size = 0;
     Bytes bytes;
     SentParcel from;
     alignas(8) char small[kInline];
@@ -174,13 +180,17 @@ struct Outgoing {
     Outgoing() = default;
     Outgoing(int to, Kind k) noexcept : peer(to), kind(k) {}
     Outgoing(Outgoing&& o) noexcept
-        : peer(o.peer), kind(o.kind), inline_size(o.inline_size), bytes(std::move(o.bytes)), from(std::move(o.from)) {
+        : peer(o.peer), kind(o.kind), inline_size(o.inline_size), split(o.split), external(o.external),
+          external_size(o.external_size), bytes(std::move(o.bytes)), from(std::move(o.from)) {
         std::memcpy(small, o.small, inline_size);
     }
     Outgoing& operator=(Outgoing&& o) noexcept {
         peer = o.peer;
         kind = o.kind;
         inline_size = o.inline_size;
+        split = o.split;
+        external = o.external;
+        external_size = o.external_size;
         bytes = std::move(o.bytes);
         from = std::move(o.from);
         std::memcpy(small, o.small, inline_size);
@@ -195,11 +205,15 @@ struct Outgoing {
         bytes = Bytes(n);
         return bytes.data();
     }
+    // (data: not for one with external bytes, which is never bundled.)
     char* data() noexcept {
         return from.parcel ? reinterpret_cast<char*>(from.parcel->data()) : inline_size ? small : bytes.data();
     }
     std::size_t size() const noexcept {
-        return from.parcel ? from.parcel->size + sizeof(Header) : inline_size ? inline_size : bytes.size();
+        return from.parcel    ? from.parcel->size + sizeof(Header)
+               : external     ? inline_size + external_size
+               : inline_size  ? inline_size
+                              : bytes.size();
     }
 };
 
@@ -302,6 +316,13 @@ public:
     // caller's to give: parcel_own): sent from it when its capacity has room
     // for the header after its bytes (no copy), else copied and freed.
     void post_parcel(int peer, const Header& h, channels::Parcel* value);
+    // post_in_place: post with payload `prefix` (up to 64 bytes), then `n`
+    // bytes at `data`, sent from where they lie: the caller keeps them
+    // there, unchanged, until the message's answer has come (a writer that
+    // waits for it; the answer comes only once the whole message has been
+    // received).
+    void post_in_place(int peer, const Header& h, const void* prefix, std::size_t prefix_n, const void* data,
+                       std::size_t n);
     // inbox: where proxies' parkers are readied.
     runtime::Inbox* inbox() noexcept { return inbox_; }
     // stop: say Bye to every rank, serve until every rank has said it,

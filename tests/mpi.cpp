@@ -142,9 +142,12 @@ TEST_CASE("values relayed from rank to rank arrive intact, of every size from 0 
     // into the reader's own record (up to 48 bytes of payload: 40 here, the
     // vector's length first), a message kept inline (up to 160 bytes of
     // payload), received into the receiver's buffer (480), bundled with
-    // others (992), sent from its parcel.)
-    const std::vector<std::size_t> sizes = {0,   1,   7,   39,  40,  41,   48,   152,   153,   255,    256,
-                                            471, 472, 473, 983, 984, 985, 4095, 4096, 65536, 65537, 262144};
+    // others (992), a remote writer's value copied into its message (up to
+    // 1024: 1016 here), sent from its parcel, sent from where the writer's
+    // vector lies (over 32 KiB of elements).)
+    const std::vector<std::size_t> sizes = {0,    1,    7,    39,    40,    41,    48,    152,   153,    255,
+                                            256,  471,  472,  473,   983,   984,   985,   1016,  1017,   4095,
+                                            4096, 32767, 32768, 32769, 65536, 65537, 262144};
     std::vector<csp::Channel<std::vector<char>>> links;
     for (int i = 0; i <= kStages; ++i) links.emplace_back("relay" + std::to_string(i), csp::buffer(i % 2 ? 2 : 0));
     const auto pattern = [](std::size_t size, std::size_t i) { return static_cast<char>((size * 31 + i * 7) % 251); };
@@ -1177,6 +1180,71 @@ TEST_CASE("a deadlock at a barrier shared by ranks is a DeadlockError on every r
         CHECK(what.find("reads-then-syncs") != std::string::npos);
         CHECK(what.find("syncs-then-writes") != std::string::npos);
     }
+}
+
+// A remote writer's large vector or string is sent from where it lies
+// while the writer waits (not packed first): every one intact, unbuffered
+// and buffered; and a writer whose large value the home's reader poisons
+// instead of taking gets the poison, its value left with it.
+TEST_CASE("large vectors and strings written on one rank are read intact on another; poison reaches their writer",
+          "[mpi]") {
+    const int buffer = GENERATE(0, 2);
+    CAPTURE(buffer);
+    constexpr int kCount = 20;
+    const auto doubles = [](int i) {
+        std::vector<double> v(static_cast<std::size_t>(10000 + 997 * i));
+        for (std::size_t k = 0; k < v.size(); ++k) v[k] = static_cast<double>(k) * 0.5 - i;
+        return v;
+    };
+    const auto text = [](int i) { return std::u16string(static_cast<std::size_t>(20000 + 4099 * i), u'a' + i % 26); };
+    auto numbers = buffer ? csp::Channel<std::vector<double>>{"large-doubles", csp::buffer(buffer)}
+                          : csp::Channel<std::vector<double>>{"large-doubles"};
+    auto words = buffer ? csp::Channel<std::u16string>{"large-text", csp::buffer(buffer)}
+                        : csp::Channel<std::u16string>{"large-text"};
+    auto write = csp::process("large-writer", [&](csp::ChannelOut<std::vector<double>> out,
+                                                  csp::ChannelOut<std::u16string> out_text) {
+        for (int i = 0; i < kCount; ++i) {
+            out(doubles(i));
+            out_text(text(i));
+        }
+    });
+    auto read = csp::process("large-reader", [&](csp::ChannelIn<std::vector<double>> in,
+                                                 csp::ChannelIn<std::u16string> in_text) {
+        int intact = 0;
+        for (int i = 0; i < kCount; ++i) {
+            intact += in() == doubles(i) ? 1 : 0;
+            intact += in_text() == text(i) ? 1 : 0;
+        }
+        return intact;
+    });
+    auto [nothing, intact] = csp::Parallel(csp::on_rank(ranks() - 1, write(numbers.writer(), words.writer())),
+                                           csp::on_rank(0, read(numbers.reader(), words.reader())));
+    (void)nothing;
+    CHECK(intact == 2 * kCount);
+
+    csp::Channel<std::vector<char>> poisoned{"large-poisoned"};
+    auto keep_writing = csp::process("keeps-writing", [](csp::ChannelOut<std::vector<char>> out) {
+        int written = 0;
+        std::vector<char> value(1 << 20, 'p');
+        try {
+            for (;;) {
+                out(value);
+                ++written;
+            }
+        } catch (const csp::ChannelPoisonException&) {
+        }
+        return written == 1 && value == std::vector<char>(1 << 20, 'p');
+    });
+    auto take_one_then_poison = csp::process("takes-one", [](csp::ChannelIn<std::vector<char>> in) {
+        const bool intact = in() == std::vector<char>(1 << 20, 'p');
+        csp::sleep(std::chrono::milliseconds(20));  // (the second write waits at the home)
+        in.poison();
+        return intact;
+    });
+    auto [writer_ok, reader_ok] = csp::Parallel(csp::on_rank(ranks() - 1, keep_writing(poisoned.writer())),
+                                                csp::on_rank(0, take_one_then_poison(poisoned.reader())));
+    CHECK(writer_ok);
+    CHECK(reader_ok);
 }
 
 TEST_CASE("a 100 MB value crosses ranks intact", "[mpi][big]") {

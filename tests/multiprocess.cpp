@@ -37,16 +37,20 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <typeinfo>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -570,6 +574,15 @@ TEST_CASE("a multiprocess spawned from a fiber is joined when the fiber ends", "
 
 namespace {
 
+// channels_parcel_holder: frees a parcel at the end of a scope.
+struct channels_parcel_holder {
+    csp::channels::Parcel* p;
+    explicit channels_parcel_holder(csp::channels::Parcel* parcel) : p(parcel) {}
+    ~channels_parcel_holder() { csp::channels::parcel_free(p); }
+    channels_parcel_holder(const channels_parcel_holder&) = delete;
+    channels_parcel_holder& operator=(const channels_parcel_holder&) = delete;
+};
+
 // round_trip(value, buffer): this process sends `value` to a child, which
 // compares it with its own copy (the capture, copied by the fork) and sends
 // back what it read. A value damaged on the way there shows in the child's
@@ -638,6 +651,75 @@ TEST_CASE("values of every kind cross to a child and back intact", "[multiproces
                std::map<int, std::map<std::string, std::vector<Tagged>>>{
                    {1, {{"k", {Tagged{"t1", {"a"}}, Tagged{}}}}}, {2, {}}},
                buffer);
+    CHECK(unreaped_children() == "");
+}
+
+// A vector of numbers or a string is packed by csp itself (one pass each
+// way, csp/serialize.hpp: Contiguous), in the very bytes cereal writes for
+// it: what one side packs, the other unpacks, whichever did it. Checked
+// here against cereal directly, both ways, for element types of every
+// width, empty and not; and the types left to cereal (bool elements, an
+// element aligned beyond 8 bytes) still cross.
+namespace {
+
+template <class T>
+void packed_as_cereal_does(const T& value) {
+    CAPTURE(typeid(T).name(), value.size());
+    STATIC_REQUIRE(csp::detail::Contiguous<T>::value);
+    std::ostringstream cereal_bytes;
+    {
+        cereal::BinaryOutputArchive archive(cereal_bytes);
+        archive(value);
+    }
+    channels_parcel_holder ours(csp::detail::pack_value<T>(&value));
+    REQUIRE(ours.p != nullptr);
+    const std::string packed(reinterpret_cast<const char*>(ours.p->data()), ours.p->size);
+    CHECK(packed == cereal_bytes.str());
+    CHECK(ours.p->capacity - ours.p->size >= csp::channels::kParcelTailRoom);
+
+    // cereal's bytes, unpacked by csp; and csp's, by cereal.
+    channels_parcel_holder theirs(csp::channels::parcel_new(cereal_bytes.str().size()));
+    std::memcpy(theirs.p->data(), cereal_bytes.str().data(), cereal_bytes.str().size());
+    alignas(T) unsigned char room[sizeof(T)];
+    REQUIRE(csp::detail::unpack_value<T>(theirs.p, room));
+    T* unpacked = std::launder(reinterpret_cast<T*>(room));
+    CHECK(*unpacked == value);
+    unpacked->~T();
+    T by_cereal;
+    csp::detail::read_parcel(ours.p, by_cereal);
+    CHECK(by_cereal == value);
+}
+
+}  // namespace
+
+TEST_CASE("a vector of numbers or a string crosses in the bytes cereal writes for it", "[multiprocess][values]") {
+    packed_as_cereal_does(std::vector<char>{});
+    packed_as_cereal_does(std::vector<char>{'a', '\0', 'b'});
+    std::vector<double> doubles(5000);
+    std::iota(doubles.begin(), doubles.end(), -0.25);
+    packed_as_cereal_does(doubles);
+    packed_as_cereal_does(std::vector<std::int16_t>{-1, 2, -3});
+    packed_as_cereal_does(std::vector<std::uint64_t>{~std::uint64_t{0}, 7});
+    packed_as_cereal_does(std::string());
+    packed_as_cereal_does(std::string("with\0zero", 9));
+    packed_as_cereal_does(std::u16string(u"sixteen"));
+    packed_as_cereal_does(std::u32string(70000, U'x'));
+
+    // A parcel whose count does not match its size unpacks to nothing (the
+    // reader's channel is then poisoned), never to a wrong value.
+    const std::vector<std::int32_t> two{1, 2};
+    channels_parcel_holder bad(csp::detail::pack_value<std::vector<std::int32_t>>(&two));
+    bad.p->size -= 1;
+    alignas(std::vector<std::int32_t>) unsigned char room[sizeof(std::vector<std::int32_t>)];
+    CHECK_FALSE(csp::detail::unpack_value<std::vector<std::int32_t>>(bad.p, room));
+
+    STATIC_REQUIRE_FALSE(csp::detail::Contiguous<std::vector<bool>>::value);
+    STATIC_REQUIRE_FALSE(csp::detail::Contiguous<std::vector<long double>>::value);
+    STATIC_REQUIRE_FALSE(csp::detail::Contiguous<std::vector<std::string>>::value);
+    round_trip("std::vector<bool>", std::vector<bool>{true, false, true}, 0);
+    round_trip("std::vector<long double>", std::vector<long double>{1.5L, -2.25L}, 0);
+    round_trip("std::u32string", std::u32string(U"\U0001F600 thirty-two"), 0);
+    round_trip("std::vector<double> of 1 MiB", std::vector<double>(1 << 17, -1.0 / 3), 16);
     CHECK(unreaped_children() == "");
 }
 

@@ -68,6 +68,13 @@ constexpr auto unpack_fn() noexcept {
 }
 
 template <class T>
+constexpr auto elements_fn() noexcept {
+    using Fn = const void* (*)(const void*, std::uint64_t*, std::size_t*) noexcept;
+    if constexpr (Contiguous<T>::value) return Fn{&contiguous_elements<T>};
+    else return Fn{nullptr};
+}
+
+template <class T>
 const channels::ValueOps* value_ops() noexcept {
     if constexpr (boxed_v<T>) {
         static const channels::ValueOps ops{
@@ -78,6 +85,7 @@ const channels::ValueOps* value_ops() noexcept {
             pack_fn<T>(),
             unpack_fn<T>(),
             typeid(T).name(),
+            nullptr,
         };
         return &ops;
     } else {
@@ -89,6 +97,7 @@ const channels::ValueOps* value_ops() noexcept {
             pack_fn<T>(),
             unpack_fn<T>(),
             typeid(T).name(),
+            elements_fn<T>(),
         };
         return &ops;
     }
