@@ -22,6 +22,7 @@ void IoPool::loop() noexcept {
         jobs.pop_front();
         hold.unlock();
         (*job.call)();
+        forget_this_thread();  // (a job that waited on a channel made the helper a known thread)
         wake(job.parker, job.token, kWoken);
         if (job.counted) {  // (run_os_job's: it ran until the wake-up, which leaves its caller running)
             Runtime& r = started();

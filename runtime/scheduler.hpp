@@ -528,6 +528,12 @@ ThreadRecord& this_thread_record();
 // known_thread_parker: the calling thread's parker if it has a record (null
 // otherwise: none is made).
 Parker* known_thread_parker() noexcept;
+// forget_this_thread: the calling thread is no csp process any more (its
+// record, if it has one, goes, as when a thread ends): an io helper after
+// a job that used channels, back in its pool, which would otherwise count
+// as a running process for as long as it lives (and no deadlock would be
+// found again).
+void forget_this_thread() noexcept;
 std::uint32_t park_thread(Parker* p, WaitKind kind, const WaitReason* reason, std::int64_t timeout_ns,
                           std::uint64_t token, Release release) noexcept;
 // A thread (or guest) parked in a wait that can deadlock stops counting as

@@ -61,6 +61,8 @@ ThreadRecord::~ThreadRecord() {
 
 Parker* known_thread_parker() noexcept { return t_thread ? t_thread->parker : nullptr; }
 
+void forget_this_thread() noexcept { t_thread.reset(); }
+
 bool name_this_thread(std::string_view name) {
     if (t_thread) return false;
     t_thread = std::make_unique<ThreadRecord>(name.empty() ? std::string_view("thread") : name);

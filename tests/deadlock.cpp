@@ -159,6 +159,24 @@ TEST_CASE("a reader that a process in csp::io will serve is not deadlocked", "[d
     CHECK(got == 6);
 }
 
+// A csp::io call that waits on a channel makes its helper thread a csp
+// thread for that wait; the helper goes back to its pool afterwards, and
+// must not count as a running process there, or no deadlock would ever be
+// found again (the second Parallel hung).
+TEST_CASE("a csp::io call that waited on a channel leaves later deadlocks detectable", "[deadlock]") {
+    csp::Channel<int> wire{"written-from-io"};
+    auto writes_from_io = csp::process([](csp::ChannelOut<int> out) { csp::io([&] { out(7); }); });
+    auto late_reader = csp::process([](csp::ChannelIn<int> in) {
+        csp::sleep(50ms);  // (the write in the helper waits for this reader)
+        return in();
+    });
+    CHECK(std::get<1>(csp::Parallel(writes_from_io(wire.writer()), late_reader(wire.reader()))) == 7);
+
+    csp::Channel<int> never{"never-written-after-io"};
+    auto stuck = csp::process("stuck-after-io", [](csp::ChannelIn<int> in) { return in(); });
+    CHECK_THROWS_AS(csp::Parallel(stuck(never.reader())), csp::DeadlockError);
+}
+
 TEST_CASE("a reader that a plain thread will serve is not deadlocked", "[deadlock][false-positive]") {
     csp::Channel<int> wire{"served-by-thread"};
     std::thread feeder([out = wire.writer()]() mutable {
