@@ -526,11 +526,13 @@ public:
         if (!g_comm->reachable()) return;  // (a multiprocess child: its parent poisons what it handed it)
         Header h{Kind::Poison};
         h.chan = c->shared_id;
-        if (!runtime::in_fiber()) {
-            // (From main or another thread, told and not waited for: a wait
-            // there, as main unwound from a test's DeadlockError, kept the
-            // rank from ever looking quiet to the deadlock detector again:
-            // its report was not made anew, not understood yet.)
+        if (!runtime::in_fiber() && !runtime::known_thread_parker()) {
+            // (From a thread that is not a csp process, such as the helper
+            // that forks a csp::multiprocess and poisons what a refused child
+            // was handed (csp/multiprocess.cpp, refuse): told and not waited
+            // for. To wait, it would become a known thread, counted as
+            // running for as long as it lives: a pooled helper lives on, and
+            // its rank would never look quiet to the deadlock detector again.)
             g_comm->post(home(c), h);
             return;
         }

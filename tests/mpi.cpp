@@ -629,6 +629,21 @@ TEST_CASE("a csp::multiprocess on a rank cannot reach a channel shared by ranks:
         CHECK(what.find("cannot reach the other ranks") != std::string::npos);
         CHECK(what.find("child") != std::string::npos);
     }
+    // The helper thread that refused the child poisoned its channel from
+    // outside any process, and stays in its pool: the deadlock detector
+    // still sees the rank quiet when all its processes wait (a helper that
+    // had waited for that poison counted as running for good, and the next
+    // deadlock across ranks hung).
+    csp::Channel<int> a{"after-refusal-a"}, b{"after-refusal-b"};
+    auto one = csp::process("reads-a-then-writes-b", [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        out(in());
+    });
+    auto other = csp::process("reads-b-then-writes-a", [](csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        out(in());
+    });
+    CHECK_THROWS_AS(csp::Parallel(csp::on_rank(last, one(a.reader(), b.writer())),
+                                  csp::on_rank(0, other(b.reader(), a.writer()))),
+                    csp::DeadlockError);
 }
 
 // (Consecutive channels have consecutive homes: among max(2, ranks)
