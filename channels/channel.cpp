@@ -612,7 +612,7 @@ Outcome finish(ChannelCore* c, Attempt a, Waiter* wake) noexcept {
     c->lock.unlock();
     if (wake) runtime::ready(wake->parker);
     switch (a) {
-        case Attempt::Done: return Outcome::Done;
+        case Attempt::Done: runtime::went_on(); return Outcome::Done;
         case Attempt::Poisoned: return Outcome::Poisoned;
         default: return Outcome::Retired;
     }
@@ -733,6 +733,7 @@ template <bool Reading>
         else move_value(c->ops, w->slot, mine);
         c->lock.unlock();
         runtime::ready(w->parker);
+        runtime::went_on();
         return Outcome::Done;
     }
     return block<Reading ? Side::Reader : Side::Writer>(c, mine);

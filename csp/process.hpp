@@ -268,8 +268,9 @@ void sleep(std::chrono::duration<Rep, Period> d) {
 
 // yield: let the other runnable processes of this worker run first (and due
 // timers fire); a long computation calls it now and then. There is no
-// preemption: on one worker nothing else runs until a process blocks or
-// yields. From a plain thread it yields the thread.
+// preemption inside a computation: on one worker nothing else runs until a
+// process blocks, yields, or (having gone on without waiting for 4-8 ms)
+// communicates. From a plain thread it yields the thread.
 inline void yield() noexcept { runtime::yield(); }
 
 // io(f, args...): run a blocking call on a helper thread; only the calling

@@ -16,6 +16,7 @@
 #include "runtime/context.hpp"
 
 #include "runtime/log.hpp"
+#include "runtime/runtime.hpp"
 #include "runtime/sanitizers.hpp"
 #include "runtime/spin_lock.hpp"
 
@@ -349,6 +350,7 @@ inline void before_switch(void** fake_stack_save, Context& to) noexcept {
     if (rec->tsan_to_destroy) __tsan_destroy_fiber(rec->tsan_to_destroy);
 #endif
     if (rec->from) rec->from->fctx = t.fctx;
+    switched();  // (a stretch without waiting ends at every switch: went_on)
     if (arrival) arrival(arg);
 }
 

@@ -18,6 +18,8 @@
 #include "runtime/futex.hpp"
 #include "runtime/trace.hpp"
 
+#include <algorithm>
+#include <ctime>
 #include <thread>
 #include <utility>
 
@@ -236,6 +238,32 @@ void yield() noexcept {
                    here->push(task_of(p));
                    if (started().idle.load(std::memory_order_relaxed) > 0) started().wake_idle_worker();
                }, me});
+}
+
+constinit __attribute__((tls_model("initial-exec"))) thread_local GoneOn t_gone_on;
+
+void gone_on_check() noexcept {
+    GoneOn& g = t_gone_on;
+    const bool first = g.step == 0;
+    g.step = g.step == 0 ? 4 : std::min<std::uint32_t>(g.step * 2, 64);
+    g.budget = static_cast<std::int32_t>(g.step);
+    Worker* w = t_worker;
+    if (!w || !w->current.load(std::memory_order_relaxed) || simulating()) return;
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    const std::int64_t now = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+    if (first) {
+        g.since = now;
+        return;
+    }
+    if (now - g.since < kSlice) return;
+    // (Nobody else to run here: go on, for another slice.)
+    if (!w->run_next && !w->local_head && !w->next_shared.load(std::memory_order_relaxed) &&
+        w->queued.load(std::memory_order_relaxed) == 0) {
+        g.since = now;
+        return;
+    }
+    yield();  // (the switch starts the count again)
 }
 
 namespace {

@@ -405,6 +405,37 @@ void sleep_for(std::chrono::nanoseconds duration) noexcept;
 // (due timers fire on the way); a plain thread yields its core.
 void yield() noexcept;
 
+// went_on: the calling process has just communicated without waiting (a
+// channel's read or write completed at once). A process that computes
+// between such communications would otherwise keep its worker from every
+// other process of it for as long as it goes on (no preemption): the
+// partners it feeds, and those that feed it, wait. So one that has gone
+// on without waiting or yielding for longer than kSlice gives way at its
+// next communication, as if it called yield(), when its worker has another
+// process to run (Go preempts a goroutine after 10 ms). Checked by the
+// clock only at the 4th, 8th, 16th... and then every 64th communication
+// since the process last waited (every switch starts the count again:
+// t_gone_on, set in the switch), so that a network whose processes wait at
+// least every third communication (commstime: Delta's two writes, then a
+// read that waits) never reads it, and the hot path is one decrement. Not on a plain thread, and not while a simulation runs (it
+// decides preemption itself: sim_preempt).
+inline constexpr std::int64_t kSlice = 4'000'000;  // ns (a coarse clock: 4 to 8 ms)
+struct GoneOn {
+    std::int32_t budget = 4;  // communications to the next look (set to 4 by every switch)
+    std::uint32_t step = 0;   // the last budget given (0: none since the switch)
+    std::int64_t since = 0;   // coarse ns at the first look (the 4th)
+};
+extern constinit __attribute__((tls_model("initial-exec"))) thread_local GoneOn t_gone_on;
+void gone_on_check() noexcept;
+inline void went_on() noexcept {
+    if (--t_gone_on.budget == 0) [[unlikely]] gone_on_check();
+}
+// switched: a stretch without waiting ends (every switch: context.cpp).
+inline void switched() noexcept {
+    t_gone_on.budget = 4;
+    t_gone_on.step = 0;
+}
+
 // run_io runs `call` on a helper thread; only the calling process waits.
 void run_io(const std::function<void()>& call) noexcept;
 // run_os_job: the same for a call that forks a child OS process and waits

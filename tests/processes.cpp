@@ -300,6 +300,44 @@ TEST_CASE("two yielding processes on one worker take turns", "[process][yield]")
     }
 }
 
+// Story: the farm sample on one worker per rank. A worker process that
+// computed a row, wrote it and read the next job from buffered channels
+// never waited, so it kept its worker for as long as the buffers allowed:
+// the process refilling the jobs, and the collector, did not run, and the
+// other rank's workers found no job (1.65x on 2 ranks where 1.75x was
+// there to have). A process that has gone on without waiting for longer
+// than a slice (runtime::kSlice, 4-8 ms) now gives way at its next
+// communication when another process of its worker can run.
+TEST_CASE("a process that computes between communications that never wait gives way to the others of its worker",
+          "[process][yield][fairness]") {
+    constexpr int kValues = 40;
+    csp::Channel<int> computed{"computed", csp::buffer(kValues)};
+    std::atomic<int> written{0};
+    int written_at_first_read = -1;
+    auto busy = csp::process("computes", [&](csp::ChannelOut<int> out) {
+        for (int i = 0; i < kValues; ++i) {
+            const auto until = std::chrono::steady_clock::now() + 2ms;  // a row's work
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            out(i);  // (never waits: the buffer has room for all)
+            written.store(i + 1, std::memory_order_relaxed);
+        }
+    });
+    auto reader = csp::process("reads", [&](csp::ChannelIn<int> in) {
+        int sum = 0;
+        for (int i = 0; i < kValues; ++i) {
+            sum += in();
+            if (i == 0) written_at_first_read = written.load(std::memory_order_relaxed);
+        }
+        return sum;
+    });
+    auto [nothing, sum] = csp::Parallel(busy(computed.writer()), reader(computed.reader()));
+    (void)nothing;
+    CHECK(sum == kValues * (kValues - 1) / 2);
+    CAPTURE(written_at_first_read);
+    CHECK(written_at_first_read < kValues);  // the reader ran while the writer was still at work
+}
+
 // Story: a process's arguments used to live until its Parallel returned, so a
 // writer that had ended still held its end and the reader never saw retire.
 TEST_CASE("a process's arguments are destroyed when its body ends", "[process][arguments]") {
