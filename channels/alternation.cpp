@@ -459,6 +459,10 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
     // (Simulated: the chooser may be preempted here, as its partner would
     // run beside it on another worker: runtime/sim.cpp.)
     if (runtime::simulating()) [[unlikely]] runtime::sim_preempt();
+    // (A chooser that went on without waiting, a polling loop's skip guard
+    // included, gives way once it has gone on for a slice; after a wait the
+    // switch has started the count again.)
+    else runtime::went_on();
     return c;
 }
 
