@@ -459,10 +459,12 @@ Choice choose(Guard* guards, std::size_t n, Order how) {
     // (Simulated: the chooser may be preempted here, as its partner would
     // run beside it on another worker: runtime/sim.cpp.)
     if (runtime::simulating()) [[unlikely]] runtime::sim_preempt();
-    // (A chooser that went on without waiting, a polling loop's skip guard
-    // included, gives way once it has gone on for a slice; after a wait the
-    // switch has started the count again.)
-    else runtime::went_on();
+    // (A chooser whose output guard or skip fired without waiting (a
+    // polling loop, whose writer might never run else) gives way once it has
+    // gone on for a slice, as a writer does; after a wait the switch has
+    // started the count again. An input guard drains, as a read does.)
+    else if (c.index < n && (guards[c.index].kind == Guard::Kind::Output || guards[c.index].kind == Guard::Kind::Skip))
+        runtime::went_on();
     return c;
 }
 

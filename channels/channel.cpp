@@ -612,7 +612,7 @@ Outcome finish(ChannelCore* c, Attempt a, Waiter* wake) noexcept {
     c->lock.unlock();
     if (wake) runtime::ready(wake->parker);
     switch (a) {
-        case Attempt::Done: runtime::went_on(); return Outcome::Done;
+        case Attempt::Done: return Outcome::Done;
         case Attempt::Poisoned: return Outcome::Poisoned;
         default: return Outcome::Retired;
     }
@@ -652,6 +652,7 @@ Outcome write_impl(ChannelCore* c, void* src) noexcept {
         o = finish(c, a, wake);
     }
     if (pre) [[unlikely]] parcel_free(pre);  // a partner in this OS process took the value itself
+    if (a == Attempt::Done) runtime::went_on();  // (a write that did not wait: see went_on)
     return o;
 }
 
@@ -733,7 +734,7 @@ template <bool Reading>
         else move_value(c->ops, w->slot, mine);
         c->lock.unlock();
         runtime::ready(w->parker);
-        runtime::went_on();
+        if (!Reading) runtime::went_on();  // (a write that did not wait; reads drain: see went_on)
         return Outcome::Done;
     }
     return block<Reading ? Side::Reader : Side::Writer>(c, mine);
