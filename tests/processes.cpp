@@ -303,11 +303,10 @@ TEST_CASE("two yielding processes on one worker take turns", "[process][yield]")
 // Story: the farm sample on one worker per rank. A worker process that
 // computed a row, wrote it and read the next job from buffered channels
 // never waited, so it kept its worker for as long as the buffers allowed:
-// the process refilling the jobs, and the collector, did not run, and the
-// other rank's workers found no job (1.65x on 2 ranks where 1.75x was
-// there to have). A process that has gone on without waiting for longer
-// than a slice (runtime::kSlice, 4-8 ms) now gives way at its next
-// communication when another process of its worker can run.
+// the process refilling the jobs, and the collector, waited for it. A
+// process that has written without waiting for longer than a slice
+// (runtime::kSlice, 4-8 ms) now gives way at its next such write (or
+// choice) when another process of its worker can run.
 TEST_CASE("a process that computes between communications that never wait gives way to the others of its worker",
           "[process][yield][fairness]") {
     constexpr int kValues = 40;
