@@ -652,7 +652,6 @@ Outcome write_impl(ChannelCore* c, void* src) noexcept {
         o = finish(c, a, wake);
     }
     if (pre) [[unlikely]] parcel_free(pre);  // a partner in this OS process took the value itself
-    if (a == Attempt::Done) runtime::went_on();  // (a write that did not wait: see went_on)
     return o;
 }
 
@@ -684,6 +683,10 @@ Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
     if (runtime::tracing() && o == Outcome::Done) runtime::trace_event("write", c->name);
     if (c->kind == BufferKind::Infinite && t_crowded) [[unlikely]] yield_to_reader();
     if (runtime::simulating()) [[unlikely]] runtime::sim_preempt();
+    // (A write that did not wait: see went_on. One that waited has had a
+    // switch, which started the count again. Last, after the trace and the
+    // crowded buffer's yield, which a yield here would otherwise move.)
+    else if (o == Outcome::Done) runtime::went_on();
     return o;
 }
 

@@ -162,6 +162,7 @@ struct InPlace {
     std::uint64_t count = 0;
     const void* data = nullptr;
     std::size_t bytes = 0;
+    std::atomic<bool>* sent = nullptr;  // (Comm::post_in_place)
 };
 constexpr std::size_t kSendInPlaceAbove = 32 * 1024;
 
@@ -447,12 +448,20 @@ public:
         Header h{Kind::Write};
         h.chan = c->shared_id;
         if (c->ops->elements) {
-            // A large vector or string goes from where it lies (it stays
-            // there: this writer waits for the answer, which comes once the
-            // home has received all of it): not packed, not copied.
+            // A large vector or string goes from where it lies: not packed,
+            // not copied. It stays there until MPI is done with it, which is
+            // usually so by the time the answer comes; a wait that a
+            // deadlock across ranks ended may end before the message has
+            // even left (Comm::post_in_place).
             InPlace in_place;
             in_place.data = c->ops->elements(src, &in_place.count, &in_place.bytes);
-            if (in_place.bytes > kSendInPlaceAbove) return wait(c, Side::Writer, pending, h, nullptr, false, &in_place);
+            if (in_place.bytes > kSendInPlaceAbove) {
+                std::atomic<bool> sent{false};
+                in_place.sent = &sent;
+                const Outcome o = wait(c, Side::Writer, pending, h, nullptr, false, &in_place);
+                while (!sent.load(std::memory_order_acquire)) runtime::sleep_for(std::chrono::microseconds(20));
+                return o;
+            }
         }
         Parcel* value = c->ops->pack ? c->ops->pack(src) : nullptr;
         if (!value) return Outcome::Unpackable;
@@ -1139,7 +1148,7 @@ private:
                                  if (p->in_place) {
                                      g_comm->post_in_place(p->home, p->h, &p->in_place->count,
                                                            sizeof p->in_place->count, p->in_place->data,
-                                                           p->in_place->bytes);
+                                                           p->in_place->bytes, p->in_place->sent);
                                  } else if (p->give) {
                                      g_comm->post_parcel(p->home, p->h, const_cast<Parcel*>(p->value));
                                  }

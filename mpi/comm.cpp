@@ -169,8 +169,11 @@ void Comm::post_parcel(int peer, const Header& h, channels::Parcel* value) {
 }
 
 void Comm::post_in_place(int peer, const Header& h, const void* prefix, std::size_t prefix_n, const void* data,
-                         std::size_t n) {
-    if (farewell_sent_.load(std::memory_order_acquire)) return post(peer, h);  // (dropped there)
+                         std::size_t n, std::atomic<bool>* sent) {
+    if (farewell_sent_.load(std::memory_order_acquire)) {
+        sent->store(true, std::memory_order_release);
+        return post(peer, h);  // (dropped there)
+    }
     if (tracing()) {
         runtime::logger().trace("rank {}: to {}: kind {} chan {} req {:x} a {} b {} ({} bytes, sent in place)", rank,
                                 peer, static_cast<unsigned>(h.kind), h.chan, h.req, h.a, h.b, prefix_n + n);
@@ -183,6 +186,7 @@ void Comm::post_in_place(int peer, const Header& h, const void* prefix, std::siz
     m.split = static_cast<std::uint32_t>(prefix_n);
     m.external = data;
     m.external_size = n;
+    m.sent_flag = sent;
     enqueue(std::move(m));
 }
 
@@ -322,6 +326,9 @@ bool Comm::progress_sends() {
         any = true;
         std::unique_ptr<Sending> sent = std::move(sending_[i]);
         sending_.erase(sending_.begin() + static_cast<std::ptrdiff_t>(i));
+        if (std::atomic<bool>* flag = std::exchange(sent->message.sent_flag, nullptr)) {
+            flag->store(true, std::memory_order_release);  // (its writer may go on: post_in_place)
+        }
         sent->message = Outgoing();  // (its parcel or bytes go now)
         if (spare_sends_.size() < spare_sends_.capacity()) spare_sends_.push_back(std::move(sent));
     }

@@ -173,6 +173,7 @@ struct Outgoing {
     std::uint32_t split = 0;        // (with `external`: where in `small` it goes)
     const void* external = nullptr;
     std::size_t external_size = 0;
+    std::atomic<bool>* sent_flag = nullptr;  // (with `external`: set once MPI is done with it)
     Bytes bytes;
     SentParcel from;
     alignas(8) char small[kInline];
@@ -181,7 +182,8 @@ struct Outgoing {
     Outgoing(int to, Kind k) noexcept : peer(to), kind(k) {}
     Outgoing(Outgoing&& o) noexcept
         : peer(o.peer), kind(o.kind), inline_size(o.inline_size), split(o.split), external(o.external),
-          external_size(o.external_size), bytes(std::move(o.bytes)), from(std::move(o.from)) {
+          external_size(o.external_size), sent_flag(std::exchange(o.sent_flag, nullptr)), bytes(std::move(o.bytes)),
+          from(std::move(o.from)) {
         std::memcpy(small, o.small, inline_size);
     }
     Outgoing& operator=(Outgoing&& o) noexcept {
@@ -191,6 +193,7 @@ struct Outgoing {
         split = o.split;
         external = o.external;
         external_size = o.external_size;
+        sent_flag = std::exchange(o.sent_flag, nullptr);
         bytes = std::move(o.bytes);
         from = std::move(o.from);
         std::memcpy(small, o.small, inline_size);
@@ -318,11 +321,13 @@ public:
     void post_parcel(int peer, const Header& h, channels::Parcel* value);
     // post_in_place: post with payload `prefix` (up to 64 bytes), then `n`
     // bytes at `data`, sent from where they lie: the caller keeps them
-    // there, unchanged, until the message's answer has come (a writer that
-    // waits for it; the answer comes only once the whole message has been
-    // received).
+    // there, unchanged, until *sent is true (set by whoever holds the turn
+    // once MPI has completed the send, or at once if the message is
+    // dropped). (Its answer alone is not enough: MPI may still hold the
+    // buffer until the send's request completes, and a wait ended by a
+    // deadlock across ranks may end before the message has even left.)
     void post_in_place(int peer, const Header& h, const void* prefix, std::size_t prefix_n, const void* data,
-                       std::size_t n);
+                       std::size_t n, std::atomic<bool>* sent);
     // inbox: where proxies' parkers are readied.
     runtime::Inbox* inbox() noexcept { return inbox_; }
     // stop: say Bye to every rank, serve until every rank has said it,

@@ -1262,6 +1262,28 @@ TEST_CASE("large vectors and strings written on one rank are read intact on anot
     CHECK(reader_ok);
 }
 
+// A large vector's write across ranks is sent from where it lies; a wait
+// that a deadlock ends must not let the value go while MPI may still read
+// it (the writer waits for the send to complete too): the DeadlockError
+// comes, on every rank, and nothing hangs or crashes.
+TEST_CASE("a writer of a large vector caught in a deadlock across ranks gets the DeadlockError", "[mpi][deadlock]") {
+    csp::Channel<std::vector<char>> big{"deadlocked-big"};
+    csp::Channel<int> other{"deadlocked-other"};
+    auto writes = csp::process("writes-big-then-other",
+                               [](csp::ChannelOut<std::vector<char>> out, csp::ChannelOut<int> then) {
+                                   out(std::vector<char>(1 << 20, 'd'));
+                                   then(1);
+                               });
+    auto reads = csp::process("reads-other-then-big",
+                              [](csp::ChannelIn<int> first, csp::ChannelIn<std::vector<char>> in) {
+                                  first();
+                                  return in().size();
+                              });
+    CHECK_THROWS_AS(csp::Parallel(csp::on_rank(ranks() - 1, writes(big.writer(), other.writer())),
+                                  csp::on_rank(0, reads(other.reader(), big.reader()))),
+                    csp::DeadlockError);
+}
+
 TEST_CASE("a 100 MB value crosses ranks intact", "[mpi][big]") {
     csp::Channel<std::vector<char>> ch{"big"};
     const std::size_t size = 100u << 20;
