@@ -417,12 +417,13 @@ void yield() noexcept;
 // reader that goes on without waiting drains a buffer, and yielding it
 // half-way let a hundred writers fill an infinite buffer to half a million
 // values (bench/buffered's csp-infinite, 21 -> 30 ns). Checked by the
-// clock only at the 4th, 8th, 16th... and then every 64th communication
+// clock only at the 4th, 8th, 16th... and then every 64th such write
 // since the process last waited (every switch starts the count again:
 // t_gone_on, set in the switch), so that a network whose processes wait at
 // least every third communication (commstime: Delta's two writes, then a
-// read that waits) never reads it, and the hot path is one decrement. Not on a plain thread, and not while a simulation runs (it
-// decides preemption itself: sim_preempt).
+// read that waits) never reads it, and the hot path is one decrement. Not
+// on a plain thread, and not while a simulation runs (it decides
+// preemption itself: sim_preempt).
 inline constexpr std::int64_t kSlice = 4'000'000;  // ns (a coarse clock: 4 to 8 ms)
 struct GoneOn {
     std::int32_t budget = 4;  // communications to the next look (set to 4 by every switch)
