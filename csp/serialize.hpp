@@ -68,8 +68,8 @@ std::exception_ptr take_pack_failure() noexcept;
 // in one pass over its elements each, into the very bytes cereal's binary
 // archive writes for it (a uint64_t count, then the elements), so a value
 // packed either way unpacks either way. (cereal's load sizes the container
-// first, which zeroes every element, then copies through a stream: for a
-// 1 MiB vector crossing ranks that was a pass over memory in ten; and the
+// first, which zeroes every element, then copies through a stream: a pass
+// over memory more than needed, for a 1 MiB vector crossing ranks. And the
 // parcel keeps room after the bytes for a transport's header,
 // kParcelTailRoom, so that libcsp-mpi sends from it as it is.)
 template <class T>

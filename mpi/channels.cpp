@@ -1151,9 +1151,11 @@ private:
                                                            p->in_place->bytes, p->in_place->sent);
                                  } else if (p->give) {
                                      g_comm->post_parcel(p->home, p->h, const_cast<Parcel*>(p->value));
+                                 } else if (p->value) {
+                                     g_comm->post(p->home, p->h, p->value->data(), p->value->size);
+                                 } else {
+                                     g_comm->post(p->home, p->h);
                                  }
-                                 else if (p->value) g_comm->post(p->home, p->h, p->value->data(), p->value->size);
-                                 else g_comm->post(p->home, p->h);
                              },
                              &post});
         if (word == runtime::kDeadlocked) {

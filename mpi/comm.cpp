@@ -282,7 +282,10 @@ bool Comm::send_queued() {
             for (std::size_t j = i; j < n && count < kBundleMost; ++j) {
                 const Outgoing& m = batch_[j];
                 if (taken_[j] || m.peer != first.peer) continue;
-                if (m.size() > kBundleSmall || m.external || bytes + sizeof(std::uint32_t) + m.size() > kBundleBytes) break;
+                if (m.size() > kBundleSmall || m.external ||
+                    bytes + sizeof(std::uint32_t) + m.size() > kBundleBytes) {
+                    break;
+                }
                 in_bundle[count++] = j;
                 bytes += sizeof(std::uint32_t) + m.size();
             }

@@ -257,9 +257,7 @@ void gone_on_check() noexcept {
         return;
     }
     if (now - g.since < kSlice) return;
-    // (Nobody else to run here: go on, for another slice.)
-    if (!w->run_next && !w->local_head && !w->next_shared.load(std::memory_order_relaxed) &&
-        w->queued.load(std::memory_order_relaxed) == 0) {
+    if (!w->has_runnable()) {  // (nobody else to run here: go on, for another slice)
         g.since = now;
         return;
     }

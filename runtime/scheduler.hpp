@@ -308,6 +308,12 @@ struct Worker {
         }
         return t;
     }
+    // has_runnable (owner only): a process waits to run here (run_next, the
+    // private list, the shared slot or the queue).
+    bool has_runnable() const noexcept {
+        return run_next || local_head || next_shared.load(std::memory_order_relaxed) ||
+               queued.load(std::memory_order_acquire) != 0;
+    }
     // publish moves the private list to the shared queue, where idle workers
     // can steal from it.
     void publish() noexcept {

@@ -53,13 +53,6 @@ Task* next_in_order(Worker* w) noexcept {
     return w->pop();
 }
 
-// has_runnable: a process waits to run on w (run_next, its private list,
-// its shared slot or its queue).
-bool has_runnable(Worker* w) noexcept {
-    return w->run_next || w->local_head || w->next_shared.load(std::memory_order_relaxed) ||
-           w->queued.load(std::memory_order_acquire) != 0;
-}
-
 std::int64_t steady_ns(std::chrono::steady_clock::time_point t) noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
@@ -158,7 +151,7 @@ std::uint64_t sim_next_id() noexcept {
 
 Task* sim_pick(Worker* w) noexcept {
     // (Nothing to run, as between runs: the simulation is not touched.)
-    if (!has_runnable(w)) return nullptr;
+    if (!w->has_runnable()) return nullptr;
     Sim* s = g_sim.load(std::memory_order_acquire);
     if (!s) [[unlikely]] return next_in_order(w);  // (a moment after a run's end)
     std::vector<Task*>& ready = s->runnable;
@@ -192,7 +185,7 @@ Task* sim_pick(Worker* w) noexcept {
 void sim_preempt() noexcept {
     Worker* w = t_worker;
     if (!w || !w->current.load(std::memory_order_relaxed) || !g_sim.load(std::memory_order_acquire)) return;
-    if (!has_runnable(w)) return;  // (nothing else to run: no decision)
+    if (!w->has_runnable()) return;  // (nothing else to run: no decision)
     if (sim_choose(2) == 1) yield();
 }
 

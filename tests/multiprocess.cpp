@@ -574,13 +574,13 @@ TEST_CASE("a multiprocess spawned from a fiber is joined when the fiber ends", "
 
 namespace {
 
-// channels_parcel_holder: frees a parcel at the end of a scope.
-struct channels_parcel_holder {
+// ParcelHolder: frees a parcel at the end of a scope.
+struct ParcelHolder {
     csp::channels::Parcel* p;
-    explicit channels_parcel_holder(csp::channels::Parcel* parcel) : p(parcel) {}
-    ~channels_parcel_holder() { csp::channels::parcel_free(p); }
-    channels_parcel_holder(const channels_parcel_holder&) = delete;
-    channels_parcel_holder& operator=(const channels_parcel_holder&) = delete;
+    explicit ParcelHolder(csp::channels::Parcel* parcel) : p(parcel) {}
+    ~ParcelHolder() { csp::channels::parcel_free(p); }
+    ParcelHolder(const ParcelHolder&) = delete;
+    ParcelHolder& operator=(const ParcelHolder&) = delete;
 };
 
 // round_trip(value, buffer): this process sends `value` to a child, which
@@ -671,14 +671,14 @@ void packed_as_cereal_does(const T& value) {
         cereal::BinaryOutputArchive archive(cereal_bytes);
         archive(value);
     }
-    channels_parcel_holder ours(csp::detail::pack_value<T>(&value));
+    ParcelHolder ours(csp::detail::pack_value<T>(&value));
     REQUIRE(ours.p != nullptr);
     const std::string packed(reinterpret_cast<const char*>(ours.p->data()), ours.p->size);
     CHECK(packed == cereal_bytes.str());
     CHECK(ours.p->capacity - ours.p->size >= csp::channels::kParcelTailRoom);
 
     // cereal's bytes, unpacked by csp; and csp's, by cereal.
-    channels_parcel_holder theirs(csp::channels::parcel_new(cereal_bytes.str().size()));
+    ParcelHolder theirs(csp::channels::parcel_new(cereal_bytes.str().size()));
     std::memcpy(theirs.p->data(), cereal_bytes.str().data(), cereal_bytes.str().size());
     alignas(T) unsigned char room[sizeof(T)];
     REQUIRE(csp::detail::unpack_value<T>(theirs.p, room));
@@ -708,7 +708,7 @@ TEST_CASE("a vector of numbers or a string crosses in the bytes cereal writes fo
     // A parcel whose count does not match its size unpacks to nothing (the
     // reader's channel is then poisoned), never to a wrong value.
     const std::vector<std::int32_t> two{1, 2};
-    channels_parcel_holder bad(csp::detail::pack_value<std::vector<std::int32_t>>(&two));
+    ParcelHolder bad(csp::detail::pack_value<std::vector<std::int32_t>>(&two));
     bad.p->size -= 1;
     alignas(std::vector<std::int32_t>) unsigned char room[sizeof(std::vector<std::int32_t>)];
     CHECK_FALSE(csp::detail::unpack_value<std::vector<std::int32_t>>(bad.p, room));
