@@ -188,6 +188,11 @@ struct Proxy : runtime::ProcessRecord {
     bool extended = false;
     bool try_only = false;  // (an ExtRead of way kTry: never waits)
     channels::Held held;
+    // On Shared's list of queued proxies (see Shared::list_queued):
+    bool listed = false;
+    Proxy* prev = nullptr;
+    Proxy* next = nullptr;
+    runtime::Parker* parker = nullptr;
 };
 
 Side side_of(const Proxy* x) noexcept { return x->reading ? Side::Reader : Side::Writer; }
@@ -196,7 +201,7 @@ int shared_home_by_id(std::uint64_t id) noexcept;  // (g_shared's, below)
 
 class Shared final : public channels::Remote, public channels::Distribution {
 public:
-    Shared() = default;
+    Shared() { spare_asked_.reserve(kSpareAsked); }
     Shared(const Shared&) = delete;
     Shared& operator=(const Shared&) = delete;
     ~Shared() {
@@ -463,7 +468,13 @@ public:
                 return o;
             }
         }
-        Parcel* value = c->ops->pack ? c->ops->pack(src) : nullptr;
+        // (A small trivially copyable value is packed as its bytes, as
+        // pack_value does, into a parcel on this stack: no arena allocation.)
+        channels::InlineParcel room;
+        const bool small = c->ops->pack && c->ops->trivial && c->ops->size <= channels::InlineParcel::kBytes;
+        Parcel* value = small ? channels::inline_parcel(room, src, c->ops->size)
+                        : c->ops->pack ? c->ops->pack(src)
+                                       : nullptr;
         if (!value) return Outcome::Unpackable;
         // A large value's parcel goes to the communication thread, which
         // sends from it (no copy; BENCHMARKS.md, mpi: a 1 MiB value was
@@ -1025,8 +1036,8 @@ public:
     }
 
     void proxy_done(runtime::Parker* p) noexcept {
-        queued_.erase(p);
         auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        unlist_queued(x);
         if (x->choice) return offer_done(p, x);
         const Outcome o = channels::outcome_part(runtime::outcome_of(p));
         if (x->extended) {
@@ -1063,17 +1074,17 @@ public:
     void forget_before(std::uint32_t deadlocks) noexcept {
         if (deadlocks <= epoch_seen_) return;
         epoch_seen_ = deadlocks;
-        for (auto it = queued_.begin(); it != queued_.end();) {
-            runtime::Parker* p = *it;
-            auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        for (Proxy* x = queued_; x;) {
+            Proxy* const next = x->next;
+            runtime::Parker* p = x->parker;
             if (x->epoch < deadlocks &&
                 channels::cancel_proxy(x->chan, x->reading ? Side::Reader : Side::Writer, p)) {
-                it = queued_.erase(it);
+                unlist_queued(x);
                 p->completer_lock = nullptr;
                 drop_proxy(p);
-            } else {
-                ++it;  // (completed meanwhile: proxy_done answers it)
             }
+            // (else completed meanwhile: proxy_done answers it)
+            x = next;
         }
     }
 
@@ -1138,7 +1149,7 @@ private:
             std::lock_guard<std::mutex> hold(asked_lock_);
             post.h.req = ++last_request_;
             pending.req = post.h.req;
-            asked_[post.h.req] = &pending;
+            ask(post.h.req, &pending);
         }
         const RankWait counted;
         const std::uint32_t word = runtime::park(
@@ -1161,7 +1172,7 @@ private:
         if (word == runtime::kDeadlocked) {
             // Not answered: an answer that comes yet is dropped (answered).
             std::lock_guard<std::mutex> hold(asked_lock_);
-            asked_.erase(post.h.req);
+            if (auto it = asked_.find(post.h.req); it != asked_.end()) unask(it);
         }
         return channels::outcome_part(word);
     }
@@ -1181,7 +1192,7 @@ private:
             return;
         }
         Pending* p = it->second;
-        asked_.erase(it);
+        unask(it);
         if (h.kind == Kind::Failed) return finish(p, outcome_word(static_cast<Outcome>(h.a)));
         if (h.kind == Kind::Data) {
             try {
@@ -1213,7 +1224,7 @@ private:
                 drop_proxy(p);
                 return;
             }
-            queued_.insert(p);
+            list_queued(p);
             return;
         }
         if (a == channels::Attempt::Done) {
@@ -1286,6 +1297,7 @@ private:
         return ::new (room) Proxy;
     }
     void free_proxy(Proxy* x) noexcept {
+        unlist_queued(x);
         x->~Proxy();
         runtime::Locked<runtime::SpinLock> hold(spare_proxies_lock_);
         if (spare_proxies_.size() < kSpareProxies) {
@@ -1330,7 +1342,28 @@ private:
             drop_proxy(p);
             return;
         }
-        queued_.insert(p);
+        list_queued(p);
+    }
+
+    // list_queued, unlist_queued: the list of proxies whose offer is queued
+    // (intrusive: a remote request queued and answered costs no allocation).
+    void list_queued(runtime::Parker* p) noexcept {
+        auto* x = static_cast<Proxy*>(runtime::record_of(p));
+        if (x->listed) return;
+        x->listed = true;
+        x->parker = p;
+        x->prev = nullptr;
+        x->next = queued_;
+        if (queued_) queued_->prev = x;
+        queued_ = x;
+    }
+    void unlist_queued(Proxy* x) noexcept {
+        if (!x->listed) return;
+        x->listed = false;
+        if (x->prev) x->prev->next = x->next;
+        else queued_ = x->next;
+        if (x->next) x->next->prev = x->prev;
+        x->prev = x->next = nullptr;
     }
 
     void reply_probe(int peer, std::uint64_t req, ChannelCore* c, Side side) {
@@ -1884,6 +1917,26 @@ private:
     mutable std::mutex asked_lock_;
     mutable std::uint64_t last_request_ = 0;
     mutable std::unordered_map<std::uint64_t, Pending*> asked_;
+    // ask, unask: a request into asked_ and out again (asked_lock_ held),
+    // with its map node kept for the next (no allocation a request: up to
+    // kSpareAsked nodes are kept).
+    static constexpr std::size_t kSpareAsked = 64;
+    mutable std::vector<std::unordered_map<std::uint64_t, Pending*>::node_type> spare_asked_;
+    void ask(std::uint64_t req, Pending* p) const {
+        if (spare_asked_.empty()) {
+            asked_.emplace(req, p);
+            return;
+        }
+        auto node = std::move(spare_asked_.back());
+        spare_asked_.pop_back();
+        node.key() = req;
+        node.mapped() = p;
+        asked_.insert(std::move(node));
+    }
+    void unask(std::unordered_map<std::uint64_t, Pending*>::iterator it) const noexcept {
+        auto node = asked_.extract(it);
+        if (spare_asked_.size() < spare_asked_.capacity()) spare_asked_.push_back(std::move(node));
+    }
     mutable std::unordered_map<std::uint64_t, channels::RemoteChoice*> choices_;
 
     // Offers of other ranks' choices here, by ticket, and by (rank, choice)
@@ -2032,7 +2085,7 @@ private:
 
     // (Whoever holds the turn's, comm.cpp:) proxies whose offer is queued, and
     // the most deadlocks across ranks any rank is known to have had.
-    std::unordered_set<runtime::Parker*> queued_;
+    Proxy* queued_ = nullptr;
     std::uint32_t epoch_seen_ = 0;
     // Extended reads of other ranks' processes whose value was sent, by
     // (rank, request): each holds its writer or slot until ExtDone.
