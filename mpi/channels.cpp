@@ -593,7 +593,7 @@ public:
     }
 
     void open(channels::RemoteChoice& rc) const noexcept override {
-        std::lock_guard<std::mutex> hold(asked_lock_);
+        runtime::Locked<runtime::SpinLock> hold(asked_lock_);
         rc.req = ++last_request_;
         choices_[rc.req] = &rc;
     }
@@ -614,7 +614,7 @@ public:
 
     void close(channels::RemoteChoice& rc) const noexcept override {
         {
-            std::lock_guard<std::mutex> hold(asked_lock_);
+            runtime::Locked<runtime::SpinLock> hold(asked_lock_);
             choices_.erase(rc.req);
         }
         Header h{Kind::Withdraw};
@@ -1146,7 +1146,7 @@ private:
         pending.parker = runtime::current();
         pending.token = runtime::begin_wait(pending.parker);
         {
-            std::lock_guard<std::mutex> hold(asked_lock_);
+            runtime::Locked<runtime::SpinLock> hold(asked_lock_);
             post.h.req = ++last_request_;
             pending.req = post.h.req;
             ask(post.h.req, &pending);
@@ -1171,7 +1171,7 @@ private:
                              &post});
         if (word == runtime::kDeadlocked) {
             // Not answered: an answer that comes yet is dropped (answered).
-            std::lock_guard<std::mutex> hold(asked_lock_);
+            runtime::Locked<runtime::SpinLock> hold(asked_lock_);
             if (auto it = asked_.find(post.h.req); it != asked_.end()) unask(it);
         }
         return channels::outcome_part(word);
@@ -1183,7 +1183,7 @@ private:
     // request back under it too, so its record is never written after.
     void answer(Message& m) const {
         const Header& h = m.header();
-        std::lock_guard<std::mutex> hold(asked_lock_);
+        runtime::Locked<runtime::SpinLock> hold(asked_lock_);
         auto it = asked_.find(h.req);
         if (it == asked_.end()) {
             // The value of an extended read whose reader waits no more: its
@@ -1376,7 +1376,7 @@ private:
         const Header& h = m.header();
         bool yes = false;
         {
-            std::lock_guard<std::mutex> hold(asked_lock_);
+            runtime::Locked<runtime::SpinLock> hold(asked_lock_);
             auto it = choices_.find(h.req);
             if (it != choices_.end()) {
                 channels::RemoteChoice* rc = it->second;
@@ -1402,7 +1402,7 @@ private:
                 value = nullptr;  // (the chooser finds no value: it poisons the channel)
             }
         }
-        std::lock_guard<std::mutex> hold(asked_lock_);
+        runtime::Locked<runtime::SpinLock> hold(asked_lock_);
         auto it = choices_.find(h.req);
         const bool mine = (h.pad & kByReserver) != 0;
         // (An extended guard's value that nobody takes: its home lets the
@@ -1914,7 +1914,9 @@ private:
 
     // The requests of this rank's processes still waiting for an answer,
     // and its choices with offers out.
-    mutable std::mutex asked_lock_;
+    // (A spin lock: held for a map operation, by a process or whoever holds
+    // the turn; two a hop of bench/mpi's ping-pong.)
+    mutable runtime::SpinLock asked_lock_;
     mutable std::uint64_t last_request_ = 0;
     mutable std::unordered_map<std::uint64_t, Pending*> asked_;
     // ask, unask: a request into asked_ and out again (asked_lock_ held),

@@ -381,6 +381,7 @@ private:
     // In flight (MPI has their addresses: each stays where it is), and done
     // ones kept for the next sends (no allocation a message).
     std::vector<std::unique_ptr<Sending>> sending_, spare_sends_;
+    std::size_t in_place_sending_ = 0;  // of sending_, those sent from a writer's value (post_in_place)
     alignas(64) char received_small_[512];  // (receive's, for small messages: see Message)
     std::atomic<bool> stopping_{false};
     std::atomic<bool> main_done_{false};

@@ -18,6 +18,7 @@
 
 #include "runtime/log.hpp"
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -45,6 +46,10 @@ Coordinator g_coordinator;
 // What this rank last reported, so that a rank that stays quiet reports once.
 std::mutex g_report_lock;
 std::uint64_t g_reported_sent = ~std::uint64_t{0}, g_reported_received = ~std::uint64_t{0};
+// g_said: whether g_reported_sent holds a report (written under
+// g_report_lock; read without it by after_messages, which every round of
+// the turn's holder that received something calls: a look, not a lock).
+std::atomic<bool> g_said{false};
 // A Probe found this rank not quiet (its communication thread busy, say):
 // nothing else may make it look again, so that thread does once it is idle
 // (quiet_again). (Whoever holds the turn's: mpi/comm.cpp.)
@@ -81,6 +86,7 @@ void rank_quiet(const std::string& lines) {
         if (g_comm->sent() == g_reported_sent && g_comm->received() == g_reported_received) return;
         g_reported_sent = g_comm->sent();
         g_reported_received = g_comm->received();
+        g_said.store(true, std::memory_order_release);
     }
     runtime::logger().debug("rank {}: quiet (sent {}, received {})", g_comm->rank, g_comm->sent(), g_comm->received());
     post_state(Kind::Quiet, 0, true, lines);
@@ -172,6 +178,7 @@ void after_messages() {
     // This rank said it was quiet, and has handled messages since: if they
     // woke nobody it still is, and says so with its new counts (the
     // runtime's walk would not run again: nothing woke).
+    if (!g_said.load(std::memory_order_acquire)) return;
     bool said;
     {
         std::lock_guard<std::mutex> hold(g_report_lock);
@@ -185,6 +192,7 @@ void after_messages() {
         // Awake again: no more walks here until its runtime finds it quiet.
         std::lock_guard<std::mutex> hold(g_report_lock);
         g_reported_sent = g_reported_received = ~std::uint64_t{0};
+        g_said.store(false, std::memory_order_release);
     }
 }
 
@@ -200,6 +208,7 @@ void stopping_rank() {
     {
         std::lock_guard<std::mutex> hold(g_report_lock);
         g_reported_sent = g_reported_received = ~std::uint64_t{0};
+        g_said.store(false, std::memory_order_release);
     }
     post_state(Kind::Quiet, 0, true, "");
 }
@@ -220,6 +229,7 @@ void on_detector_message(Message& m) {
                 // (It reports again when it is quiet, even with the same counts.)
                 std::lock_guard<std::mutex> hold(g_report_lock);
                 g_reported_sent = g_reported_received = ~std::uint64_t{0};
+                g_said.store(false, std::memory_order_release);
                 g_look_when_idle = true;
             }
             post_state(Kind::State, m.header().chan, quiet, lines);
@@ -229,6 +239,7 @@ void on_detector_message(Message& m) {
             {
                 std::lock_guard<std::mutex> hold(g_report_lock);
                 g_reported_sent = g_reported_received = ~std::uint64_t{0};
+                g_said.store(false, std::memory_order_release);
             }
             // (First the requests of the processes this deadlock ends, here
             // and on other ranks, are taken back: none may take a value.)
