@@ -202,7 +202,12 @@ void Comm::enqueue(Outgoing m) {
         runtime::Locked<runtime::SpinLock> hold(queue_lock_);
         queue_.push_back(std::move(m));
     }
-    runtime::ring(inbox_);
+    // Rung only if the thread may sleep on it (ring's compare-and-swap was
+    // two a hop of bench/mpi): a thread that stored kAsleep before it
+    // looked at the queue under queue_lock_ (nap) is seen here, that lock
+    // ordering its store before this load; one that looked later saw the
+    // message.
+    if (inbox_->words[0].load(std::memory_order_relaxed) != runtime::kAwake) runtime::ring(inbox_);
 }
 
 void Comm::stop() {
@@ -229,11 +234,7 @@ constexpr std::size_t kBundleBytes = 16 * 1024;
 constexpr std::size_t kBundleMost = 64;
 }  // namespace
 
-void Comm::isend(Outgoing&& m) {
-    if (m.size() > static_cast<std::size_t>(INT32_MAX)) {
-        runtime::log_fatal("csp mpi: a value of 2 GB or more cannot cross ranks yet (one MPI message each)");
-    }
-    const int peer = m.peer;
+Outgoing& Comm::new_sending() {
     std::unique_ptr<Sending> room;
     if (spare_sends_.empty()) {
         room = std::make_unique<Sending>();
@@ -242,9 +243,21 @@ void Comm::isend(Outgoing&& m) {
         spare_sends_.pop_back();
     }
     room->request = MPI_REQUEST_NULL;
-    room->message = std::move(m);
     sending_.push_back(std::move(room));
+    return sending_.back()->message;
+}
+
+void Comm::isend(Outgoing&& m) {
+    new_sending() = std::move(m);
+    start_send();
+}
+
+void Comm::start_send() {
     Sending& sent = *sending_.back();
+    const int peer = sent.message.peer;
+    if (sent.message.size() > static_cast<std::size_t>(INT32_MAX)) {
+        runtime::log_fatal("csp mpi: a value of 2 GB or more cannot cross ranks yet (one MPI message each)");
+    }
     if (sent.message.external) {
         ++in_place_sending_;
         // Three pieces, one message (the receiver sees its bytes in a row).
@@ -298,7 +311,9 @@ bool Comm::send_queued() {
             isend(std::move(first));
             continue;
         }
-        Outgoing bundle(first.peer, Kind::Bundle);
+        Outgoing& bundle = new_sending();
+        bundle.peer = first.peer;
+        bundle.kind = Kind::Bundle;
         char* at = bundle.room(bytes + sizeof(Header));
         for (std::size_t k = 0; k < count; ++k) {
             Outgoing& m = batch_[in_bundle[k]];
@@ -315,7 +330,7 @@ bool Comm::send_queued() {
             runtime::logger().trace("rank {}: to {}: the last {} as one bundle ({} bytes)", rank, first.peer, count,
                                     bundle.size());
         }
-        isend(std::move(bundle));
+        start_send();
     }
     batch_.clear();  // (frees the parcels of the bundled)
     return true;

@@ -374,6 +374,11 @@ private:
         Outgoing message;
     };
     void enqueue(Outgoing m);
+    // new_sending: room for the next send, in flight once start_send has
+    // sent its message (filled in place: a bundle is made there, not moved
+    // there); isend: m's send.
+    Outgoing& new_sending();
+    void start_send();
     void isend(Outgoing&& m);
     void dispatch_bundle(const Message& bundle);
     std::vector<Outgoing> batch_;  // (send_queued's: kept for its capacity)
