@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sched.h>
 #include <thread>
 
 namespace bench {
@@ -55,6 +56,10 @@ inline unsigned worker_count() {
         long n = std::strtol(s, nullptr, 10);
         if (n > 0) return static_cast<unsigned>(n);
     }
+    // (As the runtime counts cores: those of the CPU affinity, else all.)
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     unsigned hc = std::thread::hardware_concurrency();
     return hc ? hc : 1;
 }
