@@ -1183,28 +1183,39 @@ private:
     // request back under it too, so its record is never written after.
     void answer(Message& m) const {
         const Header& h = m.header();
-        runtime::Locked<runtime::SpinLock> hold(asked_lock_);
-        auto it = asked_.find(h.req);
-        if (it == asked_.end()) {
-            // The value of an extended read whose reader waits no more: its
-            // writer is let go as if the action had thrown (see the top).
-            if (h.kind == Kind::Data && h.a == 1) ext_done(h.chan, h.req, false);
-            return;
-        }
-        Pending* p = it->second;
-        unask(it);
-        if (h.kind == Kind::Failed) return finish(p, outcome_word(static_cast<Outcome>(h.a)));
-        if (h.kind == Kind::Data) {
-            try {
-                p->got = m.payload_size() <= channels::InlineParcel::kBytes
-                             ? channels::inline_parcel(p->room, m.payload(), m.payload_size())
-                             : m.take_parcel();
-            } catch (const std::bad_alloc&) {
-                if (h.a == 1) ext_done(h.chan, h.req, false);  // (the home holds its writer: see the top)
-                return finish(p, outcome_word(Outcome::Poisoned));
+        // (Its process is readied, and an extended read's writer let go,
+        // once the lock is released: a process whose wait this answer won
+        // stays parked until it is readied, so its record stays.)
+        runtime::Parker* wake = nullptr;
+        bool let_go = false;
+        {
+            runtime::Locked<runtime::SpinLock> hold(asked_lock_);
+            auto it = asked_.find(h.req);
+            if (it == asked_.end()) {
+                // The value of an extended read whose reader waits no more: its
+                // writer is let go as if the action had thrown (see the top).
+                let_go = h.kind == Kind::Data && h.a == 1;
+            } else {
+                Pending* p = it->second;
+                unask(it);
+                std::uint32_t outcome = outcome_word(Outcome::Done);
+                if (h.kind == Kind::Failed) {
+                    outcome = outcome_word(static_cast<Outcome>(h.a));
+                } else if (h.kind == Kind::Data) {
+                    try {
+                        p->got = m.payload_size() <= channels::InlineParcel::kBytes
+                                     ? channels::inline_parcel(p->room, m.payload(), m.payload_size())
+                                     : m.take_parcel();
+                    } catch (const std::bad_alloc&) {
+                        let_go = h.a == 1;  // (the home holds its writer: see the top)
+                        outcome = outcome_word(Outcome::Poisoned);
+                    }
+                }
+                if (runtime::try_complete(p->parker, p->token, outcome)) wake = p->parker;
             }
         }
-        finish(p, outcome_word(Outcome::Done));
+        if (let_go) ext_done(h.chan, h.req, false);
+        if (wake) runtime::ready(wake);
     }
 
     // serve_extended: extended-read proxy p takes a value for its reader
@@ -1402,44 +1413,53 @@ private:
                 value = nullptr;  // (the chooser finds no value: it poisons the channel)
             }
         }
-        runtime::Locked<runtime::SpinLock> hold(asked_lock_);
-        auto it = choices_.find(h.req);
         const bool mine = (h.pad & kByReserver) != 0;
+        // Decided under the lock; logged, dropped and readied once it is
+        // released (a chooser this message ends stays parked until it is
+        // readied, so its record stays).
+        enum class Drop { No, Over, NotReserved } drop = Drop::No;
+        runtime::Parker* wake = nullptr;
+        {
+            runtime::Locked<runtime::SpinLock> hold(asked_lock_);
+            auto it = choices_.find(h.req);
+            if (it == choices_.end()) {
+                drop = Drop::Over;
+            } else {
+                channels::RemoteChoice* rc = it->second;
+                runtime::Parker* parker = rc->parker;
+                const std::uint64_t token = rc->token;
+                if (mine) {
+                    // Reserved by that home: only it ends the wait.
+                    std::uint64_t reserved = runtime::waiting_word(token) | runtime::kReserved;
+                    if (!parker->selection.compare_exchange_strong(reserved, runtime::waiting_word(token) | word,
+                                                                   std::memory_order_acq_rel)) {
+                        drop = Drop::NotReserved;
+                    } else {
+                        rc->got = std::exchange(value, nullptr);
+                        rc->released = (h.pad & kReleased) != 0;
+                        choices_.erase(it);
+                        wake = parker;
+                    }
+                } else if (runtime::try_complete(parker, token, word)) {
+                    // Poison or retire, from a home that has not reserved it:
+                    // only if the choice still waits (else it sees it when it
+                    // chooses again).
+                    rc->released = (h.pad & kReleased) != 0;
+                    choices_.erase(it);
+                    wake = parker;
+                }
+            }
+        }
+        if (drop == Drop::Over && mine) {
+            runtime::logger().error("csp mpi: a choice reserved by rank {} was over before it fired", m.peer);
+        } else if (drop == Drop::NotReserved) {
+            runtime::logger().error("csp mpi: rank {} fired a choice it had not reserved", m.peer);
+        }
         // (An extended guard's value that nobody takes: its home lets the
         // writer go, as if the action had thrown.)
-        const auto drop = [&] {
-            if (h.pad & kExtended) ext_done(h.chan, h.req, false);
-            channels::parcel_free(value);
-        };
-        if (it == choices_.end()) {
-            if (mine) runtime::logger().error("csp mpi: a choice reserved by rank {} was over before it fired", m.peer);
-            return drop();
-        }
-        channels::RemoteChoice* rc = it->second;
-        runtime::Parker* parker = rc->parker;
-        const std::uint64_t token = rc->token;
-        if (mine) {
-            // Reserved by that home: only it ends the wait.
-            std::uint64_t reserved = runtime::waiting_word(token) | runtime::kReserved;
-            if (!parker->selection.compare_exchange_strong(reserved, runtime::waiting_word(token) | word,
-                                                           std::memory_order_acq_rel)) {
-                runtime::logger().error("csp mpi: rank {} fired a choice it had not reserved", m.peer);
-                return drop();
-            }
-            rc->got = value;
-            rc->released = (h.pad & kReleased) != 0;
-            choices_.erase(it);
-            runtime::ready(parker);
-            return;
-        }
-        // Poison or retire, from a home that has not reserved it: only if
-        // the choice still waits (else it sees it when it chooses again).
-        channels::parcel_free(value);
-        if (runtime::try_complete(parker, token, word)) {
-            rc->released = (h.pad & kReleased) != 0;
-            choices_.erase(it);
-            runtime::ready(parker);
-        }
+        if (drop != Drop::No && (h.pad & kExtended)) ext_done(h.chan, h.req, false);
+        channels::parcel_free(value);  // (unless the choice took it)
+        if (wake) runtime::ready(wake);
     }
 
     // ---- choices across ranks: at the home -----------------------------------------
@@ -1914,8 +1934,9 @@ private:
 
     // The requests of this rank's processes still waiting for an answer,
     // and its choices with offers out.
-    // (A spin lock: held for a map operation, by a process or whoever holds
-    // the turn; two a hop of bench/mpi's ping-pong.)
+    // (A spin lock, taken twice a hop of bench/mpi's ping-pong, by a process
+    // or whoever holds the turn: held for a map operation and what it
+    // decides, never across a wake-up, a post or a log line.)
     mutable runtime::SpinLock asked_lock_;
     mutable std::uint64_t last_request_ = 0;
     mutable std::unordered_map<std::uint64_t, Pending*> asked_;

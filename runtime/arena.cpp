@@ -177,17 +177,25 @@ void take_remote(Heap* h) noexcept {
     });
 }
 
+// block_bytes: what the allocator's free memory counts for block p, its
+// bookkeeping included (as `counted` measures it).
+std::int64_t block_bytes(Heap* h, void* p) noexcept {
+    return static_cast<std::int64_t>(h->allocator()->size(p) + Allocator::PayloadPerAllocation);
+}
+
 void* try_heap(Heap* h, std::size_t size, std::size_t align) noexcept {
     Locked<SharedLock> hold(h->lock);
     take_remote(h);
     if (size <= kSmallBytes && align <= Allocator::Alignment) {
         // (A small one is made with its class's whole size, so that any
-        // request of the class can reuse it.)
-        const std::size_t k = size == 0 ? 0 : (size - 1) / Heap::kSmallStep;
+        // request of the class can reuse it. The allocator's smallest block
+        // has room for more than 32 bytes, so requests of up to 32 share
+        // class 1, and class 0 stays empty.)
+        const std::size_t k = size <= 2 * Heap::kSmallStep ? 1 : (size - 1) / Heap::kSmallStep;
         if (void* p = h->small[k]) {
             h->small[k] = *static_cast<void**>(p);
             --h->small_count[k];
-            h->used.fetch_add(static_cast<std::int64_t>(h->allocator()->size(p)), std::memory_order_relaxed);
+            h->used.fetch_add(block_bytes(h, p), std::memory_order_relaxed);
             return p;
         }
         size = (k + 1) * Heap::kSmallStep;
@@ -204,10 +212,17 @@ bool keep_small(Heap* h, void* p) noexcept {
     if (room < Heap::kSmallStep) return false;
     const std::size_t k = std::min(room / Heap::kSmallStep, Heap::kSmallClasses) - 1;
     if (room > kSmallBytes + Heap::kSmallStep || h->small_count[k] >= Heap::kSmallKept) return false;
+#ifndef NDEBUG
+    // (A block freed twice would be handed out twice: the allocator's own
+    // check of a double free does not see a kept block.)
+    for (void* q = h->small[k]; q; q = *static_cast<void**>(q)) {
+        if (q == p) log_fatal("csp: an arena block was freed twice");
+    }
+#endif
     *static_cast<void**>(p) = h->small[k];
     h->small[k] = p;
     ++h->small_count[k];
-    h->used.fetch_sub(static_cast<std::int64_t>(room), std::memory_order_relaxed);
+    h->used.fetch_sub(block_bytes(h, p), std::memory_order_relaxed);
     return true;
 }
 

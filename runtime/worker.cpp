@@ -29,8 +29,9 @@ std::atomic<Runtime*> g_runtime{nullptr};
 namespace {
 
 // available_cores: the cores this OS process may run on: its CPU affinity
-// (taskset, a cpuset, or mpirun, which binds each rank to one core when the
-// ranks do not outnumber the cores), else every core. (Two workers of a rank
+// (taskset, a cpuset, or the launcher of an MPI job: Open MPI's mpirun binds
+// each rank to one core for 2 ranks or fewer, to a socket beyond), else
+// every core. (Two workers of a rank
 // bound to one core took turns on it: bench/mpi's one-way latency under a
 // plain `mpirun -np 2` was 1070 ns with two workers a rank, 750 with one.)
 int available_cores() noexcept {
