@@ -502,6 +502,7 @@ bool Comm::serve(int most) {
     // in one bundle: the answer is what the other rank waits for.)
     bool busy = finish_proxies();
     busy |= send_queued();
+    channels_sent();
     const bool received = receive(most);
     if (received) {
         busy = true;

@@ -408,6 +408,7 @@ extern Comm* g_comm;
 // worker serving in its turn (comm.cpp): one at a time.
 void on_channel_message(Message& m);
 bool channels_tick();  // messages that came before their channel was made here
+void channels_sent() noexcept;  // the round's sends are out: what waited for them may go
 bool channel_replays_pending();
 void on_proxy_done(runtime::Parker* p) noexcept;
 void deadlock_broken(std::uint32_t deadlocks);  // (deadlock.cpp: before this rank's waits are ended)
