@@ -15,6 +15,8 @@
  * Rank 0 prints: RESULT name=mpi impl=mpi-funneled workers=1 ns_per_op=... latency_us=... mb_per_s=... */
 #include <mpi.h>
 
+#include "mpi_peer_args.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,18 +75,13 @@ static double pingpong(MPI_Comm comm, int rank, char* out, char* in, int bytes, 
 int main(int argc, char** argv) {
     int provided = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-    int rank = 0, size = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    long n = argc > 1 ? atol(argv[1]) : 20000;
-    long divisor = argc > 3 && strcmp(argv[2], "--bandwidth-divisor") == 0 ? atol(argv[3]) : 40;
-    long bw = n / (divisor > 0 ? divisor : 1);
-    if (bw < 1) bw = 1;
-    if (size != 2) {
-        if (rank == 0) fprintf(stderr, "mpi_funneled: run it on 2 ranks\n");
+    long n = 0, bw = 0;
+    if (!mpi_peer_args(argc, argv, "mpi_funneled", &n, &bw)) {
         MPI_Finalize();
         return 2;
     }
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm comm;
     MPI_Comm_dup(MPI_COMM_WORLD, &comm);
     char small_out[SMALL_BYTES], small_in[SMALL_BYTES];

@@ -6,6 +6,8 @@
  * Rank 0 prints: RESULT name=mpi impl=mpi workers=1 ns_per_op=... latency_us=... mb_per_s=... */
 #include <mpi.h>
 
+#include "mpi_peer_args.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,18 +32,13 @@ static double pingpong(int rank, void* buf, int bytes, long warmup, long n) {
 
 int main(int argc, char** argv) {
     MPI_Init(&argc, &argv);
-    int rank = 0, size = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    long n = argc > 1 ? atol(argv[1]) : 20000;
-    long divisor = argc > 3 && strcmp(argv[2], "--bandwidth-divisor") == 0 ? atol(argv[3]) : 40;
-    long bw = n / (divisor > 0 ? divisor : 1);
-    if (bw < 1) bw = 1;
-    if (size != 2) {
-        if (rank == 0) fprintf(stderr, "mpi_raw: run it on 2 ranks\n");
+    long n = 0, bw = 0;
+    if (!mpi_peer_args(argc, argv, "mpi_raw", &n, &bw)) {
         MPI_Finalize();
         return 2;
     }
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     uint64_t value = 0;
     char* big = malloc(MESSAGE_BYTES);
     memset(big, 'x', MESSAGE_BYTES);
