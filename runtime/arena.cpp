@@ -11,13 +11,7 @@
 //     remote_free stack (lock-free: push only, the owner takes the whole
 //     stack) and given back to the allocator by the owner;
 //   - heaps that no OS process owns wait on a lock-free stack (tagged
-//     against ABA); fresh sections are cut from the end with one fetch_add;
-//   - small blocks (up to kSmallBytes) that the owner frees are kept on
-//     per-size lists of their heap (under its lock) for the next
-//     allocation of their size: a best-fit allocation and free cost several
-//     times a list's pop and push, and small parcels come and go with every
-//     value that crosses (a hop of bench/mpi allocated and freed one at its
-//     channel's home: about 50 ns of some 900).
+//     against ABA); fresh sections are cut from the end with one fetch_add.
 // Why: with one heap and one process-shared mutex, an OS process killed
 // while it held that mutex left every other one blocked for ever. Now such
 // a process takes down only its own heap: its parent, reaping it, gives its
@@ -61,19 +55,10 @@ struct Heap {
     // number + 1; 0: none).
     std::atomic<std::uint32_t> next{0};
     std::atomic<void*> remote_free{nullptr};  // freed elsewhere; a block's first word links them
-    std::atomic<std::int64_t> used{0};        // bytes allocated (arena_in_use), kept small blocks not counted
-    // Small blocks kept for reuse (under `lock`), by size class: class k
-    // holds blocks with room for at least (k + 1) * kSmallStep bytes, linked
-    // through their first word; up to kSmallKept a class.
-    static constexpr std::size_t kSmallStep = 16;
-    static constexpr std::size_t kSmallClasses = 8;
-    static constexpr std::uint32_t kSmallKept = 64;
-    void* small[kSmallClasses] = {};
-    std::uint32_t small_count[kSmallClasses] = {};
+    std::atomic<std::int64_t> used{0};        // bytes allocated (arena_in_use)
 
     Allocator* allocator() noexcept;
 };
-constexpr std::size_t kSmallBytes = Heap::kSmallStep * Heap::kSmallClasses;
 constexpr std::size_t kAllocatorAt = (sizeof(Heap) + 63) / 64 * 64;
 Allocator* Heap::allocator() noexcept {
     return reinterpret_cast<Allocator*>(reinterpret_cast<char*>(this) + kAllocatorAt);
@@ -177,53 +162,12 @@ void take_remote(Heap* h) noexcept {
     });
 }
 
-// block_bytes: what the allocator's free memory counts for block p, its
-// bookkeeping included (as `counted` measures it).
-std::int64_t block_bytes(Heap* h, void* p) noexcept {
-    return static_cast<std::int64_t>(h->allocator()->size(p) + Allocator::PayloadPerAllocation);
-}
-
 void* try_heap(Heap* h, std::size_t size, std::size_t align) noexcept {
     Locked<SharedLock> hold(h->lock);
     take_remote(h);
-    if (size <= kSmallBytes && align <= Allocator::Alignment) {
-        // (A small one is made with its class's whole size, so that any
-        // request of the class can reuse it. The allocator's smallest block
-        // has room for more than 32 bytes, so requests of up to 32 share
-        // class 1, and class 0 stays empty.)
-        const std::size_t k = size <= 2 * Heap::kSmallStep ? 1 : (size - 1) / Heap::kSmallStep;
-        if (void* p = h->small[k]) {
-            h->small[k] = *static_cast<void**>(p);
-            --h->small_count[k];
-            h->used.fetch_add(block_bytes(h, p), std::memory_order_relaxed);
-            return p;
-        }
-        size = (k + 1) * Heap::kSmallStep;
-    }
     return counted(h, [&](Allocator* a) {
         return align <= alignof(std::max_align_t) ? a->allocate(size) : a->allocate_aligned(size, align);
     });
-}
-
-// keep_small: keep p, which h's owner frees, for reuse if it is small and
-// its class has room; false otherwise (h's lock held).
-bool keep_small(Heap* h, void* p) noexcept {
-    const std::size_t room = h->allocator()->size(p);
-    if (room < Heap::kSmallStep) return false;
-    const std::size_t k = std::min(room / Heap::kSmallStep, Heap::kSmallClasses) - 1;
-    if (room > kSmallBytes + Heap::kSmallStep || h->small_count[k] >= Heap::kSmallKept) return false;
-#ifndef NDEBUG
-    // (A block freed twice would be handed out twice: the allocator's own
-    // check of a double free does not see a kept block.)
-    for (void* q = h->small[k]; q; q = *static_cast<void**>(q)) {
-        if (q == p) log_fatal("csp: an arena block was freed twice");
-    }
-#endif
-    *static_cast<void**>(p) = h->small[k];
-    h->small[k] = p;
-    ++h->small_count[k];
-    h->used.fetch_sub(block_bytes(h, p), std::memory_order_relaxed);
-    return true;
 }
 
 // ---- heaps -------------------------------------------------------------------
@@ -310,7 +254,6 @@ void Arena::free(void* p) noexcept {
     if (h->owner.load(std::memory_order_relaxed) == g_self_pid) {
         Locked<SharedLock> hold(h->lock);
         take_remote(h);
-        if (keep_small(h, p)) return;
         counted(h, [p](Allocator* a) {
             a->deallocate(p);
             return 0;
