@@ -31,9 +31,9 @@ namespace {
 // available_cores: the cores this OS process may run on: its CPU affinity
 // (taskset, a cpuset, or the launcher of an MPI job: Open MPI's mpirun binds
 // each rank to one core for 2 ranks or fewer, to a socket beyond), else
-// every core. (Two workers of a rank
-// bound to one core took turns on it: bench/mpi's one-way latency under a
-// plain `mpirun -np 2` was 1070 ns with two workers a rank, 750 with one.)
+// every core. (Two workers of a rank bound to one core took turns on it:
+// bench/mpi's one-way latency under a plain `mpirun -np 2` went from
+// 1042-1397 ns with two workers a rank to 776-812 with one.)
 int available_cores() noexcept {
     cpu_set_t set;
     CPU_ZERO(&set);
