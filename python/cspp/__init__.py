@@ -131,9 +131,7 @@ _local = _threading.local()
 
 def current_process_id():
     """The id of the calling process (the main program's outside processes)."""
-    p = _green_process() if _greenlet is not None else None
-    if p is None:
-        p = getattr(_local, "process", None)
+    p = _current_process()
     return p.id if p is not None else "main"
 
 
@@ -204,6 +202,7 @@ class Process:
         self.id = "%s.%d" % (self.name, next(_process_ids))
         self.result = None
         self.error = None
+        self._spawned = []  # the joins of what its body Spawned: waited for as it ends
 
     def __mul__(self, n):
         if not isinstance(n, int) or n < 0:
@@ -240,6 +239,10 @@ class Process:
                 raise  # (its greenlet is being killed: at exit)
             self.error = e
             _quietly(lambda e: e.poison(), self._ends())
+        # What it spawned is joined as it ends, however it ended (the rule
+        # of csp::Spawn).
+        while self._spawned:
+            self._spawned.pop(0).wait(False)
 
     def _thread_body(self, join):
         try:
@@ -551,14 +554,23 @@ def Sequence(*parts):
 _spawned_green = []  # (join, thread ident) of green processes Spawn started
 
 
+def _current_process():
+    p = _green_process() if _greenlet is not None else None
+    return p if p is not None else getattr(_local, "process", None)
+
+
 def Spawn(*parts):
-    """Spawn(p, ...): start them and return at once. The program's exit
+    """Spawn(p, ...): start them and return at once. Spawned from a process,
+    they are joined when that process ends; from the main program, its exit
     waits for them (their threads are not daemons; green ones run while the
     main program waits in csp, and at its exit)."""
     procs = _flatten(parts, [])
     if procs:
         join = _cspp.Join(len(procs))
         _start(procs, join, daemon=False)
+        parent = _current_process()
+        if parent is not None:
+            parent._spawned.append(join)
         if any(isinstance(p, GreenProcess) for p in procs):
             _spawned_green.append((join, _threading.get_ident()))
 
@@ -667,16 +679,23 @@ def _spec(guard):
 
 
 class Alternation:
-    """Alternation([{guard: action}, ...]): PyCSP's choice. A guard is an input
-    end, (output end, value), Skip() or Timeout(seconds); an action is None, a
-    callable (given channel_input=value on input) or a @choice.
+    """Alternation([{guard: action}, ...], ensurePriority=True): PyCSP's
+    choice. A guard is an input end, (output end, value), Skip() or
+    Timeout(seconds); an action is None, a callable (given
+    channel_input=value on input), a @choice, or a string of Python code,
+    run as PyCSP runs it: in the namespace of the frame that called
+    execute() (set_execute_frame(-n): n frames up), with channel_input set
+    there on input.
 
-    execute() chooses (the first ready guard in order), communicates, runs the
+    execute() chooses (the first ready guard in order; with
+    ensurePriority=False any ready guard, at random), communicates, runs the
     action and returns (guard, value read or None); select() does the same
     without running the action. pri_/fair_ forms choose by priority or fairly.
     """
 
-    def __init__(self, guards):
+    def __init__(self, guards, ensurePriority=True):
+        self._order = 0 if ensurePriority else 2
+        self._execute_frame = -1
         self.guards = []
         for item in guards:
             if isinstance(item, dict):
@@ -716,10 +735,26 @@ class Alternation:
         g = self.guards[i][0]
         return i, (g[0] if isinstance(g, tuple) else g), value
 
+    def set_execute_frame(self, steps):
+        """Where a string action runs: steps (negative) frames up from the
+        call of execute(); -1, its caller, by default (PyCSP's name)."""
+        if not isinstance(steps, int) or steps >= 0:
+            raise ValueError("cspp: set_execute_frame takes a negative number of frames, not %r" % (steps,))
+        self._execute_frame = steps
+
     def _act(self, i, value):
         action = self.guards[i][1]
         is_input = self._specs[i][0] == _INPUT
         if action is None:
+            return
+        if isinstance(action, str):
+            # (Frames: 0 this one, 1 execute or its pri_/fair_ form, then its callers.)
+            frame = _sys._getframe(2 - self._execute_frame - 1)
+            code = compile(action, "%s line %d in string" % (frame.f_code.co_filename, frame.f_lineno), "exec")
+            names = frame.f_locals
+            if is_input:
+                names["channel_input"] = value
+            exec(code, frame.f_globals, names)
             return
         if isinstance(action, Choice):
             if is_input:
@@ -732,15 +767,18 @@ class Alternation:
             else:
                 action()
         else:
-            raise TypeError("cspp: a guard's action must be callable or a @choice, not %r" % (action,))
+            raise TypeError("cspp: a guard's action must be callable, a @choice or a string of code, not %r"
+                            % (action,))
 
     def execute(self):
-        i, g, value = self._choose(0)
+        i, g, value = self._choose(self._order)
         self._act(i, value)
         return g, value
 
     def pri_execute(self):
-        return self.execute()
+        i, g, value = self._choose(0)
+        self._act(i, value)
+        return g, value
 
     def fair_execute(self):
         i, g, value = self._choose(1)
@@ -748,7 +786,7 @@ class Alternation:
         return g, value
 
     def select(self):
-        _, g, value = self._choose(0)
+        _, g, value = self._choose(self._order)
         return g, value
 
     def pri_select(self):
@@ -814,12 +852,16 @@ def _alternation_of(guards):
 def AltSelect(*guards):
     """AltSelect(G1, G2, ...): choose a ready guard, communicate, run its
     action; returns (guard's end or Skip/Timeout, value read or None)."""
-    return _alternation_of(guards).execute()
+    a = _alternation_of(guards)
+    a.set_execute_frame(-2)  # (a string action runs in the caller's frame)
+    return a.execute()
 
 
 def PriSelect(*guards):
     """PriSelect: AltSelect choosing the first ready guard in order."""
-    return _alternation_of(guards).execute()
+    a = _alternation_of(guards)
+    a.set_execute_frame(-2)
+    return a.execute()
 
 
 def FairSelect(*guards):

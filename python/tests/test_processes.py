@@ -162,6 +162,33 @@ def test_spawn_runs_in_the_background():
     assert current_process_id() == "main"
 
 
+def test_spawned_from_a_process_is_joined_when_that_process_ends():
+    # The child waits for a value that a plain thread writes a while later;
+    # its parent returns at once. Parallel(parent) must still wait for the
+    # child (csp::Spawn's rule), so the child's note is there when it returns.
+    go = Channel("go")
+    log = []
+
+    @process
+    def child(cin):
+        log.append("child got %d" % cin())
+
+    @process
+    def parent(cin):
+        Spawn(child(cin))
+        log.append("parent returns")
+
+    def later(cout):
+        time.sleep(0.3)
+        cout(7)
+
+    writer = threading.Thread(target=later, args=(-go,))
+    writer.start()
+    Parallel(parent(+go))
+    assert log == ["parent returns", "child got 7"]
+    writer.join()
+
+
 def test_processes_must_be_processes():
     with pytest.raises(TypeError):
         Parallel(lambda: 1)

@@ -143,3 +143,51 @@ def test_pycsp_names_are_all_there():
     shutdown()
     assert io(lambda x: x + 1)(1) == 2
     assert isinstance(version, tuple)
+
+
+# PyCSP runs an action given as a string of code in the namespace of the
+# frame that called execute(), with channel_input set there on input; its
+# Alternation takes ensurePriority. (Module-level names here, so that what
+# the strings assign can be seen: a function's locals are a snapshot.)
+string_log = []
+
+
+def test_string_actions_run_in_the_callers_frame():
+    c, d = Channel("c", buffer=1), Channel("d", buffer=1)
+    cin, dout = +c, -d
+    (-c)(41)
+    local_name = "here"  # noqa: F841  (read by the action)
+    Alternation([{cin: "string_log.append((local_name, channel_input + 1))"}]).execute()
+    Alternation([{(dout, 5): "string_log.append('wrote')"}], ensurePriority=False).execute()
+    assert (+d)() == 5
+    (-c)(1)
+    AltSelect(InputGuard(cin, action="string_log.append(('alt', channel_input))"))
+    (-c)(2)
+    FairSelect(InputGuard(cin, action="string_log.append(('fair', channel_input))"))
+
+    def nested():
+        alt = Alternation([{cin: "string_log.append(('up', depth))"}])
+        alt.set_execute_frame(-2)  # the frame of nested's caller
+        alt.execute()
+
+    depth = "outer"  # noqa: F841
+    (-c)(3)
+    nested()
+    assert string_log == [("here", 42), "wrote", ("alt", 1), ("fair", 2), ("up", "outer")]
+
+
+def test_ensure_priority_false_chooses_among_the_ready_guards():
+    a, b = Channel("a", buffer=100), Channel("b", buffer=100)
+    ain, bin_ = +a, +b
+    for i in range(100):
+        (-a)(i)
+        (-b)(i)
+    firsts = {"a": 0, "b": 0}
+    for _ in range(100):
+        g, _ = Alternation([{ain: None}, {bin_: None}], ensurePriority=False).execute()
+        firsts["a" if g is ain else "b"] += 1
+    # (Random among two ready guards: each far more than 10 of 100 times, but
+    # for odds under 1e-15.)
+    assert firsts["a"] > 10 and firsts["b"] > 10
+    g, _ = Alternation([{ain: None}, {bin_: None}]).execute()  # ensurePriority=True: the first
+    assert g is ain
