@@ -12,9 +12,13 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
+#include <unistd.h>
 #include <random>
 #include <vector>
 
@@ -142,14 +146,42 @@ std::uint64_t first_seed(const Options& options) {
     return (std::uint64_t{device()} << 32) | device();
 }
 
-[[noreturn]] void fail(const Run& run, std::uint64_t seed, const std::string& where) {
-    const std::string path = runtime::trace_path();
+// Unasked: without CSP_TRACE the runs are traced all the same (the events
+// of each run that passes dropped), so that a failing run's trace can be
+// written at once, to a file of its own in the temporary directory.
+class Traced {
+public:
+    Traced() : unasked_(runtime::trace_for_simulation()) {}
+    ~Traced() {
+        if (unasked_) runtime::trace_after_simulation();
+    }
+    Traced(const Traced&) = delete;
+    Traced& operator=(const Traced&) = delete;
+    // where: what to say of the failing run's trace (written now, if unasked).
+    std::string where(std::uint64_t seed) const {
+        if (!unasked_) {
+            return fmt::format("its trace: {} (written at exit; the runs that passed are left out)",
+                               runtime::trace_path());
+        }
+        std::error_code ec;
+        std::filesystem::path dir = std::filesystem::temp_directory_path(ec);
+        if (ec) dir = "/tmp";
+        static std::atomic<unsigned> failures{0};
+        const std::string path =
+            (dir / fmt::format("csp-sim-{}-{}-seed-{}.json", getpid(), ++failures, seed)).string();
+        if (!runtime::trace_write_to(path)) return "its trace: could not be written (see the log above)";
+        return fmt::format("its trace: {} (or CSP_TRACE=file.json to choose the file)", path);
+    }
+
+private:
+    bool unasked_;
+};
+
+[[noreturn]] void fail(const Run& run, std::uint64_t seed, const std::string& where, const Traced& traced) {
     std::string what = fmt::format(
         "csp::sim: {} failed (seed {}): {}\n  the same run again: csp::sim::replay(body, \"{}\"), or "
         "CSP_SIM_SEED={} as the first seed\n  {}",
-        where, seed, run.what, run.schedule, seed,
-        path.empty() ? std::string("its trace: run with CSP_TRACE=file.json")
-                     : fmt::format("its trace: {} (written at exit; the runs that passed are left out)", path));
+        where, seed, run.what, run.schedule, seed, traced.where(seed));
     std::fprintf(stderr, "%s\n", what.c_str());
     throw Failure(what, seed, run.schedule, run.error);
 }
@@ -158,11 +190,12 @@ std::uint64_t first_seed(const Options& options) {
 
 void check_random(const std::function<void()>& body, Options options) {
     const std::uint64_t first = first_seed(options);
+    const Traced traced;
     for (std::uint64_t i = 0; i < options.iterations; ++i) {
         const std::uint64_t seed = first + i;
         const std::size_t mark = runtime::trace_mark();
         const Run run = run_once(body, seed, nullptr);
-        if (run.error) fail(run, seed, fmt::format("run {} of {}", i + 1, options.iterations));
+        if (run.error) fail(run, seed, fmt::format("run {} of {}", i + 1, options.iterations), traced);
         runtime::trace_drop_since(mark);  // (the trace keeps the run that failed)
     }
 }
@@ -171,13 +204,14 @@ void replay(const std::function<void()>& body, std::string_view schedule) {
     std::uint64_t seed = 0;
     std::vector<std::uint32_t> decisions;
     decode(schedule, seed, decisions);
+    const Traced traced;
     const Run run = run_once(body, seed, &decisions);
     if (run.misfit) {
         throw UsageError(fmt::format("csp::sim::replay: the schedule does not fit this body: its run took other "
                                      "decisions (was the body changed?){}",
                                      run.error ? std::string("; the run failed: ") + run.what : std::string()));
     }
-    if (run.error) fail(run, seed, "the replayed run");
+    if (run.error) fail(run, seed, "the replayed run", traced);
 }
 
 }  // namespace csp::sim

@@ -359,6 +359,36 @@ void trace_drop_since(std::size_t mark) noexcept {
 
 const char* trace_path() noexcept { return tracing() ? trace().path.c_str() : ""; }
 
+bool trace_for_simulation() noexcept {
+    if (tracing()) return false;
+    trace();  // (made, reading CSP_TRACE, before main: here only to be sure)
+    trace_detail::observe(trace_detail::kTracing, true);
+    return true;
+}
+
+void trace_after_simulation() noexcept {
+    trace_detail::observe(trace_detail::kTracing, false);
+    Trace& t = trace();
+    std::lock_guard<std::mutex> hold(t.mutex);
+    t.events.clear();
+}
+
+bool trace_write_to(const std::string& path) noexcept {
+    Trace& t = trace();
+    std::lock_guard<std::mutex> hold(t.mutex);
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) {
+        logger().error("csp::sim: cannot write the failing run's trace to '{}': {}", path, std::strerror(errno));
+        return false;
+    }
+    t.os_name = program_invocation_short_name;
+    t.write_all(f, false);
+    std::fputs("\n]}\n", f);
+    const bool ok = std::fclose(f) == 0;
+    t.events.clear();
+    return ok;
+}
+
 std::int64_t trace_start_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(trace().start.time_since_epoch()).count();
 }

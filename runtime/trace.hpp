@@ -104,5 +104,13 @@ void trace_take_in(const std::string& part) noexcept;
 std::size_t trace_mark() noexcept;
 void trace_drop_since(std::size_t mark) noexcept;
 const char* trace_path() noexcept;
+// Without CSP_TRACE, a simulation records the events of its runs all the
+// same (trace_for_simulation: true when it turned tracing on, to be turned
+// off by trace_after_simulation), so that a failing run's trace can be
+// written (trace_write_to: the events so far into `path`, which are then
+// dropped; false, logged, when the file cannot be written).
+bool trace_for_simulation() noexcept;
+void trace_after_simulation() noexcept;
+bool trace_write_to(const std::string& path) noexcept;
 
 }  // namespace csp::runtime

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <functional>
@@ -76,6 +77,21 @@ enum class Placement {
 inline int env_int(const char* name, int fallback) {
     const char* v = std::getenv(name);
     return v ? std::atoi(v) : fallback;
+}
+
+// sim_trace_of: the file of a failing simulated run's trace, as its
+// failure's message names it ("its trace: PATH ..."), or "" (forget_sim_trace
+// removes it: a test that provokes failures leaves no files behind).
+inline std::string sim_trace_of(const std::string& what) {
+    const std::string says = "its trace: ";
+    const auto at = what.find(says);
+    if (at == std::string::npos) return {};
+    const auto from = at + says.size();
+    return what.substr(from, what.find_first_of(" \n", from) - from);
+}
+inline void forget_sim_trace(const std::string& what) {
+    const std::string path = sim_trace_of(what);
+    if (!path.empty() && path.find("csp-sim-") != std::string::npos) std::remove(path.c_str());
 }
 
 // Placement of this run: CSP_TEST_PLACEMENT=threads, os_processes or mixed
