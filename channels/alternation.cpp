@@ -706,6 +706,7 @@ Choice choose_here(Guard* guards, std::size_t n, Order how) {
                 w->probe = true;  // woken when a value is within reach; takes it then
                 w->slot = nullptr;
                 g.core->extended = true;
+                g.core->unusual = true;
             }
             g.core->readers.push(w);
         }

@@ -221,6 +221,7 @@ void discard_buffer(ChannelCore* c) noexcept {
 // left undrained).
 Waiter* retire_locked(ChannelCore* c, Side side) noexcept {
     c->retired = true;
+    c->unusual = true;
     if (runtime::tracing()) runtime::trace_event("retire", c->name);
     if (const Crossing* x = crossing_of(c)) x->retired(c, side);
     return end_all(c, Outcome::Retired);
@@ -300,6 +301,9 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
     c->ops = ops;
     c->capacity = capacity;
     c->buffered = capacity > 0;
+    if (ops->trivial && (ops->size == 1 || ops->size == 2 || ops->size == 4 || ops->size == 8 || ops->size == 16)) {
+        c->copy_size = static_cast<std::uint8_t>(ops->size);
+    }
     c->kind = capacity > 0 ? kind : BufferKind::Fifo;
     // A slot may come to hold a Parcel pointer instead (mark_cross).
     c->slot_size = ops->trivial ? ops->size : std::max(ops->size, sizeof(Parcel*));
@@ -394,6 +398,7 @@ void repair_channel(runtime::SharedLock* lock) noexcept {
         c->in_flight.parker = nullptr;
     }
     c->poisoned = true;
+    c->unusual = true;
     if (runtime::tracing()) runtime::trace_event("poison", c->name);
     if (const Crossing* x = crossing_of(c)) x->poisoned(c);
     discard_buffer(c);
@@ -410,6 +415,7 @@ void poison(ChannelCore* c) noexcept {
             Locked<SharedLock> hold(c->lock);
             if (c->poisoned) return;
             c->poisoned = true;
+            c->unusual = true;
         }
         if (runtime::tracing()) runtime::trace_event("poison", c->name);
         c->remote->poison(c);
@@ -419,6 +425,7 @@ void poison(ChannelCore* c) noexcept {
         Locked<SharedLock> hold(c->lock);
         if (c->poisoned) return;
         c->poisoned = true;
+        c->unusual = true;
         if (runtime::tracing()) runtime::trace_event("poison", c->name);
         if (const Crossing* x = crossing_of(c)) x->poisoned(c);
         discard_buffer(c);
@@ -702,25 +709,27 @@ inline bool rendezvous_here(const ChannelCore* c) noexcept {
 
 // (Read under the lock: mark_cross sets `crossing` under it, before another
 // OS process can touch the channel.)
-inline bool plain_locked(const ChannelCore* c) noexcept {
-    return !c->poisoned && !c->retired && !crossing_of(c) && !c->extended;
-}
+inline bool plain_locked(const ChannelCore* c) noexcept { return !c->unusual; }
 
 // move_value moves a value between a waiter's slot and the caller's; small
 // trivially copyable values (ints, pointers, small structs) without the
-// indirect call.
-[[gnu::always_inline]] inline void move_value(const ValueOps* ops, void* dst, void* src) noexcept {
-    if (ops->trivial) {
-        switch (ops->size) {
-            case 1: std::memcpy(dst, src, 1); return;
-            case 2: std::memcpy(dst, src, 2); return;
-            case 4: std::memcpy(dst, src, 4); return;
-            case 8: std::memcpy(dst, src, 8); return;
-            case 16: std::memcpy(dst, src, 16); return;
-            default: break;
-        }
+// indirect call, and 8 bytes (a number, a pointer) with one test.
+[[gnu::noinline]] void move_other(const ChannelCore* c, void* dst, void* src) noexcept {
+    switch (c->copy_size) {
+        case 1: std::memcpy(dst, src, 1); return;
+        case 2: std::memcpy(dst, src, 2); return;
+        case 4: std::memcpy(dst, src, 4); return;
+        case 16: std::memcpy(dst, src, 16); return;
+        default: c->ops->move_construct(dst, src);
     }
-    ops->move_construct(dst, src);
+}
+
+[[gnu::always_inline]] inline void move_value(const ChannelCore* c, void* dst, void* src) noexcept {
+    if (c->copy_size == 8) [[likely]] {
+        std::memcpy(dst, src, 8);
+        return;
+    }
+    move_other(c, dst, src);
 }
 
 // rendezvous: the fast path of read (Reading) and write, one body for both
@@ -733,8 +742,8 @@ template <bool Reading>
         return Reading ? read_general(c, mine) : write_general(c, mine);
     }
     if (Waiter* w = take_here(Reading ? c->writers : c->readers)) {
-        if (Reading) move_value(c->ops, mine, w->slot);
-        else move_value(c->ops, w->slot, mine);
+        if (Reading) move_value(c, mine, w->slot);
+        else move_value(c, w->slot, mine);
         c->lock.unlock();
         runtime::ready(w->parker);
         if (!Reading) runtime::went_on();  // (a write that did not wait; reads drain: see went_on)
@@ -840,6 +849,7 @@ Outcome read_extended(ChannelCore* c, void* dst, Held* held) noexcept {
     for (;;) {
         c->lock.lock();
         c->extended = true;
+        c->unusual = true;
         Parcel* got = nullptr;
         const Attempt a = try_read_extended_locked(c, dst, held, &got);
         if (a == Attempt::Block) {
@@ -1035,6 +1045,7 @@ bool extended_room(const ChannelCore* c, Parcel** room) noexcept {
 // nulled when used), or p's waiter queued as a probe (Block).
 Attempt proxy_extended_locked(ChannelCore* c, runtime::Parker* p, Parcel** got, Held* held, Parcel** room) noexcept {
     c->extended = true;
+    c->unusual = true;
     if (c->poisoned) return Attempt::Poisoned;
     if (c->count > 0) {
         // (As try_read_extended_locked: the slot stays counted in c->held.)

@@ -106,6 +106,12 @@ struct ChannelCore {
     bool buffered = false;        // capacity > 0 (never changes: read without the lock)
     BufferKind kind = BufferKind::Fifo;
     bool warned = false;          // (an infinite buffer said it grew large)
+    // ops->size when the values are trivially copyable and 1, 2, 4, 8 or 16
+    // bytes long (moved by a plain copy of that size on the fast path), else 0.
+    std::uint8_t copy_size = 0;
+    // Poisoned, retired, crossing or extended: set with each of them (under
+    // the lock; never unset), so that the fast path tests one byte.
+    bool unusual = false;
     std::size_t head = 0;         // oldest buffered value
     std::size_t count = 0;        // buffered values
     unsigned char* buffer = nullptr;

@@ -237,6 +237,7 @@ void mark_cross(ChannelCore* c) noexcept {
             }
         }
         c->crossing.store(&g_arena_crossing, std::memory_order_relaxed);
+        c->unusual = true;
         // Queued writers pack their values now. One whose value cannot be
         // packed (its serializer threw: a Python object pickle refuses) is
         // not left to hand a lost value on: its write ends Unpackable (the

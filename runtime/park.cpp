@@ -38,15 +38,22 @@ __attribute__((noinline)) Worker* this_worker() noexcept {
 // task, and once the timer is armed an idle worker may fire it (timers.cpp's
 // take-over); either way the task may run, and park again (writing its
 // release and timer), on another worker while this one is still here.
+// (The release is read, not cleared: every park writes its own. The timer
+// is read only for a timed park, the rare case.)
 void finish_park(void* arg) noexcept {
     auto* t = static_cast<Task*>(arg);
     Parker* const parker = t->parker;
-    const Release release = std::exchange(t->release, Release{});
-    const bool timed = std::exchange(t->timed, false);
-    const Timer timer = t->timer;
+    const Release release = t->release;
+    if (t->timed) [[unlikely]] {
+        t->timed = false;
+        const Timer timer = t->timer;
+        parker->state.store(kParked, std::memory_order_release);
+        release();
+        this_worker()->add_timer(timer);
+        return;
+    }
     parker->state.store(kParked, std::memory_order_release);  // read by the deadlock detector
     release();
-    if (timed) this_worker()->add_timer(timer);
 }
 
 void run_task(Worker* w, Task* t) noexcept {
