@@ -268,15 +268,16 @@ private:
     channels::ChannelCore* core_;
 };
 
-// retire(ends...): each end leaves its channel.
+// retire(ends...): each end leaves its channel (an end made for the call,
+// `csp::retire(ch.writer())`, too).
 template <class... Ends>
-void retire(Ends&... ends) {
+void retire(Ends&&... ends) {
     (ends.retire(), ...);
 }
 
 // poison(ends...): poison the channel of each end.
 template <class... Ends>
-void poison(Ends&... ends) {
+void poison(Ends&&... ends) {
     (ends.poison(), ...);
 }
 

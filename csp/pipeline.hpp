@@ -94,6 +94,13 @@ template <class R, class... A>
 struct params_of<R (*)(A...)> {
     using type = std::tuple<std::decay_t<A>...>;
 };
+// (noexcept bodies: the same.)
+template <class C, class R, class... A>
+struct params_of<R (C::*)(A...) const noexcept> : params_of<R (C::*)(A...) const> {};
+template <class C, class R, class... A>
+struct params_of<R (C::*)(A...) noexcept> : params_of<R (C::*)(A...)> {};
+template <class R, class... A>
+struct params_of<R (*)(A...) noexcept> : params_of<R (*)(A...)> {};
 
 // factory_param<Factory, i>: the value type of the i-th end its body takes.
 template <class Factory>

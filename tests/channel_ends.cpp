@@ -62,6 +62,16 @@ TEST_CASE("csp::retire retires every end it is given", "[conformance][retire][en
     CHECK_THROWS_AS(in(), csp::ChannelRetireException);
 }
 
+TEST_CASE("csp::retire and csp::poison take an end made for the call", "[conformance][retire][poison][ends]") {
+    csp::Channel<int> retired{"retired-by-a-temporary"}, poisoned{"poisoned-by-a-temporary"};
+    auto in = retired.reader();
+    csp::retire(retired.writer());  // (its only writer end: the channel retires)
+    CHECK_THROWS_AS(in(), csp::ChannelRetireException);
+    auto other = poisoned.reader();
+    csp::poison(poisoned.writer());
+    CHECK_THROWS_AS(other(), csp::ChannelPoisonException);
+}
+
 TEST_CASE("reading from a channel whose every writer end is gone throws retire", "[conformance][retire][ends]") {
     csp::Channel<int> unbuffered{"gone-writers"};
     auto in = unbuffered.reader();

@@ -254,6 +254,27 @@ TEST_CASE("pipeline: a source, a stage run four times, and a sink; the sink's re
     CHECK(sum == 333833500L);
 }
 
+TEST_CASE("pipeline: a stage whose body is noexcept is a stage too", "[library][pipeline]") {
+    auto twice = csp::process("twice", [](csp::ChannelIn<int> in, csp::ChannelOut<long> out) noexcept {
+        try {
+            for (;;) out(2L * in());
+        } catch (const csp::ChannelRetireException&) {
+            out.retire();
+        } catch (...) {
+            out.poison();
+        }
+    });
+    auto summer = csp::process("summer", [](csp::ChannelIn<long> in) noexcept {
+        long total = 0;
+        try {
+            for (;;) total += in();
+        } catch (...) {
+        }
+        return total;
+    });
+    CHECK(csp::pipeline(numbers_to(100), twice, summer) == 10100L);
+}
+
 TEST_CASE("pipeline: ordered(stage * n) keeps the input order; factories are stages too", "[library][pipeline]") {
     auto collect = csp::process("collect", [](csp::ChannelIn<std::string> in) {
         std::vector<std::string> got;
