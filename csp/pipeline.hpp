@@ -12,7 +12,8 @@
 // ChannelOut<B>), or csp::stage(f) for a callable B f(A). `stage * n` runs n
 // copies on the same two channels (outputs in whatever order they finish);
 // csp::ordered(stage * n) keeps the input order (values are numbered on the
-// way in and put back in order on the way out). The network ends as any
+// way in and put back in order on the way out; a factory's copies are dealt
+// the values in turn, and must write one value for each they read). The network ends as any
 // does: `first` returns (its end retires, and the retire flows down), or a
 // poison spreads from anywhere.
 //
@@ -54,6 +55,7 @@ template <class Factory>
 struct FactoryStage {
     Factory factory;
     std::size_t copies = 1;
+    bool ordered = false;
 };
 
 template <class F>
@@ -70,9 +72,16 @@ FactoryStage<MultiProcessFactory<F>> operator*(MultiProcessFactory<F> factory, s
     return {std::move(factory), n};
 }
 
-// ordered(stage * n): its copies' outputs in the order of their inputs.
+// ordered(stage * n): its copies' outputs in the order of their inputs. (A
+// factory's copies are dealt the values in turn and their outputs taken in
+// the same turn, so each copy must write one value for each it reads.)
 template <class F>
 Stage<F> ordered(Stage<F> s) {
+    s.ordered = true;
+    return s;
+}
+template <class Factory>
+FactoryStage<Factory> ordered(FactoryStage<Factory> s) {
     s.ordered = true;
     return s;
 }
@@ -176,6 +185,34 @@ void add_stage(std::vector<Process<>>& procs, const Stage<F>& s, ChannelIn<A>& i
     })(done.reader(), out));
 }
 
+// add_ordered_stage: `copies` copies of a factory, each on channels of its
+// own: a dealer hands them the values in turn, a collector takes their
+// outputs in the same turn. When the input retires, the dealer's ends
+// retire, each copy ends once it has passed its last value on, and the
+// collector meets the retire of the very copy whose turn comes after the
+// last value: every value has gone out, in order.
+template <class Factory, class A, class B>
+void add_ordered_stage(std::vector<Process<>>& procs, const Factory& factory, std::size_t copies, ChannelIn<A>& in,
+                       ChannelOut<B>& out, std::size_t k) {
+    const std::string name = "stage " + std::to_string(k);
+    if (copies == 0) throw UsageError("csp::ordered: " + name + " has no copies (ordered(factory * n) needs n >= 1)");
+    std::vector<ChannelOut<A>> to;
+    std::vector<ChannelIn<B>> from;
+    for (std::size_t i = 0; i < copies; ++i) {
+        Channel<A> a{name + " to copy " + std::to_string(i)};
+        Channel<B> b{name + " from copy " + std::to_string(i)};
+        procs.push_back(factory(a.reader(), b.writer()));
+        to.push_back(a.writer());
+        from.push_back(b.reader());
+    }
+    procs.push_back(process(name + " dealing", [](ChannelIn<A> in, std::vector<ChannelOut<A>> to) {
+        for (std::size_t i = 0;; i = (i + 1) % to.size()) to[i](in());
+    })(in, std::move(to)));
+    procs.push_back(process(name + " collecting", [](std::vector<ChannelIn<B>> from, ChannelOut<B> out) {
+        for (std::size_t i = 0;; i = (i + 1) % from.size()) out(from[i]());
+    })(std::move(from), out));
+}
+
 // build: the channels and processes from `in` on; returns the last's process.
 template <class A, class Last>
 auto build(std::vector<Process<>>&, ChannelIn<A> in, std::size_t, Last& last) {
@@ -194,7 +231,8 @@ auto build(std::vector<Process<>>& procs, ChannelIn<A> in, std::size_t k, S& s, 
     } else if constexpr (requires { s.factory; }) {
         static_assert(std::is_same_v<factory_param<decltype(s.factory), 0>, A>,
                       "csp::pipeline: a stage's body must take a ChannelIn of what the part before it writes");
-        add_stage(procs, s.factory, s.copies, in, out);
+        if (s.ordered) add_ordered_stage(procs, s.factory, s.copies, in, out, k);
+        else add_stage(procs, s.factory, s.copies, in, out);
     } else {
         static_assert(std::is_same_v<factory_param<S, 0>, A>,
                       "csp::pipeline: a stage's body must take a ChannelIn of what the part before it writes");

@@ -306,6 +306,37 @@ TEST_CASE("pipeline: ordered(stage * n) keeps the input order; factories are sta
     CHECK(in_order == expected);
 }
 
+TEST_CASE("pipeline: ordered(factory * n) keeps the input order too", "[library][pipeline]") {
+    auto collect = csp::process("collect", [](csp::ChannelIn<std::string> in) {
+        std::vector<std::string> got;
+        try {
+            for (;;) got.push_back(in());
+        } catch (const csp::ChannelRetireException&) {
+        }
+        return got;
+    });
+    // Later values take less time: unordered copies finish out of order.
+    auto slow_text = csp::process("slow_text", [](csp::ChannelIn<int> in, csp::ChannelOut<std::string> out) {
+        for (;;) {
+            const int x = in();
+            csp::sleep(std::chrono::microseconds(200 * (50 - x % 50)));
+            out(std::to_string(x));
+        }
+    });
+    std::vector<std::string> expected;
+    for (int i = 1; i <= 120; ++i) expected.push_back(std::to_string(i));
+    CHECK(csp::pipeline(numbers_to(120), csp::ordered(slow_text * 4), collect) == expected);
+    CHECK(csp::pipeline(numbers_to(120), csp::ordered(slow_text * 1), collect) == expected);
+    // (Unordered, the same copies do finish out of order: the check above can fail.)
+    std::vector<std::string> unordered = csp::pipeline(numbers_to(120), slow_text * 4, collect);
+    CHECK(unordered != expected);
+    std::sort(unordered.begin(), unordered.end());
+    std::vector<std::string> sorted = expected;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(unordered == sorted);
+    CHECK_THROWS_AS(csp::pipeline(numbers_to(3), csp::ordered(slow_text * 0), collect), csp::UsageError);
+}
+
 // An infinite buffer never makes its writer wait, but a fiber writing into
 // one in a loop yields now and then (channels/channel.cpp, t_crowded), so a
 // reader on the same worker drains it as it goes instead of after the whole

@@ -1564,5 +1564,15 @@ TEST_CASE("a pipeline stage may be a csp::multiprocess factory, run in copies", 
         return total;
     });
     CHECK(csp::pipeline(source, tripler * 3, summer) == 3L * 300 * 301 / 2);
+    // Ordered: the copies' outputs in the order of the inputs.
+    auto in_order = csp::process("in_order", [](csp::ChannelIn<long> in) {
+        long expected = 3, wrong = 0;
+        try {
+            for (;; expected += 3) wrong += in() != expected;
+        } catch (const csp::ChannelRetireException&) {
+        }
+        return wrong == 0 ? expected - 3 : -wrong;
+    });
+    CHECK(csp::pipeline(source, csp::ordered(tripler * 3), in_order) == 900);
     CHECK(csp_test::unreaped_children() == "");
 }
