@@ -11,28 +11,33 @@
 // byte no longer holding the pattern is how far the action went. Each figure
 // is counted from the top of the stack (the process's own first frames,
 // csp's start-up frames above its body, included) and, apart, below the
-// body's frame. The first kMargin (256) bytes below the body's frame are
-// not painted (the body's own frame may reach into them), so no figure
-// below the body reads less than 256 B: "returns at once" is that floor.
+// body's frame. The first kMargin (256) bytes below the painting function's
+// frame are not painted, so "returns at once" reads the floor of the
+// method, not a depth: the body's frame, that call and the margin.
 // Each action runs twice, in two processes one after the other: the first
 // time shows one-off costs (the first exception a program throws sets up
 // the unwinder's caches on the thrower's stack; iostreams' first output).
 //
-// Linked with -z now (bench/meson.build): otherwise the first call of each
-// function of a shared library resolves it lazily, on the stack of the
-// caller, and the resolver saves the vector registers there (about 2.7 KiB
-// on a CPU with AVX-512), once per function and program: not what a process
-// needs in the long run.
+// The first time a program calls a function of a shared library, the
+// dynamic linker resolves it on the caller's stack (lazy binding, the
+// default) and saves the vector registers there first: about 2.7 KiB on a
+// CPU with AVX-512, once per function and program. That is most of what the
+// "first time" column adds (libstdc++'s first exception calls several such
+// functions); LD_BIND_NOW=1 resolves everything at start and shows it
+// without.
 //
-// Usage: stack_depth   (one worker is enough: CSP_THREADS=1)
+// Usage: stack_depth   (one worker is enough: CSP_THREADS=1; CSP_STACK_SIZE,
+// in KiB, bounds how much is painted)
 // Prints a table; no RESULT line (bench/run does not run it).
 //
 // This file uses only the public API (docs: shared/API.md).
 
 #include <csp/csp.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <stdexcept>
@@ -41,23 +46,35 @@
 namespace {
 
 constexpr std::size_t kPage = 4096;
-constexpr std::size_t kPainted = 48 * 1024;  // below the body's frame (the default stack is 128 KiB)
-constexpr std::size_t kMargin = 256;                 // left unpainted just below the body's frame
+constexpr std::size_t kMargin = 256;  // left unpainted below paint's own frame
 constexpr unsigned char kPaint = 0xA5;
 
-// paint fills kPainted bytes below the caller's frame; deepest_touched finds
-// the lowest byte changed since. (noinline, and the stores through a
-// volatile pointer: they must happen, below every frame of the action.)
-[[gnu::noinline]] void paint(char* below) {
-    volatile unsigned char* p = reinterpret_cast<volatile unsigned char*>(below);
-    for (std::size_t i = 1; i <= kPainted; ++i) p[-static_cast<std::ptrdiff_t>(i)] = kPaint;
+// painted: how much to paint: 48 KiB, less on a stack smaller than 64 KiB.
+std::size_t painted() {
+    std::size_t kib = 128;
+    if (const char* env = std::getenv("CSP_STACK_SIZE")) kib = static_cast<std::size_t>(std::atol(env));
+    return std::min<std::size_t>(48 * 1024, kib > 8 ? (kib - 4) * 1024 : 4 * 1024);
 }
 
-[[gnu::noinline]] const char* deepest_touched(const char* below) {
-    const auto* p = reinterpret_cast<const volatile unsigned char*>(below) - kPainted;
+// paint fills `n` bytes from kMargin below its own frame down (everything
+// under a called function's frame is dead once it returns) and returns
+// where the paint begins; deepest_touched finds the lowest byte changed
+// since, or null when the deepest painted byte changed (the action went
+// further than was painted). (noinline, and the stores through a volatile
+// pointer: they must happen, below every frame of the action.)
+[[gnu::noinline]] char* paint(std::size_t n) {
+    char* below = static_cast<char*>(__builtin_frame_address(0)) - kMargin;
+    volatile unsigned char* p = reinterpret_cast<volatile unsigned char*>(below);
+    for (std::size_t i = 1; i <= n; ++i) p[-static_cast<std::ptrdiff_t>(i)] = kPaint;
+    return below;
+}
+
+[[gnu::noinline]] const char* deepest_touched(const char* below, std::size_t n) {
+    const auto* p = reinterpret_cast<const volatile unsigned char*>(below) - n;
+    if (p[0] != kPaint) return nullptr;
     std::size_t i = 0;
-    while (i < kPainted && p[i] == kPaint) ++i;
-    return below - kPainted + i;
+    while (i < n && p[i] == kPaint) ++i;
+    return below - n + i;
 }
 
 struct Depth {
@@ -75,12 +92,14 @@ Depth measure(const std::function<void(csp::ChannelIn<long>&, csp::ChannelOut<lo
         char* body = &marker;
         // (The body's frame lies in the stack's first page: stacks end on a page boundary.)
         const char* top = reinterpret_cast<const char*>((reinterpret_cast<std::uintptr_t>(body) + kPage - 1) & ~(kPage - 1));
-        // (Clear of this frame: a margin of kMargin bytes below it is not
-        // painted, so "returns at once" reads kMargin below its body.)
-        char* below = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(body) - kMargin);
-        paint(below);
+        const std::size_t n = painted();
+        const char* below = paint(n);
         action(in, out);
-        const char* deepest = deepest_touched(below);
+        const char* deepest = deepest_touched(below, n);
+        if (!deepest) {
+            std::fprintf(stderr, "stack_depth: an action went deeper than the %zu bytes painted\n", n);
+            std::exit(1);
+        }
         d.from_top = static_cast<std::size_t>(top - deepest);
         d.below_body = static_cast<std::size_t>(body - deepest);
         asm volatile("" : : "r"(body) : "memory");

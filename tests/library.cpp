@@ -239,6 +239,8 @@ auto numbers_to(int n) {
         for (int i = 1; i <= n; ++i) out(i);
     });
 }
+
+auto collect = collector<std::string>();  // (a pipeline's last part)
 }  // namespace
 
 TEST_CASE("pipeline: a source, a stage run four times, and a sink; the sink's result comes back", "[library][pipeline]") {
@@ -276,14 +278,6 @@ TEST_CASE("pipeline: a stage whose body is noexcept is a stage too", "[library][
 }
 
 TEST_CASE("pipeline: ordered(stage * n) keeps the input order; factories are stages too", "[library][pipeline]") {
-    auto collect = csp::process("collect", [](csp::ChannelIn<std::string> in) {
-        std::vector<std::string> got;
-        try {
-            for (;;) got.push_back(in());
-        } catch (const csp::ChannelRetireException&) {
-        }
-        return got;
-    });
     // Later values take less time, so unordered copies would finish out of order.
     auto slow_double = csp::stage([](int x) {
         csp::sleep(std::chrono::microseconds(200 * (50 - x % 50)));
@@ -307,14 +301,6 @@ TEST_CASE("pipeline: ordered(stage * n) keeps the input order; factories are sta
 }
 
 TEST_CASE("pipeline: ordered(factory * n) keeps the input order too", "[library][pipeline]") {
-    auto collect = csp::process("collect", [](csp::ChannelIn<std::string> in) {
-        std::vector<std::string> got;
-        try {
-            for (;;) got.push_back(in());
-        } catch (const csp::ChannelRetireException&) {
-        }
-        return got;
-    });
     // Later values take less time: unordered copies finish out of order.
     auto slow_text = csp::process("slow_text", [](csp::ChannelIn<int> in, csp::ChannelOut<std::string> out) {
         for (;;) {

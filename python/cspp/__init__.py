@@ -790,7 +790,8 @@ class Alternation:
         return g, value
 
     def pri_select(self):
-        return self.select()
+        _, g, value = self._choose(0)
+        return g, value
 
     def fair_select(self):
         _, g, value = self._choose(1)
