@@ -84,8 +84,11 @@ struct Depth {
 
 // measure runs `action` inside a process (with a partner on a channel
 // `other`, for actions that communicate) and returns how deep it went.
-Depth measure(const std::function<void(csp::ChannelIn<long>&, csp::ChannelOut<long>&)>& action,
-              const std::function<void(csp::ChannelIn<long>&, csp::ChannelOut<long>&)>& partner) {
+// An action, or its partner's: given the measured process's two ends, or
+// the partner's.
+using Action = std::function<void(csp::ChannelIn<long>&, csp::ChannelOut<long>&)>;
+
+Depth measure(const Action& action, const Action& partner) {
     Depth d;
     auto measured = csp::process([&](csp::ChannelIn<long> in, csp::ChannelOut<long> out) {
         char marker = 0;
@@ -113,27 +116,34 @@ Depth measure(const std::function<void(csp::ChannelIn<long>&, csp::ChannelOut<lo
 
 void nothing(csp::ChannelIn<long>&, csp::ChannelOut<long>&) {}
 
+// later: a partner that lets the measured process wait a moment, then acts.
+Action later(Action act) {
+    return [act](csp::ChannelIn<long>& in, csp::ChannelOut<long>& out) {
+        csp::sleep(std::chrono::milliseconds(1));
+        act(in, out);
+    };
+}
+
+// read_caught: a read that ends with exception E, caught.
+template <class E>
+void read_caught(csp::ChannelIn<long>& in, csp::ChannelOut<long>&) {
+    try {
+        in();
+    } catch (const E&) {
+    }
+}
+
 }  // namespace
 
 int main() {
     struct Row {
         const char* what;
-        std::function<void(csp::ChannelIn<long>&, csp::ChannelOut<long>&)> action, partner;
+        Action action, partner;
     };
     const Row rows[] = {
         {"returns at once", nothing, nothing},
-        {"a write that waits for its reader",
-         [](auto&, auto& out) { out(1); },
-         [](auto& in, auto&) {
-             csp::sleep(std::chrono::milliseconds(1));
-             in();
-         }},
-        {"a read that waits for its writer",
-         [](auto& in, auto&) { in(); },
-         [](auto&, auto& out) {
-             csp::sleep(std::chrono::milliseconds(1));
-             out(1);
-         }},
+        {"a write that waits for its reader", [](auto&, auto& out) { out(1); }, later([](auto& in, auto&) { in(); })},
+        {"a read that waits for its writer", [](auto& in, auto&) { in(); }, later([](auto&, auto& out) { out(1); })},
         {"a choice of two inputs that waits",
          [](auto& in, auto&) {
              csp::Channel<long> idle{"idle"};
@@ -143,32 +153,11 @@ int main() {
                                   csp::InputGuard(idle_in, [&](long v) { got = v; })};
              alt.pri_execute();
          },
-         [](auto&, auto& out) {
-             csp::sleep(std::chrono::milliseconds(1));
-             out(1);
-         }},
-        {"a read poisoned while it waits (caught)",
-         [](auto& in, auto&) {
-             try {
-                 in();
-             } catch (const csp::ChannelPoisonException&) {
-             }
-         },
-         [](auto&, auto& out) {
-             csp::sleep(std::chrono::milliseconds(1));
-             out.poison();
-         }},
-        {"a read retired while it waits (caught)",
-         [](auto& in, auto&) {
-             try {
-                 in();
-             } catch (const csp::ChannelRetireException&) {
-             }
-         },
-         [](auto&, auto& out) {
-             csp::sleep(std::chrono::milliseconds(1));
-             out.retire();
-         }},
+         later([](auto&, auto& out) { out(1); })},
+        {"a read poisoned while it waits (caught)", read_caught<csp::ChannelPoisonException>,
+         later([](auto&, auto& out) { out.poison(); })},
+        {"a read retired while it waits (caught)", read_caught<csp::ChannelRetireException>,
+         later([](auto&, auto& out) { out.retire(); })},
         {"throws and catches a std::runtime_error",
          [](auto&, auto&) {
              try {

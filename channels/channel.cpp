@@ -12,6 +12,8 @@
 #include "runtime/trace.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cassert>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -301,7 +303,7 @@ ChannelCore* create(const ValueOps* ops, std::size_t capacity, std::string_view 
     c->ops = ops;
     c->capacity = capacity;
     c->buffered = capacity > 0;
-    if (ops->trivial && (ops->size == 1 || ops->size == 2 || ops->size == 4 || ops->size == 8 || ops->size == 16)) {
+    if (ops->trivial && std::has_single_bit(ops->size) && ops->size <= 16) {
         c->copy_size = static_cast<std::uint8_t>(ops->size);
     }
     c->kind = capacity > 0 ? kind : BufferKind::Fifo;
@@ -709,7 +711,11 @@ inline bool rendezvous_here(const ChannelCore* c) noexcept {
 
 // (Read under the lock: mark_cross sets `crossing` under it, before another
 // OS process can touch the channel.)
-inline bool plain_locked(const ChannelCore* c) noexcept { return !c->unusual; }
+inline bool plain_locked(const ChannelCore* c) noexcept {
+    // (`unusual` is set beside each of the four, wherever they are set.)
+    assert(c->unusual == (c->poisoned || c->retired || crossing_of(c) != nullptr || c->extended));
+    return !c->unusual;
+}
 
 // move_value moves a value between a waiter's slot and the caller's; small
 // trivially copyable values (ints, pointers, small structs) without the

@@ -13,9 +13,9 @@
 // copies on the same two channels (outputs in whatever order they finish);
 // csp::ordered(stage * n) keeps the input order (values are numbered on the
 // way in and put back in order on the way out; a factory's copies are dealt
-// the values in turn, and must write one value for each they read). The network ends as any
-// does: `first` returns (its end retires, and the retire flows down), or a
-// poison spreads from anywhere.
+// the values in turn, and must write one value for each they read). The
+// network ends as any does: `first` returns (its end retires, and the
+// retire flows down), or a poison spreads from anywhere.
 //
 // The element types are read from the bodies' parameter lists, so bodies
 // must not be generic lambdas (auto parameters).

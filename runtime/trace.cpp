@@ -27,6 +27,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <fcntl.h>
 #include <unistd.h>
 #include <vector>
 
@@ -359,25 +360,36 @@ void trace_drop_since(std::size_t mark) noexcept {
 
 const char* trace_path() noexcept { return tracing() ? trace().path.c_str() : ""; }
 
+namespace {
+// Simulations tracing without CSP_TRACE (two may run at once, on two
+// threads); under the trace's mutex.
+int g_simulations_tracing = 0;
+}  // namespace
+
 bool trace_for_simulation() noexcept {
-    if (tracing()) return false;
-    trace();  // (made, reading CSP_TRACE, before main: here only to be sure)
-    trace_detail::observe(trace_detail::kTracing, true);
+    Trace& t = trace();
+    std::lock_guard<std::mutex> hold(t.mutex);
+    if (!t.path.empty()) return false;  // CSP_TRACE asked: its file, at exit
+    if (g_simulations_tracing++ == 0) trace_detail::observe(trace_detail::kTracing, true);
     return true;
 }
 
 void trace_after_simulation() noexcept {
-    trace_detail::observe(trace_detail::kTracing, false);
     Trace& t = trace();
     std::lock_guard<std::mutex> hold(t.mutex);
+    if (--g_simulations_tracing > 0) return;
+    trace_detail::observe(trace_detail::kTracing, false);
     t.events.clear();
 }
 
 bool trace_write_to(const std::string& path) noexcept {
     Trace& t = trace();
     std::lock_guard<std::mutex> hold(t.mutex);
-    std::FILE* f = std::fopen(path.c_str(), "w");
+    // (A new file only: the name is predictable, in a directory others write.)
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    std::FILE* f = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
     if (!f) {
+        if (fd >= 0) ::close(fd);
         logger().error("csp::sim: cannot write the failing run's trace to '{}': {}", path, std::strerror(errno));
         return false;
     }

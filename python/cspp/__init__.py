@@ -748,8 +748,8 @@ class Alternation:
         if action is None:
             return
         if isinstance(action, str):
-            # (Frames: 0 this one, 1 execute or its pri_/fair_ form, then its callers.)
-            frame = _sys._getframe(2 - self._execute_frame - 1)
+            # (Frames: 0 this one, 1 _run, 2 execute or its pri_/fair_ form, then its callers.)
+            frame = _sys._getframe(2 - self._execute_frame)
             code = compile(action, "%s line %d in string" % (frame.f_code.co_filename, frame.f_lineno), "exec")
             names = frame.f_locals
             if is_input:
@@ -770,32 +770,29 @@ class Alternation:
             raise TypeError("cspp: a guard's action must be callable, a @choice or a string of code, not %r"
                             % (action,))
 
-    def execute(self):
-        i, g, value = self._choose(self._order)
-        self._act(i, value)
+    def _run(self, order, act):
+        i, g, value = self._choose(order)
+        if act:
+            self._act(i, value)
         return g, value
+
+    def execute(self):
+        return self._run(self._order, True)
 
     def pri_execute(self):
-        i, g, value = self._choose(0)
-        self._act(i, value)
-        return g, value
+        return self._run(0, True)
 
     def fair_execute(self):
-        i, g, value = self._choose(1)
-        self._act(i, value)
-        return g, value
+        return self._run(1, True)
 
     def select(self):
-        _, g, value = self._choose(self._order)
-        return g, value
+        return self._run(self._order, False)
 
     def pri_select(self):
-        _, g, value = self._choose(0)
-        return g, value
+        return self._run(0, False)
 
     def fair_select(self):
-        _, g, value = self._choose(1)
-        return g, value
+        return self._run(1, False)
 
 
 class _Guard:
@@ -867,10 +864,7 @@ def PriSelect(*guards):
 
 def FairSelect(*guards):
     """FairSelect: AltSelect choosing uniformly at random among the ready guards."""
-    a = _alternation_of(guards)
-    i, g, value = a._choose(2)
-    a._act(i, value)
-    return g, value
+    return _alternation_of(guards)._run(2, True)  # (a string action: in the caller's frame, as from execute)
 
 
 # ---- exit -----------------------------------------------------------------------------
