@@ -78,8 +78,9 @@ RankState state_of(const Message& m) {
     return s;
 }
 
-// The runtime's hook: this rank looked quiet (on the thread that found it).
-void rank_quiet(const std::string& lines) {
+// This rank looked quiet: say so to rank 0, with the counts (the lines go
+// with the States a wave asks for, read where nothing can wake meanwhile).
+void rank_quiet() {
     if (!g_comm) return;
     {
         std::lock_guard<std::mutex> hold(g_report_lock);
@@ -89,7 +90,7 @@ void rank_quiet(const std::string& lines) {
         g_said.store(true, std::memory_order_release);
     }
     runtime::logger().debug("rank {}: quiet (sent {}, received {})", g_comm->rank, g_comm->sent(), g_comm->received());
-    post_state(Kind::Quiet, 0, true, lines);
+    post_state(Kind::Quiet, 0, true, std::string());
 }
 
 bool all_quiet(const std::vector<RankState>& states) {
@@ -172,6 +173,7 @@ void coordinate(const Message& m) {
 
 }  // namespace
 
+// (The runtime's hook, on the worker that found the rank quiet.)
 void start_detector() noexcept { runtime::set_rank_quiet_hook(&rank_quiet); }
 
 void after_messages() {
@@ -185,9 +187,8 @@ void after_messages() {
         said = g_reported_sent != ~std::uint64_t{0};
     }
     if (!said) return;
-    std::string lines;
-    if (runtime::rank_quiet_now(&lines) && g_comm->idle()) {
-        rank_quiet(lines);
+    if (runtime::rank_quiet_now(nullptr) && g_comm->idle()) {
+        rank_quiet();
     } else {
         // Awake again: no more walks here until its runtime finds it quiet.
         std::lock_guard<std::mutex> hold(g_report_lock);
@@ -198,10 +199,9 @@ void after_messages() {
 
 void quiet_again() {
     if (!g_look_when_idle) return;
-    std::string lines;
-    if (!runtime::rank_quiet_now(&lines) || !g_comm->idle()) return;  // (processes run: they look)
+    if (!runtime::rank_quiet_now(nullptr) || !g_comm->idle()) return;  // (processes run: they look)
     g_look_when_idle = false;
-    rank_quiet(lines);
+    rank_quiet();
 }
 
 void stopping_rank() {

@@ -163,10 +163,10 @@ void Registry::note_older_threads() {
 
 namespace {
 // (Atomic: set by the World on main while workers may already be looking.)
-std::atomic<void (*)(const std::string&)> g_rank_quiet_hook{nullptr};
+std::atomic<void (*)()> g_rank_quiet_hook{nullptr};
 }
 
-void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept {
+void set_rank_quiet_hook(void (*hook)()) noexcept {
     g_rank_quiet_hook.store(hook, std::memory_order_release);
 }
 
@@ -337,11 +337,16 @@ void Registry::break_deadlock(std::uint64_t thread_wakes_seen) noexcept {
             }
         }
         if (seen == Look::QuietForRanks) {
-            // Only every rank together can tell (libcsp-mpi asks them).
+            // Only every rank together can tell (libcsp-mpi asks them). Not
+            // the lines: this is no still moment. Another worker serving
+            // MPI can wake a Rank wait now, and the process it woke run on
+            // and free the choice or channel its line names (a SIGSEGV in
+            // lines(), conformance-mpi-4ranks on 2 workers). They are read
+            // by whoever receives for the rank, when rank 0 asks.
             try {
-                if (auto* hook = g_rank_quiet_hook.load(std::memory_order_acquire)) hook(lines());
+                if (auto* hook = g_rank_quiet_hook.load(std::memory_order_acquire)) hook();
             } catch (...) {
-                // no memory for the lines: look again later
+                // no memory for the message: look again later
             }
             return;
         }
@@ -380,7 +385,7 @@ bool Registry::quiet_for_ranks(std::string* lines) {
         r.idle.load(std::memory_order_seq_cst) != static_cast<int>(r.workers.size())) {
         return false;
     }
-    *lines = this->lines();
+    if (lines) *lines = this->lines();
     return true;
 }
 

@@ -454,13 +454,18 @@ void name_os_process(std::string_view name) noexcept;
 
 // Deadlocks across MPI ranks (libcsp-mpi). When every process of this OS
 // process waits in a Blocked, Join or Rank wait, with at least one Rank wait
-// (so that no report can be made here alone), the hook is called with the
-// processes' lines of a report ("  process 'x' is blocked ..."), on the thread
-// that found it; a rank in that state is quiet until a message wakes one of
-// them. rank_quiet_now tells whether it still is (the lines in *lines).
-// break_rank_deadlock ends every Blocked and Rank wait with kDeadlocked and
-// `report`, once every rank has been found quiet at once.
-void set_rank_quiet_hook(void (*hook)(const std::string& lines)) noexcept;
+// (so that no report can be made here alone), the hook is called on the
+// thread that found it; a rank in that state is quiet until a message wakes
+// one of them. rank_quiet_now tells whether it still is, and if `lines` is not
+// null puts there the processes' lines of a report ("  process 'x' is blocked
+// ..."): call it so only where nothing can wake a Rank wait meanwhile (the
+// thread that alone receives for this rank). The hook gets no lines: the
+// thread that found the rank quiet is a worker, and another thread that
+// receives can wake a process there while the lines are read, which then runs
+// on and frees what its line names. break_rank_deadlock ends every Blocked
+// and Rank wait with kDeadlocked and `report`, once every rank has been found
+// quiet at once.
+void set_rank_quiet_hook(void (*hook)()) noexcept;
 
 // A deadlock's explanation, by the layers above: the detector calls it with
 // every registered parker (each parked, none can wake any: the registry is

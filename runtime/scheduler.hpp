@@ -377,7 +377,8 @@ public:
     // a deadlock.
     void break_deadlock(std::uint64_t thread_wakes_seen) noexcept;
     // quiet_for_ranks: whether every process waits in a Blocked, Join or Rank
-    // wait (at least one Rank wait), and their report lines (lock taken).
+    // wait (at least one Rank wait), and their report lines if `lines` is
+    // not null (lock taken: see rank_quiet_now for when lines may be read).
     bool quiet_for_ranks(std::string* lines);
     // break_for_ranks: end every Blocked and Rank wait with kDeadlocked.
     void break_for_ranks(std::shared_ptr<const std::string> report) noexcept;
