@@ -230,6 +230,10 @@ void barrier_mark_cross(BarrierCore* b) noexcept {
     b->crossing.store(true, std::memory_order_relaxed);
 }
 
+bool barrier_foreign(const BarrierCore* b) noexcept {
+    return b->home != runtime::g_local_inbox && !b->crossing.load(std::memory_order_relaxed);
+}
+
 void barrier_misused(BarrierCore* b) noexcept {
     runtime::logger().error("barrier '{}' is used from an OS process it was not handed to; poisoning it", b->name);
     barrier_poison(b);

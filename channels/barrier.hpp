@@ -128,9 +128,8 @@ void barrier_mark_cross(BarrierCore* b) noexcept;
 // through a reference or a global), so this OS process is not counted among
 // its users; barrier_misused poisons it (its members must not wait for a
 // member nobody counts) and logs why.
-inline bool barrier_foreign(const BarrierCore* b) noexcept {
-    return b->home != runtime::g_local_inbox && !b->crossing.load(std::memory_order_relaxed);
-}
+// (Not inline: user code calls it, and runtime::g_local_inbox is libcsp's.)
+bool barrier_foreign(const BarrierCore* b) noexcept;
 void barrier_misused(BarrierCore* b) noexcept;
 
 }  // namespace csp::channels

@@ -701,12 +701,12 @@ Outcome remotely(ChannelCore* c, bool reading, void* value) noexcept {
 
 // rendezvous_here: the common case, which read and write take without the
 // general path's checks: an unbuffered channel made by this OS process, no
-// tracing and no simulation (runtime::observed: one load for both). Under
+// tracing and no simulation (runtime::g_plain_home: one load for all three). Under
 // the lock the fast path also needs it not to cross (so every waiter on it
 // is local and none carries a parcel), and neither poisoned nor retired:
 // plain_locked.
 inline bool rendezvous_here(const ChannelCore* c) noexcept {
-    return !c->buffered && c->home == runtime::g_local_inbox && !runtime::observed();
+    return !c->buffered && c->home == runtime::g_plain_home.load(std::memory_order_relaxed);
 }
 
 // (Read under the lock: mark_cross sets `crossing` under it, before another

@@ -325,7 +325,7 @@ public:
             // shared_home is set.)
             hold.unlock();
             channels::mark_cross(c);  // (values travel as parcels: proxies are another OS process's waiters)
-            c->home = runtime::g_local_inbox;
+            c->home = runtime::local_inbox();
             c->remote = nullptr;
             hold.lock();
             if (early_.count(id)) {

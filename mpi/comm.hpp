@@ -292,8 +292,8 @@ void finish(Pending* p, std::uint32_t outcome) noexcept;
 // RankWait: while it lives, a process of this rank waits for another rank
 // (idle workers stay awake a while: runtime::Runtime::rank_waits).
 struct RankWait {
-    RankWait() noexcept { runtime::started().rank_waits.fetch_add(1, std::memory_order_relaxed); }
-    ~RankWait() { runtime::started().rank_waits.fetch_sub(1, std::memory_order_relaxed); }
+    RankWait() noexcept { runtime::rt().rank_waits.fetch_add(1, std::memory_order_relaxed); }
+    ~RankWait() { runtime::rt().rank_waits.fetch_sub(1, std::memory_order_relaxed); }
     RankWait(const RankWait&) = delete;
     RankWait& operator=(const RankWait&) = delete;
 };

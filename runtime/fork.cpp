@@ -142,6 +142,7 @@ void after_fork_in_child(Inbox* given) noexcept {
     forget_thread_record_after_fork();
     g_runtime.store(nullptr);
     g_local_inbox = nullptr;
+    plain_home_after_fork();
 }
 
 void flush_output() noexcept {

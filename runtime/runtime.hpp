@@ -181,8 +181,21 @@ Area& upper_area(Parker* p) noexcept {
 
 // local tells whether `p` belongs to the calling OS process (a partner in
 // the same OS process can take a value straight from its private memory).
-extern Inbox* g_local_inbox;
+// (Hidden, as g_plain_home below; local_inbox() for the libraries beside.)
+extern Inbox* g_local_inbox __attribute__((visibility("hidden")));
 inline bool local(const Parker* p) noexcept { return p->home == g_local_inbox; }
+Inbox* local_inbox() noexcept;
+
+// g_plain_home: the home of a channel whose fast paths may run here:
+// g_local_inbox while nothing observes (trace_detail::observed is 0), else
+// an address no channel has for its home. One load for the test of
+// channels::rendezvous_here where there were two, and straight from libcsp's
+// own data: hidden, so no GOT entry to go through (and nothing outside
+// libcsp can name it, so no executable can hold a copy relocation of it
+// that libcsp would not see). refresh_plain_home: after either changes.
+extern std::atomic<Inbox*> g_plain_home __attribute__((visibility("hidden")));
+void refresh_plain_home() noexcept __attribute__((visibility("hidden")));
+void plain_home_after_fork() noexcept __attribute__((visibility("hidden")));  // (in a forked child)
 
 // current returns the parker of the calling process: its fiber's, or the
 // calling thread's (registered on first use).

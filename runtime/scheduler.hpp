@@ -492,7 +492,8 @@ Runtime& rt();
 // started(): the runtime, for paths that can only run once it exists (a
 // worker is running, or a parker exists): no initialisation guard on the hot
 // path. Published by rt() once fully made.
-extern std::atomic<Runtime*> g_runtime;
+// (Hidden: libcsp's own, as g_plain_home in runtime.hpp.)
+extern std::atomic<Runtime*> g_runtime __attribute__((visibility("hidden")));
 inline Runtime& started() noexcept { return *g_runtime.load(std::memory_order_relaxed); }
 
 // Read the worker through a call the compiler cannot fold: after a context

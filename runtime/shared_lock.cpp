@@ -67,6 +67,8 @@ bool SharedLock::take_over(std::uint32_t seen) noexcept {
     return true;
 }
 
+void SharedLock::lock_outside() noexcept { lock(); }
+
 bool SharedLock::take_from_dead(std::uint32_t pid) noexcept {
     const std::uint32_t seen = word_.load(std::memory_order_acquire);
     if (pid == 0 || seen != (kHeld | pid) || !take_over(seen)) return false;

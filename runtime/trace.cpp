@@ -37,7 +37,29 @@ std::atomic<std::uint8_t> observed{0};
 void observe(std::uint8_t what, bool on) noexcept {
     if (on) observed.fetch_or(what, std::memory_order_seq_cst);
     else observed.fetch_and(static_cast<std::uint8_t>(~what), std::memory_order_seq_cst);
+    refresh_plain_home();
 }
+}
+
+namespace {
+// (Taken by whoever refreshes, so that the last to store stored what the
+// last change made. A forked child makes it afresh: plain_home_after_fork.)
+SpinLock g_plain_lock;
+char g_no_home;  // (its address: the plain home while observed)
+}  // namespace
+
+std::atomic<Inbox*> g_plain_home{nullptr};
+
+void refresh_plain_home() noexcept {
+    Locked<SpinLock> hold(g_plain_lock);
+    Inbox* home = trace_detail::observed.load(std::memory_order_seq_cst) != 0 ? reinterpret_cast<Inbox*>(&g_no_home)
+                                                                                : g_local_inbox;
+    g_plain_home.store(home, std::memory_order_seq_cst);
+}
+
+void plain_home_after_fork() noexcept {
+    ::new (&g_plain_lock) SpinLock;
+    refresh_plain_home();
 }
 
 namespace {

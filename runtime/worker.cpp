@@ -24,6 +24,7 @@ constexpr auto kRemoteStayAwake = std::chrono::milliseconds(2);
 
 constinit __attribute__((tls_model("initial-exec"))) thread_local Worker* t_worker = nullptr;
 Inbox* g_local_inbox = nullptr;
+Inbox* local_inbox() noexcept { return g_local_inbox; }
 std::atomic<Runtime*> g_runtime{nullptr};
 
 namespace {
@@ -76,6 +77,7 @@ Runtime::Runtime() {
     inbox->count = static_cast<std::uint32_t>(n);
     inbox->pid = static_cast<std::int32_t>(getpid());
     g_local_inbox = inbox;
+    refresh_plain_home();
     across_start(*this);
     workers.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {

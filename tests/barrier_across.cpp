@@ -381,7 +381,7 @@ TEST_CASE("a child that dies holding a barrier's lock at any step: the repair en
         csp::channels::BarrierCore* b = core_of(end);
         while (board->arrived[0].load() < 2) csp::sleep(1ms);
         csp::sleep(20ms);  // (both parked by now, as a rule; the test holds either way)
-        b->lock.lock();
+        b->lock.lock_outside();
         switch (dying) {
             case Dying::holding: break;
             case Dying::after_poisoned: b->poisoned = true; break;  // (poison_locked's first step)
