@@ -247,11 +247,13 @@ Waiter* retire_locked(ChannelCore* c, Side side) noexcept {
 template <Side side>
 Outcome block(ChannelCore* c, void* slot, Parcel* parcel = nullptr, bool probe = false) noexcept {
     runtime::Parker* me = runtime::current();
+    // (The wait begun first: its atomic store, between the waiter's default
+    // members and the values given them here, kept both sets of stores.)
+    const std::uint64_t token = runtime::begin_wait(me);
     auto* pw = ::new (static_cast<void*>(runtime::upper_area<WaitArea>(me).plain_wait)) PlainWait;
     auto* w = &pw->waiter;
     w->parker = me;
-    w->token = runtime::begin_wait(me);
-    w->index = 0;
+    w->token = token;
     w->slot = slot;
     if (side == Side::Writer && fits_plain_wait(c)) {
         // A small trivially copyable value waits in the writer's own wait
