@@ -195,7 +195,6 @@ template <class Factory, class A, class B>
 void add_ordered_stage(std::vector<Process<>>& procs, const Factory& factory, std::size_t copies, ChannelIn<A>& in,
                        ChannelOut<B>& out, std::size_t k) {
     const std::string name = "stage " + std::to_string(k);
-    if (copies == 0) throw UsageError("csp::ordered: " + name + " has no copies (ordered(factory * n) needs n >= 1)");
     std::vector<ChannelOut<A>> to;
     std::vector<ChannelIn<B>> from;
     for (std::size_t i = 0; i < copies; ++i) {
@@ -224,6 +223,13 @@ auto build(std::vector<Process<>>&, ChannelIn<A> in, std::size_t, Last& last) {
 template <class A, class S, class Next, class... Rest>
 auto build(std::vector<Process<>>& procs, ChannelIn<A> in, std::size_t k, S& s, Next& next, Rest&... rest) {
     using B = typename stage_output<S, A>::type;
+    if constexpr (requires { s.copies; }) {
+        // (Nobody would read what the part before writes: the pipeline
+        // would end at once with nothing, or an ordered one deadlock.)
+        if (s.copies == 0) {
+            throw UsageError("csp::pipeline: stage " + std::to_string(k) + " has no copies (stage * n needs n >= 1)");
+        }
+    }
     Channel<B> link{"pipeline " + std::to_string(k)};
     auto out = link.writer();
     if constexpr (requires { s.f; }) {

@@ -323,6 +323,31 @@ TEST_CASE("pipeline: ordered(factory * n) keeps the input order too", "[library]
     CHECK_THROWS_AS(csp::pipeline(numbers_to(3), csp::ordered(slow_text * 0), collect), csp::UsageError);
 }
 
+TEST_CASE("pipeline: a stage of no copies is a usage error, whatever kind of stage", "[library][pipeline]") {
+    // (Nobody would read what the part before it writes: the pipeline would
+    // end at once with an empty result, as if there had been no values.)
+    auto twice = csp::stage([](int x) { return 2 * x; });
+    auto pass = csp::process("pass", [](csp::ChannelIn<int> in, csp::ChannelOut<std::string> out) {
+        for (;;) out(std::to_string(in()));
+    });
+    auto message_of = [](auto&& run) {
+        try {
+            run();
+        } catch (const csp::UsageError& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no UsageError)");
+    };
+    const std::string plain = message_of([&] { csp::pipeline(numbers_to(3), twice * 0, pass, collect); });
+    CHECK_THAT(plain, Catch::Matchers::Contains("stage 1 has no copies"));
+    CHECK_THAT(message_of([&] { csp::pipeline(numbers_to(3), csp::ordered(twice * 0), pass, collect); }),
+               Catch::Matchers::Contains("stage 1 has no copies"));
+    CHECK_THAT(message_of([&] { csp::pipeline(numbers_to(3), pass * 0, collect); }),
+               Catch::Matchers::Contains("stage 1 has no copies"));
+    // One copy of each still runs.
+    CHECK(csp::pipeline(numbers_to(3), twice * 1, pass * 1, collect) == std::vector<std::string>{"2", "4", "6"});
+}
+
 // An infinite buffer never makes its writer wait, but a fiber writing into
 // one in a loop yields now and then (channels/channel.cpp, t_crowded), so a
 // reader on the same worker drains it as it goes instead of after the whole
