@@ -248,6 +248,7 @@ class Process:
         try:
             _cspp.name_thread(self.name)
             self.run()
+            _report_spawned(self)
         finally:
             join.arrive()
 
@@ -280,6 +281,7 @@ class GreenProcess(Process):
     def _green_body(self, join):
         try:
             self.run()
+            _report_spawned(self)
         finally:
             join.arrive()
 
@@ -559,12 +561,30 @@ def _current_process():
     return p if p is not None else getattr(_local, "process", None)
 
 
+def _report_spawned(p):
+    # Nobody waits for a spawned process's result, so its failure is printed
+    # with its traceback (csp::Spawn logs it; Python prints an uncaught
+    # exception of a thread). Ctrl-C and sys.exit are not failures.
+    e = p.error
+    if e is None or not getattr(p, "_detached", False) or isinstance(e, (KeyboardInterrupt, SystemExit)):
+        return
+    import traceback
+    try:
+        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        print("cspp: spawned process %s failed:\n%s" % (p.id, text), end="", file=_sys.stderr)
+    except Exception:  # (no stderr left: at exit)
+        pass
+
+
 def Spawn(*parts):
     """Spawn(p, ...): start them and return at once. Spawned from a process,
     they are joined when that process ends; from the main program, its exit
     waits for them (their threads are not daemons; green ones run while the
-    main program waits in csp, and at its exit)."""
+    main program waits in csp, and at its exit). A spawned process that
+    fails prints its error and traceback on stderr: nobody waits for it."""
     procs = _flatten(parts, [])
+    for p in procs:
+        p._detached = True
     if procs:
         join = _cspp.Join(len(procs))
         _start(procs, join, daemon=False)

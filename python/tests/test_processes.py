@@ -189,6 +189,25 @@ def test_spawned_from_a_process_is_joined_when_that_process_ends():
     writer.join()
 
 
+def test_a_spawned_process_that_fails_says_so_on_stderr(capfd):
+    # Nobody waits for its result, so its error would be lost: it is printed
+    # with its traceback (csp::Spawn logs it; Python prints a thread's).
+    @process
+    def failing():
+        raise ValueError("spawned and failed")
+
+    @process
+    def parent():
+        Spawn(failing())
+
+    Spawn(failing())  # (green: it runs while the main program waits in csp)
+    Parallel(parent())  # (joins what it spawned)
+    time.sleep(0.3)
+    err = capfd.readouterr().err
+    assert err.count("ValueError: spawned and failed") == 2
+    assert err.count("cspp: spawned process failing.") == 2
+
+
 def test_processes_must_be_processes():
     with pytest.raises(TypeError):
         Parallel(lambda: 1)
