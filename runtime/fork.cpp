@@ -125,6 +125,7 @@ void hand_back() noexcept {
 
 void after_fork_in_child(Inbox* given) noexcept {
     g_self_pid = static_cast<std::uint32_t>(getpid());  // before any SharedLock is taken
+    plain_home_after_fork();                           // before trace's observe refreshes it
     arena_start_child(&given->heaps);                  // before anything allocates
     g_in_child = true;
     g_given_inbox = given;
@@ -142,7 +143,7 @@ void after_fork_in_child(Inbox* given) noexcept {
     forget_thread_record_after_fork();
     g_runtime.store(nullptr);
     g_local_inbox = nullptr;
-    plain_home_after_fork();
+    refresh_plain_home();
 }
 
 void flush_output() noexcept {

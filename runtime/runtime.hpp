@@ -195,7 +195,8 @@ Inbox* local_inbox() noexcept;
 // that libcsp would not see). refresh_plain_home: after either changes.
 extern std::atomic<Inbox*> g_plain_home __attribute__((visibility("hidden")));
 void refresh_plain_home() noexcept __attribute__((visibility("hidden")));
-void plain_home_after_fork() noexcept __attribute__((visibility("hidden")));  // (in a forked child)
+// (In a forked child, first: the lock made afresh, no channel plain yet.)
+void plain_home_after_fork() noexcept __attribute__((visibility("hidden")));
 
 // current returns the parker of the calling process: its fiber's, or the
 // calling thread's (registered on first use).

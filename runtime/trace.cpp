@@ -58,8 +58,9 @@ void refresh_plain_home() noexcept {
 }
 
 void plain_home_after_fork() noexcept {
-    ::new (&g_plain_lock) SpinLock;
-    refresh_plain_home();
+    ::new (&g_plain_lock) SpinLock;  // (a thread of the parent may have held it)
+    // (Until the child's refresh: no channel is plain here yet.)
+    g_plain_home.store(reinterpret_cast<Inbox*>(&g_no_home), std::memory_order_seq_cst);
 }
 
 namespace {
