@@ -181,7 +181,8 @@ Area& upper_area(Parker* p) noexcept {
 
 // local tells whether `p` belongs to the calling OS process (a partner in
 // the same OS process can take a value straight from its private memory).
-// (Hidden, as g_plain_home below; local_inbox() for the libraries beside.)
+// (Hidden, as g_plain_home below, so local() links only inside libcsp;
+// local_inbox() for the libraries beside.)
 extern Inbox* g_local_inbox __attribute__((visibility("hidden")));
 inline bool local(const Parker* p) noexcept { return p->home == g_local_inbox; }
 Inbox* local_inbox() noexcept;

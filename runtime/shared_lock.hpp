@@ -30,7 +30,8 @@ namespace csp::runtime {
 
 // g_self_pid: this OS process's pid (set at load, and in a forked child
 // before anything else runs there). Hidden: libcsp's own (see g_plain_home),
-// read by every lock without a GOT entry between.
+// read by every lock without a GOT entry between. So lock() and try_lock()
+// below link only inside libcsp; code outside (a test) calls lock_outside().
 extern std::uint32_t g_self_pid __attribute__((visibility("hidden")));
 
 class SharedLock {

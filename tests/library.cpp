@@ -344,6 +344,9 @@ TEST_CASE("pipeline: a stage of no copies is a usage error, whatever kind of sta
                Catch::Matchers::Contains("stage 1 has no copies"));
     CHECK_THAT(message_of([&] { csp::pipeline(numbers_to(3), pass * 0, collect); }),
                Catch::Matchers::Contains("stage 1 has no copies"));
+    // Later in the pipeline, with the earlier stages' processes made by then.
+    CHECK_THAT(message_of([&] { csp::pipeline(numbers_to(3), twice * 2, pass * 0, collect); }),
+               Catch::Matchers::Contains("stage 2 has no copies"));
     // One copy of each still runs.
     CHECK(csp::pipeline(numbers_to(3), twice * 1, pass * 1, collect) == std::vector<std::string>{"2", "4", "6"});
 }

@@ -228,6 +228,7 @@ class Process:
             _local.process = outer
 
     def _body(self):
+        self.error = None  # (a process object may run again)
         try:
             self.result = self.fn(*self.args, **self.kwargs)
         except ChannelPoisonException:
@@ -244,11 +245,12 @@ class Process:
         while self._spawned:
             self._spawned.pop(0).wait(False)
 
-    def _thread_body(self, join):
+    def _thread_body(self, join, spawned=False):
         try:
             _cspp.name_thread(self.name)
             self.run()
-            _report_spawned(self)
+            if spawned:
+                _report_spawned(self)
         finally:
             join.arrive()
 
@@ -278,10 +280,11 @@ class GreenProcess(Process):
             # Python then. The main thread's Parallel raises it.)
             _cspp.green_interrupted()
 
-    def _green_body(self, join):
+    def _green_body(self, join, spawned=False):
         try:
             self.run()
-            _report_spawned(self)
+            if spawned:
+                _report_spawned(self)
         finally:
             join.arrive()
 
@@ -408,6 +411,7 @@ class MultiProcess(Process):
                      lambda x: x._core if isinstance(x, Channel) else None)
 
     def run(self):
+        self.error = None  # (a process object may run again)
         _local.process, outer = self, getattr(_local, "process", None)
         try:
             for stream in (_sys.stdout, _sys.stderr):
@@ -439,6 +443,12 @@ class MultiProcess(Process):
             if self.error is None:
                 out = _pickle.dumps((True, self.result), protocol=5)
             else:
+                try:  # (the traceback does not pickle: its text does, for _report_spawned)
+                    import traceback
+                    e = self.error
+                    e._cspp_traceback = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+                except Exception:
+                    pass
                 out = _pickle.dumps((False, self.error), protocol=5)
         except Exception as e:
             what = self.error if self.error is not None else self.result
@@ -475,24 +485,25 @@ _live_lock = _threading.Lock()
 _live = set()  # processes running on threads (Ctrl-C and exit poison their ends)
 
 
-def _start(procs, join, daemon=True):
+def _start(procs, join, daemon=True, spawned=False):
+    # (spawned: Spawn's, whose failures nobody waits for: _report_spawned.)
     threads = []
     for p in procs:
         if isinstance(p, GreenProcess):
-            _cspp.green_start(p.id, lambda p=p: p._green_body(join))
+            _cspp.green_start(p.id, lambda p=p: p._green_body(join, spawned))
             continue
-        t = _threading.Thread(target=_run_live, args=(p, join), name=p.id, daemon=daemon)
+        t = _threading.Thread(target=_run_live, args=(p, join, spawned), name=p.id, daemon=daemon)
         threads.append(t)
     for t in threads:
         t.start()
     return threads
 
 
-def _run_live(p, join):
+def _run_live(p, join, spawned=False):
     with _live_lock:
         _live.add(p)
     try:
-        p._thread_body(join)
+        p._thread_body(join, spawned)
     finally:
         with _live_lock:
             _live.discard(p)
@@ -566,11 +577,14 @@ def _report_spawned(p):
     # with its traceback (csp::Spawn logs it; Python prints an uncaught
     # exception of a thread). Ctrl-C and sys.exit are not failures.
     e = p.error
-    if e is None or not getattr(p, "_detached", False) or isinstance(e, (KeyboardInterrupt, SystemExit)):
+    if e is None or isinstance(e, (KeyboardInterrupt, SystemExit)):
         return
     import traceback
     try:
-        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        # (A multiprocess's error came from its child, pickled, without its
+        # traceback: the child's, as text, rides along: _child_outcome.)
+        text = getattr(e, "_cspp_traceback", None) or "".join(
+            traceback.format_exception(type(e), e, e.__traceback__))
         print("cspp: spawned process %s failed:\n%s" % (p.id, text), end="", file=_sys.stderr)
     except Exception:  # (no stderr left: at exit)
         pass
@@ -583,11 +597,9 @@ def Spawn(*parts):
     main program waits in csp, and at its exit). A spawned process that
     fails prints its error and traceback on stderr: nobody waits for it."""
     procs = _flatten(parts, [])
-    for p in procs:
-        p._detached = True
     if procs:
         join = _cspp.Join(len(procs))
-        _start(procs, join, daemon=False)
+        _start(procs, join, daemon=False, spawned=True)
         parent = _current_process()
         if parent is not None:
             parent._spawned.append(join)

@@ -7,7 +7,7 @@ import pytest
 
 import cspp
 from cspp import (Channel, ChannelPoisonException, DeadlockError, Parallel, Sequence,
-                  Spawn, current_process_id, process, retire)
+                  Spawn, current_process_id, multiprocess, process, retire)
 
 
 @process
@@ -206,6 +206,46 @@ def test_a_spawned_process_that_fails_says_so_on_stderr(capfd):
     err = capfd.readouterr().err
     assert err.count("ValueError: spawned and failed") == 2
     assert err.count("cspp: spawned process failing.") == 2
+    assert err.count('raise ValueError("spawned and failed")') == 2  # (the traceback)
+    # Run by Parallel, a failure is raised, not printed; and a process object
+    # that failed once and then runs well, spawned, prints nothing.
+    calls = []
+
+    @process
+    def fails_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("the first run fails")
+
+    @process
+    def nothing():
+        pass
+
+    q = fails_once()
+    with pytest.raises(ValueError):
+        Parallel(q)
+    Spawn(q)
+    Parallel(nothing())  # (green: the spawned one runs meanwhile)
+    time.sleep(0.3)
+    assert len(calls) == 2
+    assert capfd.readouterr().err == ""
+
+
+def test_a_spawned_multiprocess_that_fails_prints_its_childs_traceback(capfd):
+    @multiprocess
+    def failing_child():
+        raise KeyError("in the child")
+
+    Spawn(failing_child())
+    deadline = time.monotonic() + 10
+    err = ""
+    while "in the child" not in err and time.monotonic() < deadline:
+        time.sleep(0.05)
+        err += capfd.readouterr().err
+    time.sleep(0.2)
+    err += capfd.readouterr().err
+    assert "cspp: spawned process failing_child." in err
+    assert "Traceback" in err and 'raise KeyError("in the child")' in err
 
 
 def test_processes_must_be_processes():
