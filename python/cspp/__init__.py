@@ -33,6 +33,7 @@ import random as _random
 import sys as _sys
 import threading as _threading
 import time as _time
+import traceback as _traceback
 import types as _types
 
 from . import _cspp
@@ -444,9 +445,8 @@ class MultiProcess(Process):
                 out = _pickle.dumps((True, self.result), protocol=5)
             else:
                 try:  # (the traceback does not pickle: its text does, for _report_spawned)
-                    import traceback
                     e = self.error
-                    e._cspp_traceback = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+                    e._cspp_traceback = "".join(_traceback.format_exception(type(e), e, e.__traceback__))
                 except Exception:
                     pass
                 out = _pickle.dumps((False, self.error), protocol=5)
@@ -579,12 +579,11 @@ def _report_spawned(p):
     e = p.error
     if e is None or isinstance(e, (KeyboardInterrupt, SystemExit)):
         return
-    import traceback
     try:
         # (A multiprocess's error came from its child, pickled, without its
         # traceback: the child's, as text, rides along: _child_outcome.)
         text = getattr(e, "_cspp_traceback", None) or "".join(
-            traceback.format_exception(type(e), e, e.__traceback__))
+            _traceback.format_exception(type(e), e, e.__traceback__))
         print("cspp: spawned process %s failed:\n%s" % (p.id, text), end="", file=_sys.stderr)
     except Exception:  # (no stderr left: at exit)
         pass

@@ -189,6 +189,17 @@ def test_spawned_from_a_process_is_joined_when_that_process_ends():
     writer.join()
 
 
+def _stderr_until(capfd, text, count=1, seconds=10):
+    # What the test's stderr holds once `text` is there `count` times (a
+    # process spawned by the main program ends when it ends), or at the deadline.
+    err = ""
+    deadline = time.monotonic() + seconds
+    while err.count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+        err += capfd.readouterr().err
+    return err
+
+
 def test_a_spawned_process_that_fails_says_so_on_stderr(capfd):
     # Nobody waits for its result, so its error would be lost: it is printed
     # with its traceback (csp::Spawn logs it; Python prints a thread's).
@@ -197,13 +208,12 @@ def test_a_spawned_process_that_fails_says_so_on_stderr(capfd):
         raise ValueError("spawned and failed")
 
     @process
-    def parent():
-        Spawn(failing())
+    def spawning(p):
+        Spawn(p)
 
     Spawn(failing())  # (green: it runs while the main program waits in csp)
-    Parallel(parent())  # (joins what it spawned)
-    time.sleep(0.3)
-    err = capfd.readouterr().err
+    Parallel(spawning(failing()))  # (joins what it spawned)
+    err = _stderr_until(capfd, "ValueError: spawned and failed", 2)
     assert err.count("ValueError: spawned and failed") == 2
     assert err.count("cspp: spawned process failing.") == 2
     assert err.count('raise ValueError("spawned and failed")') == 2  # (the traceback)
@@ -217,16 +227,10 @@ def test_a_spawned_process_that_fails_says_so_on_stderr(capfd):
         if len(calls) == 1:
             raise ValueError("the first run fails")
 
-    @process
-    def nothing():
-        pass
-
     q = fails_once()
     with pytest.raises(ValueError):
         Parallel(q)
-    Spawn(q)
-    Parallel(nothing())  # (green: the spawned one runs meanwhile)
-    time.sleep(0.3)
+    Parallel(spawning(q))  # (joined: it has ended, and printed if it would, by now)
     assert len(calls) == 2
     assert capfd.readouterr().err == ""
 
@@ -237,13 +241,7 @@ def test_a_spawned_multiprocess_that_fails_prints_its_childs_traceback(capfd):
         raise KeyError("in the child")
 
     Spawn(failing_child())
-    deadline = time.monotonic() + 10
-    err = ""
-    while "in the child" not in err and time.monotonic() < deadline:
-        time.sleep(0.05)
-        err += capfd.readouterr().err
-    time.sleep(0.2)
-    err += capfd.readouterr().err
+    err = _stderr_until(capfd, 'KeyError: \'in the child\'')  # (the traceback's last line)
     assert "cspp: spawned process failing_child." in err
     assert "Traceback" in err and 'raise KeyError("in the child")' in err
 
