@@ -175,6 +175,26 @@ inline ProcessRecord* record_of(const Parker* p) noexcept { return static_cast<P
 inline Task* task_of(const Parker* p) noexcept { return static_cast<Task*>(record_of(p)); }
 inline ThreadRecord* thread_of(const Parker* p) noexcept { return static_cast<ThreadRecord*>(record_of(p)); }
 
+// prefetch_stack: asks for the lines of t's stack that running it will touch
+// first: from where it was suspended up (the switch pops its registers, then
+// it returns through its frames), or, for a process that has not run yet,
+// the top 1 KiB (its first frames). Called for the process a worker will run
+// after the one it takes from a list now, so that the fetch overlaps that
+// one's run. Why: when many processes wait their turn, their stacks have
+// left the caches (100 000 waiting writers' top frames lie 128 KiB apart,
+// each a TLB and a cache miss), and resuming one walked its frames a miss at
+// a time: bench/spawn's warm round on one worker went from about 1000 to
+// 470 ns a process with this (the last phase, resuming and ending the
+// writers, from 600 to 125 ns each). Nothing is prefetched for run_next, the
+// process just woken here, whose stack is usually still in the cache
+// (commstime).
+inline void prefetch_stack(const Task* t) noexcept {
+    const char* top = static_cast<const char*>(t->context.stack_bottom) + t->context.stack_size;
+    const char* sp = static_cast<const char*>(static_cast<const void*>(t->context.fctx));
+    if (!sp) sp = top - 1024;
+    for (const char* a = sp; a < top && a < sp + 1024; a += 64) __builtin_prefetch(a, 1, 3);
+}
+
 struct Runtime;
 
 struct Worker {
@@ -249,6 +269,7 @@ struct Worker {
         if (t) {
             head = t->next;
             if (!head) tail = nullptr;
+            else prefetch_stack(head);
             queued.fetch_sub(1, std::memory_order_relaxed);
         }
         return t;
@@ -305,6 +326,7 @@ struct Worker {
         if (t) {
             local_head = t->next;
             if (!local_head) local_tail = nullptr;
+            else prefetch_stack(local_head);
         }
         return t;
     }
