@@ -1,6 +1,11 @@
 """One network, two languages: channels made in C++ read and written from
 Python, C++ processes (fibers) in Python's Parallel beside Python processes,
 retire, poison and failures across the boundary (_cspp_testnet, testnet.cpp)."""
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 import _cspp_testnet as net
@@ -156,3 +161,36 @@ def test_a_failed_conversion_takes_nothing():
     out = -b
     out(1)
     assert (+b)() == 1
+
+
+def test_a_thread_that_takes_the_gil_back_as_the_interpreter_finalizes_ends_quietly(tmp_path):
+    # CPython 3.11 ends such a thread with pthread_exit; its forced unwind
+    # passes through cspp's frames that take the GIL back (NoGil), which
+    # must let it (through a noexcept frame it aborted the program:
+    # "terminate called without an active exception"). The thread here lets
+    # the GIL go in C++ and asks for it back while the main thread keeps it
+    # (a switch interval of 1000 s) until the interpreter finalizes; then a
+    # slow __del__ lets the GIL go.
+    script = tmp_path / "late.py"
+    script.write_text(textwrap.dedent("""
+        import sys, threading, time
+        import cspp
+        import _cspp_testnet as net
+
+        class SlowToGo:
+            def __del__(self):
+                time.sleep(0.5)
+
+        keep = SlowToGo()
+        sys.setswitchinterval(1000)
+        threading.Thread(target=net.away_from_python, args=(0.2,), daemon=True).start()
+        end = time.monotonic() + 0.6
+        while time.monotonic() < end:
+            pass
+        print("done")
+    """))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "done\n"
+    assert "terminate" not in run.stderr

@@ -5,9 +5,11 @@
 
 #include <csp/csp.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 
 namespace py = pybind11;
@@ -85,6 +87,14 @@ PYBIND11_MODULE(_cspp_testnet, m) {
     m.def("failing", [](py::handle in) { return cspp::to_python(failing(cspp::reader_from_python<std::int64_t>(in))); });
     // A channel back from Python: its name, as C++ sees it.
     m.def("name_in_cpp", [](py::handle c) { return std::string(cspp::channel_from_python<std::int64_t>(c).name()); });
+    // C++ code called by a Python thread that lets the GIL go for `seconds`
+    // and then takes it back (cspp's NoGil).
+    m.def("away_from_python", [](double seconds) {
+        cspp::without_gil([&] {
+            std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+            return 0;
+        });
+    });
     // A blocking read from C++ code called by a Python thread.
     m.def("read_one", [](py::handle c) {
         csp::Channel<std::int64_t> ch = cspp::channel_from_python<std::int64_t>(c);

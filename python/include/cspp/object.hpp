@@ -58,15 +58,25 @@ inline bool interpreter_alive() noexcept {
 }
 
 // Gil: holds the GIL for a scope, on any thread (PyGILState_Ensure).
+//
+// Neither taking the GIL here nor taking it back in ~NoGil is noexcept: a
+// thread that passed kept_out()'s look just before the program exits, and
+// then waits for the GIL while the interpreter finalizes, is ended by
+// CPython 3.11 with pthread_exit, whose forced unwind must pass through
+// these frames (pybind11's dispatcher lets it through) to end the thread.
+// Through a noexcept frame it calls std::terminate ("terminate called
+// without an active exception": seen once at the exit of the test run of
+// test_processes.py, whose last test ends 200 thread processes, each taking
+// the GIL back after Join::arrive).
 class Gil {
 public:
-    Gil() noexcept : state_(take()) {}
+    Gil() : state_(take()) {}
     ~Gil() { PyGILState_Release(state_); }
     Gil(const Gil&) = delete;
     Gil& operator=(const Gil&) = delete;
 
 private:
-    static PyGILState_STATE take() noexcept {
+    static PyGILState_STATE take() {
         if (kept_out() || !interpreter_alive()) stop_here_for_good();
         return PyGILState_Ensure();
     }
@@ -79,7 +89,7 @@ private:
 class NoGil {
 public:
     NoGil() noexcept : state_(PyEval_SaveThread()) {}
-    ~NoGil() {
+    ~NoGil() noexcept(false) {  // (see Gil)
         if (kept_out()) stop_here_for_good();
         PyEval_RestoreThread(state_);
     }
