@@ -29,6 +29,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -432,6 +433,8 @@ PYBIND11_MODULE(_cspp, m) {
     namespace py = pybind11;
     using namespace cspp;
     m.doc() = "csp's channels and processes for Python (the C++ half of cspp)";
+    // (A forked child has none of the threads its parent counted there.)
+    pthread_atfork(nullptr, nullptr, [] { g_coming_back.store(0, std::memory_order_relaxed); });
 
     {
         py::module_ pickle_module = py::module_::import("pickle");
@@ -521,7 +524,8 @@ PYBIND11_MODULE(_cspp, m) {
 
     m.def("_exiting", [] {
         t_exiting_thread = true;
-        g_exiting.store(true, std::memory_order_release);
+        g_exiting.store(true, std::memory_order_seq_cst);
+        wait_for_those_coming_back();
     },
           "the program exits: no thread comes back into Python from csp from now on");
 

@@ -163,14 +163,15 @@ def test_a_failed_conversion_takes_nothing():
     assert (+b)() == 1
 
 
-def test_a_thread_that_takes_the_gil_back_as_the_interpreter_finalizes_ends_quietly(tmp_path):
-    # CPython 3.11 ends such a thread with pthread_exit; its forced unwind
-    # passes through cspp's frames that take the GIL back (NoGil), which
-    # must let it (through a noexcept frame it aborted the program:
-    # "terminate called without an active exception"). The thread here lets
-    # the GIL go in C++ and asks for it back while the main thread keeps it
-    # (a switch interval of 1000 s) until the interpreter finalizes; then a
-    # slow __del__ lets the GIL go.
+def test_a_thread_that_takes_the_gil_back_as_the_program_exits_ends_quietly(tmp_path):
+    # CPython 3.11 ends a thread that asks for the GIL while the interpreter
+    # finalizes with pthread_exit, whose forced unwind through a noexcept
+    # frame aborts the program ("terminate called without an active
+    # exception"). Here a thread lets the GIL go in C++ and asks for it back
+    # while the main thread keeps it (a switch interval of 1000 s) until the
+    # program exits: cspp's atexit hook lets it through first (and should it
+    # not, the unwind passes NoGil). The slow __del__ frees the GIL again
+    # while the interpreter finalizes.
     script = tmp_path / "late.py"
     script.write_text(textwrap.dedent("""
         import sys, threading, time
@@ -183,8 +184,12 @@ def test_a_thread_that_takes_the_gil_back_as_the_interpreter_finalizes_ends_quie
 
         keep = SlowToGo()
         sys.setswitchinterval(1000)
-        threading.Thread(target=net.away_from_python, args=(0.2,), daemon=True).start()
-        end = time.monotonic() + 0.6
+        threading.Thread(target=net.away_from_python, args=(0.1,), daemon=True).start()
+        deadline = time.monotonic() + 30
+        while not net.coming_back():
+            if time.monotonic() > deadline:
+                sys.exit("the thread never came back")
+        end = time.monotonic() + 0.2  # (it waits for the GIL now)
         while time.monotonic() < end:
             pass
         print("done")

@@ -40,7 +40,14 @@ inline std::atomic<bool> g_exiting{false};
 inline thread_local bool t_exiting_thread = false;
 
 // kept_out: the calling thread may not come back into Python (see above).
-inline bool kept_out() noexcept { return g_exiting.load(std::memory_order_acquire) && !t_exiting_thread; }
+inline bool kept_out() noexcept { return g_exiting.load(std::memory_order_seq_cst) && !t_exiting_thread; }
+
+// g_coming_back: threads between their look at kept_out() and having the
+// GIL (ComingBack). A look and g_exiting's store are both seq_cst, so either
+// the thread sees g_exiting and stops, or the exiting thread sees it counted
+// here and lets the GIL go until it is through (wait_for_those_coming_back):
+// no thread then asks for the GIL while the interpreter finalizes.
+inline std::atomic<int> g_coming_back{0};
 
 // interpreter_alive: Python code may still run (not finalizing).
 inline bool interpreter_alive() noexcept {
@@ -57,17 +64,49 @@ inline bool interpreter_alive() noexcept {
     for (;;) pause();
 }
 
+// ComingBack: the scope of a thread's taking the GIL back (or for the first
+// time); a thread that may not come back into Python stops here for good.
+// (The exiting thread may: it finalizes the interpreter, and the objects it
+// destroys then may let the GIL go and take it back.)
+class ComingBack {
+public:
+    ComingBack() noexcept {
+        g_coming_back.fetch_add(1, std::memory_order_seq_cst);
+        if (kept_out()) {
+            g_coming_back.fetch_sub(1, std::memory_order_seq_cst);
+            stop_here_for_good();
+        }
+    }
+    ~ComingBack() { g_coming_back.fetch_sub(1, std::memory_order_seq_cst); }
+    ComingBack(const ComingBack&) = delete;
+    ComingBack& operator=(const ComingBack&) = delete;
+};
+
+// wait_for_those_coming_back: for the exiting thread, which holds the GIL,
+// once g_exiting is set: the threads already on their way back into Python
+// get there (the GIL let go meanwhile), for at most 5 s.
+inline void wait_for_those_coming_back() noexcept {
+    if (g_coming_back.load(std::memory_order_seq_cst) == 0) return;
+    PyThreadState* state = PyEval_SaveThread();
+    for (int i = 0; i < 50000 && g_coming_back.load(std::memory_order_seq_cst) != 0; ++i) usleep(100);
+    PyEval_RestoreThread(state);
+}
+
 // Gil: holds the GIL for a scope, on any thread (PyGILState_Ensure).
 //
-// Neither taking the GIL here nor taking it back in ~NoGil is noexcept: a
-// thread that passed kept_out()'s look just before the program exits, and
-// then waits for the GIL while the interpreter finalizes, is ended by
-// CPython 3.11 with pthread_exit, whose forced unwind must pass through
-// these frames (pybind11's dispatcher lets it through) to end the thread.
-// Through a noexcept frame it calls std::terminate ("terminate called
-// without an active exception": seen once at the exit of the test run of
-// test_processes.py, whose last test ends 200 thread processes, each taking
-// the GIL back after Join::arrive).
+// Why ComingBack: CPython 3.11 ends a thread that asks for the GIL while the
+// interpreter finalizes with pthread_exit, whose forced unwind through a
+// noexcept frame calls std::terminate ("terminate called without an active
+// exception": seen once at the exit of the test run of test_processes.py,
+// whose last test ends 200 thread processes, each taking the GIL back after
+// Join::arrive, and cspp's atexit hook waits for them at most 1 s). A thread
+// that had looked at kept_out() before g_exiting was set could still be
+// waiting for the GIL then. Should one all the same (a program that
+// finalizes without cspp's atexit hook), neither taking the GIL here nor
+// taking it back in ~NoGil is noexcept, so that the unwind can pass these
+// frames (pybind11's dispatcher rethrows it); through the noexcept callers
+// (Object::drop, a port's let_go) or an exception already in flight it
+// still aborts.
 class Gil {
 public:
     Gil() : state_(take()) {}
@@ -77,7 +116,8 @@ public:
 
 private:
     static PyGILState_STATE take() {
-        if (kept_out() || !interpreter_alive()) stop_here_for_good();
+        if (!interpreter_alive()) stop_here_for_good();
+        ComingBack back;
         return PyGILState_Ensure();
     }
     PyGILState_STATE state_;
@@ -90,7 +130,7 @@ class NoGil {
 public:
     NoGil() noexcept : state_(PyEval_SaveThread()) {}
     ~NoGil() noexcept(false) {  // (see Gil)
-        if (kept_out()) stop_here_for_good();
+        ComingBack back;
         PyEval_RestoreThread(state_);
     }
     NoGil(const NoGil&) = delete;
