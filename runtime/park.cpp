@@ -100,10 +100,10 @@ namespace {
     w->streak = 0;
     if (++w->picks % 61 == 0) {
         w->drain_inbox();
-        if (Task* t = w->pop()) return t;
+        if (Task* t = w->pop(true)) return t;
     }
-    if (Task* t = w->pop_local()) return t;
-    return w->pop();
+    if (Task* t = w->pop_local(true)) return t;
+    return w->pop(true);
 }
 }  // namespace
 

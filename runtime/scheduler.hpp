@@ -178,12 +178,14 @@ inline ThreadRecord* thread_of(const Parker* p) noexcept { return static_cast<Th
 // prefetch_stack: asks for the lines of t's stack that running it will touch
 // first: from where it was suspended up (the switch pops its registers, then
 // it returns through its frames), or, for a process that has not run yet,
-// the top 1 KiB (its first frames). Called for the process a worker will run
-// after the one it takes from a list now, so that the fetch overlaps that
-// one's run. Why: when many processes wait their turn, their stacks have
-// left the caches (100 000 waiting writers' top frames lie 128 KiB apart,
-// each a TLB and a cache miss), and resuming one walked its frames a miss at
-// a time: bench/spawn's warm round on one worker went from about 1000 to
+// the top 1 KiB (its first frames; a page never touched yet is not fetched,
+// and its first touch still faults). Called for the process a worker will
+// probably run after the one it takes from a list now (run_next may come
+// first, a thief may take it), so that the fetch overlaps that one's run.
+// Why: when many processes wait their turn, their stacks have left the
+// caches (100 000 waiting writers' top frames lie 132 KiB apart, a stack
+// and its guard page, each a TLB and a cache miss), and resuming one walked
+// its frames a miss at a time: bench/spawn's warm round on one worker went from about 1000 to
 // 470 ns a process with this (the last phase, resuming and ending the
 // writers, from 600 to 125 ns each). Nothing is prefetched for run_next, the
 // process just woken here, whose stack is usually still in the cache
@@ -262,14 +264,17 @@ struct Worker {
         tail = t;
         queued.fetch_add(1, std::memory_order_seq_cst);
     }
-    Task* pop() noexcept {
+    // pop / pop_local: the oldest of the queue / the private list, or null.
+    // prefetch_next (a pick of the next process to run): prefetch_stack of
+    // the one after it (read under the lock: only there is it still queued).
+    Task* pop(bool prefetch_next = false) noexcept {
         if (queued.load(std::memory_order_relaxed) == 0) return nullptr;
         Locked<SpinLock> hold(queue_lock);
         Task* t = head;
         if (t) {
             head = t->next;
             if (!head) tail = nullptr;
-            else prefetch_stack(head);
+            else if (prefetch_next) prefetch_stack(head);
             queued.fetch_sub(1, std::memory_order_relaxed);
         }
         return t;
@@ -321,12 +326,12 @@ struct Worker {
         if (local_tail) local_tail->next = t; else local_head = t;
         local_tail = t;
     }
-    Task* pop_local() noexcept {
+    Task* pop_local(bool prefetch_next = false) noexcept {
         Task* t = local_head;
         if (t) {
             local_head = t->next;
             if (!local_head) local_tail = nullptr;
-            else prefetch_stack(local_head);
+            else if (prefetch_next) prefetch_stack(local_head);
         }
         return t;
     }
