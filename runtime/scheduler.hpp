@@ -185,11 +185,12 @@ inline ThreadRecord* thread_of(const Parker* p) noexcept { return static_cast<Th
 // Why: when many processes wait their turn, their stacks have left the
 // caches (100 000 waiting writers' top frames lie 132 KiB apart, a stack
 // and its guard page, each a TLB and a cache miss), and resuming one walked
-// its frames a miss at a time: bench/spawn's warm round on one worker went from about 1000 to
-// 470 ns a process with this (the last phase, resuming and ending the
-// writers, from 600 to 125 ns each). Nothing is prefetched for run_next, the
-// process just woken here, whose stack is usually still in the cache
-// (commstime).
+// its frames a miss at a time: bench/spawn's warm round on one worker went
+// from about 1000 to 470 ns a process with this (the last phase, resuming
+// and ending the writers, from 600 to 125 ns each). Nothing is prefetched
+// for run_next, the process just woken here, whose stack is usually still
+// in the cache (commstime); networks whose stacks all stay in the cache pay
+// a few percent (BENCHMARKS.md, spawn).
 inline void prefetch_stack(const Task* t) noexcept {
     const char* top = static_cast<const char*>(t->context.stack_bottom) + t->context.stack_size;
     const char* sp = static_cast<const char*>(static_cast<const void*>(t->context.fctx));
