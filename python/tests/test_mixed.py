@@ -186,7 +186,7 @@ def test_a_thread_that_takes_the_gil_back_as_the_program_exits_ends_quietly(tmp_
         sys.setswitchinterval(1000)
         threading.Thread(target=net.away_from_python, args=(0.1,), daemon=True).start()
         deadline = time.monotonic() + 30
-        while not net.coming_back():
+        while not net.about_to_take_gil():
             if time.monotonic() > deadline:
                 sys.exit("the thread never came back")
         end = time.monotonic() + 0.2  # (it waits for the GIL now)

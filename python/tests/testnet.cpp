@@ -58,7 +58,7 @@ auto failing = csp::process("failing", [](csp::ChannelIn<std::int64_t> in) {
     if (in() < 0) throw std::out_of_range("a negative number");
 });
 
-std::atomic<bool> g_coming_back{false};
+std::atomic<bool> g_about_to_take_gil{false};
 
 }  // namespace
 
@@ -91,16 +91,16 @@ PYBIND11_MODULE(_cspp_testnet, m) {
     // A channel back from Python: its name, as C++ sees it.
     m.def("name_in_cpp", [](py::handle c) { return std::string(cspp::channel_from_python<std::int64_t>(c).name()); });
     // C++ code called by a Python thread that lets the GIL go for `seconds`
-    // and then takes it back (cspp's NoGil); coming_back() is true from just
+    // and then takes it back (cspp's NoGil); about_to_take_gil() is true from just
     // before it does.
     m.def("away_from_python", [](double seconds) {
         cspp::without_gil([&] {
             std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-            g_coming_back.store(true);
+            g_about_to_take_gil.store(true);
             return 0;
         });
     });
-    m.def("coming_back", [] { return g_coming_back.load(); });
+    m.def("about_to_take_gil", [] { return g_about_to_take_gil.load(); });
     // A blocking read from C++ code called by a Python thread.
     m.def("read_one", [](py::handle c) {
         csp::Channel<std::int64_t> ch = cspp::channel_from_python<std::int64_t>(c);
