@@ -39,6 +39,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace csp::runtime {
@@ -214,6 +215,7 @@ struct Worker {
     // (publish) whenever another worker is idle, so they can be stolen.
     Task* local_head = nullptr;
     Task* local_tail = nullptr;
+    std::int64_t local_count = 0;  // (so that publish need not walk the list under the queue's lock)
     unsigned picks = 0;   // owner only: to look at the shared queue first now and then
     unsigned streak = 0;  // owner only: run_next taken this many times in a row
     // `turns` counts the picks of this worker, written by it alone, for a
@@ -326,11 +328,13 @@ struct Worker {
         t->next = nullptr;
         if (local_tail) local_tail->next = t; else local_head = t;
         local_tail = t;
+        ++local_count;
     }
     Task* pop_local(bool prefetch_next = false) noexcept {
         Task* t = local_head;
         if (t) {
             local_head = t->next;
+            --local_count;
             if (!local_head) local_tail = nullptr;
             else if (prefetch_next) prefetch_stack(local_head);
         }
@@ -347,12 +351,10 @@ struct Worker {
     void publish() noexcept {
         if (!local_head) return;
         Locked<SpinLock> hold(queue_lock);
-        std::int64_t n = 0;
-        for (Task* t = local_head; t; t = t->next) ++n;
         if (tail) tail->next = local_head; else head = local_head;
         tail = local_tail;
         local_head = local_tail = nullptr;
-        queued.fetch_add(n, std::memory_order_seq_cst);
+        queued.fetch_add(std::exchange(local_count, 0), std::memory_order_seq_cst);
     }
     // rouse wakes the worker if it sleeps; true when it did. The rouser
     // takes it off the idle count at once (see the deadlock accounting).

@@ -157,8 +157,8 @@ Task* sim_pick(Worker* w) noexcept {
     std::vector<Task*>& ready = s->runnable;
     ready.clear();
     // (Capacity for them all first: push_back must not throw below.)
-    std::size_t n = (w->run_next ? 1 : 0) + static_cast<std::size_t>(w->queued.load(std::memory_order_relaxed)) + 1;
-    for (Task* t = w->local_head; t; t = t->next) ++n;
+    std::size_t n = (w->run_next ? 1 : 0) + static_cast<std::size_t>(w->queued.load(std::memory_order_relaxed)) +
+                    static_cast<std::size_t>(w->local_count) + 1;
     try {
         ready.reserve(n);
     } catch (...) {
