@@ -28,8 +28,9 @@ struct WaiterBlock {
     std::uint64_t described;   // key of the guard set `what` describes
     char what[192];            // "is blocked in a choice over channels 'a', 'b'": for deadlock reports
     runtime::WaitReason reason;  // {what, nullptr, this, Choice}: set once, when made
-    // The first of its enabled channel guards (not retired), for the views
-    // of the network: each a channel's address | 1 for an input. Relaxed
+    // The first of its enabled channel guards (not retired) and barrier
+    // guards, for the views of the network: each a channel's address | 1
+    // for an input, or a barrier's address | 2. Relaxed
     // atomics: a view may read them while the next choice writes them (it
     // keeps what it read only if this choice was waiting throughout).
     std::atomic<std::uint32_t> waits{0};
@@ -37,6 +38,7 @@ struct WaiterBlock {
     Waiter* waiters() noexcept { return reinterpret_cast<Waiter*>(this + 1); }
 };
 static_assert(alignof(WaiterBlock) >= alignof(Waiter));
+static_assert(alignof(ChannelCore) >= 4 && alignof(BarrierCore) >= 4);  // (the low bits of `on`)
 static_assert(sizeof(WaiterBlock) % alignof(Waiter) == 0);
 
 WaiterBlock* waiter_block(runtime::Parker* me, std::size_t n) {
@@ -131,6 +133,7 @@ public:
     struct Entry {
         runtime::SharedLock* lock;
         const char* name;
+        bool barrier;
         bool operator<(const Entry& o) const noexcept { return lock < o.lock; }
         bool operator==(const Entry& o) const noexcept { return lock == o.lock; }
     };
@@ -138,8 +141,8 @@ public:
         for (std::size_t i = 0; i < n; ++i) {
             const Guard& g = guards[i];
             if (!g.enabled) continue;
-            if (is_channel(g)) entries_[count_++] = {&g.core->lock, g.core->name};
-            else if (is_barrier(g)) entries_[count_++] = {&barrier_of(g)->lock, barrier_of(g)->name};
+            if (is_channel(g)) entries_[count_++] = {&g.core->lock, g.core->name, false};
+            else if (is_barrier(g)) entries_[count_++] = {&barrier_of(g)->lock, barrier_of(g)->name, true};
         }
         std::sort(entries_.begin(), entries_.begin() + count_);
         count_ = static_cast<std::size_t>(std::unique(entries_.begin(), entries_.begin() + count_) - entries_.begin());
@@ -159,6 +162,7 @@ public:
     }
     std::size_t size() const noexcept { return count_; }
     const char* name(std::size_t i) noexcept { return entries_[i].name; }
+    bool barrier(std::size_t i) noexcept { return entries_[i].barrier; }
 
 private:
     SmallArray<Entry> entries_;
@@ -175,6 +179,8 @@ const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks, const Guard* g
         if (g.enabled && is_channel(g) && !g.core->retired) {
             b->on[waits++].store(reinterpret_cast<std::uintptr_t>(g.core) | (is_input(g) ? 1u : 0u),
                                  std::memory_order_relaxed);
+        } else if (g.enabled && is_barrier(g)) {
+            b->on[waits++].store(reinterpret_cast<std::uintptr_t>(barrier_of(g)) | 2u, std::memory_order_relaxed);
         }
     }
     b->waits.store(waits, std::memory_order_relaxed);
@@ -189,13 +195,21 @@ const runtime::WaitReason* describe(WaiterBlock* b, Locks& locks, const Guard* g
     if (locks.size() == 0) {
         put("is waiting in a choice of timeouts only");
     } else {
-        put(locks.size() == 1 ? "is blocked in a choice over channel " : "is blocked in a choice over channels ");
-        for (std::size_t i = 0; i < locks.size(); ++i) {
-            if (i > 0) put("', '");
-            else put("'");
-            put(locks.name(i));
+        // "over channels 'a', 'b' and barrier 'c'": the channels, then the barriers.
+        put("is blocked in a choice over ");
+        for (const bool barriers : {false, true}) {
+            std::size_t n = 0;
+            for (std::size_t i = 0; i < locks.size(); ++i) n += locks.barrier(i) == barriers ? 1 : 0;
+            if (n == 0) continue;
+            if (barriers && n < locks.size()) put(" and ");
+            put(barriers ? (n == 1 ? "barrier " : "barriers ") : (n == 1 ? "channel " : "channels "));
+            for (std::size_t i = 0, k = 0; i < locks.size(); ++i) {
+                if (locks.barrier(i) != barriers) continue;
+                put(k++ > 0 ? "', '" : "'");
+                put(locks.name(i));
+            }
+            put("'");
         }
-        put("'");
     }
     b->what[used] = '\0';
     b->described = key;
@@ -826,10 +840,17 @@ void waits_of(const runtime::WaitReason* why, std::vector<ChannelWait>* out) {
         const std::uint32_t n = std::min<std::uint32_t>(b->waits.load(std::memory_order_relaxed), kChoiceWaitsKept);
         for (std::uint32_t i = 0; i < n; ++i) {
             const std::uintptr_t w = b->on[i].load(std::memory_order_relaxed);
-            out->push_back({reinterpret_cast<const ChannelCore*>(w & ~std::uintptr_t{1}), w & 1u ? Side::Reader : Side::Writer});
+            if (w & 2u) {
+                out->push_back({nullptr, Side::Reader, reinterpret_cast<const BarrierCore*>(w & ~std::uintptr_t{3})});
+            } else {
+                out->push_back({reinterpret_cast<const ChannelCore*>(w & ~std::uintptr_t{1}), w & 1u ? Side::Reader : Side::Writer});
+            }
         }
         break;
     }
+    case runtime::Subject::Barrier:
+        out->push_back({nullptr, Side::Reader, static_cast<const BarrierCore*>(why->subject)});
+        break;
     default:
         break;
     }

@@ -259,7 +259,8 @@ void barrier_release(BarrierCore* b) noexcept {
 std::uint64_t barrier_enrol(BarrierCore* b) noexcept {
     {
         Locked<SharedLock> hold(b->lock);
-        ++b->enrolled;
+        // (Stored atomically: a view of the network reads it without the lock.)
+        __atomic_store_n(&b->enrolled, b->enrolled + 1, __ATOMIC_RELAXED);
     }
     if (b->shared_id) [[unlikely]] {
         if (Distribution* d = distribution()) return d->barrier_ends_changed(b, +1, 0);
@@ -271,7 +272,7 @@ void barrier_resign(BarrierCore* b, std::uint64_t epoch) noexcept {
     Waiter* wake = nullptr;
     {
         Locked<SharedLock> hold(b->lock);
-        --b->enrolled;
+        __atomic_store_n(&b->enrolled, b->enrolled - 1, __ATOMIC_RELAXED);
         (void)fire(b, 0, &wake);
     }
     ready_waiters(wake);

@@ -57,7 +57,7 @@ struct BarrierCore {
     WaiterQueue waiting;           // members synced in this phase, parked
     WaiterQueue offers;            // choices offering it (BarrierGuard), parked
     WaiterQueue reserved;          // offers the lock's holder has reserved, to end before it unlocks
-    std::int64_t enrolled = 0;     // members now
+    std::int64_t enrolled = 0;     // members now (stored with __atomic_store_n: read without the lock by views)
     std::int64_t arrived = 0;      // of them, synced in this phase
     std::uint64_t phase = 0;       // phases completed
     bool poisoned = false;

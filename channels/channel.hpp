@@ -171,16 +171,20 @@ inline bool fits_plain_wait(const ChannelCore* c) noexcept {
     return c->ops->trivial && c->ops->size <= sizeof(PlainWait::bytes) && c->ops->align <= alignof(PlainWait);
 }
 
-// ChannelWait: a channel a parked process waits on, and as which side.
+// ChannelWait: a channel a parked process waits on, and as which side; or
+// (channel null) a barrier it syncs on or offers in a choice.
+struct BarrierCore;  // (barrier.hpp)
 struct ChannelWait {
     const ChannelCore* channel;
     Side side;
+    const BarrierCore* barrier = nullptr;
 };
-// waits_of appends to *out the channels of the wait `why` (a parked
-// process's wait_reason: a read, a write, or a choice's enabled channel
-// guards not retired, up to kChoiceWaitsKept of them). For the views of the
-// network (csp/network.cpp): what it reads holds only if that process was
-// parked in that wait throughout.
+// waits_of appends to *out the channels and barriers of the wait `why` (a
+// parked process's wait_reason: a read, a write, a sync, or a choice's
+// enabled channel guards not retired and barrier guards, up to
+// kChoiceWaitsKept of them). For the views of the network
+// (csp/network.cpp): what it reads holds only if that process was parked in
+// that wait throughout.
 inline constexpr std::size_t kChoiceWaitsKept = 8;
 void waits_of(const runtime::WaitReason* why, std::vector<ChannelWait>* out);
 

@@ -91,6 +91,7 @@ public:
             resigned_ = true;
             channels::barrier_resign(core_, epoch_);
             channels::count_end(core_, -1);
+            detail::forget_held_barrier(core_);
         }
     }
 
@@ -101,6 +102,9 @@ public:
 
     explicit operator bool() const noexcept { return core_ != nullptr; }
     const char* name() const noexcept { return core_ ? core_->name : ""; }
+    // held_barrier: the barrier this end is enrolled on, or null (moved
+    // from, or resigned): what deadlock explanations count it as.
+    const channels::BarrierCore* held_barrier() const noexcept { return resigned_ ? nullptr : core_; }
 
 private:
     friend class Barrier;

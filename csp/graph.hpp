@@ -9,9 +9,10 @@
 // that never pause, or one stopped, is drawn as not answering), each
 // process with its state (running, ready to run, blocked reading, writing,
 // in a choice, at a barrier, waiting for its processes, timed), grouped by
-// the Parallel that runs it, and the channels they wait on with name, kind and buffer
-// occupancy; an arrow for each end a process holds among its arguments
-// (writer -> channel -> reader), a dashed one for each wait. With
+// the Parallel that runs it, the channels they wait on with name, kind and buffer
+// occupancy, and the barriers they wait at with the ends enrolled; an arrow
+// for each end a process holds among its arguments (writer -> channel ->
+// reader, process -> barrier), a dashed one for each wait. With
 // CSP_GRAPH=file.dot the same is written when a deadlock is found (the
 // wait-for cycle in red; across OS processes written by whichever of them
 // broke it), on SIGUSR1, and at exit (unless a deadlock's graph is there).

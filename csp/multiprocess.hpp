@@ -85,6 +85,12 @@ public:
     void forget_end(const channels::ChannelCore* c, bool reader) noexcept override {
         if (runtime::simulating() && inner_) inner_->forget_end(c, reader);
     }
+    void held_barriers(BarrierSeen see, void* ctx) const noexcept override {
+        if (runtime::simulating() && inner_) inner_->held_barriers(see, ctx);
+    }
+    void forget_barrier(const channels::BarrierCore* b) noexcept override {
+        if (runtime::simulating() && inner_) inner_->forget_barrier(b);
+    }
 
     R invoke() override {
         // The parent's copy of the call is gone by the time this returns or

@@ -15,21 +15,25 @@
 // held an end of each channel it waits on, which were therefore alive.
 //
 // What a process waits on comes from its wait reason (channels::waits_of; a
-// Parallel's Join); what it holds, from the channel ends among the arguments
-// of its running call (BodyBase::held_ends), compared by address only with
-// channels some process waits on (never read through: see HeldEnd). That
+// Parallel's Join); what it holds, from the channel and barrier ends among
+// the arguments of its running call (BodyBase::held_ends, held_barriers),
+// compared by address only with channels and barriers some process waits on
+// (never read through: see HeldEnd). That
 // leaves out ends a callable captured and ends held by plain threads
 // (main): so a channel with more live ends on a side than processes hold is
 // named, with who may keep the rest.
 //
-// The graph has three kinds of node: processes, "the other side of channel
-// c" (whose successors are the processes holding an end of that side) and
-// Joins (whose successors are the processes arriving at it). One iterative
-// depth-first walk finds its cycles: linear in processes, waits and ends.
+// The graph has four kinds of node: processes, "the other side of channel
+// c" (whose successors are the processes holding an end of that side),
+// barriers waited at (whose successors are the processes holding an end of
+// it that do not wait there: what its phase waits for) and Joins (whose
+// successors are the processes arriving at it). One iterative depth-first
+// walk finds its cycles: linear in processes, waits and ends.
 #include "csp/graph.hpp"
 
 #include "csp/detail/call.hpp"
 
+#include "channels/barrier.hpp"
 #include "channels/channel.hpp"
 #include "channels/remote.hpp"
 #include "runtime/log.hpp"
@@ -83,6 +87,12 @@ struct Snapshot {
         std::size_t channel;  // index into channels
         Side side;            // as which side it waits
     };
+    struct Barrier {
+        const channels::BarrierCore* core;
+        std::string name;
+        std::int64_t enrolled;  // ends enrolled now
+        bool across;            // members in other OS processes or ranks
+    };
     struct Process {
         std::string name;
         Doing doing = Doing::Running;
@@ -92,6 +102,8 @@ struct Snapshot {
         const void* joining = nullptr;  // the Join it waits at
         const void* arrives = nullptr;  // the Join it arrives at
         std::vector<std::pair<const channels::ChannelCore*, Side>> held;
+        std::vector<std::size_t> syncs;  // barriers it waits at (syncs, or offers in a choice): into barriers
+        std::vector<const channels::BarrierCore*> held_barriers;  // barrier ends among its arguments
         std::size_t os = 0;  // index into os (joined across OS processes)
     };
     std::vector<Process> processes;
@@ -103,6 +115,8 @@ struct Snapshot {
     std::vector<Os> os;
     std::vector<Channel> channels;
     std::map<const channels::ChannelCore*, std::size_t> channel_at;
+    std::vector<Barrier> barriers;
+    std::map<const channels::BarrierCore*, std::size_t> barrier_at;
 };
 
 std::string kind_of(const channels::ChannelCore* c) {
@@ -145,6 +159,8 @@ Doing doing_of(const runtime::WaitReason* why, runtime::WaitKind kind) {
 // alive, the notes of processes some of whose descendants note it too are
 // the stale ones: they are dropped, the oldest ancestor first, until the
 // notes no longer exceed the ends.
+// (Notes of barrier ends are dropped the same way, against the ends
+// enrolled.)
 void drop_handed_on(Snapshot& s) {
     const std::size_t n = s.processes.size();
     constexpr std::size_t kNone = static_cast<std::size_t>(-1);
@@ -156,14 +172,16 @@ void drop_handed_on(Snapshot& s) {
     for (std::size_t i = 0; i < n; ++i) {
         if (auto it = joiner.find(s.processes[i].arrives); s.processes[i].arrives && it != joiner.end()) parent[i] = it->second;
     }
-    std::map<std::pair<const channels::ChannelCore*, Side>, std::vector<std::size_t>> noted;
-    for (std::size_t i = 0; i < n; ++i) {
-        for (const auto& h : s.processes[i].held) noted[h].push_back(i);
-    }
-    for (auto& [key, who] : noted) {
-        const Snapshot::Channel& ch = s.channels[s.channel_at.at(key.first)];
-        std::int64_t excess = static_cast<std::int64_t>(who.size()) - ch.ends[static_cast<int>(key.second)];
-        if (excess <= 0 || ch.across) continue;
+    auto depth = [&](std::size_t i) {
+        std::size_t d = 0;
+        for (std::size_t a = parent[i]; a != kNone && d < n; a = parent[a]) ++d;
+        return d;
+    };
+    // One end noted by the processes `who`, of which `ends` are alive:
+    // erase(a) drops process a's note.
+    auto drop = [&](const std::vector<std::size_t>& who, std::int64_t ends, auto&& erase) {
+        std::int64_t excess = static_cast<std::int64_t>(who.size()) - ends;
+        if (excess <= 0) return;
         std::vector<bool> noting(n, false);
         for (std::size_t i : who) noting[i] = true;
         std::vector<std::size_t> stale;  // ancestors of a noting process that note it too
@@ -172,17 +190,47 @@ void drop_handed_on(Snapshot& s) {
                 if (noting[a] && std::find(stale.begin(), stale.end(), a) == stale.end()) stale.push_back(a);
             }
         }
-        auto depth = [&](std::size_t i) {
-            std::size_t d = 0;
-            for (std::size_t a = parent[i]; a != kNone && d < n; a = parent[a]) ++d;
-            return d;
-        };
         std::sort(stale.begin(), stale.end(), [&](std::size_t x, std::size_t y) { return depth(x) < depth(y); });
         for (std::size_t a : stale) {
             if (excess-- <= 0) break;
+            erase(a);
+        }
+    };
+    std::map<std::pair<const channels::ChannelCore*, Side>, std::vector<std::size_t>> noted;
+    for (std::size_t i = 0; i < n; ++i) {
+        for (const auto& h : s.processes[i].held) noted[h].push_back(i);
+    }
+    for (auto& [key, who] : noted) {
+        const Snapshot::Channel& ch = s.channels[s.channel_at.at(key.first)];
+        if (ch.across) continue;
+        drop(who, ch.ends[static_cast<int>(key.second)], [&](std::size_t a) {
             auto& held = s.processes[a].held;
             held.erase(std::find(held.begin(), held.end(), key));
+        });
+    }
+    // (A process waiting at a barrier holds an end of it, noted or not: one
+    // captured, say. Those not noted leave fewer ends to the notes.)
+    std::map<const channels::BarrierCore*, std::vector<std::size_t>> enrolled;
+    for (std::size_t i = 0; i < n; ++i) {
+        for (const auto* b : s.processes[i].held_barriers) enrolled[b].push_back(i);
+    }
+    for (auto& [core, who] : enrolled) {
+        const std::size_t at = s.barrier_at.at(core);
+        const Snapshot::Barrier& b = s.barriers[at];
+        if (b.across) continue;
+        std::int64_t unnoted = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& p = s.processes[i];
+            if (std::count(p.syncs.begin(), p.syncs.end(), at) > 0 &&
+                std::count(p.held_barriers.begin(), p.held_barriers.end(), core) == 0) {
+                ++unnoted;
+            }
         }
+        const channels::BarrierCore* key = core;
+        drop(who, b.enrolled - unnoted, [&](std::size_t a) {
+            auto& held = s.processes[a].held_barriers;
+            held.erase(std::find(held.begin(), held.end(), key));
+        });
     }
 }
 
@@ -201,6 +249,8 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet, bool sett
     s.processes.reserve(parked.size());
     std::vector<channels::ChannelWait> waits;
     std::vector<Snapshot::Channel> seen;
+    std::vector<Side> seen_sides;  // (as which side each of `seen` is waited on)
+    std::vector<Snapshot::Barrier> seen_barriers;
     for (runtime::Parker* p : parked) {
         Snapshot::Process proc;
         proc.name = runtime::name_of(p);
@@ -224,6 +274,8 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet, bool sett
         const runtime::WaitKind kind = p->wait_kind.load(std::memory_order_acquire);
         waits.clear();
         seen.clear();
+        seen_sides.clear();
+        seen_barriers.clear();
         if (kind == runtime::WaitKind::Join) {
             proc.doing = Doing::Joining;
             proc.joining = why;
@@ -231,10 +283,19 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet, bool sett
             proc.doing = doing_of(why, kind);
             channels::waits_of(why, &waits);
             for (const channels::ChannelWait& w : waits) {
+                if (const channels::BarrierCore* b = w.barrier) {
+                    // (across: members may be in other OS processes or on other ranks.)
+                    seen_barriers.push_back({b, std::string(b->name, strnlen(b->name, sizeof b->name)),
+                                             __atomic_load_n(&b->enrolled, __ATOMIC_RELAXED),
+                                             b->crossing.load(std::memory_order_relaxed) || b->shared_id != 0 ||
+                                                 b->elsewhere.load(std::memory_order_relaxed) > 0});
+                    continue;
+                }
                 const channels::ChannelCore* c = w.channel;
                 seen.push_back({c, std::string(c->name, strnlen(c->name, sizeof c->name)), kind_of(c),
                                 {c->reader_ends.load(std::memory_order_relaxed), c->writer_ends.load(std::memory_order_relaxed)},
                                 c->crossing.load(std::memory_order_relaxed) != nullptr || c->shared_id != 0});
+                seen_sides.push_back(w.side);
             }
         }
         if (body) {
@@ -243,16 +304,29 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet, bool sett
                     static_cast<Snapshot::Process*>(ctx)->held.push_back({c, reader ? Side::Reader : Side::Writer});
                 },
                 &proc);
+            body->held_barriers(
+                [](void* ctx, const channels::BarrierCore* b) {
+                    static_cast<Snapshot::Process*>(ctx)->held_barriers.push_back(b);
+                },
+                &proc);
         }
         std::atomic_thread_fence(std::memory_order_acquire);
         if (!quiet && runtime::wait_seen(p) != before) {
             bare();  // it moved on meanwhile: what was read may be stale
             continue;
         }
-        for (std::size_t i = 0; i < waits.size(); ++i) {
+        for (std::size_t i = 0; i < seen.size(); ++i) {
             auto [it, fresh] = s.channel_at.try_emplace(seen[i].core, s.channels.size());
             if (fresh) s.channels.push_back(std::move(seen[i]));
-            proc.waits.push_back({it->second, waits[i].side});
+            proc.waits.push_back({it->second, seen_sides[i]});
+        }
+        for (auto& b : seen_barriers) {
+            auto [it, fresh] = s.barrier_at.try_emplace(b.core, s.barriers.size());
+            if (fresh) s.barriers.push_back(std::move(b));
+            // (Once: a choice may have two guards on one barrier.)
+            if (std::find(proc.syncs.begin(), proc.syncs.end(), it->second) == proc.syncs.end()) {
+                proc.syncs.push_back(it->second);
+            }
         }
         s.processes.push_back(std::move(proc));
     }
@@ -265,6 +339,7 @@ Snapshot take(const std::vector<runtime::Parker*>& parked, bool quiet, bool sett
 void settle(Snapshot& s) {
     for (auto& proc : s.processes) {
         std::erase_if(proc.held, [&](const auto& h) { return !s.channel_at.count(h.first); });
+        std::erase_if(proc.held_barriers, [&](const auto* b) { return !s.barrier_at.count(b); });
     }
     drop_handed_on(s);
 }
@@ -334,6 +409,18 @@ std::string part_of(const std::vector<runtime::Parker*>& parked) {
         put(out, static_cast<std::uint64_t>(c.ends[1]));
         put(out, c.across ? 1 : 0);
     }
+    // Barriers join by their address too (the arena); not in an MPI job,
+    // where a barrier shared by ranks has a core on each and addresses of
+    // different ranks may meet: there a joined report goes without barriers.
+    const bool barriers = channels::distribution() == nullptr;
+    put(out, barriers ? s.barriers.size() : 0);
+    for (std::size_t i = 0; barriers && i < s.barriers.size(); ++i) {
+        const auto& b = s.barriers[i];
+        put(out, address(b.core));
+        put(out, b.name);
+        put(out, static_cast<std::uint64_t>(b.enrolled));
+        put(out, b.across ? 1 : 0);
+    }
     put(out, s.processes.size());
     for (const auto& p : s.processes) {
         put(out, p.name);
@@ -350,6 +437,10 @@ std::string part_of(const std::vector<runtime::Parker*>& parked) {
             put(out, key(core));
             put(out, static_cast<std::uint64_t>(side));
         }
+        put(out, barriers ? p.syncs.size() : 0);
+        for (std::size_t i = 0; barriers && i < p.syncs.size(); ++i) put(out, address(s.barriers[p.syncs[i]].core));
+        put(out, barriers ? p.held_barriers.size() : 0);
+        for (std::size_t i = 0; barriers && i < p.held_barriers.size(); ++i) put(out, address(p.held_barriers[i]));
     }
     return out;
 }
@@ -374,6 +465,13 @@ Snapshot joined(const std::vector<std::pair<std::string, std::string>>& titled_p
             c.across = in.number() != 0;
             if (s.channel_at.try_emplace(c.core, s.channels.size()).second) s.channels.push_back(std::move(c));
         }
+        auto barrier = [](std::uint64_t a) { return reinterpret_cast<const channels::BarrierCore*>(static_cast<std::uintptr_t>(a)); };
+        for (std::uint64_t n = in.rest.empty() ? 0 : in.number(); n > 0; --n) {
+            Snapshot::Barrier b{barrier(in.number()), std::string(in.text()), 0, false};
+            b.enrolled = static_cast<std::int64_t>(in.number());
+            b.across = in.number() != 0;
+            if (s.barrier_at.try_emplace(b.core, s.barriers.size()).second) s.barriers.push_back(std::move(b));
+        }
         for (std::uint64_t n = in.rest.empty() ? 0 : in.number(); n > 0; --n) {
             Snapshot::Process p;
             p.name = std::string(in.text());
@@ -389,6 +487,10 @@ Snapshot joined(const std::vector<std::pair<std::string, std::string>>& titled_p
                 const auto* c = core(in.number());
                 p.held.push_back({c, side(in.number())});
             }
+            for (std::uint64_t w = in.number(); w > 0; --w) {
+                if (auto it = s.barrier_at.find(barrier(in.number())); it != s.barrier_at.end()) p.syncs.push_back(it->second);
+            }
+            for (std::uint64_t h = in.number(); h > 0; --h) p.held_barriers.push_back(barrier(in.number()));
             p.os = k;
             s.processes.push_back(std::move(p));
         }
@@ -401,8 +503,8 @@ Snapshot joined(const std::vector<std::pair<std::string, std::string>>& titled_p
 // number of processes), channel sides, Joins.
 struct Graph {
     struct Node {
-        enum Kind { Process, ChannelSide, Join } kind;
-        std::size_t index;  // of the process, or of the channel
+        enum Kind { Process, ChannelSide, Join, Barrier } kind;
+        std::size_t index;  // of the process, the channel or the barrier
         Side needs = Side::Reader;  // ChannelSide: the side whose holders it waits for
         std::vector<std::size_t> next;
     };
@@ -410,6 +512,10 @@ struct Graph {
     std::map<std::pair<std::size_t, Side>, std::size_t> sides;
     std::map<const void*, std::size_t> joins;
     std::map<std::pair<std::size_t, Side>, std::int64_t> held;  // ends held, per channel side waited on
+    // Barriers waited at: their nodes (whose successors are the processes
+    // enrolled on it that do not wait there), and the ends held of each.
+    std::map<std::size_t, std::size_t> barriers;
+    std::map<std::size_t, std::int64_t> enrolled_held;
 };
 
 Graph build(const Snapshot& s) {
@@ -429,6 +535,11 @@ Graph build(const Snapshot& s) {
             if (fresh) g.nodes.push_back({Graph::Node::Join, 0, Side::Reader, {}});
             g.nodes[i].next.push_back(it->second);
         }
+        for (std::size_t b : proc.syncs) {
+            auto [it, fresh] = g.barriers.try_emplace(b, g.nodes.size());
+            if (fresh) g.nodes.push_back({Graph::Node::Barrier, b, Side::Reader, {}});
+            g.nodes[i].next.push_back(it->second);
+        }
     }
     for (std::size_t i = 0; i < procs; ++i) {
         const auto& proc = s.processes[i];
@@ -441,6 +552,19 @@ Graph build(const Snapshot& s) {
                 g.nodes[it->second].next.push_back(i);
                 ++g.held[key];
             }
+        }
+        // Barriers: a process holding more ends of one than it waits there
+        // with (one, or none) is what its phase waits for; and every end it
+        // waits with counts as held, noted or not (a captured one, say).
+        std::map<std::size_t, std::int64_t> noted;
+        for (const auto* core : proc.held_barriers) ++noted[s.barrier_at.at(core)];
+        for (std::size_t b : proc.syncs) noted.try_emplace(b, 0);
+        for (const auto& [b, ends] : noted) {
+            const auto it = g.barriers.find(b);
+            if (it == g.barriers.end()) continue;
+            const std::int64_t waiting = std::count(proc.syncs.begin(), proc.syncs.end(), b) > 0 ? 1 : 0;
+            g.enrolled_held[b] += std::max(ends, waiting);
+            if (ends > waiting) g.nodes[it->second].next.push_back(i);
         }
     }
     return g;
@@ -499,6 +623,7 @@ std::string hop(const Snapshot& s, const Graph& g, std::size_t n) {
     }
     case Graph::Node::ChannelSide: return "channel " + quoted(s.channels[node.index].name);
     case Graph::Node::Join: return "the end of the processes it runs";
+    case Graph::Node::Barrier: return "barrier " + quoted(s.barriers[node.index].name);
     }
     return {};
 }
@@ -522,6 +647,20 @@ std::vector<Unheld> unheld(const Snapshot& s, const Graph& g) {
     return out;
 }
 
+// unenrolled: barriers waited at with ends enrolled that no process holds,
+// and how many.
+std::vector<std::pair<std::size_t, std::int64_t>> unheld_barriers(const Snapshot& s, const Graph& g) {
+    std::vector<std::pair<std::size_t, std::int64_t>> out;
+    for (const auto& [b, node] : g.barriers) {
+        const Snapshot::Barrier& barrier = s.barriers[b];
+        if (barrier.across) continue;  // (members in other OS processes or ranks too)
+        const auto it = g.enrolled_held.find(b);
+        const std::int64_t n = barrier.enrolled - (it == g.enrolled_held.end() ? 0 : it->second);
+        if (n > 0) out.push_back({b, n});
+    }
+    return out;
+}
+
 std::string explanation(const Snapshot& s, const Graph& g, const std::vector<std::vector<std::size_t>>& found) {
     std::ostringstream out;
     for (const auto& cycle : found) {
@@ -534,6 +673,11 @@ std::string explanation(const Snapshot& s, const Graph& g, const std::vector<std
             << (u.side == Side::Reader ? "reader" : "writer") << " end" << (u.count == 1 ? "" : "s")
             << " that no running process holds as an argument (kept by main, by a Process never run, or in a "
                "captured copy), so that side never retires";
+    }
+    for (const auto& [b, n] : unheld_barriers(s, g)) {
+        out << "\n  barrier " << quoted(s.barriers[b].name) << " has " << n << " enrolled end" << (n == 1 ? "" : "s")
+            << " that no running process holds as an argument (kept by main, by a Process never run, or in a "
+               "captured copy), so its phase never ends";
     }
     return out.str();
 }
@@ -603,6 +747,7 @@ std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector
         const Graph::Node& node = g.nodes[n];
         if (node.kind == Graph::Node::Process) return node_id('p', node.index);
         if (node.kind == Graph::Node::ChannelSide) return node_id('c', node.index);
+        if (node.kind == Graph::Node::Barrier) return node_id('b', node.index);
         return {};
     };
     for (const auto& cycle : found) {
@@ -610,9 +755,11 @@ std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector
             std::size_t a = cycle[i], b = cycle[(i + 1) % cycle.size()];
             if (g.nodes[b].kind == Graph::Node::Join) b = cycle[(i + 2) % cycle.size()];
             if (g.nodes[a].kind == Graph::Node::Join) continue;
-            // (A hop from a channel to the holder of its writer end is drawn
-            // as the holder's arrow into the channel.)
-            if (g.nodes[a].kind == Graph::Node::ChannelSide && g.nodes[a].needs == Side::Writer) {
+            // (A hop from a channel to the holder of its writer end, or from a
+            // barrier to a process enrolled on it, is drawn as the holder's
+            // arrow into the channel or barrier.)
+            if ((g.nodes[a].kind == Graph::Node::ChannelSide && g.nodes[a].needs == Side::Writer) ||
+                g.nodes[a].kind == Graph::Node::Barrier) {
                 red[{id(b), id(a)}] = true;
             } else {
                 red[{id(a), id(b)}] = true;
@@ -675,6 +822,11 @@ std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector
         const auto& ch = s.channels[c];
         out << "  c" << c << " [shape=ellipse, label=\"" << dot_escaped(ch.name + "\n" + ch.kind) << "\"];\n";
     }
+    for (std::size_t b = 0; b < s.barriers.size(); ++b) {
+        const auto& barrier = s.barriers[b];
+        out << "  b" << b << " [shape=octagon, label=\""
+            << dot_escaped(barrier.name + "\nbarrier, " + std::to_string(barrier.enrolled) + " enrolled") << "\"];\n";
+    }
     auto edge = [&](const std::string& a, const std::string& b, const char* label, const char* style) {
         const bool on_cycle = red.count({a, b}) > 0;
         out << "  " << a << " -> " << b << " [label=\"" << label << "\"" << style
@@ -694,6 +846,15 @@ std::string dot(const Snapshot& s, const Graph& g, const std::vector<std::vector
             edge(p, node_id('c', w.channel), w.side == Side::Reader ? "waits to read" : "waits to write",
                  ", style=dashed");
         }
+        // Barriers: an end enrolled (not drawn where it waits: the wait says
+        // so), and a wait there.
+        for (const auto* core : proc.held_barriers) {
+            const std::size_t b = s.barrier_at.at(core);
+            if (std::find(proc.syncs.begin(), proc.syncs.end(), b) == proc.syncs.end()) {
+                edge(p, node_id('b', b), "enrolled", "");
+            }
+        }
+        for (std::size_t b : proc.syncs) edge(p, node_id('b', b), "waits to sync", ", style=dashed");
         if (proc.joining) {
             for (std::size_t k = 0; k < s.processes.size(); ++k) {
                 if (s.processes[k].arrives == proc.joining) edge(p, node_id('p', k), "waits for", ", style=dotted");
@@ -881,6 +1042,11 @@ void graph_at_exit() noexcept {
 void forget_held_end(const channels::ChannelCore* c, bool reader) noexcept {
     if (!runtime::in_fiber()) return;
     if (auto* body = dynamic_cast<BodyBase*>(runtime::body_of(runtime::current()))) body->forget_end(c, reader);
+}
+
+void forget_held_barrier(const channels::BarrierCore* b) noexcept {
+    if (!runtime::in_fiber()) return;
+    if (auto* body = dynamic_cast<BodyBase*>(runtime::body_of(runtime::current()))) body->forget_barrier(b);
 }
 
 void explain_deadlocks() noexcept {

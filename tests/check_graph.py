@@ -66,6 +66,21 @@ with tempfile.TemporaryDirectory() as scratch:
         problems.append(f"deadlock: expected the 6 edges of the cycle in red, got {len(red_edges)}: {red_edges}")
     render(path, "deadlock")
 
+    # A deadlock through a barrier (and across OS processes: the reader in a
+    # child): the barrier drawn with its members, the cycle's four edges in
+    # red (the wait at it, the member it waits for, the channel's two).
+    for mode in ["barrier"] + (["barrier-across"] if across else []):
+        path = os.path.join(scratch, mode + ".dot")
+        run([mode], path)
+        text = read(path)
+        for name in ["syncs-first", "reads-first", "gate\\nbarrier, 2 enrolled", "after-gate", "at a barrier",
+                     'label="waits to sync"', 'label="enrolled"']:
+            expect(text, name, mode)
+        red_edges = [line for line in text.splitlines() if "->" in line and "color=red" in line]
+        if len(red_edges) != 4:
+            problems.append(f"{mode}: expected the 4 edges of the cycle in red, got {len(red_edges)}: {red_edges}")
+        render(path, mode)
+
     # A deadlock across OS processes: one cluster per OS process (the
     # program's own and two children), the ring's channels once each, the
     # cycle in red through all three.

@@ -417,6 +417,151 @@ TEST_CASE("ends handed on to the processes a parent runs are theirs, not the par
     CHECK_THAT(report, !Contains("channel 'handed-wire' has"));
 }
 
+// ---------------------------------------------------------------------------
+// Barriers in explanations (API.md: "deadlock reports name them"): a process
+// waiting at a barrier waits for every process enrolled on it that has not
+// synced; and enrolled ends that no process holds keep the phase from ever
+// ending.
+
+// Story: a teacher's two-phase program where one process syncs before it
+// writes and the other reads before it syncs. The report names the cycle
+// through the barrier and the channel.
+TEST_CASE("a cycle through a barrier and a channel is named", "[deadlock][cycle][barrier]") {
+    csp::Barrier phase{"phase-gate"};
+    csp::Channel<int> wire{"after-gate"};
+    auto early = csp::process("syncs-first", [](csp::BarrierEnd b, csp::ChannelOut<int> out) {
+        b.sync();
+        out(1);
+    });
+    auto late = csp::process("reads-first", [](csp::BarrierEnd b, csp::ChannelIn<int> in) {
+        in();
+        b.sync();
+    });
+    const std::string report = deadlock_report(
+        [&] { csp::Parallel(early(phase.end(), wire.writer()), late(phase.end(), wire.reader())); });
+    CAPTURE(report);
+    CHECK(cycle_named(report, {"process 'syncs-first'", "barrier 'phase-gate'", "process 'reads-first'",
+                               "channel 'after-gate'"}));
+    CHECK_THAT(report, !Contains("no running process holds"));
+}
+
+// Story: the commonest barrier bug: main takes an end "for later" and never
+// syncs it, so the workers' phase never ends. The report says so, and that
+// the workers are not in a cycle.
+TEST_CASE("a barrier end kept by main is named", "[deadlock][cycle][barrier]") {
+    csp::Barrier phase{"kept-gate"};
+    auto forgotten = phase.end();
+    auto worker = csp::process("gate-worker", [](csp::BarrierEnd b) { b.sync(); });
+    const std::string report = deadlock_report([&] { csp::Parallel(worker(phase.end()), worker(phase.end())); });
+    CAPTURE(report);
+    CHECK_THAT(report, Contains("barrier 'kept-gate' has 1 enrolled end that no running process holds"));
+    CHECK_THAT(report, !Contains("wait-for cycle"));
+}
+
+// An alting barrier (BarrierGuard) is waited on like a sync; an end that
+// resigned is no longer held; ends in a vector count one by one; and ends a
+// parent handed on to the processes it runs are theirs.
+TEST_CASE("a cycle through an alting barrier, a vector of ends and a parent's Parallel is named",
+          "[deadlock][cycle][barrier]") {
+    csp::Barrier phase{"alt-gate"};
+    csp::Channel<int> stop{"alt-stop"}, back{"alt-back-wire"}, x{"x-wire"};
+    // 'offerer' offers the barrier or waits for stop, then writes x-wire;
+    // 'leaver' resigns its end and reads alt-back-wire; 'gate-parent' hands
+    // its end and alt-back-wire's writer to 'gate-child', which reads
+    // x-wire before it syncs.
+    auto offerer = csp::process("offerer", [](std::vector<csp::BarrierEnd> ends, csp::ChannelIn<int> s,
+                                              csp::ChannelOut<int> out) {
+        csp::AltSelect(csp::BarrierGuard(ends[0]), csp::InputGuard(s));
+        out(1);
+    });
+    auto leaver = csp::process("leaver", [](csp::BarrierEnd b, csp::ChannelIn<int> in) {
+        b.resign();
+        in();
+    });
+    auto child = csp::process("gate-child", [](csp::BarrierEnd b, csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        in();
+        b.sync();
+        out(1);
+    });
+    auto parent = csp::process("gate-parent", [&](csp::BarrierEnd b, csp::ChannelIn<int> in, csp::ChannelOut<int> out) {
+        csp::Parallel(child(std::move(b), std::move(in), std::move(out)));
+    });
+    auto keep_stop = stop.writer();  // main's: never written
+    std::vector<csp::BarrierEnd> ends;
+    ends.push_back(phase.end());
+    const std::string report = deadlock_report([&] {
+        csp::Parallel(offerer(std::move(ends), stop.reader(), x.writer()), leaver(phase.end(), back.reader()),
+                      parent(phase.end(), x.reader(), back.writer()));
+    });
+    CAPTURE(report);
+    CHECK(cycle_named(report, {"process 'offerer'", "barrier 'alt-gate'", "process 'gate-child'", "channel 'x-wire'"}));
+    CHECK_THAT(report, !Contains("barrier 'alt-gate' -> process 'leaver'"));
+    CHECK_THAT(report, !Contains("barrier 'alt-gate' -> process 'gate-parent'"));
+    CHECK_THAT(report, !Contains("barrier 'alt-gate' has"));
+    CHECK_THAT(report, Contains("channel 'alt-stop' has 1 writer end that no running process holds"));
+}
+
+// A barrier whose members are all at it but one, which waits on a channel
+// that a member offering the barrier in a choice would write after it: the
+// cycle goes through the offer.
+TEST_CASE("a cycle through a barrier offered in a choice is named", "[deadlock][cycle][barrier]") {
+    csp::Barrier phase{"offered-gate"};
+    csp::Channel<int> wire{"offered-wire"}, never{"offered-never"};
+    auto offerer = csp::process("offers-gate", [](csp::BarrierEnd b, csp::ChannelIn<int> n, csp::ChannelOut<int> out) {
+        csp::AltSelect(csp::BarrierGuard(b), csp::InputGuard(n));
+        out(1);
+    });
+    auto reader = csp::process("reads-then-syncs", [](csp::BarrierEnd b, csp::ChannelIn<int> in) {
+        in();
+        b.sync();
+    });
+    auto keep_never = never.writer();  // main's: never written
+    const std::string report = deadlock_report([&] {
+        csp::Parallel(offerer(phase.end(), never.reader(), wire.writer()), reader(phase.end(), wire.reader()));
+    });
+    CAPTURE(report);
+    CHECK_THAT(report, Contains("process 'offers-gate' is blocked in a choice over channel 'offered-never' and "
+                                "barrier 'offered-gate'"));
+    CHECK(cycle_named(report, {"process 'offers-gate'", "barrier 'offered-gate'", "process 'reads-then-syncs'",
+                               "channel 'offered-wire'"}));
+}
+
+// A process waiting at a barrier with an end it made in its body (not an
+// argument) holds it all the same: no "enrolled end that no running process
+// holds" for it, and the cycle through the barrier is still named.
+TEST_CASE("an end a waiting process made itself is not reported as held by nobody", "[deadlock][cycle][barrier]") {
+    csp::Barrier gate{"own-gate"};
+    csp::Channel<int> wire{"own-wire"};
+    auto maker = csp::process("makes-its-end", [&gate](csp::ChannelOut<int> out) {
+        auto mine = gate.end();
+        mine.sync();
+        out(1);
+    });
+    auto reader = csp::process("reads-before-gate", [](csp::BarrierEnd b, csp::ChannelIn<int> in) {
+        in();
+        b.sync();
+    });
+    const std::string report =
+        deadlock_report([&] { csp::Parallel(maker(wire.writer()), reader(gate.end(), wire.reader())); });
+    CAPTURE(report);
+    CHECK_THAT(report, !Contains("barrier 'own-gate' has"));
+    CHECK(cycle_named(report, {"process 'makes-its-end'", "barrier 'own-gate'", "process 'reads-before-gate'",
+                               "channel 'own-wire'"}));
+}
+
+// A process that syncs one of two ends it holds waits for itself.
+TEST_CASE("a process syncing one of two ends of a barrier is a cycle of one", "[deadlock][cycle][barrier]") {
+    csp::Barrier gate{"double-gate"};
+    auto twice = csp::process("holds-two", [](std::vector<csp::BarrierEnd> ends) { ends[0].sync(); });
+    std::vector<csp::BarrierEnd> ends;
+    ends.push_back(gate.end());
+    ends.push_back(gate.end());
+    const std::string report = deadlock_report([&] { csp::Parallel(twice(std::move(ends))); });
+    CAPTURE(report);
+    CHECK_THAT(report, Contains("wait-for cycle: process 'holds-two' -> barrier 'double-gate' -> process 'holds-two'"));
+    CHECK_THAT(report, !Contains("barrier 'double-gate' has"));
+}
+
 // csp::write_graph at any time: while processes come and go, choose, read
 // and write, a watcher draws the network again and again. Nothing it reads
 // may be freed under it (run under ASan and TSan in CI), and every file is
@@ -435,9 +580,24 @@ TEST_CASE("write_graph while the network churns draws whole files", "[graph]") {
             out(got);
         }
     });
+    // Two members of a barrier: one enrols and resigns a copy of its end
+    // before each sync, the other offers it in a choice with a timeout.
+    csp::Barrier dance{"churn-dance"};
+    auto dancer = csp::process("churn-dancer", [&stop](csp::BarrierEnd b, bool copies) {
+        while (!stop.load()) {
+            if (copies) {
+                csp::BarrierEnd extra = b;
+                extra.resign();
+                b.sync();
+            } else {
+                csp::AltSelect(csp::BarrierGuard(b), csp::TimeoutGuard(1ms));
+            }
+        }
+    });
     int drawn = 0;
     long sum = 0;
     csp::Parallel(
+        dancer(dance.end(), true), dancer(dance.end(), false),
         csp::process("churn-source", [&](csp::ChannelOut<int> out) {
             for (int i = 0; !stop.load(); ++i) out(i % 7);
             out.retire();

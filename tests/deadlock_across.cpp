@@ -211,6 +211,9 @@ TEST_CASE("a cycle through a choice and a barrier across OS processes is reporte
         CHECK_THAT(ending, Contains("process 'holder' is blocked reading from channel 'z'"));
         CHECK_THAT(ending, Contains("process 'syncer'"));
         CHECK_THAT(ending, Contains("'bar'"));
+        // The cycle goes through the barrier: syncer waits there for holder.
+        CHECK_THAT(ending, Contains("wait-for cycle: "));
+        CHECK_THAT(ending, Contains("-> barrier 'bar' -> process 'holder'"));
     }
     CHECK(unreaped_children() == "");
 }

@@ -6,6 +6,10 @@
 //                          processes (csp::multiprocess): the graph of the
 //                          deadlock across them, drawn by whichever OS
 //                          process broke it, every OS process a cluster
+//   graph_child barrier    one process syncs a barrier before it writes, the
+//                          other reads before it syncs: the cycle through
+//                          the barrier in red
+//   graph_child barrier-across  the same, the reader in a child OS process
 //   graph_child exit       a pipeline that ends normally, then two spawned
 //                          processes still running (one sleeping, one
 //                          blocked reading from it) when main returns: the
@@ -50,6 +54,35 @@ int main(int argc, char** argv) {
             return 0;
         }
         return 1;
+    }
+    if (mode == "barrier" || mode == "barrier-across") {
+        csp::Barrier gate{"gate"};
+        csp::Channel<int> wire{"after-gate"};
+        // (The reader catches its DeadlockError: a child's would come back as
+        // a RemoteError inside a ProcessError.)
+        auto early = csp::process("syncs-first", [](csp::BarrierEnd b, csp::ChannelOut<int> out) {
+            try {
+                b.sync();
+                out(1);
+                return 1;
+            } catch (const csp::DeadlockError&) {
+                return 0;
+            }
+        });
+        auto late = [](csp::BarrierEnd b, csp::ChannelIn<int> in) {
+            try {
+                in();
+                b.sync();
+                return 1;
+            } catch (const csp::DeadlockError&) {
+                return 0;
+            }
+        };
+        auto [x, y] = mode == "barrier"
+                          ? csp::Parallel(early(gate.end(), wire.writer()), csp::process("reads-first", late)(gate.end(), wire.reader()))
+                          : csp::Parallel(early(gate.end(), wire.writer()),
+                                          csp::multiprocess("reads-first", late)(gate.end(), wire.reader()));
+        return x == 0 && y == 0 ? 0 : 1;
     }
     if (mode == "across") {
         csp::Channel<int> a{"ring-a"}, b{"ring-b"}, c{"ring-c"};

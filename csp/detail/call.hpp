@@ -79,6 +79,8 @@ using JoinRef = std::shared_ptr<runtime::Join>;
 // EndSeen: told of each channel end a process holds among its arguments
 // (for deadlock explanations): the channel, and whether it is a reader end.
 using EndSeen = void (*)(void* ctx, const channels::ChannelCore* channel, bool reader);
+// BarrierSeen: told of each barrier end it holds among its arguments.
+using BarrierSeen = void (*)(void* ctx, const channels::BarrierCore* barrier);
 
 // BodyBase: what every process body shares: the Join it arrives at.
 class BodyBase : public runtime::ProcessBody {
@@ -98,6 +100,10 @@ public:
     // is out of sight, and an end it handed on still counts.
     virtual void held_ends(EndSeen, void*) const noexcept {}
     virtual void forget_end(const channels::ChannelCore*, bool /*reader*/) noexcept {}
+    // held_barriers / forget_barrier: the same for barrier ends (one that
+    // resigned is forgotten).
+    virtual void held_barriers(BarrierSeen, void*) const noexcept {}
+    virtual void forget_barrier(const channels::BarrierCore*) noexcept {}
     // bound_ends: the ends among the arguments it will be called with (not
     // yet invoked): where csp::on_rank places them (libcsp-mpi chooses a
     // channel's home rank by them). What its callable captured is out of
@@ -112,7 +118,8 @@ private:
 };
 
 // HeldEnd: one end among a call's arguments, as its call began: its
-// channel's address, with the low bit set for a reader end (8 bytes per end;
+// channel's address, with the low bit set for a reader end, or a barrier's
+// with the next bit set (8 bytes per end;
 // channels are aligned; a relaxed atomic, since a view of the network may
 // read it while its process runs: csp::write_graph). No reference is kept (a
 // spawn pays no atomic count for it): the channel may be gone once the end
@@ -123,29 +130,48 @@ public:
     static std::uintptr_t bits(const channels::ChannelCore* c, bool reader) noexcept {
         return reinterpret_cast<std::uintptr_t>(c) | (reader ? 1u : 0u);
     }
+    static std::uintptr_t bits(const channels::BarrierCore* b) noexcept {
+        return reinterpret_cast<std::uintptr_t>(b) | 2u;
+    }
     void set(const channels::ChannelCore* c, bool reader) noexcept { bits_.store(bits(c, reader), std::memory_order_relaxed); }
+    void set(const channels::BarrierCore* b) noexcept { bits_.store(bits(b), std::memory_order_relaxed); }
     void clear() noexcept { bits_.store(0, std::memory_order_relaxed); }
-    // seen: tells `see` of it, if set.
+    // seen: tells `see` of it, if set (and a channel's end).
     void seen(EndSeen see, void* ctx) const noexcept {
         const std::uintptr_t b = bits_.load(std::memory_order_relaxed);
-        if (b) see(ctx, reinterpret_cast<const channels::ChannelCore*>(b & ~std::uintptr_t{1}), b & 1u);
+        if (b && !(b & 2u)) see(ctx, reinterpret_cast<const channels::ChannelCore*>(b & ~std::uintptr_t{1}), b & 1u);
+    }
+    // seen_barrier: tells `see` of it, if set (and a barrier's end).
+    void seen_barrier(BarrierSeen see, void* ctx) const noexcept {
+        const std::uintptr_t b = bits_.load(std::memory_order_relaxed);
+        if (b & 2u) see(ctx, reinterpret_cast<const channels::BarrierCore*>(b & ~std::uintptr_t{3}));
     }
     bool is(const channels::ChannelCore* c, bool reader) const noexcept {
         return bits_.load(std::memory_order_relaxed) == bits(c, reader);
     }
+    bool is(const channels::BarrierCore* b) const noexcept { return bits_.load(std::memory_order_relaxed) == bits(b); }
 
 private:
     std::atomic<std::uintptr_t> bits_{0};
 };
 
 // end_count_v<X>: how many ends an argument of type X is (vectors of ends
-// count apart: vector_of_ends_v).
+// count apart: vector_of_ends_v): a channel's (channel_end_v) or a
+// barrier's (barrier_end_v).
 template <class X>
-inline constexpr std::size_t end_count_v = requires(const X& x) { x.held_channel(); X::kReaderEnd; } ? 1 : 0;
+inline constexpr bool channel_end_v = requires(const X& x) { x.held_channel(); X::kReaderEnd; };
+template <class X>
+inline constexpr bool barrier_end_v = requires(const X& x) { x.held_barrier(); };
+template <class X>
+inline constexpr std::size_t end_count_v = channel_end_v<X> || barrier_end_v<X> ? 1 : 0;
 template <class X>
 inline constexpr bool vector_of_ends_v = false;
 template <class X>
 inline constexpr bool vector_of_ends_v<std::vector<X>> = end_count_v<X> == 1;
+template <class X>
+inline constexpr bool vector_of_channel_ends_v = false;
+template <class X>
+inline constexpr bool vector_of_channel_ends_v<std::vector<X>> = channel_end_v<X>;
 
 // HeldEnds<Args...>: the ends among arguments of types Args, noted when the
 // call begins (note) and shown until it ends (clear). Takes no room for a
@@ -172,6 +198,18 @@ public:
     void seen(EndSeen see, void* ctx) const noexcept {
         const_cast<HeldEnds*>(this)->for_each([&](HeldEnd& h) { h.seen(see, ctx); });
     }
+    void seen_barriers(BarrierSeen see, void* ctx) const noexcept {
+        const_cast<HeldEnds*>(this)->for_each([&](HeldEnd& h) { h.seen_barrier(see, ctx); });
+    }
+    void forget(const channels::BarrierCore* b) noexcept {
+        bool done = false;
+        for_each([&](HeldEnd& h) {
+            if (!done && h.is(b)) {
+                h.clear();
+                done = true;
+            }
+        });
+    }
     void forget(const channels::ChannelCore* c, bool reader) noexcept {
         bool done = false;
         for_each([&](HeldEnd& h) {
@@ -197,13 +235,21 @@ private:
         if constexpr (vector_of_ends_v<X>) n += x.size();
     }
     template <class X>
+    static void set_one(HeldEnd& h, const X& x) noexcept {
+        if constexpr (channel_end_v<X>) {
+            if (x.held_channel()) h.set(x.held_channel(), X::kReaderEnd);
+        } else {
+            if (x.held_barrier()) h.set(x.held_barrier());
+        }
+    }
+    template <class X>
     void note_one(const X& x, std::size_t& k, std::size_t& m) noexcept {
         if constexpr (end_count_v<X> == 1) {
-            if (x.held_channel()) fixed_[k].set(x.held_channel(), X::kReaderEnd);
+            set_one(fixed_[k], x);
             ++k;
         } else if constexpr (vector_of_ends_v<X>) {
             for (const auto& e : x) {
-                if (m < more_count_ && e.held_channel()) more_[m].set(e.held_channel(), std::decay_t<decltype(e)>::kReaderEnd);
+                if (m < more_count_) set_one(more_[m], e);
                 ++m;
             }
         }
@@ -320,13 +366,15 @@ public:
 
     void held_ends(EndSeen see, void* ctx) const noexcept override { held_.seen(see, ctx); }
     void forget_end(const channels::ChannelCore* c, bool reader) noexcept override { held_.forget(c, reader); }
+    void held_barriers(BarrierSeen see, void* ctx) const noexcept override { held_.seen_barriers(see, ctx); }
+    void forget_barrier(const channels::BarrierCore* b) noexcept override { held_.forget(b); }
     void bound_ends(EndSeen see, void* ctx) const noexcept override {
         if (!bound_) return;
         const auto one = [&](const auto& x) {
             using X = std::decay_t<decltype(x)>;
-            if constexpr (end_count_v<X> == 1) {
+            if constexpr (channel_end_v<X>) {
                 if (x.held_channel()) see(ctx, x.held_channel(), X::kReaderEnd);
-            } else if constexpr (vector_of_ends_v<X>) {
+            } else if constexpr (vector_of_channel_ends_v<X>) {
                 for (const auto& e : x) {
                     if (e.held_channel()) see(ctx, e.held_channel(), std::decay_t<decltype(e)>::kReaderEnd);
                 }
@@ -360,6 +408,8 @@ public:
     void invoke() override { (void)inner_->invoke(); }
     void held_ends(EndSeen see, void* ctx) const noexcept override { inner_->held_ends(see, ctx); }
     void forget_end(const channels::ChannelCore* c, bool reader) noexcept override { inner_->forget_end(c, reader); }
+    void held_barriers(BarrierSeen see, void* ctx) const noexcept override { inner_->held_barriers(see, ctx); }
+    void forget_barrier(const channels::BarrierCore* b) noexcept override { inner_->forget_barrier(b); }
     void bound_ends(EndSeen see, void* ctx) const noexcept override { inner_->bound_ends(see, ctx); }
 
 private:

@@ -180,6 +180,8 @@ std::string derived_name(const char* kind, const std::source_location& where);
 // forget_held_end: the calling process retired an end of c of that side:
 // deadlock explanations no longer count it as held (detail/call.hpp).
 void forget_held_end(const channels::ChannelCore* c, bool reader) noexcept;
+// forget_held_barrier: the same for an end of barrier b that resigned.
+void forget_held_barrier(const channels::BarrierCore* b) noexcept;
 
 // EndBase: what reader and writer ends share: one counted reference to the
 // channel and whether this end has retired.
