@@ -8,8 +8,11 @@
 // the page table, not a mapping of its own, so a million guarded stacks cost
 // a few thousand mappings. (A PROT_NONE guard page splits the mapping: two
 // mappings per stack, and the kernel allows about 65 000 per process.)
-// Older kernels get mprotect guard pages for the first kGuardedBudget stacks
-// and none beyond, which is logged once.
+// Older kernels get mprotect guard pages for as many stacks as the kernel's
+// limit on mappings leaves room for (guarded_budget) and none beyond, which
+// is a warning, once; an overflow that faults anywhere, its stack pointer
+// below its stack, is still reported by name (on_segv). CSP_STACK_GUARDS=
+// mprotect takes the older kernels' way on any (to test it).
 // Freed stacks are pooled and reused, pages and all: giving pages back
 // (madvise) cost more than the rest of a process's start and end together.
 // So resident stack memory stays at the high-water mark of live processes.
@@ -20,15 +23,19 @@
 #include "runtime/sanitizers.hpp"
 #include "runtime/spin_lock.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <cxxabi.h>
 #include <mutex>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 #include <vector>
 
@@ -44,8 +51,32 @@
 namespace csp::runtime {
 namespace {
 
-constexpr std::size_t kGuardedBudget = 16384;  // mprotect guard pages, without guard regions
 constexpr std::size_t kSlabStacks = 64;
+
+// guarded_budget: how many stacks get mprotect guard pages where the kernel
+// has no guard regions. Each costs two mappings (the guard splits its slab),
+// so: half of what vm.max_map_count (65 530 by default) leaves after 16 384
+// for everything else, and at least 16 384.
+std::size_t guarded_budget() noexcept {
+    static const std::size_t budget = [] {
+        constexpr std::size_t kFloor = 16384;
+        std::size_t limit = 0;
+        if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+            unsigned long v = 0;
+            if (std::fscanf(f, "%lu", &v) == 1) limit = v;
+            std::fclose(f);
+        }
+        return limit > 3 * kFloor ? std::max(kFloor, (limit - kFloor) / 2) : kFloor;
+    }();
+    return budget;
+}
+
+// light_guards_wanted: false when CSP_STACK_GUARDS=mprotect asks for the
+// older kernels' guard pages.
+bool light_guards_wanted() noexcept {
+    const char* env = std::getenv("CSP_STACK_GUARDS");
+    return !(env && std::strcmp(env, "mprotect") == 0);
+}
 
 std::size_t page_size() noexcept {
     static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -94,9 +125,11 @@ private:
             slot = slab_ + slab_left_ * (page + size);
         }
         if (!guard(slot) && !warned_.exchange(true, std::memory_order_relaxed))
-            logger().info("{} guarded fiber stacks in use; this kernel has no guard regions "
-                          "(MADV_GUARD_INSTALL, Linux 6.13), so further stacks have no guard page",
-                          kGuardedBudget);
+            logger().warn("{} guarded fiber stacks in use; this kernel has no guard regions "
+                          "(MADV_GUARD_INSTALL, Linux 6.13), so further stacks have no guard page "
+                          "(an overflow there may corrupt another process's stack before it faults); "
+                          "raise vm.max_map_count for more",
+                          guarded_budget());
         return slot + page;
     }
 
@@ -106,7 +139,7 @@ private:
             if (madvise(slot, page_size(), kMadvGuardInstall) == 0) return true;
             if (errno == EINVAL) light_guards_.store(false, std::memory_order_relaxed);
         }
-        return guarded_.fetch_add(1, std::memory_order_relaxed) < kGuardedBudget &&
+        return guarded_.fetch_add(1, std::memory_order_relaxed) < guarded_budget() &&
                mprotect(slot, page_size(), PROT_NONE) == 0;
     }
 
@@ -116,7 +149,7 @@ private:
     std::vector<char*> free_;
     char* slab_ = nullptr;
     std::size_t slab_left_ = 0;
-    std::atomic<bool> light_guards_{true};   // until the kernel says it has none
+    std::atomic<bool> light_guards_{light_guards_wanted()};   // until the kernel says it has none
     std::atomic<std::size_t> guarded_{0};    // mprotect guard pages tried
     std::atomic<bool> warned_{false};
 };
@@ -435,13 +468,25 @@ void switch_context(Context& from, Context& to, Arrival arrival, void* arg) noex
 #ifndef CSP_ASAN  // (AddressSanitizer reports overflows itself)
 namespace {
 
-void on_segv(int sig, siginfo_t* info, void*) {
+void on_segv(int sig, siginfo_t* info, void* uc) {
     const Context* c = running_context();
     auto addr = static_cast<const char*>(info->si_addr);
     // The page under a fiber's stack: its guard page if it has one (under a
     // stack without one lies the top of another, which does not fault).
     const char* guard = c ? static_cast<const char*>(c->stack_bottom) - page_size() : nullptr;
-    if (c && addr >= guard && addr < guard + page_size()) {
+    bool overflow = c && addr >= guard && addr < guard + page_size();
+#if defined(__x86_64__)
+    // Or its stack pointer is under its stack: a stack without a guard page
+    // overflowed into what lies under it, and faulted further down.
+    if (c && !overflow && uc) {
+        const auto sp = static_cast<std::uintptr_t>(static_cast<ucontext_t*>(uc)->uc_mcontext.gregs[REG_RSP]);
+        const auto bottom = reinterpret_cast<std::uintptr_t>(c->stack_bottom);
+        overflow = sp < bottom && bottom - sp < (std::uintptr_t{1} << 32);
+    }
+#else
+    (void)uc;
+#endif
+    if (overflow) {
         const char* msg = "csp: stack overflow in a fiber process";
         (void)!write(STDERR_FILENO, msg, std::strlen(msg));
         if (const char* name = c->name) {
