@@ -53,29 +53,29 @@ namespace {
 
 constexpr std::size_t kSlabStacks = 64;
 
+// forced_mprotect: CSP_STACK_GUARDS=mprotect asks for the older kernels'
+// guard pages, with the smallest budget (so that a test of that path does
+// not depend on the machine's vm.max_map_count).
+bool forced_mprotect() noexcept {
+    const char* env = std::getenv("CSP_STACK_GUARDS");
+    return env && std::strcmp(env, "mprotect") == 0;
+}
+
 // guarded_budget: how many stacks get mprotect guard pages where the kernel
 // has no guard regions. Each costs two mappings (the guard splits its slab),
 // so: half of what vm.max_map_count (65 530 by default) leaves after 16 384
-// for everything else, and at least 16 384.
+// for everything else, and at least 16 384. (Read when the first pool is
+// made, never in a forked child: see reset_stacks_after_fork.)
 std::size_t guarded_budget() noexcept {
-    static const std::size_t budget = [] {
-        constexpr std::size_t kFloor = 16384;
-        std::size_t limit = 0;
-        if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
-            unsigned long v = 0;
-            if (std::fscanf(f, "%lu", &v) == 1) limit = v;
-            std::fclose(f);
-        }
-        return limit > 3 * kFloor ? std::max(kFloor, (limit - kFloor) / 2) : kFloor;
-    }();
-    return budget;
-}
-
-// light_guards_wanted: false when CSP_STACK_GUARDS=mprotect asks for the
-// older kernels' guard pages.
-bool light_guards_wanted() noexcept {
-    const char* env = std::getenv("CSP_STACK_GUARDS");
-    return !(env && std::strcmp(env, "mprotect") == 0);
+    constexpr std::size_t kFloor = 16384;
+    if (forced_mprotect()) return kFloor;
+    std::size_t limit = 0;
+    if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+        unsigned long v = 0;
+        if (std::fscanf(f, "%lu", &v) == 1) limit = v;
+        std::fclose(f);
+    }
+    return limit > 3 * kFloor ? std::max(kFloor, (limit - kFloor) / 2) : kFloor;
 }
 
 std::size_t page_size() noexcept {
@@ -87,6 +87,14 @@ std::size_t page_size() noexcept {
 // page, if it has one); it spans stack_size() bytes from there.
 class StackPool {
 public:
+    StackPool() : budget_(guarded_budget()), light_guards_(!forced_mprotect()) {}
+    // (A forked child's pool: its parent's guard pages are its mappings too.)
+    explicit StackPool(const StackPool& parent) noexcept
+        : budget_(parent.budget_),
+          light_guards_(parent.light_guards_.load(std::memory_order_relaxed)),
+          guarded_(parent.guarded_.load(std::memory_order_relaxed)),
+          warned_(parent.warned_.load(std::memory_order_relaxed)) {}
+
     char* take() {
         {
             Locked<SpinLock> hold(lock_);
@@ -125,11 +133,11 @@ private:
             slot = slab_ + slab_left_ * (page + size);
         }
         if (!guard(slot) && !warned_.exchange(true, std::memory_order_relaxed))
-            logger().warn("{} guarded fiber stacks in use; this kernel has no guard regions "
-                          "(MADV_GUARD_INSTALL, Linux 6.13), so further stacks have no guard page "
-                          "(an overflow there may corrupt another process's stack before it faults); "
-                          "raise vm.max_map_count for more",
-                          guarded_budget());
+            logger().warn("fiber stacks from now on have no guard page: this kernel has no guard "
+                          "regions (MADV_GUARD_INSTALL, Linux 6.13), and guard pages for more than {} "
+                          "stacks do not fit in vm.max_map_count (an overflow of an unguarded stack "
+                          "may corrupt another process's stack before it faults); raise it for more",
+                          budget_);
         return slot + page;
     }
 
@@ -139,7 +147,7 @@ private:
             if (madvise(slot, page_size(), kMadvGuardInstall) == 0) return true;
             if (errno == EINVAL) light_guards_.store(false, std::memory_order_relaxed);
         }
-        return guarded_.fetch_add(1, std::memory_order_relaxed) < guarded_budget() &&
+        return guarded_.fetch_add(1, std::memory_order_relaxed) < budget_ &&
                mprotect(slot, page_size(), PROT_NONE) == 0;
     }
 
@@ -149,7 +157,8 @@ private:
     std::vector<char*> free_;
     char* slab_ = nullptr;
     std::size_t slab_left_ = 0;
-    std::atomic<bool> light_guards_{light_guards_wanted()};   // until the kernel says it has none
+    const std::size_t budget_;               // mprotect guard pages at most (guarded_budget)
+    std::atomic<bool> light_guards_;         // until the kernel says it has none
     std::atomic<std::size_t> guarded_{0};    // mprotect guard pages tried
     std::atomic<bool> warned_{false};
 };
@@ -476,12 +485,21 @@ void on_segv(int sig, siginfo_t* info, void* uc) {
     const char* guard = c ? static_cast<const char*>(c->stack_bottom) - page_size() : nullptr;
     bool overflow = c && addr >= guard && addr < guard + page_size();
 #if defined(__x86_64__)
-    // Or its stack pointer is under its stack: a stack without a guard page
-    // overflowed into what lies under it, and faulted further down.
+    // Or its stack pointer is under its stack, and the fault near it (a
+    // push or a call just under it, a store into a new frame above it): a
+    // stack without
+    // a guard page overflowed into what lies under it, and faulted further
+    // down. (Not a fault of other code whose stack happens to lie lower, a
+    // signal handler's, say: its stores fault elsewhere than at its stack
+    // pointer, as a rule. The name may be wrong in one narrow window: an
+    // overflow inside the switch away from a parking process, which already
+    // counts the next one as running.)
     if (c && !overflow && uc) {
         const auto sp = static_cast<std::uintptr_t>(static_cast<ucontext_t*>(uc)->uc_mcontext.gregs[REG_RSP]);
         const auto bottom = reinterpret_cast<std::uintptr_t>(c->stack_bottom);
-        overflow = sp < bottom && bottom - sp < (std::uintptr_t{1} << 32);
+        const auto at = reinterpret_cast<std::uintptr_t>(addr);
+        overflow = sp < bottom && bottom - sp < (std::uintptr_t{1} << 30) && at + 64 * 1024 >= sp &&
+                   at <= sp + 1024 * 1024;
     }
 #else
     (void)uc;
@@ -536,8 +554,7 @@ void reset_stacks_after_fork() noexcept {
     // Another thread of the parent may have held the pool's lock at the
     // fork. The child starts a pool of its own; the parent's stacks it
     // inherited (private copies) are simply never reused.
-    (void)pool();
-    g_pool = new StackPool;
+    g_pool = new StackPool(pool());
 }
 
 }  // namespace csp::runtime
