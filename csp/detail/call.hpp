@@ -146,10 +146,8 @@ public:
         const std::uintptr_t b = bits_.load(std::memory_order_relaxed);
         if (b & 2u) see(ctx, reinterpret_cast<const channels::BarrierCore*>(b & ~std::uintptr_t{3}));
     }
-    bool is(const channels::ChannelCore* c, bool reader) const noexcept {
-        return bits_.load(std::memory_order_relaxed) == bits(c, reader);
-    }
-    bool is(const channels::BarrierCore* b) const noexcept { return bits_.load(std::memory_order_relaxed) == bits(b); }
+    // holds: it is the end `b` (one of bits() above).
+    bool holds(std::uintptr_t b) const noexcept { return bits_.load(std::memory_order_relaxed) == b; }
 
 private:
     std::atomic<std::uintptr_t> bits_{0};
@@ -201,26 +199,21 @@ public:
     void seen_barriers(BarrierSeen see, void* ctx) const noexcept {
         const_cast<HeldEnds*>(this)->for_each([&](HeldEnd& h) { h.seen_barrier(see, ctx); });
     }
-    void forget(const channels::BarrierCore* b) noexcept {
-        bool done = false;
-        for_each([&](HeldEnd& h) {
-            if (!done && h.is(b)) {
-                h.clear();
-                done = true;
-            }
-        });
-    }
-    void forget(const channels::ChannelCore* c, bool reader) noexcept {
-        bool done = false;
-        for_each([&](HeldEnd& h) {
-            if (!done && h.is(c, reader)) {
-                h.clear();
-                done = true;
-            }
-        });
-    }
+    // forget: the first note of that end is cleared (its process retired or
+    // resigned it).
+    void forget(const channels::BarrierCore* b) noexcept { forget_bits(HeldEnd::bits(b)); }
+    void forget(const channels::ChannelCore* c, bool reader) noexcept { forget_bits(HeldEnd::bits(c, reader)); }
 
 private:
+    void forget_bits(std::uintptr_t end) noexcept {
+        bool done = false;
+        for_each([&](HeldEnd& h) {
+            if (!done && h.holds(end)) {
+                h.clear();
+                done = true;
+            }
+        });
+    }
     template <class F>
     void for_each(F&& f) noexcept {
         if constexpr (kFixed > 0) {
