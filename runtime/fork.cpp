@@ -125,6 +125,7 @@ void hand_back() noexcept {
 
 void after_fork_in_child(Inbox* given) noexcept {
     g_self_pid = static_cast<std::uint32_t>(getpid());  // before any SharedLock is taken
+    t_lock_id = 0;                                      // (made again from it at the next lock)
     plain_home_after_fork();                           // before trace's observe refreshes it
     arena_start_child(&given->heaps);                  // before anything allocates
     g_in_child = true;

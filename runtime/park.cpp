@@ -249,8 +249,58 @@ void yield() noexcept {
 
 constinit __attribute__((tls_model("initial-exec"))) thread_local GoneOn t_gone_on;
 
+void note_contended_by(std::uint32_t worker) noexcept {
+    Worker* w = t_worker;
+    if (!w || simulating()) return;
+    t_gone_on.move_to = worker + 1;
+    t_gone_on.mover = w->current.load(std::memory_order_relaxed);
+    t_gone_on.mover_turn = w->turns.load(std::memory_order_relaxed);
+    t_gone_on.budget = 1;  // (the next write that does not wait moves: gone_on_check)
+}
+
+namespace {
+std::atomic<std::uint64_t> g_moved{0};
+
+// move_to_worker: the calling fiber goes to the queue of worker `to` (see
+// note_contended_by); false when it stays.
+[[gnu::noinline]] bool move_to_worker(std::uint32_t to) noexcept {
+    Worker* w = t_worker;
+    if (!w || !w->current.load(std::memory_order_relaxed) || simulating()) return false;
+    Runtime& r = started();
+    if (to >= r.workers.size() || to == static_cast<std::uint32_t>(w->index)) return false;
+    static constexpr WaitReason kMoving{"is moving to another worker"};
+    Parker* me = w->current.load(std::memory_order_relaxed)->parker;
+    (void)begin_wait(me);  // (a wait of its own, as yield's)
+    w->moving_to = r.workers[to].get();
+    g_moved.fetch_add(1, std::memory_order_relaxed);
+    park_fiber(me, WaitKind::Running, &kMoving, Release{[](void* arg) noexcept {
+                   auto* p = static_cast<Parker*>(arg);
+                   p->state.store(kRunning, std::memory_order_relaxed);
+                   Worker* there = std::exchange(t_worker->moving_to, nullptr);
+                   there->push(task_of(p));
+                   there->rouse();
+               }, me});
+    return true;
+}
+}  // namespace
+
+std::uint64_t processes_moved() noexcept { return g_moved.load(std::memory_order_relaxed); }
+
 void gone_on_check() noexcept {
     GoneOn& g = t_gone_on;
+    if (g.move_to != 0) [[unlikely]] {
+        const std::uint32_t to = g.move_to - 1;
+        g.move_to = 0;
+        g.budget = g.step == 0 ? 4 : static_cast<std::int32_t>(g.step);
+        // (Only the process that met the lock, and only if its worker has
+        // not switched since: one woken since runs where its waker put it.)
+        Worker* w = t_worker;
+        if (w && g.mover == w->current.load(std::memory_order_relaxed) &&
+            g.mover_turn == w->turns.load(std::memory_order_relaxed)) {
+            move_to_worker(to);
+        }
+        return;
+    }
     const bool first = g.step == 0;
     g.step = g.step == 0 ? 4 : std::min<std::uint32_t>(g.step * 2, 64);
     g.budget = static_cast<std::int32_t>(g.step);

@@ -444,6 +444,11 @@ struct GoneOn {
     std::int32_t budget = 4;  // communications to the next look (set to 4 by every switch)
     std::uint32_t step = 0;   // the last budget given (0: none since the switch)
     std::int64_t since = 0;   // coarse ns at the first look (the 4th)
+    // A worker's index + 1: process `mover` met a lock held there
+    // (note_contended_by), and moves there at its next such write.
+    std::uint32_t move_to = 0;
+    const void* mover = nullptr;
+    std::uint64_t mover_turn = 0;  // its worker's turns then (a switch since: the move is off)
 };
 extern constinit __attribute__((tls_model("initial-exec"))) thread_local GoneOn t_gone_on;
 void gone_on_check() noexcept;
@@ -455,6 +460,16 @@ inline void switched() noexcept {
     t_gone_on.budget = 4;
     t_gone_on.step = 0;
 }
+// note_contended_by: the calling fiber found a lock of shared state held by
+// worker `worker` of this OS process (SharedLock::lock_slow). Processes
+// that feed one channel from two workers take its lines from each other's
+// core at every message; so a process that does so moves to the worker of
+// the other, at its next write that does not wait (went_on), and the
+// worker it left stops stealing for a while (Worker::may_steal).
+void note_contended_by(std::uint32_t worker) noexcept;
+// processes_moved: how many times a process of this OS process has moved
+// so (for tests).
+std::uint64_t processes_moved() noexcept;
 
 // run_io runs `call` on a helper thread; only the calling process waits.
 void run_io(const std::function<void()>& call) noexcept;

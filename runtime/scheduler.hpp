@@ -124,6 +124,11 @@ enum : std::uint32_t { kAwake = 0, kAsleep = 1, kRousedRemotely = 2 };
 // (ns). While another worker is busy, an idle one looks every kBusyLook.
 inline constexpr std::int64_t kTakeOverGrace = 1'000'000;
 inline constexpr std::int64_t kBusyLook = 5'000'000;
+// An idle worker whose stolen processes met their channels' locks held on
+// other workers (Worker::contended) stops stealing for a while: at first
+// this long (ns), doubling to kStealPauseLongest while it goes on.
+inline constexpr std::int64_t kStealPauseFirst = 100'000;
+inline constexpr std::int64_t kStealPauseLongest = 3'200'000;
 
 // can_deadlock: a wait of this kind only another process can end (of this
 // OS process, or of another one, or another rank: the walk then asks them
@@ -378,6 +383,24 @@ struct Worker {
     bool take_over_woken() noexcept;
     // What this worker saw of each other's `turns`, and when (steady ns).
     std::vector<std::pair<std::uint64_t, std::int64_t>> seen_turns;
+    // Owner only. contended: a process of this worker found a lock of
+    // shared state held (SharedLock::lock_slow: a channel's, mostly), this
+    // many times. Processes that communicate through one channel all the
+    // time run best together on one worker: spread over two, each message
+    // takes the channel's lines from the other core (bench/buffered on two
+    // workers: 66 ns a message against 23 with all its processes on one).
+    // So a worker that stole processes which then met their locks held
+    // elsewhere often (may_steal) stops stealing for a while; the processes
+    // it stole go back as their partners wake them (ready: where the waker
+    // runs). Processes that compute rather than communicate never contend,
+    // and are stolen as ever.
+    std::uint64_t contended = 0;
+    std::uint64_t contended_at_steal = 0;
+    std::uint64_t turns_at_steal = 0;
+    std::int64_t steal_after = 0;  // steady ns; 0: may steal
+    std::int64_t steal_pause = kStealPauseFirst;
+    Worker* moving_to = nullptr;  // owner only: where a moving fiber goes (move_to_worker)
+    bool may_steal() noexcept;
 };
 
 // Registry: every live parker of this OS process (fiber processes, threads

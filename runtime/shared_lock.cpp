@@ -3,6 +3,7 @@
 #include "runtime/shared_lock.hpp"
 
 #include "runtime/runtime.hpp"
+#include "runtime/scheduler.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -16,6 +17,13 @@
 namespace csp::runtime {
 
 std::uint32_t g_self_pid = 0;
+constinit thread_local std::uint32_t t_lock_id = 0;
+
+std::uint32_t SharedLock::first_lock_id() noexcept { return t_lock_id = kHeld | g_self_pid; }
+
+void SharedLock::note_worker_thread(int index) noexcept {
+    t_lock_id = kHeld | g_self_pid | (index < 511 ? static_cast<std::uint32_t>(index + 1) << 22 : 0);
+}
 
 namespace {
 // Before any static constructor that could take a lock (priority 101 runs
@@ -59,7 +67,7 @@ bool process_gone(std::uint32_t pid) noexcept {
 }
 
 bool SharedLock::take_over(std::uint32_t seen) noexcept {
-    if (!word_.compare_exchange_strong(seen, kHeld | g_self_pid, std::memory_order_acquire,
+    if (!word_.compare_exchange_strong(seen, lock_id(), std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
         return false;
     }
@@ -71,12 +79,22 @@ void SharedLock::lock_outside() noexcept { lock(); }
 
 bool SharedLock::take_from_dead(std::uint32_t pid) noexcept {
     const std::uint32_t seen = word_.load(std::memory_order_acquire);
-    if (pid == 0 || seen != (kHeld | pid) || !take_over(seen)) return false;
+    if (pid == 0 || (seen & (kHeld | kPidMask)) != (kHeld | pid) || !take_over(seen)) return false;
     unlock();
     return true;
 }
 
 void SharedLock::lock_slow() noexcept {
+    if (Worker* w = t_worker; w && fibers_yield_) {
+        ++w->contended;
+        // Held by another worker of this OS process: the caller may move
+        // there once done (Worker::contended, gone_on_check).
+        const std::uint32_t seen = word_.load(std::memory_order_relaxed);
+        const std::uint32_t by = seen >> 22 & 0x1ff;
+        if (by != 0 && (seen & kPidMask) == g_self_pid && seen & kHeld && by != lock_id() >> 22 & 0x1ff) {
+            note_contended_by(by - 1);
+        }
+    }
     Clock::time_point since{};
     Clock::time_point next_look{};
     auto nap = std::chrono::duration_cast<std::chrono::nanoseconds>(kFirstNap);
@@ -84,7 +102,7 @@ void SharedLock::lock_slow() noexcept {
         const std::uint32_t seen = word_.load(std::memory_order_relaxed);
         if (seen == 0) {
             std::uint32_t free = 0;
-            if (word_.compare_exchange_weak(free, kHeld | g_self_pid, std::memory_order_acquire,
+            if (word_.compare_exchange_weak(free, lock_id(), std::memory_order_acquire,
                                             std::memory_order_relaxed)) {
                 return;
             }
@@ -110,7 +128,7 @@ void SharedLock::lock_slow() noexcept {
         }
         if (repair_ && now >= next_look) {
             next_look = now + kLivenessEvery;
-            if (process_gone(seen & ~kHeld) && take_over(seen)) return;
+            if (process_gone(seen & kPidMask) && take_over(seen)) return;
         }
         if (fiber) sleep_for(nap);
         else std::this_thread::sleep_for(nap);

@@ -1,8 +1,10 @@
 // shared_lock.hpp: the lock of state that OS processes share (in the arena).
 //
 // A SharedLock is a word that names its holder: the pid of the OS process
-// that holds it (with a high bit, so that a holder is never 0). That is what
-// lets the network outlive a process that dies holding one:
+// that holds it (with a high bit, so that a holder is never 0), and the
+// worker thread, when a worker holds it (t_lock_id: a fiber that finds the
+// lock held by another worker moves there, runtime::note_contended_by).
+// The pid is what lets the network outlive a process that dies holding one:
 //   - the parent of a child that died looks, before it reaps it, at the
 //     locks the child could have held and takes over the ones it did
 //     (take_from_dead);
@@ -33,6 +35,13 @@ namespace csp::runtime {
 // read by every lock without a GOT entry between. So lock() and try_lock()
 // below link only inside libcsp; code outside (a test) calls lock_outside().
 extern std::uint32_t g_self_pid __attribute__((visibility("hidden")));
+// t_lock_id: what this thread writes into the word of a lock it takes:
+// kHeld | g_self_pid, and on a worker thread its index + 1 in bits 22-30
+// (past 511 workers, none), so that a waiter can tell which worker of this
+// OS process holds the lock (lock_slow). 0 until the thread's first lock
+// (first_lock_id), and again in a forked child.
+extern constinit __attribute__((tls_model("initial-exec"), visibility("hidden"))) thread_local std::uint32_t
+    t_lock_id;
 
 class SharedLock {
 public:
@@ -49,7 +58,7 @@ public:
 
     void lock() noexcept {
         std::uint32_t free = 0;
-        if (word_.compare_exchange_strong(free, kHeld | g_self_pid, std::memory_order_acquire,
+        if (word_.compare_exchange_strong(free, lock_id(), std::memory_order_acquire,
                                           std::memory_order_relaxed)) [[likely]] {
             return;
         }
@@ -58,7 +67,7 @@ public:
     bool try_lock() noexcept {
         std::uint32_t free = 0;
         return word_.load(std::memory_order_relaxed) == 0 &&
-               word_.compare_exchange_strong(free, kHeld | g_self_pid, std::memory_order_acquire,
+               word_.compare_exchange_strong(free, lock_id(), std::memory_order_acquire,
                                              std::memory_order_relaxed);
     }
     void unlock() noexcept { word_.store(0, std::memory_order_release); }
@@ -66,15 +75,24 @@ public:
     // holding a lock), which cannot name g_self_pid.
     void lock_outside() noexcept;
 
+    // note_worker_thread: the calling thread is worker `index` (t_lock_id).
+    static void note_worker_thread(int index) noexcept;
+
     // holder: the pid of the OS process that holds it, 0 when free.
-    std::uint32_t holder() const noexcept { return word_.load(std::memory_order_acquire) & ~kHeld; }
+    std::uint32_t holder() const noexcept { return word_.load(std::memory_order_acquire) & kPidMask; }
 
     // take_from_dead: if OS process `pid`, which has died, holds the lock,
     // take it over, repair the object and unlock it; true if it did.
     bool take_from_dead(std::uint32_t pid) noexcept;
 
 private:
-    static constexpr std::uint32_t kHeld = 0x80000000u;  // (pids are below 2^22)
+    static constexpr std::uint32_t kHeld = 0x80000000u;
+    static constexpr std::uint32_t kPidMask = (1u << 22) - 1;  // (pids are below 2^22; above: a worker, t_lock_id)
+    static std::uint32_t lock_id() noexcept {
+        if (const std::uint32_t id = t_lock_id) [[likely]] return id;
+        return first_lock_id();
+    }
+    [[gnu::noinline]] static std::uint32_t first_lock_id() noexcept;
     [[gnu::noinline]] void lock_slow() noexcept;
     bool take_over(std::uint32_t seen) noexcept;
 

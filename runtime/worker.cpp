@@ -258,7 +258,7 @@ Task* Worker::find_work() noexcept {
     // Steal from the others, starting after ourselves.
     Runtime& r = rt();
     const std::size_t n = r.workers.size();
-    for (std::size_t i = 1; i < n; ++i) {
+    for (std::size_t i = (n > 1 && !simulating() && !may_steal()) ? n : 1; i < n; ++i) {
         Worker* victim = r.workers[(static_cast<std::size_t>(index) + i) % n].get();
         if (Task* t = simulating() ? victim->pop() : victim->steal_into(this)) {
             // (A simulation began since this worker looked: the first runs it.)
@@ -271,6 +271,8 @@ Task* Worker::find_work() noexcept {
             // the batch was in flight) is to be able to take it, should this
             // one now run a process that computes for long.
             if (queued.load(std::memory_order_relaxed) > 0) r.wake_idle_worker(this);
+            contended_at_steal = contended;
+            turns_at_steal = turns.load(std::memory_order_relaxed);
             return t;
         }
     }
@@ -278,6 +280,32 @@ Task* Worker::find_work() noexcept {
     // take a process woken there.
     if (n > 1 && (take_over_timers() || take_over_woken())) return next_local(this);
     return nullptr;
+}
+
+bool Worker::may_steal() noexcept {
+    const std::uint64_t met = contended - contended_at_steal;
+    if (steal_after == 0 && met < 8) return true;
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    if (steal_after != 0) {
+        if (now < steal_after) return false;
+        steal_after = 0;
+        contended_at_steal = contended;
+        turns_at_steal = turns.load(std::memory_order_relaxed);
+        return true;
+    }
+    // Since the last steal: a lock found held at one pick in four or more.
+    const std::uint64_t picks = turns.load(std::memory_order_relaxed) - turns_at_steal;
+    if (met * 4 < picks) {
+        steal_pause = kStealPauseFirst;
+        contended_at_steal = contended;
+        turns_at_steal = turns.load(std::memory_order_relaxed);
+        return true;
+    }
+    steal_after = now + steal_pause;
+    steal_pause = std::min(2 * steal_pause, kStealPauseLongest);
+    return false;
 }
 
 bool Worker::take_over_woken() noexcept {
@@ -371,6 +399,7 @@ void set_rank_serve_hook(bool (*hook)(RankServe step) noexcept) noexcept {
 
 void Worker::loop() noexcept {
     t_worker = this;
+    SharedLock::note_worker_thread(index);
     Runtime& r = rt();
     r.registry.note_thread(true);
     init_thread_context(scheduler);

@@ -5,6 +5,8 @@
 // `suite : 'stress'`, in every placement (see tests/meson.build).
 #include "support.hpp"
 
+#include "runtime/runtime.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -165,6 +167,58 @@ TEST_CASE("a 32-stage pipeline carries 20k values in order", "[stress][pipeline]
         CHECK(got.size() == static_cast<std::size_t>(count));
         CHECK(in_order);
     });
+}
+
+// A funnel: 16 writers into one channel, two readers. On several workers
+// the writers meet the channel's lock held by another worker, and move to
+// that worker (runtime::note_contended_by; the one they left stops stealing
+// for a while): the test checks that no value is lost or doubled while they
+// move, and that they did move where fibers run on several workers.
+TEST_CASE("a funnel on several workers: its writers move, every value arrives once", "[stress][funnel]") {
+    const int kind = GENERATE(0, 1, 2);  // unbuffered, buffer(64), infinite_buffer()
+    CAPTURE(csp_test::placement_name(), kind);
+    constexpr int writers = 16, readers = 2;
+    const int per_writer = csp_test::scaled(20'000);
+    const int total = writers * per_writer;
+    const bool moves = csp_test::placement() == csp_test::Placement::fibers &&
+                       csp_test::env_int("CSP_THREADS", 1) > 1;
+    const std::uint64_t moved_before = csp::runtime::processes_moved();
+    const auto start = Clock::now();
+    // (Rounds until a move was seen, when one must be: the first
+    // contention is a matter of timing. Each round is checked in full.)
+    for (int round = 0;; ++round) {
+        CAPTURE(round);
+        csp::Channel<int> channel = kind == 0   ? csp::Channel<int>{"funnel"}
+                                    : kind == 1 ? csp::Channel<int>{"funnel", csp::buffer(64)}
+                                                : csp::Channel<int>{"funnel", csp::infinite_buffer()};
+        std::vector<std::vector<int>> received(readers);
+        std::vector<Body> bodies;
+        for (int w = 0; w < writers; ++w)
+            bodies.push_back([w, per_writer, out = channel.writer()]() mutable {
+                for (int i = 0; i < per_writer; ++i) out(w * per_writer + i);
+            });
+        for (int r = 0; r < readers; ++r)
+            bodies.push_back([&, r, in = channel.reader()]() mutable {
+                for (;;) received[r].push_back(in());
+            });
+        csp_test::run_network(std::move(bodies));
+
+        std::vector<int> seen(total, 0);
+        int count = 0, out_of_range = 0;
+        for (const auto& one : received) {
+            for (int value : one) {
+                ++count;
+                if (value >= 0 && value < total) ++seen[value];
+                else ++out_of_range;
+            }
+        }
+        REQUIRE(count == total);
+        REQUIRE(out_of_range == 0);
+        REQUIRE(std::count(seen.begin(), seen.end(), 1) == total);
+        const bool moved = csp::runtime::processes_moved() > moved_before;
+        if (round >= 2 && (!moves || moved || Clock::now() - start > 20s)) break;
+    }
+    if (moves) CHECK(csp::runtime::processes_moved() > moved_before);
 }
 
 // Many short networks one after another: start-up and tear-down of processes
