@@ -25,8 +25,9 @@
 //     the logger (log.cpp): replaced by new, empty objects over the old
 //     ones before anything uses them; so is the trace's (the child writes
 //     its own events, for the parent to take in: trace.cpp);
-//   - thread-locals of the forking thread: its worker (none) and its thread
-//     record (the parent's, released without destroying it);
+//   - thread-locals of the forking thread: its worker (none), its thread
+//     record (the parent's, released without destroying it) and its lock id
+//     (t_lock_id: made again from the child's pid at its next lock);
 //   - malloc and stdio: glibc's own fork handlers make them usable.
 // Shared state (the arena: channels, parkers, inboxes, its allocator's
 // process-shared mutex) is one object for parent and child, so a lock held

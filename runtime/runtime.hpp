@@ -438,7 +438,10 @@ void yield() noexcept;
 // least every third communication (commstime: Delta's two writes, then a
 // read that waits) never reads it, and the hot path is one decrement. Not
 // on a plain thread, and not while a simulation runs (it decides
-// preemption itself: sim_preempt).
+// preemption itself: sim_preempt). A process that has just met a lock held
+// by another worker is looked at, at its next such communication, at once
+// (note_contended_by): so a write that does not wait may switch, and even
+// move the process to another thread, as a write that waits may.
 inline constexpr std::int64_t kSlice = 4'000'000;  // ns (a coarse clock: 4 to 8 ms)
 struct GoneOn {
     std::int32_t budget = 4;  // communications to the next look (set to 4 by every switch)

@@ -124,8 +124,8 @@ enum : std::uint32_t { kAwake = 0, kAsleep = 1, kRousedRemotely = 2 };
 // (ns). While another worker is busy, an idle one looks every kBusyLook.
 inline constexpr std::int64_t kTakeOverGrace = 1'000'000;
 inline constexpr std::int64_t kBusyLook = 5'000'000;
-// An idle worker whose stolen processes met their channels' locks held on
-// other workers (Worker::contended) stops stealing for a while: at first
+// A worker whose processes, since it last stole, met locks held by other
+// workers often stops stealing for a while (Worker::may_steal): at first
 // this long (ns), doubling to kStealPauseLongest while it goes on.
 inline constexpr std::int64_t kStealPauseFirst = 100'000;
 inline constexpr std::int64_t kStealPauseLongest = 3'200'000;
@@ -255,6 +255,9 @@ struct Worker {
     // it is due or swept. next_due publishes the earliest deadline (steady
     // clock, ns), kNoTimer when there is none.
     alignas(64) SpinLock timer_lock;
+    // The end of this worker's pause in stealing (steady ns; 0: none;
+    // written by the owner, read by rousers: wake_idle_worker).
+    std::atomic<std::int64_t> steal_after{0};
     std::vector<Timer> timers;
     std::size_t sweep_at = 1024;  // sweep stale timers when the heap grows to this
     std::atomic<std::int64_t> next_due{kNoTimer};
@@ -384,20 +387,23 @@ struct Worker {
     // What this worker saw of each other's `turns`, and when (steady ns).
     std::vector<std::pair<std::uint64_t, std::int64_t>> seen_turns;
     // Owner only. contended: a process of this worker found a lock of
-    // shared state held (SharedLock::lock_slow: a channel's, mostly), this
-    // many times. Processes that communicate through one channel all the
-    // time run best together on one worker: spread over two, each message
-    // takes the channel's lines from the other core (bench/buffered on two
-    // workers: 66 ns a message against 23 with all its processes on one).
-    // So a worker that stole processes which then met their locks held
-    // elsewhere often (may_steal) stops stealing for a while; the processes
-    // it stole go back as their partners wake them (ready: where the waker
-    // runs). Processes that compute rather than communicate never contend,
-    // and are stolen as ever.
+    // shared state (a channel's, a barrier's) held by another worker of this
+    // OS process, this many times (SharedLock::lock_slow). Processes that
+    // communicate through one channel all the time run best together on one
+    // worker: spread over two, each message takes the channel's lines from
+    // the other core (bench/buffered on two workers: 66 ns a message
+    // against 23 with all its processes on one). Such a process moves to
+    // the holder's worker (note_contended_by), and a worker whose processes
+    // keep meeting locks held elsewhere since it last stole stops stealing
+    // for a while (may_steal), or it would take them back. The pause is the
+    // worker's: it steals nothing meanwhile, though timers and processes
+    // kept from running elsewhere are still taken over (take_over_*), and
+    // wake_idle_worker rouses a worker that may steal first. Processes that
+    // compute and seldom communicate seldom meet a lock held, and are
+    // stolen as before.
     std::uint64_t contended = 0;
     std::uint64_t contended_at_steal = 0;
     std::uint64_t turns_at_steal = 0;
-    std::int64_t steal_after = 0;  // steady ns; 0: may steal
     std::int64_t steal_pause = kStealPauseFirst;
     Worker* moving_to = nullptr;  // owner only: where a moving fiber goes (move_to_worker)
     bool may_steal() noexcept;

@@ -86,12 +86,14 @@ bool SharedLock::take_from_dead(std::uint32_t pid) noexcept {
 
 void SharedLock::lock_slow() noexcept {
     if (Worker* w = t_worker; w && fibers_yield_) {
-        ++w->contended;
         // Held by another worker of this OS process: the caller may move
-        // there once done (Worker::contended, gone_on_check).
+        // there once done (note_contended_by), and its worker counts it
+        // (Worker::contended). Not a holder in another OS process, a plain
+        // thread or this worker: moving cannot help there.
         const std::uint32_t seen = word_.load(std::memory_order_relaxed);
-        const std::uint32_t by = seen >> 22 & 0x1ff;
-        if (by != 0 && (seen & kPidMask) == g_self_pid && seen & kHeld && by != lock_id() >> 22 & 0x1ff) {
+        const std::uint32_t by = (seen >> 22) & 0x1ff;
+        if (by != 0 && (seen & kPidMask) == g_self_pid && by != ((lock_id() >> 22) & 0x1ff)) {
+            ++w->contended;
             note_contended_by(by - 1);
         }
     }

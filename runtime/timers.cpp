@@ -115,8 +115,8 @@ void Worker::sleep_idle() noexcept {
     // fires them itself; the others sleep until roused.)
     if (simulating() && index != 0) timeout = -1;
     // (Not past the end of a pause in stealing: may_steal.)
-    if (steal_after != 0 && !simulating()) {
-        const std::int64_t until = std::max<std::int64_t>(1, steal_after - steady_ns(std::chrono::steady_clock::now()));
+    if (const std::int64_t after = steal_after.load(std::memory_order_relaxed); after != 0 && !simulating()) {
+        const std::int64_t until = std::max<std::int64_t>(1, after - steady_ns(std::chrono::steady_clock::now()));
         if (timeout < 0 || timeout > until) timeout = until;
     }
     // Another worker is busy: look now and then whether it keeps a process

@@ -146,6 +146,11 @@ Runtime& rt() {
 
 void Runtime::wake_idle_worker(const Worker* except) noexcept {
     if (idle.load(std::memory_order_seq_cst) == 0) return;
+    // (First one that may steal: one that pauses its stealing, roused, would
+    // leave the work where it is: Worker::may_steal.)
+    for (auto& w : workers) {
+        if (w.get() != except && w->steal_after.load(std::memory_order_relaxed) == 0 && w->rouse()) return;
+    }
     for (auto& w : workers) {
         if (w.get() != except && w->rouse()) return;
     }
@@ -283,27 +288,31 @@ Task* Worker::find_work() noexcept {
 }
 
 bool Worker::may_steal() noexcept {
+    const std::int64_t after = steal_after.load(std::memory_order_relaxed);
     const std::uint64_t met = contended - contended_at_steal;
-    if (steal_after == 0 && met < 8) return true;
+    const std::uint64_t picks = turns.load(std::memory_order_relaxed) - turns_at_steal;
+    if (after == 0) {
+        // Since the last steal: a lock held by another worker met at one
+        // pick in four or more (and 8 times at least) pauses stealing; a
+        // long stretch calmer than that (256 picks: the processes of a
+        // steal run on, well past the first few) brings the pause back to
+        // its first length.
+        if (met < 8 || met * 4 < picks) {
+            if (picks >= 256 && met * 4 < picks) steal_pause = kStealPauseFirst;
+            return true;
+        }
+    }
     const std::int64_t now =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
             .count();
-    if (steal_after != 0) {
-        if (now < steal_after) return false;
-        steal_after = 0;
+    if (after != 0) {
+        if (now < after) return false;
+        steal_after.store(0, std::memory_order_relaxed);
         contended_at_steal = contended;
         turns_at_steal = turns.load(std::memory_order_relaxed);
         return true;
     }
-    // Since the last steal: a lock found held at one pick in four or more.
-    const std::uint64_t picks = turns.load(std::memory_order_relaxed) - turns_at_steal;
-    if (met * 4 < picks) {
-        steal_pause = kStealPauseFirst;
-        contended_at_steal = contended;
-        turns_at_steal = turns.load(std::memory_order_relaxed);
-        return true;
-    }
-    steal_after = now + steal_pause;
+    steal_after.store(now + steal_pause, std::memory_order_relaxed);
     steal_pause = std::min(2 * steal_pause, kStealPauseLongest);
     return false;
 }

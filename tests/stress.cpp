@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <random>
+#include <thread>
 
 using namespace std::chrono_literals;
 using csp_test::Body;
@@ -181,7 +182,7 @@ TEST_CASE("a funnel on several workers: its writers move, every value arrives on
     const int per_writer = csp_test::scaled(20'000);
     const int total = writers * per_writer;
     const bool moves = csp_test::placement() == csp_test::Placement::fibers &&
-                       csp_test::env_int("CSP_THREADS", 1) > 1;
+                       csp_test::env_int("CSP_THREADS", static_cast<int>(std::thread::hardware_concurrency())) > 1;
     const std::uint64_t moved_before = csp::runtime::processes_moved();
     const auto start = Clock::now();
     // (Rounds until a move was seen, when one must be: the first
