@@ -85,18 +85,25 @@ bool SharedLock::take_from_dead(std::uint32_t pid) noexcept {
 }
 
 void SharedLock::lock_slow() noexcept {
+    // Held by another worker of this OS process: the caller may move there
+    // once done (note_contended_by, made once the lock is taken: a wait that
+    // yielded would have made it stale), and its worker counts it
+    // (Worker::contended). Not a holder in another OS process, a plain
+    // thread or this worker: moving cannot help there.
+    std::uint32_t follow = 0;
     if (Worker* w = t_worker; w && fibers_yield_) {
-        // Held by another worker of this OS process: the caller may move
-        // there once done (note_contended_by), and its worker counts it
-        // (Worker::contended). Not a holder in another OS process, a plain
-        // thread or this worker: moving cannot help there.
         const std::uint32_t seen = word_.load(std::memory_order_relaxed);
         const std::uint32_t by = (seen >> 22) & 0x1ff;
         if (by != 0 && (seen & kPidMask) == g_self_pid && by != ((lock_id() >> 22) & 0x1ff)) {
             ++w->contended;
-            note_contended_by(by - 1);
+            follow = by;
         }
     }
+    wait_for_it();
+    if (follow != 0) note_contended_by(follow - 1);
+}
+
+void SharedLock::wait_for_it() noexcept {
     Clock::time_point since{};
     Clock::time_point next_look{};
     auto nap = std::chrono::duration_cast<std::chrono::nanoseconds>(kFirstNap);

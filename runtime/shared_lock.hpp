@@ -94,6 +94,7 @@ private:
     }
     [[gnu::noinline]] static std::uint32_t first_lock_id() noexcept;
     [[gnu::noinline]] void lock_slow() noexcept;
+    void wait_for_it() noexcept;  // (lock_slow's wait)
     bool take_over(std::uint32_t seen) noexcept;
 
     std::atomic<std::uint32_t> word_{0};
