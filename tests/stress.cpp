@@ -23,6 +23,23 @@ namespace {
 
 constexpr auto budget = 1500ms;
 
+// Tally: what readers got of the values 0 .. total-1, each written once.
+struct Tally {
+    int count = 0;         // values read
+    int out_of_range = 0;  // values never written
+    int once = 0;          // values read exactly once
+    Tally(const std::vector<std::vector<int>>& received, int total) {
+        std::vector<int> seen(total, 0);
+        for (const auto& one : received) {
+            for (int value : one) {
+                ++count;
+                if (value >= 0 && value < total) ++seen[value];
+                else ++out_of_range;
+            }
+        }
+        once = static_cast<int>(std::count(seen.begin(), seen.end(), 1));
+    }
+};
 
 }  // namespace
 
@@ -48,20 +65,10 @@ TEST_CASE("any2any: 100k messages among 8 writers and 8 readers, each read once"
             });
         csp_test::run_network(std::move(bodies));
 
-        std::vector<int> seen(total, 0);
-        int count = 0, out_of_range = 0;
-        for (const auto& one : received) {
-            for (int value : one) {
-                ++count;
-                if (value >= 0 && value < total)
-                    ++seen[value];
-                else
-                    ++out_of_range;
-            }
-        }
-        CHECK(count == total);
-        CHECK(out_of_range == 0);
-        CHECK(std::count(seen.begin(), seen.end(), 1) == total);
+        const Tally got(received, total);
+        CHECK(got.count == total);
+        CHECK(got.out_of_range == 0);
+        CHECK(got.once == total);
     });
     CHECK(rounds >= 1);
 }
@@ -204,18 +211,10 @@ TEST_CASE("a funnel on several workers: its writers move, every value arrives on
             });
         csp_test::run_network(std::move(bodies));
 
-        std::vector<int> seen(total, 0);
-        int count = 0, out_of_range = 0;
-        for (const auto& one : received) {
-            for (int value : one) {
-                ++count;
-                if (value >= 0 && value < total) ++seen[value];
-                else ++out_of_range;
-            }
-        }
-        REQUIRE(count == total);
-        REQUIRE(out_of_range == 0);
-        REQUIRE(std::count(seen.begin(), seen.end(), 1) == total);
+        const Tally got(received, total);
+        REQUIRE(got.count == total);
+        REQUIRE(got.out_of_range == 0);
+        REQUIRE(got.once == total);
         const bool moved = csp::runtime::processes_moved() > moved_before;
         if (round >= 2 && (!moves || moved || Clock::now() - start > 20s)) break;
     }
