@@ -262,12 +262,12 @@ namespace {
 std::atomic<std::uint64_t> g_moved{0};
 
 // move_to_worker: the calling fiber goes to the queue of worker `to` (see
-// note_contended_by); false when it stays.
-[[gnu::noinline]] bool move_to_worker(std::uint32_t to) noexcept {
+// note_contended_by), unless that is its own or none.
+[[gnu::noinline]] void move_to_worker(std::uint32_t to) noexcept {
     Worker* w = t_worker;
-    if (!w || !w->current.load(std::memory_order_relaxed) || simulating()) return false;
+    if (!w || !w->current.load(std::memory_order_relaxed) || simulating()) return;
     Runtime& r = started();
-    if (to >= r.workers.size() || to == static_cast<std::uint32_t>(w->index)) return false;
+    if (to >= r.workers.size() || to == static_cast<std::uint32_t>(w->index)) return;
     static constexpr WaitReason kMoving{"is moving to another worker"};
     Parker* me = w->current.load(std::memory_order_relaxed)->parker;
     (void)begin_wait(me);  // (a wait of its own, as yield's)
@@ -280,7 +280,6 @@ std::atomic<std::uint64_t> g_moved{0};
                    there->push(task_of(p));
                    there->rouse();
                }, me});
-    return true;
 }
 }  // namespace
 

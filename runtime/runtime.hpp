@@ -467,8 +467,9 @@ inline void switched() noexcept {
 // worker `worker` of this OS process (SharedLock::lock_slow). Processes
 // that feed one channel from two workers take its lines from each other's
 // core at every message; so a process that does so moves to the worker of
-// the other, at its next write that does not wait (went_on), and the
-// worker it left stops stealing for a while (Worker::may_steal).
+// the other, at its next write that does not wait (went_on), and a worker
+// whose processes keep doing so stops stealing for a while
+// (Worker::may_steal). Called with the lock taken.
 void note_contended_by(std::uint32_t worker) noexcept;
 // processes_moved: how many times a process of this OS process has moved
 // so (for tests).
